@@ -1,0 +1,54 @@
+// A generation: one load of one plugin file. Immutable once built.
+//
+// Owns the mapped library (Boost.DLL shared_library over a private, content-addressed in-memory copy) and
+// the executors its factories created. Destruction order is the safety argument: executors are destroyed
+// first (each on_destroy_executor joins the plugin's threads), then the library is released. Because
+// dlclose may not really unmap (unique symbols, TLS destructors), nothing here depends on it unmapping.
+//
+// Thread rule: const methods are safe from any thread. The last reference must be dropped on a host
+// thread, never on a plugin thread (the registry's reaper takes care of that).
+#pragma once
+
+#include "plugin/kind_executor.hpp"
+#include "plugin/manifest.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace taskhost::plugin {
+
+class LoadedLibrary;  // loader.cpp: the dlopen'ed private copy
+
+class Generation {
+ public:
+  Generation(uint64_t id, std::filesystem::path source, std::string content_hash, PluginManifest manifest,
+             std::unique_ptr<LoadedLibrary> library);
+  ~Generation();
+  Generation(const Generation&) = delete;
+  Generation& operator=(const Generation&) = delete;
+
+  uint64_t id() const { return id_; }
+  const std::filesystem::path& source() const { return source_; }  // the file in the plugins dir
+  const std::string& content_hash() const { return content_hash_; }
+  const std::string& name() const { return manifest_.name; }
+  const std::string& version() const { return manifest_.version; }
+  const PluginManifest& manifest() const { return manifest_; }
+
+  const std::vector<std::unique_ptr<KindExecutor>>& executors() const { return executors_; }
+  const KindExecutor* find(std::string_view kind) const;
+
+  // Loader use only: adds an executor while the generation is being built.
+  void add_executor(std::unique_ptr<KindExecutor> executor) { executors_.push_back(std::move(executor)); }
+
+ private:
+  uint64_t id_;
+  std::filesystem::path source_;
+  std::string content_hash_;
+  PluginManifest manifest_;
+  std::unique_ptr<LoadedLibrary> library_;              // destroyed after executors_ (declared first)
+  std::vector<std::unique_ptr<KindExecutor>> executors_;
+};
+
+}  // namespace taskhost::plugin

@@ -1,0 +1,34 @@
+// Loading a plugin file into a new Generation: copy, inspect, open, validate, create executors.
+//
+// Steps, each failing with an error that names the file and what is wrong:
+//   1. read the file into a private, content-addressed in-memory copy (memfd), so a file being
+//      overwritten in the plugins dir never corrupts mapped code and the same path can load again;
+//   2. inspect it without running code: ELF, the entry symbol, the manifest, a compatible ABI;
+//   3. dlopen the copy (RTLD_NOW | RTLD_LOCAL) through Boost.DLL and call the entry point;
+//   4. validate the descriptor: struct sizes, ABI, agreement with the manifest, required functions,
+//      whole capability groups, non-empty unique kinds;
+//   5. call each kind's factory; a failing or NULL factory fails the load (nothing half-loaded).
+#pragma once
+
+#include "plugin/generation.hpp"
+
+#include <taskhost/plugin.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace taskhost::plugin {
+
+struct LoadResult {
+  std::unique_ptr<Generation> generation;
+  std::string error;  // "FILE: reason" when generation is null
+};
+
+// `host` must outlive the generation (it is handed to every executor factory).
+LoadResult load_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host);
+
+// The content hash load_generation would give `file` (hex), or empty with `error` set.
+std::string content_hash_of(const std::filesystem::path& file, std::string* error);
+
+}  // namespace taskhost::plugin

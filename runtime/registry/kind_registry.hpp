@@ -1,0 +1,88 @@
+// The kind registry: which generation serves each kind right now, and the state of every plugin file.
+//
+// Switching is atomic per file: installing a generation re-points all of its kinds at once, under one
+// lock, so an assignment sees either the old generation or the new one, never a mix. Running tasks keep
+// the shared_ptr of the generation that started them, which is what keeps old code mapped until the
+// last task and the last in-flight call are done.
+//
+// Thread rule: every method is safe from any thread. resolve() is on the hot path: one shared lock and a
+// hash lookup.
+#pragma once
+
+#include "plugin/generation.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace taskhost::registry {
+
+using GenerationPtr = std::shared_ptr<const plugin::Generation>;
+
+// What serves a kind: the generation (keeps code mapped) and its executor for that kind.
+struct Binding {
+  GenerationPtr generation;
+  const plugin::KindExecutor* executor = nullptr;
+  explicit operator bool() const { return executor != nullptr; }
+};
+
+// One plugin file as `taskhost plugins` shows it.
+struct FileStatus {
+  std::filesystem::path file;
+  std::string state;          // "serving", "failed", "removed", "draining"
+  std::string last_error;     // why the newest attempt to load it failed; empty if it did not
+  GenerationPtr current;      // the generation serving new tasks, or null
+  std::vector<GenerationPtr> draining;  // older generations still referenced by running tasks
+};
+
+class KindRegistry {
+ public:
+  // Current binding of `kind`, or an empty Binding.
+  Binding resolve(std::string_view kind) const;
+
+  // Installs `generation` as the current one for its source file. Refused (returns an error naming both
+  // files) when one of its kinds is served by a different file; then nothing changes and the file's
+  // previous generation, if any, keeps serving. On success the file's previous generation stops taking
+  // new tasks.
+  std::string install(GenerationPtr generation);
+
+  // Records that the newest version of `file` failed to load; its current generation (if any) stays.
+  void record_failure(const std::filesystem::path& file, std::string error);
+
+  // The file is gone: its kinds stop taking new tasks (they answer COMPONENT_NOT_FOUND).
+  void remove_file(const std::filesystem::path& file);
+
+  std::vector<FileStatus> files() const;
+  std::vector<Binding> bindings() const;  // every kind currently served, sorted by kind
+
+  // Called (outside the lock) after a kind's binding changed: new generation, or removed (null).
+  using SwitchListener = std::function<void(const std::string& kind, const Binding& now)>;
+  void on_switch(SwitchListener listener);
+
+  // Drops every generation (host shutdown, after the router stopped).
+  void clear();
+
+  // Bookkeeping for `plugins`: a generation that is no longer current but still alive.
+  void track_draining(const std::filesystem::path& file, std::weak_ptr<const plugin::Generation> g);
+
+ private:
+  struct FileEntry {
+    std::string last_error;
+    GenerationPtr current;
+    std::vector<std::weak_ptr<const plugin::Generation>> previous;
+    bool removed = false;
+  };
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, Binding> kinds_;
+  std::map<std::filesystem::path, FileEntry> files_;
+  std::vector<SwitchListener> listeners_;
+};
+
+}  // namespace taskhost::registry

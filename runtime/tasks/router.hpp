@@ -1,0 +1,123 @@
+// The router: the one entry point transports call. Assignments, steering, cancellation and reconcile go
+// in by task id and kind; events, heartbeats, checkpoints and completions come out through the
+// transport's TaskOutbox.
+//
+//   transport ──assign──▶ Router ──kind──▶ KindRegistry ──▶ KindExecutor (generation G)
+//       ▲                    │ deliver / cancel / reconcile (by task id)     │ calls serialized per task
+//       └── TaskOutbox ◀── task table ◀── sink (th_host_api, any thread) ◀── plugin threads
+//
+// Lifecycle (protocol.md §2): pending → running ⇄ waiting_input → succeeded | failed | canceled.
+// The router enforces, whatever a plugin does: terminal is final; a write from a superseded attempt is
+// dropped; request_input ⇄ waiting_input; a cancel deadline after which the task ends canceled; limits
+// per kind and per host (excess assignments wait as pending, in order); heartbeats for every active task
+// from one timer, independent of how long a plugin call blocks.
+//
+// Thread rule: every public method is safe from any thread and returns without waiting for plugin code
+// (plugin calls run on the task's strand in the worker pool).
+#pragma once
+
+#include "registry/kind_registry.hpp"
+#include "transport/outbox.hpp"
+
+#include "taskhost/v1/assignment.pb.h"
+#include "taskhost/v1/cancel.pb.h"
+#include "taskhost/v1/steering.pb.h"
+
+#include <taskhost/plugin.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace taskhost::tasks {
+
+struct RouterOptions {
+  std::string worker_id = "taskhost";
+  size_t max_active = 256;                             // host-wide: tasks started and not yet ended
+  std::unordered_map<std::string, size_t> kind_limits; // per kind; a kind not listed has only the host limit
+  std::chrono::milliseconds cancel_deadline{10'000};   // after cancel, the host ends the task canceled
+  size_t worker_threads = 0;                           // plugin-call pool; 0 = max(2, hardware threads)
+  size_t finished_memory = 10'000;                     // ended tasks kept for status/duplicate checks
+};
+
+// How a task is (re)started: fresh, or resumed after worker loss / restart / reload.
+struct Resume {
+  bool reattach = false;
+  std::string checkpoint;
+};
+
+struct AssignOutcome {
+  enum class Result { accepted, duplicate, rejected };
+  Result result = Result::accepted;
+  v1::ErrorCode code = v1::ERROR_CODE_UNSPECIFIED;  // when rejected
+  std::string message;
+  bool accepted() const { return result == Result::accepted; }
+};
+
+struct TaskSnapshot {
+  std::string task_id;
+  std::string kind;
+  uint32_t attempt = 0;
+  v1::TaskState state = v1::PENDING;
+  std::string detail;
+  uint64_t generation = 0;
+  std::string plugin_version;
+  std::optional<v1::Progress> progress;
+  std::string pending_request_id;  // set while waiting_input
+  bool cancel_requested = false;
+};
+
+class Router {
+ public:
+  Router(RouterOptions options, registry::KindRegistry& registry, transport::TaskOutbox& outbox);
+  ~Router();  // shutdown() if not done
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // The sink table handed to every executor factory. Valid for the router's lifetime.
+  const th_host_api& host_api() const;
+
+  // Start a task (or answer discovery). A malformed assignment or an unknown kind is rejected with a
+  // code (INVALID_INPUT, COMPONENT_NOT_FOUND) AND answered with a failed completion on the outbox.
+  // An id already active is a duplicate (no-op). With resume.reattach the task starts re-attached.
+  AssignOutcome assign(const v1::TaskAssignment& assignment, const Resume& resume = {});
+
+  // Steering or an input answer, by task id. Before start it is queued and delivered at start.
+  v1::DeliveryReceipt deliver(const v1::SteeringMessage& message);
+  // Cooperative cancel; a pending task ends canceled at once.
+  v1::DeliveryReceipt cancel(const v1::CancelRequest& request);
+  v1::DeliveryReceipt reconcile(std::string_view task_id);
+
+  // Free slots for `kind` right now (min of its kind limit and the host limit), for pulling transports.
+  size_t free_slots(std::string_view kind) const;
+  size_t active_count() const;   // pending + running + waiting_input
+  std::optional<TaskSnapshot> snapshot(std::string_view task_id) const;
+  std::vector<TaskSnapshot> snapshots() const;  // active tasks, then recently ended ones
+
+  // Hot reload: move every active, re-attachable task of `kind` that runs on an older generation to the
+  // kind's current generation (detach from the old one, start re-attached with attempt + 1 and the last
+  // checkpoint). Returns how many tasks were asked to move.
+  size_t migrate(std::string_view kind);
+
+  // Stop accepting assignments (they are rejected RESOURCE_UNAVAILABLE); wait up to `grace` for active
+  // tasks to end; cancel the rest and wait for them up to the cancel deadline.
+  void drain(std::chrono::milliseconds grace);
+
+  // Wait until no task is active or `timeout` passes; true when idle.
+  bool wait_idle(std::chrono::milliseconds timeout) const;
+
+  // Stops the worker pool and the timer thread; ends every active task failed ("shutdown") without
+  // calling plugins again. Idempotent.
+  void shutdown();
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace taskhost::tasks
