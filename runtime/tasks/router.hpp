@@ -12,8 +12,8 @@
 // per kind and per host (excess assignments wait as pending, in order); heartbeats for every active task
 // from one timer, independent of how long a plugin call blocks.
 //
-// Thread rule: every public method is safe from any thread and returns without waiting for plugin code
-// (plugin calls run on the task's strand in the worker pool).
+// Thread rule: every public method is safe from any thread. Plugin calls run on the task's strand in the
+// worker pool; only the blocking deliver/cancel/reconcile forms wait for them (bounded).
 #pragma once
 
 #include "registry/kind_registry.hpp"
@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,10 +88,22 @@ class Router {
   AssignOutcome assign(const v1::TaskAssignment& assignment, const Resume& resume = {});
 
   // Steering or an input answer, by task id. Before start it is queued and delivered at start.
-  v1::DeliveryReceipt deliver(const v1::SteeringMessage& message);
-  // Cooperative cancel; a pending task ends canceled at once.
-  v1::DeliveryReceipt cancel(const v1::CancelRequest& request);
-  v1::DeliveryReceipt reconcile(std::string_view task_id);
+  // `done` gets the receipt: at once for unknown/ended/unsupported/queued, else after the executor's
+  // on_deliver returned (on the task's strand). Never called twice; may be called inline.
+  using ReceiptCallback = std::function<void(const v1::DeliveryReceipt&)>;
+  void deliver(const v1::SteeringMessage& message, ReceiptCallback done);
+  // Cooperative cancel; a pending task ends canceled at once. `done` as for deliver.
+  void cancel(const v1::CancelRequest& request, ReceiptCallback done);
+  void reconcile(std::string_view task_id, ReceiptCallback done);
+
+  // Blocking forms for callers without an event loop: wait for the receipt up to `timeout`, then answer
+  // ACCEPTED with detail "delivery in progress".
+  v1::DeliveryReceipt deliver(const v1::SteeringMessage& message,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  v1::DeliveryReceipt cancel(const v1::CancelRequest& request,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  v1::DeliveryReceipt reconcile(std::string_view task_id,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   // Free slots for `kind` right now (min of its kind limit and the host limit), for pulling transports.
   size_t free_slots(std::string_view kind) const;
@@ -110,8 +123,9 @@ class Router {
   // Wait until no task is active or `timeout` passes; true when idle.
   bool wait_idle(std::chrono::milliseconds timeout) const;
 
-  // Stops the worker pool and the timer thread; ends every active task failed ("shutdown") without
-  // calling plugins again. Idempotent.
+  // Stops the worker pool and the timer thread and releases every active task from its executor WITHOUT
+  // completing it: a durable transport still sees those tasks as running and re-attaches them when a
+  // host comes back, so nothing is lost. Drain first for a clean stop. Idempotent.
   void shutdown();
 
   class Impl;

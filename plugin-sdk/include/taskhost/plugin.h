@@ -294,9 +294,17 @@ typedef const th_plugin_descriptor* (*th_plugin_entry_fn)(void);
 #define TASKHOST_EXPORT __attribute__((visibility("default")))
 #endif
 
-/* Declares the entry point: `TASKHOST_PLUGIN_ENTRY(&my_descriptor)`. */
-#define TASKHOST_PLUGIN_ENTRY(descriptor_ptr) \
-  TASKHOST_EXPORT const th_plugin_descriptor* taskhost_plugin_entry(void) { return (descriptor_ptr); }
+#ifdef __cplusplus
+#define TASKHOST_EXTERN_C extern "C"
+#else
+#define TASKHOST_EXTERN_C
+#endif
+
+/* Declares the entry point: `TASKHOST_PLUGIN_ENTRY(&my_descriptor)`. Works in C and C++ alike. */
+#define TASKHOST_PLUGIN_ENTRY(descriptor_ptr)                                    \
+  TASKHOST_EXTERN_C TASKHOST_EXPORT const th_plugin_descriptor* taskhost_plugin_entry(void) { \
+    return (descriptor_ptr);                                                     \
+  }
 
 /* ---------------------------------------------------------------------------------------------------
  * The manifest: what the file declares, readable by the host WITHOUT running any plugin code (no

@@ -1,0 +1,225 @@
+// The sink: the th_host_api table plugins call from any thread.
+//
+// Every function looks its task up by ref (never dereferences anything the plugin hands back), answers
+// TASK_ENDED / STALE_ATTEMPT / UNKNOWN_TASK synchronously, applies the write under the task's mutex and
+// publishes it in order. Nothing here calls back into the plugin and nothing throws across the ABI.
+#include "tasks/lifecycle.hpp"
+#include "tasks/payload.hpp"
+#include "tasks/router_impl.hpp"
+#include "tasks/task_ref.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace taskhost::tasks {
+namespace {
+
+using Impl = Router::Impl;
+
+Impl* self(th_host_context* ctx) { return reinterpret_cast<Impl*>(ctx); }
+std::string str(const char* s) { return s ? std::string(s) : std::string(); }
+std::span<const uint8_t> span(th_bytes b) { return {b.data, b.data ? b.size : 0}; }
+
+// Runs `fn` with the task of `ref` locked; converts any C++ exception into TH_FAILED.
+template <typename Fn>
+th_status with_task(th_host_context* ctx, th_task_ref ref, Fn&& fn) noexcept {
+  try {
+    auto locked = self(ctx)->lock_ref(ref);
+    if (locked.status != TH_OK) return locked.status;
+    return fn(*self(ctx), *locked.task, locked);
+  } catch (...) {
+    return TH_FAILED;
+  }
+}
+
+th_status sink_set_state(th_host_context* ctx, th_task_ref ref, th_task_state state, const char* detail) {
+  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    const auto s = from_abi_state(state);
+    if (!s || (*s != v1::RUNNING && *s != v1::WAITING_INPUT)) return TH_INVALID_ARGUMENT;  // terminal: use complete
+    return impl.set_state_locked(t, *s, str(detail)) ? TH_OK : TH_INVALID_ARGUMENT;
+  });
+}
+
+th_status sink_progress(th_host_context* ctx, th_task_ref ref, double current, double total, const char* unit,
+                        const char* label) {
+  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    v1::Progress p;
+    p.set_current(current);
+    p.set_total(total);
+    p.set_unit(str(unit));
+    p.set_label(str(label));
+    t.progress = p;
+    impl.emit_locked(t, [&](v1::TaskEvent& e) { *e.mutable_progress() = p; });
+    return TH_OK;
+  });
+}
+
+th_status sink_output(th_host_context* ctx, th_task_ref ref, const char* stream, th_bytes delta) {
+  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    impl.emit_locked(t, [&](v1::TaskEvent& e) {
+      auto* o = e.mutable_output();
+      o->set_stream(stream ? stream : "stdout");
+      const auto bytes = span(delta);
+      o->set_delta(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    });
+    return TH_OK;
+  });
+}
+
+th_status sink_post(th_host_context* ctx, th_task_ref ref, const char* text, th_bytes data) {
+  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    google::protobuf::Value value;
+    std::string error;
+    const bool has_data = !span(data).empty();
+    if (has_data && !decode_value(span(data), t.binding ? t.binding.executor->encoding() : TH_ENCODING_JSON, &value,
+                                  &error)) {
+      return TH_INVALID_ARGUMENT;
+    }
+    impl.emit_locked(t, [&](v1::TaskEvent& e) {
+      auto* m = e.mutable_message();
+      m->set_text(str(text));
+      if (has_data) *m->mutable_data() = value;
+    });
+    return TH_OK;
+  });
+}
+
+th_status sink_request_input(th_host_context* ctx, th_task_ref ref, const char* request_id, const char* prompt,
+                             const char* schema) {
+  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    if (!request_id || !*request_id) return TH_INVALID_ARGUMENT;
+    if (!transition_allowed(t.state, v1::WAITING_INPUT)) return TH_INVALID_ARGUMENT;
+    t.pending_request_id = request_id;
+    t.pending_prompt = str(prompt);
+    impl.emit_locked(t, [&](v1::TaskEvent& e) {
+      auto* r = e.mutable_input_request();
+      r->set_request_id(request_id);
+      r->set_prompt(str(prompt));
+      r->set_expected_schema(str(schema));
+    });
+    impl.set_state_locked(t, v1::WAITING_INPUT, fmt::format("waiting for input '{}'", request_id));
+    return TH_OK;
+  });
+}
+
+th_status sink_append_artifact(th_host_context* ctx, th_task_ref ref, const char* name, const char* media_type,
+                               const char* uri) {
+  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    if (!name || !*name) return TH_INVALID_ARGUMENT;
+    impl.emit_locked(t, [&](v1::TaskEvent& e) {
+      auto* a = e.mutable_artifact();
+      a->set_name(name);
+      a->set_media_type(str(media_type));
+      a->set_uri(str(uri));
+    });
+    return TH_OK;
+  });
+}
+
+th_status sink_checkpoint(th_host_context* ctx, th_task_ref ref, th_bytes state) {
+  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    const auto bytes = span(state);
+    t.checkpoint.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    impl.outbox.on_checkpoint(t.id, t.attempt, t.checkpoint);
+    return TH_OK;
+  });
+}
+
+th_status sink_heartbeat(th_host_context* ctx, th_task_ref ref, double fraction, const char* message) {
+  return with_task(ctx, ref, [&](Impl&, Task& t, Impl::Locked&) -> th_status {
+    if (fraction >= 0) t.beat_fraction = std::min(fraction, 1.0);
+    if (message) t.beat_message = message;
+    return TH_OK;
+  });
+}
+
+th_status sink_complete(th_host_context* ctx, th_task_ref ref, const th_result* result) {
+  TaskPtr finished;
+  const th_status status = with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked& locked) -> th_status {
+    if (!result || result->struct_size < offsetof(th_result, error_message) + sizeof(result->error_message)) {
+      return TH_INVALID_ARGUMENT;
+    }
+    const auto state = from_abi_state(result->state);
+    if (!state || !is_terminal(*state)) return TH_INVALID_ARGUMENT;
+    th_status answer = TH_OK;
+    auto c = impl.completion_locked(t, *state);
+    if (*state == v1::SUCCEEDED) {
+      std::string error;
+      const th_encoding enc = t.binding ? t.binding.executor->encoding() : TH_ENCODING_JSON;
+      if (!decode_value(span(result->output), enc, c.mutable_output(), &error)) {
+        // A malformed output must not leave the task hanging: it fails, naming why.
+        c = impl.completion_locked(t, v1::FAILED);
+        c.mutable_error()->set_code(v1::WORKER_ERROR);
+        c.mutable_error()->set_message("task '" + t.id + "' succeeded with an output the host cannot read: " + error);
+        c.mutable_error()->set_kind("invalid_output");
+        answer = TH_INVALID_ARGUMENT;
+      }
+    } else {
+      auto* err = c.mutable_error();
+      const th_error_code code = result->error_code;
+      err->set_code(*state == v1::CANCELED ? v1::CANCELLED
+                    : (code > 0 && v1::ErrorCode_IsValid(code)) ? static_cast<v1::ErrorCode>(code)
+                                                                : v1::COMPONENT_FAILED);
+      err->set_message(result->error_message ? result->error_message : std::string(state_name(*state)));
+    }
+    impl.end_locked(t, std::move(c));
+    finished = locked.task;
+    return answer;
+  });
+  if (finished) self(ctx)->post(finished, [impl = self(ctx), finished] { impl->finalize_on_strand(finished); });
+  return status;
+}
+
+void sink_log(th_host_context*, th_task_ref ref, int32_t level, const char* message) {
+  try {
+    static constexpr const char* kNames[] = {"debug", "info", "warn", "error"};
+    const char* name = (level >= 0 && level <= 3) ? kNames[level] : "info";
+    std::fprintf(stderr, "%s\n", fmt::format("plugin {} [task-ref {}]: {}", name, ref, str(message)).c_str());
+  } catch (...) {
+  }
+}
+
+}  // namespace
+
+Impl::Locked Impl::lock_ref(th_task_ref ref) {
+  Locked out;
+  const uint64_t serial = ref_serial(ref);
+  {
+    std::lock_guard lock(mu);
+    auto it = by_serial.find(serial);
+    if (it == by_serial.end()) {
+      out.status = (serial != 0 && serial < next_serial) ? TH_TASK_ENDED : TH_UNKNOWN_TASK;
+      return out;
+    }
+    out.task = it->second;
+  }
+  out.lock = std::unique_lock(out.task->mu);
+  if (!ref_matches_attempt(ref, out.task->attempt)) {
+    out.status = TH_STALE_ATTEMPT;
+  } else if (out.task->ended) {
+    out.status = TH_TASK_ENDED;
+  }
+  return out;
+}
+
+th_host_api Impl::make_host_api(Impl* impl) {
+  th_host_api api{};
+  api.struct_size = sizeof(api);
+  api.abi_major = TASKHOST_ABI_MAJOR;
+  api.abi_minor = TASKHOST_ABI_MINOR;
+  api.context = reinterpret_cast<th_host_context*>(impl);
+  api.set_state = sink_set_state;
+  api.progress = sink_progress;
+  api.output = sink_output;
+  api.post = sink_post;
+  api.request_input = sink_request_input;
+  api.append_artifact = sink_append_artifact;
+  api.checkpoint = sink_checkpoint;
+  api.heartbeat = sink_heartbeat;
+  api.complete = sink_complete;
+  api.log = sink_log;
+  return api;
+}
+
+}  // namespace taskhost::tasks

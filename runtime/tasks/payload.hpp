@@ -1,0 +1,22 @@
+// Payload encoding across the ABI: a kind declares JSON or protobuf (th_encoding); the host converts the
+// wire's google.protobuf.Value to exactly that, once, and decodes what the plugin hands back.
+#pragma once
+
+#include <taskhost/plugin.h>
+
+#include <google/protobuf/struct.pb.h>
+
+#include <span>
+#include <string>
+
+namespace taskhost::tasks {
+
+// Encodes `value` for a kind that wants `encoding`.
+std::string encode_value(const google::protobuf::Value& value, th_encoding encoding);
+
+// Decodes plugin bytes into `out`. Empty bytes decode to JSON null. Returns false and sets `error`
+// (naming the encoding and the parser's complaint) on malformed input.
+bool decode_value(std::span<const uint8_t> bytes, th_encoding encoding, google::protobuf::Value* out,
+                  std::string* error);
+
+}  // namespace taskhost::tasks

@@ -1,0 +1,578 @@
+// Router: admission, limits, lifecycle bookkeeping, and the public entry points. Plugin calls live in
+// task_calls.cpp, the sink in host_api.cpp.
+#include "tasks/router.hpp"
+
+#include "tasks/lifecycle.hpp"
+#include "tasks/router_impl.hpp"
+#include "tasks/task_ref.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <future>
+#include <thread>
+
+namespace taskhost::tasks {
+namespace {
+
+size_t pool_size(const RouterOptions& o) {
+  if (o.worker_threads > 0) return o.worker_threads;
+  return std::max<size_t>(2, std::thread::hardware_concurrency());
+}
+
+v1::DeliveryReceipt make_receipt(std::string_view task_id, std::string_view message_id,
+                                 v1::DeliveryReceipt::Outcome outcome, std::string detail) {
+  v1::DeliveryReceipt r;
+  r.set_task_id(std::string(task_id));
+  r.set_message_id(std::string(message_id));
+  r.set_outcome(outcome);
+  r.set_detail(std::move(detail));
+  return r;
+}
+
+}  // namespace
+
+// =====================================================================================================
+// Impl: admission and bookkeeping
+// =====================================================================================================
+
+Router::Impl::Impl(RouterOptions opts, registry::KindRegistry& reg, transport::TaskOutbox& out)
+    : options(std::move(opts)),
+      registry(reg),
+      outbox(out),
+      api(make_host_api(this)),
+      pool(pool_size(options)),
+      finished(options.finished_memory) {}
+
+AssignOutcome Router::Impl::reject(const v1::TaskAssignment& a, const std::string& kind, v1::ErrorCode code,
+                                   std::string message) {
+  // The sender gets the answer twice on purpose: synchronously, and as the task's one completion on the
+  // outbox, which is how an orchestrator on a queue learns of it (COMPONENT_NOT_FOUND is never retried).
+  v1::TaskCompletion c;
+  c.set_task_id(a.task_id());
+  c.set_attempt(a.has_execute() ? std::max<uint32_t>(1, a.execute().attempt()) : 1);
+  c.set_state(v1::FAILED);
+  c.set_worker_id(options.worker_id);
+  c.set_kind(kind);
+  auto* err = c.mutable_error();
+  err->set_code(code);
+  err->set_message(message);
+  err->set_kind("rejected");
+  if (!a.task_id().empty()) outbox.on_completion(c);
+  return AssignOutcome{AssignOutcome::Result::rejected, code, std::move(message)};
+}
+
+void Router::Impl::answer_discovery(const v1::TaskAssignment& a) {
+  v1::TaskCompletion c;
+  c.set_task_id(a.task_id());
+  c.set_attempt(1);
+  c.set_state(v1::SUCCEEDED);
+  c.set_worker_id(options.worker_id);
+  auto* list = c.mutable_components();
+  for (const auto& b : registry.bindings()) {
+    auto* info = list->add_components();
+    info->set_component_id(b.executor->kind());
+    info->set_path("/" + b.executor->kind());
+    if (!b.executor->description().empty()) info->set_description(b.executor->description());
+    if (!b.executor->input_schema().empty()) info->set_input_schema(b.executor->input_schema());
+    if (!b.executor->output_schema().empty()) info->set_output_schema(b.executor->output_schema());
+  }
+  outbox.on_completion(c);
+}
+
+AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& resume) {
+  if (a.task_id().empty()) {
+    return reject(a, {}, v1::INVALID_INPUT, "malformed assignment: field 'task_id' is empty");
+  }
+  if (a.has_list_components()) {
+    answer_discovery(a);
+    return {};
+  }
+  if (!a.has_execute()) {
+    return reject(a, {}, v1::INVALID_INPUT,
+                  "malformed assignment for task '" + a.task_id() + "': neither 'execute' nor 'list_components' is set");
+  }
+  const std::string& kind = a.execute().component_id();
+  if (kind.empty()) {
+    return reject(a, kind, v1::INVALID_INPUT,
+                  "malformed assignment for task '" + a.task_id() + "': field 'execute.component_id' (the kind) is empty");
+  }
+  if (!registry.resolve(kind)) {
+    return reject(a, kind, v1::COMPONENT_NOT_FOUND, "no plugin serves kind '" + kind + "' (task '" + a.task_id() + "')");
+  }
+  const uint32_t attempt = std::max<uint32_t>(1, a.execute().attempt());
+
+  TaskPtr t;
+  {
+    std::lock_guard lock(mu);
+    if (stopped || draining) {
+      return reject(a, kind, v1::RESOURCE_UNAVAILABLE, "host is draining: task '" + a.task_id() + "' not accepted");
+    }
+    if (by_id.count(a.task_id())) {
+      return {AssignOutcome::Result::duplicate, v1::ERROR_CODE_UNSPECIFIED,
+              "task '" + a.task_id() + "' is already active on this host"};
+    }
+    if (const auto* done = finished.find(a.task_id()); done && done->attempt >= attempt && !resume.reattach) {
+      return {AssignOutcome::Result::duplicate, v1::ERROR_CODE_UNSPECIFIED,
+              "task '" + a.task_id() + "' attempt " + std::to_string(attempt) + " already ended (" +
+                  std::string(state_name(done->state)) + ")"};
+    }
+    t = std::make_shared<Task>(a.task_id(), kind, next_serial++, boost::asio::make_strand(pool.get_executor()));
+    t->input = a.execute().input();
+    t->heartbeat_interval = std::chrono::seconds(a.heartbeat_interval_secs());
+    t->attempt = attempt;
+    t->reattach = resume.reattach;
+    t->checkpoint = resume.checkpoint;
+    by_id.emplace(t->id, t);
+    by_serial.emplace(t->serial, t);
+    pending.push_back(t);
+    ++counts[kind].pending;
+    ++total.pending;
+  }
+  {
+    std::lock_guard tl(t->mu);
+    emit_locked(*t, [&](v1::TaskEvent& e) {
+      e.mutable_state()->set_state(v1::PENDING);
+      e.mutable_state()->set_detail(resume.reattach ? "accepted for re-attach" : "accepted");
+    });
+  }
+  try_admit();
+  return {};
+}
+
+size_t Router::Impl::kind_limit(const std::string& kind) const {
+  auto it = options.kind_limits.find(kind);
+  return it == options.kind_limits.end() ? options.max_active : it->second;
+}
+
+size_t Router::Impl::free_slots_locked(const std::string& kind) const {
+  auto it = counts.find(kind);
+  const Counts c = it == counts.end() ? Counts{} : it->second;
+  const size_t kind_used = c.pending + c.started;
+  const size_t host_used = total.pending + total.started;
+  const size_t lim = kind_limit(kind);
+  const size_t kind_free = kind_used >= lim ? 0 : lim - kind_used;
+  const size_t host_free = host_used >= options.max_active ? 0 : options.max_active - host_used;
+  return std::min(kind_free, host_free);
+}
+
+void Router::Impl::try_admit() {
+  std::vector<TaskPtr> admitted;
+  {
+    std::lock_guard lock(mu);
+    if (stopped) return;
+    for (auto it = pending.begin(); it != pending.end() && total.started < options.max_active;) {
+      Counts& c = counts[(*it)->kind];
+      if (c.started >= kind_limit((*it)->kind)) {
+        ++it;  // this kind is full; later tasks of other kinds may still start (no head-of-line blocking)
+        continue;
+      }
+      --c.pending;
+      ++c.started;
+      --total.pending;
+      ++total.started;
+      admitted.push_back(*it);
+      it = pending.erase(it);
+    }
+  }
+  for (auto& t : admitted) {
+    {
+      std::lock_guard tl(t->mu);
+      t->started = true;
+    }
+    post(t, [this, t] { start_on_strand(t); });
+  }
+}
+
+TaskPtr Router::Impl::find_active(std::string_view id) const {
+  std::lock_guard lock(mu);
+  auto it = by_id.find(std::string(id));
+  return it == by_id.end() ? nullptr : it->second;
+}
+
+v1::DeliveryReceipt Router::Impl::receipt_for_missing(std::string_view task_id, std::string_view message_id) const {
+  std::lock_guard lock(mu);
+  if (const auto* done = finished.find(task_id)) {
+    return make_receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
+                        "task '" + std::string(task_id) + "' already ended (" + std::string(state_name(done->state)) + ")");
+  }
+  return make_receipt(task_id, message_id, v1::DeliveryReceipt::UNKNOWN_TASK,
+                      "unknown task '" + std::string(task_id) + "'");
+}
+
+TaskSnapshot Router::Impl::snapshot_locked(const Task& t) const {
+  TaskSnapshot s;
+  s.task_id = t.id;
+  s.kind = t.kind;
+  s.attempt = t.attempt;
+  s.state = t.state;
+  s.detail = t.detail;
+  s.generation = t.generation_id;
+  s.plugin_version = t.plugin_version;
+  s.progress = t.progress;
+  s.pending_request_id = t.pending_request_id;
+  s.cancel_requested = t.cancel_requested;
+  return s;
+}
+
+void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
+  TaskSnapshot snap;
+  {
+    std::lock_guard tl(t->mu);
+    snap = snapshot_locked(*t);
+  }
+  {
+    std::lock_guard lock(mu);
+    auto it = by_id.find(t->id);
+    if (it != by_id.end() && it->second == t) by_id.erase(it);
+    by_serial.erase(t->serial);
+    Counts& c = counts[t->kind];
+    if (held_slot) {
+      --c.started;
+      --total.started;
+    } else if (auto p = std::find(pending.begin(), pending.end(), t); p != pending.end()) {
+      pending.erase(p);
+      --c.pending;
+      --total.pending;
+    }
+    finished.add(std::move(snap));
+  }
+  idle.notify_all();
+  outbox.on_capacity(t->kind);
+  try_admit();
+}
+
+// =====================================================================================================
+// Impl: lifecycle
+// =====================================================================================================
+
+bool Router::Impl::set_state_locked(Task& t, v1::TaskState state, std::string detail) {
+  if (t.ended || !transition_allowed(t.state, state)) return false;
+  if (t.state == state && t.detail == detail) return true;
+  t.state = state;
+  t.detail = detail;
+  emit_locked(t, [&](v1::TaskEvent& e) {
+    e.mutable_state()->set_state(state);
+    e.mutable_state()->set_detail(std::move(detail));
+  });
+  return true;
+}
+
+v1::TaskCompletion Router::Impl::completion_locked(const Task& t, v1::TaskState state) const {
+  v1::TaskCompletion c;
+  c.set_task_id(t.id);
+  c.set_attempt(t.attempt);
+  c.set_state(state);
+  c.set_worker_id(options.worker_id);
+  c.set_kind(t.kind);
+  c.set_generation(t.generation_id);
+  c.set_plugin_version(t.plugin_version);
+  return c;
+}
+
+bool Router::Impl::end_locked(Task& t, v1::TaskCompletion completion) {
+  if (t.ended) return false;  // the first completion wins
+  t.ended = true;
+  t.state = completion.state();
+  t.detail = completion.has_error() ? completion.error().message() : std::string(state_name(t.state));
+  t.pending_request_id.clear();
+  t.pending_prompt.clear();
+  emit_locked(t, [&](v1::TaskEvent& e) {
+    e.mutable_state()->set_state(t.state);
+    e.mutable_state()->set_detail(t.detail);
+  });
+  outbox.on_completion(completion);
+  return true;
+}
+
+bool Router::Impl::fail_locked(Task& t, v1::ErrorCode code, std::string message, std::string error_kind) {
+  auto c = completion_locked(t, code == v1::CANCELLED ? v1::CANCELED : v1::FAILED);
+  auto* err = c.mutable_error();
+  err->set_code(code);
+  err->set_message(std::move(message));
+  err->set_kind(std::move(error_kind));
+  return end_locked(t, std::move(c));
+}
+
+void Router::Impl::schedule_heartbeat(const TaskPtr& t, uint32_t attempt, Scheduler::Clock::time_point due) {
+  if (t->heartbeat_interval.count() <= 0) return;
+  std::weak_ptr<Task> weak = t;
+  scheduler.schedule(due, [this, weak, attempt, due] {
+    auto task = weak.lock();
+    if (!task) return;
+    {
+      std::lock_guard tl(task->mu);
+      if (task->ended || task->attempt != attempt) return;  // the beat of an ended or superseded attempt stops
+      v1::Heartbeat hb;
+      hb.set_task_id(task->id);
+      hb.set_worker_id(options.worker_id);
+      hb.set_attempt(attempt);
+      if (task->beat_fraction) {
+        hb.set_progress(*task->beat_fraction);
+      } else if (task->progress && task->progress->total() > 0) {
+        hb.set_progress(std::clamp(task->progress->current() / task->progress->total(), 0.0, 1.0));
+      }
+      if (!task->beat_message.empty()) hb.set_status_message(task->beat_message);
+      outbox.on_heartbeat(hb);
+    }
+    // Next beat at a fixed cadence from the previous due time, so lag does not accumulate.
+    auto next = due + task->heartbeat_interval;
+    const auto now = Scheduler::Clock::now();
+    if (next < now) next = now;
+    schedule_heartbeat(task, attempt, next);
+  });
+}
+
+void Router::Impl::schedule_cancel_deadline(const TaskPtr& t, uint32_t attempt) {
+  std::weak_ptr<Task> weak = t;
+  const auto deadline = options.cancel_deadline;
+  scheduler.schedule(Scheduler::Clock::now() + deadline, [this, weak, attempt, deadline] {
+    auto task = weak.lock();
+    if (!task) return;
+    {
+      std::lock_guard tl(task->mu);
+      if (task->ended || task->attempt != attempt) return;
+      // Decided here, on the timer thread, so a plugin stuck inside a call cannot keep the task alive;
+      // on_release follows on the strand once that call returns.
+      fail_locked(*task, v1::CANCELLED,
+                  "task '" + task->id + "' did not wind down within " + std::to_string(deadline.count()) +
+                      " ms of the cancel request; ended by the host",
+                  "deadline");
+    }
+    post(task, [this, task] { finalize_on_strand(task); });
+  });
+}
+
+// =====================================================================================================
+// Router: public entry points
+// =====================================================================================================
+
+Router::Router(RouterOptions options, registry::KindRegistry& registry, transport::TaskOutbox& outbox)
+    : impl_(std::make_unique<Impl>(std::move(options), registry, outbox)) {}
+
+Router::~Router() { shutdown(); }
+
+const th_host_api& Router::host_api() const { return impl_->api; }
+
+AssignOutcome Router::assign(const v1::TaskAssignment& assignment, const Resume& resume) {
+  return impl_->assign(assignment, resume);
+}
+
+void Router::deliver(const v1::SteeringMessage& message, ReceiptCallback done) {
+  auto t = impl_->find_active(message.task_id());
+  if (!t) return done(impl_->receipt_for_missing(message.task_id(), message.message_id()));
+  {
+    std::lock_guard tl(t->mu);
+    if (t->ended) {
+      return done(make_receipt(t->id, message.message_id(), v1::DeliveryReceipt::TASK_ENDED,
+                               "task '" + t->id + "' already ended (" + std::string(state_name(t->state)) + ")"));
+    }
+    if (!t->started) {
+      t->queued.push_back(message);
+      return done(make_receipt(t->id, message.message_id(), v1::DeliveryReceipt::ACCEPTED,
+                               "queued: delivered when the task starts"));
+    }
+  }
+  impl_->post(t, [impl = impl_.get(), t, message, done = std::move(done)]() mutable {
+    impl->deliver_on_strand(t, std::move(message), std::move(done));
+  });
+}
+
+void Router::cancel(const v1::CancelRequest& request, ReceiptCallback done) {
+  auto t = impl_->find_active(request.task_id());
+  if (!t) return done(impl_->receipt_for_missing(request.task_id(), {}));
+  bool was_pending = false;
+  {
+    std::lock_guard tl(t->mu);
+    if (t->ended) {
+      return done(make_receipt(t->id, {}, v1::DeliveryReceipt::TASK_ENDED,
+                               "task '" + t->id + "' already ended (" + std::string(state_name(t->state)) + ")"));
+    }
+    if (request.attempt() != 0 && request.attempt() != t->attempt) {
+      return done(make_receipt(t->id, {}, v1::DeliveryReceipt::REJECTED,
+                               "cancel names attempt " + std::to_string(request.attempt()) + " but task '" + t->id +
+                                   "' is at attempt " + std::to_string(t->attempt)));
+    }
+    if (t->cancel_requested) {
+      return done(make_receipt(t->id, {}, v1::DeliveryReceipt::ACCEPTED, "cancel already requested"));
+    }
+    t->cancel_requested = true;
+    if (!t->started) {
+      was_pending = true;
+      impl_->fail_locked(*t, v1::CANCELLED,
+                         request.reason().empty() ? "canceled before start" : "canceled before start: " + request.reason());
+    } else {
+      impl_->schedule_cancel_deadline(t, t->attempt);
+    }
+  }
+  if (was_pending) {
+    impl_->retire(t, /*held_slot=*/false);
+    return done(make_receipt(t->id, {}, v1::DeliveryReceipt::ACCEPTED, "canceled before start"));
+  }
+  impl_->post(t, [impl = impl_.get(), t, request, done = std::move(done)]() mutable {
+    impl->cancel_on_strand(t, std::move(request), std::move(done));
+  });
+}
+
+void Router::reconcile(std::string_view task_id, ReceiptCallback done) {
+  auto t = impl_->find_active(task_id);
+  if (!t) return done(impl_->receipt_for_missing(task_id, {}));
+  impl_->post(t, [impl = impl_.get(), t, done = std::move(done)]() mutable {
+    impl->reconcile_on_strand(t, std::move(done));
+  });
+}
+
+namespace {
+template <typename Start>
+v1::DeliveryReceipt wait_receipt(std::string_view task_id, std::string_view message_id,
+                                 std::chrono::milliseconds timeout, Start&& start) {
+  auto promise = std::make_shared<std::promise<v1::DeliveryReceipt>>();
+  auto future = promise->get_future();
+  start([promise](const v1::DeliveryReceipt& r) { promise->set_value(r); });
+  if (future.wait_for(timeout) == std::future_status::ready) return future.get();
+  return make_receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED, "delivery in progress");
+}
+}  // namespace
+
+v1::DeliveryReceipt Router::deliver(const v1::SteeringMessage& message, std::chrono::milliseconds timeout) {
+  return wait_receipt(message.task_id(), message.message_id(), timeout,
+                      [&](ReceiptCallback cb) { deliver(message, std::move(cb)); });
+}
+
+v1::DeliveryReceipt Router::cancel(const v1::CancelRequest& request, std::chrono::milliseconds timeout) {
+  return wait_receipt(request.task_id(), {}, timeout, [&](ReceiptCallback cb) { cancel(request, std::move(cb)); });
+}
+
+v1::DeliveryReceipt Router::reconcile(std::string_view task_id, std::chrono::milliseconds timeout) {
+  return wait_receipt(task_id, {}, timeout, [&](ReceiptCallback cb) { reconcile(task_id, std::move(cb)); });
+}
+
+size_t Router::free_slots(std::string_view kind) const {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->stopped || impl_->draining) return 0;
+  return impl_->free_slots_locked(std::string(kind));
+}
+
+size_t Router::active_count() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->by_id.size();
+}
+
+std::optional<TaskSnapshot> Router::snapshot(std::string_view task_id) const {
+  if (auto t = impl_->find_active(task_id)) {
+    std::lock_guard tl(t->mu);
+    return impl_->snapshot_locked(*t);
+  }
+  std::lock_guard lock(impl_->mu);
+  if (const auto* done = impl_->finished.find(task_id)) return *done;
+  return std::nullopt;
+}
+
+std::vector<TaskSnapshot> Router::snapshots() const {
+  std::vector<TaskPtr> active;
+  std::vector<TaskSnapshot> out;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& [id, t] : impl_->by_id) active.push_back(t);
+    impl_->finished.for_each([&](const TaskSnapshot& s) { out.push_back(s); });
+  }
+  std::vector<TaskSnapshot> result;
+  result.reserve(active.size() + out.size());
+  for (const auto& t : active) {
+    std::lock_guard tl(t->mu);
+    result.push_back(impl_->snapshot_locked(*t));
+  }
+  std::sort(result.begin(), result.end(), [](const auto& a, const auto& b) { return a.task_id < b.task_id; });
+  result.insert(result.end(), out.begin(), out.end());
+  return result;
+}
+
+size_t Router::migrate(std::string_view kind) {
+  const auto current = impl_->registry.resolve(kind);
+  if (!current) return 0;
+  std::vector<TaskPtr> candidates;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& [id, t] : impl_->by_id) {
+      if (t->kind == kind) candidates.push_back(t);
+    }
+  }
+  size_t moved = 0;
+  for (const auto& t : candidates) {
+    {
+      std::lock_guard tl(t->mu);
+      if (t->ended || !t->started || !t->binding || t->binding.generation == current.generation) continue;
+      if (!t->binding.executor->supports_reattach()) continue;
+    }
+    ++moved;
+    impl_->post(t, [impl = impl_.get(), t] { impl->migrate_on_strand(t); });
+  }
+  return moved;
+}
+
+void Router::drain(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->draining = true;
+  }
+  if (wait_idle(grace)) return;
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& [id, t] : impl_->by_id) ids.push_back(id);
+  }
+  for (const auto& id : ids) {
+    v1::CancelRequest req;
+    req.set_task_id(id);
+    req.set_reason("host is shutting down");
+    cancel(req, [](const v1::DeliveryReceipt&) {});
+  }
+  wait_idle(impl_->options.cancel_deadline + std::chrono::seconds(1));
+}
+
+bool Router::wait_idle(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->mu);
+  return impl_->idle.wait_for(lock, timeout, [&] { return impl_->by_id.empty(); });
+}
+
+void Router::shutdown() {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+  }
+  impl_->scheduler.stop();
+  impl_->pool.stop();  // queued handlers are dropped; a call in flight finishes first
+  impl_->pool.join();
+  // The pool is gone, so nothing else calls plugins now: release every started task here, on this
+  // (host) thread, without completing it — see the header for why.
+  std::vector<TaskPtr> active;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& [id, t] : impl_->by_id) active.push_back(t);
+  }
+  for (const auto& t : active) {
+    registry::Binding binding;
+    plugin::TaskCall call;
+    {
+      std::lock_guard tl(t->mu);
+      if (t->released) continue;
+      t->released = true;
+      t->ended = true;  // late sink calls are answered TASK_ENDED, and nothing is published any more
+      binding = std::move(t->binding);
+      call.ref = make_task_ref(t->serial, t->attempt);
+    }
+    if (binding) {
+      call.task_id = t->id;
+      call.kind = t->kind;
+      binding.executor->release(call);
+    }
+  }
+  std::lock_guard lock(impl_->mu);
+  impl_->by_id.clear();
+  impl_->by_serial.clear();
+  impl_->pending.clear();
+  impl_->idle.notify_all();
+}
+
+}  // namespace taskhost::tasks

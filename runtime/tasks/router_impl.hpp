@@ -1,0 +1,112 @@
+// Router internals shared by router.cpp (admission, lifecycle), task_calls.cpp (plugin calls on the
+// strands) and host_api.cpp (the sink). Not part of the public interface.
+#pragma once
+
+#include "tasks/finished_tasks.hpp"
+#include "tasks/router.hpp"
+#include "tasks/scheduler.hpp"
+#include "tasks/task.hpp"
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+namespace taskhost::tasks {
+
+using TaskPtr = std::shared_ptr<Task>;
+
+class Router::Impl {
+ public:
+  Impl(RouterOptions options, registry::KindRegistry& registry, transport::TaskOutbox& outbox);
+
+  // ---- admission and bookkeeping (router.cpp) -------------------------------------------------
+  AssignOutcome assign(const v1::TaskAssignment& assignment, const Resume& resume);
+  void answer_discovery(const v1::TaskAssignment& assignment);
+  AssignOutcome reject(const v1::TaskAssignment& assignment, const std::string& kind, v1::ErrorCode code,
+                       std::string message);
+  void try_admit();
+  size_t free_slots_locked(const std::string& kind) const;  // mu held
+  size_t kind_limit(const std::string& kind) const;
+  TaskPtr find_active(std::string_view id) const;
+  v1::DeliveryReceipt receipt_for_missing(std::string_view task_id, std::string_view message_id) const;
+  TaskSnapshot snapshot_locked(const Task& t) const;  // t.mu held
+  // Removes an ended task from the live maps, frees its slot and admits the next. Strand or owner only.
+  void retire(const TaskPtr& t, bool held_slot);
+
+  // ---- the task's life (router.cpp) --------------------------------------------------------------
+  // All *_locked helpers require t.mu held.
+  template <typename Fill>
+  void emit_locked(Task& t, Fill&& fill);
+  bool set_state_locked(Task& t, v1::TaskState state, std::string detail);
+  v1::TaskCompletion completion_locked(const Task& t, v1::TaskState state) const;
+  // Publishes the one completion and marks the task ended. False if it had already ended.
+  bool end_locked(Task& t, v1::TaskCompletion completion);
+  bool fail_locked(Task& t, v1::ErrorCode code, std::string message, std::string error_kind = {});
+  void schedule_heartbeat(const TaskPtr& t, uint32_t attempt, Scheduler::Clock::time_point due);
+  void schedule_cancel_deadline(const TaskPtr& t, uint32_t attempt);
+
+  // ---- plugin calls, always on the task's strand (task_calls.cpp) -------------------------------
+  void post(const TaskPtr& t, std::function<void()> fn);
+  void start_on_strand(const TaskPtr& t);
+  void deliver_on_strand(const TaskPtr& t, v1::SteeringMessage message, ReceiptCallback done);
+  void cancel_on_strand(const TaskPtr& t, v1::CancelRequest request, ReceiptCallback done);
+  void reconcile_on_strand(const TaskPtr& t, ReceiptCallback done);
+  void migrate_on_strand(const TaskPtr& t);
+  // The end of a started task: on_release, drop the generation, retire. Idempotent.
+  void finalize_on_strand(const TaskPtr& t);
+
+  // ---- the sink (host_api.cpp) -------------------------------------------------------------------
+  struct Locked {
+    TaskPtr task;
+    std::unique_lock<std::mutex> lock;
+    th_status status = TH_OK;
+  };
+  // Finds the task of `ref` and locks it; status says why not when it is not OK.
+  Locked lock_ref(th_task_ref ref);
+  static th_host_api make_host_api(Impl* self);
+
+  // ---- state -------------------------------------------------------------------------------------
+  const RouterOptions options;
+  registry::KindRegistry& registry;
+  transport::TaskOutbox& outbox;
+  th_host_api api;
+  boost::asio::thread_pool pool;
+  Scheduler scheduler;
+
+  mutable std::mutex mu;  // guards everything below; taken before any Task::mu, never after
+  std::unordered_map<std::string, TaskPtr> by_id;      // active: pending, running, waiting_input
+  std::unordered_map<uint64_t, TaskPtr> by_serial;     // the same tasks, for sink lookups
+  std::deque<TaskPtr> pending;                         // accepted, waiting for a slot, in order
+  struct Counts {
+    size_t pending = 0;  // accepted, waiting for a slot
+    size_t started = 0;  // admitted and not yet retired: holds a slot
+  };
+  std::unordered_map<std::string, Counts> counts;      // per kind
+  Counts total;
+  uint64_t next_serial = 1;
+  FinishedTasks finished;
+  bool draining = false;
+  bool stopped = false;
+  mutable std::condition_variable idle;
+};
+
+template <typename Fill>
+void Router::Impl::emit_locked(Task& t, Fill&& fill) {
+  v1::TaskEvent event;
+  event.set_task_id(t.id);
+  event.set_attempt(t.attempt);
+  event.set_seq(++t.seq);
+  event.set_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
+  event.set_kind(t.kind);
+  event.set_worker_id(options.worker_id);
+  fill(event);
+  outbox.on_event(event);
+}
+
+}  // namespace taskhost::tasks

@@ -1,0 +1,286 @@
+// Every call into a task's executor, each on that task's strand: start (and re-attach), deliver,
+// cancel, reconcile, migrate (detach + re-attach on a newer generation) and the final release.
+// The task mutex is never held across a plugin call.
+#include "tasks/lifecycle.hpp"
+#include "tasks/payload.hpp"
+#include "tasks/router_impl.hpp"
+#include "tasks/task_ref.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <fmt/format.h>
+
+namespace taskhost::tasks {
+namespace {
+
+v1::DeliveryReceipt receipt(const Task& t, std::string_view message_id, v1::DeliveryReceipt::Outcome outcome,
+                            std::string detail) {
+  v1::DeliveryReceipt r;
+  r.set_task_id(t.id);
+  r.set_message_id(std::string(message_id));
+  r.set_outcome(outcome);
+  r.set_detail(std::move(detail));
+  return r;
+}
+
+// The call view of the task's current attempt. `storage` keeps the checkpoint bytes alive for the call.
+plugin::TaskCall make_call(const Task& t, bool reattach, const std::string& checkpoint) {
+  plugin::TaskCall call;
+  call.ref = make_task_ref(t.serial, t.attempt);
+  call.task_id = t.id;
+  call.kind = t.kind;
+  call.attempt = t.attempt;
+  call.input = {reinterpret_cast<const uint8_t*>(t.encoded_input.data()), t.encoded_input.size()};
+  call.reattach = reattach;
+  call.checkpoint = {reinterpret_cast<const uint8_t*>(checkpoint.data()), checkpoint.size()};
+  return call;
+}
+
+v1::ErrorCode code_for_start_failure(th_status s) {
+  return s == TH_INVALID_ARGUMENT ? v1::INVALID_INPUT : v1::COMPONENT_FAILED;
+}
+
+std::string describe(const plugin::CallResult& r, std::string_view what) {
+  std::string text(what);
+  switch (r.status) {
+    case TH_UNSUPPORTED: text += " is not supported by this kind"; break;
+    case TH_INVALID_ARGUMENT: text += " rejected its input"; break;
+    default: text += " failed"; break;
+  }
+  if (!r.error.empty()) text += ": " + r.error;
+  return text;
+}
+
+}  // namespace
+
+void Router::Impl::post(const TaskPtr& t, std::function<void()> fn) {
+  boost::asio::post(t->strand, std::move(fn));
+}
+
+void Router::Impl::start_on_strand(const TaskPtr& t) {
+  const registry::Binding binding = registry.resolve(t->kind);
+  bool reattach = false;
+  bool ended = false;
+  std::string checkpoint;
+  plugin::TaskCall call;
+  {
+    std::lock_guard tl(t->mu);
+    if (!t->ended && !binding) {
+      fail_locked(*t, v1::COMPONENT_NOT_FOUND, "no plugin serves kind '" + t->kind + "' any more (task '" + t->id + "')");
+    }
+    ended = t->ended;  // also true when canceled between admission and now: nothing was started
+    if (!ended) {
+      t->binding = binding;
+      t->generation_id = binding.generation->id();
+      t->plugin_version = binding.generation->version();
+      t->encoded_input = encode_value(t->input, binding.executor->encoding());
+      reattach = t->reattach;
+      checkpoint = t->checkpoint;
+      call = make_call(*t, reattach, checkpoint);
+    }
+  }
+  if (ended) {
+    finalize_on_strand(t);
+    return;
+  }
+  if (reattach && !binding.executor->can_reattach(call)) {
+    {
+      std::lock_guard tl(t->mu);
+      fail_locked(*t, v1::WORKER_ERROR,
+                  "task '" + t->id + "' was running on a lost worker and kind '" + t->kind + "' cannot re-attach",
+                  "orphaned");
+    }
+    finalize_on_strand(t);
+    return;
+  }
+  uint32_t attempt = 0;
+  {
+    std::lock_guard tl(t->mu);
+    attempt = t->attempt;
+    set_state_locked(*t, v1::RUNNING,
+                     fmt::format("{} on {} {} (generation {}, attempt {})", reattach ? "re-attached" : "started",
+                                 binding.generation->name(), binding.generation->version(),
+                                 binding.generation->id(), attempt));
+  }
+  schedule_heartbeat(t, attempt, Scheduler::Clock::now());
+
+  const plugin::CallResult result = binding.executor->start(call);
+  if (!result.ok()) {
+    {
+      std::lock_guard tl(t->mu);
+      fail_locked(*t, code_for_start_failure(result.status), describe(result, "start of task '" + t->id + "'"));
+    }
+    finalize_on_strand(t);
+    return;
+  }
+  // Steering that arrived before the start is delivered now, in arrival order.
+  std::deque<v1::SteeringMessage> queued;
+  {
+    std::lock_guard tl(t->mu);
+    queued.swap(t->queued);
+  }
+  for (auto& m : queued) deliver_on_strand(t, std::move(m), [](const v1::DeliveryReceipt&) {});
+}
+
+void Router::Impl::deliver_on_strand(const TaskPtr& t, v1::SteeringMessage message, ReceiptCallback done) {
+  registry::Binding binding;
+  plugin::TaskCall call;
+  std::string text, data;
+  bool answers_request = false;
+  {
+    std::lock_guard tl(t->mu);
+    if (t->ended) {
+      return done(receipt(*t, message.message_id(), v1::DeliveryReceipt::TASK_ENDED,
+                          "task '" + t->id + "' already ended (" + std::string(state_name(t->state)) + ")"));
+    }
+    if (message.attempt() != 0 && message.attempt() != t->attempt) {
+      return done(receipt(*t, message.message_id(), v1::DeliveryReceipt::REJECTED,
+                          fmt::format("message names attempt {} but task '{}' is at attempt {}", message.attempt(),
+                                      t->id, t->attempt)));
+    }
+    if (!message.in_reply_to().empty()) {
+      if (t->pending_request_id != message.in_reply_to()) {
+        return done(receipt(*t, message.message_id(), v1::DeliveryReceipt::REJECTED,
+                            "task '" + t->id + "' is not waiting for input '" + message.in_reply_to() + "'" +
+                                (t->pending_request_id.empty() ? std::string()
+                                                               : " (it waits for '" + t->pending_request_id + "')")));
+      }
+      answers_request = true;
+    }
+    binding = t->binding;
+    call = make_call(*t, false, {});
+    // Text parts are joined; one data part crosses as that value, several as a list.
+    google::protobuf::Value value;
+    int data_parts = 0;
+    for (const auto& part : message.parts()) {
+      if (part.has_data()) {
+        *value.mutable_list_value()->add_values() = part.data();
+        ++data_parts;
+      } else {
+        if (!text.empty()) text += "\n";
+        text += part.text();
+      }
+    }
+    if (data_parts == 1) {
+      google::protobuf::Value single = value.list_value().values(0);
+      value = std::move(single);
+    }
+    if (data_parts > 0) data = encode_value(value, binding.executor->encoding());
+  }
+  if (!binding) {
+    return done(receipt(*t, message.message_id(), v1::DeliveryReceipt::REJECTED, "task has no executor"));
+  }
+  plugin::MessageCall msg;
+  msg.message_id = message.message_id();
+  msg.text = text;
+  msg.data = {reinterpret_cast<const uint8_t*>(data.data()), data.size()};
+  msg.in_reply_to = message.in_reply_to();
+  const plugin::CallResult result = binding.executor->deliver(call, msg);
+  if (result.status == TH_UNSUPPORTED) {
+    return done(receipt(*t, message.message_id(), v1::DeliveryReceipt::UNSUPPORTED,
+                        result.error.empty() ? "kind '" + t->kind + "' does not take steering" : result.error));
+  }
+  if (!result.ok()) {
+    return done(receipt(*t, message.message_id(), v1::DeliveryReceipt::REJECTED,
+                        describe(result, "delivery to task '" + t->id + "'")));
+  }
+  if (answers_request) {
+    std::lock_guard tl(t->mu);
+    if (t->pending_request_id == message.in_reply_to()) {
+      t->pending_request_id.clear();
+      t->pending_prompt.clear();
+      set_state_locked(*t, v1::RUNNING, "input '" + message.in_reply_to() + "' answered");
+    }
+  }
+  done(receipt(*t, message.message_id(), v1::DeliveryReceipt::ACCEPTED, "delivered"));
+}
+
+void Router::Impl::cancel_on_strand(const TaskPtr& t, v1::CancelRequest request, ReceiptCallback done) {
+  registry::Binding binding;
+  plugin::TaskCall call;
+  {
+    std::lock_guard tl(t->mu);
+    if (t->ended) {
+      return done(receipt(*t, {}, v1::DeliveryReceipt::TASK_ENDED,
+                          "task '" + t->id + "' already ended (" + std::string(state_name(t->state)) + ")"));
+    }
+    binding = t->binding;
+    call = make_call(*t, false, {});
+    emit_locked(*t, [&](v1::TaskEvent& e) {
+      e.mutable_state()->set_state(t->state);
+      e.mutable_state()->set_detail(request.reason().empty() ? "cancel requested" : "cancel requested: " + request.reason());
+    });
+  }
+  if (!binding) return done(receipt(*t, {}, v1::DeliveryReceipt::REJECTED, "task has no executor"));
+  const plugin::CallResult result = binding.executor->cancel(call);
+  if (!result.ok()) {
+    return done(receipt(*t, {}, v1::DeliveryReceipt::ACCEPTED,
+                        describe(result, "cancel") + "; the host ends the task at the cancel deadline"));
+  }
+  done(receipt(*t, {}, v1::DeliveryReceipt::ACCEPTED, "cancel requested"));
+}
+
+void Router::Impl::reconcile_on_strand(const TaskPtr& t, ReceiptCallback done) {
+  registry::Binding binding;
+  plugin::TaskCall call;
+  {
+    std::lock_guard tl(t->mu);
+    if (t->ended) {
+      return done(receipt(*t, {}, v1::DeliveryReceipt::TASK_ENDED, "task '" + t->id + "' already ended"));
+    }
+    if (!t->binding) return done(receipt(*t, {}, v1::DeliveryReceipt::ACCEPTED, "not started yet"));
+    binding = t->binding;
+    call = make_call(*t, false, {});
+  }
+  const plugin::CallResult result = binding.executor->reconcile(call);
+  if (result.status == TH_UNSUPPORTED) {
+    return done(receipt(*t, {}, v1::DeliveryReceipt::UNSUPPORTED, result.error));
+  }
+  if (!result.ok()) return done(receipt(*t, {}, v1::DeliveryReceipt::REJECTED, describe(result, "reconcile")));
+  done(receipt(*t, {}, v1::DeliveryReceipt::ACCEPTED, "reconciled"));
+}
+
+void Router::Impl::migrate_on_strand(const TaskPtr& t) {
+  const registry::Binding target = registry.resolve(t->kind);
+  registry::Binding old;
+  plugin::TaskCall call;
+  {
+    std::lock_guard tl(t->mu);
+    if (t->ended || !t->binding || !target || t->binding.generation == target.generation) return;
+    old = t->binding;
+    call = make_call(*t, false, {});
+  }
+  if (!old.executor->can_reattach(call) || !target.executor->supports_reattach()) return;
+  const plugin::CallResult detached = old.executor->detach(call);
+  if (!detached.ok()) return;  // the old generation keeps the task; nothing changed
+  old.executor->release(call);
+  {
+    std::lock_guard tl(t->mu);
+    t->binding = {};       // released above: finalize must not release it again
+    if (t->ended) return;  // it completed while detaching: the completion stands
+    ++t->attempt;          // the old ref is now stale: late writes from the old generation are dropped
+    t->reattach = true;
+  }
+  old = {};  // this may have been the last task of the old generation: it is released here, on the strand
+  start_on_strand(t);
+}
+
+void Router::Impl::finalize_on_strand(const TaskPtr& t) {
+  registry::Binding binding;
+  plugin::TaskCall call;
+  bool held_slot = false;
+  {
+    std::lock_guard tl(t->mu);
+    if (t->released) return;
+    t->released = true;
+    held_slot = t->started;
+    binding = std::move(t->binding);
+    t->binding = {};
+    if (binding) call = make_call(*t, false, {});
+  }
+  if (binding) binding.executor->release(call);
+  binding = {};  // drop the generation on a host thread, after the last call into it returned
+  retire(t, held_slot);
+}
+
+}  // namespace taskhost::tasks

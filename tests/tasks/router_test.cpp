@@ -1,0 +1,374 @@
+// The router end to end: a real Host loads the scripted fixture .so, and every path of protocol.md §2
+// runs through the real loader, registry, router, strands, sink and timer.
+#include "host_fixture.hpp"
+
+#include "tasks/lifecycle.hpp"
+
+#include <thread>
+
+using namespace taskhost;
+using namespace taskhost::testing;
+using namespace std::chrono_literals;
+
+namespace {
+std::string json(const google::protobuf::Value& v) {
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(v, &out);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a task completes through the plugin, with events in order and the generation that ran it") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("t1", "test.instant", R"({"x":1})")).accepted());
+  auto c = f.outbox.wait_completion("t1");
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+  CHECK(json(c->output()) == R"({"x":1})");
+  CHECK(c->generation() != 0);
+  CHECK(c->plugin_version() == "1.0.0");
+  CHECK(c->kind() == "test.instant");
+
+  auto events = f.outbox.events_of("t1");
+  std::vector<v1::TaskState> states;
+  uint64_t last_seq = 0;
+  for (const auto& e : events) {
+    CHECK(e.seq() > last_seq);
+    last_seq = e.seq();
+    if (e.has_state()) states.push_back(e.state().state());
+  }
+  CHECK(states == std::vector<v1::TaskState>{v1::PENDING, v1::RUNNING, v1::SUCCEEDED});
+  CHECK(f.router().wait_idle(5s));
+  auto snap = f.router().snapshot("t1");
+  REQUIRE(snap);
+  CHECK(snap->state == v1::SUCCEEDED);
+}
+
+TEST_CASE("an unknown kind is COMPONENT_NOT_FOUND, answered twice, and other kinds keep serving") {
+  HostFixture f;
+  auto out = f.router().assign(assignment("u1", "no.such.kind"));
+  CHECK(out.result == tasks::AssignOutcome::Result::rejected);
+  CHECK(out.code == v1::COMPONENT_NOT_FOUND);
+  CHECK(out.message.find("no.such.kind") != std::string::npos);
+  auto c = f.outbox.wait_completion("u1");
+  REQUIRE(c);
+  CHECK(c->error().code() == v1::COMPONENT_NOT_FOUND);
+  REQUIRE(f.router().assign(assignment("ok", "test.instant", "1")).accepted());
+  CHECK(f.outbox.wait_completion("ok")->state() == v1::SUCCEEDED);
+}
+
+TEST_CASE("malformed assignments are INVALID_INPUT naming the field") {
+  HostFixture f;
+  v1::TaskAssignment no_id = assignment("", "test.instant");
+  auto r1 = f.router().assign(no_id);
+  CHECK(r1.code == v1::INVALID_INPUT);
+  CHECK(r1.message.find("task_id") != std::string::npos);
+
+  v1::TaskAssignment no_task;
+  no_task.set_task_id("m2");
+  auto r2 = f.router().assign(no_task);
+  CHECK(r2.code == v1::INVALID_INPUT);
+  CHECK(r2.message.find("execute") != std::string::npos);
+
+  auto r3 = f.router().assign(assignment("m3", ""));
+  CHECK(r3.code == v1::INVALID_INPUT);
+  CHECK(r3.message.find("component_id") != std::string::npos);
+  CHECK(f.router().active_count() == 0);
+}
+
+TEST_CASE("steering reaches the running task in order and a finish message ends it") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("s1", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("s1", v1::RUNNING));
+  auto r = f.router().deliver(message("s1", "hello"));
+  CHECK(r.outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(f.outbox.wait_message("s1", "echo:hello"));
+  CHECK(f.router().deliver(message("s1", "progress")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(f.router().deliver(message("s1", "finish")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  auto c = f.outbox.wait_completion("s1");
+  REQUIRE(c);
+  CHECK(json(c->output()) == R"("finished attempt 1")");
+  bool saw_progress = false;
+  for (const auto& e : f.outbox.events_of("s1")) saw_progress |= e.has_progress() && e.progress().total() == 10;
+  CHECK(saw_progress);
+}
+
+TEST_CASE("an input request moves to waiting_input and only the matching answer moves it back") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("i1", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("i1", v1::RUNNING));
+  f.router().deliver(message("i1", "ask"));
+  REQUIRE(f.outbox.wait_state("i1", v1::WAITING_INPUT));
+  auto snap = f.router().snapshot("i1");
+  REQUIRE(snap);
+  CHECK(snap->state == v1::WAITING_INPUT);
+  CHECK(snap->pending_request_id == "q1");
+
+  auto wrong = f.router().deliver(message("i1", "nope", "q-other"));
+  CHECK(wrong.outcome() == v1::DeliveryReceipt::REJECTED);
+  CHECK(wrong.detail().find("q1") != std::string::npos);
+
+  auto right = f.router().deliver(message("i1", "yes", "q1"));
+  CHECK(right.outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(f.outbox.wait_message("i1", "answer:yes"));
+  CHECK(f.router().snapshot("i1")->state == v1::RUNNING);
+  f.router().deliver(message("i1", "finish"));
+  CHECK(f.outbox.wait_completion("i1")->state() == v1::SUCCEEDED);
+}
+
+TEST_CASE("cancel is cooperative; messages and cancels for ended or unknown tasks get a clear answer") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("c1", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("c1", v1::RUNNING));
+  CHECK(f.router().cancel(cancel_request("c1")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  auto c = f.outbox.wait_completion("c1");
+  REQUIRE(c);
+  CHECK(c->state() == v1::CANCELED);
+  CHECK(c->error().code() == v1::CANCELLED);
+  CHECK(f.router().wait_idle(5s));
+
+  auto again = f.router().cancel(cancel_request("c1"));
+  CHECK(again.outcome() == v1::DeliveryReceipt::TASK_ENDED);
+  auto late = f.router().deliver(message("c1", "hello"));
+  CHECK(late.outcome() == v1::DeliveryReceipt::TASK_ENDED);
+  CHECK(late.detail().find("c1") != std::string::npos);
+  auto unknown = f.router().deliver(message("ghost", "hello"));
+  CHECK(unknown.outcome() == v1::DeliveryReceipt::UNKNOWN_TASK);
+  CHECK(unknown.detail().find("ghost") != std::string::npos);
+  CHECK(f.router().cancel(cancel_request("ghost")).outcome() == v1::DeliveryReceipt::UNKNOWN_TASK);
+  CHECK(f.outbox.completion_count("c1") == 1);
+}
+
+TEST_CASE("a task that ignores cancel ends canceled at the host's deadline") {
+  tasks::RouterOptions o;
+  o.cancel_deadline = 200ms;
+  HostFixture f(o);
+  REQUIRE(f.router().assign(assignment("d1", "test.hold", R"("ignore-cancel")")).accepted());
+  REQUIRE(f.outbox.wait_state("d1", v1::RUNNING));
+  f.router().cancel(cancel_request("d1"));
+  auto c = f.outbox.wait_completion("d1", 5s);
+  REQUIRE(c);
+  CHECK(c->state() == v1::CANCELED);
+  CHECK(c->error().kind() == "deadline");
+  CHECK(f.router().wait_idle(5s));
+}
+
+TEST_CASE("reconcile calls the plugin; defaults answer no-op success and unsupported") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("r1", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("r1", v1::RUNNING));
+  CHECK(f.router().reconcile("r1").outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(f.outbox.wait_message("r1", "reconciled"));
+
+  REQUIRE(f.router().assign(assignment("p1", "test.plain")).accepted());
+  REQUIRE(f.outbox.wait_state("p1", v1::RUNNING));
+  CHECK(f.router().reconcile("p1").outcome() == v1::DeliveryReceipt::ACCEPTED);  // NULL reconcile = no-op
+  auto steer = f.router().deliver(message("p1", "hello"));
+  CHECK(steer.outcome() == v1::DeliveryReceipt::UNSUPPORTED);
+  CHECK(f.router().cancel(cancel_request("p1")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(f.router().cancel(cancel_request("r1")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(f.router().wait_idle(5s));
+}
+
+TEST_CASE("re-attach starts with the checkpoint and the bumped attempt; a kind that cannot is orphaned") {
+  HostFixture f;
+  tasks::Resume resume{true, "step-3"};
+  REQUIRE(f.router().assign(assignment("ra", "test.hold", "null", 2), resume).accepted());
+  CHECK(f.outbox.wait_message("ra", "resumed:step-3:attempt=2"));
+
+  REQUIRE(f.router().assign(assignment("rb", "test.hold", R"("no-reattach")", 2), resume).accepted());
+  auto rb = f.outbox.wait_completion("rb");
+  REQUIRE(rb);
+  CHECK(rb->state() == v1::FAILED);
+  CHECK(rb->error().kind() == "orphaned");
+
+  REQUIRE(f.router().assign(assignment("rc", "test.plain", "null", 2), resume).accepted());
+  auto rc = f.outbox.wait_completion("rc");
+  REQUIRE(rc);
+  CHECK(rc->error().kind() == "orphaned");
+  f.router().deliver(message("ra", "finish"));
+  CHECK(json(f.outbox.wait_completion("ra")->output()) == R"("finished attempt 2")");
+}
+
+TEST_CASE("sink writes after the task ended are dropped with TASK_ENDED, never a crash or a second completion") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("z1", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("z1", v1::RUNNING));
+  f.router().deliver(message("z1", "finish"));
+  REQUIRE(f.outbox.wait_completion("z1"));
+  REQUIRE(f.router().wait_idle(5s));
+
+  REQUIRE(f.router().assign(assignment("z2", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("z2", v1::RUNNING));
+  f.router().deliver(message("z2", "probe:z1"));
+  auto report = f.outbox.wait_message("z2", "probe:");
+  REQUIRE(report);
+  CHECK(*report == "probe:TASK_ENDED,TASK_ENDED,TASK_ENDED");
+  CHECK(f.outbox.completion_count("z1") == 1);
+  f.router().cancel(cancel_request("z2"));
+}
+
+TEST_CASE("a plugin that succeeds with unreadable output fails the task, naming why") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("b1", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("b1", v1::RUNNING));
+  f.router().deliver(message("b1", "bad-output"));
+  auto c = f.outbox.wait_completion("b1");
+  REQUIRE(c);
+  CHECK(c->state() == v1::FAILED);
+  CHECK(c->error().code() == v1::WORKER_ERROR);
+  CHECK(c->error().message().find("b1") != std::string::npos);
+}
+
+TEST_CASE("a start the plugin refuses fails the task with the plugin's reason") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("rs", "test.hold", R"("reject-start")")).accepted());
+  auto c = f.outbox.wait_completion("rs");
+  REQUIRE(c);
+  CHECK(c->error().code() == v1::INVALID_INPUT);
+  CHECK(c->error().message().find("reject-start") != std::string::npos);
+}
+
+TEST_CASE("an active task id is a duplicate; discovery lists every loaded kind") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("dup", "test.hold")).accepted());
+  CHECK(f.router().assign(assignment("dup", "test.hold")).result == tasks::AssignOutcome::Result::duplicate);
+
+  v1::TaskAssignment disco;
+  disco.set_task_id("disco");
+  disco.mutable_list_components();
+  REQUIRE(f.router().assign(disco).accepted());
+  auto c = f.outbox.wait_completion("disco");
+  REQUIRE(c);
+  REQUIRE(c->has_components());
+  std::set<std::string> kinds;
+  for (const auto& info : c->components().components()) {
+    kinds.insert(info.component_id());
+    if (info.component_id() == "test.instant") CHECK(info.description() == "completes at once with its input");
+  }
+  CHECK(kinds == std::set<std::string>{"test.hold", "test.instant", "test.plain", "test.thread"});
+  f.router().cancel(cancel_request("dup"));
+}
+
+TEST_CASE("limits per kind and per host: excess tasks wait as pending, in order, and steering waits with them") {
+  tasks::RouterOptions o;
+  o.max_active = 3;
+  o.kind_limits["test.hold"] = 2;
+  HostFixture f(o);
+  for (int i = 0; i < 3; ++i) REQUIRE(f.router().assign(assignment("l" + std::to_string(i), "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("l0", v1::RUNNING));
+  REQUIRE(f.outbox.wait_state("l1", v1::RUNNING));
+  CHECK(f.router().snapshot("l2")->state == v1::PENDING);
+  CHECK(f.router().free_slots("test.hold") == 0);
+  CHECK(f.router().free_slots("test.instant") == 0);  // the host limit counts the pending task too
+
+  auto early = f.router().deliver(message("l2", "early"));
+  CHECK(early.outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(early.detail().find("queued") != std::string::npos);
+
+  f.router().deliver(message("l0", "finish"));
+  REQUIRE(f.outbox.wait_state("l2", v1::RUNNING));
+  CHECK(f.outbox.wait_message("l2", "echo:early"));
+  for (auto id : {"l1", "l2"}) f.router().deliver(message(id, "finish"));
+  CHECK(f.router().wait_idle(5s));
+  CHECK(f.router().free_slots("test.hold") == 2);
+}
+
+TEST_CASE("a pending task is canceled at once without reaching the plugin") {
+  tasks::RouterOptions o;
+  o.max_active = 1;
+  HostFixture f(o);
+  REQUIRE(f.router().assign(assignment("a", "test.hold")).accepted());
+  REQUIRE(f.router().assign(assignment("b", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("a", v1::RUNNING));
+  CHECK(f.router().cancel(cancel_request("b")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  auto c = f.outbox.wait_completion("b");
+  REQUIRE(c);
+  CHECK(c->state() == v1::CANCELED);
+  CHECK(c->generation() == 0);  // never started on any generation
+  f.router().deliver(message("a", "finish"));
+  CHECK(f.router().wait_idle(5s));
+}
+
+TEST_CASE("heartbeats come from one timer even while a plugin call blocks, and stop when the task ends") {
+  HostFixture f;
+  // on_start blocks for 1.5 s; beats are due at 0 s and 1 s regardless.
+  REQUIRE(f.router().assign(assignment("h1", "test.hold", R"("slow-start")", 1, 1)).accepted());
+  CHECK(f.outbox.wait_heartbeats(2, 1400ms));
+  // The task is still inside on_start: it has not reached the plugin's post-start state changes.
+  for (const auto& hb : f.outbox.heartbeats()) {
+    CHECK(hb.task_id() == "h1");
+    CHECK(hb.worker_id() == "taskhost");
+  }
+  f.router().deliver(message("h1", "finish"));
+  REQUIRE(f.outbox.wait_completion("h1", 5s));
+  REQUIRE(f.router().wait_idle(5s));
+  const size_t beats = f.outbox.heartbeats().size();
+  std::this_thread::sleep_for(1500ms);
+  CHECK(f.outbox.heartbeats().size() == beats);
+}
+
+TEST_CASE("a new generation takes new tasks; migrate re-attaches running ones and fences the old attempt") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("m1", "test.hold")).accepted());
+  REQUIRE(f.router().assign(assignment("stay", "test.hold", R"("no-reattach")")).accepted());
+  REQUIRE(f.outbox.wait_state("m1", v1::RUNNING));
+  REQUIRE(f.outbox.wait_state("stay", v1::RUNNING));
+  const uint64_t gen1 = f.router().snapshot("m1")->generation;
+
+  install_plugin_file(fixture("scripted-v2.so"), f.dir.path(), "scripted.so");
+  auto report = f.host->plugins().scan();
+  REQUIRE_MESSAGE(report.errors.empty(), (report.errors.empty() ? "" : report.errors.front()));
+  REQUIRE(report.loaded.size() == 1);
+
+  REQUIRE(f.router().assign(assignment("new", "test.instant", "2")).accepted());
+  auto fresh = f.outbox.wait_completion("new");
+  REQUIRE(fresh);
+  CHECK(fresh->plugin_version() == "2.0.0");
+  CHECK(f.router().snapshot("m1")->generation == gen1);  // running tasks stay where they started
+
+  // Both are asked (can_reattach is a plugin call, answered on each task's strand); "stay" declines and
+  // stays on generation 1.
+  CHECK(f.router().migrate("test.hold") == 2);
+  CHECK(f.outbox.wait_message("m1", "resumed:detached:attempt=2"));
+  auto m1 = f.router().snapshot("m1");
+  CHECK(m1->attempt == 2);
+  CHECK(m1->generation != gen1);
+  CHECK(m1->plugin_version == "2.0.0");
+
+  // The old generation's executor still holds m1's attempt-1 ref: its writes are fenced.
+  f.router().deliver(message("stay", "probe:m1"));
+  auto probe = f.outbox.wait_message("stay", "probe:");
+  REQUIRE(probe);
+  CHECK(*probe == "probe:STALE_ATTEMPT,STALE_ATTEMPT,STALE_ATTEMPT");
+
+  f.router().deliver(message("m1", "finish"));
+  auto c = f.outbox.wait_completion("m1");
+  REQUIRE(c);
+  CHECK(json(c->output()) == R"("finished attempt 2")");
+  CHECK(c->plugin_version() == "2.0.0");
+  f.router().deliver(message("stay", "finish"));
+  CHECK(f.outbox.wait_completion("stay")->plugin_version() == "1.0.0");
+  CHECK(f.router().wait_idle(5s));
+}
+
+TEST_CASE("drain finishes what it can, then cancels the rest; new work is refused") {
+  tasks::RouterOptions o;
+  o.cancel_deadline = 300ms;
+  HostFixture f(o);
+  REQUIRE(f.router().assign(assignment("dr", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("dr", v1::RUNNING));
+  f.router().drain(200ms);
+  CHECK(f.outbox.wait_completion("dr")->state() == v1::CANCELED);
+  auto refused = f.router().assign(assignment("late", "test.instant"));
+  CHECK(refused.code == v1::RESOURCE_UNAVAILABLE);
+  CHECK(f.router().free_slots("test.instant") == 0);
+}
+
+TEST_CASE("shutdown with running tasks releases them without completing them, so a transport can re-attach") {
+  auto f = std::make_unique<HostFixture>();
+  REQUIRE(f->router().assign(assignment("keep", "test.hold")).accepted());
+  REQUIRE(f->outbox.wait_state("keep", v1::RUNNING));
+  f->host.reset();
+  CHECK(f->outbox.completion_count("keep") == 0);
+}
