@@ -1,0 +1,145 @@
+// Local end-to-end throughput: serialized assignments through the real host (router, strands, sink,
+// events, completion) against a bare loop that does only the unavoidable work for the same task —
+// decode the assignment, encode the input for the kind, call the plugin's start, decode its output.
+// Goal: host >= 0.5x the bare loop's tasks/s. Both use the same fixture .so in the same run.
+#include "ratio_main.hpp"
+
+#include "host/host.hpp"
+#include "plugin/loader.hpp"
+#include "tasks/payload.hpp"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+
+namespace fs = std::filesystem;
+using namespace taskhost;
+
+namespace {
+
+constexpr int kBatch = 2000;
+
+std::vector<std::string> serialized_assignments(const std::string& prefix) {
+  std::vector<std::string> out;
+  out.reserve(kBatch);
+  for (int i = 0; i < kBatch; ++i) {
+    v1::TaskAssignment a;
+    a.set_task_id(prefix + std::to_string(i));
+    a.mutable_execute()->set_component_id("test.instant");
+    a.mutable_execute()->set_attempt(1);
+    (void)google::protobuf::util::JsonStringToMessage(R"({"name":"Ada","n":)" + std::to_string(i) + "}",
+                                                      a.mutable_execute()->mutable_input());
+    out.push_back(a.SerializeAsString());
+  }
+  return out;
+}
+
+// Counts completions; publishes nothing else (the transport's cost is not the router's).
+class CountingOutbox : public transport::TaskOutbox {
+ public:
+  void on_event(const v1::TaskEvent&) override {}
+  void on_heartbeat(const v1::Heartbeat&) override {}
+  void on_checkpoint(const std::string&, uint32_t, std::string_view) override {}
+  void on_completion(const v1::TaskCompletion&) override {
+    if (++done_ >= target_) {
+      std::lock_guard lock(mu_);
+      cv_.notify_all();
+    }
+  }
+  void expect(int n) { target_ = done_.load() + n; }
+  void wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return done_.load() >= target_.load(); });
+  }
+
+ private:
+  std::atomic<int> done_{0}, target_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+fs::path plugins_dir() {
+  static const fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / ("taskhost-bench-e2e-" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    fs::copy_file(fs::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", d / "scripted.so", fs::copy_options::overwrite_existing);
+    return d;
+  }();
+  return dir;
+}
+
+void BM_host_end_to_end(benchmark::State& state) {
+  CountingOutbox outbox;
+  HostOptions options;
+  options.plugins_dir = plugins_dir();
+  options.router.max_active = 4096;
+  options.router.finished_memory = 1024;
+  Host host(options, outbox);
+  int round = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const auto batch = serialized_assignments("r" + std::to_string(round++) + "-");
+    outbox.expect(kBatch);
+    state.ResumeTiming();
+    for (const auto& bytes : batch) {
+      v1::TaskAssignment a;
+      a.ParseFromString(bytes);
+      host.router().assign(a);
+    }
+    outbox.wait();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// The floor: the same decode, the same input encoding, one call into the same plugin, and decoding its
+// output — with a sink that does nothing but capture the result.
+struct BareSink {
+  static th_status complete(th_host_context* ctx, th_task_ref, const th_result* r) {
+    auto* out = reinterpret_cast<google::protobuf::Value*>(ctx);
+    std::string err;
+    tasks::decode_value({r->output.data, r->output.size}, TH_ENCODING_JSON, out, &err);
+    return TH_OK;
+  }
+};
+
+void BM_bare_decode_and_call(benchmark::State& state) {
+  google::protobuf::Value output;
+  th_host_api api{};
+  api.struct_size = sizeof(api);
+  api.abi_major = TASKHOST_ABI_MAJOR;
+  api.abi_minor = TASKHOST_ABI_MINOR;
+  api.context = reinterpret_cast<th_host_context*>(&output);
+  api.complete = BareSink::complete;
+  auto loaded = plugin::load_generation(plugins_dir() / "scripted.so", 1, api);
+  if (!loaded.generation) {
+    state.SkipWithError(loaded.error.c_str());
+    return;
+  }
+  const plugin::KindExecutor* executor = loaded.generation->find("test.instant");
+  const auto batch = serialized_assignments("b-");
+  for (auto _ : state) {
+    for (const auto& bytes : batch) {
+      v1::TaskAssignment a;
+      a.ParseFromString(bytes);
+      const std::string input = tasks::encode_value(a.execute().input(), executor->encoding());
+      plugin::TaskCall call;
+      call.ref = 1;
+      call.task_id = a.task_id();
+      call.kind = a.execute().component_id();
+      call.attempt = a.execute().attempt();
+      call.input = {reinterpret_cast<const uint8_t*>(input.data()), input.size()};
+      benchmark::DoNotOptimize(executor->start(call));
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+}  // namespace
+
+BENCHMARK(BM_bare_decode_and_call)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_host_end_to_end)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+TASKHOST_BENCH_MAIN({{"BM_host_end_to_end", "BM_bare_decode_and_call", 0.5, true}})
