@@ -510,6 +510,42 @@ size_t Router::migrate(std::string_view kind) {
   return moved;
 }
 
+std::map<uint64_t, size_t> Router::tasks_by_generation() const {
+  std::vector<TaskPtr> active;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& [id, t] : impl_->by_id) active.push_back(t);
+  }
+  std::map<uint64_t, size_t> counts;
+  for (const auto& t : active) {
+    std::lock_guard tl(t->mu);
+    if (!t->ended && t->generation_id != 0) ++counts[t->generation_id];
+  }
+  return counts;
+}
+
+size_t Router::cancel_generation(uint64_t generation_id, const std::string& reason) {
+  std::vector<std::string> ids;
+  {
+    std::vector<TaskPtr> active;
+    {
+      std::lock_guard lock(impl_->mu);
+      for (const auto& [id, t] : impl_->by_id) active.push_back(t);
+    }
+    for (const auto& t : active) {
+      std::lock_guard tl(t->mu);
+      if (!t->ended && t->generation_id == generation_id) ids.push_back(t->id);
+    }
+  }
+  for (const auto& id : ids) {
+    v1::CancelRequest req;
+    req.set_task_id(id);
+    req.set_reason(reason);
+    cancel(req, [](const v1::DeliveryReceipt&) {});
+  }
+  return ids.size();
+}
+
 void Router::drain(std::chrono::milliseconds grace) {
   {
     std::lock_guard lock(impl_->mu);

@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -115,6 +116,13 @@ class Router {
   // kind's current generation (detach from the old one, start re-attached with attempt + 1 and the last
   // checkpoint). Returns how many tasks were asked to move.
   size_t migrate(std::string_view kind);
+
+  // Active tasks per generation id (tasks not started yet are not counted), for `taskhost plugins`.
+  std::map<uint64_t, size_t> tasks_by_generation() const;
+
+  // Cancels every active task running on `generation_id` (a drain deadline after a reload or removal
+  // passed). Returns how many were asked.
+  size_t cancel_generation(uint64_t generation_id, const std::string& reason);
 
   // Stop accepting assignments (they are rejected RESOURCE_UNAVAILABLE); wait up to `grace` for active
   // tasks to end; cancel the rest and wait for them up to the cancel deadline.

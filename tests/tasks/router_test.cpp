@@ -326,6 +326,7 @@ TEST_CASE("a new generation takes new tasks; migrate re-attaches running ones an
   REQUIRE(fresh);
   CHECK(fresh->plugin_version() == "2.0.0");
   CHECK(f.router().snapshot("m1")->generation == gen1);  // running tasks stay where they started
+  CHECK(f.router().tasks_by_generation()[gen1] == 2);
 
   // Both are asked (can_reattach is a plugin call, answered on each task's strand); "stay" declines and
   // stays on generation 1.
@@ -347,8 +348,12 @@ TEST_CASE("a new generation takes new tasks; migrate re-attaches running ones an
   REQUIRE(c);
   CHECK(json(c->output()) == R"("finished attempt 2")");
   CHECK(c->plugin_version() == "2.0.0");
-  f.router().deliver(message("stay", "finish"));
-  CHECK(f.outbox.wait_completion("stay")->plugin_version() == "1.0.0");
+  CHECK(f.router().tasks_by_generation()[gen1] == 1);
+  CHECK(f.router().cancel_generation(gen1, "drain deadline") == 1);
+  auto stay = f.outbox.wait_completion("stay");
+  REQUIRE(stay);
+  CHECK(stay->plugin_version() == "1.0.0");
+  CHECK(stay->state() == v1::CANCELED);
   CHECK(f.router().wait_idle(5s));
 }
 
