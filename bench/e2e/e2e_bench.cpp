@@ -126,9 +126,9 @@ void BM_bare_decode_and_call(benchmark::State& state) {
       a.ParseFromString(bytes);
       const std::string input = tasks::encode_value(a.execute().input(), executor->encoding());
       plugin::TaskCall call;
-      call.ref = 1;
-      call.task_id = a.task_id();
-      call.kind = a.execute().component_id();
+      call.task = 1;
+      call.task_id = a.task_id().c_str();
+      call.kind = a.execute().component_id().c_str();
       call.attempt = a.execute().attempt();
       call.input = {reinterpret_cast<const uint8_t*>(input.data()), input.size()};
       benchmark::DoNotOptimize(executor->start(call));

@@ -25,16 +25,16 @@ struct CallResult {
   bool ok() const { return status == TH_OK; }
 };
 
-// What the host knows about one attempt of a task, in the form the C ABI wants. Views: the caller keeps
-// the storage alive for the call.
-struct TaskCall {
-  th_task_ref ref = 0;
-  std::string_view task_id;   // must be NUL-terminated storage (std::string::c_str())
-  std::string_view kind;      // must be NUL-terminated storage
-  uint32_t attempt = 1;
-  std::span<const uint8_t> input;
-  bool reattach = false;
-  std::span<const uint8_t> checkpoint;
+// One attempt of a task in exactly the C ABI's shape, so the shim passes it through by pointer with no
+// conversion: build it once per attempt (the router does), not per call. Strings must be NUL-terminated
+// and, like the spans, outlive the call (point them at std::string storage).
+struct TaskCall : th_task_info {
+  TaskCall() : th_task_info{} {
+    struct_size = sizeof(th_task_info);
+    task_id = "";
+    kind = "";
+    attempt = 1;
+  }
 };
 
 struct MessageCall {
@@ -61,6 +61,8 @@ class KindExecutor {
   bool supports_deliver() const { return desc_.on_deliver != nullptr; }
   bool supports_reattach() const { return desc_.on_can_reattach != nullptr; }
 
+  // The per-call methods are inline (below): they run on every plugin call, and the shim's whole job is
+  // to cost next to nothing over a direct call.
   CallResult start(const TaskCall& task) const;
   CallResult cancel(const TaskCall& task) const;
   CallResult deliver(const TaskCall& task, const MessageCall& message) const;  // UNSUPPORTED if absent
@@ -70,7 +72,9 @@ class KindExecutor {
   void release(const TaskCall& task) const;
 
  private:
-  th_task_info to_info(const TaskCall& task) const;
+  template <typename Fn>
+  static CallResult call_with_error(Fn&& fn);
+  static void copy_error(CallResult& result, char* text);  // cold path, out of line
 
   th_kind_descriptor desc_;  // copy, zero-filled past the plugin's struct_size
   th_executor* executor_;
@@ -78,5 +82,38 @@ class KindExecutor {
   th_encoding encoding_;
   std::string description_, input_schema_, output_schema_;
 };
+
+// ---- inline hot path ------------------------------------------------------------------------------
+
+// Runs one plugin call with a host-owned error buffer. The buffer is not zero-filled: only its first byte
+// is set, and the text is copied out only when the plugin wrote some.
+template <typename Fn>
+inline CallResult KindExecutor::call_with_error(Fn&& fn) {
+  constexpr size_t kErrorCapacity = 512;
+  char text[kErrorCapacity];
+  text[0] = '\0';
+  th_error_buf err{sizeof(th_error_buf), text, kErrorCapacity};
+  CallResult result;
+  result.status = fn(&err);
+  if (text[0] != '\0') [[unlikely]] {
+    text[kErrorCapacity - 1] = '\0';  // a plugin that ignored capacity still cannot make us read past it
+    copy_error(result, text);
+  }
+  return result;
+}
+
+inline CallResult KindExecutor::start(const TaskCall& task) const {
+  return call_with_error([&](th_error_buf* err) { return desc_.on_start(executor_, &task, err); });
+}
+
+inline CallResult KindExecutor::cancel(const TaskCall& task) const {
+  return call_with_error([&](th_error_buf* err) { return desc_.on_cancel(executor_, &task, err); });
+}
+
+inline CallResult KindExecutor::reconcile(const TaskCall& task) const {
+  if (!desc_.on_reconcile) return {};
+  return call_with_error([&](th_error_buf* err) { return desc_.on_reconcile(executor_, &task, err); });
+}
+
 
 }  // namespace taskhost::plugin

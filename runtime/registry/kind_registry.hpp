@@ -47,6 +47,9 @@ class KindRegistry {
   // Current binding of `kind`, or an empty Binding.
   Binding resolve(std::string_view kind) const;
 
+  // The generation currently serving new tasks for `file`, or null (never loaded, failed, removed).
+  GenerationPtr current(const std::filesystem::path& file) const;
+
   // Installs `generation` as the current one for its source file. Refused (returns an error naming both
   // files) when one of its kinds is served by a different file; then nothing changes and the file's
   // previous generation, if any, keeps serving. On success the file's previous generation stops taking
@@ -66,7 +69,7 @@ class KindRegistry {
   using SwitchListener = std::function<void(const std::string& kind, const Binding& now)>;
   void on_switch(SwitchListener listener);
 
-  // Drops every generation (host shutdown, after the router stopped).
+  // Drops every generation (host shutdown, after the router stopped). Listeners are not called.
   void clear();
 
   // Bookkeeping for `plugins`: a generation that is no longer current but still alive.

@@ -40,6 +40,10 @@ class PluginDirectory {
   void remove_file(const std::filesystem::path& file);
 
  private:
+  enum class Outcome { unchanged, loaded, failed };
+  // One file: skip if its content is what already serves, else load and install. REQUIRES: mutex_ held.
+  Outcome load_locked(const std::filesystem::path& file, std::string* error);
+
   std::filesystem::path dir_;
   KindRegistry& registry_;
   const th_host_api& host_;

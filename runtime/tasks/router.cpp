@@ -596,11 +596,11 @@ void Router::shutdown() {
       t->released = true;
       t->ended = true;  // late sink calls are answered TASK_ENDED, and nothing is published any more
       binding = std::move(t->binding);
-      call.ref = make_task_ref(t->serial, t->attempt);
+      call.task = make_task_ref(t->serial, t->attempt);
     }
     if (binding) {
-      call.task_id = t->id;
-      call.kind = t->kind;
+      call.task_id = t->id.c_str();
+      call.kind = t->kind.c_str();
       binding.executor->release(call);
     }
   }

@@ -26,9 +26,9 @@ v1::DeliveryReceipt receipt(const Task& t, std::string_view message_id, v1::Deli
 // The call view of the task's current attempt. `storage` keeps the checkpoint bytes alive for the call.
 plugin::TaskCall make_call(const Task& t, bool reattach, const std::string& checkpoint) {
   plugin::TaskCall call;
-  call.ref = make_task_ref(t.serial, t.attempt);
-  call.task_id = t.id;
-  call.kind = t.kind;
+  call.task = make_task_ref(t.serial, t.attempt);
+  call.task_id = t.id.c_str();
+  call.kind = t.kind.c_str();
   call.attempt = t.attempt;
   call.input = {reinterpret_cast<const uint8_t*>(t.encoded_input.data()), t.encoded_input.size()};
   call.reattach = reattach;

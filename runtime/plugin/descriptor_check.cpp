@@ -1,0 +1,104 @@
+#include "plugin/descriptor_check.hpp"
+
+#include <set>
+#include <string_view>
+#include <vector>
+
+namespace taskhost::plugin {
+namespace {
+
+// More kinds than this in one plugin means the pointer or count is garbage, not a real plugin.
+constexpr size_t kMaxKinds = 4096;
+
+std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string check_kind(const th_kind_descriptor& k, const std::string& name) {
+  const std::string who = "kind " + quote(name) + ": ";
+  if (k.encoding != TH_ENCODING_JSON && k.encoding != TH_ENCODING_PROTOBUF) {
+    return who + "encoding " + std::to_string(k.encoding) +
+           " is neither TH_ENCODING_JSON (0) nor TH_ENCODING_PROTOBUF (1)";
+  }
+  const std::pair<const char*, bool> required[] = {
+      {"on_create_executor", k.on_create_executor != nullptr},
+      {"on_destroy_executor", k.on_destroy_executor != nullptr},
+      {"on_start", k.on_start != nullptr},
+      {"on_cancel", k.on_cancel != nullptr},
+  };
+  for (const auto& [field, present] : required) {
+    if (!present) return who + "required function " + field + " is NULL";
+  }
+  // Capability group: both or neither.
+  const bool can_reattach = k.on_can_reattach != nullptr;
+  const bool detach = k.on_detach != nullptr;
+  if (can_reattach != detach) {
+    return who + "half-provided capability group 're-attach': " +
+           (can_reattach ? "on_can_reattach is set but on_detach is NULL"
+                         : "on_detach is set but on_can_reattach is NULL");
+  }
+  return {};
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& s : items) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+}  // namespace
+
+std::string check_descriptor(const th_plugin_descriptor* d, const PluginManifest& manifest) {
+  if (d == nullptr) return std::string(TASKHOST_ENTRY_SYMBOL) + " returned NULL";
+  if (d->struct_size < kPluginDescriptorSize_1_0) {
+    return "plugin descriptor struct_size is " + std::to_string(d->struct_size) + ", smaller than the ABI 1.0 size " +
+           std::to_string(kPluginDescriptorSize_1_0);
+  }
+  if (std::string why; !abi_compatible(d->abi_major, d->abi_minor, &why))
+    return "descriptor abi_major/abi_minor: " + why;
+  if (d->abi_major != manifest.abi_major || d->abi_minor != manifest.abi_minor) {
+    return "descriptor abi " + std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor) +
+           " differs from the manifest's abi " + std::to_string(manifest.abi_major) + "." +
+           std::to_string(manifest.abi_minor);
+  }
+  if (d->name == nullptr || manifest.name != d->name) {
+    return "descriptor name " + (d->name ? quote(d->name) : std::string("NULL")) +
+           " differs from the manifest's name " + quote(manifest.name);
+  }
+  if (d->version == nullptr || manifest.version != d->version) {
+    return "descriptor version " + (d->version ? quote(d->version) : std::string("NULL")) +
+           " differs from the manifest's version " + quote(manifest.version);
+  }
+  if (d->kind_count == 0) return "descriptor kind_count is 0: a plugin must serve at least one kind";
+  if (d->kind_count > kMaxKinds) return "descriptor kind_count " + std::to_string(d->kind_count) + " is implausible";
+  if (d->kinds == nullptr) return "descriptor kinds is NULL but kind_count is " + std::to_string(d->kind_count);
+
+  std::set<std::string> declared;
+  for (size_t i = 0; i < d->kind_count; ++i) {
+    std::string where = "kinds[" + std::to_string(i) + "]";
+    const th_kind_descriptor* k = d->kinds[i];
+    if (k == nullptr) return where + " is NULL";
+    if (k->struct_size < kKindDescriptorSize_1_0) {
+      // Name the kind too when the struct is at least long enough to hold its name.
+      if (TH_HAS_FIELD(k, th_kind_descriptor, kind) && k->kind != nullptr) where += " (" + quote(k->kind) + ")";
+      return where + ": struct_size is " + std::to_string(k->struct_size) + ", smaller than the ABI 1.0 size " +
+             std::to_string(kKindDescriptorSize_1_0);
+    }
+    if (k->kind == nullptr || k->kind[0] == '\0') return where + ": kind name is empty";
+    if (!declared.insert(k->kind).second) return "kind " + quote(k->kind) + " is declared twice";
+    if (std::string why = check_kind(*k, k->kind); !why.empty()) return why;
+  }
+
+  const std::set<std::string> listed(manifest.kinds.begin(), manifest.kinds.end());
+  for (const std::string& kind : declared) {
+    if (!listed.contains(kind)) {
+      return "kind " + quote(kind) + " is served by the descriptor but not listed in the manifest's kinds (" +
+             join(manifest.kinds) + ")";
+    }
+  }
+  for (const std::string& kind : manifest.kinds) {
+    if (!declared.contains(kind))
+      return "the manifest lists kind " + quote(kind) + " but the descriptor does not serve it";
+  }
+  return {};
+}
+
+}  // namespace taskhost::plugin

@@ -1,0 +1,29 @@
+#include "plugin/generation.hpp"
+
+#include "plugin/loaded_library.hpp"
+
+namespace taskhost::plugin {
+
+Generation::Generation(uint64_t id, std::filesystem::path source, std::string content_hash, PluginManifest manifest,
+                       std::unique_ptr<LoadedLibrary> library)
+    : id_(id),
+      source_(std::move(source)),
+      content_hash_(std::move(content_hash)),
+      manifest_(std::move(manifest)),
+      library_(std::move(library)) {}
+
+Generation::~Generation() {
+  // Spelled out although member order already implies it: every on_destroy_executor (which joins the
+  // plugin's threads) must return before the code it runs is unmapped.
+  executors_.clear();
+  library_.reset();
+}
+
+const KindExecutor* Generation::find(std::string_view kind) const {
+  for (const auto& executor : executors_) {
+    if (executor->kind() == kind) return executor.get();
+  }
+  return nullptr;
+}
+
+}  // namespace taskhost::plugin

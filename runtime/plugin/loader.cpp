@@ -1,0 +1,101 @@
+#include "plugin/loader.hpp"
+
+#include "plugin/descriptor_check.hpp"
+#include "plugin/file_bytes.hpp"
+#include "plugin/loaded_library.hpp"
+#include "plugin/sha256.hpp"
+
+#include <array>
+
+namespace taskhost::plugin {
+namespace {
+
+// memfd names show in /proc/PID/maps as "/memfd:NAME (deleted)"; the kernel caps them at 249 bytes.
+std::string memfd_name(const std::string& plugin_name, const std::string& hash) {
+  return "taskhost-" + plugin_name.substr(0, 200) + "-" + hash.substr(0, 12);
+}
+
+const char* status_name(th_status status) {
+  switch (status) {
+    case TH_OK:
+      return "TH_OK";
+    case TH_UNSUPPORTED:
+      return "TH_UNSUPPORTED";
+    case TH_INVALID_ARGUMENT:
+      return "TH_INVALID_ARGUMENT";
+    case TH_FAILED:
+      return "TH_FAILED";
+    default:
+      return "unknown status";
+  }
+}
+
+LoadResult failure(const std::filesystem::path& file, const std::string& why) {
+  return LoadResult{nullptr, file.string() + ": " + why};
+}
+
+// Runs one kind's factory. Returns the executor, or null with `why` set to the plugin's own words.
+th_executor* create_executor(const th_kind_descriptor& kind, const th_host_api& host, std::string* why) {
+  std::array<char, 512> text{};
+  th_error_buf err{sizeof(th_error_buf), text.data(), text.size()};
+  th_executor* executor = nullptr;
+  const th_status status = kind.on_create_executor(&host, &executor, &err);
+  text.back() = '\0';  // a plugin that ignored capacity still cannot make us read past the buffer
+  const std::string name = kind.kind;
+  if (status != TH_OK) {
+    // A failing factory must leave *out NULL; if it did not, the pointer is not trusted with a destroy.
+    *why = "kind '" + name + "': on_create_executor failed with " + status_name(status) + " (" +
+           std::to_string(status) + "): " + (text[0] ? text.data() : "no error text");
+    return nullptr;
+  }
+  if (executor == nullptr) *why = "kind '" + name + "': on_create_executor returned TH_OK but a NULL executor";
+  return executor;
+}
+
+}  // namespace
+
+LoadResult load_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host) {
+  std::string why;
+  const std::optional<std::string> image = read_file_bytes(file, &why);
+  if (!image) return failure(file, why);
+  std::string hash = sha256_hex(*image);
+
+  // Inspect the bytes we are about to open, before dlopen: an incompatible or malformed file is refused
+  // before any of its static constructors can run.
+  Inspection inspection = inspect_image(file, *image);
+  if (!inspection.ok()) return LoadResult{nullptr, inspection.error};
+  PluginManifest manifest = std::move(*inspection.manifest);
+
+  std::unique_ptr<LoadedLibrary> library = LoadedLibrary::open(*image, memfd_name(manifest.name, hash), &why);
+  if (!library) return failure(file, "dlopen refused it: " + why);
+
+  const auto entry = reinterpret_cast<th_plugin_entry_fn>(library->symbol(TASKHOST_ENTRY_SYMBOL));
+  if (entry == nullptr) return failure(file, std::string("dlsym cannot find ") + TASKHOST_ENTRY_SYMBOL);
+  const th_plugin_descriptor* descriptor = entry();
+  why = check_descriptor(descriptor, manifest);
+  if (!why.empty()) return failure(file, why);
+
+  // From here the generation owns the library; on any failure below, destroying it destroys the
+  // executors created so far and then unloads the library, in that order.
+  auto generation =
+      std::make_unique<Generation>(generation_id, file, std::move(hash), std::move(manifest), std::move(library));
+  for (size_t i = 0; i < descriptor->kind_count; ++i) {
+    const th_kind_descriptor& kind = *descriptor->kinds[i];
+    th_executor* executor = create_executor(kind, host, &why);
+    if (executor == nullptr) return failure(file, why);
+    generation->add_executor(std::make_unique<KindExecutor>(kind, executor));
+  }
+  return LoadResult{std::move(generation), {}};
+}
+
+std::string content_hash_of(const std::filesystem::path& file, std::string* error) {
+  std::string why;
+  const std::optional<std::string> image = read_file_bytes(file, &why);
+  if (!image) {
+    if (error) *error = file.string() + ": " + why;
+    return {};
+  }
+  return sha256_hex(*image);
+}
+
+}  // namespace taskhost::plugin

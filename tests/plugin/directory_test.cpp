@@ -1,0 +1,229 @@
+// PluginDirectory over a real directory: one bad file never keeps a good one from serving, unchanged
+// files are left alone, changed ones get a new generation, gone ones are removed.
+#include "loader_test_support.hpp"
+#include "plugin/loader.hpp"
+#include "registry/kind_registry.hpp"
+#include "registry/plugin_directory.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace taskhost::registry;
+using namespace taskhost::plugin_test;
+
+namespace {
+
+const taskhost::registry::FileStatus* status_of(const std::vector<FileStatus>& files, const fs::path& file) {
+  for (const auto& status : files) {
+    if (status.file == file) return &status;
+  }
+  return nullptr;
+}
+
+// The echo kind resolves and runs a task end to end.
+void check_echo_serves(KindRegistry& registry, RecordingHost& host, th_task_ref ref) {
+  const Binding binding = registry.resolve("fixture.echo");
+  REQUIRE(binding);
+  const auto call = start_task(*binding.executor, ref, "t" + std::to_string(ref), "\"ping\"");
+  CHECK_MESSAGE(call.ok(), call.error);
+  CHECK(host.output(ref) == std::optional<std::string>("\"ping\""));
+}
+
+}  // namespace
+
+TEST_CASE("each bad file is reported with its path and field while the good plugin beside it serves") {
+  struct Case {
+    const char* name;
+    const char* target;    // fixture to copy in; null for the non-ELF bytes
+    std::string expected;  // after "DIR/zz-bad.so: "
+  };
+  const std::string abi_range = std::to_string(TASKHOST_ABI_MAJOR) + ".0 to " + std::to_string(TASKHOST_ABI_MAJOR) +
+                                "." + std::to_string(TASKHOST_ABI_MINOR);
+  const Case cases[] = {
+      {"not ELF", nullptr, "not an ELF file"},
+      {"no entry point", "loader-broken-no-entry",
+       "no entry point: the file does not export function 'taskhost_plugin_entry'"},
+      {"no manifest", "loader-broken-no-manifest", "no manifest: section '.taskhost_manifest' is missing"},
+      {"ABI major 2", "loader-abi2", "ABI refused: plugin ABI 2.0; this host accepts " + abi_range},
+      {"struct too small", "loader-broken-small-struct",
+       "kinds[1] ('fixture.broken.broken-small-struct'): struct_size is "},
+      {"required function", "loader-broken-missing-cancel",
+       "kind 'fixture.broken.broken-missing-cancel': required function on_cancel is NULL"},
+      {"half group", "loader-broken-half-reattach",
+       "kind 'fixture.broken.broken-half-reattach': half-provided capability group 're-attach': on_can_reattach "
+       "is set but on_detach is NULL"},
+      {"factory error", "loader-broken-factory-error",
+       "kind 'fixture.broken.broken-factory-error': on_create_executor failed with TH_FAILED (3): license server "
+       "unreachable"},
+      {"factory NULL", "loader-broken-factory-null",
+       "kind 'fixture.broken.broken-factory-null': on_create_executor returned TH_OK but a NULL executor"},
+      {"manifest mismatch", "loader-broken-manifest-mismatch",
+       "descriptor version '9.9.9' differs from the manifest's"},
+      {"kind taken", "loader-rival", "kind 'fixture.echo' is already served by "},
+  };
+  for (const Case& c : cases) {
+    const std::string name = c.name;
+    CAPTURE(name);
+    TempDir dir;
+    RecordingHost host;
+    KindRegistry registry;
+    PluginDirectory plugins(dir.path(), registry, host.api());
+    const fs::path good = place(dir.path(), "loader-echo", "good.so");
+    const fs::path bad = dir / "zz-bad.so";  // sorts after good.so: the good one claims its kind first
+    if (c.target) {
+      place(dir.path(), c.target, "zz-bad.so");
+    } else {
+      write_bytes(bad,
+                  "\x7f"
+                  "ELX but not really\n");
+    }
+
+    const ScanReport report = plugins.scan();
+    CHECK(report.loaded == std::vector<fs::path>{good});
+    REQUIRE(report.errors.size() == 1);
+    const std::string& error = report.errors[0];
+    CHECK_MESSAGE(error.starts_with(bad.string() + ": " + c.expected), error);
+    if (std::string(c.name) == "kind taken") CHECK(error == bad.string() + ": " + c.expected + good.string());
+
+    check_echo_serves(registry, host, 1);
+    const auto files = registry.files();
+    const FileStatus* bad_status = status_of(files, bad);
+    REQUIRE(bad_status != nullptr);
+    CHECK(bad_status->state == "failed");
+    CHECK(bad_status->last_error == error);
+    CHECK(bad_status->current == nullptr);
+    const FileStatus* good_status = status_of(files, good);
+    REQUIRE(good_status != nullptr);
+    CHECK(good_status->state == "serving");
+  }
+}
+
+TEST_CASE("scan leaves unchanged files alone and loads changed ones as a new generation") {
+  TempDir dir;
+  RecordingHost host;
+  KindRegistry registry;
+  PluginDirectory plugins(dir.path(), registry, host.api());
+  const fs::path file = place(dir.path(), "loader-echo", "echo.so");
+  place(dir.path(), "loader-second", "second.so");
+
+  CHECK(plugins.scan().loaded.size() == 2);
+  const GenerationPtr first = registry.current(file);
+  REQUIRE(first);
+
+  const ScanReport again = plugins.scan();
+  CHECK(again.loaded.empty());
+  CHECK(again.errors.empty());
+  CHECK(again.removed.empty());
+  CHECK(registry.current(file) == first);
+
+  write_bytes(file, read_bytes(fixture("loader-echo-v2")));
+  const ScanReport changed = plugins.scan();
+  CHECK(changed.loaded == std::vector<fs::path>{file});
+  const GenerationPtr second = registry.current(file);
+  REQUIRE(second);
+  CHECK(second->version() == "2.0.0");
+  CHECK(second->id() > first->id());
+  CHECK(registry.resolve("fixture.echo").generation == second);
+
+  // The old generation is still alive (we hold it, as a running task would): shown as draining.
+  const auto files = registry.files();
+  const FileStatus* status = status_of(files, file);
+  REQUIRE(status != nullptr);
+  REQUIRE(status->draining.size() == 1);
+  CHECK(status->draining[0] == first);
+}
+
+TEST_CASE("a failed update keeps the old generation serving; restoring the file clears the error") {
+  TempDir dir;
+  RecordingHost host;
+  KindRegistry registry;
+  PluginDirectory plugins(dir.path(), registry, host.api());
+  const fs::path file = place(dir.path(), "loader-echo", "echo.so");
+  const std::string good_bytes = read_bytes(file);
+  REQUIRE(plugins.scan().errors.empty());
+  const GenerationPtr serving = registry.current(file);
+
+  write_bytes(file, "garbage");
+  const ScanReport failed = plugins.scan();
+  REQUIRE(failed.errors.size() == 1);
+  CHECK(failed.errors[0] == file.string() + ": not an ELF file");
+  CHECK(registry.current(file) == serving);
+  check_echo_serves(registry, host, 1);
+  auto files = registry.files();
+  CHECK(status_of(files, file)->state == "serving");
+  CHECK(status_of(files, file)->last_error == file.string() + ": not an ELF file");
+
+  write_bytes(file, good_bytes);
+  const ScanReport restored = plugins.scan();
+  CHECK(restored.loaded.empty());  // same content as what serves: nothing to load
+  CHECK(restored.errors.empty());
+  files = registry.files();
+  CHECK(status_of(files, file)->last_error.empty());
+}
+
+TEST_CASE("scan removes files that are gone, and a rename moves the kind in one scan") {
+  TempDir dir;
+  RecordingHost host;
+  KindRegistry registry;
+  PluginDirectory plugins(dir.path(), registry, host.api());
+  const fs::path file = place(dir.path(), "loader-echo", "echo.so");
+  const fs::path second = place(dir.path(), "loader-second", "second.so");
+  REQUIRE(plugins.scan().loaded.size() == 2);
+
+  fs::remove(second);
+  const ScanReport removed = plugins.scan();
+  CHECK(removed.removed == std::vector<fs::path>{second});
+  CHECK_FALSE(registry.resolve("fixture.second"));
+  CHECK(status_of(registry.files(), second)->state == "removed");
+
+  const fs::path renamed = dir / "echo-renamed.so";
+  fs::rename(file, renamed);
+  const ScanReport moved = plugins.scan();
+  CHECK(moved.removed == std::vector<fs::path>{file});
+  CHECK(moved.loaded == std::vector<fs::path>{renamed});
+  CHECK(moved.errors.empty());
+  REQUIRE(registry.resolve("fixture.echo"));
+  CHECK(registry.resolve("fixture.echo").generation->source() == renamed);
+}
+
+TEST_CASE("scan follows symlinks to plugins but ignores hidden, temporary and non-file entries") {
+  TempDir dir;
+  TempDir elsewhere;
+  RecordingHost host;
+  KindRegistry registry;
+  PluginDirectory plugins(dir.path(), registry, host.api());
+  const fs::path target = place(elsewhere.path(), "loader-echo", "real-echo.so");
+  const fs::path link = dir / "linked.so";
+  fs::create_symlink(target, link);
+  place(dir.path(), "loader-second", ".second.so.tmp");
+  place(dir.path(), "loader-second", ".hidden.so");
+  place(dir.path(), "loader-second", "second.so.part");
+  fs::create_directory(dir / "directory.so");
+  fs::create_symlink(dir / "nowhere.so", dir / "dangling.so");
+
+  const ScanReport report = plugins.scan();
+  CHECK(report.errors.empty());
+  CHECK(report.loaded == std::vector<fs::path>{link});
+  CHECK_FALSE(registry.resolve("fixture.second"));
+  const Binding binding = registry.resolve("fixture.echo");
+  REQUIRE(binding);
+  CHECK(binding.generation->source() == link);  // keyed by its path in the plugins dir
+  std::string error;
+  CHECK(binding.generation->content_hash() == taskhost::plugin::content_hash_of(target, &error));
+}
+
+TEST_CASE("load_file and remove_file act on one file; a missing directory is reported, not fatal") {
+  TempDir dir;
+  RecordingHost host;
+  KindRegistry registry;
+  PluginDirectory plugins(dir.path(), registry, host.api());
+  const fs::path file = place(dir.path(), "loader-second", "second.so");
+  CHECK(plugins.load_file(file).empty());
+  CHECK(registry.resolve("fixture.second"));
+  plugins.remove_file(file);
+  CHECK_FALSE(registry.resolve("fixture.second"));
+
+  PluginDirectory missing(dir / "no-such-dir", registry, host.api());
+  const ScanReport report = missing.scan();
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].starts_with((dir / "no-such-dir").string() + ": cannot list the plugins directory: "));
+}
