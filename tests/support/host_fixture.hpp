@@ -16,6 +16,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace taskhost::testing {
 
@@ -87,9 +88,29 @@ inline v1::CancelRequest cancel_request(const std::string& task_id) {
   return c;
 }
 
+// Files under build/plugins (first-party plugins, samples) for a HostFixture to serve instead of the
+// scripted fixture, e.g. HostFixture(BuiltPlugins{{"exec.so"}}).
+struct BuiltPlugins {
+  std::vector<std::string> files;
+};
+
 struct HostFixture {
   explicit HostFixture(tasks::RouterOptions options = {}, const std::string& plugin = "scripted-v1.so") {
     install_plugin_file(fixture(plugin), dir.path(), "scripted.so");
+    open(std::move(options));
+  }
+  explicit HostFixture(const BuiltPlugins& plugins, tasks::RouterOptions options = {}) {
+    for (const std::string& file : plugins.files) install_plugin_file(built_plugin(file), dir.path(), file);
+    open(std::move(options));
+  }
+  tasks::Router& router() { return host->router(); }
+
+  TempDir dir;
+  RecordingOutbox outbox;  // declared before the host: it must outlive it
+  std::unique_ptr<Host> host;
+
+ private:
+  void open(tasks::RouterOptions options) {
     HostOptions ho;
     ho.router = std::move(options);
     ho.plugins_dir = dir.path();
@@ -97,11 +118,6 @@ struct HostFixture {
     REQUIRE_MESSAGE(host->initial_scan().errors.empty(),
                     (host->initial_scan().errors.empty() ? "" : host->initial_scan().errors.front()));
   }
-  tasks::Router& router() { return host->router(); }
-
-  TempDir dir;
-  RecordingOutbox outbox;  // declared before the host: it must outlive it
-  std::unique_ptr<Host> host;
 };
 
 }  // namespace taskhost::testing

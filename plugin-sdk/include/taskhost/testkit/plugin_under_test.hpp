@@ -20,6 +20,7 @@
 // Ownership: not copyable; the FakeHost, the library and the executors live as long as this object.
 #pragma once
 
+#include <atomic>
 #include <dlfcn.h>
 #include <taskhost/plugin.h>
 
@@ -444,8 +445,8 @@ class PluginUnderTest {
   std::map<std::string, Executor> executors_;
   mutable std::mutex mu_;
   std::map<th_task_ref, Attempt> attempts_;
-  int next_task_ = 1;
-  int next_message_ = 1;
+  std::atomic<int> next_task_{1};     // start() and deliver() may be called from several threads
+  std::atomic<int> next_message_{1};
 };
 
 }  // namespace taskhost::testkit
