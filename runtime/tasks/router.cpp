@@ -102,10 +102,15 @@ AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& re
   }
   const uint32_t attempt = std::max<uint32_t>(1, a.execute().attempt());
 
-  TaskPtr t;
+  // The new task's own lock is held until its PENDING event is out: once it is in the maps another
+  // thread's try_admit can start it, and its RUNNING event must not overtake PENDING. Taking `mu` under a
+  // task lock is safe only here, for a task no other thread can have locked yet.
+  auto t = std::make_shared<Task>(a.task_id(), kind, boost::asio::make_strand(pool.get_executor()));
+  std::unique_lock task_lock(t->mu);
   {
     std::lock_guard lock(mu);
     if (stopped || draining) {
+      task_lock.unlock();
       return reject(a, kind, v1::RESOURCE_UNAVAILABLE, "host is draining: task '" + a.task_id() + "' not accepted");
     }
     if (by_id.count(a.task_id())) {
@@ -117,7 +122,7 @@ AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& re
               "task '" + a.task_id() + "' attempt " + std::to_string(attempt) + " already ended (" +
                   std::string(state_name(done->state)) + ")"};
     }
-    t = std::make_shared<Task>(a.task_id(), kind, next_serial++, boost::asio::make_strand(pool.get_executor()));
+    t->serial = next_serial++;
     t->input = a.execute().input();
     t->heartbeat_interval = std::chrono::seconds(a.heartbeat_interval_secs());
     t->attempt = attempt;
@@ -129,13 +134,11 @@ AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& re
     ++counts[kind].pending;
     ++total.pending;
   }
-  {
-    std::lock_guard tl(t->mu);
-    emit_locked(*t, [&](v1::TaskEvent& e) {
-      e.mutable_state()->set_state(v1::PENDING);
-      e.mutable_state()->set_detail(resume.reattach ? "accepted for re-attach" : "accepted");
-    });
-  }
+  emit_locked(*t, [&](v1::TaskEvent& e) {
+    e.mutable_state()->set_state(v1::PENDING);
+    e.mutable_state()->set_detail(resume.reattach ? "accepted for re-attach" : "accepted");
+  });
+  task_lock.unlock();
   try_admit();
   return {};
 }

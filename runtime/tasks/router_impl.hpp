@@ -77,7 +77,9 @@ class Router::Impl {
   boost::asio::thread_pool pool;
   Scheduler scheduler;
 
-  mutable std::mutex mu;  // guards everything below; taken before any Task::mu, never after
+  // Guards everything below. Taken before any Task::mu, never while holding one — except in assign(),
+  // for a brand-new task no other thread can reach yet.
+  mutable std::mutex mu;
   std::unordered_map<std::string, TaskPtr> by_id;      // active: pending, running, waiting_input
   std::unordered_map<uint64_t, TaskPtr> by_serial;     // the same tasks, for sink lookups
   std::deque<TaskPtr> pending;                         // accepted, waiting for a slot, in order

@@ -31,13 +31,13 @@ namespace taskhost::tasks {
 using Strand = boost::asio::strand<boost::asio::thread_pool::executor_type>;
 
 struct Task {
-  Task(std::string id_, std::string kind_, uint64_t serial_, Strand strand_)
-      : id(std::move(id_)), kind(std::move(kind_)), serial(serial_), strand(std::move(strand_)) {}
+  Task(std::string id_, std::string kind_, Strand strand_)
+      : id(std::move(id_)), kind(std::move(kind_)), strand(std::move(strand_)) {}
 
-  // Immutable after creation.
+  // Immutable after creation (serial: set once by assign(), before the task is visible to anyone).
   const std::string id;
   const std::string kind;
-  const uint64_t serial;
+  uint64_t serial = 0;
   Strand strand;
   google::protobuf::Value input;
   std::chrono::seconds heartbeat_interval{0};

@@ -3,6 +3,8 @@
 // or a use-after-unload is a failure.
 #include "host_fixture.hpp"
 
+#include "tasks/lifecycle.hpp"
+
 #include <atomic>
 #include <set>
 #include <thread>
@@ -62,6 +64,22 @@ TEST_CASE("every task reaches exactly one completion under concurrent sink calls
   for (const auto& [id, n] : per_task) CHECK_MESSAGE(n == 1, id);
   for (const auto& c : f.outbox.completions()) {
     if (c.task_id().rfind("th", 0) == 0) CHECK(c.state() == v1::SUCCEEDED);
+  }
+  // Per task, events arrive in order: PENDING first, sequence numbers strictly increasing, the terminal
+  // state last (a RUNNING or a completion overtaking PENDING was a real bug once).
+  std::map<std::string, std::vector<v1::TaskEvent>> by_task;
+  for (const auto& e : f.outbox.events()) by_task[e.task_id()].push_back(e);
+  for (const auto& [id, events] : by_task) {
+    std::vector<v1::TaskState> states;
+    uint64_t seq = 0;
+    for (const auto& e : events) {
+      CHECK_MESSAGE(e.seq() > seq, id);
+      seq = e.seq();
+      if (e.has_state()) states.push_back(e.state().state());
+    }
+    REQUIRE_MESSAGE(!states.empty(), id);
+    CHECK_MESSAGE(states.front() == v1::PENDING, id);
+    CHECK_MESSAGE(tasks::is_terminal(states.back()), id);
   }
 }
 
