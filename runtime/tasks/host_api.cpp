@@ -186,10 +186,12 @@ Impl::Locked Impl::lock_ref(th_task_ref ref) {
   Locked out;
   const uint64_t serial = ref_serial(ref);
   {
-    std::lock_guard lock(mu);
-    auto it = by_serial.find(serial);
-    if (it == by_serial.end()) {
-      out.status = (serial != 0 && serial < next_serial) ? TH_TASK_ENDED : TH_UNKNOWN_TASK;
+    SerialShard& sh = shard(serial);
+    std::lock_guard lock(sh.mu);
+    auto it = sh.tasks.find(serial);
+    if (it == sh.tasks.end()) {
+      const uint64_t issued = issued_serials.load(std::memory_order_acquire);
+      out.status = (serial != 0 && serial <= issued) ? TH_TASK_ENDED : TH_UNKNOWN_TASK;
       return out;
     }
     out.task = it->second;

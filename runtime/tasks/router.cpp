@@ -123,13 +123,18 @@ AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& re
                   std::string(state_name(done->state)) + ")"};
     }
     t->serial = next_serial++;
+    issued_serials.store(t->serial, std::memory_order_release);
     t->input = a.execute().input();
     t->heartbeat_interval = std::chrono::seconds(a.heartbeat_interval_secs());
     t->attempt = attempt;
     t->reattach = resume.reattach;
     t->checkpoint = resume.checkpoint;
     by_id.emplace(t->id, t);
-    by_serial.emplace(t->serial, t);
+    {
+      SerialShard& sh = shard(t->serial);
+      std::lock_guard shard_lock(sh.mu);
+      sh.tasks.emplace(t->serial, t);
+    }
     pending.push_back(t);
     ++counts[kind].pending;
     ++total.pending;
@@ -159,32 +164,40 @@ size_t Router::Impl::free_slots_locked(const std::string& kind) const {
   return std::min(kind_free, host_free);
 }
 
-void Router::Impl::try_admit() {
-  std::vector<TaskPtr> admitted;
-  {
-    std::lock_guard lock(mu);
-    if (stopped) return;
-    for (auto it = pending.begin(); it != pending.end() && total.started < options.max_active;) {
-      Counts& c = counts[(*it)->kind];
-      if (c.started >= kind_limit((*it)->kind)) {
-        ++it;  // this kind is full; later tasks of other kinds may still start (no head-of-line blocking)
-        continue;
-      }
-      --c.pending;
-      ++c.started;
-      --total.pending;
-      ++total.started;
-      admitted.push_back(*it);
-      it = pending.erase(it);
+void Router::Impl::collect_admissions_locked(std::vector<TaskPtr>& admitted) {
+  if (stopped) return;
+  for (auto it = pending.begin(); it != pending.end() && total.started < options.max_active;) {
+    Counts& c = counts[(*it)->kind];
+    if (c.started >= kind_limit((*it)->kind)) {
+      ++it;  // this kind is full; later tasks of other kinds may still start (no head-of-line blocking)
+      continue;
     }
+    --c.pending;
+    ++c.started;
+    --total.pending;
+    ++total.started;
+    admitted.push_back(*it);
+    it = pending.erase(it);
   }
-  for (auto& t : admitted) {
+}
+
+void Router::Impl::launch(const std::vector<TaskPtr>& admitted) {
+  for (const auto& t : admitted) {
     {
       std::lock_guard tl(t->mu);
       t->started = true;
     }
     post(t, [this, t] { start_on_strand(t); });
   }
+}
+
+void Router::Impl::try_admit() {
+  std::vector<TaskPtr> admitted;
+  {
+    std::lock_guard lock(mu);
+    collect_admissions_locked(admitted);
+  }
+  launch(admitted);
 }
 
 TaskPtr Router::Impl::find_active(std::string_view id) const {
@@ -225,10 +238,16 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
     snap = snapshot_locked(*t);
   }
   {
+    SerialShard& sh = shard(t->serial);
+    std::lock_guard shard_lock(sh.mu);
+    sh.tasks.erase(t->serial);
+  }
+  std::vector<TaskPtr> admitted;
+  {
+    // One critical section retires the task and admits its successors.
     std::lock_guard lock(mu);
     auto it = by_id.find(t->id);
     if (it != by_id.end() && it->second == t) by_id.erase(it);
-    by_serial.erase(t->serial);
     Counts& c = counts[t->kind];
     if (held_slot) {
       --c.started;
@@ -239,10 +258,11 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
       --total.pending;
     }
     finished.add(std::move(snap));
+    collect_admissions_locked(admitted);
+    if (by_id.empty()) idle.notify_all();
   }
-  idle.notify_all();
   outbox.on_capacity(t->kind);
-  try_admit();
+  launch(admitted);
 }
 
 // =====================================================================================================
@@ -609,7 +629,10 @@ void Router::shutdown() {
   }
   std::lock_guard lock(impl_->mu);
   impl_->by_id.clear();
-  impl_->by_serial.clear();
+  for (auto& sh : impl_->serial_index) {
+    std::lock_guard shard_lock(sh.mu);
+    sh.tasks.clear();
+  }
   impl_->pending.clear();
   impl_->idle.notify_all();
 }

@@ -9,6 +9,8 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -29,6 +31,9 @@ class Router::Impl {
   AssignOutcome reject(const v1::TaskAssignment& assignment, const std::string& kind, v1::ErrorCode code,
                        std::string message);
   void try_admit();
+  // Moves admissible pending tasks to started (mu held) into `out`; launch() posts their start.
+  void collect_admissions_locked(std::vector<TaskPtr>& out);
+  void launch(const std::vector<TaskPtr>& admitted);
   size_t free_slots_locked(const std::string& kind) const;  // mu held
   size_t kind_limit(const std::string& kind) const;
   TaskPtr find_active(std::string_view id) const;
@@ -81,7 +86,6 @@ class Router::Impl {
   // for a brand-new task no other thread can reach yet.
   mutable std::mutex mu;
   std::unordered_map<std::string, TaskPtr> by_id;      // active: pending, running, waiting_input
-  std::unordered_map<uint64_t, TaskPtr> by_serial;     // the same tasks, for sink lookups
   std::deque<TaskPtr> pending;                         // accepted, waiting for a slot, in order
   struct Counts {
     size_t pending = 0;  // accepted, waiting for a slot
@@ -89,11 +93,22 @@ class Router::Impl {
   };
   std::unordered_map<std::string, Counts> counts;      // per kind
   Counts total;
-  uint64_t next_serial = 1;
+  uint64_t next_serial = 1;  // also mirrored in issued_serials for lock-free "ended vs unknown" answers
   FinishedTasks finished;
   bool draining = false;
   bool stopped = false;
   mutable std::condition_variable idle;
+
+  // Sink lookups (every th_host_api call) go through their own sharded index, not `mu`: plugin threads
+  // reporting progress must not contend with admission and retirement on one lock.
+  struct SerialShard {
+    std::mutex mu;
+    std::unordered_map<uint64_t, TaskPtr> tasks;
+  };
+  static constexpr size_t kSerialShards = 64;
+  std::array<SerialShard, kSerialShards> serial_index;
+  std::atomic<uint64_t> issued_serials{0};  // highest serial handed out
+  SerialShard& shard(uint64_t serial) { return serial_index[serial % kSerialShards]; }
 };
 
 template <typename Fill>

@@ -1,0 +1,64 @@
+// The payload codec must agree with protobuf's own JSON mapping (which it replaces on the hot path):
+// every value written parses back, through protobuf's parser, to the same Value.
+#include "tasks/payload.hpp"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/message_differencer.h>
+
+#include <doctest/doctest.h>
+
+using namespace taskhost::tasks;
+using google::protobuf::Value;
+
+namespace {
+Value parse_with_protobuf(const std::string& json) {
+  Value v;
+  REQUIRE_MESSAGE(google::protobuf::util::JsonStringToMessage(json, &v).ok(), json);
+  return v;
+}
+std::span<const uint8_t> bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+}  // namespace
+
+TEST_CASE("values written as JSON read back identically through protobuf's own parser") {
+  const char* samples[] = {
+      R"(null)", R"(true)", R"(0)", R"(-17)", R"(3.25)", R"(1e-7)", R"(12345678901234)", R"("")",
+      R"("quote \" backslash \\ newline \n tab \t bell \u0007 unicode é ✓")",
+      R"({"name":"Ada","n":[1,2,{"deep":[true,false,null]}],"empty":{},"list":[]})",
+  };
+  for (const char* json : samples) {
+    const Value original = parse_with_protobuf(json);
+    const std::string written = encode_value(original, TH_ENCODING_JSON);
+    CHECK_MESSAGE(google::protobuf::util::MessageDifferencer::Equals(parse_with_protobuf(written), original), written);
+    Value decoded;
+    std::string error;
+    REQUIRE(decode_value(bytes(written), TH_ENCODING_JSON, &decoded, &error));
+    CHECK_MESSAGE(google::protobuf::util::MessageDifferencer::Equals(decoded, original), written);
+  }
+}
+
+TEST_CASE("integral numbers are written without a fraction, others in shortest round-trip form") {
+  CHECK(encode_value(parse_with_protobuf("1"), TH_ENCODING_JSON) == "1");
+  CHECK(encode_value(parse_with_protobuf("-2.5"), TH_ENCODING_JSON) == "-2.5");
+  CHECK(encode_value(parse_with_protobuf("0.1"), TH_ENCODING_JSON) == "0.1");
+  Value unset;
+  CHECK(encode_value(unset, TH_ENCODING_JSON) == "null");
+}
+
+TEST_CASE("malformed payloads are refused with the parser's reason; empty means null") {
+  Value v;
+  std::string error;
+  CHECK_FALSE(decode_value(bytes("{not json"), TH_ENCODING_JSON, &v, &error));
+  CHECK(error.find("not valid JSON") != std::string::npos);
+  CHECK_FALSE(decode_value(bytes("\x01\x02garbage"), TH_ENCODING_PROTOBUF, &v, &error));
+  CHECK(decode_value({}, TH_ENCODING_JSON, &v, &error));
+  CHECK(v.kind_case() == Value::kNullValue);
+}
+
+TEST_CASE("protobuf encoding round-trips") {
+  const Value original = parse_with_protobuf(R"({"a":[1,"x",false]})");
+  const std::string wire = encode_value(original, TH_ENCODING_PROTOBUF);
+  Value back;
+  std::string error;
+  REQUIRE(decode_value(bytes(wire), TH_ENCODING_PROTOBUF, &back, &error));
+  CHECK(google::protobuf::util::MessageDifferencer::Equals(back, original));
+}
