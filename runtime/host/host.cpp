@@ -1,19 +1,54 @@
 #include "host/host.hpp"
 
+#include "common/log.hpp"
+
 namespace taskhost {
 
 Host::Host(HostOptions options, transport::TaskOutbox& outbox)
-    : registry_(std::make_unique<registry::KindRegistry>()),
+    : migrate_on_reload_(options.migrate_on_reload),
+      registry_(std::make_unique<registry::KindRegistry>()),
       router_(std::make_unique<tasks::Router>(std::move(options.router), *registry_, outbox)),
-      plugins_(std::make_unique<registry::PluginDirectory>(options.plugins_dir, *registry_, router_->host_api())) {
+      plugins_(std::make_unique<registry::PluginDirectory>(options.plugins_dir, *registry_, router_->host_api())),
+      drainer_(std::make_unique<GenerationDrainer>(*router_, options.drain_deadline)) {
+  plugins_->on_scan([this](const registry::ScanReport& report) { after_scan(report); });
+  if (options.watch) watcher_ = std::make_unique<registry::DirectoryWatcher>(*plugins_, options.watcher);
   initial_scan_ = plugins_->scan();
 }
 
 Host::~Host() {
-  router_->shutdown();  // no plugin call in flight, every task released
+  if (watcher_) watcher_->stop();  // no scan starts any more
+  drainer_->stop();                // no drain deadline cancels any more
+  router_->shutdown();             // no plugin call in flight, every task released
+  watcher_.reset();
   plugins_.reset();
-  registry_->clear();   // executors destroyed while the router's sink table is still valid
+  registry_->clear();  // executors destroyed while the router's sink table is still valid
+  drainer_.reset();
   router_.reset();
 }
+
+void Host::after_scan(const registry::ScanReport& report) {
+  for (const auto& retired : report.retired) drainer_->track(retired);
+  if (migrate_on_reload_ && !report.retired.empty()) {
+    if (const size_t moved = migrate_all()) log::info("reload: moving {} re-attachable task(s) to the new generations", moved);
+  }
+}
+
+size_t Host::migrate_all() {
+  size_t moved = 0;
+  for (const auto& binding : registry_->bindings()) moved += router_->migrate(binding.executor->kind());
+  return moved;
+}
+
+registry::ScanReport Host::reload(bool migrate) {
+  registry::ScanReport report = plugins_->scan();
+  // after_scan already moved tasks for migrate_on_reload, and only when this scan switched something; an
+  // operator asking for it also moves tasks left on generations retired by earlier switches.
+  if (migrate) {
+    if (const size_t moved = migrate_all()) log::info("reload: moving {} re-attachable task(s) to the new generations", moved);
+  }
+  return report;
+}
+
+std::vector<PluginFileStatus> Host::plugin_status() const { return taskhost::plugin_status(*registry_, *router_); }
 
 }  // namespace taskhost

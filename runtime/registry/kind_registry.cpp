@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <set>
 #include <utility>
 
 namespace taskhost::registry {
@@ -30,7 +31,15 @@ GenerationPtr KindRegistry::current(const std::filesystem::path& file) const {
 
 std::string KindRegistry::install(GenerationPtr generation) {
   if (!generation) return "install: no generation";
-  const std::filesystem::path& file = generation->source();
+  SwitchResult result = apply(Switch{{std::move(generation)}, {}});
+  return result.refused.empty() ? std::string() : std::move(result.refused.front().error);
+}
+
+SwitchResult KindRegistry::apply(Switch change) {
+  std::erase(change.install, nullptr);
+  std::sort(change.install.begin(), change.install.end(),
+            [](const GenerationPtr& a, const GenerationPtr& b) { return a->source() < b->source(); });
+  SwitchResult result;
   std::vector<Change> changes;
   std::vector<SwitchListener> listeners;
   // References dropped here may be the last ones: they are released after the lock, because destroying a
@@ -38,43 +47,101 @@ std::string KindRegistry::install(GenerationPtr generation) {
   std::vector<GenerationPtr> released;
   {
     std::unique_lock lock(mutex_);
-    for (const auto& executor : generation->executors()) {
-      const auto it = kinds_.find(executor->kind());
-      if (it != kinds_.end() && it->second.generation->source() != file) {
-        return file.string() + ": kind '" + executor->kind() + "' is already served by " +
-               it->second.generation->source().string();
+    // A file installed in this switch is not also removed by it; installing what already serves is a no-op.
+    std::set<std::filesystem::path> installing;
+    std::erase_if(change.install, [&](const GenerationPtr& g) {
+      const auto it = files_.find(g->source());
+      return (it != files_.end() && it->second.current == g) || !installing.insert(g->source()).second;
+    });
+    std::set<std::filesystem::path> removing;
+    for (const auto& file : change.remove) {
+      if (files_.count(file) && !installing.count(file)) removing.insert(file);
+    }
+
+    // The final state: every file's current generation once the switch is done. Files that keep theirs
+    // are "staying"; a refused candidate turns its file back into a staying one.
+    std::map<std::filesystem::path, const plugin::Generation*> staying;
+    for (const auto& [file, entry] : files_) {
+      if (entry.current && !removing.count(file)) staying.emplace(file, entry.current.get());
+    }
+    std::vector<GenerationPtr> accepted = std::move(change.install);
+    for (;;) {
+      std::map<std::filesystem::path, const plugin::Generation*> proposed = staying;
+      for (const auto& g : accepted) proposed[g->source()] = g.get();
+      std::map<std::string, std::vector<std::filesystem::path>> claims;  // kind -> files, in path order
+      for (const auto& [file, g] : proposed) {
+        for (const auto& executor : g->executors()) claims[executor->kind()].push_back(file);
+      }
+      std::set<std::filesystem::path> losers;
+      const auto is_candidate = [&](const std::filesystem::path& file) {
+        return std::any_of(accepted.begin(), accepted.end(), [&](const GenerationPtr& g) { return g->source() == file; });
+      };
+      for (const auto& [kind, files] : claims) {
+        if (files.size() < 2) continue;
+        const auto keeper = std::find_if(files.begin(), files.end(), [&](const auto& f) { return !is_candidate(f); });
+        const std::filesystem::path& winner = keeper != files.end() ? *keeper : files.front();
+        for (const auto& file : files) {
+          if (file == winner || !is_candidate(file) || !losers.insert(file).second) continue;
+          result.refused.push_back({file, file.string() + ": kind '" + kind + "' is already served by " + winner.string()});
+        }
+      }
+      if (losers.empty()) break;
+      std::erase_if(accepted, [&](const GenerationPtr& g) { return losers.count(g->source()) > 0; });
+      for (const auto& file : losers) {
+        const auto it = files_.find(file);
+        if (it != files_.end() && it->second.current) staying.emplace(file, it->second.current.get());
       }
     }
-    FileEntry& entry = files_[file];
-    if (entry.current == generation) return {};
-    if (entry.current) {
+
+    // Apply: first unbind every kind of every generation that leaves, then bind the new ones, so a kind
+    // moving between two files in this switch is never refused by its own old binding.
+    std::set<std::string> unbound;
+    const auto retire = [&](const std::filesystem::path& file, bool replaced) {
+      FileEntry& entry = files_[file];
+      if (!entry.current) return;
+      RetiredGeneration retired{file, entry.current->id(), entry.current->version(), {}, entry.current, replaced};
       for (const auto& executor : entry.current->executors()) {
-        if (generation->find(executor->kind()) != nullptr) continue;
+        retired.kinds.push_back(executor->kind());
         const auto it = kinds_.find(executor->kind());
         if (it == kinds_.end() || it->second.generation != entry.current) continue;
         released.push_back(std::move(it->second.generation));
         kinds_.erase(it);
-        changes.emplace_back(executor->kind(), Binding{});
+        unbound.insert(executor->kind());
       }
       entry.previous.emplace_back(entry.current);
       released.push_back(std::move(entry.current));
+      result.retired.push_back(std::move(retired));
+    };
+    for (const auto& file : removing) {
+      retire(file, false);
+      FileEntry& entry = files_[file];
+      drop_expired(entry.previous);
+      entry.removed = true;
     }
-    drop_expired(entry.previous);
-    for (const auto& executor : generation->executors()) {
-      Binding& binding = kinds_[executor->kind()];
-      released.push_back(std::move(binding.generation));
-      binding = Binding{generation, executor.get()};
-      changes.emplace_back(executor->kind(), binding);
+    for (const auto& g : accepted) retire(g->source(), true);
+    std::vector<Change> bound;
+    for (auto& g : accepted) {
+      for (const auto& executor : g->executors()) {
+        Binding& binding = kinds_[executor->kind()];
+        released.push_back(std::move(binding.generation));
+        binding = Binding{g, executor.get()};
+        unbound.erase(executor->kind());
+        bound.emplace_back(executor->kind(), binding);
+      }
+      FileEntry& entry = files_[g->source()];
+      drop_expired(entry.previous);
+      entry.current = std::move(g);
+      entry.last_error.clear();
+      entry.removed = false;
     }
-    entry.current = std::move(generation);
-    entry.last_error.clear();
-    entry.removed = false;
+    for (const auto& kind : unbound) changes.emplace_back(kind, Binding{});
+    changes.insert(changes.end(), std::make_move_iterator(bound.begin()), std::make_move_iterator(bound.end()));
     listeners = listeners_;
   }
   for (const auto& [kind, now] : changes) {
     for (const auto& listener : listeners) listener(kind, now);
   }
-  return {};
+  return result;
 }
 
 void KindRegistry::record_failure(const std::filesystem::path& file, std::string error) {
@@ -84,34 +151,7 @@ void KindRegistry::record_failure(const std::filesystem::path& file, std::string
   entry.removed = false;  // the file is there again, even if it does not load
 }
 
-void KindRegistry::remove_file(const std::filesystem::path& file) {
-  std::vector<Change> changes;
-  std::vector<SwitchListener> listeners;
-  std::vector<GenerationPtr> released;
-  {
-    std::unique_lock lock(mutex_);
-    const auto found = files_.find(file);
-    if (found == files_.end()) return;
-    FileEntry& entry = found->second;
-    if (entry.current) {
-      for (const auto& executor : entry.current->executors()) {
-        const auto it = kinds_.find(executor->kind());
-        if (it == kinds_.end() || it->second.generation != entry.current) continue;
-        released.push_back(std::move(it->second.generation));
-        kinds_.erase(it);
-        changes.emplace_back(executor->kind(), Binding{});
-      }
-      entry.previous.emplace_back(entry.current);
-      released.push_back(std::move(entry.current));
-    }
-    drop_expired(entry.previous);
-    entry.removed = true;
-    listeners = listeners_;
-  }
-  for (const auto& [kind, now] : changes) {
-    for (const auto& listener : listeners) listener(kind, now);
-  }
-}
+void KindRegistry::remove_file(const std::filesystem::path& file) { apply(Switch{{}, {file}}); }
 
 std::vector<FileStatus> KindRegistry::files() const {
   std::vector<FileStatus> out;

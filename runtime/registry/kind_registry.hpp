@@ -33,6 +33,33 @@ struct Binding {
   explicit operator bool() const { return executor != nullptr; }
 };
 
+// A generation that stopped taking new tasks in a switch: its file got a newer generation or was removed.
+// Holds only a weak reference: the tasks still running on it, not this record, decide how long it lives.
+struct RetiredGeneration {
+  std::filesystem::path file;
+  uint64_t id = 0;
+  std::string version;
+  std::vector<std::string> kinds;
+  std::weak_ptr<const plugin::Generation> generation;
+  bool replaced = false;  // true: the file serves a newer generation now; false: the file was removed
+};
+
+// One switch: new generations to install (each becomes the current one of its source file) and files to
+// remove, applied together.
+struct Switch {
+  std::vector<GenerationPtr> install;
+  std::vector<std::filesystem::path> remove;
+};
+
+struct SwitchResult {
+  struct Refusal {
+    std::filesystem::path file;
+    std::string error;  // "FILE: kind 'K' is already served by OTHER"
+  };
+  std::vector<Refusal> refused;            // generations not installed; their files keep what they had
+  std::vector<RetiredGeneration> retired;  // generations that stopped taking new tasks
+};
+
 // One plugin file as `taskhost plugins` shows it.
 struct FileStatus {
   std::filesystem::path file;
@@ -53,13 +80,23 @@ class KindRegistry {
   // Installs `generation` as the current one for its source file. Refused (returns an error naming both
   // files) when one of its kinds is served by a different file; then nothing changes and the file's
   // previous generation, if any, keeps serving. On success the file's previous generation stops taking
-  // new tasks.
+  // new tasks. Same as apply() with this one generation.
   std::string install(GenerationPtr generation);
+
+  // Installs and removes several files as ONE switch, under one lock: new assignments see either every
+  // binding before it or every binding after it. The final kind -> file mapping is validated as a whole,
+  // so two files may trade kinds (a.so K1->K2 and b.so K2->K1) in one switch. A kind claimed by two files
+  // in the final state is a conflict: a file that keeps its current generation wins over one that
+  // changes, and between two changing files the first by path wins; the loser is refused (its file keeps
+  // its previous generation, which is checked again), and validation repeats until the final state holds.
+  // Installing the generation a file already serves changes nothing. Removing an unknown file is a no-op.
+  SwitchResult apply(Switch change);
 
   // Records that the newest version of `file` failed to load; its current generation (if any) stays.
   void record_failure(const std::filesystem::path& file, std::string error);
 
-  // The file is gone: its kinds stop taking new tasks (they answer COMPONENT_NOT_FOUND).
+  // The file is gone: its kinds stop taking new tasks (they answer COMPONENT_NOT_FOUND). Same as apply()
+  // removing this one file.
   void remove_file(const std::filesystem::path& file);
 
   std::vector<FileStatus> files() const;

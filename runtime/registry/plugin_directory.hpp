@@ -1,12 +1,15 @@
 // The plugins directory: which `.so` files are there, loaded into generations and installed into the
 // registry. scan() is idempotent and is the one mechanism behind startup, SIGHUP, `taskhost reload` and
 // the directory watcher: unchanged files (same content hash) are left alone, new or changed ones load as
-// a new generation, files that are gone are removed from the registry.
+// a new generation, files that are gone are removed from the registry. Everything one scan changes is
+// installed as ONE registry switch (KindRegistry::apply), so files may trade kinds between them.
 //
 // Every failure is recorded against the file (KindRegistry::record_failure) and never stops the scan:
-// one bad plugin never keeps the others from serving.
+// one bad plugin never keeps the others from serving, and a file whose new version fails keeps its
+// previous generation serving.
 //
 // Thread rule: scan()/load_file()/remove_file() serialize on an internal mutex; safe from any thread.
+// Scan listeners run on the scanning thread after the mutex is released.
 #pragma once
 
 #include "registry/kind_registry.hpp"
@@ -15,8 +18,12 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace taskhost::registry {
@@ -25,7 +32,22 @@ struct ScanReport {
   std::vector<std::filesystem::path> loaded;   // files that got a new generation
   std::vector<std::filesystem::path> removed;  // files gone from the directory
   std::vector<std::string> errors;             // "FILE: reason", one per file that failed
+  std::vector<RetiredGeneration> retired;      // generations that stopped taking new tasks in this scan
+  bool changed() const { return !loaded.empty() || !removed.empty() || !retired.empty(); }
 };
+
+struct ScanOptions {
+  // Files still being written (the watcher's view): left exactly as they are, neither loaded nor removed.
+  std::set<std::filesystem::path> settling;
+  // Load again a file whose very content already failed to load. An operator's reload does (a factory may
+  // fail for a passing reason); the watcher does not, so a bad file is not retried on every event. A file
+  // refused only because another file held one of its kinds is retried whenever the scan changes anything.
+  bool retry_failed = true;
+};
+
+// Whether a directory entry name is a plugin file: `name.so`, not hidden. Editors and installers write
+// `.name.so.tmp` or `name.so.part` and rename it into place, and a half-written file is never loaded.
+bool is_plugin_file_name(std::string_view name);
 
 class PluginDirectory {
  public:
@@ -34,21 +56,33 @@ class PluginDirectory {
 
   const std::filesystem::path& path() const { return dir_; }
 
-  ScanReport scan();
+  ScanReport scan(const ScanOptions& options = {});
   // Loads one file (new generation if its content changed). Returns "" or "FILE: reason".
   std::string load_file(const std::filesystem::path& file);
   void remove_file(const std::filesystem::path& file);
 
+  // Called after every scan() with its report (also when nothing changed), on the scanning thread.
+  using ScanListener = std::function<void(const ScanReport&)>;
+  void on_scan(ScanListener listener);
+
  private:
-  enum class Outcome { unchanged, loaded, failed };
-  // One file: skip if its content is what already serves, else load and install. REQUIRES: mutex_ held.
-  Outcome load_locked(const std::filesystem::path& file, std::string* error);
+  // The content of a file that failed, and whether only a kind conflict refused it.
+  struct Failed {
+    std::string hash;
+    bool conflict = false;
+  };
+  ScanReport scan_locked(const ScanOptions& options);  // REQUIRES: mutex_ held
+  void record_failure(const std::filesystem::path& file, std::string hash, bool conflict, std::string error,
+                      ScanReport& report);  // REQUIRES: mutex_ held
 
   std::filesystem::path dir_;
   KindRegistry& registry_;
   const th_host_api& host_;
   std::mutex mutex_;
+  std::map<std::filesystem::path, Failed> failed_;  // guarded by mutex_
   std::atomic<uint64_t> next_generation_{1};
+  std::mutex listeners_mutex_;
+  std::vector<ScanListener> listeners_;
 };
 
 }  // namespace taskhost::registry

@@ -1,0 +1,138 @@
+#include "api/handlers.hpp"
+
+#include "api/json.hpp"
+#include "host/host.hpp"
+#include "transport/local/local_transport.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fmt/format.h>
+
+namespace taskhost::api {
+namespace json = boost::json;
+using transport::local::SubmitResult;
+
+HttpResponse json_response(unsigned status, std::string body) {
+  return HttpResponse{status, "application/json", std::move(body)};
+}
+
+HttpResponse error_response(unsigned status, std::string_view message, std::string_view code,
+                            std::string_view task_id) {
+  return json_response(status, error_body(message, code, task_id));
+}
+
+namespace {
+
+HttpResponse receipt_response(const v1::DeliveryReceipt& r) {
+  unsigned status = 200;
+  switch (r.outcome()) {
+    case v1::DeliveryReceipt::ACCEPTED: status = 200; break;
+    case v1::DeliveryReceipt::UNKNOWN_TASK: status = 404; break;
+    case v1::DeliveryReceipt::TASK_ENDED: status = 409; break;
+    default: status = 422; break;
+  }
+  json::value body = to_json_value(r);
+  if (status != 200) {
+    body.as_object()["error"] = r.detail().empty() ? v1::DeliveryReceipt::Outcome_Name(r.outcome()) : r.detail();
+  }
+  return json_response(status, json::serialize(body));
+}
+
+HttpResponse submit(ApiContext& ctx, std::string_view body) {
+  v1::TaskAssignment a;
+  if (auto why = parse_submit_body(body, a)) return error_response(400, *why, "INVALID_INPUT");
+  const SubmitResult r = ctx.transport.submit(std::move(a));
+  json::object out;
+  out["task_id"] = r.task_id;
+  switch (r.result) {
+    case SubmitResult::Result::accepted: return json_response(201, json::serialize(out));
+    case SubmitResult::Result::duplicate:
+      out["duplicate"] = true;
+      return json_response(200, json::serialize(out));
+    case SubmitResult::Result::invalid: return error_response(400, r.message, "INVALID_INPUT", r.task_id);
+    case SubmitResult::Result::rejected:
+      return error_response(422, r.message, v1::ErrorCode_Name(r.code), r.task_id);
+    case SubmitResult::Result::unavailable:
+      return error_response(503, r.message, v1::ErrorCode_Name(r.code), r.task_id);
+  }
+  return error_response(500, "unexpected submit result");
+}
+
+HttpResponse cancel(ApiContext& ctx, const std::string& task_id, std::string_view body) {
+  v1::CancelRequest request;
+  request.set_task_id(task_id);
+  if (!body.empty()) {
+    json::error_code ec;
+    const json::value v = json::parse(body, ec);
+    if (ec || !v.is_object()) return error_response(400, "cancel body must be a JSON object like {\"reason\": \"...\"}");
+    for (const auto& [key, value] : v.as_object()) {
+      if (key != "reason" || !value.is_string())
+        return error_response(400, fmt::format("unknown or non-string field '{}' (expected reason)", std::string_view(key)));
+      request.set_reason(std::string(value.as_string()));
+    }
+  }
+  return receipt_response(ctx.transport.cancel(request));
+}
+
+HttpResponse reload(ApiContext& ctx) {
+  const auto report = ctx.host.plugins().scan();
+  json::object out;
+  json::array loaded, removed, errors;
+  for (const auto& f : report.loaded) loaded.emplace_back(f.string());
+  for (const auto& f : report.removed) removed.emplace_back(f.string());
+  for (const auto& e : report.errors) errors.emplace_back(e);
+  out["loaded"] = std::move(loaded);
+  out["removed"] = std::move(removed);
+  out["errors"] = std::move(errors);
+  return json_response(200, json::serialize(out));
+}
+
+HttpResponse dispatch(ApiContext& ctx, const Route& route, std::string_view body) {
+  switch (route.endpoint) {
+    case Endpoint::health: {
+      json::object out;
+      out["status"] = "ok";
+      out["accepting"] = ctx.transport.accepting();
+      out["active"] = ctx.host.router().active_count();
+      return json_response(200, json::serialize(out));
+    }
+    case Endpoint::submit: return submit(ctx, body);
+    case Endpoint::list: return json_response(200, to_json(ctx.transport.list()));
+    case Endpoint::status: {
+      const auto s = ctx.transport.status(route.task_id);
+      if (!s) return error_response(404, "unknown task '" + route.task_id + "'", "", route.task_id);
+      return json_response(200, to_json(*s));
+    }
+    case Endpoint::message: {
+      v1::SteeringMessage m;
+      if (auto why = parse_message_body(body, route.task_id, m)) return error_response(400, *why, "", route.task_id);
+      return receipt_response(ctx.transport.send(std::move(m)));
+    }
+    case Endpoint::cancel: return cancel(ctx, route.task_id, body);
+    case Endpoint::plugins: return json_response(200, plugins_json(ctx.host));
+    case Endpoint::reload: return reload(ctx);
+    case Endpoint::metrics:
+      return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", metrics_text(ctx.transport, ctx.host)};
+    case Endpoint::method_not_allowed:
+      return error_response(405, "method not allowed; use " + route.allow);
+    case Endpoint::wait:
+    case Endpoint::watch:
+    case Endpoint::not_found: break;
+  }
+  return error_response(404, "no such endpoint");
+}
+
+}  // namespace
+
+HttpResponse handle(ApiContext& ctx, const Route& route, const Target& target, std::string_view body) {
+  if (!target.ok) return error_response(400, "malformed percent-encoding in the request target");
+  try {
+    return dispatch(ctx, route, body);
+  } catch (const std::exception& e) {
+    return error_response(500, e.what());
+  }
+}
+
+}  // namespace taskhost::api

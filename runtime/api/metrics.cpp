@@ -1,0 +1,130 @@
+// GET /metrics: Prometheus text exposition (format 0.0.4), from what the local transport observed on
+// the router's outbox and from the registry's view of the plugin files.
+//
+// "Calls per plugin" are counted as the transport sees them: starts (attempts that reached running),
+// deliveries and cancels, attributed to the plugin currently serving the kind.
+#include "api/handlers.hpp"
+
+#include "host/host.hpp"
+#include "transport/local/local_transport.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <string>
+
+namespace taskhost::api {
+namespace {
+
+std::string label(std::string_view value) {
+  std::string out;
+  for (const char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string state_label(v1::TaskState s) {
+  std::string name = v1::TaskState_Name(s);
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  return name;
+}
+
+class Writer {
+ public:
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+  template <typename V>
+  void sample(std::string_view name, std::string_view labels, V value) {
+    if (labels.empty()) out_ += fmt::format("{} {}\n", name, value);
+    else out_ += fmt::format("{}{{{}}} {}\n", name, labels, value);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+}  // namespace
+
+std::string metrics_text(transport::local::LocalTransport& transport, Host& host) {
+  const auto m = transport.metrics();
+  auto plugin_of = [&](const std::string& kind) -> std::string {
+    const auto b = host.registry().resolve(kind);
+    return b ? b.generation->name() : std::string();
+  };
+  Writer w;
+
+  w.family("taskhost_tasks", "gauge", "Tasks this host knows (active and recently ended), by kind and state.");
+  for (const auto& [key, n] : m.tasks)
+    w.sample("taskhost_tasks", fmt::format("kind=\"{}\",state=\"{}\"", label(key.first), state_label(key.second)), n);
+
+  w.family("taskhost_active_tasks", "gauge", "Tasks pending, running or waiting for input in the router.");
+  w.sample("taskhost_active_tasks", "", host.router().active_count());
+
+  w.family("taskhost_tasks_submitted_total", "counter", "Tasks accepted through the local API, by kind.");
+  for (const auto& [kind, n] : m.submitted_total)
+    w.sample("taskhost_tasks_submitted_total", fmt::format("kind=\"{}\"", label(kind)), n);
+
+  w.family("taskhost_tasks_completed_total", "counter", "Tasks that ended, by kind and terminal state.");
+  for (const auto& [key, n] : m.completed_total)
+    w.sample("taskhost_tasks_completed_total",
+             fmt::format("kind=\"{}\",state=\"{}\"", label(key.first), state_label(key.second)), n);
+
+  w.family("taskhost_plugin_calls_total", "counter", "Calls into plugins (start, deliver, cancel), by plugin and kind.");
+  auto calls = [&](const std::map<std::string, uint64_t>& counts, std::string_view call) {
+    for (const auto& [kind, n] : counts)
+      w.sample("taskhost_plugin_calls_total",
+               fmt::format("plugin=\"{}\",kind=\"{}\",call=\"{}\"", label(plugin_of(kind)), label(kind), call), n);
+  };
+  calls(m.starts_total, "start");
+  std::map<std::string, uint64_t> delivered;
+  for (const auto& [key, n] : m.deliveries_total) {
+    if (key.second != "UNKNOWN_TASK" && key.second != "TASK_ENDED") delivered[key.first] += n;
+  }
+  calls(delivered, "deliver");
+  calls(m.cancels_total, "cancel");
+
+  w.family("taskhost_deliveries_total", "counter", "Steering messages by kind and delivery outcome.");
+  for (const auto& [key, n] : m.deliveries_total)
+    w.sample("taskhost_deliveries_total", fmt::format("kind=\"{}\",outcome=\"{}\"", label(key.first), label(key.second)), n);
+
+  w.family("taskhost_heartbeats_total", "counter", "Heartbeats published for running tasks, by kind.");
+  for (const auto& [kind, n] : m.heartbeats_total)
+    w.sample("taskhost_heartbeats_total", fmt::format("kind=\"{}\"", label(kind)), n);
+
+  w.family("taskhost_heartbeat_lag_seconds", "gauge",
+           "Longest time a running task of the kind is overdue for a heartbeat, beyond its interval.");
+  for (const auto& [kind, lag] : m.heartbeat_lag_seconds)
+    w.sample("taskhost_heartbeat_lag_seconds", fmt::format("kind=\"{}\"", label(kind)), lag);
+
+  const auto files = host.registry().files();
+  std::map<std::string, uint64_t> by_state;
+  uint64_t errors = 0;
+  for (const auto& f : files) {
+    ++by_state[f.state];
+    if (!f.last_error.empty()) ++errors;
+  }
+  w.family("taskhost_plugin_files", "gauge", "Plugin files by state.");
+  for (const auto& [state, n] : by_state) w.sample("taskhost_plugin_files", fmt::format("state=\"{}\"", label(state)), n);
+  w.family("taskhost_plugin_load_errors", "gauge", "Plugin files whose newest version failed to load.");
+  w.sample("taskhost_plugin_load_errors", "", errors);
+  w.family("taskhost_plugin_load_error", "gauge", "1 for each plugin file whose newest version failed to load.");
+  for (const auto& f : files) {
+    if (!f.last_error.empty()) w.sample("taskhost_plugin_load_error", fmt::format("file=\"{}\"", label(f.file.string())), 1);
+  }
+
+  w.family("taskhost_watchers", "gauge", "Open watch streams.");
+  w.sample("taskhost_watchers", "", m.watchers);
+  w.family("taskhost_store_commits_total", "counter", "Transactions committed to the state store.");
+  w.sample("taskhost_store_commits_total", "", m.store_commits);
+  return w.take();
+}
+
+}  // namespace taskhost::api

@@ -1,0 +1,375 @@
+#include "api/server.hpp"
+
+#include "api/json.hpp"
+#include "common/log.hpp"
+#include "transport/local/local_transport.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <fmt/format.h>
+
+#include <sys/stat.h>
+
+#include <charconv>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+
+namespace taskhost::api {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using net::awaitable;
+using tcp = net::ip::tcp;
+using unix_socket = net::local::stream_protocol;
+
+namespace {
+
+constexpr auto as_tuple_awaitable = net::as_tuple(net::use_awaitable);
+constexpr size_t kMaxBody = 8 * 1024 * 1024;
+
+// Wakes watch/wait coroutines from router threads. Once the server stops, wake-ups are dropped instead
+// of being posted to an io_context that is going away.
+class Waker {
+ public:
+  explicit Waker(net::any_io_executor ex) : ex_(std::move(ex)) {}
+  void wake(const std::shared_ptr<net::steady_timer>& timer) {
+    std::lock_guard lock(mu_);
+    if (alive_) net::post(ex_, [timer] { timer->cancel(); });
+  }
+  void shut() {
+    std::lock_guard lock(mu_);
+    alive_ = false;
+  }
+
+ private:
+  std::mutex mu_;
+  bool alive_ = true;
+  net::any_io_executor ex_;
+};
+
+std::optional<long> query_ms(const Target& t, const std::string& key, std::string& why) {
+  const auto it = t.query.find(key);
+  if (it == t.query.end()) return std::nullopt;
+  long v = 0;
+  const auto& s = it->second;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < 0) {
+    why = fmt::format("query parameter '{}' must be a non-negative integer (milliseconds), not '{}'", key, s);
+  }
+  return v;
+}
+
+}  // namespace
+
+struct ApiServer::Impl {
+  Impl(ApiContext c, ServerOptions o)
+      : ctx(c), options(std::move(o)), pool(std::max<size_t>(1, options.worker_threads)),
+        waker(std::make_shared<Waker>(ioc.get_executor())) {}
+
+  ApiContext ctx;
+  ServerOptions options;
+  net::io_context ioc{1};
+  net::thread_pool pool;  // destroyed (joined) before ioc: its completions post to ioc
+  std::shared_ptr<Waker> waker;
+  std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
+  std::vector<std::unique_ptr<unix_socket::acceptor>> unix_acceptors;
+  std::vector<std::string> bound;
+  std::vector<std::filesystem::path> socket_files;
+  std::thread thread;
+  bool stopped = false;
+
+  // Runs `f` on the worker pool and resumes the caller on the network thread with its result (or its
+  // exception). Deliberately not a coroutine lambda: GCC 12 destroys by-value captures of coroutine
+  // lambdas twice, so the work travels in plain handlers.
+  template <typename F>
+  auto run_blocking(F f) {
+    using R = std::invoke_result_t<F>;
+    return net::async_initiate<const net::use_awaitable_t<>&, void(std::exception_ptr, R)>(
+        [this](auto handler, F work) {
+          net::post(pool, [handler = std::move(handler), work = std::move(work)]() mutable {
+            std::exception_ptr error;
+            R result{};
+            try {
+              result = work();
+            } catch (...) {
+              error = std::current_exception();
+            }
+            const auto ex = net::get_associated_executor(handler);
+            net::dispatch(ex, [handler = std::move(handler), error, result = std::move(result)]() mutable {
+              std::move(handler)(error, std::move(result));
+            });
+          });
+        },
+        net::use_awaitable, std::move(f));
+  }
+
+  template <typename Stream>
+  awaitable<bool> write(Stream& stream, unsigned version, bool keep_alive, HttpResponse out) {
+    http::response<http::string_body> res{static_cast<http::status>(out.status), version};
+    res.set(http::field::server, "taskhost");
+    res.set(http::field::content_type, out.content_type);
+    res.keep_alive(keep_alive);
+    res.body() = out.body;
+    res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream, res, as_tuple_awaitable);
+    co_return !ec;
+  }
+
+  awaitable<HttpResponse> serve_wait(const Route& route, const Target& target) {
+    std::string why;
+    auto ms = query_ms(target, "timeout_ms", why);
+    if (!why.empty()) co_return error_response(400, why);
+    const auto timeout = std::min(ms ? std::chrono::milliseconds(*ms) : options.default_wait, options.max_wait);
+    const std::string id = route.task_id;
+    auto& transport = ctx.transport;
+    auto lookup = [&transport, id] { return transport.status(id); };
+    const auto first = co_await run_blocking(lookup);
+    if (!first) co_return error_response(404, "unknown task '" + id + "'", "", id);
+    if (first->has_completion()) co_return json_response(200, to_json(first->completion()));
+
+    auto timer = std::make_shared<net::steady_timer>(co_await net::this_coro::executor);
+    auto sub = transport.watch(id, [w = waker, timer] { w->wake(timer); });
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      for (const auto& item : sub->take()) {
+        if (item.has_completion()) co_return json_response(200, to_json(item.completion()));
+      }
+      if (sub->closed()) co_return error_response(503, "host is shutting down", "", id);
+      if (std::chrono::steady_clock::now() >= deadline) break;
+      timer->expires_at(deadline);
+      co_await timer->async_wait(as_tuple_awaitable);  // expiry, or a wake-up (cancel)
+    }
+    const auto latest = co_await run_blocking(lookup);
+    co_return json_response(202, latest ? to_json(*latest) : "{}");
+  }
+
+  template <typename Stream>
+  awaitable<void> serve_watch(Stream& stream, unsigned version, const Target& target) {
+    std::string why;
+    const auto ms = query_ms(target, "timeout_ms", why);
+    if (!why.empty()) {
+      HttpResponse bad = error_response(400, why);
+      co_await write(stream, version, false, std::move(bad));
+      co_return;
+    }
+    const auto task_it = target.query.find("task");
+    const std::string id = task_it == target.query.end() ? std::string() : task_it->second;
+    auto& transport = ctx.transport;
+    if (!id.empty()) {
+      auto lookup = [&transport, id] { return transport.status(id).has_value(); };
+      const bool known = co_await run_blocking(lookup);
+      if (!known) {
+        HttpResponse missing = error_response(404, "unknown task '" + id + "'", "", id);
+        co_await write(stream, version, false, std::move(missing));
+        co_return;
+      }
+    }
+    auto timer = std::make_shared<net::steady_timer>(co_await net::this_coro::executor);
+    auto sub = transport.watch(id, [w = waker, timer] { w->wake(timer); });
+
+    http::response<http::empty_body> res{http::status::ok, version};
+    res.set(http::field::server, "taskhost");
+    res.set(http::field::content_type, "application/x-ndjson");
+    res.set(http::field::cache_control, "no-cache");
+    res.keep_alive(false);
+    res.chunked(true);
+    http::response_serializer<http::empty_body> sr{res};
+    if (auto [ec, n] = co_await http::async_write_header(stream, sr, as_tuple_awaitable); ec) co_return;
+
+    using clock = std::chrono::steady_clock;
+    const auto deadline = ms ? clock::now() + std::chrono::milliseconds(*ms) : clock::time_point::max();
+    auto next_keepalive = clock::now() + options.keepalive;
+    for (;;) {
+      const auto items = sub->take();
+      if (!items.empty()) {
+        std::string text;
+        bool done = false;
+        for (const auto& item : items) {
+          text += to_json(item);
+          text += '\n';
+          if (!id.empty() && item.has_completion()) done = true;
+        }
+        const auto chunk = http::make_chunk(net::buffer(text));
+        if (auto [ec, n] = co_await net::async_write(stream, chunk, as_tuple_awaitable); ec) co_return;  // client gone
+        next_keepalive = clock::now() + options.keepalive;
+        if (done) break;
+        continue;
+      }
+      if (sub->closed()) break;
+      const auto now = clock::now();
+      if (now >= deadline) break;
+      if (now >= next_keepalive) {
+        // A blank line: ndjson readers skip it, and a write is how a vanished client is noticed.
+        static const std::string blank = "\n";
+        const auto chunk = http::make_chunk(net::buffer(blank));
+        if (auto [ec, n] = co_await net::async_write(stream, chunk, as_tuple_awaitable); ec) co_return;
+        next_keepalive = now + options.keepalive;
+        continue;
+      }
+      timer->expires_at(std::min(deadline, next_keepalive));
+      co_await timer->async_wait(as_tuple_awaitable);
+    }
+    const auto last = http::make_chunk_last();
+    co_await net::async_write(stream, last, as_tuple_awaitable);
+  }
+
+  template <typename Socket>
+  awaitable<void> session(Socket socket) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(kMaxBody);
+      auto [ec, n] = co_await http::async_read(socket, buffer, parser, as_tuple_awaitable);
+      if (ec == http::error::body_limit) {
+        HttpResponse too_big = error_response(413, fmt::format("request body over {} bytes", kMaxBody));
+        co_await write(socket, 11, false, std::move(too_big));
+        break;
+      }
+      if (ec) break;
+      const auto& req = parser.get();
+      const Target target = parse_target(req.target());
+      const Route r = route(req.method_string(), target);
+      if (r.endpoint == Endpoint::watch) {
+        co_await serve_watch(socket, req.version(), target);
+        break;
+      }
+      HttpResponse out;
+      if (r.endpoint == Endpoint::wait && target.ok) {
+        out = co_await serve_wait(r, target);
+      } else {
+        auto work = [this, r, target, body = req.body()] { return handle(ctx, r, target, body); };
+        out = co_await run_blocking(std::move(work));
+      }
+      const bool keep_alive = req.keep_alive();
+      const bool written = co_await write(socket, req.version(), keep_alive, std::move(out));
+      if (!written || !keep_alive) break;
+    }
+    boost::system::error_code ignored;
+    socket.shutdown(Socket::shutdown_send, ignored);
+  }
+
+  template <typename Acceptor>
+  awaitable<void> accept_loop(Acceptor& acceptor) {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(as_tuple_awaitable);
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec) {
+        // Out of descriptors and the like: say so, back off briefly, keep serving.
+        log::warn("api: accept failed: {}", ec.message());
+        net::steady_timer pause(co_await net::this_coro::executor, std::chrono::milliseconds(100));
+        co_await pause.async_wait(as_tuple_awaitable);
+        continue;
+      }
+      net::co_spawn(ioc, session(std::move(socket)), net::detached);
+    }
+  }
+
+  void listen_tcp(const config::Endpoint& e) {
+    boost::system::error_code ec;
+    tcp::resolver resolver(ioc);
+    const auto results = resolver.resolve(e.host, std::to_string(e.port), tcp::resolver::passive, ec);
+    if (ec || results.empty()) {
+      throw ApiError(fmt::format("cannot listen on {}: {}", e.to_string(), ec ? ec.message() : "no address"));
+    }
+    auto acceptor = std::make_unique<tcp::acceptor>(ioc);
+    const tcp::endpoint ep = results.begin()->endpoint();
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw ApiError(fmt::format("cannot listen on {}: {}", e.to_string(), ec.message()));
+    const auto local = acceptor->local_endpoint();
+    config::Endpoint real = e;
+    real.host = local.address().to_string();
+    real.port = local.port();
+    bound.push_back(real.to_string());
+    tcp_acceptors.push_back(std::move(acceptor));
+  }
+
+  void listen_unix(const config::Endpoint& e) {
+    // A socket file left by a host that died is in the way; anything else at that path is not ours.
+    struct stat st {};
+    if (::lstat(e.path.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) throw ApiError(fmt::format("cannot listen on {}: the path exists and is not a socket", e.to_string()));
+      ::unlink(e.path.c_str());
+    }
+    boost::system::error_code ec;
+    auto acceptor = std::make_unique<unix_socket::acceptor>(ioc);
+    const unix_socket::endpoint ep(e.path);
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw ApiError(fmt::format("cannot listen on {}: {}", e.to_string(), ec.message()));
+    bound.push_back(e.to_string());
+    socket_files.emplace_back(e.path);
+    unix_acceptors.push_back(std::move(acceptor));
+  }
+
+  void close_all() {
+    boost::system::error_code ignored;
+    for (auto& a : tcp_acceptors) a->close(ignored);
+    for (auto& a : unix_acceptors) a->close(ignored);
+    for (const auto& f : socket_files) {
+      std::error_code fec;
+      std::filesystem::remove(f, fec);
+    }
+    socket_files.clear();
+  }
+};
+
+ApiServer::ApiServer(ApiContext context, ServerOptions options)
+    : impl_(std::make_unique<Impl>(context, std::move(options))) {}
+
+ApiServer::~ApiServer() { stop(); }
+
+void ApiServer::start() {
+  try {
+    if (impl_->options.listen.empty()) throw ApiError("no address to listen on");
+    for (const auto& e : impl_->options.listen) {
+      if (e.is_unix) impl_->listen_unix(e);
+      else impl_->listen_tcp(e);
+    }
+  } catch (...) {
+    impl_->close_all();
+    throw;
+  }
+  for (auto& a : impl_->tcp_acceptors) net::co_spawn(impl_->ioc, impl_->accept_loop(*a), net::detached);
+  for (auto& a : impl_->unix_acceptors) net::co_spawn(impl_->ioc, impl_->accept_loop(*a), net::detached);
+  impl_->thread = std::thread([impl = impl_.get()] {
+    auto guard = net::make_work_guard(impl->ioc);
+    impl->ioc.run();
+  });
+}
+
+std::vector<std::string> ApiServer::addresses() const { return impl_->bound; }
+
+void ApiServer::stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->waker->shut();
+  net::post(impl_->ioc, [impl = impl_.get()] { impl->close_all(); });
+  impl_->ioc.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->close_all();
+  impl_->pool.join();  // handlers in flight finish; their completions land in the stopped ioc
+}
+
+}  // namespace taskhost::api

@@ -1,0 +1,57 @@
+// The local HTTP+JSON API server (Boost.Beast over Boost.Asio, C++20 coroutines). Endpoints:
+// api/routes.hpp.
+//
+// One network thread runs every connection; requests that may block (a submit waits for its commit, a
+// message for the plugin's answer) run on a small worker pool and resume on the network thread. The two
+// long-lived requests — GET .../wait and GET /v1/watch — wait on the network thread without a thread of
+// their own, woken by the transport's subscription.
+//
+// Thread rule: construct, start() and stop() from one thread. The context must outlive the server.
+#pragma once
+
+#include "api/handlers.hpp"
+#include "config/endpoint.hpp"
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace taskhost::api {
+
+class ApiError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ServerOptions {
+  std::vector<config::Endpoint> listen;                // at least one
+  size_t worker_threads = 4;                           // for the blocking handlers
+  std::chrono::milliseconds keepalive{10'000};         // blank line on an idle watch stream
+  std::chrono::milliseconds default_wait{30'000};      // GET .../wait without timeout_ms
+  std::chrono::milliseconds max_wait{300'000};
+};
+
+class ApiServer {
+ public:
+  ApiServer(ApiContext context, ServerOptions options);
+  ~ApiServer();  // stop()
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds every endpoint, then serves on a thread of its own. Throws ApiError naming the address that
+  // could not be bound (nothing is left listening then).
+  void start();
+  // The bound addresses, with the real port where port 0 was asked for: "127.0.0.1:40123", "unix:/p".
+  std::vector<std::string> addresses() const;
+  // Stops accepting, drops open connections, waits for running handlers. Idempotent.
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace taskhost::api

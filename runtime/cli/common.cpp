@@ -1,0 +1,112 @@
+#include "cli/common.hpp"
+
+#include "api/http_client.hpp"
+#include "api/json.hpp"
+#include "config/endpoint.hpp"
+#ifdef TASKHOST_WITH_NATS
+#include "transport/nats/nats_serve.hpp"
+#endif
+
+#include <boost/json/parse.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+namespace taskhost::cli {
+
+CommandLine::CommandLine(std::string_view name, std::string_view usage, std::string_view description)
+    : name_(name), usage_(usage), description_(description), options_("Options") {
+  options_.add_options()("help,h", "show this help");
+}
+
+void CommandLine::positional(const char* name, int max) { positional_.add(name, max); }
+
+void CommandLine::json_option() { options_.add_options()("json", "print JSON (one object per line) instead of text"); }
+
+void CommandLine::client_options(bool reads) {
+  options_.add_options()("api", po::value<std::string>()->value_name("ADDR"),
+                         "the host's local API: HOST:PORT or unix:PATH (default: $TASKHOST_API, else 127.0.0.1:7411)");
+#ifdef TASKHOST_WITH_NATS
+  options_.add_options()("nats", po::value<std::string>()->value_name("URL"),
+                         "talk to a NATS JetStream deployment instead of a local host");
+#endif
+  if (reads) json_option();
+}
+
+bool CommandLine::parse(const std::vector<std::string>& args) {
+  try {
+    po::store(po::command_line_parser(args).options(options_).positional(positional_).run(), vm_);
+  } catch (const po::too_many_positional_options_error&) {
+    throw UsageError("too many arguments");
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  if (vm_.count("help")) {
+    std::cout << "Usage: taskhost " << usage_ << "\n\n" << description_ << "\n\n" << options_;
+    return false;
+  }
+  try {
+    po::notify(vm_);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  return true;
+}
+
+namespace {
+
+config::Endpoint api_endpoint(const CommandLine& cl) {
+  std::string address(config::kDefaultApiAddress);
+  if (cl.has("api")) {
+    address = cl.get<std::string>("api");
+  } else if (const char* env = std::getenv("TASKHOST_API"); env && *env) {
+    address = env;
+  }
+  std::string why;
+  auto e = config::parse_endpoint(address, &why);
+  if (!e) throw UsageError(fmt::format("--api '{}': {}", address, why));
+  return *e;
+}
+
+}  // namespace
+
+std::unique_ptr<transport::TaskClient> make_client(const CommandLine& cl) {
+#ifdef TASKHOST_WITH_NATS
+  if (cl.has("nats")) return transport::nats::make_nats_client(config::NatsConfig{}, cl.get<std::string>("nats"));
+#endif
+  return std::make_unique<api::HttpTaskClient>(api_endpoint(cl));
+}
+
+std::unique_ptr<api::HttpTaskClient> make_http_client(const CommandLine& cl) {
+  if (cl.has("nats")) throw UsageError("--nats: this command needs a host's local API (--api)");
+  return std::make_unique<api::HttpTaskClient>(api_endpoint(cl));
+}
+
+void print_json(const google::protobuf::Message& message) { std::cout << api::to_json(message) << "\n"; }
+
+std::string json_argument(const std::string& value, std::string_view option) {
+  std::string text = value;
+  if (!value.empty() && value[0] == '@') {
+    const std::string file = value.substr(1);
+    if (file == "-") {
+      text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) throw UsageError(fmt::format("{}: cannot read file '{}'", option, file));
+      std::ostringstream buf;
+      buf << in.rdbuf();
+      text = buf.str();
+    }
+  }
+  boost::json::error_code ec;
+  boost::json::parse(text, ec);
+  if (ec) throw UsageError(fmt::format("{} is not valid JSON: {}", option, ec.message()));
+  return text;
+}
+
+}  // namespace taskhost::cli

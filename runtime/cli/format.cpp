@@ -1,0 +1,110 @@
+#include "cli/format.hpp"
+
+#include "api/json.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+namespace taskhost::cli {
+
+std::string state_name(v1::TaskState state) {
+  std::string name = v1::TaskState_Name(state);
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  return name;
+}
+
+std::string value_text(const google::protobuf::Value& value) {
+  if (value.kind_case() == google::protobuf::Value::kStringValue) return value.string_value();
+  return api::to_json(value);
+}
+
+namespace {
+
+std::string number(double v) {
+  if (std::floor(v) == v && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  return fmt::format("{:.2f}", v);
+}
+
+}  // namespace
+
+std::string progress_text(const v1::Progress& p) {
+  std::string text;
+  if (p.total() > 0) {
+    text = number(p.current()) + "/" + number(p.total());
+  } else {
+    text = number(p.current());
+  }
+  if (!p.unit().empty()) text += " " + p.unit();
+  if (!p.label().empty()) text += " " + p.label();
+  return text;
+}
+
+std::string progress_bar(const v1::Progress& p, int width) {
+  if (p.total() <= 0 || width <= 0) return {};
+  const double fraction = std::clamp(p.current() / p.total(), 0.0, 1.0);
+  const int filled = static_cast<int>(std::lround(fraction * width));
+  return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') + "]";
+}
+
+std::string completion_text(const v1::TaskCompletion& c) {
+  std::string text = state_name(c.state());
+  if (c.has_output()) return text + ": " + value_text(c.output());
+  if (c.has_error()) {
+    const auto& e = c.error();
+    text += ": ";
+    if (e.code() != v1::ERROR_CODE_UNSPECIFIED) text += v1::ErrorCode_Name(e.code());
+    if (!e.kind().empty()) text += " (" + e.kind() + ")";
+    if (!e.message().empty()) text += (text.back() == ' ' ? "" : ": ") + e.message();
+    return text;
+  }
+  if (c.has_components()) {
+    text += ": kinds";
+    for (const auto& k : c.components().components()) text += " " + k.component_id();
+  }
+  return text;
+}
+
+std::string event_text(const v1::TaskEvent& e) {
+  switch (e.event_case()) {
+    case v1::TaskEvent::kState:
+      return "state " + state_name(e.state().state()) + (e.state().detail().empty() ? "" : " (" + e.state().detail() + ")");
+    case v1::TaskEvent::kProgress: return "progress " + progress_text(e.progress());
+    case v1::TaskEvent::kOutput: {
+      std::string delta = e.output().delta();
+      while (!delta.empty() && (delta.back() == '\n' || delta.back() == '\r')) delta.pop_back();
+      return "output[" + e.output().stream() + "] " + delta;
+    }
+    case v1::TaskEvent::kArtifact:
+      return "artifact " + e.artifact().name() + " (" + e.artifact().media_type() + ") " + e.artifact().uri();
+    case v1::TaskEvent::kInputRequest:
+      return "input requested [" + e.input_request().request_id() + "]: " + e.input_request().prompt();
+    case v1::TaskEvent::kMessage: {
+      std::string text = "message: " + e.message().text();
+      if (e.message().has_data()) text += " " + value_text(e.message().data());
+      return text;
+    }
+    case v1::TaskEvent::EVENT_NOT_SET: break;
+  }
+  return "event";
+}
+
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    out << line << "\n";
+  }
+}
+
+}  // namespace taskhost::cli

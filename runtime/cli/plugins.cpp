@@ -1,0 +1,84 @@
+// taskhost plugins   and   taskhost reload
+#include "api/http_client.hpp"
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "cli/format.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <iostream>
+
+namespace taskhost::cli {
+namespace json = boost::json;
+
+namespace {
+
+json::object parse_object(const std::string& text, const char* what) {
+  json::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_object()) throw transport::ClientError(std::string("unexpected ") + what + " reply from the API");
+  return std::move(v.as_object());
+}
+
+std::string str(const json::object& o, const char* key) {
+  const auto* v = o.if_contains(key);
+  if (!v) return {};
+  if (v->is_string()) return std::string(v->as_string());
+  return json::serialize(*v);
+}
+
+}  // namespace
+
+int plugins_command(const Args& args) {
+  CommandLine cl("plugins", "plugins",
+                 "Lists every plugin file in the host's plugins directory: its kinds, plugin version,\n"
+                 "generation, state, active tasks, older generations still draining, and last load error.");
+  cl.client_options(true);
+  if (!cl.parse(args)) return kExitOk;
+  const std::string body = make_http_client(cl)->plugins_json();
+  if (cl.json()) {
+    std::cout << body << "\n";
+    return kExitOk;
+  }
+  const auto root = parse_object(body, "plugins");
+  std::vector<std::vector<std::string>> rows = {{"FILE", "STATE", "PLUGIN", "VERSION", "GEN", "KINDS", "ACTIVE", "ERROR"}};
+  std::vector<std::string> draining_lines;
+  for (const auto& v : root.at("plugins").as_array()) {
+    const auto& p = v.as_object();
+    std::string kinds;
+    for (const auto& k : p.at("kinds").as_array()) kinds += (kinds.empty() ? "" : ",") + std::string(k.as_string());
+    rows.push_back({str(p, "file"), str(p, "state"), str(p, "plugin"), str(p, "version"), str(p, "generation"), kinds,
+                    str(p, "active_tasks"), str(p, "last_error")});
+    for (const auto& d : p.at("draining").as_array()) {
+      const auto& g = d.as_object();
+      draining_lines.push_back("  " + str(p, "file") + ": generation " + str(g, "generation") + " (" + str(g, "version") +
+                               ") draining, " + str(g, "active_tasks") + " active task(s)");
+    }
+  }
+  print_table(std::cout, rows);
+  for (const auto& l : draining_lines) std::cout << l << "\n";
+  return kExitOk;
+}
+
+int reload_command(const Args& args) {
+  CommandLine cl("reload", "reload",
+                 "Rescans the host's plugins directory now (as SIGHUP does): new and changed files load as a\n"
+                 "new generation, removed files stop taking tasks, failures leave the previous version serving.");
+  cl.client_options(true);
+  if (!cl.parse(args)) return kExitOk;
+  const std::string body = make_http_client(cl)->reload_json();
+  if (cl.json()) {
+    std::cout << body << "\n";
+    return kExitOk;
+  }
+  const auto root = parse_object(body, "reload");
+  size_t changes = 0;
+  for (const auto& f : root.at("loaded").as_array()) ++changes, std::cout << "loaded   " << f.as_string() << "\n";
+  for (const auto& f : root.at("removed").as_array()) ++changes, std::cout << "removed  " << f.as_string() << "\n";
+  for (const auto& e : root.at("errors").as_array()) ++changes, std::cout << "failed   " << e.as_string() << "\n";
+  if (changes == 0) std::cout << "no changes\n";
+  return kExitOk;
+}
+
+}  // namespace taskhost::cli

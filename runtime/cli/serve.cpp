@@ -1,0 +1,171 @@
+// taskhost serve: the host process. Loads the config, opens the transport, loads the plugins, serves the
+// local API, and runs until SIGTERM/SIGINT (drain, then exit 0). SIGHUP rescans the plugins directory.
+#include "api/server.hpp"
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "cli/serve_nats.hpp"
+#include "common/log.hpp"
+#include "config/config.hpp"
+#include "config/endpoint.hpp"
+#include "host/host.hpp"
+#include "transport/local/local_transport.hpp"
+
+#include <fmt/format.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <pthread.h>
+
+namespace taskhost::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Every thread the host starts inherits this mask, so the signals reach only sigwait in the main thread.
+sigset_t block_host_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+config::Config load(const CommandLine& cl) {
+  config::Config c = cl.has("config") ? config::load_config(cl.get<std::string>("config")) : config::Config{};
+  if (cl.has("plugins")) c.plugins_dir = cl.get<std::string>("plugins");
+  if (cl.has("state")) c.state_dir = cl.get<std::string>("state");
+  if (cl.has("api")) c.api_address = cl.get<std::string>("api");
+  if (cl.has("transport")) c.transport = cl.get<std::string>("transport");
+  if (cl.has("nats")) c.nats.url = cl.get<std::string>("nats");
+  if (cl.has("worker-id")) c.worker_id = cl.get<std::string>("worker-id");
+  if (cl.has("log-format")) {
+    const auto f = log::parse_format(cl.get<std::string>("log-format"));
+    if (!f) throw UsageError("--log-format must be text or json");
+    c.log_format = *f;
+  }
+  if (c.transport != "local" && c.transport != "nats") throw UsageError("--transport must be local or nats");
+  return c;
+}
+
+std::vector<config::Endpoint> endpoints(const config::Config& c) {
+  std::vector<config::Endpoint> out;
+  std::string why;
+  auto e = config::parse_endpoint(c.api_address, &why);
+  if (!e) throw UsageError(fmt::format("--api '{}': {}", c.api_address, why));
+  out.push_back(*e);
+  if (!c.api_unix_socket.empty()) {
+    config::Endpoint u;
+    u.is_unix = true;
+    u.path = c.api_unix_socket;
+    out.push_back(u);
+  }
+  return out;
+}
+
+// STATE_DIR/api.addr holds the address the API really listens on (port 0 resolved), for scripts.
+void write_address_file(const fs::path& state_dir, const std::string& address) {
+  const fs::path tmp = state_dir / "api.addr.tmp";
+  {
+    std::ofstream out(tmp);
+    out << address << "\n";
+  }
+  fs::rename(tmp, state_dir / "api.addr");
+}
+
+void log_scan(const registry::ScanReport& report, const fs::path& dir) {
+  for (const auto& f : report.loaded) log::info("plugins: loaded {}", f.string());
+  for (const auto& f : report.removed) log::info("plugins: removed {}", f.string());
+  for (const auto& e : report.errors) log::warn("plugins: {}", e);
+  if (report.loaded.empty() && report.errors.empty() && report.removed.empty())
+    log::info("plugins: no changes in {}", dir.string());
+}
+
+int serve_local(const config::Config& c, const sigset_t& signals) {
+  std::error_code ec;
+  if (!fs::is_directory(c.plugins_dir, ec)) {
+    throw std::runtime_error(fmt::format("plugins directory '{}' does not exist (set --plugins or plugins_dir)",
+                                         c.plugins_dir.string()));
+  }
+  const auto listen = endpoints(c);
+  transport::local::LocalOptions lo;
+  lo.state_dir = c.state_dir;
+  lo.default_heartbeat_secs = c.heartbeat_interval_secs;
+  transport::local::LocalTransport transport(lo);
+
+  HostOptions ho;
+  ho.plugins_dir = c.plugins_dir;
+  ho.router.worker_id = config::effective_worker_id(c);
+  ho.router.max_active = c.max_active;
+  ho.router.kind_limits.insert(c.kind_limits.begin(), c.kind_limits.end());
+  ho.router.cancel_deadline = c.cancel_deadline;
+  ho.router.worker_threads = c.worker_threads;
+  Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
+  log_scan(host.initial_scan(), c.plugins_dir);
+
+  transport.attach(host.router());
+  const auto rec = transport.recover();
+  if (rec.restarted + rec.reattached + rec.canceled > 0) {
+    log::info("recovery: {} queued task(s) restarted, {} running task(s) re-attached, {} canceled, {} message(s) redelivered",
+              rec.restarted, rec.reattached, rec.canceled, rec.redelivered);
+  }
+
+  api::ServerOptions so;
+  so.listen = listen;
+  api::ApiServer server(api::ApiContext{transport, host}, so);
+  server.start();
+  const auto addresses = server.addresses();
+  write_address_file(c.state_dir, addresses.front());
+  for (const auto& a : addresses) log::info("api: listening on {}", a);
+  log::info("taskhost serving (worker {}, plugins {}, state {})", ho.router.worker_id, c.plugins_dir.string(),
+            c.state_dir.string());
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      log::info("SIGHUP: rescanning {}", c.plugins_dir.string());
+      log_scan(host.plugins().scan(), c.plugins_dir);
+      continue;
+    }
+    log::info("{}: draining (up to {} ms for running tasks, then cancel)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+              c.drain_grace.count());
+    break;
+  }
+  transport.set_accepting(false);
+  host.router().drain(c.drain_grace);
+  server.stop();
+  transport.detach();
+  fs::remove(c.state_dir / "api.addr", ec);
+  log::info("stopped");
+  return kExitOk;
+}
+
+}  // namespace
+
+int serve_command(const Args& args) {
+  CommandLine cl("serve", "serve [--config FILE] [--plugins DIR] [--api ADDR] [--state DIR] [--transport local|nats]",
+                 "Runs the host: loads every plugin in the plugins directory, serves the local API, runs tasks.\n"
+                 "SIGTERM/SIGINT drain (stop accepting, let running tasks finish up to drain_grace_ms, cancel the\n"
+                 "rest) and exit 0; SIGHUP rescans the plugins directory. Flags override the config file.");
+  cl.options().add_options()
+      ("config,c", po::value<std::string>()->value_name("FILE"), "taskhost.toml (see samples/taskhost.toml)")
+      ("plugins,p", po::value<std::string>()->value_name("DIR"), "plugins directory (default: ./plugins)")
+      ("api", po::value<std::string>()->value_name("ADDR"), "HOST:PORT or unix:PATH for the local API (default 127.0.0.1:7411; port 0 = any free port)")
+      ("state", po::value<std::string>()->value_name("DIR"), "state directory (default: ./.taskhost-state)")
+      ("transport", po::value<std::string>()->value_name("local|nats"), "where tasks come from (default: local)")
+      ("nats", po::value<std::string>()->value_name("URL"), "NATS server URL (implies nothing unless --transport nats)")
+      ("worker-id", po::value<std::string>()->value_name("ID"), "this host's stable name (default: host name)")
+      ("log-format", po::value<std::string>()->value_name("text|json"), "log line format (default: text)");
+  if (!cl.parse(args)) return kExitOk;
+  const config::Config c = load(cl);
+  log::set_format(c.log_format);
+  log::set_level(c.log_level);
+  const sigset_t signals = block_host_signals();
+  if (c.transport == "nats") return serve_nats(c, signals);
+  return serve_local(c, signals);
+}
+
+}  // namespace taskhost::cli

@@ -1,0 +1,61 @@
+// taskhost submit KIND [--input JSON | --input @FILE] [--id ID] [--wait [--timeout SECS]]
+#include "api/json.hpp"
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "cli/format.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <iostream>
+
+namespace taskhost::cli {
+
+int submit_command(const Args& args) {
+  CommandLine cl("submit", "submit KIND [--input JSON|@FILE] [--id ID] [--wait [--timeout SECS]]",
+                 "Submits a task of KIND and prints its id. With --wait, waits for it to end and prints its\n"
+                 "result: exit 0 when it succeeded, 3 when it failed, 4 when it was canceled.");
+  cl.options().add_options()
+      ("kind", po::value<std::string>()->required(), "the task kind (positional)")
+      ("input,i", po::value<std::string>()->value_name("JSON")->default_value("{}"),
+       "the task's input: JSON text, @FILE, or @- for stdin")
+      ("id", po::value<std::string>()->value_name("ID"), "the task id (default: a new UUID)")
+      ("wait,w", "wait for the task to end and print its result")
+      ("timeout", po::value<unsigned>()->value_name("SECS")->default_value(0),
+       "with --wait: give up after SECS seconds (0 = no limit)");
+  cl.client_options(true);
+  cl.positional("kind", 1);
+  if (!cl.parse(args)) return kExitOk;
+
+  v1::TaskAssignment a;
+  if (cl.has("id")) a.set_task_id(cl.get<std::string>("id"));
+  auto* exec = a.mutable_execute();
+  exec->set_component_id(cl.get<std::string>("kind"));
+  exec->set_attempt(1);
+  const std::string input = json_argument(cl.get<std::string>("input"), "--input");
+  if (auto why = api::from_json(input, *exec->mutable_input())) throw UsageError("--input: " + *why);
+
+  auto client = make_client(cl);
+  const std::string id = client->submit(a);
+  if (!cl.has("wait")) {
+    if (cl.json()) std::cout << fmt::format("{{\"task_id\":\"{}\"}}\n", id);
+    else std::cout << id << "\n";
+    return kExitOk;
+  }
+  if (!cl.json()) std::cerr << id << "\n";  // the id on stderr keeps stdout for the result
+  const auto completion = client->wait(id, std::chrono::seconds(cl.get<unsigned>("timeout")));
+  if (cl.json()) {
+    print_json(completion);
+  } else if (completion.state() == v1::SUCCEEDED && completion.has_output()) {
+    std::cout << value_text(completion.output()) << "\n";
+  } else {
+    std::cout << completion_text(completion) << "\n";
+  }
+  switch (completion.state()) {
+    case v1::SUCCEEDED: return kExitOk;
+    case v1::CANCELED: return kExitTaskCanceled;
+    default: return kExitTaskFailed;
+  }
+}
+
+}  // namespace taskhost::cli

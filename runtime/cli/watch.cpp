@@ -1,0 +1,98 @@
+// taskhost watch [ID] [--timeout SECS]
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "cli/format.hpp"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+
+namespace taskhost::cli {
+namespace {
+
+std::string clock_text(int64_t unix_ms) {
+  const auto t = static_cast<std::time_t>(unix_ms / 1000);
+  return fmt::format("{:%H:%M:%S}.{:03d}", fmt::localtime(t), static_cast<int>(unix_ms % 1000));
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Plain lines when piped; in a terminal, a task's progress redraws one line as a bar until something
+// else is printed.
+class Printer {
+ public:
+  explicit Printer(bool tty) : tty_(tty) {}
+
+  void item(const v1::WatchItem& item) {
+    if (item.has_completion()) {
+      const auto& c = item.completion();
+      line(now_ms(), c.task_id(), c.kind(), completion_text(c));
+      return;
+    }
+    const auto& e = item.event();
+    if (tty_ && e.has_progress()) {
+      const std::string text = fmt::format("{}  {}  {}  {} {}", clock_text(e.unix_ms()), e.task_id(), e.kind(),
+                                           progress_bar(e.progress(), 24), progress_text(e.progress()));
+      if (open_bar_ && bar_task_ != e.task_id()) std::cout << "\n";
+      std::cout << "\r\x1b[2K" << text << std::flush;
+      open_bar_ = true;
+      bar_task_ = e.task_id();
+      return;
+    }
+    line(e.unix_ms(), e.task_id(), e.kind(), event_text(e));
+  }
+
+  void finish() {
+    if (open_bar_) std::cout << "\n" << std::flush;
+    open_bar_ = false;
+  }
+
+ private:
+  void line(int64_t unix_ms, const std::string& task, const std::string& kind, const std::string& text) {
+    finish();
+    std::cout << clock_text(unix_ms) << "  " << task << "  " << kind << "  " << text << "\n" << std::flush;
+  }
+
+  bool tty_;
+  bool open_bar_ = false;
+  std::string bar_task_;
+};
+
+}  // namespace
+
+int watch_command(const Args& args) {
+  CommandLine cl("watch", "watch [ID] [--timeout SECS]",
+                 "Follows task ID (its events so far, then live, until it ends) or every task (live, until\n"
+                 "interrupted or --timeout). In a terminal, progress shows as a bar; piped, as plain lines.");
+  cl.options().add_options()
+      ("id", po::value<std::string>(), "the task id (positional, optional)")
+      ("timeout", po::value<unsigned>()->value_name("SECS")->default_value(0), "stop after SECS seconds (0 = no limit)");
+  cl.client_options(true);
+  cl.positional("id", 1);
+  if (!cl.parse(args)) return kExitOk;
+  const std::string id = cl.has("id") ? cl.get<std::string>("id") : std::string();
+  Printer printer(!cl.json() && ::isatty(STDOUT_FILENO) == 1);
+  make_client(cl)->watch(
+      id,
+      [&](const v1::WatchItem& item) {
+        if (cl.json()) {
+          print_json(item);
+          std::cout.flush();
+        } else {
+          printer.item(item);
+        }
+        return true;
+      },
+      std::chrono::seconds(cl.get<unsigned>("timeout")));
+  printer.finish();
+  return kExitOk;
+}
+
+}  // namespace taskhost::cli

@@ -1,0 +1,81 @@
+// taskhost.toml: everything an operator sets for `taskhost serve`. samples/taskhost.toml documents
+// every key; the defaults below are what an absent key means.
+//
+// Loading is strict: an unknown key, a value of the wrong type or out of range is a ConfigError whose
+// message names the file, the line and the dotted key ("taskhost.toml:12: limits.max_active: must be
+// at least 1, not 0"). Relative paths in a file are relative to the file's directory.
+//
+// Thread rule: plain values; load once, then share read-only.
+#pragma once
+
+#include "common/log.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace taskhost::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// What the NATS JetStream transport (runtime/transport/nats) consumes: the [nats] table.
+struct NatsConfig {
+  enum class AckMode {
+    on_receipt,     // ack when a host takes the task; the orchestrator owns retries (stepflow's way)
+    on_completion,  // ack when it ends; JetStream redelivery is the retry, in-progress acks the heartbeat
+  };
+  std::string url = "nats://127.0.0.1:4222";
+  std::string credentials;  // .creds file; empty = none
+  std::string tls_ca;       // PEM files; empty = no TLS unless the URL says tls://
+  std::string tls_cert;
+  std::string tls_key;
+  AckMode ack_mode = AckMode::on_receipt;
+  std::string stream_prefix = "TASKHOST";
+  uint32_t max_deliver = 5;             // on_completion: deliveries before JetStream gives up
+  uint32_t ack_wait_secs = 30;          // on_completion: redelivery after this long without an ack
+  std::string kv_bucket = "taskhost_tasks";  // task ownership and checkpoints
+  uint32_t host_dead_after_secs = 15;   // another host re-attaches a dead host's tasks after this
+};
+
+std::string_view to_string(NatsConfig::AckMode mode);
+
+struct Config {
+  std::filesystem::path plugins_dir = "plugins";
+  std::filesystem::path state_dir = ".taskhost-state";  // local transport's SQLite store
+  std::string worker_id;              // empty = the machine's host name
+  std::string transport = "local";    // "local" or "nats"
+
+  std::string api_address = "127.0.0.1:7411";  // HOST:PORT, or unix:PATH
+  std::string api_unix_socket;        // an extra unix socket to listen on; empty = none
+
+  log::Format log_format = log::Format::text;
+  log::Level log_level = log::Level::info;
+
+  size_t max_active = 256;                      // tasks started and not yet ended, host-wide
+  std::map<std::string, size_t> kind_limits;    // per kind
+  size_t worker_threads = 0;                    // plugin-call pool; 0 = automatic
+
+  uint32_t heartbeat_interval_secs = 5;         // for submitted tasks that do not set one
+  std::chrono::milliseconds cancel_deadline{10'000};
+  std::chrono::milliseconds drain_grace{30'000};
+
+  NatsConfig nats;
+};
+
+// Parses TOML text; `source` names it in errors (a file name). Relative paths resolve against `base`.
+Config parse_config(std::string_view text, const std::string& source, const std::filesystem::path& base);
+
+// Reads and parses `file`. A missing or unreadable file is a ConfigError naming it.
+Config load_config(const std::filesystem::path& file);
+
+// The worker id to use: config's, else the host name, else "taskhost".
+std::string effective_worker_id(const Config& config);
+
+}  // namespace taskhost::config

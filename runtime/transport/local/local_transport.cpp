@@ -1,0 +1,437 @@
+#include "transport/local/local_transport.hpp"
+
+#include "common/log.hpp"
+#include "tasks/router.hpp"
+#include "transport/local/task_view.hpp"
+
+#include <boost/uuid/uuid_generators.hpp>
+#include <boost/uuid/uuid_io.hpp>
+
+#include <algorithm>
+
+namespace taskhost::transport::local {
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string new_id() {
+  thread_local boost::uuids::random_generator generator;  // not thread-safe: one per thread
+  return boost::uuids::to_string(generator());
+}
+
+// Ids travel in URL paths and log lines: keep them printable and unambiguous.
+std::string task_id_problem(const std::string& id) {
+  if (id.size() > 256) return "is longer than 256 characters";
+  for (const char c : id) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '/' || c == '?' || c == '#' || c == '%') {
+      return "may not contain spaces, control characters, '/', '?', '#' or '%'";
+    }
+  }
+  return {};
+}
+
+v1::DeliveryReceipt receipt(const std::string& task_id, const std::string& message_id,
+                            v1::DeliveryReceipt::Outcome outcome, std::string detail) {
+  v1::DeliveryReceipt r;
+  r.set_task_id(task_id);
+  r.set_message_id(message_id);
+  r.set_outcome(outcome);
+  r.set_detail(std::move(detail));
+  return r;
+}
+
+}  // namespace
+
+LocalTransport::LocalTransport(LocalOptions options) : options_(std::move(options)), store_(options_.state_dir) {}
+
+LocalTransport::~LocalTransport() {
+  std::vector<std::shared_ptr<Subscription>> open;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& w : watchers_) {
+      if (auto s = w.lock()) open.push_back(std::move(s));
+    }
+    watchers_.clear();
+  }
+  for (auto& s : open) s->close();
+  store_.flush();
+}
+
+void LocalTransport::attach(tasks::Router& router) { router_.store(&router); }
+void LocalTransport::detach() { router_.store(nullptr); }
+void LocalTransport::set_accepting(bool accepting) { accepting_.store(accepting); }
+
+LocalTransport::Entry& LocalTransport::entry_locked(const std::string& task_id) {
+  auto [it, inserted] = tasks_.try_emplace(task_id);
+  if (inserted) {
+    it->second.status.set_task_id(task_id);
+    it->second.status.set_created_unix_ms(now_ms());
+  }
+  return it->second;
+}
+
+void LocalTransport::broadcast_locked(const v1::WatchItem& item, const std::string& task_id) {
+  bool expired = false;
+  for (auto& w : watchers_) {
+    if (auto s = w.lock()) {
+      if (s->wants(task_id)) s->push(item);
+    } else {
+      expired = true;
+    }
+  }
+  if (expired) {
+    std::erase_if(watchers_, [](const std::weak_ptr<Subscription>& w) { return w.expired(); });
+  }
+}
+
+void LocalTransport::remember_history_locked(Entry& entry, const v1::TaskEvent& event) {
+  entry.history.push_back(event);
+  while (entry.history.size() > options_.history_per_task) entry.history.pop_front();
+}
+
+void LocalTransport::evict_locked() {
+  while (ended_order_.size() > options_.finished_memory) {
+    auto it = tasks_.find(ended_order_.front());
+    if (it != tasks_.end() && it->second.status.has_completion()) tasks_.erase(it);
+    ended_order_.pop_front();
+  }
+}
+
+// ---- client side ------------------------------------------------------------------------------------
+
+SubmitResult LocalTransport::submit(v1::TaskAssignment a) {
+  SubmitResult r;
+  auto fail = [&](SubmitResult::Result result, v1::ErrorCode code, std::string message) {
+    r.result = result;
+    r.code = code;
+    r.message = std::move(message);
+    return r;
+  };
+  tasks::Router* router = router_.load();
+  if (!accepting_.load() || router == nullptr) {
+    return fail(SubmitResult::Result::unavailable, v1::RESOURCE_UNAVAILABLE,
+                "host is draining: new tasks are not accepted");
+  }
+  if (a.task_id().empty()) {
+    a.set_task_id(new_id());
+  } else if (auto why = task_id_problem(a.task_id()); !why.empty()) {
+    return fail(SubmitResult::Result::invalid, v1::INVALID_INPUT, "field 'task_id' " + why);
+  }
+  r.task_id = a.task_id();
+  if (!a.has_execute() && !a.has_list_components()) {
+    return fail(SubmitResult::Result::invalid, v1::INVALID_INPUT,
+                "task '" + a.task_id() + "': set 'execute' (or 'kind') or 'list_components'");
+  }
+  std::string kind;
+  if (a.has_execute()) {
+    kind = a.execute().component_id();
+    if (kind.empty()) {
+      return fail(SubmitResult::Result::invalid, v1::INVALID_INPUT,
+                  "task '" + a.task_id() + "': field 'kind' (execute.component_id) is empty");
+    }
+    if (a.execute().attempt() == 0) a.mutable_execute()->set_attempt(1);
+    if (a.heartbeat_interval_secs() == 0) a.set_heartbeat_interval_secs(options_.default_heartbeat_secs);
+  }
+
+  if (!store_.insert_task(a)) {
+    return fail(SubmitResult::Result::duplicate, v1::ERROR_CODE_UNSPECIFIED,
+                "task '" + a.task_id() + "' was already submitted");
+  }
+  {
+    std::lock_guard lock(mu_);
+    Entry& e = entry_locked(a.task_id());
+    e.status = status_for_new_task(a, now_ms());
+    e.heartbeat_interval = std::chrono::seconds(a.heartbeat_interval_secs());
+    ++counters_.submitted_total[kind];
+  }
+  const tasks::AssignOutcome outcome = router->assign(a);
+  if (outcome.result == tasks::AssignOutcome::Result::rejected) {
+    // The router already answered with a failed completion, which on_completion recorded.
+    return fail(SubmitResult::Result::rejected, outcome.code, outcome.message);
+  }
+  return r;
+}
+
+v1::DeliveryReceipt LocalTransport::answer_locally(const std::string& task_id, const std::string& message_id) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = tasks_.find(task_id); it != tasks_.end()) {
+      if (!it->second.status.has_completion()) return {};
+      return receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
+                     "task '" + task_id + "' already ended (" + v1::TaskState_Name(it->second.status.state()) + ")");
+    }
+  }
+  const auto stored = store_.task(task_id);
+  if (!stored) return receipt(task_id, message_id, v1::DeliveryReceipt::UNKNOWN_TASK, "unknown task '" + task_id + "'");
+  if (stored->completion) {
+    return receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
+                   "task '" + task_id + "' already ended (" + v1::TaskState_Name(stored->state) + ")");
+  }
+  return {};
+}
+
+v1::DeliveryReceipt LocalTransport::send(v1::SteeringMessage m) {
+  if (m.message_id().empty()) m.set_message_id(new_id());
+  if (auto r = answer_locally(m.task_id(), m.message_id()); r.outcome() != v1::DeliveryReceipt::OUTCOME_UNSPECIFIED) {
+    return r;
+  }
+  tasks::Router* router = router_.load();
+  if (router == nullptr) {
+    return receipt(m.task_id(), m.message_id(), v1::DeliveryReceipt::REJECTED, "host is shutting down");
+  }
+  if (!store_.insert_message(m)) {
+    return receipt(m.task_id(), m.message_id(), v1::DeliveryReceipt::REJECTED,
+                   "message '" + m.message_id() + "' was already sent");
+  }
+  v1::DeliveryReceipt r = router->deliver(m, options_.delivery_timeout);
+  store_.record_message_outcome(m.message_id(), r);
+  std::lock_guard lock(mu_);
+  const auto it = tasks_.find(m.task_id());
+  ++counters_.deliveries_total[{it == tasks_.end() ? std::string() : it->second.status.kind(),
+                                v1::DeliveryReceipt::Outcome_Name(r.outcome())}];
+  return r;
+}
+
+v1::DeliveryReceipt LocalTransport::cancel(const v1::CancelRequest& request) {
+  if (auto r = answer_locally(request.task_id(), {}); r.outcome() != v1::DeliveryReceipt::OUTCOME_UNSPECIFIED) {
+    return r;
+  }
+  tasks::Router* router = router_.load();
+  if (router == nullptr) return receipt(request.task_id(), {}, v1::DeliveryReceipt::REJECTED, "host is shutting down");
+  store_.record_cancel_request(request.task_id());
+  v1::DeliveryReceipt r = router->cancel(request, options_.delivery_timeout);
+  std::lock_guard lock(mu_);
+  if (const auto it = tasks_.find(request.task_id()); it != tasks_.end()) ++counters_.cancels_total[it->second.status.kind()];
+  return r;
+}
+
+void LocalTransport::fill_from_router(v1::TaskStatus& status) const {
+  tasks::Router* router = router_.load();
+  if (router == nullptr || status.has_completion()) return;
+  if (const auto snap = router->snapshot(status.task_id())) {
+    if (snap->generation != 0) status.set_generation(snap->generation);
+    if (!snap->plugin_version.empty()) status.set_plugin_version(snap->plugin_version);
+  }
+}
+
+std::optional<v1::TaskStatus> LocalTransport::status(const std::string& task_id) {
+  std::optional<v1::TaskStatus> s;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = tasks_.find(task_id); it != tasks_.end()) s = it->second.status;
+  }
+  if (!s) {
+    if (const auto stored = store_.task(task_id)) s = status_from_stored(*stored);
+  }
+  if (s) fill_from_router(*s);
+  return s;
+}
+
+v1::TaskStatusList LocalTransport::list() {
+  v1::TaskStatusList out;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, e] : tasks_) *out.add_tasks() = e.status;
+  }
+  auto* tasks = out.mutable_tasks();
+  std::sort(tasks->begin(), tasks->end(), [](const v1::TaskStatus& a, const v1::TaskStatus& b) {
+    if (a.created_unix_ms() != b.created_unix_ms()) return a.created_unix_ms() < b.created_unix_ms();
+    return a.task_id() < b.task_id();
+  });
+  for (auto& s : *tasks) fill_from_router(s);
+  return out;
+}
+
+std::shared_ptr<Subscription> LocalTransport::watch(const std::string& task_id, std::function<void()> notify) {
+  auto sub = std::make_shared<Subscription>(task_id, options_.watch_capacity, std::move(notify));
+  // A task no longer in memory replays from the store (read before taking the lock: it is I/O).
+  std::optional<StoredTask> stored;
+  std::vector<v1::TaskEvent> stored_events;
+  if (!task_id.empty()) {
+    bool in_memory = false;
+    {
+      std::lock_guard lock(mu_);
+      in_memory = tasks_.count(task_id) > 0;
+    }
+    if (!in_memory) {
+      stored = store_.task(task_id);
+      if (stored) stored_events = store_.events(task_id, options_.history_per_task);
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (!task_id.empty()) {
+    // Replay and registration under one lock: no event is missed or seen twice.
+    const v1::TaskCompletion* completion = nullptr;
+    if (auto it = tasks_.find(task_id); it != tasks_.end()) {
+      for (const auto& e : it->second.history) {
+        v1::WatchItem item;
+        *item.mutable_event() = e;
+        sub->push(item);
+      }
+      if (it->second.status.has_completion()) completion = &it->second.status.completion();
+    } else if (stored) {
+      for (const auto& e : stored_events) {
+        v1::WatchItem item;
+        *item.mutable_event() = e;
+        sub->push(item);
+      }
+      if (stored->completion) completion = &*stored->completion;
+    }
+    if (completion) {
+      v1::WatchItem item;
+      *item.mutable_completion() = *completion;
+      sub->push(item);
+    }
+  }
+  watchers_.push_back(sub);
+  return sub;
+}
+
+TransportMetrics LocalTransport::metrics() const {
+  TransportMetrics m;
+  const auto now = Clock::now();
+  {
+    std::lock_guard lock(mu_);
+    m = counters_;
+    for (const auto& [id, e] : tasks_) {
+      const auto& kind = e.status.kind();
+      ++m.tasks[{kind, e.status.state()}];
+      if (e.status.state() == v1::RUNNING && e.heartbeat_interval.count() > 0 &&
+          e.last_beat != Clock::time_point{}) {
+        const double overdue =
+            std::chrono::duration<double>(now - e.last_beat - e.heartbeat_interval).count();
+        double& lag = m.heartbeat_lag_seconds[kind];
+        lag = std::max(lag, std::max(0.0, overdue));
+      }
+    }
+    m.watchers = static_cast<uint64_t>(
+        std::count_if(watchers_.begin(), watchers_.end(), [](const auto& w) { return !w.expired(); }));
+  }
+  m.store_commits = store_.commits();
+  return m;
+}
+
+// ---- recovery ---------------------------------------------------------------------------------------
+
+void LocalTransport::end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code,
+                                 std::string message, std::string error_kind) {
+  v1::TaskCompletion c;
+  c.set_task_id(task.task_id);
+  c.set_attempt(task.attempt);
+  c.set_state(state);
+  c.set_kind(task.kind);
+  c.set_worker_id(task.worker_id);
+  auto* err = c.mutable_error();
+  err->set_code(code);
+  err->set_message(std::move(message));
+  err->set_kind(std::move(error_kind));
+  on_completion(c);
+}
+
+RecoveryReport LocalTransport::recover() {
+  RecoveryReport report;
+  tasks::Router* router = router_.load();
+  // Recently ended tasks first, so status and wait answer across a restart.
+  for (auto& t : store_.recent(options_.finished_memory)) {
+    if (!t.completion) continue;
+    std::lock_guard lock(mu_);
+    tasks_[t.task_id].status = status_from_stored(t);
+    ended_order_.push_back(t.task_id);
+  }
+  for (auto& t : store_.unfinished()) {
+    {
+      auto history = store_.events(t.task_id, options_.history_per_task);
+      std::lock_guard lock(mu_);
+      Entry& e = entry_locked(t.task_id);
+      e.status = status_from_stored(t);
+      e.history.assign(history.begin(), history.end());
+      e.heartbeat_interval = std::chrono::seconds(t.assignment.heartbeat_interval_secs());
+    }
+    if (t.cancel_requested) {
+      end_locally(t, v1::CANCELED, v1::CANCELLED,
+                  "task '" + t.task_id + "' was being canceled when the host stopped", "");
+      ++report.canceled;
+      continue;
+    }
+    v1::TaskAssignment a = t.assignment;
+    tasks::Resume resume;
+    if (t.started && a.has_execute()) {
+      a.mutable_execute()->set_attempt(t.attempt + 1);
+      resume.reattach = true;
+      resume.checkpoint = t.checkpoint;
+      store_.record_attempt(t.task_id, t.attempt + 1);
+      ++report.reattached;
+      log::info("recovery: re-attaching task '{}' ({}) as attempt {}{}", t.task_id, t.kind, t.attempt + 1,
+                t.checkpoint.empty() ? "" : " from its checkpoint");
+    } else {
+      ++report.restarted;
+      log::info("recovery: starting queued task '{}' ({})", t.task_id, t.kind);
+    }
+    if (router == nullptr) continue;
+    router->assign(a, resume);
+    for (const auto& m : store_.messages(t.task_id)) {
+      if (m.answered) continue;
+      const auto r = router->deliver(m.message, options_.delivery_timeout);
+      store_.record_message_outcome(m.message.message_id(), r);
+      ++report.redelivered;
+    }
+  }
+  return report;
+}
+
+// ---- TaskOutbox -------------------------------------------------------------------------------------
+
+void LocalTransport::on_event(const v1::TaskEvent& event) {
+  std::lock_guard lock(mu_);
+  Entry& e = entry_locked(event.task_id());
+  if (e.status.has_completion()) return;  // nothing changes an ended task
+  apply_event(e.status, event);
+  if (event.has_state() && event.state().state() == v1::RUNNING && e.started_attempt != event.attempt()) {
+    e.started_attempt = event.attempt();
+    e.last_beat = Clock::now();
+    ++counters_.starts_total[e.status.kind()];
+  }
+  if (!event.has_output()) {
+    remember_history_locked(e, event);
+    store_.record_event(event);  // queued; enqueued under the lock so the store sees per-task order
+  }
+  v1::WatchItem item;
+  *item.mutable_event() = event;
+  broadcast_locked(item, event.task_id());
+}
+
+void LocalTransport::on_heartbeat(const v1::Heartbeat& heartbeat) {
+  std::lock_guard lock(mu_);
+  auto it = tasks_.find(heartbeat.task_id());
+  if (it == tasks_.end()) return;
+  it->second.last_beat = Clock::now();
+  ++counters_.heartbeats_total[it->second.status.kind()];
+}
+
+void LocalTransport::on_completion(const v1::TaskCompletion& completion) {
+  std::lock_guard lock(mu_);
+  Entry& e = entry_locked(completion.task_id());
+  if (!apply_completion(e.status, completion)) {
+    log::warn("task '{}': a second completion ({}) was dropped: the first one wins", completion.task_id(),
+              v1::TaskState_Name(completion.state()));
+    return;
+  }
+  ++counters_.completed_total[{e.status.kind(), completion.state()}];
+  store_.record_completion(completion);
+  ended_order_.push_back(completion.task_id());
+  v1::WatchItem item;
+  *item.mutable_completion() = completion;
+  broadcast_locked(item, completion.task_id());
+  evict_locked();
+}
+
+void LocalTransport::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {
+  std::lock_guard lock(mu_);  // same lock as events: the store sees checkpoint and completion in order
+  store_.record_checkpoint(task_id, attempt, std::string(bytes));
+}
+
+}  // namespace taskhost::transport::local

@@ -1,0 +1,158 @@
+// The embedded transport: no external server. The local API hands it assignments, steering and
+// cancels; it makes them durable in the Store, feeds the router, and as the router's TaskOutbox records
+// what comes back (events, checkpoints, completions) and broadcasts it to watchers.
+//
+//   API ──submit/send/cancel──▶ LocalTransport ──durable──▶ Store (SQLite)
+//                                     │ assign / deliver / cancel
+//                                     ▼
+//                                   Router ──events/completions (TaskOutbox)──▶ LocalTransport ──▶ Store,
+//                                                                                 watchers, status view
+//
+// Guarantees: a submit returns only after the task is committed; a message is committed before delivery
+// is tried; the first completion for a task id wins. On startup recover() re-assigns what the store
+// holds unfinished: tasks that never started start fresh; tasks that had started are re-attached with
+// attempt + 1 and their last checkpoint (the router ends those whose kind cannot re-attach failed with
+// error kind "orphaned"); tasks someone had asked to cancel end canceled.
+//
+// Wiring order (cli/serve.cpp): construct; construct the Host with this as its outbox; attach(router);
+// recover(); serve the API; on shutdown stop the API, destroy the Host (the router may still publish
+// while it stops), then destroy this. Thread rule: every public method is safe from any thread; the
+// blocking ones (submit, send, cancel) wait for a commit and, for send/cancel, for the plugin's answer.
+#pragma once
+
+#include "transport/local/store.hpp"
+#include "transport/local/subscription.hpp"
+#include "transport/outbox.hpp"
+
+#include "taskhost/v1/cancel.pb.h"
+#include "taskhost/v1/status.pb.h"
+#include "taskhost/v1/steering.pb.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace taskhost::tasks {
+class Router;
+}
+
+namespace taskhost::transport::local {
+
+struct LocalOptions {
+  std::filesystem::path state_dir = ".taskhost-state";
+  uint32_t default_heartbeat_secs = 5;  // for assignments that set none
+  size_t finished_memory = 10'000;      // ended tasks kept in memory (older ones are read from the store)
+  size_t history_per_task = 256;        // durable events kept in memory per task, replayed to new watchers
+  size_t watch_capacity = 10'000;       // items a watcher may fall behind before it is closed
+  std::chrono::milliseconds delivery_timeout{5'000};  // how long send/cancel wait for the plugin's answer
+};
+
+struct SubmitResult {
+  enum class Result {
+    accepted,     // durable and handed to the router
+    duplicate,    // a task with this id was accepted before; nothing changed
+    invalid,      // malformed: nothing was recorded (code INVALID_INPUT)
+    rejected,     // recorded, then refused by the router (e.g. COMPONENT_NOT_FOUND); it ended failed
+    unavailable,  // the host is draining; nothing was recorded
+  };
+  Result result = Result::accepted;
+  std::string task_id;
+  v1::ErrorCode code = v1::ERROR_CODE_UNSPECIFIED;
+  std::string message;
+};
+
+struct RecoveryReport {
+  size_t restarted = 0;    // never started: assigned again
+  size_t reattached = 0;   // had started: assigned again with reattach, attempt + 1
+  size_t canceled = 0;     // a cancel had been requested: ended canceled
+  size_t redelivered = 0;  // recorded messages that had no delivery outcome: delivered again
+};
+
+// Counters for GET /metrics. Label keys are (kind) or (kind, state/outcome).
+struct TransportMetrics {
+  std::map<std::pair<std::string, v1::TaskState>, uint64_t> tasks;  // tasks in memory by kind, state
+  std::map<std::pair<std::string, v1::TaskState>, uint64_t> completed_total;
+  std::map<std::string, uint64_t> submitted_total;
+  std::map<std::string, uint64_t> starts_total;      // attempts that reached running (plugin start calls)
+  std::map<std::pair<std::string, std::string>, uint64_t> deliveries_total;  // (kind, outcome)
+  std::map<std::string, uint64_t> cancels_total;
+  std::map<std::string, uint64_t> heartbeats_total;
+  std::map<std::string, double> heartbeat_lag_seconds;  // max over running tasks: overdue beyond interval
+  uint64_t watchers = 0;
+  uint64_t store_commits = 0;
+};
+
+class LocalTransport final : public TaskOutbox {
+ public:
+  // Opens (creating) the store under options.state_dir. Throws StoreError naming the path.
+  explicit LocalTransport(LocalOptions options);
+  ~LocalTransport() override;  // closes every watcher, then commits what is queued
+  LocalTransport(const LocalTransport&) = delete;
+  LocalTransport& operator=(const LocalTransport&) = delete;
+
+  void attach(tasks::Router& router);  // `router` must outlive detach()
+  void detach();
+  RecoveryReport recover();            // once, after attach, before serving clients
+  void set_accepting(bool accepting);  // false while draining: submits answer `unavailable`
+  bool accepting() const { return accepting_.load(); }
+
+  SubmitResult submit(v1::TaskAssignment assignment);
+  v1::DeliveryReceipt send(v1::SteeringMessage message);
+  v1::DeliveryReceipt cancel(const v1::CancelRequest& request);
+  std::optional<v1::TaskStatus> status(const std::string& task_id);
+  v1::TaskStatusList list();
+
+  // Follows one task (replaying its recorded events and, once ended, its completion) or every task
+  // (live only). The subscription ends when the transport is destroyed; drop it to unsubscribe.
+  std::shared_ptr<Subscription> watch(const std::string& task_id, std::function<void()> notify);
+
+  TransportMetrics metrics() const;
+  Store& store() { return store_; }
+
+  // ---- TaskOutbox (router threads) ----
+  void on_event(const v1::TaskEvent& event) override;
+  void on_heartbeat(const v1::Heartbeat& heartbeat) override;
+  void on_completion(const v1::TaskCompletion& completion) override;
+  void on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Entry {
+    v1::TaskStatus status;
+    std::deque<v1::TaskEvent> history;  // durable events, newest last, bounded
+    std::chrono::seconds heartbeat_interval{0};
+    Clock::time_point last_beat{};      // last heartbeat, or when it started running
+    uint32_t started_attempt = 0;
+  };
+  Entry& entry_locked(const std::string& task_id);
+  void broadcast_locked(const v1::WatchItem& item, const std::string& task_id);
+  void remember_history_locked(Entry& entry, const v1::TaskEvent& event);
+  void evict_locked();
+  v1::DeliveryReceipt answer_locally(const std::string& task_id, const std::string& message_id);
+  void fill_from_router(v1::TaskStatus& status) const;
+  void end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code, std::string message,
+                   std::string error_kind);
+
+  const LocalOptions options_;
+  Store store_;
+  std::atomic<tasks::Router*> router_{nullptr};
+  std::atomic<bool> accepting_{true};
+
+  mutable std::mutex mu_;  // guards everything below; never held while calling the router
+  std::unordered_map<std::string, Entry> tasks_;
+  std::deque<std::string> ended_order_;  // ended task ids, oldest first, for eviction
+  std::vector<std::weak_ptr<Subscription>> watchers_;
+  TransportMetrics counters_;
+};
+
+}  // namespace taskhost::transport::local

@@ -1,0 +1,433 @@
+#include "transport/local/store.hpp"
+
+#include "common/log.hpp"
+#include "transport/local/sqlite.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <system_error>
+
+namespace taskhost::transport::local {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr size_t kMaxBatch = 2048;  // one transaction never grows without bound under a flood
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  assignment BLOB NOT NULL,
+  attempt INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  detail TEXT NOT NULL DEFAULT '',
+  started INTEGER NOT NULL DEFAULT 0,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  checkpoint BLOB,
+  progress BLOB,
+  pending_request_id TEXT NOT NULL DEFAULT '',
+  pending_prompt TEXT NOT NULL DEFAULT '',
+  worker_id TEXT NOT NULL DEFAULT '',
+  completion BLOB,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks(seq) WHERE completion IS NULL;
+CREATE TABLE IF NOT EXISTS events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_task ON events(task_id, id);
+CREATE TABLE IF NOT EXISTS messages(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id TEXT NOT NULL UNIQUE,
+  task_id TEXT NOT NULL,
+  body BLOB NOT NULL,
+  outcome INTEGER,
+  detail TEXT NOT NULL DEFAULT '',
+  created_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS messages_by_task ON messages(task_id, id);
+)sql";
+
+constexpr const char* kTaskColumns =
+    "assignment, task_id, kind, attempt, state, detail, started, cancel_requested, checkpoint, progress, "
+    "pending_request_id, pending_prompt, worker_id, completion, created_ms, updated_ms";
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string serialize(const google::protobuf::MessageLite& m) {
+  std::string out;
+  m.SerializeToString(&out);
+  return out;
+}
+
+bool is_active_state(v1::TaskState s) { return s == v1::RUNNING || s == v1::WAITING_INPUT; }
+
+StoredTask read_task(const Statement& st) {
+  StoredTask t;
+  t.assignment.ParseFromString(st.column_blob(0));
+  t.task_id = st.column_text(1);
+  t.kind = st.column_text(2);
+  t.attempt = static_cast<uint32_t>(st.column_int(3));
+  t.state = static_cast<v1::TaskState>(st.column_int(4));
+  t.detail = st.column_text(5);
+  t.started = st.column_int(6) != 0;
+  t.cancel_requested = st.column_int(7) != 0;
+  t.checkpoint = st.column_blob(8);
+  if (!st.column_is_null(9)) {
+    v1::Progress p;
+    p.ParseFromString(st.column_blob(9));
+    t.progress = p;
+  }
+  t.pending_request_id = st.column_text(10);
+  t.pending_prompt = st.column_text(11);
+  t.worker_id = st.column_text(12);
+  if (!st.column_is_null(13)) {
+    v1::TaskCompletion c;
+    c.ParseFromString(st.column_blob(13));
+    t.completion = c;
+  }
+  t.created_ms = st.column_int(14);
+  t.updated_ms = st.column_int(15);
+  return t;
+}
+
+}  // namespace
+
+// Prepared once, used only on the writer thread.
+struct Store::Writes {
+  explicit Writes(Database& db)
+      : begin(db.prepare("BEGIN IMMEDIATE")),
+        commit(db.prepare("COMMIT")),
+        rollback(db.prepare("ROLLBACK")),
+        insert_task(db.prepare(
+            "INSERT OR IGNORE INTO tasks(task_id, kind, assignment, attempt, state, created_ms, updated_ms) "
+            "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)")),
+        insert_message(db.prepare(
+            "INSERT OR IGNORE INTO messages(message_id, task_id, body, created_ms) VALUES(?1, ?2, ?3, ?4)")),
+        cancel_request(db.prepare(
+            "UPDATE tasks SET cancel_requested = 1, updated_ms = ?2 WHERE task_id = ?1 AND completion IS NULL")),
+        state(db.prepare(
+            "UPDATE tasks SET state = ?2, detail = ?3, attempt = max(attempt, ?4), worker_id = ?5, "
+            "started = (started OR ?6), "
+            "pending_request_id = CASE WHEN ?2 = 3 THEN pending_request_id ELSE '' END, "
+            "pending_prompt = CASE WHEN ?2 = 3 THEN pending_prompt ELSE '' END, updated_ms = ?7 "
+            "WHERE task_id = ?1 AND completion IS NULL AND attempt <= ?4")),
+        progress(db.prepare(
+            "UPDATE tasks SET progress = ?2, started = 1, updated_ms = ?3 "
+            "WHERE task_id = ?1 AND completion IS NULL AND attempt <= ?4")),
+        input_request(db.prepare(
+            "UPDATE tasks SET pending_request_id = ?2, pending_prompt = ?3, started = 1, updated_ms = ?4 "
+            "WHERE task_id = ?1 AND completion IS NULL AND attempt <= ?5")),
+        event(db.prepare("INSERT INTO events(task_id, attempt, body) VALUES(?1, ?2, ?3)")),
+        checkpoint(db.prepare(
+            "UPDATE tasks SET checkpoint = ?2, updated_ms = ?3 "
+            "WHERE task_id = ?1 AND completion IS NULL AND attempt <= ?4")),
+        completion(db.prepare(
+            "UPDATE tasks SET completion = ?2, state = ?3, attempt = max(attempt, ?4), "
+            "pending_request_id = '', pending_prompt = '', updated_ms = ?5 "
+            "WHERE task_id = ?1 AND completion IS NULL")),
+        outcome(db.prepare("UPDATE messages SET outcome = ?2, detail = ?3 WHERE message_id = ?1")),
+        attempt(db.prepare(
+            "UPDATE tasks SET attempt = max(attempt, ?2), updated_ms = ?3 WHERE task_id = ?1")) {}
+
+  Statement begin, commit, rollback;
+  Statement insert_task, insert_message, cancel_request;
+  Statement state, progress, input_request, event, checkpoint, completion, outcome, attempt;
+};
+
+Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw StoreError(fmt::format("cannot create state directory {}: {}", dir.string(), ec.message()));
+  try {
+    writer_db_ = std::make_unique<Database>(file_, /*create=*/true);
+    // WAL: readers never block the writer; FULL: a commit survives power loss, not just a crash.
+    writer_db_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+    writer_db_->exec(kSchema);
+    auto version = writer_db_->prepare("SELECT value FROM meta WHERE key = 'schema_version'");
+    if (version.step()) {
+      const auto found = version.column_text(0);
+      if (found != std::to_string(kSchemaVersion)) {
+        throw StoreError(fmt::format("{} has schema version {}, this taskhost uses {}", file_.string(), found,
+                                     kSchemaVersion));
+      }
+    } else {
+      writer_db_->exec(fmt::format("INSERT INTO meta(key, value) VALUES('schema_version', '{}')", kSchemaVersion));
+    }
+    version.reset();
+    writes_ = std::make_unique<Writes>(*writer_db_);
+    reader_db_ = std::make_unique<Database>(file_, /*create=*/false, /*read_only=*/true);
+  } catch (const SqliteError& e) {
+    throw StoreError(fmt::format("state store {}: {}", file_.string(), e.what()));
+  }
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+Store::~Store() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  writes_.reset();  // statements before their connection
+}
+
+void Store::enqueue(std::function<void()> write) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(Op{std::move(write), nullptr});
+  }
+  wake_.notify_one();
+}
+
+void Store::run_sync(std::function<void()> write) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto future = done->get_future();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) throw StoreError("state store is closing");
+    queue_.push_back(Op{std::move(write), done});
+  }
+  wake_.notify_one();
+  future.get();  // rethrows the write's or the commit's error
+}
+
+void Store::writer_loop() {
+  std::deque<Op> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything queued was written
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    commit_batch(batch);
+    batch.clear();
+  }
+}
+
+void Store::commit_batch(std::deque<Op>& batch) {
+  std::vector<std::exception_ptr> errors(batch.size());
+  std::exception_ptr commit_error;
+  try {
+    writes_->begin.run();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      try {
+        batch[i].write();
+      } catch (const std::exception& e) {
+        errors[i] = std::make_exception_ptr(StoreError(fmt::format("state store write failed: {}", e.what())));
+      }
+    }
+    writes_->commit.run();
+    std::lock_guard lock(mu_);
+    ++commits_;
+  } catch (const std::exception& e) {
+    commit_error = std::make_exception_ptr(StoreError(fmt::format("state store commit failed: {}", e.what())));
+    try {
+      writes_->rollback.run();
+    } catch (const std::exception&) {
+      // The transaction is already gone (SQLite rolls back on some errors by itself).
+    }
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const std::exception_ptr error = commit_error ? commit_error : errors[i];
+    if (batch[i].done) {
+      if (error) batch[i].done->set_exception(error);
+      else batch[i].done->set_value();
+    } else if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        log::error("state store: a queued write was lost: {}", e.what());
+      }
+    }
+  }
+}
+
+// ---- writes -----------------------------------------------------------------------------------------
+
+bool Store::insert_task(const v1::TaskAssignment& assignment) {
+  bool inserted = false;
+  const uint32_t attempt = assignment.has_execute() && assignment.execute().attempt() > 0
+                               ? assignment.execute().attempt() : 1;
+  run_sync([&, body = serialize(assignment)] {
+    auto& st = writes_->insert_task;
+    st.bind(1, assignment.task_id())
+        .bind(2, assignment.has_execute() ? assignment.execute().component_id() : std::string())
+        .bind_blob(3, body)
+        .bind(4, int64_t{attempt})
+        .bind(5, int64_t{v1::PENDING})
+        .bind(6, now_ms())
+        .run();
+    inserted = writer_db_->changes() == 1;
+  });
+  return inserted;
+}
+
+bool Store::insert_message(const v1::SteeringMessage& message) {
+  bool inserted = false;
+  run_sync([&, body = serialize(message)] {
+    writes_->insert_message.bind(1, message.message_id())
+        .bind(2, message.task_id())
+        .bind_blob(3, body)
+        .bind(4, now_ms())
+        .run();
+    inserted = writer_db_->changes() == 1;
+  });
+  return inserted;
+}
+
+void Store::record_cancel_request(const std::string& task_id) {
+  run_sync([&] { writes_->cancel_request.bind(1, task_id).bind(2, now_ms()).run(); });
+}
+
+void Store::record_event(const v1::TaskEvent& event) {
+  if (event.has_output()) return;  // ephemeral by design
+  enqueue([this, event] {
+    const int64_t attempt = event.attempt();
+    const int64_t at = event.unix_ms() ? event.unix_ms() : now_ms();
+    if (event.has_progress()) {
+      // Only the latest progress is worth keeping: it replaces the previous one, no event row.
+      writes_->progress.bind(1, event.task_id()).bind_blob(2, serialize(event.progress())).bind(3, at)
+          .bind(4, attempt).run();
+      return;
+    }
+    if (event.has_state()) {
+      const auto s = event.state().state();
+      writes_->state.bind(1, event.task_id())
+          .bind(2, int64_t{s})
+          .bind(3, event.state().detail())
+          .bind(4, attempt)
+          .bind(5, event.worker_id())
+          .bind(6, int64_t{is_active_state(s) ? 1 : 0})
+          .bind(7, at)
+          .run();
+    } else if (event.has_input_request()) {
+      writes_->input_request.bind(1, event.task_id())
+          .bind(2, event.input_request().request_id())
+          .bind(3, event.input_request().prompt())
+          .bind(4, at)
+          .bind(5, attempt)
+          .run();
+    }
+    writes_->event.bind(1, event.task_id()).bind(2, attempt).bind_blob(3, serialize(event)).run();
+  });
+}
+
+void Store::record_checkpoint(const std::string& task_id, uint32_t attempt, std::string bytes) {
+  enqueue([this, task_id, attempt, bytes = std::move(bytes)] {
+    writes_->checkpoint.bind(1, task_id).bind_blob(2, bytes).bind(3, now_ms()).bind(4, int64_t{attempt}).run();
+  });
+}
+
+void Store::record_completion(const v1::TaskCompletion& completion) {
+  enqueue([this, completion] {
+    writes_->completion.bind(1, completion.task_id())
+        .bind_blob(2, serialize(completion))
+        .bind(3, int64_t{completion.state()})
+        .bind(4, int64_t{completion.attempt()})
+        .bind(5, now_ms())
+        .run();
+  });
+}
+
+void Store::record_message_outcome(const std::string& message_id, const v1::DeliveryReceipt& receipt) {
+  enqueue([this, message_id, outcome = int64_t{receipt.outcome()}, detail = receipt.detail()] {
+    writes_->outcome.bind(1, message_id).bind(2, outcome).bind(3, detail).run();
+  });
+}
+
+void Store::record_attempt(const std::string& task_id, uint32_t attempt) {
+  enqueue([this, task_id, attempt] {
+    writes_->attempt.bind(1, task_id).bind(2, int64_t{attempt}).bind(3, now_ms()).run();
+  });
+}
+
+void Store::flush() {
+  run_sync([] {});
+}
+
+uint64_t Store::commits() const {
+  std::lock_guard lock(mu_);
+  return commits_;
+}
+
+// ---- reads ------------------------------------------------------------------------------------------
+
+std::vector<StoredTask> Store::select_tasks(const char* where_order_limit,
+                                            const std::function<void(Statement&)>& bind) {
+  std::lock_guard lock(read_mu_);
+  try {
+    auto st = reader_db_->prepare(fmt::format("SELECT {} FROM tasks {}", kTaskColumns, where_order_limit));
+    bind(st);
+    std::vector<StoredTask> out;
+    while (st.step()) out.push_back(read_task(st));
+    return out;
+  } catch (const SqliteError& e) {
+    throw StoreError(fmt::format("state store read failed: {}", e.what()));
+  }
+}
+
+std::optional<StoredTask> Store::task(const std::string& task_id) {
+  auto rows = select_tasks("WHERE task_id = ?1", [&](Statement& st) { st.bind(1, task_id); });
+  if (rows.empty()) return std::nullopt;
+  return std::move(rows.front());
+}
+
+std::vector<StoredTask> Store::unfinished() {
+  return select_tasks("WHERE completion IS NULL ORDER BY seq", [](Statement&) {});
+}
+
+std::vector<StoredTask> Store::recent(size_t limit) {
+  return select_tasks("WHERE seq IN (SELECT seq FROM tasks ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
+                      [&](Statement& st) { st.bind(1, static_cast<int64_t>(limit)); });
+}
+
+std::vector<v1::TaskEvent> Store::events(const std::string& task_id, size_t limit) {
+  std::lock_guard lock(read_mu_);
+  try {
+    auto st = reader_db_->prepare(
+        "SELECT body FROM (SELECT id, body FROM events WHERE task_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id");
+    st.bind(1, task_id).bind(2, static_cast<int64_t>(limit));
+    std::vector<v1::TaskEvent> out;
+    while (st.step()) {
+      v1::TaskEvent e;
+      e.ParseFromString(st.column_blob(0));
+      out.push_back(std::move(e));
+    }
+    return out;
+  } catch (const SqliteError& e) {
+    throw StoreError(fmt::format("state store read failed: {}", e.what()));
+  }
+}
+
+std::vector<StoredMessage> Store::messages(const std::string& task_id) {
+  std::lock_guard lock(read_mu_);
+  try {
+    auto st = reader_db_->prepare("SELECT body, outcome IS NOT NULL FROM messages WHERE task_id = ?1 ORDER BY id");
+    st.bind(1, task_id);
+    std::vector<StoredMessage> out;
+    while (st.step()) {
+      StoredMessage m;
+      m.message.ParseFromString(st.column_blob(0));
+      m.answered = st.column_int(1) != 0;
+      out.push_back(std::move(m));
+    }
+    return out;
+  } catch (const SqliteError& e) {
+    throw StoreError(fmt::format("state store read failed: {}", e.what()));
+  }
+}
+
+}  // namespace taskhost::transport::local

@@ -1,0 +1,144 @@
+// The local transport's durable state: one SQLite database (WAL, synchronous=FULL) under the state
+// directory, holding every accepted task with its assignment, attempt, last state and progress,
+// checkpoint, durable events (not output deltas: those are ephemeral), steering messages with their
+// outcomes, and its completion.
+//
+// Writes go through one writer thread that commits whatever has queued up in one transaction (group
+// commit), so the router's hot path only enqueues. The three writes a client waits for — a task being
+// accepted, a message being recorded, a cancel being requested — return only once their transaction is
+// committed: nothing is acknowledged before it is durable. Queued writes keep their order with those.
+//
+// Thread rule: every method is safe from any thread. Reads use their own connection and see what has
+// been committed (call flush() first to include everything queued). Errors throw StoreError.
+#pragma once
+
+#include "taskhost/v1/assignment.pb.h"
+#include "taskhost/v1/completion.pb.h"
+#include "taskhost/v1/events.pb.h"
+#include "taskhost/v1/steering.pb.h"
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace taskhost::transport::local {
+
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Database;
+class Statement;
+
+// One task as the store last recorded it.
+struct StoredTask {
+  v1::TaskAssignment assignment;  // as accepted (its execute.attempt is the first attempt)
+  std::string task_id;
+  std::string kind;
+  uint32_t attempt = 1;           // the latest attempt
+  v1::TaskState state = v1::PENDING;
+  std::string detail;
+  bool started = false;           // the task reached a plugin (any state past pending was recorded)
+  bool cancel_requested = false;
+  std::string checkpoint;         // latest checkpoint bytes; empty if none
+  std::optional<v1::Progress> progress;
+  std::string pending_request_id;
+  std::string pending_prompt;
+  std::string worker_id;
+  std::optional<v1::TaskCompletion> completion;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+struct StoredMessage {
+  v1::SteeringMessage message;
+  bool answered = false;  // a delivery outcome was recorded
+};
+
+class Store {
+ public:
+  // Opens or creates `dir`/taskhost.db and starts the writer thread. Throws StoreError when the
+  // directory or database cannot be used (naming the path), or the schema is from another version.
+  explicit Store(const std::filesystem::path& dir);
+  // Commits everything queued, then stops the writer.
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::filesystem::path& file() const { return file_; }
+
+  // ---- durable before return -------------------------------------------------------------------------
+  // Records a newly accepted task (state PENDING). False when a task with this id already exists.
+  bool insert_task(const v1::TaskAssignment& assignment);
+  // Records an inbound message before delivery is tried. False when its message id already exists.
+  bool insert_message(const v1::SteeringMessage& message);
+  // Records that a cancel was asked for, so a restart does not resume a task someone canceled.
+  void record_cancel_request(const std::string& task_id);
+
+  // ---- queued (ordered after every write queued or committed before them) -----------------------------
+  // State changes update the task row (and are kept as events), the latest progress replaces the previous
+  // one, input requests, artifacts and outbound messages are kept as events, output deltas are ignored.
+  void record_event(const v1::TaskEvent& event);
+  void record_checkpoint(const std::string& task_id, uint32_t attempt, std::string bytes);
+  // The first completion for a task id wins; later ones are ignored.
+  void record_completion(const v1::TaskCompletion& completion);
+  void record_message_outcome(const std::string& message_id, const v1::DeliveryReceipt& receipt);
+  // A new attempt started for the task (a restart re-assigned it).
+  void record_attempt(const std::string& task_id, uint32_t attempt);
+
+  // Blocks until everything queued so far is committed.
+  void flush();
+
+  // ---- reads -----------------------------------------------------------------------------------------
+  std::optional<StoredTask> task(const std::string& task_id);
+  // Tasks without a completion, in the order they were accepted.
+  std::vector<StoredTask> unfinished();
+  // The `limit` most recently accepted tasks (finished or not), oldest first.
+  std::vector<StoredTask> recent(size_t limit);
+  // The task's durable events, oldest first, at most the last `limit`.
+  std::vector<v1::TaskEvent> events(const std::string& task_id, size_t limit);
+  // Messages for the task in arrival order.
+  std::vector<StoredMessage> messages(const std::string& task_id);
+
+  // Writes committed since open, for metrics/tests.
+  uint64_t commits() const;
+
+ private:
+  struct Op {
+    std::function<void()> write;        // runs on the writer thread inside a transaction
+    std::shared_ptr<std::promise<void>> done;  // set for callers that wait; null for queued writes
+  };
+  void enqueue(std::function<void()> write);
+  void run_sync(std::function<void()> write);
+  void writer_loop();
+  void commit_batch(std::deque<Op>& batch);
+  std::vector<StoredTask> select_tasks(const char* where_order_limit, const std::function<void(Statement&)>& bind);
+  struct Writes;  // the writer's prepared statements
+
+  std::filesystem::path file_;
+  std::unique_ptr<Database> writer_db_;  // writer thread only
+  std::unique_ptr<Writes> writes_;       // writer thread only
+  std::unique_ptr<Database> reader_db_;  // under read_mu_
+  std::mutex read_mu_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<Op> queue_;
+  bool stopping_ = false;
+  uint64_t commits_ = 0;
+  std::thread writer_;
+};
+
+}  // namespace taskhost::transport::local

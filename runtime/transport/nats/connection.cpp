@@ -1,0 +1,152 @@
+#include "transport/nats/connection.hpp"
+
+#include "common/log.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+namespace taskhost::transport::nats {
+
+std::string describe(natsStatus status, std::string_view what, int js_code) {
+  std::string text = std::string(what) + ": " + natsStatus_GetText(status);
+  if (js_code != 0) text += " (JetStream error " + std::to_string(js_code) + ")";
+  natsStatus last = NATS_OK;
+  const char* detail = nats_GetLastError(&last);
+  if (detail != nullptr && *detail != '\0' && last == status) text += " [" + std::string(detail) + "]";
+  return text;
+}
+
+void check(natsStatus status, std::string_view what, int js_code) {
+  if (status != NATS_OK) throw NatsError(describe(status, what, js_code), status, js_code);
+}
+
+namespace {
+
+std::vector<std::string> split_urls(const std::string& urls) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= urls.size()) {
+    size_t end = urls.find(',', start);
+    if (end == std::string::npos) end = urls.size();
+    std::string u = urls.substr(start, end - start);
+    while (!u.empty() && u.front() == ' ') u.erase(u.begin());
+    while (!u.empty() && u.back() == ' ') u.pop_back();
+    if (!u.empty()) out.push_back(u);
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+Connection::Connection(const NatsOptions& o, const std::string& name) {
+  check(natsOptions_Create(&opts_), "nats options");
+  const auto urls = split_urls(o.url);
+  if (urls.empty()) throw NatsError("nats: no server URL configured", NATS_INVALID_ARG, 0);
+  std::vector<const char*> servers;
+  for (const auto& u : urls) servers.push_back(u.c_str());
+  check(natsOptions_SetServers(opts_, servers.data(), static_cast<int>(servers.size())), "nats servers " + o.url);
+  check(natsOptions_SetName(opts_, name.c_str()), "nats name");
+  // Reconnect forever, quickly, and buffer what is published meanwhile: a server restart must not
+  // lose a completion or an ack. Pings find a silently dead server within a few seconds.
+  check(natsOptions_SetMaxReconnect(opts_, -1), "nats max reconnect");
+  check(natsOptions_SetReconnectWait(opts_, 250), "nats reconnect wait");
+  check(natsOptions_SetReconnectJitter(opts_, 100, 500), "nats reconnect jitter");
+  check(natsOptions_SetReconnectBufSize(opts_, 64 * 1024 * 1024), "nats reconnect buffer");
+  check(natsOptions_SetPingInterval(opts_, 2'000), "nats ping interval");
+  check(natsOptions_SetMaxPingsOut(opts_, 3), "nats max pings out");
+  check(natsOptions_SetMaxPendingMsgs(opts_, 1'000'000), "nats max pending");
+  if (!o.credentials.empty()) {
+    check(natsOptions_SetUserCredentialsFromFiles(opts_, o.credentials.c_str(), nullptr),
+          "nats credentials " + o.credentials);
+  }
+  if (!o.tls_ca.empty() || !o.tls_cert.empty()) {
+    check(natsOptions_SetSecure(opts_, true), "nats TLS");
+    if (!o.tls_ca.empty()) check(natsOptions_LoadCATrustedCertificates(opts_, o.tls_ca.c_str()), "nats TLS CA " + o.tls_ca);
+    if (!o.tls_cert.empty()) {
+      check(natsOptions_LoadCertificatesChain(opts_, o.tls_cert.c_str(), o.tls_key.c_str()),
+            "nats TLS certificate " + o.tls_cert);
+    }
+  }
+  check(natsOptions_SetReconnectedCB(opts_, &Connection::reconnected_cb, this), "nats reconnected callback");
+  check(natsOptions_SetDisconnectedCB(opts_, &Connection::disconnected_cb, this), "nats disconnected callback");
+  check(natsOptions_SetErrorHandler(opts_, &Connection::error_cb, this), "nats error handler");
+
+  const auto deadline = std::chrono::steady_clock::now() + o.connect_timeout;
+  for (;;) {
+    natsStatus s = natsConnection_Connect(&nc_, opts_);
+    if (s == NATS_OK) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      natsOptions_Destroy(opts_);
+      throw NatsError(describe(s, "connect to " + o.url), s, 0);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = 5'000;
+  natsStatus s = natsConnection_JetStream(&js_, nc_, &jo);
+  if (s != NATS_OK) {
+    natsConnection_Destroy(nc_);
+    natsOptions_Destroy(opts_);
+    check(s, "JetStream context");
+  }
+}
+
+Connection::~Connection() {
+  jsCtx_Destroy(js_);
+  natsConnection_Close(nc_);
+  natsConnection_Destroy(nc_);
+  natsOptions_Destroy(opts_);
+}
+
+bool Connection::connected() const { return natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
+
+size_t Connection::known_servers() const {
+  char** servers = nullptr;
+  int count = 0;
+  if (natsConnection_GetServers(nc_, &servers, &count) != NATS_OK) return 1;
+  for (int i = 0; i < count; ++i) free(servers[i]);
+  free(servers);
+  return count > 0 ? static_cast<size_t>(count) : 1;
+}
+
+void Connection::on_reconnected(std::function<void()> listener) {
+  std::lock_guard lock(mu_);
+  reconnected_.push_back(std::move(listener));
+}
+
+void Connection::on_disconnected(std::function<void()> listener) {
+  std::lock_guard lock(mu_);
+  disconnected_.push_back(std::move(listener));
+}
+
+void Connection::reconnected_cb(natsConnection*, void* closure) {
+  auto* self = static_cast<Connection*>(closure);
+  std::vector<std::function<void()>> listeners;
+  {
+    std::lock_guard lock(self->mu_);
+    listeners = self->reconnected_;
+  }
+  log::info("nats: reconnected");
+  for (auto& l : listeners) l();
+}
+
+void Connection::disconnected_cb(natsConnection* nc, void* closure) {
+  if (natsConnection_IsClosed(nc)) return;  // our own close, not a lost server
+  auto* self = static_cast<Connection*>(closure);
+  std::vector<std::function<void()>> listeners;
+  {
+    std::lock_guard lock(self->mu_);
+    listeners = self->disconnected_;
+  }
+  log::warn("nats: disconnected; reconnecting");
+  for (auto& l : listeners) l();
+}
+
+void Connection::error_cb(natsConnection*, natsSubscription*, natsStatus err, void*) {
+  log::warn("nats: asynchronous error: {}", natsStatus_GetText(err));
+}
+
+}  // namespace taskhost::transport::nats

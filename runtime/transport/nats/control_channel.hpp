@@ -1,0 +1,109 @@
+// Steering and cancellation that reach whichever host holds the task, durably.
+//
+// Senders store every control message on the control stream (<P>.control.<task>; header
+// "Taskhost-Control: steer|cancel"; optionally "Taskhost-Reply: <inbox>" for a DeliveryReceipt). Every
+// host reads the whole stream with an ordered consumer from its beginning, so nothing sent before a host
+// started or while it was disconnected is missed:
+//   - a message for a task open here is applied at once (apply hook);
+//   - a message for a task that ended here recently is answered "task ended" (ended hook);
+//   - any other message is kept: when this host later opens that task (claims it from the queue, or
+//     re-attaches it), the kept messages stored after the task's assignment are applied first, in stream
+//     order — steering sent before the task was picked up applies at start, while a message meant for an
+//     earlier run of the same task id (a retry re-published later) does not. Kept messages expire with
+//     the stream's max age.
+// open()/close() and the hooks are serialized on one lock, so a task sees its control messages in
+// stream order whether they were kept or arrived live.
+//
+// Thread rule: public methods are safe from any thread. Hooks run on the cnats delivery thread or inside
+// open(), with the channel's lock held: they must not block and must not call back into the channel.
+#pragma once
+
+#include "transport/nats/connection.hpp"
+#include "transport/nats/names.hpp"
+#include "transport/nats/nats_options.hpp"
+
+#include "taskhost/v1/cancel.pb.h"
+#include "taskhost/v1/steering.pb.h"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace taskhost::transport::nats {
+
+inline constexpr const char* kControlHeader = "Taskhost-Control";
+inline constexpr const char* kReplyHeader = "Taskhost-Reply";
+
+struct ControlItem {
+  enum class Type { steer, cancel };
+  Type type = Type::steer;
+  std::string task_id;
+  v1::SteeringMessage steer;
+  v1::CancelRequest cancel;
+  std::string reply;  // where the receipt goes; empty = nobody asked
+  uint64_t seq = 0;   // stream sequence
+  int64_t stored_unix_ns = 0;  // when the stream stored it (server clock)
+  std::chrono::steady_clock::time_point received{};
+};
+
+class ControlChannel {
+ public:
+  struct Hooks {
+    std::function<void(const ControlItem&)> apply;  // the task is open here
+    std::function<void(const ControlItem&)> ended;  // the task ended here recently
+  };
+
+  ControlChannel(Connection& connection, const Names& names, const NatsOptions& options, Hooks hooks);
+  ~ControlChannel();  // stop()
+  ControlChannel(const ControlChannel&) = delete;
+  ControlChannel& operator=(const ControlChannel&) = delete;
+
+  // Starts reading the control stream from its beginning. Throws NatsError.
+  void start();
+  void stop();
+
+  // Attempt `attempt` of the task is now held here (the router knows it): apply its kept messages
+  // stored at or after `assigned_unix_ns` (0 = all), then live ones. Ignored when that attempt was
+  // already closed (a task can end before the code that assigned it gets to open it).
+  void open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns);
+  // Attempt `attempt` ended here: later messages for the task are answered "ended" for a while.
+  // Returns whether any control message reached it (then its subject is worth purging).
+  bool close(const std::string& task_id, uint32_t attempt);
+
+  // Sends `receipt` to `reply` (core NATS; best effort).
+  static void send_receipt(natsConnection* nc, const std::string& reply, const v1::DeliveryReceipt& receipt);
+
+ private:
+  static void on_msg(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure);
+  void handle(natsMsg* msg);
+  void expire_locked();
+
+  Connection& connection_;
+  const Names& names_;
+  const NatsOptions options_;
+  Hooks hooks_;
+
+  mutable std::mutex mu_;
+  natsSubscription* sub_ = nullptr;
+  std::unordered_map<std::string, uint32_t> open_;       // task → attempt held here
+  std::unordered_set<std::string> touched_;               // open tasks that got a message
+  std::unordered_map<std::string, std::vector<ControlItem>> kept_;
+  struct KeptRef {
+    std::chrono::steady_clock::time_point received;
+    std::string task_id;
+    uint64_t seq;
+  };
+  std::deque<KeptRef> kept_order_;  // oldest first, for expiry
+  size_t kept_count_ = 0;
+  std::unordered_map<std::string, uint32_t> closed_;     // task → attempt that ended here
+  std::deque<std::string> closed_order_;
+  uint64_t last_seq_ = 0;  // an ordered consumer may replay after a reset: skip what was seen
+};
+
+}  // namespace taskhost::transport::nats

@@ -1,0 +1,68 @@
+// Task events and completions onto the events stream, coalesced per task.
+//
+// Events queue per task; a flush on the writer thread turns everything queued for a task into one
+// message: <P>.events.<task>.event, or — when the completion is among them — <P>.events.<task>.completion
+// carrying the task's remaining events and the completion last, stored only if that subject is still
+// empty (the first completion for a task id wins, across hosts and retries).
+//
+// A task's events wait up to `linger` for company before they are published on their own; its
+// completion waits at most a millisecond (so one wake-up of the writer stores many). So a task that starts and ends within the linger costs one stored message
+// (what keeps a busy host close to a bare consumer), and an event of a long task is visible to watchers
+// at most `linger` after it happened.
+//
+// Thread rule: event()/completion() are safe from any thread, never block, and keep per-task order as
+// called. The stored callback runs on a cnats thread (AsyncPublisher's rule).
+#pragma once
+
+#include "transport/nats/async_publisher.hpp"
+#include "transport/nats/names.hpp"
+
+#include "taskhost/v1/completion.pb.h"
+#include "taskhost/v1/events.pb.h"
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace taskhost::transport::nats {
+
+class EventBatcher {
+ public:
+  // The answer for a completion: stored; or not stored because another completion for the task id was
+  // there first (result.js_code == kJsWrongLastSequence); or not stored for another reason (error).
+  using CompletionStored = std::function<void(const v1::TaskCompletion& completion, const PublishResult& result)>;
+
+  EventBatcher(AsyncPublisher& publisher, const Names& names, std::string worker_id, CompletionStored stored,
+               std::chrono::milliseconds linger = std::chrono::milliseconds(20));
+
+  void event(const v1::TaskEvent& event);
+  void completion(const v1::TaskCompletion& completion);
+
+ private:
+  struct Pending {
+    std::string batch;                 // delimited WatchItems
+    uint32_t attempt = 0;              // of the first event
+    uint64_t first_seq = 0;
+    std::chrono::steady_clock::time_point since{};
+    std::optional<v1::TaskCompletion> completion;
+  };
+  Pending& pending_locked(const std::string& task_id);
+  void schedule_locked(std::chrono::steady_clock::time_point when);
+  void flush();
+
+  AsyncPublisher& publisher_;
+  const Names& names_;
+  const std::string worker_id_;
+  CompletionStored stored_;
+  const std::chrono::milliseconds linger_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Pending> pending_;
+  std::vector<std::string> order_;  // tasks in pending_, by first arrival
+  std::optional<std::chrono::steady_clock::time_point> scheduled_;  // the flush already asked for
+};
+
+}  // namespace taskhost::transport::nats

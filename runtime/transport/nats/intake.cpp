@@ -1,0 +1,272 @@
+// Taking tasks in: a delivery from the puller becomes a router assignment. First deliveries take the
+// fast path on the cnats thread (no network round trip); redeliveries first look at the task's record
+// and completion on the worker thread, because another host may hold it, may have finished it, or may
+// have died holding it. Control messages for held tasks are applied here too.
+#include "common/log.hpp"
+#include "transport/nats/transport_impl.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace taskhost::transport::nats {
+namespace {
+
+// Settles the puller's credit for one delivery when the scope ends, whatever path it took.
+class Settle {
+ public:
+  Settle(Puller* puller, std::string kind) : puller_(puller), kind_(std::move(kind)) {}
+  ~Settle() {
+    if (puller_ != nullptr) puller_->settled(kind_);
+  }
+  Settle(const Settle&) = delete;
+  Settle& operator=(const Settle&) = delete;
+
+ private:
+  Puller* puller_;
+  std::string kind_;
+};
+
+}  // namespace
+
+void NatsTransport::Impl::ack(const std::string& reply, const char* kind) {
+  if (!reply.empty()) natsConnection_PublishString(connection->nc(), reply.c_str(), kind);
+}
+
+void NatsTransport::Impl::nak_later(const std::string& reply) {
+  // Come back after one ack_wait: by then the holder has finished it, or has died and been noticed.
+  const auto delay = std::chrono::duration_cast<std::chrono::nanoseconds>(options.ack_wait).count();
+  ack(reply, fmt::format(R"(-NAK {{"delay":{}}})", delay).c_str());
+}
+
+void NatsTransport::Impl::on_task_message(const std::string& kind, natsMsg* msg) {
+  received++;
+  Delivery d;
+  d.kind = kind;
+  d.reply = natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "";
+  d.info = parse_ack_reply(d.reply).value_or(DeliveryInfo{});
+  if (natsMsg_GetData(msg) != nullptr) d.data.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  const char* rev = nullptr;
+  if (natsMsgHeader_Get(msg, kRecordRevisionHeader, &rev) == NATS_OK && rev != nullptr) {
+    std::from_chars(rev, rev + std::strlen(rev), d.client_revision);
+  }
+  natsMsg_Destroy(msg);
+
+  v1::TaskAssignment a;
+  if (!a.ParseFromString(d.data) || a.task_id().empty()) {
+    // Nothing to answer to (no task id): take it out of the queue so it cannot block anyone.
+    log::warn("nats: dropping a malformed assignment on kind {} (stream sequence {})", kind, d.info.stream_seq);
+    ack(d.reply, "+TERM");
+    puller->settled(kind);
+    return;
+  }
+  if (d.info.delivered > options.max_deliver) {
+    Settle settle(puller.get(), kind);
+    poisoned(a, d);
+    return;
+  }
+  if (d.info.delivered > 1) {
+    worker->post([this, a = std::move(a), d = std::move(d)]() mutable { claim_redelivered(std::move(a), std::move(d)); });
+    return;
+  }
+  Settle settle(puller.get(), kind);
+  claim_fresh(std::move(a), std::move(d));
+}
+
+void NatsTransport::Impl::claim_fresh(v1::TaskAssignment a, Delivery d) {
+  std::shared_lock intake(intake_mu);
+  if (draining) {
+    ack(d.reply, "-NAK");
+    handed_back++;
+    return;
+  }
+  const std::string id = a.task_id();
+  const uint32_t attempt = std::max<uint32_t>(1, a.has_execute() ? a.execute().attempt() : 1);
+  {
+    std::lock_guard lock(mu);
+    if (inflight.count(id)) {
+      // The same task id published again while it runs here: it is claimed already.
+      ack(d.reply);
+      return;
+    }
+    Inflight f;
+    f.task_id = id;
+    f.kind = d.kind;
+    f.attempt = attempt;
+    f.assignment = std::move(d.data);
+    f.reply = d.reply;
+    f.received = std::chrono::steady_clock::now();
+    f.last_progress_ack = f.received;
+    f.created_unix_ms = unix_ms_now();
+    f.record_rev = d.client_revision;
+    inflight.emplace(id, std::move(f));
+  }
+  const auto outcome = router->assign(a);
+  after_assign(id, attempt, outcome, d.info.stored_unix_ns, d.reply);
+}
+
+void NatsTransport::Impl::after_assign(const std::string& task_id, uint32_t attempt, const tasks::AssignOutcome& outcome,
+                                       int64_t assigned_unix_ns, const std::string& reply) {
+  if (outcome.result == tasks::AssignOutcome::Result::accepted) {
+    control->open(task_id, attempt, assigned_unix_ns);
+    return;
+  }
+  if (outcome.result == tasks::AssignOutcome::Result::duplicate) {
+    // The router already ran this attempt here (its completion is stored or on its way): this
+    // delivery is a leftover.
+    {
+      std::lock_guard lock(mu);
+      auto it = inflight.find(task_id);
+      if (it != inflight.end() && !it->second.completion_sent && it->second.reply == reply) inflight.erase(it);
+    }
+    ack(reply);
+  }
+  // Rejected: the router answered with a failed completion on the outbox; it is stored and acked like
+  // any other.
+}
+
+void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
+  Settle settle(puller.get(), d.kind);
+  std::shared_lock intake(intake_mu);
+  if (draining) {
+    ack(d.reply, "-NAK");
+    handed_back++;
+    return;
+  }
+  const std::string id = a.task_id();
+  {
+    std::lock_guard lock(mu);
+    if (auto it = inflight.find(id); it != inflight.end()) {
+      // JetStream gave up waiting for our ack (e.g. it was lost in a server restart) and sent it again:
+      // keep holding it through the newer delivery.
+      it->second.reply = d.reply;
+      if (it->second.acked) ack(d.reply);
+      return;
+    }
+  }
+  try {
+    if (store->completion_exists(id)) {
+      ack(d.reply);  // it ended; only the ack was lost
+      return;
+    }
+    uint64_t revision = 0;
+    const auto held = store->task(id, &revision);
+    const uint32_t base = std::max<uint32_t>(1, a.has_execute() ? a.execute().attempt() : 1);
+    if (held && !held->record.owner.empty() && held->record.owner != options.worker_id &&
+        liveness->alive(held->record.owner) && held->record.attempt >= base) {
+      // A live host holds it; this is a stale copy.
+      if (options.ack_mode == AckMode::on_receipt) {
+        ack(d.reply);
+      } else {
+        nak_later(d.reply);
+      }
+      return;
+    }
+    // The record knows which attempt ran last; without one, every earlier delivery may have started it.
+    const uint32_t attempt = held ? std::max(base, held->record.attempt + 1)
+                                  : base + static_cast<uint32_t>(d.info.delivered - 1);
+    // Started somewhere before (it has an owner): resume it from its checkpoint. In on_completion mode a
+    // kind that cannot re-attach simply runs again — redelivery is that mode's retry.
+    const auto binding = registry->resolve(d.kind);
+    bool reattach = held && !held->record.owner.empty();
+    if (options.ack_mode == AckMode::on_completion && !(binding && binding.executor->supports_reattach())) {
+      reattach = false;
+    }
+    const std::string checkpoint = held && reattach ? held->record.checkpoint : std::string();
+    if (a.has_execute()) a.mutable_execute()->set_attempt(attempt);
+
+    Inflight f;
+    f.task_id = id;
+    f.kind = d.kind;
+    f.attempt = attempt;
+    f.assignment = a.SerializeAsString();
+    f.reply = d.reply;
+    f.received = std::chrono::steady_clock::now();
+    f.last_progress_ack = f.received;
+    f.created_unix_ms = unix_ms_now();
+    f.checkpoint = checkpoint;
+    // Take ownership before starting: the compare-and-set fences whoever held it before.
+    const uint64_t rev = store->write_task(record_of(f), revision);
+    if (rev == 0) {
+      if (options.ack_mode == AckMode::on_receipt) {
+        ack(d.reply);
+      } else {
+        nak_later(d.reply);
+      }
+      return;
+    }
+    f.record_rev = rev;
+    f.record_written = true;
+    if (options.ack_mode == AckMode::on_receipt) {
+      f.acked = true;
+      ack(d.reply);
+    }
+    {
+      std::lock_guard lock(mu);
+      inflight.emplace(id, std::move(f));
+    }
+    if (reattach) reattached++;
+    const auto outcome = router->assign(a, tasks::Resume{reattach, checkpoint});
+    after_assign(id, attempt, outcome, d.info.stored_unix_ns, d.reply);
+  } catch (const std::exception& e) {
+    log::warn("nats: redelivered task {}: {}; handing it back", id, e.what());
+    ack(d.reply, "-NAK");
+  }
+}
+
+void NatsTransport::Impl::poisoned(const v1::TaskAssignment& a, const Delivery& d) {
+  v1::TaskCompletion c;
+  c.set_task_id(a.task_id());
+  c.set_attempt(static_cast<uint32_t>(d.info.delivered));
+  c.set_state(v1::FAILED);
+  c.set_worker_id(options.worker_id);
+  c.set_kind(d.kind);
+  auto* err = c.mutable_error();
+  err->set_code(v1::WORKER_ERROR);
+  err->set_kind("poisoned");
+  err->set_message(fmt::format("task '{}' was delivered {} times without completing (max_deliver {})", a.task_id(),
+                               d.info.delivered, options.max_deliver));
+  {
+    std::lock_guard lock(mu);
+    if (inflight.count(a.task_id())) {
+      ack(d.reply);
+      return;
+    }
+    Inflight f;
+    f.task_id = a.task_id();
+    f.kind = d.kind;
+    f.attempt = c.attempt();
+    f.reply = d.reply;
+    f.received = std::chrono::steady_clock::now();
+    f.last_progress_ack = f.received;
+    f.completion_sent = true;
+    mark_finishing_locked(f);
+    inflight.emplace(f.task_id, std::move(f));
+  }
+  log::warn("nats: {}", err->message());
+  batcher->completion(c);
+}
+
+void NatsTransport::Impl::apply_control(const ControlItem& item) {
+  const std::string reply = item.reply;
+  natsConnection* nc = connection->nc();
+  auto answer = [nc, reply](const v1::DeliveryReceipt& r) { ControlChannel::send_receipt(nc, reply, r); };
+  if (item.type == ControlItem::Type::cancel) {
+    router->cancel(item.cancel, answer);
+  } else {
+    router->deliver(item.steer, answer);
+  }
+}
+
+void NatsTransport::Impl::answer_ended(const ControlItem& item) {
+  if (item.reply.empty()) return;
+  v1::DeliveryReceipt r;
+  r.set_task_id(item.task_id);
+  if (item.type == ControlItem::Type::steer) r.set_message_id(item.steer.message_id());
+  r.set_outcome(v1::DeliveryReceipt::TASK_ENDED);
+  r.set_detail("task '" + item.task_id + "' already ended on " + options.worker_id);
+  ControlChannel::send_receipt(connection->nc(), item.reply, r);
+}
+
+}  // namespace taskhost::transport::nats

@@ -1,0 +1,71 @@
+#include "transport/nats/nats_serve.hpp"
+
+#include "common/log.hpp"
+#include "host/host.hpp"
+#include "transport/nats/nats_task_client.hpp"
+#include "transport/nats/nats_transport.hpp"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+namespace taskhost::transport::nats {
+
+namespace {
+
+void log_scan(const registry::ScanReport& report) {
+  for (const auto& f : report.loaded) log::info("plugins: loaded {}", f.string());
+  for (const auto& f : report.removed) log::info("plugins: removed {}", f.string());
+  for (const auto& e : report.errors) log::warn("plugins: {}", e);
+}
+
+}  // namespace
+
+int serve_nats_host(const config::Config& c, const sigset_t& signals) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(c.plugins_dir, ec)) {
+    throw std::runtime_error(fmt::format("plugins directory '{}' does not exist (set --plugins or plugins_dir)",
+                                         c.plugins_dir.string()));
+  }
+  const std::string worker_id = config::effective_worker_id(c);
+  NatsTransport transport(nats_options(c.nats, worker_id));
+
+  HostOptions ho;
+  ho.plugins_dir = c.plugins_dir;
+  ho.router.worker_id = worker_id;
+  ho.router.max_active = c.max_active;
+  ho.router.kind_limits.insert(c.kind_limits.begin(), c.kind_limits.end());
+  ho.router.cancel_deadline = c.cancel_deadline;
+  ho.router.worker_threads = c.worker_threads;
+  Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
+  log_scan(host.initial_scan());
+  transport.start(host.router(), host.registry());
+  log::info("taskhost serving over NATS {} (worker {}, ack {}, plugins {})", c.nats.url, worker_id,
+            config::to_string(c.nats.ack_mode), c.plugins_dir.string());
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      log::info("SIGHUP: rescanning {}", c.plugins_dir.string());
+      log_scan(host.plugins().scan());
+      continue;
+    }
+    log::info("{}: draining (up to {} ms for running tasks, then cancel)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+              c.drain_grace.count());
+    break;
+  }
+  transport.drain(c.drain_grace);
+  transport.stop();
+  log::info("stopped");
+  return 0;
+}
+
+std::unique_ptr<transport::TaskClient> make_nats_client(const config::NatsConfig& config, const std::string& url) {
+  NatsOptions o = nats_options(config, "client");
+  if (!url.empty()) o.url = url;
+  o.connect_timeout = std::chrono::seconds(5);
+  return std::make_unique<NatsTaskClient>(o);
+}
+
+}  // namespace taskhost::transport::nats

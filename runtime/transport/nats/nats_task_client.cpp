@@ -1,0 +1,285 @@
+#include "transport/nats/nats_task_client.hpp"
+
+#include "transport/nats/connection.hpp"
+#include "transport/nats/control_channel.hpp"
+#include "transport/nats/names.hpp"
+#include "transport/nats/record_store.hpp"
+#include "transport/nats/setup.hpp"
+#include "transport/nats/status_view.hpp"
+#include "transport/nats/wire.hpp"
+
+#include <fmt/format.h>
+
+#include <random>
+
+namespace taskhost::transport::nats {
+namespace {
+
+std::string random_id(const char* prefix) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{}{:016x}", prefix, rng());
+}
+
+v1::DeliveryReceipt receipt(const std::string& task_id, const std::string& message_id,
+                            v1::DeliveryReceipt::Outcome outcome, std::string detail) {
+  v1::DeliveryReceipt r;
+  r.set_task_id(task_id);
+  r.set_message_id(message_id);
+  r.set_outcome(outcome);
+  r.set_detail(std::move(detail));
+  return r;
+}
+
+std::vector<v1::WatchItem> items_of(const std::optional<std::string>& bytes) {
+  if (!bytes) return {};
+  auto items = decode_items(*bytes);
+  return items ? std::move(*items) : std::vector<v1::WatchItem>{};
+}
+
+// Every client call turns library errors into the one exception TaskClient promises.
+template <typename Fn>
+auto guarded(const char* what, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const ClientError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw ClientError(fmt::format("{}: {}", what, e.what()));
+  }
+}
+
+}  // namespace
+
+NatsTaskClient::NatsTaskClient(NatsOptions options) : options_(std::move(options)) {
+  guarded("nats", [&] {
+    names_ = std::make_unique<Names>(options_.stream_prefix, options_.kv_bucket);
+    connection_ = std::make_unique<Connection>(options_, "taskhost client");
+    options_.replicas = replicas_for(*connection_, options_);
+    ensure_streams(connection_->js(), *names_, options_);
+    kvStore_Destroy(open_bucket(connection_->js(), *names_, options_));
+    store_ = std::make_unique<RecordStore>(*connection_, *names_);
+    return 0;
+  });
+}
+
+NatsTaskClient::~NatsTaskClient() = default;
+
+std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
+  return guarded("submit", [&] {
+    if (!in.has_execute()) throw ClientError("submit: only 'execute' assignments can be queued over NATS");
+    const std::string& kind = in.execute().component_id();
+    if (kind.empty()) throw ClientError("submit: the assignment has no kind (execute.component_id)");
+    v1::TaskAssignment a = in;
+    if (a.task_id().empty()) a.set_task_id(random_id("t-"));
+    if (a.execute().attempt() == 0) a.mutable_execute()->set_attempt(1);
+    const std::string& id = a.task_id();
+
+    uint64_t revision = 0;
+    if (auto held = store_->task(id, &revision); held && !held->record.owner.empty()) {
+      throw ClientError(fmt::format("submit: task '{}' is running on {} (attempt {})", id, held->record.owner,
+                                    held->record.attempt));
+    }
+    TaskRecord r;
+    r.task_id = id;
+    r.kind = kind;
+    r.attempt = a.execute().attempt();
+    r.state = v1::PENDING;
+    r.created_unix_ms = r.updated_unix_ms = unix_ms_now();
+    const uint64_t rev = store_->write_task(r, revision);
+    if (rev == 0) throw ClientError(fmt::format("submit: task '{}' was submitted concurrently", id));
+
+    const std::string bytes = a.SerializeAsString();
+    const std::string subject = names_->task_subject(kind);
+    natsMsg* msg = nullptr;
+    check(natsMsg_Create(&msg, subject.c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size())), "message");
+    natsMsgHeader_Set(msg, kRecordRevisionHeader, std::to_string(rev).c_str());
+    const std::string msg_id = fmt::format("{}:{}", id, a.execute().attempt());
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id.c_str();
+    jsPubAck* pa = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus s = js_PublishMsg(&pa, connection_->js(), msg, &po, &code);
+    natsMsg_Destroy(msg);
+    check(s, "store assignment on " + subject, code);
+    jsPubAck_Destroy(pa);
+    return id;
+  });
+}
+
+v1::DeliveryReceipt NatsTaskClient::control(const std::string& task_id, const std::string& message_id, const char* type,
+                                            const std::string& bytes) {
+  if (task_id.empty()) throw ClientError("no task id given");
+  if (store_->completion_exists(task_id)) {
+    return receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
+                   fmt::format("task '{}' already ended", task_id));
+  }
+  natsInbox* inbox_raw = nullptr;
+  check(natsInbox_Create(&inbox_raw), "inbox");
+  const std::string inbox = inbox_raw;
+  natsInbox_Destroy(inbox_raw);
+  natsSubscription* sub = nullptr;
+  check(natsConnection_SubscribeSync(&sub, connection_->nc(), inbox.c_str()), "subscribe for the receipt");
+  struct SubGuard {
+    natsSubscription* s;
+    ~SubGuard() { natsSubscription_Destroy(s); }
+  } guard{sub};
+
+  const std::string subject = names_->control_subject(task_id);
+  natsMsg* msg = nullptr;
+  check(natsMsg_Create(&msg, subject.c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size())), "message");
+  natsMsgHeader_Set(msg, kControlHeader, type);
+  natsMsgHeader_Set(msg, kReplyHeader, inbox.c_str());
+  jsPubAck* pa = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_PublishMsg(&pa, connection_->js(), msg, nullptr, &code);
+  natsMsg_Destroy(msg);
+  check(s, "store control message on " + subject, code);
+  jsPubAck_Destroy(pa);
+
+  natsMsg* answer = nullptr;
+  if (natsSubscription_NextMsg(&answer, sub, receipt_wait_.count()) == NATS_OK) {
+    v1::DeliveryReceipt r;
+    const bool ok = r.ParseFromArray(natsMsg_GetData(answer), natsMsg_GetDataLength(answer));
+    natsMsg_Destroy(answer);
+    if (ok) return r;
+  }
+  // Nobody answered in time: say what the records know. The message stays stored either way.
+  if (store_->completion_exists(task_id)) {
+    return receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
+                   fmt::format("task '{}' already ended", task_id));
+  }
+  if (auto held = store_->task(task_id)) {
+    if (held->record.owner.empty()) {
+      return receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
+                     "queued: delivered when a host starts the task");
+    }
+    return receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
+                   fmt::format("stored; {} holds the task but did not confirm in time", held->record.owner));
+  }
+  if (store_->last_events_batch(task_id)) {
+    return receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
+                   "stored; the task is running but its host did not confirm in time");
+  }
+  return receipt(task_id, message_id, v1::DeliveryReceipt::UNKNOWN_TASK,
+                 fmt::format("unknown task '{}': the message is kept and applies if such a task starts", task_id));
+}
+
+v1::DeliveryReceipt NatsTaskClient::send(const v1::SteeringMessage& in) {
+  return guarded("send", [&] {
+    v1::SteeringMessage m = in;
+    if (m.message_id().empty()) m.set_message_id(random_id("m-"));
+    return control(m.task_id(), m.message_id(), "steer", m.SerializeAsString());
+  });
+}
+
+v1::DeliveryReceipt NatsTaskClient::cancel(const v1::CancelRequest& request) {
+  return guarded("cancel", [&] { return control(request.task_id(), {}, "cancel", request.SerializeAsString()); });
+}
+
+v1::TaskStatus NatsTaskClient::status(const std::string& task_id) {
+  return guarded("status", [&] {
+    const auto completion = items_of(store_->completion_batch(task_id));
+    std::optional<TaskRecord> record;
+    std::vector<v1::WatchItem> events;
+    if (completion.empty()) {
+      if (auto held = store_->task(task_id)) record = std::move(held->record);
+      events = items_of(store_->last_events_batch(task_id));
+    }
+    auto s = status_view(task_id, record, events, completion);
+    if (!s) throw ClientError(fmt::format("unknown task ID '{}'", task_id));
+    return *s;
+  });
+}
+
+v1::TaskStatusList NatsTaskClient::list() {
+  return guarded("list", [&] {
+    std::vector<std::string> ids;
+    kvStore* kv = open_bucket(connection_->js(), *names_, options_);
+    kvWatcher* w = nullptr;
+    kvWatchOptions wo;
+    kvWatchOptions_Init(&wo);
+    wo.IgnoreDeletes = true;
+    wo.MetaOnly = true;
+    const std::string pattern = std::string(Names::task_key_prefix) + "*";
+    natsStatus s = kvStore_Watch(&w, kv, pattern.c_str(), &wo);
+    if (s == NATS_OK) {
+      for (;;) {
+        kvEntry* e = nullptr;
+        if (kvWatcher_Next(&e, w, 5'000) != NATS_OK || e == nullptr) break;
+        ids.push_back(decode_token(std::string_view(kvEntry_Key(e)).substr(Names::task_key_prefix.size())));
+        kvEntry_Destroy(e);
+      }
+      kvWatcher_Destroy(w);
+    }
+    kvStore_Destroy(kv);
+    check(s, "list task records");
+    v1::TaskStatusList out;
+    for (const auto& id : ids) {
+      try {
+        *out.add_tasks() = status(id);
+      } catch (const ClientError&) {
+        // Ended and cleaned up between the listing and the read.
+      }
+    }
+    return out;
+  });
+}
+
+void NatsTaskClient::watch(const std::string& task_id, const std::function<bool(const v1::WatchItem&)>& on_item,
+                           std::chrono::milliseconds timeout) {
+  guarded("watch", [&] {
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Ordered = true;
+    so.Config.DeliverPolicy = task_id.empty() ? js_DeliverNew : js_DeliverAll;
+    const std::string subject = task_id.empty() ? names_->events_wildcard() : names_->task_events_filter(task_id);
+    natsSubscription* sub = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    check(js_SubscribeSync(&sub, connection_->js(), subject.c_str(), nullptr, &so, &code), "watch " + subject, code);
+    struct SubGuard {
+      natsSubscription* s;
+      ~SubGuard() {
+        natsSubscription_Unsubscribe(s);
+        natsSubscription_Destroy(s);
+      }
+    } guard{sub};
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      int64_t wait_ms = 1'000;
+      if (timeout.count() > 0) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return 0;
+        wait_ms = std::min<int64_t>(wait_ms, left.count());
+      }
+      natsMsg* msg = nullptr;
+      natsStatus s = natsSubscription_NextMsg(&msg, sub, wait_ms);
+      if (s == NATS_TIMEOUT) continue;
+      check(s, "watch " + subject);
+      auto items = decode_items(std::string_view(natsMsg_GetData(msg) ? natsMsg_GetData(msg) : "",
+                                                 static_cast<size_t>(natsMsg_GetDataLength(msg))));
+      natsMsg_Destroy(msg);
+      if (!items) continue;
+      for (const auto& item : *items) {
+        if (!on_item(item)) return 0;
+      }
+    }
+  });
+}
+
+v1::TaskCompletion NatsTaskClient::wait(const std::string& task_id, std::chrono::milliseconds timeout) {
+  std::optional<v1::TaskCompletion> done;
+  watch(task_id,
+        [&](const v1::WatchItem& item) {
+          if (item.has_completion()) {
+            done = item.completion();
+            return false;
+          }
+          return true;
+        },
+        timeout.count() > 0 ? timeout : std::chrono::milliseconds(0));
+  if (!done) throw ClientError(fmt::format("timed out after {} ms waiting for task '{}'", timeout.count(), task_id));
+  return *done;
+}
+
+}  // namespace taskhost::transport::nats

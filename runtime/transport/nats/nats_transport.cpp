@@ -1,0 +1,303 @@
+// NatsTransport: construction, start/drain/stop, the TaskOutbox side and the periodic upkeep.
+#include "transport/nats/nats_transport.hpp"
+
+#include "common/log.hpp"
+#include "transport/nats/setup.hpp"
+#include "transport/nats/transport_impl.hpp"
+
+namespace taskhost::transport::nats {
+
+NatsTransport::Impl::Impl(NatsOptions o) : options(std::move(o)), names(options.stream_prefix, options.kv_bucket) {
+  connection = std::make_unique<Connection>(options, "taskhost " + options.worker_id);
+  options.replicas = replicas_for(*connection, options);
+  ensure_streams(connection->js(), names, options);
+  kv = open_bucket(connection->js(), names, options);
+  store = std::make_unique<RecordStore>(*connection, names);
+  publisher = std::make_unique<AsyncPublisher>(*connection);
+  batcher = std::make_unique<EventBatcher>(
+      *publisher, names, options.worker_id,
+      [this](const v1::TaskCompletion& c, const PublishResult& r) { completion_stored(c, r); });
+}
+
+NatsTransport::Impl::~Impl() {
+  stop();
+  publisher->flush(std::chrono::seconds(5));
+  publisher->stop();
+  liveness.reset();
+  if (kv != nullptr) kvStore_Destroy(kv);
+  connection.reset();
+}
+
+void NatsTransport::Impl::start(tasks::Router& r, registry::KindRegistry& reg) {
+  if (started) return;
+  started = true;
+  router = &r;
+  registry = &reg;
+
+  liveness = std::make_unique<HostLiveness>(*store, kv, options);
+  liveness->start();
+
+  control = std::make_unique<ControlChannel>(
+      *connection, names, options,
+      ControlChannel::Hooks{[this](const ControlItem& item) { apply_control(item); },
+                            [this](const ControlItem& item) { answer_ended(item); }});
+  control->start();
+
+  worker = std::make_unique<SerialWorker>(std::chrono::milliseconds(100), [this] { tick(); });
+  // Liveness has a thread of its own: a worker busy with slow requests (a server restarting) must not
+  // delay this host's heartbeat into looking dead.
+  liveness_thread = std::make_unique<SerialWorker>(std::chrono::milliseconds(100), [this] {
+    for (const auto& dead : liveness->tick()) worker->post([this, dead] { rescue(dead); });
+  });
+  // Whatever a previous run of this worker id left recorded is ours to resume, first thing.
+  worker->post([this] { rescue(options.worker_id); });
+
+  puller = std::make_unique<Puller>(
+      *connection, names, options,
+      Puller::Hooks{[this](const std::string& kind) { return free_slots(kind); },
+                    [this](const std::string& kind, natsMsg* msg) { on_task_message(kind, msg); },
+                    [this](const std::string& kind) {
+                      worker->post([this, kind] {
+                        try {
+                          ensure_streams(connection->js(), names, options);
+                          ensure_kind_consumer(connection->js(), names, options, kind);
+                        } catch (const std::exception& e) {
+                          log::warn("nats: consumer for kind {}: {}", kind, e.what());
+                        }
+                      });
+                    }});
+
+  listening->store(true);
+  auto flag = listening;
+  registry->on_switch([this, flag](const std::string&, const registry::Binding&) {
+    if (flag->load()) worker->post([this] { refresh_kinds(); });
+  });
+  worker->post([this] { refresh_kinds(); });
+}
+
+void NatsTransport::Impl::refresh_kinds() {
+  std::set<std::string> now;
+  for (const auto& b : registry->bindings()) now.insert(b.executor->kind());
+  std::vector<std::string> serving;
+  for (const auto& kind : now) {
+    if (!kinds.count(kind)) {
+      try {
+        ensure_kind_consumer(connection->js(), names, options, kind);
+      } catch (const std::exception& e) {
+        // Pulling starts anyway: the puller asks for the consumer again when its requests go unanswered.
+        log::warn("nats: consumer for kind {}: {}", kind, e.what());
+      }
+    }
+    serving.push_back(kind);
+  }
+  kinds = std::move(now);
+  puller->set_kinds(serving);
+  log::info("nats: {} pulling {} kind(s) as {}", options.url, serving.size(), options.worker_id);
+}
+
+void NatsTransport::Impl::tick() {
+  const auto now = std::chrono::steady_clock::now();
+  const auto progress_every = options.ack_wait / 3;
+  std::vector<std::string> progress;
+  {
+    std::lock_guard lock(mu);
+    for (auto& [id, f] : inflight) {
+      if (f.completion_sent || f.fenced) continue;
+      const bool due = now - f.received >= options.record_after;
+      if (!f.record_busy && ((due && !f.record_written) || f.record_dirty)) write_record_locked(f);
+      if (!f.acked && !f.reply.empty() && now - f.last_progress_ack >= progress_every) {
+        f.last_progress_ack = now;
+        progress.push_back(f.reply);
+      }
+    }
+  }
+  // "Still working on it": JetStream restarts the ack_wait clock of each held delivery.
+  for (const auto& reply : progress) ack(reply, "+WPI");
+}
+
+void NatsTransport::Impl::drain(std::chrono::milliseconds grace) {
+  if (!started) return;
+  {
+    std::unique_lock lock(intake_mu);
+    draining = true;
+  }
+  puller->pause();
+  log::info("nats: draining: no more pulls; waiting up to {} ms for {} task(s)", grace.count(),
+            router->active_count());
+  router->drain(grace);
+  if (!publisher->flush(std::chrono::seconds(30))) log::warn("nats: drain: some publishes are still unanswered");
+}
+
+void NatsTransport::Impl::stop() {
+  if (!started || stopped) return;
+  stopped = true;
+  listening->store(false);
+  if (puller) puller->stop();
+  if (control) control->stop();
+  if (liveness_thread) liveness_thread->stop();
+  if (worker) worker->stop();
+  bool left = false;
+  {
+    std::lock_guard lock(mu);
+    left = !inflight.empty();
+  }
+  // With nothing left to re-attach, leave at once instead of waiting to be declared dead.
+  if (!left && liveness) liveness->remove_self();
+  publisher->flush(std::chrono::seconds(5));
+}
+
+void NatsTransport::Impl::on_completion(const v1::TaskCompletion& c) {
+  bool fenced = false;
+  {
+    std::lock_guard lock(mu);
+    auto it = inflight.find(c.task_id());
+    if (it != inflight.end()) {
+      if (it->second.fenced) {
+        fenced = true;
+        inflight.erase(it);
+      } else {
+        it->second.completion_sent = true;
+        mark_finishing_locked(it->second);
+      }
+    }
+  }
+  if (fenced) {
+    log::info("nats: dropping the completion of task {}: another host holds it now", c.task_id());
+    // Not inline: this may run inside a control hook (a cancel), which holds the channel's lock.
+    if (worker) worker->post([this, id = c.task_id(), attempt = c.attempt()] { control->close(id, attempt); });
+    return;
+  }
+  batcher->completion(c);
+}
+
+void NatsTransport::Impl::completion_stored(const v1::TaskCompletion& c, const PublishResult& r) {
+  if (!r.stored && r.js_code != kJsWrongLastSequence) {
+    // Not stored and nobody else's either: keep the delivery unacked and try again from the worker (the
+    // stream may be being recreated).
+    if (worker) {
+      worker->post([this, c] {
+        try {
+          ensure_streams(connection->js(), names, options);
+        } catch (const std::exception& e) {
+          log::warn("nats: {}", e.what());
+        }
+        batcher->completion(c);
+      });
+    }
+    return;
+  }
+  (r.stored ? completions : duplicates)++;
+  std::string reply;
+  bool freed = false;
+  {
+    std::lock_guard lock(mu);
+    auto it = inflight.find(c.task_id());
+    if (it == inflight.end()) return;
+    Inflight& f = it->second;
+    f.completion_stored = true;
+    if (f.finishing) {
+      f.finishing = false;
+      if (finishing_total > 0) --finishing_total;
+      freed = true;
+    }
+    if (!f.acked && !f.reply.empty()) {
+      reply = f.reply;
+      f.acked = true;
+    }
+    if (f.record_rev != 0 || f.record_busy) {
+      f.record_delete = true;
+      if (!f.record_busy) delete_record_locked(f);
+    } else {
+      inflight.erase(it);
+    }
+  }
+  // The ack goes out before any pull request the freed slot causes, on the same connection, so the
+  // server never sees this host hold more deliveries than it has slots.
+  if (!reply.empty()) ack(reply);
+  if (freed && puller) puller->wake();
+  if (control && control->close(c.task_id(), c.attempt())) {
+    // Steering reached this task: its control messages have served their purpose.
+    const std::string subject = names.control_subject(c.task_id());
+    worker->post([this, subject] {
+      jsOptions jo;
+      jsOptions_Init(&jo);
+      jo.Stream.Purge.Subject = subject.c_str();
+      jsErrCode code = static_cast<jsErrCode>(0);
+      js_PurgeStream(connection->js(), names.control_stream().c_str(), &jo, &code);
+    });
+  }
+}
+
+size_t NatsTransport::Impl::free_slots(const std::string& kind) {
+  // Finishing tasks of any kind count against this one too: the host limit is shared (conservative for
+  // a kind with its own limit, which only sees its own).
+  const size_t free = router->free_slots(kind);
+  std::lock_guard lock(mu);
+  return free > finishing_total ? free - finishing_total : 0;
+}
+
+void NatsTransport::Impl::mark_finishing_locked(Inflight& f) {
+  if (f.finishing || f.reply.empty() || f.acked) return;  // no delivery held: nothing to count
+  f.finishing = true;
+  ++finishing_total;
+}
+
+void NatsTransport::Impl::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {
+  std::lock_guard lock(mu);
+  auto it = inflight.find(task_id);
+  if (it == inflight.end() || it->second.attempt != attempt || it->second.fenced) return;
+  Inflight& f = it->second;
+  f.checkpoint.assign(bytes.data(), bytes.size());
+  if (!f.completion_sent) write_record_locked(f);
+}
+
+// =====================================================================================================
+
+NatsTransport::NatsTransport(NatsOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+NatsTransport::~NatsTransport() = default;
+
+void NatsTransport::start(tasks::Router& router, registry::KindRegistry& registry) { impl_->start(router, registry); }
+void NatsTransport::drain(std::chrono::milliseconds grace) { impl_->drain(grace); }
+void NatsTransport::stop() { impl_->stop(); }
+const NatsOptions& NatsTransport::options() const { return impl_->options; }
+const Names& NatsTransport::names() const { return impl_->names; }
+
+NatsTransport::Stats NatsTransport::stats() const {
+  Stats s;
+  s.received = impl_->received;
+  s.handed_back = impl_->handed_back;
+  s.completions = impl_->completions;
+  s.duplicates = impl_->duplicates;
+  s.reattached = impl_->reattached;
+  s.orphaned = impl_->orphaned;
+  s.fenced = impl_->fenced_count;
+  if (impl_->puller) {
+    const auto p = impl_->puller->stats();
+    s.handed_back += p.handed_back;
+    s.pull_requests = p.requests;
+    s.max_credits = p.max_held;
+  }
+  return s;
+}
+
+void NatsTransport::on_event(const v1::TaskEvent& event) { impl_->batcher->event(event); }
+
+void NatsTransport::on_heartbeat(const v1::Heartbeat& heartbeat) {
+  // Observers (an orchestrator) may listen; nothing stores it: liveness is the host key's job.
+  const std::string bytes = heartbeat.SerializeAsString();
+  const std::string subject = impl_->names.heartbeat_subject(heartbeat.task_id());
+  natsConnection_Publish(impl_->connection->nc(), subject.c_str(), bytes.data(), static_cast<int>(bytes.size()));
+}
+
+void NatsTransport::on_completion(const v1::TaskCompletion& completion) { impl_->on_completion(completion); }
+
+void NatsTransport::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {
+  impl_->on_checkpoint(task_id, attempt, bytes);
+}
+
+void NatsTransport::on_capacity(std::string_view) {
+  if (impl_->puller) impl_->puller->wake();
+}
+
+}  // namespace taskhost::transport::nats

@@ -1,0 +1,155 @@
+// Task ownership records in the KV bucket: written by compare-and-set, one write in flight per task
+// (later changes coalesce into the next write), deleted once the completion is stored. A lost
+// compare-and-set means someone else wrote the record: resolve_conflict() finds out who, and either takes
+// the record over (a queued record from a client, a dead or earlier owner) or fences this attempt.
+#include "common/log.hpp"
+#include "transport/nats/transport_impl.hpp"
+
+namespace taskhost::transport::nats {
+
+TaskRecord NatsTransport::Impl::record_of(const Inflight& f) const {
+  TaskRecord r;
+  r.task_id = f.task_id;
+  r.kind = f.kind;
+  r.owner = options.worker_id;
+  r.attempt = f.attempt;
+  r.state = v1::RUNNING;
+  r.assignment = f.assignment;
+  r.checkpoint = f.checkpoint;
+  r.ack_on_completion = options.ack_mode == AckMode::on_completion;
+  r.created_unix_ms = f.created_unix_ms;
+  r.updated_unix_ms = unix_ms_now();
+  return r;
+}
+
+void NatsTransport::Impl::write_record_locked(Inflight& f) {
+  if (f.record_busy) {
+    f.record_dirty = true;
+    return;
+  }
+  f.record_busy = true;
+  f.record_dirty = false;
+  const std::string id = f.task_id;
+  publisher->publish(names.kv_subject(Names::task_key(id)), encode_record(record_of(f)), {}, {},
+                     Expect::subject_at(f.record_rev),
+                     [this, id](const PublishResult& r) { record_written(id, r); });
+}
+
+void NatsTransport::Impl::delete_record_locked(Inflight& f) {
+  f.record_busy = true;
+  const std::string id = f.task_id;
+  publisher->publish(names.kv_subject(Names::task_key(id)), {}, {{"KV-Operation", "DEL"}}, {},
+                     Expect::subject_at(f.record_rev), [this, id](const PublishResult&) { record_deleted(id); });
+}
+
+void NatsTransport::Impl::record_written(const std::string& task_id, const PublishResult& r) {
+  std::string reply;
+  bool conflict = false;
+  {
+    std::lock_guard lock(mu);
+    auto it = inflight.find(task_id);
+    if (it == inflight.end()) return;
+    Inflight& f = it->second;
+    f.record_busy = false;
+    if (r.stored) {
+      f.record_rev = r.seq;
+      f.record_written = true;
+      if (options.ack_mode == AckMode::on_receipt && !f.acked && !f.reply.empty()) {
+        f.acked = true;
+        reply = f.reply;
+      }
+      if (f.record_delete) {
+        delete_record_locked(f);
+      } else if (f.record_dirty && !f.completion_sent) {
+        write_record_locked(f);
+      }
+    } else if (r.js_code == kJsWrongLastSequence) {
+      conflict = true;
+      f.record_busy = true;  // no other write until the conflict is resolved
+    } else {
+      log::warn("nats: record of task {} not written: {}", task_id, r.error);
+      if (f.record_delete) {
+        inflight.erase(it);
+      } else {
+        f.record_dirty = true;  // the next tick tries again
+      }
+    }
+  }
+  if (!reply.empty()) ack(reply);
+  if (conflict) worker->post([this, task_id] { resolve_conflict(task_id); });
+}
+
+void NatsTransport::Impl::record_deleted(const std::string& task_id) {
+  // Deleted, or someone else changed it first (then it is theirs): either way this host is done with it.
+  std::lock_guard lock(mu);
+  auto it = inflight.find(task_id);
+  if (it != inflight.end() && it->second.record_delete) inflight.erase(it);
+}
+
+void NatsTransport::Impl::resolve_conflict(const std::string& task_id) {
+  uint64_t revision = 0;
+  std::optional<RecordStore::Task> held;
+  try {
+    held = store->task(task_id, &revision);
+  } catch (const std::exception& e) {
+    log::warn("nats: record of task {}: {}", task_id, e.what());
+    std::lock_guard lock(mu);
+    if (auto it = inflight.find(task_id); it != inflight.end()) {
+      it->second.record_busy = false;
+      it->second.record_dirty = true;
+    }
+    return;
+  }
+  std::string owner;
+  {
+    std::lock_guard lock(mu);
+    auto it = inflight.find(task_id);
+    if (it == inflight.end()) return;
+    Inflight& f = it->second;
+    f.record_busy = false;
+    const bool take_over = !held || held->record.owner.empty() || held->record.owner == options.worker_id ||
+                           !liveness->alive(held->record.owner) || held->record.attempt < f.attempt;
+    if (take_over) {
+      // A client's queued record, a tombstone, our own earlier write, or a dead or older holder.
+      f.record_rev = revision;
+      if (f.record_delete) {
+        delete_record_locked(f);
+      } else if (!f.completion_sent) {
+        write_record_locked(f);
+      }
+      return;
+    }
+    owner = held->record.owner;
+  }
+  fence(task_id, owner);
+}
+
+void NatsTransport::Impl::fence(const std::string& task_id, const std::string& owner) {
+  std::string reply;
+  bool acked = true;
+  {
+    std::lock_guard lock(mu);
+    auto it = inflight.find(task_id);
+    if (it == inflight.end()) return;
+    Inflight& f = it->second;
+    f.fenced = true;
+    reply = f.reply;
+    acked = f.acked;
+    f.acked = true;
+  }
+  fenced_count++;
+  log::warn("nats: task {} is held by {}; dropping this host's attempt", task_id, owner);
+  if (!acked) {
+    if (options.ack_mode == AckMode::on_receipt) {
+      ack(reply);
+    } else {
+      nak_later(reply);
+    }
+  }
+  v1::CancelRequest req;
+  req.set_task_id(task_id);
+  req.set_reason("task is held by " + owner);
+  router->cancel(req, [](const v1::DeliveryReceipt&) {});
+}
+
+}  // namespace taskhost::transport::nats

@@ -1,0 +1,145 @@
+#include "transport/nats/record_store.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace taskhost::transport::nats {
+namespace {
+
+// The KV protocol's tombstone marker.
+constexpr const char* kKvOperation = "KV-Operation";
+
+bool is_tombstone(natsMsg* msg) {
+  const char* op = nullptr;
+  if (natsMsgHeader_Get(msg, kKvOperation, &op) != NATS_OK || op == nullptr) return false;
+  return std::strcmp(op, "DEL") == 0 || std::strcmp(op, "PURGE") == 0;
+}
+
+bool not_found(natsStatus s, jsErrCode code) {
+  return s == NATS_NOT_FOUND || code == kJsNoMessageFound;
+}
+
+// "No responders" means no stream took the request (a stream being created or electing a leader, a
+// cluster node restarting): safe to send again. A timeout is not retried here: the write may have
+// happened, and only the caller knows how to check.
+template <typename Call>
+natsStatus retrying(Call&& call) {
+  natsStatus s = NATS_OK;
+  for (int i = 0; i < 50; ++i) {
+    s = call();
+    if (s != NATS_NO_RESPONDERS) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return s;
+}
+
+}  // namespace
+
+std::optional<std::string> RecordStore::last_on(const std::string& stream, const std::string& subject) const {
+  natsMsg* msg = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = retrying([&] {
+    return js_GetLastMsg(&msg, connection_.js(), stream.c_str(), subject.c_str(), nullptr, &code);
+  });
+  if (not_found(s, code)) return std::nullopt;
+  check(s, "read last message of " + subject, code);
+  std::string data(natsMsg_GetData(msg) ? natsMsg_GetData(msg) : "", static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  natsMsg_Destroy(msg);
+  return data;
+}
+
+RecordStore::Raw RecordStore::read(const std::string& key) const {
+  Raw raw;
+  natsMsg* msg = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const std::string subject = names_.kv_subject(key);
+  natsStatus s = retrying([&] {
+    return js_GetLastMsg(&msg, connection_.js(), names_.kv_stream().c_str(), subject.c_str(), nullptr, &code);
+  });
+  if (not_found(s, code)) return raw;
+  check(s, "read KV key " + key, code);
+  raw.revision = natsMsg_GetSequence(msg);
+  raw.exists = !is_tombstone(msg);
+  if (raw.exists && natsMsg_GetData(msg) != nullptr) {
+    raw.value.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  }
+  natsMsg_Destroy(msg);
+  return raw;
+}
+
+uint64_t RecordStore::write(const std::string& key, std::string_view value, uint64_t expected) const {
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  if (expected == 0) {
+    po.ExpectNoMessage = true;
+  } else {
+    po.ExpectLastSubjectSeq = expected;
+  }
+  jsPubAck* pa = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const std::string subject = names_.kv_subject(key);
+  natsStatus s = retrying([&] {
+    return js_Publish(&pa, connection_.js(), subject.c_str(), value.data(), static_cast<int>(value.size()), &po, &code);
+  });
+  if (s != NATS_OK && code == kJsWrongLastSequence) return 0;
+  check(s, "write KV key " + key, code);
+  const uint64_t rev = pa->Sequence;
+  jsPubAck_Destroy(pa);
+  return rev;
+}
+
+bool RecordStore::erase(const std::string& key, uint64_t expected) const {
+  natsMsg* msg = nullptr;
+  const std::string subject = names_.kv_subject(key);
+  check(natsMsg_Create(&msg, subject.c_str(), nullptr, nullptr, 0), "build KV delete");
+  natsMsgHeader_Set(msg, kKvOperation, "DEL");
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  if (expected == 0) {
+    po.ExpectNoMessage = true;
+  } else {
+    po.ExpectLastSubjectSeq = expected;
+  }
+  jsPubAck* pa = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = retrying([&] { return js_PublishMsg(&pa, connection_.js(), msg, &po, &code); });
+  natsMsg_Destroy(msg);
+  if (s != NATS_OK && code == kJsWrongLastSequence) return false;
+  check(s, "delete KV key " + key, code);
+  jsPubAck_Destroy(pa);
+  return true;
+}
+
+std::optional<RecordStore::Task> RecordStore::task(const std::string& task_id, uint64_t* revision) const {
+  Raw raw = read(Names::task_key(task_id));
+  if (revision != nullptr) *revision = raw.revision;
+  if (!raw.exists) return std::nullopt;
+  auto record = decode_record(raw.value);
+  if (!record) return std::nullopt;
+  return Task{std::move(*record), raw.revision};
+}
+
+uint64_t RecordStore::write_task(const TaskRecord& record, uint64_t expected) const {
+  const uint64_t rev = write(Names::task_key(record.task_id), encode_record(record), expected);
+  if (rev != 0) return rev;
+  // Lost the compare-and-set: unless what is there is this very write (stored by an earlier try whose
+  // answer was lost), someone else wrote first.
+  auto now = task(record.task_id);
+  if (now && now->record.owner == record.owner && now->record.attempt == record.attempt) return now->revision;
+  return 0;
+}
+
+bool RecordStore::completion_exists(const std::string& task_id) const {
+  return last_on(names_.events_stream(), names_.completion_subject(task_id)).has_value();
+}
+
+std::optional<std::string> RecordStore::completion_batch(const std::string& task_id) const {
+  return last_on(names_.events_stream(), names_.completion_subject(task_id));
+}
+
+std::optional<std::string> RecordStore::last_events_batch(const std::string& task_id) const {
+  return last_on(names_.events_stream(), names_.events_subject(task_id));
+}
+
+}  // namespace taskhost::transport::nats

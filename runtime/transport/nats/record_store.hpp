@@ -1,0 +1,61 @@
+// Synchronous, compare-and-set access to the KV bucket (task records and host keys) and the one
+// question asked of the events stream ("is there a completion for this task?").
+//
+// Writes are published straight to the bucket's subject with an expected last sequence, which is what
+// kvStore_Update does, but also for deletes, and with "no message yet" and "after a delete" handled
+// alike: the revision a caller expects is whatever read() returned, tombstones included.
+//
+// Thread rule: every method makes synchronous requests: call from the transport's worker thread (or any
+// thread that is not a cnats callback thread). Errors other than "not found" and "conflict" throw
+// NatsError.
+#pragma once
+
+#include "transport/nats/connection.hpp"
+#include "transport/nats/names.hpp"
+#include "transport/nats/wire.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace taskhost::transport::nats {
+
+class RecordStore {
+ public:
+  RecordStore(Connection& connection, const Names& names) : connection_(connection), names_(names) {}
+
+  struct Raw {
+    bool exists = false;    // the key has a value (not deleted)
+    uint64_t revision = 0;  // sequence of the key's last message, tombstones included; 0 = never written
+    std::string value;
+  };
+  Raw read(const std::string& key) const;
+  // Stores `value` if the key's last revision is still `expected`; returns the new revision, or 0 when
+  // someone else wrote first.
+  uint64_t write(const std::string& key, std::string_view value, uint64_t expected) const;
+  // Deletes (tombstone) if the key's last revision is still `expected`; false when someone wrote first.
+  bool erase(const std::string& key, uint64_t expected) const;
+
+  struct Task {
+    TaskRecord record;
+    uint64_t revision = 0;
+  };
+  // The task's record, if it has one (not deleted). `revision` is set either way (for a later write).
+  std::optional<Task> task(const std::string& task_id, uint64_t* revision = nullptr) const;
+  uint64_t write_task(const TaskRecord& record, uint64_t expected) const;
+
+  bool completion_exists(const std::string& task_id) const;
+  // The stored completion batch of the task (events + completion), or nullopt.
+  std::optional<std::string> completion_batch(const std::string& task_id) const;
+  // The task's latest events batch (not the completion one), or nullopt.
+  std::optional<std::string> last_events_batch(const std::string& task_id) const;
+
+ private:
+  std::optional<std::string> last_on(const std::string& stream, const std::string& subject) const;
+  Connection& connection_;
+  const Names& names_;
+};
+
+}  // namespace taskhost::transport::nats

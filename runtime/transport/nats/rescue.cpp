@@ -1,0 +1,132 @@
+// Rescuing the recorded tasks of a dead host (or of this worker id's previous run): each record is
+// taken over by compare-and-set, which fences any later write of the old attempt; then the task is
+// re-attached here with attempt + 1 and its last checkpoint, or ended failed "orphaned" when no plugin
+// here serves its kind. Records of on_completion hosts are left alone: JetStream redelivers those tasks,
+// and the next host resumes them from the record (intake.cpp).
+#include "common/log.hpp"
+#include "transport/nats/transport_impl.hpp"
+
+#include <fmt/format.h>
+
+namespace taskhost::transport::nats {
+
+void NatsTransport::Impl::rescue(const std::string& dead) {
+  struct Found {
+    TaskRecord record;
+    uint64_t revision;
+  };
+  std::vector<Found> found;
+  kvWatcher* w = nullptr;
+  kvWatchOptions wo;
+  kvWatchOptions_Init(&wo);
+  wo.IgnoreDeletes = true;
+  const std::string pattern = std::string(Names::task_key_prefix) + "*";
+  if (natsStatus s = kvStore_Watch(&w, kv, pattern.c_str(), &wo); s != NATS_OK) {
+    log::warn("nats: {}", describe(s, "list task records to rescue " + dead));
+    return;
+  }
+  // The watcher delivers every current record, then a null entry.
+  for (;;) {
+    kvEntry* e = nullptr;
+    if (kvWatcher_Next(&e, w, 5'000) != NATS_OK || e == nullptr) break;
+    auto record = decode_record(std::string_view(static_cast<const char*>(kvEntry_Value(e)),
+                                                 static_cast<size_t>(kvEntry_ValueLen(e))));
+    if (record && record->owner == dead && !record->ack_on_completion) {
+      found.push_back(Found{std::move(*record), kvEntry_Revision(e)});
+    }
+    kvEntry_Destroy(e);
+  }
+  kvWatcher_Destroy(w);
+  if (dead == options.worker_id) {
+    // Our previous run's records: skip what this run already holds (not possible at start, but cheap).
+    std::lock_guard lock(mu);
+    std::erase_if(found, [&](const Found& f) { return inflight.count(f.record.task_id) > 0; });
+  }
+  if (!found.empty()) log::info("nats: rescuing {} task(s) of {}", found.size(), dead);
+  for (auto& f : found) {
+    try {
+      rescue_task(std::move(f.record), f.revision);
+    } catch (const std::exception& e) {
+      log::warn("nats: rescue of a task of {}: {}", dead, e.what());
+    }
+  }
+}
+
+void NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
+  std::shared_lock intake(intake_mu);
+  if (draining) return;  // another host will do it once this one is gone
+  if (store->completion_exists(rec.task_id)) {
+    store->erase(Names::task_key(rec.task_id), revision);
+    return;
+  }
+  const std::string dead = rec.owner;
+  v1::TaskAssignment a;
+  const bool parsed = !rec.assignment.empty() && a.ParseFromString(rec.assignment) && a.has_execute();
+  const auto binding = registry->resolve(rec.kind);
+  if (!parsed || !binding) {
+    orphan(rec, revision,
+           !parsed ? "its assignment was not recorded" : "no plugin on " + options.worker_id + " serves kind '" + rec.kind + "'");
+    return;
+  }
+  const uint32_t attempt = rec.attempt + 1;
+  a.mutable_execute()->set_attempt(attempt);
+  Inflight f;
+  f.task_id = rec.task_id;
+  f.kind = rec.kind;
+  f.attempt = attempt;
+  f.assignment = a.SerializeAsString();
+  f.acked = true;  // there is no delivery: the record is the task
+  f.received = std::chrono::steady_clock::now();
+  f.last_progress_ack = f.received;
+  f.created_unix_ms = rec.created_unix_ms;
+  f.checkpoint = rec.checkpoint;
+  const uint64_t rev = store->write_task(record_of(f), revision);
+  if (rev == 0) return;  // another survivor took it
+  f.record_rev = rev;
+  f.record_written = true;
+  {
+    std::lock_guard lock(mu);
+    inflight.emplace(f.task_id, f);
+  }
+  reattached++;
+  log::info("nats: re-attaching task {} of {} as attempt {}", rec.task_id, dead, attempt);
+  const auto outcome = router->assign(a, tasks::Resume{true, rec.checkpoint});
+  after_assign(rec.task_id, attempt, outcome, 0, {});
+}
+
+void NatsTransport::Impl::orphan(const TaskRecord& rec, uint64_t revision, const std::string& why) {
+  TaskRecord ended = rec;
+  ended.owner = options.worker_id;
+  ended.attempt = rec.attempt + 1;
+  ended.updated_unix_ms = unix_ms_now();
+  const uint64_t rev = store->write_task(ended, revision);
+  if (rev == 0) return;
+  v1::TaskCompletion c;
+  c.set_task_id(rec.task_id);
+  c.set_attempt(rec.attempt);
+  c.set_state(v1::FAILED);
+  c.set_worker_id(options.worker_id);
+  c.set_kind(rec.kind);
+  auto* err = c.mutable_error();
+  err->set_code(v1::WORKER_ERROR);
+  err->set_kind("orphaned");
+  err->set_message(fmt::format("task '{}' was running on {}, which died; {}", rec.task_id, rec.owner, why));
+  Inflight f;
+  f.task_id = rec.task_id;
+  f.kind = rec.kind;
+  f.attempt = ended.attempt;
+  f.acked = true;
+  f.record_rev = rev;
+  f.record_written = true;
+  f.completion_sent = true;
+  f.received = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu);
+    inflight.emplace(f.task_id, std::move(f));
+  }
+  orphaned++;
+  log::warn("nats: {}", err->message());
+  batcher->completion(c);
+}
+
+}  // namespace taskhost::transport::nats

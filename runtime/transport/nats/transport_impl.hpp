@@ -1,0 +1,144 @@
+// NatsTransport internals shared by nats_transport.cpp (lifecycle, outbox), intake.cpp (taking tasks in),
+// ownership.cpp (KV records, conflicts, fencing) and rescue.cpp (dead hosts). Not a public interface.
+//
+// Locking: `mu` guards `inflight`. Never call the router, the control channel or anything that may call
+// back into the outbox while holding `mu`; publishing (AsyncPublisher::publish) under `mu` is fine.
+// `intake_mu` is held shared by everything that hands a task to the router and exclusively by drain(),
+// so no task is assigned after draining began (the router would refuse it with a failed completion).
+#pragma once
+
+#include "transport/nats/async_publisher.hpp"
+#include "transport/nats/connection.hpp"
+#include "transport/nats/control_channel.hpp"
+#include "transport/nats/event_batcher.hpp"
+#include "transport/nats/host_liveness.hpp"
+#include "transport/nats/names.hpp"
+#include "transport/nats/nats_transport.hpp"
+#include "transport/nats/puller.hpp"
+#include "transport/nats/record_store.hpp"
+#include "transport/nats/serial_worker.hpp"
+#include "transport/nats/wire.hpp"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+namespace taskhost::transport::nats {
+
+// A task this host holds, from the delivery until its completion is stored and its record deleted.
+struct Inflight {
+  std::string task_id;
+  std::string kind;
+  uint32_t attempt = 1;
+  std::string assignment;  // serialized, with `attempt` set: what another host re-attaches from
+  std::string reply;       // ack subject of the delivery held; empty for a task rescued from a dead host
+  bool acked = false;
+  std::chrono::steady_clock::time_point received{};
+  std::chrono::steady_clock::time_point last_progress_ack{};
+  int64_t created_unix_ms = 0;
+
+  uint64_t record_rev = 0;     // the revision our next record write expects (0 = none yet)
+  bool record_written = false; // our ownership record is stored
+  bool record_busy = false;    // a record write or delete is in flight
+  bool record_dirty = false;   // write again when the one in flight is answered
+  bool record_delete = false;  // the task ended: delete the record when nothing is in flight
+  std::string checkpoint;
+
+  bool completion_sent = false;
+  bool finishing = false;      // counted in `finishing`: ended, its delivery still held until stored
+  bool completion_stored = false;
+  bool fenced = false;         // another host owns the task now: this attempt's writes are dropped
+};
+
+// What a task message brought with it.
+struct Delivery {
+  std::string kind;
+  std::string reply;
+  std::string data;
+  DeliveryInfo info;
+  uint64_t client_revision = 0;  // the queued record a client wrote when it submitted the task
+};
+
+class NatsTransport::Impl {
+ public:
+  explicit Impl(NatsOptions options);
+  ~Impl();
+
+  // ---- lifecycle and outbox (nats_transport.cpp) ----------------------------------------------
+  void start(tasks::Router& router, registry::KindRegistry& registry);
+  void drain(std::chrono::milliseconds grace);
+  void stop();
+  void refresh_kinds();
+  void tick();
+  void on_completion(const v1::TaskCompletion& completion);
+  void on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes);
+  void completion_stored(const v1::TaskCompletion& completion, const PublishResult& result);
+
+  // ---- intake (intake.cpp) ------------------------------------------------------------------------
+  void on_task_message(const std::string& kind, natsMsg* msg);
+  void claim_fresh(v1::TaskAssignment assignment, Delivery delivery);
+  void claim_redelivered(v1::TaskAssignment assignment, Delivery delivery);
+  void poisoned(const v1::TaskAssignment& assignment, const Delivery& delivery);
+  // After router.assign: open the task's control, or clean up after a duplicate.
+  void after_assign(const std::string& task_id, uint32_t attempt, const tasks::AssignOutcome& outcome,
+                    int64_t assigned_unix_ns, const std::string& reply);
+  void apply_control(const ControlItem& item);
+  void answer_ended(const ControlItem& item);
+  void ack(const std::string& reply, const char* kind = "+ACK");
+  void nak_later(const std::string& reply);
+
+  // ---- ownership records (ownership.cpp) -----------------------------------------------------------
+  TaskRecord record_of(const Inflight& f) const;
+  void write_record_locked(Inflight& f);   // mu held
+  void delete_record_locked(Inflight& f);  // mu held
+  void record_written(const std::string& task_id, const PublishResult& result);
+  void record_deleted(const std::string& task_id);
+  void resolve_conflict(const std::string& task_id);
+  void fence(const std::string& task_id, const std::string& owner);
+
+  // ---- rescue (rescue.cpp) ----------------------------------------------------------------------------
+  void rescue(const std::string& dead_worker);
+  void rescue_task(TaskRecord record, uint64_t revision);
+  void orphan(const TaskRecord& record, uint64_t revision, const std::string& why);
+
+  // ---- state ------------------------------------------------------------------------------------------
+  NatsOptions options;  // replicas resolved at construction, then read-only
+  const Names names;
+  std::unique_ptr<Connection> connection;
+  kvStore* kv = nullptr;
+  std::unique_ptr<RecordStore> store;
+  std::unique_ptr<AsyncPublisher> publisher;
+  std::unique_ptr<EventBatcher> batcher;
+  std::unique_ptr<HostLiveness> liveness;
+  std::unique_ptr<ControlChannel> control;
+  std::unique_ptr<Puller> puller;
+  std::unique_ptr<SerialWorker> worker;           // KV reads, claims of redeliveries, rescues, upkeep
+  std::unique_ptr<SerialWorker> liveness_thread;  // HostLiveness::tick, nothing else
+  tasks::Router* router = nullptr;
+  registry::KindRegistry* registry = nullptr;
+  std::shared_ptr<std::atomic<bool>> listening = std::make_shared<std::atomic<bool>>(false);
+
+  mutable std::mutex mu;
+  std::unordered_map<std::string, Inflight> inflight;
+  // Tasks the router has ended whose deliveries this host still holds (completion not yet stored, so
+  // not yet acked). They still occupy a slot as far as pulling is concerned.
+  size_t finishing_total = 0;
+  size_t free_slots(const std::string& kind);  // router's free slots minus `finishing`
+  void mark_finishing_locked(Inflight& f);     // mu held
+
+  std::shared_mutex intake_mu;
+  bool draining = false;
+  bool started = false;
+  bool stopped = false;
+
+  std::set<std::string> kinds;  // worker thread only
+
+  std::atomic<uint64_t> received{0}, handed_back{0}, completions{0}, duplicates{0}, reattached{0}, orphaned{0},
+      fenced_count{0};
+};
+
+}  // namespace taskhost::transport::nats

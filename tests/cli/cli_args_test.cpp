@@ -1,0 +1,153 @@
+// The `taskhost` binary without a running host (or with one that must refuse to start): --help on every
+// subcommand, bad arguments, an unreachable API, config errors naming key and line, inspect, new-plugin.
+// Every error must be ONE line on stderr with a non-zero exit code.
+#include "cli_harness.hpp"
+
+#include <boost/json.hpp>
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+using namespace taskhost::clitest;
+
+namespace {
+
+void check_one_line_error(const Result& r, int code, const std::string& needle) {
+  INFO(r);
+  CHECK(r.code == code);
+  CHECK(lines(r.err).size() == 1);
+  CHECK(r.err.find(needle) != std::string::npos);
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary);
+  out << text;
+}
+
+}  // namespace
+
+TEST_CASE("--help on the binary and on every subcommand") {
+  const Result top = run({"--help"});
+  INFO(top);
+  CHECK(top.code == 0);
+  for (const std::string cmd : {"serve", "submit", "send", "cancel", "status", "watch", "plugins", "reload", "inspect",
+                                "new-plugin"}) {
+    CHECK(top.out.find("  " + cmd + " ") != std::string::npos);
+    const Result r = run({cmd, "--help"});
+    INFO(cmd << ": " << r);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("Usage: taskhost " + cmd) != std::string::npos);
+    CHECK(r.out.find("--help") != std::string::npos);
+  }
+  // Every read takes --json, every client command --api.
+  for (const std::string cmd : {"submit", "send", "cancel", "status", "watch", "plugins", "reload"}) {
+    const Result r = run({cmd, "--help"});
+    CHECK(r.out.find("--api") != std::string::npos);
+    CHECK(r.out.find("--json") != std::string::npos);
+  }
+  CHECK(run({"inspect", "--help"}).out.find("--json") != std::string::npos);
+}
+
+TEST_CASE("bad arguments are one line and exit 2") {
+  check_one_line_error(run({}), 2, "missing command");
+  check_one_line_error(run({"frobnicate"}), 2, "unknown command 'frobnicate'");
+  check_one_line_error(run({"submit", "hello.greet", "--bogus"}), 2, "--bogus");
+  check_one_line_error(run({"submit"}), 2, "kind");
+  check_one_line_error(run({"submit", "a", "b"}), 2, "too many arguments");
+  check_one_line_error(run({"submit", "hello.greet", "--input", "{not json"}), 2, "--input is not valid JSON");
+  check_one_line_error(run({"submit", "hello.greet", "--input", "@/nonexistent/in.json"}), 2,
+                       "--input: cannot read file '/nonexistent/in.json'");
+  check_one_line_error(run({"send", "t1"}), 2, "text");
+  check_one_line_error(run({"send", "t1", "hi", "--data", "[1,"}), 2, "--data is not valid JSON");
+  check_one_line_error(run({"status", "--api", "nowhere"}), 2, "--api 'nowhere'");
+  check_one_line_error(run({"watch", "--timeout", "soon"}), 2, "timeout");
+  check_one_line_error(run({"serve", "--transport", "pigeon"}), 2, "--transport must be local or nats");
+}
+
+TEST_CASE("an unreachable API is one line naming the address, exit 1") {
+  // A port that was just free: nothing listens there.
+  TempDir dir;
+  const Result r = run({"status", "--api", "127.0.0.1:1"});
+  check_one_line_error(r, 1, "cannot reach the taskhost API at 127.0.0.1:1");
+  // TASKHOST_API is the default address.
+  check_one_line_error(run({"plugins"}, {"TASKHOST_API=127.0.0.1:1"}), 1, "127.0.0.1:1");
+  check_one_line_error(run({"status", "--api", "unix:" + (dir.path() / "none.sock").string()}), 1,
+                       "cannot reach the taskhost API at unix:");
+}
+
+TEST_CASE("serve refuses a config with errors, naming the file, line and key") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {});
+  const fs::path cfg = dir.path() / "taskhost.toml";
+
+  write_file(cfg, "state_dir = \"s\"\n[limits]\nmax_activ = 3\n");
+  check_one_line_error(run({"serve", "--config", cfg.string(), "--plugins", plugins.string()}), 1,
+                       cfg.string() + ":3: unknown key 'limits.max_activ'");
+
+  write_file(cfg, "[tasks]\ncancel_deadline_ms = \"soon\"\n");
+  check_one_line_error(run({"serve", "--config", cfg.string(), "--plugins", plugins.string()}), 1,
+                       cfg.string() + ":2: tasks.cancel_deadline_ms: must be an integer, not a string");
+
+  check_one_line_error(run({"serve", "--config", (dir.path() / "missing.toml").string()}), 1,
+                       "cannot read config file");
+  check_one_line_error(run({"serve", "--plugins", (dir.path() / "no-such-dir").string(), "--state",
+                            (dir.path() / "st").string()}),
+                       1, "plugins directory");
+}
+
+TEST_CASE("serve refuses an address it cannot listen on") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  Host first(plugins, dir.path() / "a");
+  const Result r = run({"serve", "--plugins", plugins.string(), "--state", (dir.path() / "b").string(), "--api",
+                        first.api()},
+                       {}, 10s);
+  INFO(r);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("cannot listen on " + first.api()) != std::string::npos);
+}
+
+TEST_CASE("inspect reads a plugin without loading it") {
+  const Result ok = run({"inspect", built_plugin("hello-c.so").string(), "--json"});
+  INFO(ok);
+  REQUIRE(ok.code == 0);
+  const auto o = parse_json(ok.out).as_object();
+  CHECK(o.at("ok").as_bool());
+  CHECK(o.at("has_entry_point").as_bool());
+  const auto& m = o.at("manifest").as_object();
+  CHECK(str(m, "name") == "hello-c");
+  CHECK(m.at("abi_compatible").as_bool());
+  bool greet = false;
+  for (const auto& k : m.at("kinds").as_array()) greet = greet || k.as_string() == "hello.greet";
+  CHECK(greet);
+
+  const Result text = run({"inspect", built_plugin("hello-c.so").string()});
+  CHECK(text.code == 0);
+  CHECK(text.out.find("kinds:       hello.greet") != std::string::npos);
+
+  TempDir dir;
+  const fs::path junk = dir.path() / "junk.so";
+  write_file(junk, "this is not an ELF file at all");
+  const Result bad = run({"inspect", junk.string(), "--json"});
+  INFO(bad);
+  CHECK(bad.code == 1);
+  CHECK_FALSE(parse_json(bad.out).as_object().at("ok").as_bool());
+  CHECK(lines(bad.err).size() == 1);
+  CHECK(bad.err.find(junk.string()) != std::string::npos);
+
+  check_one_line_error(run({"inspect", (dir.path() / "absent.so").string()}), 1, "no such file");
+}
+
+TEST_CASE("new-plugin writes a project, and refuses a bad name") {
+  TempDir dir;
+  const fs::path dest = dir.path() / "myplug";
+  const Result r = run({"new-plugin", "myplug", "--lang", "c", "--dir", dest.string()});
+  INFO(r);
+  REQUIRE(r.code == 0);
+  CHECK(fs::exists(dest / "CMakeLists.txt"));
+  const Result bad = run({"new-plugin", "Bad Name!", "--dir", (dir.path() / "x").string()});
+  INFO(bad);
+  CHECK(bad.code == 2);
+  CHECK_FALSE(bad.err.empty());
+}

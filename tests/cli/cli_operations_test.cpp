@@ -1,0 +1,165 @@
+// Operating a host through the real binary: `plugins` (with a garbage .so in the directory), `reload` and
+// SIGHUP picking up a new file, GET /metrics, the API on a unix socket, JSON log lines, and SIGTERM
+// draining (running tasks are canceled after the grace period; the host exits 0).
+#include "cli_harness.hpp"
+
+#include "api/http_client.hpp"
+#include "config/endpoint.hpp"
+
+#include <boost/json.hpp>
+
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+using namespace taskhost::clitest;
+namespace json = boost::json;
+
+namespace {
+
+const json::object* find_plugin(const json::object& root, const std::string& file_name) {
+  for (const auto& p : root.at("plugins").as_array()) {
+    if (fs::path(str(p.as_object(), "file")).filename() == file_name) return &p.as_object();
+  }
+  return nullptr;
+}
+
+bool has_state(const json::object& s, const char* state) { return str(s, "state") == state; }
+
+}  // namespace
+
+TEST_CASE("a garbage .so does not stop the host: plugins shows its error, other kinds serve") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  std::ofstream(plugins / "garbage.so") << "\x7f" "ELF but not really; just bytes";
+  Host host(plugins, dir.path() / "state");
+
+  const Result r = host.cli({"plugins", "--json"});
+  INFO(r);
+  REQUIRE(r.code == 0);
+  const auto root = parse_json(r.out).as_object();
+  const auto* garbage = find_plugin(root, "garbage.so");
+  REQUIRE(garbage != nullptr);
+  CHECK(str(*garbage, "state") == "failed");
+  CHECK_FALSE(str(*garbage, "last_error").empty());
+  const auto* hello = find_plugin(root, "hello-c.so");
+  REQUIRE(hello != nullptr);
+  CHECK(str(*hello, "state") == "serving");
+  CHECK(str(*hello, "plugin") == "hello-c");
+  CHECK(str(*hello, "version") == "1.0.0");
+  CHECK(hello->at("generation").as_int64() > 0);
+  CHECK(str(*hello, "last_error").empty());
+
+  const Result table = host.cli({"plugins"});
+  CHECK(table.out.find("garbage.so") != std::string::npos);
+  CHECK(table.out.find("failed") != std::string::npos);
+  CHECK(table.out.find("hello.greet") != std::string::npos);
+
+  const Result greet = host.cli({"submit", "hello.greet", "--input", R"({"name":"Ada"})", "--wait"});
+  CHECK(greet.code == 0);
+  CHECK(greet.out == "Hello, Ada!\n");
+  CHECK(host.log().find("garbage.so") != std::string::npos);  // the failure is logged too
+}
+
+TEST_CASE("reload and SIGHUP load a plugin file added while the host runs") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  Host host(plugins, dir.path() / "state");
+  CHECK(host.cli({"submit", "interactive.echo", "--input", "{}"}).code == 1);  // not there yet
+
+  fs::copy_file(built_plugin("cpp-interactive.so"), plugins / "cpp-interactive.so");
+  const Result r = host.cli({"reload", "--json"});
+  INFO(r);
+  REQUIRE(r.code == 0);
+  const auto report = parse_json(r.out).as_object();
+  REQUIRE(report.at("loaded").as_array().size() == 1);
+  CHECK(fs::path(std::string(report.at("loaded").as_array()[0].as_string())).filename() == "cpp-interactive.so");
+  const Result echo = host.cli({"submit", "interactive.echo", "--input", R"({"x":1})", "--wait", "--json"});
+  INFO(echo);
+  CHECK(echo.code == 0);
+  CHECK(host.cli({"reload"}).out == "no changes\n");
+
+  fs::copy_file(fixture_plugin("hold.so"), plugins / "hold.so");
+  host.signal(SIGHUP);
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    const auto root = parse_json(host.cli({"plugins", "--json"}).out).as_object();
+    const auto* hold = find_plugin(root, "hold.so");
+    served = hold && str(*hold, "state") == "serving";
+    if (!served) std::this_thread::sleep_for(50ms);
+  }
+  CHECK(served);
+}
+
+TEST_CASE("GET /metrics counts tasks by kind and state, plugin calls and load errors") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  std::ofstream(plugins / "broken.so") << "nope";
+  Host host(plugins, dir.path() / "state");
+  REQUIRE(host.cli({"submit", "hello.greet", "--input", R"({"name":"M"})", "--wait"}).code == 0);
+  REQUIRE(host.cli({"submit", "hello.greet", "--input", "{}", "--wait"}).code == 3);
+
+  std::string why;
+  taskhost::api::HttpTaskClient client(*taskhost::config::parse_endpoint(host.api(), &why));
+  const std::string m = client.metrics_text();
+  INFO(m);
+  CHECK(m.find("# TYPE taskhost_tasks gauge") != std::string::npos);
+  CHECK(m.find("taskhost_tasks{kind=\"hello.greet\",state=\"succeeded\"} 1") != std::string::npos);
+  CHECK(m.find("taskhost_tasks{kind=\"hello.greet\",state=\"failed\"} 1") != std::string::npos);
+  CHECK(m.find("taskhost_tasks_completed_total{kind=\"hello.greet\",state=\"succeeded\"} 1") != std::string::npos);
+  CHECK(m.find("taskhost_plugin_calls_total{plugin=\"hello-c\",kind=\"hello.greet\",call=\"start\"} 2") !=
+        std::string::npos);
+  CHECK(m.find("taskhost_plugin_load_errors 1") != std::string::npos);
+  CHECK(m.find("taskhost_plugin_load_error{file=\"" + (plugins / "broken.so").string() + "\"} 1") != std::string::npos);
+  CHECK(m.find("# TYPE taskhost_heartbeat_lag_seconds gauge") != std::string::npos);
+}
+
+TEST_CASE("the API on a unix socket, with JSON log lines") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  const std::string sock = "unix:" + (dir.path() / "th.sock").string();
+  Host host(plugins, dir.path() / "state", {"--log-format", "json"}, sock);
+  CHECK(host.api() == sock);
+  const Result r = host.cli({"submit", "hello.greet", "--input", R"({"name":"Sock"})", "--wait"});
+  INFO(r);
+  CHECK(r.out == "Hello, Sock!\n");
+  for (const auto& line : lines(host.log())) {
+    const auto o = parse_json(line).as_object();
+    CHECK(o.contains("ts"));
+    CHECK(o.contains("level"));
+    CHECK(o.contains("msg"));
+  }
+}
+
+TEST_CASE("SIGTERM drains: new submits are refused, running tasks end canceled after the grace, exit 0") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("cpp-interactive.so")});
+  const fs::path cfg = dir.path() / "taskhost.toml";
+  std::ofstream(cfg) << "[tasks]\ndrain_grace_ms = 300\ncancel_deadline_ms = 2000\n";
+  Host host(plugins, dir.path() / "state", {"--config", cfg.string()});
+  REQUIRE(host.cli({"submit", "interactive.count", "--input", R"({"steps":500,"delay_ms":50})", "--id", "long"}).code == 0);
+  REQUIRE(host.cli({"submit", "interactive.count", "--input", R"({"steps":2,"delay_ms":10})", "--id", "short"}).code == 0);
+  const auto running = wait_for_status(host, "long", [](const json::object& o) { return has_state(o, "RUNNING"); });
+  REQUIRE(has_state(running, "RUNNING"));
+  wait_for_status(host, "short", [](const json::object& o) { return has_state(o, "SUCCEEDED"); });
+
+  host.signal(SIGTERM);
+  const auto status = host.wait_exit(15s);
+  INFO(host.log());
+  REQUIRE(status.has_value());
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK_FALSE(fs::exists(dir.path() / "state" / "api.addr"));
+  CHECK(host.log().find("SIGTERM: draining") != std::string::npos);
+
+  // The drained task ended canceled: a restart has nothing to resume and shows it so.
+  Host again(plugins, dir.path() / "state");
+  const auto s = wait_for_status(again, "long", [](const json::object& o) { return !str(o, "state").empty(); });
+  CHECK(has_state(s, "CANCELED"));
+  CHECK(str(obj(s, "completion"), "state") == "CANCELED");
+  CHECK(has_state(wait_for_status(again, "short", [](const json::object&) { return true; }), "SUCCEEDED"));
+}

@@ -1,0 +1,230 @@
+// Tasks end to end through the real binary: submit (and --wait with its exit codes), status, send
+// (steering and input answers), cancel, watch — with --json output parsed — plus an unknown kind and an
+// unknown task id, each of which must be a clear one-line error.
+#include "cli_harness.hpp"
+
+#include <boost/json.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <thread>
+
+using namespace taskhost::clitest;
+namespace json = boost::json;
+
+namespace {
+
+struct Fixture {
+  TempDir dir;
+  fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so"), built_plugin("cpp-interactive.so")});
+  Host host{plugins, dir.path() / "state"};
+};
+
+std::string submit(const Host& host, const std::vector<std::string>& args) {
+  std::vector<std::string> a = {"submit"};
+  a.insert(a.end(), args.begin(), args.end());
+  a.push_back("--json");
+  const Result r = host.cli(a);
+  INFO(r);
+  REQUIRE(r.code == 0);
+  return str(parse_json(r.out).as_object(), "task_id");
+}
+
+bool has_state(const json::object& s, const char* state) { return str(s, "state") == state; }
+
+// Every --json watch line as an object.
+std::vector<json::object> watch_items(const Result& r) {
+  std::vector<json::object> out;
+  for (const auto& l : lines(r.out)) out.push_back(parse_json(l).as_object());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "submit --wait prints the result and exits by how the task ended") {
+  Result r = host.cli({"submit", "hello.greet", "--input", R"({"name":"Ada"})", "--wait"});
+  INFO(r);
+  CHECK(r.code == 0);
+  CHECK(r.out == "Hello, Ada!\n");
+
+  r = host.cli({"submit", "hello.greet", "--input", R"({"name":"Grace"})", "--wait", "--json", "--id", "g1"});
+  INFO(r);
+  REQUIRE(r.code == 0);
+  const auto c = parse_json(r.out).as_object();
+  CHECK(str(c, "task_id") == "g1");
+  CHECK(str(c, "state") == "SUCCEEDED");
+  CHECK(str(c, "output") == "Hello, Grace!");
+  CHECK(str(c, "kind") == "hello.greet");
+
+  // Input from a file.
+  const fs::path in = dir.path() / "in.json";
+  std::ofstream(in) << R"({"name":"File"})";
+  r = host.cli({"submit", "hello.greet", "--input", "@" + in.string(), "--wait"});
+  CHECK(r.out == "Hello, File!\n");
+
+  // A failing task: exit 3, the error on stdout.
+  r = host.cli({"submit", "hello.greet", "--input", "{}", "--wait"});
+  INFO(r);
+  CHECK(r.code == 3);
+  CHECK(r.out.find("failed: INVALID_INPUT") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(Fixture, "submit prints the id; status shows one task or all of them") {
+  const std::string id = submit(host, {"hello.greet", "--input", R"({"name":"Lin"})"});
+  CHECK_FALSE(id.empty());
+  const auto s = wait_for_status(host, id, [](const json::object& o) { return has_state(o, "SUCCEEDED"); });
+  CHECK(str(s, "kind") == "hello.greet");
+  CHECK(str(obj(s, "completion"), "output") == "Hello, Lin!");
+
+  // Plain output of submit is the bare id.
+  const Result plain = host.cli({"submit", "hello.greet", "--input", R"({"name":"X"})", "--id", "plain-1"});
+  CHECK(plain.out == "plain-1\n");
+  // The same id again is accepted as a duplicate (idempotent), not a second task.
+  const Result again = host.cli({"submit", "hello.greet", "--input", R"({"name":"Y"})", "--id", "plain-1"});
+  CHECK(again.code == 0);
+  CHECK(again.out == "plain-1\n");
+
+  const Result list = host.cli({"status", "--json"});
+  REQUIRE(list.code == 0);
+  int seen = 0, plain_seen = 0;
+  const json::value listed = parse_json(list.out);
+  for (const auto& t : listed.as_object().at("tasks").as_array()) {
+    if (str(t.as_object(), "task_id") == id) ++seen;
+    if (str(t.as_object(), "task_id") == "plain-1") ++plain_seen;
+  }
+  CHECK(seen == 1);
+  CHECK(plain_seen == 1);
+  const Result table = host.cli({"status"});
+  CHECK(table.out.find("TASK") == 0);
+  CHECK(table.out.find(id) != std::string::npos);
+  const Result one = host.cli({"status", id});
+  CHECK(one.out.find("state:") != std::string::npos);
+  CHECK(one.out.find("succeeded") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(Fixture, "an unknown kind is refused with COMPONENT_NOT_FOUND in one line, and recorded failed") {
+  const Result r = host.cli({"submit", "no.such.kind", "--id", "nk1", "--wait"});
+  INFO(r);
+  CHECK(r.code == 1);
+  REQUIRE(lines(r.err).size() == 1);
+  CHECK(r.err.find("no plugin serves kind 'no.such.kind'") != std::string::npos);
+  CHECK(r.err.find("[COMPONENT_NOT_FOUND]") != std::string::npos);
+  const auto s = wait_for_status(host, "nk1", [](const json::object& o) { return has_state(o, "FAILED"); });
+  CHECK(str(obj(obj(s, "completion"), "error"), "code") == "COMPONENT_NOT_FOUND");
+}
+
+TEST_CASE_FIXTURE(Fixture, "an unknown task id is one line naming it, for every command") {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"status", "ghost"}, {"send", "ghost", "hi"}, {"cancel", "ghost"}, {"watch", "ghost"}}) {
+    const Result r = host.cli(args);
+    INFO(args[0] << ": " << r);
+    CHECK(r.code == 1);
+    CHECK(lines(r.err).size() == 1);
+    CHECK(r.err.find("unknown task 'ghost'") != std::string::npos);
+  }
+  const Result j = host.cli({"send", "ghost", "hi", "--json"});
+  CHECK(str(parse_json(j.out).as_object(), "outcome") == "UNKNOWN_TASK");
+}
+
+TEST_CASE_FIXTURE(Fixture, "a task that asks for input waits for the answer given with send --reply-to") {
+  const std::string id = submit(host, {"interactive.count", "--input", R"({"steps":3,"delay_ms":20,"ask":true})"});
+  const auto waiting = wait_for_status(host, id, [](const json::object& o) { return has_state(o, "WAITING_INPUT"); });
+  REQUIRE(has_state(waiting, "WAITING_INPUT"));
+  CHECK(str(waiting, "pending_request_id") == "confirm");
+  CHECK(str(waiting, "pending_prompt").find("Continue?") != std::string::npos);
+
+  const Result sent = host.cli({"send", id, "yes", "--reply-to", "confirm", "--json"});
+  INFO(sent);
+  REQUIRE(sent.code == 0);
+  CHECK(str(parse_json(sent.out).as_object(), "outcome") == "ACCEPTED");
+
+  // watch ID replays what happened and ends with the completion.
+  const Result w = host.cli({"watch", id, "--json", "--timeout", "20"});
+  INFO(w);
+  REQUIRE(w.code == 0);
+  const auto items = watch_items(w);
+  REQUIRE_FALSE(items.empty());
+  bool asked = false, resumed = false;
+  for (const auto& it : items) {
+    const auto& e = obj(it, "event");
+    if (str(obj(e, "input_request"), "request_id") == "confirm") asked = true;
+    if (asked && str(obj(e, "state"), "state") == "RUNNING") resumed = true;
+  }
+  CHECK(asked);
+  CHECK(resumed);
+  const auto& done = obj(items.back(), "completion");
+  CHECK(str(done, "state") == "SUCCEEDED");
+  CHECK(str(parse_json(str(done, "output")).as_object(), "answer") == "yes");
+}
+
+TEST_CASE_FIXTURE(Fixture, "steering text reaches a running task and its reply shows in watch") {
+  const std::string id = submit(host, {"interactive.count", "--input", R"({"steps":40,"delay_ms":50})"});
+  wait_for_status(host, id, [](const json::object& o) { return has_state(o, "RUNNING"); });
+  const Result sent = host.cli({"send", id, "hello there", "--data", R"({"k":1})"});
+  INFO(sent);
+  REQUIRE(sent.code == 0);
+  CHECK(sent.out.find("delivered") == 0);
+  const Result w = host.cli({"watch", id, "--json", "--timeout", "20"});
+  bool echoed = false;
+  for (const auto& it : watch_items(w)) {
+    if (str(obj(obj(it, "event"), "message"), "text") == "echo: hello there") echoed = true;
+  }
+  CHECK(echoed);
+}
+
+TEST_CASE_FIXTURE(Fixture, "cancel ends a running task canceled; then sends and cancels say it ended") {
+  const std::string id = submit(host, {"interactive.count", "--input", R"({"steps":200,"delay_ms":50})"});
+  wait_for_status(host, id, [](const json::object& o) { return has_state(o, "RUNNING"); });
+  const Result c = host.cli({"cancel", id, "--reason", "test", "--json"});
+  INFO(c);
+  REQUIRE(c.code == 0);
+  CHECK(str(parse_json(c.out).as_object(), "outcome") == "ACCEPTED");
+  const auto s = wait_for_status(host, id, [](const json::object& o) { return has_state(o, "CANCELED"); });
+  CHECK(has_state(s, "CANCELED"));
+
+  const Result late = host.cli({"send", id, "too late"});
+  INFO(late);
+  CHECK(late.code == 1);
+  CHECK(lines(late.err).size() == 1);
+  CHECK(late.err.find("already ended") != std::string::npos);
+  CHECK(late.err.find("TASK_ENDED") != std::string::npos);
+  CHECK(host.cli({"cancel", id}).code == 1);
+}
+
+TEST_CASE_FIXTURE(Fixture, "submit --wait exits 4 when the task is canceled meanwhile") {
+  Background waiter({"submit", "interactive.count", "--input", R"({"steps":200,"delay_ms":50})", "--id", "cw1",
+                     "--wait", "--api", host.api()});
+  wait_for_status(host, "cw1", [](const json::object& o) { return has_state(o, "RUNNING"); });
+  REQUIRE(host.cli({"cancel", "cw1"}).code == 0);
+  const Result r = waiter.finish(20s);
+  INFO(r);
+  CHECK(r.code == 4);
+  CHECK(r.out.find("canceled") == 0);
+}
+
+TEST_CASE_FIXTURE(Fixture, "watch without an id streams every task live until its timeout") {
+  Background watcher({"watch", "--json", "--timeout", "3", "--api", host.api()});
+  // Tasks keep coming while the watch runs, so some surely start after it subscribed.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) {
+    ids.push_back(submit(host, {"hello.greet", "--input", R"({"name":"W"})"}));
+    std::this_thread::sleep_for(150ms);
+  }
+  const Result r = watcher.finish(20s);
+  INFO(r);
+  REQUIRE(r.code == 0);
+  size_t completed = 0;
+  for (const auto& it : watch_items(r)) {
+    const auto task = str(obj(it, "completion"), "task_id");
+    if (std::find(ids.begin(), ids.end(), task) != ids.end()) ++completed;
+  }
+  CHECK(completed >= 5);
+  // Piped (not a terminal): plain lines, no progress-bar control characters.
+  const std::string pid = submit(host, {"interactive.count", "--input", R"({"steps":3,"delay_ms":10})"});
+  const Result plain = host.cli({"watch", pid, "--timeout", "20"});
+  CHECK(plain.out.find("progress 3/3 steps") != std::string::npos);
+  CHECK(plain.out.find('\r') == std::string::npos);
+  CHECK(plain.out.find("succeeded") != std::string::npos);
+}

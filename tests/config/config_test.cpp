@@ -1,0 +1,159 @@
+// taskhost.toml: defaults, the documented sample, and errors that name the file, line and key.
+#include "config/config.hpp"
+#include "config/endpoint.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <string>
+
+namespace fs = std::filesystem;
+using namespace taskhost::config;
+
+namespace {
+
+// The error message of parsing `text`, or "" when it parsed.
+std::string error_of(const std::string& text) {
+  try {
+    parse_config(text, "t.toml", "");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("an empty file means every default") {
+  const Config c = parse_config("", "t.toml", "");
+  CHECK(c.api_address == "127.0.0.1:7411");
+  CHECK(c.state_dir == ".taskhost-state");
+  CHECK(c.transport == "local");
+  CHECK(c.max_active == 256);
+  CHECK(c.kind_limits.empty());
+  CHECK(c.cancel_deadline.count() == 10'000);
+  CHECK(c.nats.ack_mode == NatsConfig::AckMode::on_receipt);
+  CHECK(c.log_format == taskhost::log::Format::text);
+}
+
+TEST_CASE("samples/taskhost.toml is valid and sets what it documents") {
+  const fs::path sample = fs::path(TASKHOST_SOURCE_DIR) / "samples" / "taskhost.toml";
+  const Config c = load_config(sample);
+  CHECK(c.plugins_dir == sample.parent_path() / "../build/plugins");  // relative to the file
+  CHECK(c.kind_limits.at("interactive.count") == 8);
+  CHECK(c.drain_grace.count() == 30'000);
+  CHECK(c.nats.kv_bucket == "taskhost_tasks");
+  CHECK(c.nats.max_deliver == 5);
+}
+
+TEST_CASE("every key can be set") {
+  const Config c = parse_config(R"(
+plugins_dir = "/p"
+state_dir = "/s"
+worker_id = "w1"
+transport = "nats"
+[api]
+address = "unix:/tmp/th.sock"
+unix_socket = "/tmp/extra.sock"
+[log]
+format = "json"
+level = "debug"
+[limits]
+max_active = 3
+worker_threads = 2
+kinds = { "a.b" = 1 }
+[tasks]
+heartbeat_interval_secs = 0
+cancel_deadline_ms = 500
+drain_grace_ms = 0
+[nats]
+url = "nats://n:4222"
+credentials = "/c.creds"
+tls_ca = "/ca.pem"
+tls_cert = "/cert.pem"
+tls_key = "/key.pem"
+ack_mode = "on_completion"
+stream_prefix = "TH"
+max_deliver = 9
+ack_wait_secs = 7
+kv_bucket = "kv"
+host_dead_after_secs = 4
+)", "t.toml", "/base");
+  CHECK(c.plugins_dir == "/p");
+  CHECK(c.worker_id == "w1");
+  CHECK(c.transport == "nats");
+  CHECK(c.api_address == "unix:/tmp/th.sock");
+  CHECK(c.api_unix_socket == "/tmp/extra.sock");
+  CHECK(c.log_format == taskhost::log::Format::json);
+  CHECK(c.log_level == taskhost::log::Level::debug);
+  CHECK(c.max_active == 3);
+  CHECK(c.worker_threads == 2);
+  CHECK(c.kind_limits.at("a.b") == 1);
+  CHECK(c.heartbeat_interval_secs == 0);
+  CHECK(c.cancel_deadline.count() == 500);
+  CHECK(c.nats.ack_mode == NatsConfig::AckMode::on_completion);
+  CHECK(c.nats.tls_key == "/key.pem");
+  CHECK(c.nats.host_dead_after_secs == 4);
+  CHECK(effective_worker_id(c) == "w1");
+}
+
+TEST_CASE("unknown keys are errors naming the key and its line") {
+  CHECK(error_of("plugins_dir = \"p\"\nplugin_dir = \"x\"\n") == "t.toml:2: unknown key 'plugin_dir'");
+  CHECK(error_of("[nats]\nurl = \"nats://x\"\n\nurll = \"y\"\n") == "t.toml:4: unknown key 'nats.urll'");
+  CHECK(error_of("[limits]\n[limits.kind]\n") .find("unknown key 'limits.kind'") != std::string::npos);
+  CHECK(error_of("[bogus]\n").find("t.toml:1: unknown key 'bogus'") == 0);
+}
+
+TEST_CASE("bad values are errors naming the key, the line and what was wrong") {
+  CHECK(error_of("[limits]\nmax_active = \"lots\"\n") ==
+        "t.toml:2: limits.max_active: must be an integer, not a string");
+  CHECK(error_of("[limits]\n\nmax_active = 0\n") == "t.toml:3: limits.max_active: must be at least 1, not 0");
+  CHECK(error_of("[log]\nformat = \"xml\"\n") ==
+        "t.toml:2: log.format: must be \"text\" or \"json\", not \"xml\"");
+  CHECK(error_of("[api]\naddress = \"localhost\"\n") ==
+        "t.toml:2: api.address: 'localhost': expected HOST:PORT or unix:PATH");
+  CHECK(error_of("[nats]\nack_mode = \"sometimes\"\n").find("t.toml:2: nats.ack_mode: must be") == 0);
+  CHECK(error_of("[nats]\nstream_prefix = \"a.b\"\n").find("t.toml:2: nats.stream_prefix:") == 0);
+  CHECK(error_of("[nats]\ntls_cert = \"c.pem\"\n").find("tls_cert and tls_key must be set together") !=
+        std::string::npos);
+  CHECK(error_of("[limits.kinds]\n\"x.y\" = -1\n") ==
+        "t.toml:2: limits.kinds.\"x.y\": must be at least 1, not -1");
+  CHECK(error_of("transport = \"carrier-pigeon\"\n").find("t.toml:1: transport: must be") == 0);
+  CHECK(error_of("api = 5\n") == "t.toml:1: api: must be a table, not an integer");
+}
+
+TEST_CASE("TOML syntax errors name the line") {
+  const auto e = error_of("plugins_dir = \"p\"\nstate_dir = = 3\n");
+  CHECK(e.find("t.toml:2: ") == 0);
+}
+
+TEST_CASE("a missing config file is an error naming it") {
+  try {
+    load_config("/nonexistent/taskhost.toml");
+    FAIL("expected ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()) == "cannot read config file /nonexistent/taskhost.toml");
+  }
+}
+
+TEST_CASE("endpoints: host:port, [v6]:port, http:// prefix and unix:path") {
+  std::string why;
+  auto e = parse_endpoint("127.0.0.1:7411", &why);
+  REQUIRE(e);
+  CHECK(e->host == "127.0.0.1");
+  CHECK(e->port == 7411);
+  e = parse_endpoint("http://localhost:0/", &why);
+  REQUIRE(e);
+  CHECK(e->port == 0);
+  e = parse_endpoint("[::1]:80", &why);
+  REQUIRE(e);
+  CHECK(e->to_string() == "[::1]:80");
+  e = parse_endpoint("unix:/run/t.sock", &why);
+  REQUIRE(e);
+  CHECK(e->is_unix);
+  CHECK(e->path == "/run/t.sock");
+  CHECK_FALSE(parse_endpoint("127.0.0.1:99999", &why));
+  CHECK(why == "port must be a number 0-65535");
+  CHECK_FALSE(parse_endpoint(":80", &why));
+  CHECK(why == "missing host");
+}

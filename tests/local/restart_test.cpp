@@ -1,0 +1,133 @@
+// Nothing accepted is lost: the real host is killed with SIGKILL while tasks are queued and running,
+// restarted on the same state directory, and every accepted task ends — finished before, re-attached
+// from its checkpoint (attempt + 1), started fresh from the queue, or failed with error kind "orphaned"
+// when its kind cannot re-attach. None is missing.
+#include "cli_harness.hpp"
+
+#include <boost/json.hpp>
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+using namespace taskhost::clitest;
+namespace json = boost::json;
+
+namespace {
+
+bool terminal(const std::string& state) { return state == "SUCCEEDED" || state == "FAILED" || state == "CANCELED"; }
+
+std::map<std::string, json::object> all_tasks(const Host& host) {
+  const Result r = host.cli({"status", "--json"});
+  REQUIRE(r.code == 0);
+  std::map<std::string, json::object> out;
+  const auto root = parse_json(r.out).as_object();
+  if (const auto* tasks = root.if_contains("tasks")) {
+    for (const auto& t : tasks->as_array()) out[str(t.as_object(), "task_id")] = t.as_object();
+  }
+  return out;
+}
+
+int64_t attempt_of(const json::object& o) { return o.contains("attempt") ? o.at("attempt").as_int64() : 0; }
+
+}  // namespace
+
+TEST_CASE("SIGKILL with tasks queued and running, then a restart: every accepted task ends, none missing") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(
+      dir.path(), {built_plugin("hello-c.so"), built_plugin("cpp-interactive.so"), fixture_plugin("hold.so")});
+  const fs::path cfg = dir.path() / "taskhost.toml";
+  std::ofstream(cfg) << "[limits]\nmax_active = 3\n";
+  const fs::path state = dir.path() / "state";
+  const std::vector<std::string> serve_args = {"--config", cfg.string()};
+
+  std::set<std::string> accepted;
+  {
+    Host host(plugins, state, serve_args);
+    REQUIRE(host.cli({"submit", "hello.greet", "--input", R"({"name":"before"})", "--id", "done-before", "--wait"}).code == 0);
+    accepted.insert("done-before");
+    // Three slots: the hold task and two counters run, the rest queue.
+    auto submit = [&](const std::string& kind, const std::string& input, const std::string& id) {
+      const Result r = host.cli({"submit", kind, "--input", input, "--id", id});
+      INFO(r);
+      REQUIRE(r.code == 0);
+      accepted.insert(id);
+    };
+    submit("hold.forever", "{}", "hold-1");
+    for (int i = 1; i <= 5; ++i) submit("interactive.count", R"({"steps":25,"delay_ms":40})", "count-" + std::to_string(i));
+    submit("hello.greet", R"({"name":"queued"})", "greet-queued");
+
+    // Kill once the counters have checkpointed a few steps and the queue is still full.
+    bool ready = false;
+    for (int i = 0; i < 200 && !ready; ++i) {
+      const auto tasks = all_tasks(host);
+      int running = 0, pending = 0, progressed = 0;
+      for (const auto& [id, t] : tasks) {
+        if (str(t, "state") == "RUNNING") ++running;
+        if (str(t, "state") == "PENDING") ++pending;
+        if (t.contains("progress") && t.at("progress").as_object().contains("current") &&
+            t.at("progress").as_object().at("current").to_number<double>() >= 3)
+          ++progressed;
+      }
+      ready = running == 3 && pending >= 3 && progressed >= 2;
+      if (!ready) std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE_MESSAGE(ready, "never saw 3 running (2 with progress) and 3 queued");
+    host.signal(SIGKILL);
+    REQUIRE(host.wait_exit(5s).has_value());
+  }
+
+  Host host(plugins, state, serve_args);
+  std::map<std::string, json::object> tasks;
+  for (int i = 0; i < 600; ++i) {
+    tasks = all_tasks(host);
+    bool all_ended = true;
+    for (const auto& id : accepted) all_ended = all_ended && tasks.count(id) && terminal(str(tasks[id], "state"));
+    if (all_ended) break;
+    std::this_thread::sleep_for(25ms);
+  }
+  INFO(host.log());
+  for (const auto& id : accepted) {
+    INFO(id);
+    REQUIRE(tasks.count(id) == 1);  // none missing
+    CHECK(terminal(str(tasks[id], "state")));
+  }
+
+  // Finished before the kill: untouched.
+  CHECK(str(tasks["done-before"], "state") == "SUCCEEDED");
+  CHECK(attempt_of(tasks["done-before"]) == 1);
+
+  // Running and unable to re-attach: failed, error kind "orphaned".
+  const auto& hold_error = obj(obj(tasks["hold-1"], "completion"), "error");
+  CHECK(str(tasks["hold-1"], "state") == "FAILED");
+  CHECK(str(hold_error, "kind") == "orphaned");
+  CHECK(attempt_of(tasks["hold-1"]) == 2);
+
+  // Counters: the two that were running re-attached from their checkpoint as attempt 2; the queued ones
+  // started fresh as attempt 1. All counted to the end.
+  int reattached = 0, fresh = 0;
+  for (int i = 1; i <= 5; ++i) {
+    const auto& t = tasks["count-" + std::to_string(i)];
+    INFO("count-" << i);
+    REQUIRE(str(t, "state") == "SUCCEEDED");
+    const auto out = parse_json(str(obj(t, "completion"), "output")).as_object();
+    CHECK(out.at("counted").to_number<int>() == 25);
+    if (attempt_of(t) == 2) {
+      ++reattached;
+      CHECK(out.at("resumed_from").to_number<int>() >= 3);
+    } else {
+      CHECK(attempt_of(t) == 1);
+      CHECK(out.at("resumed_from").to_number<int>() == 0);
+      ++fresh;
+    }
+  }
+  CHECK(reattached == 2);
+  CHECK(fresh == 3);
+  CHECK(str(tasks["greet-queued"], "state") == "SUCCEEDED");
+  CHECK(str(obj(tasks["greet-queued"], "completion"), "output") == "Hello, queued!");
+  CHECK(host.log().find("recovery: 4 queued task(s) restarted, 3 running task(s) re-attached") != std::string::npos);
+}

@@ -1,0 +1,260 @@
+// The local transport's SQLite store on its own: what is committed before a call returns, what survives
+// reopening, first-completion-wins, the attempt fence, and group commit under concurrent writers.
+#include "transport/local/store.hpp"
+
+#include <doctest/doctest.h>
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fs = std::filesystem;
+using taskhost::transport::local::Store;
+using taskhost::transport::local::StoreError;
+namespace v1 = taskhost::v1;
+
+namespace {
+
+struct TempDir {
+  TempDir() {
+    path = fs::temp_directory_path() / ("taskhost-store-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(std::random_device{}()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path path;
+};
+
+v1::TaskAssignment assignment(const std::string& id, const std::string& kind = "hello.greet") {
+  v1::TaskAssignment a;
+  a.set_task_id(id);
+  a.mutable_execute()->set_component_id(kind);
+  a.mutable_execute()->set_attempt(1);
+  (*a.mutable_execute()->mutable_input()->mutable_struct_value()->mutable_fields())["name"].set_string_value("Ada");
+  return a;
+}
+
+v1::TaskEvent state_event(const std::string& id, uint32_t attempt, v1::TaskState s, const std::string& detail = "") {
+  v1::TaskEvent e;
+  e.set_task_id(id);
+  e.set_attempt(attempt);
+  e.mutable_state()->set_state(s);
+  e.mutable_state()->set_detail(detail);
+  return e;
+}
+
+v1::TaskCompletion completion(const std::string& id, v1::TaskState s, const std::string& text) {
+  v1::TaskCompletion c;
+  c.set_task_id(id);
+  c.set_attempt(1);
+  c.set_state(s);
+  if (s == v1::SUCCEEDED) c.mutable_output()->set_string_value(text);
+  else c.mutable_error()->set_message(text);
+  return c;
+}
+
+// Reads a row count with a separate, plain sqlite3 connection: proves data is in the file, not in memory.
+int64_t count_rows(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  const int64_t n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("an accepted task is in the database file when insert_task returns") {
+  TempDir dir;
+  Store store(dir.path);
+  CHECK(store.insert_task(assignment("t1")));
+  // Another connection sees it without any flush: the submit was committed before the call returned.
+  CHECK(count_rows(store.file(), "SELECT count(*) FROM tasks WHERE task_id = 't1'") == 1);
+  CHECK_FALSE(store.insert_task(assignment("t1")));  // the same id again is a duplicate
+  CHECK(count_rows(store.file(), "SELECT count(*) FROM tasks") == 1);
+}
+
+TEST_CASE("state survives closing and reopening the store") {
+  TempDir dir;
+  {
+    Store store(dir.path);
+    REQUIRE(store.insert_task(assignment("a")));
+    REQUIRE(store.insert_task(assignment("b", "interactive.count")));
+    REQUIRE(store.insert_task(assignment("c")));
+    store.record_event(state_event("b", 1, v1::RUNNING, "started"));
+    store.record_checkpoint("b", 1, std::string("\x01\x02\x00\x03", 4));
+    v1::TaskEvent progress;
+    progress.set_task_id("b");
+    progress.set_attempt(1);
+    progress.mutable_progress()->set_current(2);
+    progress.mutable_progress()->set_total(5);
+    store.record_event(progress);
+    store.record_completion(completion("c", v1::SUCCEEDED, "done"));
+    // No flush: the destructor must commit what is queued.
+  }
+  Store store(dir.path);
+  const auto open = store.unfinished();
+  REQUIRE(open.size() == 2);
+  CHECK(open[0].task_id == "a");  // acceptance order
+  CHECK_FALSE(open[0].started);
+  CHECK(open[1].task_id == "b");
+  CHECK(open[1].kind == "interactive.count");
+  CHECK(open[1].started);
+  CHECK(open[1].state == v1::RUNNING);
+  CHECK(open[1].checkpoint == std::string("\x01\x02\x00\x03", 4));
+  REQUIRE(open[1].progress);
+  CHECK(open[1].progress->current() == 2);
+  CHECK(open[1].assignment.execute().input().struct_value().fields().at("name").string_value() == "Ada");
+
+  const auto c = store.task("c");
+  REQUIRE(c);
+  REQUIRE(c->completion);
+  CHECK(c->state == v1::SUCCEEDED);
+  CHECK(c->completion->output().string_value() == "done");
+  CHECK_FALSE(store.task("nope"));
+}
+
+TEST_CASE("the first completion wins") {
+  TempDir dir;
+  Store store(dir.path);
+  REQUIRE(store.insert_task(assignment("t")));
+  store.record_completion(completion("t", v1::FAILED, "first"));
+  store.record_completion(completion("t", v1::SUCCEEDED, "second"));
+  store.record_event(state_event("t", 1, v1::RUNNING));  // a late event cannot reopen it either
+  store.flush();
+  const auto t = store.task("t");
+  REQUIRE(t);
+  REQUIRE(t->completion);
+  CHECK(t->completion->error().message() == "first");
+  CHECK(t->state == v1::FAILED);
+}
+
+TEST_CASE("writes from a superseded attempt are dropped") {
+  TempDir dir;
+  Store store(dir.path);
+  REQUIRE(store.insert_task(assignment("t")));
+  store.record_attempt("t", 2);
+  store.record_event(state_event("t", 2, v1::RUNNING, "attempt 2"));
+  store.record_event(state_event("t", 1, v1::WAITING_INPUT, "zombie"));
+  store.record_checkpoint("t", 1, "old");
+  store.flush();
+  const auto t = store.task("t");
+  REQUIRE(t);
+  CHECK(t->attempt == 2);
+  CHECK(t->state == v1::RUNNING);
+  CHECK(t->detail == "attempt 2");
+  CHECK(t->checkpoint.empty());
+}
+
+TEST_CASE("durable events exclude output deltas; input requests set the pending request") {
+  TempDir dir;
+  Store store(dir.path);
+  REQUIRE(store.insert_task(assignment("t")));
+  v1::TaskEvent out;
+  out.set_task_id("t");
+  out.set_attempt(1);
+  out.mutable_output()->set_stream("stdout");
+  out.mutable_output()->set_delta("ephemeral");
+  store.record_event(out);
+  v1::TaskEvent ask;
+  ask.set_task_id("t");
+  ask.set_attempt(1);
+  ask.mutable_input_request()->set_request_id("confirm");
+  ask.mutable_input_request()->set_prompt("go on?");
+  store.record_event(ask);
+  store.record_event(state_event("t", 1, v1::WAITING_INPUT, "asked"));
+  store.flush();
+  const auto events = store.events("t", 100);
+  REQUIRE(events.size() == 2);
+  CHECK(events[0].has_input_request());
+  CHECK(events[1].has_state());
+  auto t = store.task("t");
+  CHECK(t->pending_request_id == "confirm");
+  CHECK(t->pending_prompt == "go on?");
+  store.record_event(state_event("t", 1, v1::RUNNING, "answered"));
+  store.flush();
+  t = store.task("t");
+  CHECK(t->pending_request_id.empty());
+}
+
+TEST_CASE("messages are recorded before delivery, once per message id, with their outcome") {
+  TempDir dir;
+  Store store(dir.path);
+  REQUIRE(store.insert_task(assignment("t")));
+  v1::SteeringMessage m;
+  m.set_message_id("m1");
+  m.set_task_id("t");
+  m.add_parts()->set_text("faster");
+  REQUIRE(store.insert_message(m));
+  CHECK(count_rows(store.file(), "SELECT count(*) FROM messages WHERE message_id = 'm1'") == 1);
+  CHECK_FALSE(store.insert_message(m));
+  auto msgs = store.messages("t");
+  REQUIRE(msgs.size() == 1);
+  CHECK_FALSE(msgs[0].answered);
+  CHECK(msgs[0].message.parts(0).text() == "faster");
+  v1::DeliveryReceipt r;
+  r.set_outcome(v1::DeliveryReceipt::ACCEPTED);
+  store.record_message_outcome("m1", r);
+  store.flush();
+  msgs = store.messages("t");
+  CHECK(msgs[0].answered);
+}
+
+TEST_CASE("a cancel request is durable and marks the task") {
+  TempDir dir;
+  Store store(dir.path);
+  REQUIRE(store.insert_task(assignment("t")));
+  store.record_cancel_request("t");
+  CHECK(count_rows(store.file(), "SELECT cancel_requested FROM tasks WHERE task_id = 't'") == 1);
+}
+
+TEST_CASE("a state directory that cannot be created is an error naming it") {
+  TempDir dir;
+  const fs::path file = dir.path / "a-file";
+  { std::ofstream(file) << "x"; }
+  try {
+    Store store(file / "state");
+    FAIL("expected StoreError");
+  } catch (const StoreError& e) {
+    CHECK(std::string(e.what()).find((file / "state").string()) != std::string::npos);
+  }
+}
+
+TEST_CASE("concurrent writers are group-committed and nothing is lost") {
+  TempDir dir;
+  Store store(dir.path);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 100;
+  std::vector<std::thread> threads;
+  std::atomic<int> inserted{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if (store.insert_task(assignment(id))) ++inserted;
+        store.record_event(state_event(id, 1, v1::RUNNING));
+        store.record_completion(completion(id, v1::SUCCEEDED, id));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  store.flush();
+  CHECK(inserted.load() == kThreads * kPerThread);
+  CHECK(count_rows(store.file(), "SELECT count(*) FROM tasks WHERE completion IS NOT NULL") == kThreads * kPerThread);
+  CHECK(store.unfinished().empty());
+  // Writers share transactions: fewer commits than writes (3 per task).
+  CHECK(store.commits() < static_cast<uint64_t>(3 * kThreads * kPerThread));
+}

@@ -1,0 +1,248 @@
+// Faults with real processes: `taskhost serve --transport nats` hosts (TASKHOST_BIN_DIR) sharing work
+// through a real nats-server or a 3-node cluster; a host is SIGKILLed, a server restarts, and afterwards
+// the events stream must hold exactly one terminal record for every task.
+#include "nats_server.hpp"
+#include "rig.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+
+using namespace taskhost;
+using namespace taskhost::testing;
+namespace tn = taskhost::transport::nats;
+
+namespace {
+
+struct HostSpec {
+  std::string worker;
+  std::string url;
+  std::string ack_mode = "on_receipt";
+  size_t max_active = 64;
+};
+
+// One `taskhost serve --transport nats` process with a config written for it.
+class HostProcess {
+ public:
+  HostProcess(const TempDir& dir, const HostSpec& spec) : log_(dir.path() / (spec.worker + ".log")) {
+    const auto conf = dir.path() / (spec.worker + ".toml");
+    std::ofstream out(conf);
+    out << fmt::format(R"(transport = "nats"
+plugins_dir = "{}"
+worker_id = "{}"
+[limits]
+max_active = {}
+[tasks]
+drain_grace_ms = 5000
+cancel_deadline_ms = 2000
+[nats]
+url = "{}"
+ack_mode = "{}"
+stream_prefix = "F"
+kv_bucket = "f_tasks"
+ack_wait_secs = 3
+host_dead_after_secs = 2
+max_deliver = 10
+)",
+                       TASKHOST_PLUGIN_DIR, spec.worker, spec.max_active, spec.url, spec.ack_mode);
+    out.close();
+    process_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{std::string(TASKHOST_BIN_DIR) + "/taskhost", "serve", "--config", conf.string()}, log_);
+  }
+  Subprocess& process() { return *process_; }
+  std::string log() const {
+    std::ifstream in(log_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  // Waits until the host logs that it pulls.
+  bool wait_ready(std::chrono::milliseconds timeout = 20s) {
+    return eventually([&] { return log().find("pulling") != std::string::npos; }, timeout);
+  }
+
+ private:
+  std::filesystem::path log_;
+  std::unique_ptr<Subprocess> process_;
+};
+
+std::vector<v1::TaskAssignment> echo_tasks(const std::string& prefix, int n) {
+  std::vector<v1::TaskAssignment> out;
+  out.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) out.push_back(assignment(prefix + std::to_string(i), "interactive.echo", R"({"n":1})"));
+  return out;
+}
+
+struct Tally {
+  size_t tasks = 0;        // distinct tasks with a terminal record
+  size_t twice = 0;        // tasks with more than one
+  size_t not_succeeded = 0;
+  size_t retried = 0;      // ended by a later attempt than the first (redelivered or re-attached)
+};
+
+Tally tally(Probe& p, const tn::Names& names) {
+  Tally t;
+  for (const auto& [id, cs] : p.completions(names)) {
+    ++t.tasks;
+    if (cs.size() != 1) ++t.twice;
+    if (cs.front().state() != v1::SUCCEEDED) ++t.not_succeeded;
+    if (cs.front().attempt() > 1) ++t.retried;
+  }
+  return t;
+}
+
+// Stops a host with SIGTERM and checks it drains and exits 0 in time.
+void stop_cleanly(HostProcess& h) {
+  h.process().signal(SIGTERM);
+  const int st = h.process().wait(20s);
+  CHECK_MESSAGE(st != -1, "host did not exit within 20 s of SIGTERM");
+  if (st != -1) {
+    CHECK(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 0);
+  }
+}
+
+// Nothing waits in the work queue and no delivery is unacked. Deliveries the killed host held (tasks
+// it finished but never acked, or never got to) are redelivered after ack_wait and answered by a
+// survivor, so this may take one ack_wait.
+void check_queue_drained(Probe& p, const tn::Names& names) {
+  int64_t pending = -1, unacked = -1;
+  CHECK(eventually([&] {
+    jsConsumerInfo* ci = p.consumer(names.tasks_stream(), names.consumer_name("interactive.echo"));
+    if (ci == nullptr) return false;
+    pending = static_cast<int64_t>(ci->NumPending);
+    unacked = ci->NumAckPending;
+    jsConsumerInfo_Destroy(ci);
+    return pending == 0 && unacked == 0;
+  }, 15s));
+  CHECK(pending == 0);
+  CHECK(unacked == 0);
+}
+
+void kill_one_host_mid_run(const std::string& ack_mode, int n) {
+  NatsSingle nats;
+  TempDir dir("taskhost-nats-fault");
+  const tn::Names names("F", "f_tasks");
+  std::vector<std::unique_ptr<HostProcess>> hosts;
+  for (int i = 1; i <= 3; ++i) {
+    hosts.push_back(std::make_unique<HostProcess>(dir, HostSpec{"h" + std::to_string(i), nats.url(), ack_mode}));
+  }
+  for (auto& h : hosts) REQUIRE_MESSAGE(h->wait_ready(), h->log());
+
+  Probe p(nats.url());
+  const auto start = std::chrono::steady_clock::now();
+  p.publish_tasks(names, echo_tasks("k-", n));
+  // Mid-run: a third of the work done.
+  REQUIRE(eventually([&] { return tally(p, names).tasks >= static_cast<size_t>(n / 3); }, 60s));
+  hosts[1]->process().kill_now();
+  const size_t at_kill = tally(p, names).tasks;
+  CHECK(at_kill < static_cast<size_t>(n));  // the kill really happened mid-run
+
+  Tally t;
+  CHECK(eventually([&] {
+    t = tally(p, names);
+    return t.tasks == static_cast<size_t>(n);
+  }, 60s));
+  const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  MESSAGE(fmt::format("{} tasks ({}) through 3 hosts, one SIGKILLed at {} done: {:.1f} s, {} finished by a later attempt",
+                      n, ack_mode, at_kill, seconds, t.retried));
+  CHECK(t.tasks == static_cast<size_t>(n));
+  CHECK(t.twice == 0);
+  CHECK(t.not_succeeded == 0);
+  check_queue_drained(p, names);
+  // Redelivered leftovers were recognised as done, not run again.
+  t = tally(p, names);
+  CHECK(t.tasks == static_cast<size_t>(n));
+  CHECK(t.twice == 0);
+  stop_cleanly(*hosts[0]);
+  stop_cleanly(*hosts[2]);
+}
+
+}  // namespace
+
+TEST_CASE("3 hosts, 10,000 tasks, one host SIGKILLed mid-run: one terminal record per task (on_receipt)") {
+  kill_one_host_mid_run("on_receipt", 10'000);
+}
+
+TEST_CASE("3 hosts, one host SIGKILLed mid-run: one terminal record per task (on_completion)") {
+  kill_one_host_mid_run("on_completion", 3'000);
+}
+
+TEST_CASE("a cluster node restarts mid-run: hosts fail over and no task is lost or doubled") {
+  NatsCluster cluster(3);
+  TempDir dir("taskhost-nats-fault");
+  const tn::Names names("F", "f_tasks");
+  const int n = 3'000;
+  std::vector<std::unique_ptr<HostProcess>> hosts;
+  for (int i = 1; i <= 3; ++i) {
+    hosts.push_back(std::make_unique<HostProcess>(dir, HostSpec{"c" + std::to_string(i), cluster.urls()}));
+  }
+  for (auto& h : hosts) REQUIRE_MESSAGE(h->wait_ready(30s), h->log());
+
+  Probe p(cluster.node(0).url());
+  {
+    // Replicated on all three nodes, so a node may go away.
+    jsStreamInfo* si = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    REQUIRE(js_GetStreamInfo(&si, p.js(), names.tasks_stream().c_str(), nullptr, &code) == NATS_OK);
+    CHECK(si->Config->Replicas == 3);
+    jsStreamInfo_Destroy(si);
+  }
+  p.publish_tasks(names, echo_tasks("c-", n));
+  REQUIRE(eventually([&] { return tally(p, names).tasks >= static_cast<size_t>(n / 4); }, 60s));
+  cluster.node(1).kill();
+  std::this_thread::sleep_for(1s);
+  cluster.node(1).restart();
+  Tally t;
+  CHECK(eventually([&] {
+    t = tally(p, names);
+    return t.tasks == static_cast<size_t>(n);
+  }, 90s));
+  CHECK(t.tasks == static_cast<size_t>(n));
+  CHECK(t.twice == 0);
+  CHECK(t.not_succeeded == 0);
+  check_queue_drained(p, names);
+  // Redelivered leftovers were recognised as done, not run again.
+  t = tally(p, names);
+  CHECK(t.tasks == static_cast<size_t>(n));
+  CHECK(t.twice == 0);
+  for (auto& h : hosts) stop_cleanly(*h);
+}
+
+TEST_CASE("SIGKILL of a host running long tasks: a surviving host re-attaches them from their checkpoints") {
+  NatsSingle nats;
+  TempDir dir("taskhost-nats-fault");
+  HostProcess victim(dir, HostSpec{"victim", nats.url()});
+  REQUIRE_MESSAGE(victim.wait_ready(), victim.log());
+  auto o = test_options(nats.url(), "client");
+  o.stream_prefix = "F";
+  o.kv_bucket = "f_tasks";
+  NatsTaskClient client(o);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(client.submit(assignment("long-" + std::to_string(i), "interactive.count", R"({"steps":60,"delay_ms":40})")));
+  }
+  REQUIRE(eventually([&] {
+    for (const auto& id : ids) {
+      if (client.status(id).progress().current() < 5) return false;
+    }
+    return true;
+  }));
+  victim.process().kill_now();
+  HostProcess survivor(dir, HostSpec{"survivor", nats.url()});
+  REQUIRE_MESSAGE(survivor.wait_ready(), survivor.log());
+  for (const auto& id : ids) {
+    const auto c = client.wait(id, 30s);
+    CHECK(c.state() == v1::SUCCEEDED);
+    CHECK(c.worker_id() == "survivor");
+    CHECK(c.attempt() == 2);
+    const auto& f = c.output().struct_value().fields();
+    CHECK(f.at("resumed_from").number_value() >= 5);
+    CHECK(f.at("counted").number_value() == 60);
+  }
+  CHECK(survivor.log().find("rescuing 4 task(s) of victim") != std::string::npos);
+  stop_cleanly(survivor);
+}

@@ -1,0 +1,413 @@
+// The NATS transport through the real parts: a real nats-server per test, real Hosts with the sample
+// plugins (hello.greet, interactive.count, interactive.echo), NatsTaskClient as the CLI uses it, and a
+// probe that reads the streams directly to check what was really stored.
+#include "nats_server.hpp"
+#include "rig.hpp"
+
+#include "transport/nats/setup.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+
+using namespace taskhost;
+using namespace taskhost::testing;
+namespace tn = taskhost::transport::nats;
+
+namespace {
+
+double number(const v1::TaskCompletion& c, const std::string& field) {
+  const auto& f = c.output().struct_value().fields();
+  auto it = f.find(field);
+  return it == f.end() ? -1 : it->second.number_value();
+}
+
+std::vector<std::string> kinds_served(const std::filesystem::path& dir, const std::string& only_file,
+                                      const std::filesystem::path& to) {
+  std::filesystem::create_directories(to);
+  std::filesystem::copy_file(dir / only_file, to / only_file, std::filesystem::copy_options::overwrite_existing);
+  return {only_file};
+}
+
+}  // namespace
+
+TEST_CASE("the transport creates its streams, bucket and consumers, and a second host keeps them") {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "w1");
+  {
+    HostRig a(o);
+    HostRig b(test_options(nats.url(), "w2"));
+    Probe p(nats.url());
+    const tn::Names& n = a.transport().names();
+    for (const auto& s : {n.tasks_stream(), n.events_stream(), n.control_stream(), n.kv_stream()}) {
+      jsStreamInfo* si = nullptr;
+      jsErrCode code = static_cast<jsErrCode>(0);
+      CHECK_MESSAGE(js_GetStreamInfo(&si, p.js(), s.c_str(), nullptr, &code) == NATS_OK, s);
+      jsStreamInfo_Destroy(si);
+    }
+    // Both hosts bind the same shared durable consumer per kind.
+    CHECK(eventually([&] {
+      jsConsumerInfo* ci = p.consumer(n.tasks_stream(), n.consumer_name("hello.greet"));
+      if (ci == nullptr) return false;
+      jsConsumerInfo_Destroy(ci);
+      ci = p.consumer(n.tasks_stream(), n.consumer_name("interactive.count"));
+      if (ci == nullptr) return false;
+      jsConsumerInfo_Destroy(ci);
+      return true;
+    }));
+  }
+}
+
+TEST_CASE("events and the first completion are stored; a second completion for the task is refused") {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "w1");
+  NatsTransport t(o);  // not started: only the publishing side
+  v1::TaskEvent e;
+  e.set_task_id("t.1");
+  e.set_attempt(1);
+  e.set_seq(1);
+  e.mutable_state()->set_state(v1::RUNNING);
+  t.on_event(e);
+  v1::TaskCompletion first;
+  first.set_task_id("t.1");
+  first.set_attempt(1);
+  first.set_state(v1::SUCCEEDED);
+  first.set_worker_id("w1");
+  t.on_completion(first);
+  Probe p(nats.url());
+  REQUIRE(eventually([&] { return p.completions(t.names()).size() == 1; }));
+  v1::TaskCompletion second = first;
+  second.set_state(v1::FAILED);
+  second.set_worker_id("w2");
+  t.on_completion(second);
+  REQUIRE(eventually([&] { return t.stats().duplicates == 1; }));
+  const auto all = p.completions(t.names());
+  REQUIRE(all.at("t.1").size() == 1);
+  CHECK(all.at("t.1")[0].state() == v1::SUCCEEDED);
+  const auto items = p.items_of(t.names(), "t.1");
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].event().state().state() == v1::RUNNING);
+  CHECK(items[1].completion().worker_id() == "w1");
+}
+
+TEST_CASE("a submitted task runs on a host and the client sees its events and completion") {
+  NatsSingle nats;
+  for (AckMode mode : {AckMode::on_receipt, AckMode::on_completion}) {
+    CAPTURE(static_cast<int>(mode));
+    const std::string id = mode == AckMode::on_receipt ? "greet-r" : "greet-c";
+    HostRig host(test_options(nats.url(), "w1", mode));
+    NatsTaskClient client(test_options(nats.url(), "client", mode));
+    CHECK(client.submit(assignment(id, "hello.greet", R"({"name":"Ada"})")) == id);
+    const auto c = client.wait(id, 10s);
+    CHECK(c.state() == v1::SUCCEEDED);
+    CHECK(c.output().string_value() == "Hello, Ada!");
+    CHECK(c.worker_id() == "w1");
+    const auto s = client.status(id);
+    CHECK(s.state() == v1::SUCCEEDED);
+    CHECK(s.has_completion());
+    std::vector<v1::TaskState> states;
+    client.watch(id, [&](const v1::WatchItem& i) {
+      if (i.has_event() && i.event().has_state()) states.push_back(i.event().state().state());
+      return !i.has_completion();
+    }, 5s);
+    CHECK(std::find(states.begin(), states.end(), v1::RUNNING) != states.end());
+    CHECK(states.back() == v1::SUCCEEDED);
+    // Acked and cleaned up: nothing left in the work queue or the bucket.
+    Probe p(nats.url());
+    const tn::Names& n = host.transport().names();
+    CHECK(eventually([&] {
+      jsConsumerInfo* ci = p.consumer(n.tasks_stream(), n.consumer_name("hello.greet"));
+      const bool idle = ci != nullptr && ci->NumAckPending == 0 && ci->NumPending == 0;
+      jsConsumerInfo_Destroy(ci);
+      return idle;
+    }));
+    CHECK(eventually([&] { return client.list().tasks_size() == 0; }));
+  }
+}
+
+namespace {
+
+// Runs 12 short interactive.count tasks through one on_completion host and returns the most deliveries
+// of that kind the host held unacked at once (sampled at the server), checking every task succeeded.
+uint64_t most_held(size_t max_active, std::map<std::string, size_t> kind_limits, size_t* most_active) {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "w1", AckMode::on_completion);
+  NatsTaskClient client(o);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {
+    ids.push_back(client.submit(assignment("bp-" + std::to_string(i), "interactive.count",
+                                           R"({"steps":3,"delay_ms":30})")));
+  }
+  HostRig host(o, TASKHOST_PLUGIN_DIR, max_active, std::move(kind_limits));
+  Probe p(nats.url());
+  const tn::Names& n = host.transport().names();
+  const std::string consumer = n.consumer_name("interactive.count");
+  uint64_t max_unacked = 0;
+  size_t max_active_seen = 0;
+  bool queue_kept_work = false;
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done) {
+      if (jsConsumerInfo* ci = p.consumer(n.tasks_stream(), consumer)) {
+        max_unacked = std::max<uint64_t>(max_unacked, static_cast<uint64_t>(ci->NumAckPending));
+        if (ci->NumAckPending > 0 && ci->NumPending > 0) queue_kept_work = true;
+        jsConsumerInfo_Destroy(ci);
+      }
+      max_active_seen = std::max(max_active_seen, host.host().router().active_count());
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  for (const auto& id : ids) CHECK(client.wait(id, 30s).state() == v1::SUCCEEDED);
+  done = true;
+  watcher.join();
+  CHECK(queue_kept_work);  // the rest waited in the stream, available to any other host
+  CHECK(max_unacked >= 1);
+  *most_active = max_active_seen;
+  return max_unacked;
+}
+
+}  // namespace
+
+TEST_CASE("a host never holds more tasks than it has free slots") {
+  // on_completion: an unacked delivery is a task the host holds (running, or ended and not yet stored).
+  size_t active = 0;
+  SUBCASE("two slots for the whole host, shared by every kind it serves (idle ones included)") {
+    CHECK(most_held(2, {}, &active) <= 2);
+    CHECK(active <= 2);
+  }
+  SUBCASE("two slots for the kind on a host with many") {
+    CHECK(most_held(64, {{"interactive.count", 2}}, &active) <= 2);
+    CHECK(active <= 2);
+  }
+}
+
+TEST_CASE("on_completion: in-progress acks keep a task longer than ack_wait on its host") {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "holder", AckMode::on_completion);  // ack_wait 2 s
+  NatsTaskClient client(o);
+  HostRig holder(o);
+  const std::string id = client.submit(assignment("slow", "interactive.count", R"({"steps":35,"delay_ms":100})"));
+  REQUIRE(eventually([&] { return client.status(id).worker_id() == "holder"; }));
+  HostRig idle(test_options(nats.url(), "idle", AckMode::on_completion));  // would get a redelivery
+  const auto c = client.wait(id, 20s);
+  CHECK(c.state() == v1::SUCCEEDED);
+  CHECK(c.worker_id() == "holder");
+  CHECK(c.attempt() == 1);
+  CHECK(idle.transport().stats().received == 0);
+}
+
+TEST_CASE("steering and cancel sent before a task was picked up apply when it starts") {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "w1");
+  NatsTaskClient client(o);
+  client.set_receipt_wait(300ms);
+  client.submit(assignment("early-steer", "interactive.count", R"({"steps":3,"delay_ms":50})"));
+  client.submit(assignment("early-cancel", "interactive.count", R"({"steps":50,"delay_ms":50})"));
+  v1::SteeringMessage m;
+  m.set_task_id("early-steer");
+  m.add_parts()->set_text("hello early");
+  const auto r1 = client.send(m);
+  CHECK(r1.outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(r1.detail().find("queued") != std::string::npos);
+  v1::CancelRequest cancel;
+  cancel.set_task_id("early-cancel");
+  cancel.set_reason("changed my mind");
+  CHECK(client.cancel(cancel).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(client.status("early-steer").state() == v1::PENDING);
+
+  HostRig host(o);
+  const auto c1 = client.wait("early-steer", 10s);
+  CHECK(c1.state() == v1::SUCCEEDED);
+  Probe p(nats.url());
+  CHECK(has_message(p.items_of(host.transport().names(), "early-steer"), "echo: hello early"));
+  const auto c2 = client.wait("early-cancel", 10s);
+  CHECK(c2.state() == v1::CANCELED);
+}
+
+TEST_CASE("steering and cancel reach the task on whichever host holds it; after the end the answer says so") {
+  NatsSingle nats;
+  HostRig a(test_options(nats.url(), "host-a"));
+  HostRig b(test_options(nats.url(), "host-b"));
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  const std::string id = client.submit(assignment("far", "interactive.count", R"({"steps":400,"delay_ms":20})"));
+  std::string holder;
+  REQUIRE(eventually([&] {
+    const auto s = client.status(id);
+    holder = s.worker_id();
+    return s.state() == v1::RUNNING && !holder.empty();
+  }));
+  CHECK((holder == "host-a" || holder == "host-b"));
+
+  v1::SteeringMessage m;
+  m.set_task_id(id);
+  m.add_parts()->set_text("ping");
+  const auto r = client.send(m);
+  CHECK(r.outcome() == v1::DeliveryReceipt::ACCEPTED);
+  Probe p(nats.url());
+  REQUIRE(eventually([&] { return has_message(p.items_of(a.transport().names(), id), "echo: ping"); }));
+  for (const auto& i : p.items_of(a.transport().names(), id)) {
+    if (i.has_event() && i.event().has_message()) CHECK(i.event().worker_id() == holder);
+  }
+
+  v1::CancelRequest cancel;
+  cancel.set_task_id(id);
+  CHECK(client.cancel(cancel).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  const auto c = client.wait(id, 10s);
+  CHECK(c.state() == v1::CANCELED);
+  CHECK(c.worker_id() == holder);
+
+  const auto late = client.send(m);
+  CHECK(late.outcome() == v1::DeliveryReceipt::TASK_ENDED);
+  v1::SteeringMessage nobody;
+  nobody.set_task_id("no-such-task");
+  nobody.add_parts()->set_text("hi");
+  client.set_receipt_wait(300ms);
+  CHECK(client.send(nobody).outcome() == v1::DeliveryReceipt::UNKNOWN_TASK);
+}
+
+TEST_CASE("on_receipt: a dead host's recorded task is re-attached elsewhere from its checkpoint") {
+  NatsSingle nats;
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"));
+  const std::string id = client.submit(assignment("survivor", "interactive.count", R"({"steps":60,"delay_ms":40})"));
+  REQUIRE(eventually([&] {
+    const auto s = client.status(id);
+    return s.worker_id() == "dies" && s.progress().current() >= 5;
+  }));
+  a->crash();
+  HostRig b(test_options(nats.url(), "rescuer"));
+  const auto c = client.wait(id, 20s);
+  CHECK(c.state() == v1::SUCCEEDED);
+  CHECK(c.worker_id() == "rescuer");
+  CHECK(c.attempt() == 2);
+  CHECK(number(c, "resumed_from") >= 5);
+  CHECK(number(c, "counted") == 60);
+  CHECK(b.transport().stats().reattached == 1);
+  Probe p(nats.url());
+  CHECK(p.completions(b.transport().names()).at(id).size() == 1);
+}
+
+TEST_CASE("on_receipt: a dead host's task of a kind no survivor serves ends failed orphaned") {
+  NatsSingle nats;
+  TempDir only_hello;
+  kinds_served(TASKHOST_PLUGIN_DIR, "hello-c.so", only_hello.path());
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"));
+  const std::string id = client.submit(assignment("lost", "interactive.count", R"({"steps":100,"delay_ms":40})"));
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 2; }));
+  a->crash();
+  HostRig b(test_options(nats.url(), "greeter"), only_hello.path());
+  const auto c = client.wait(id, 20s);
+  CHECK(c.state() == v1::FAILED);
+  CHECK(c.error().kind() == "orphaned");
+  CHECK(c.error().code() == v1::WORKER_ERROR);
+  CHECK(b.transport().stats().orphaned == 1);
+}
+
+TEST_CASE("on_completion: a dead host's task comes back by redelivery and resumes from its record") {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "dies", AckMode::on_completion);
+  NatsTaskClient client(o);
+  auto a = std::make_unique<HostRig>(o);
+  const std::string id = client.submit(assignment("redelivered", "interactive.count", R"({"steps":50,"delay_ms":40})"));
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 4; }));
+  a->crash();
+  HostRig b(test_options(nats.url(), "next", AckMode::on_completion));
+  const auto c = client.wait(id, 20s);
+  CHECK(c.state() == v1::SUCCEEDED);
+  CHECK(c.worker_id() == "next");
+  CHECK(c.attempt() == 2);
+  CHECK(number(c, "resumed_from") >= 4);
+}
+
+TEST_CASE("on_completion: a task delivered more than max_deliver times ends failed poisoned") {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "w1", AckMode::on_completion);
+  o.max_deliver = 2;
+  NatsTaskClient client(o);
+  const tn::Names names(o.stream_prefix, o.kv_bucket);
+  Probe p(nats.url());
+  tn::ensure_kind_consumer(p.js(), names, o, "hello.greet");
+  client.submit(assignment("poison", "hello.greet", R"({"name":"x"})"));
+  // Two hosts "died" holding it: fetch it and hand it back, twice.
+  natsSubscription* sub = nullptr;
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = "T_TASKS";
+  so.Consumer = names.consumer_name("hello.greet").c_str();
+  const std::string consumer = names.consumer_name("hello.greet");
+  so.Consumer = consumer.c_str();
+  jsErrCode code = static_cast<jsErrCode>(0);
+  REQUIRE(js_PullSubscribe(&sub, p.js(), names.task_subject("hello.greet").c_str(), consumer.c_str(), nullptr, &so,
+                           &code) == NATS_OK);
+  for (int i = 0; i < 2; ++i) {
+    natsMsgList list;
+    REQUIRE(natsSubscription_Fetch(&list, sub, 1, 5000, &code) == NATS_OK);
+    REQUIRE(list.Count == 1);
+    natsMsg_Nak(list.Msgs[0], nullptr);
+    natsMsgList_Destroy(&list);
+  }
+  natsSubscription_Destroy(sub);
+  HostRig host(o);
+  const auto c = client.wait("poison", 10s);
+  CHECK(c.state() == v1::FAILED);
+  CHECK(c.error().kind() == "poisoned");
+  CHECK(c.attempt() == 3);
+}
+
+TEST_CASE("drain lets running tasks finish and leaves the queued ones to the next host") {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "leaving");
+  NatsTaskClient client(o);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    ids.push_back(client.submit(assignment("d-" + std::to_string(i), "interactive.count", R"({"steps":10,"delay_ms":50})")));
+  }
+  auto a = std::make_unique<HostRig>(o, TASKHOST_PLUGIN_DIR, 2);
+  REQUIRE(eventually([&] { return a->host().router().active_count() == 2; }));
+  a->shutdown(5s);
+  int done = 0;
+  for (const auto& id : ids) {
+    const auto s = client.status(id);
+    if (s.state() == v1::SUCCEEDED) ++done;
+    CHECK((s.state() == v1::SUCCEEDED || s.state() == v1::PENDING));
+  }
+  CHECK(done >= 2);
+  CHECK(done < 6);
+  HostRig b(test_options(nats.url(), "next"));
+  for (const auto& id : ids) CHECK(client.wait(id, 20s).state() == v1::SUCCEEDED);
+  Probe p(nats.url());
+  for (const auto& [id, cs] : p.completions(b.transport().names())) CHECK(cs.size() == 1);
+}
+
+TEST_CASE("the server restarts mid-run: hosts reconnect and no task is lost or completed twice") {
+  NatsSingle nats;
+  const int n = 1500;
+  std::vector<v1::TaskAssignment> tasks;
+  for (int i = 0; i < n; ++i) tasks.push_back(assignment("r-" + std::to_string(i), "interactive.echo", R"({"i":1})"));
+  Probe p(nats.url());
+  const tn::Names names("T", "t_tasks");
+  std::map<std::string, std::vector<v1::TaskCompletion>> all;
+  {
+    HostRig a(test_options(nats.url(), "ra"), TASKHOST_PLUGIN_DIR, 32);
+    HostRig b(test_options(nats.url(), "rb"), TASKHOST_PLUGIN_DIR, 32);
+    p.publish_tasks(names, tasks);
+    REQUIRE(eventually([&] { return a.transport().stats().completions + b.transport().stats().completions > 200; }));
+    nats.server().kill();
+    std::this_thread::sleep_for(500ms);
+    nats.server().restart();
+    Probe after(nats.url());
+    CHECK(eventually([&] {
+      all = after.completions(names);
+      return all.size() == static_cast<size_t>(n);
+    }, 60s));
+  }
+  CHECK(all.size() == static_cast<size_t>(n));
+  size_t twice = 0;
+  for (const auto& [id, cs] : all) {
+    if (cs.size() != 1) ++twice;
+    CHECK(cs.front().state() == v1::SUCCEEDED);
+  }
+  CHECK(twice == 0);
+}
