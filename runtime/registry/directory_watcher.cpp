@@ -2,6 +2,7 @@
 
 #include "common/log.hpp"
 #include "plugin/manifest.hpp"
+#include "registry/file_identity.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -31,34 +32,17 @@ using Clock = std::chrono::steady_clock;
 constexpr uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |
                                 IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK;
 
-// What identifies one version of a file without reading it. stat follows symlinks, so re-pointing a
-// link (or replacing its target) changes it too.
-struct FileIdentity {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  off_t size = 0;
-  int64_t mtime_ns = 0;
-  int64_t ctime_ns = 0;
-  bool operator==(const FileIdentity&) const = default;
-};
-
-// The identity of a regular file (through symlinks), or nullopt when there is none: missing, a dangling
-// link, a directory.
-std::optional<FileIdentity> identify(const std::filesystem::path& file) {
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-  return FileIdentity{st.st_dev, st.st_ino, st.st_size,
-                      static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-                      static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec};
-}
-
 bool is_link(const std::filesystem::path& file) {
   struct stat st {};
   return ::lstat(file.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
 }
 
-void log_scan(const ScanReport& report) {
-  for (const auto& file : report.loaded) log::info("reload: {} loaded as a new generation", file.string());
+void log_scan(const ScanReport& report, const KindRegistry& registry) {
+  for (const auto& file : report.loaded) {
+    if (const GenerationPtr now = registry.current(file)) {
+      log::info("reload: {} serves {} {} as generation {}", file.string(), now->name(), now->version(), now->id());
+    }
+  }
   for (const auto& retired : report.retired) {
     log::info("reload: {} generation {} (version {}) takes no new tasks; its running tasks drain", retired.file.string(),
               retired.id, retired.version);
@@ -298,7 +282,7 @@ void DirectoryWatcher::Impl::evaluate() {
     try {
       const ScanReport report = directory_.scan(scan_options);
       ++scans_;
-      log_scan(report);
+      log_scan(report, directory_.registry());
     } catch (const std::exception& e) {
       log::error("reload: scanning {}: {}", directory_.path().string(), e.what());
     }

@@ -49,10 +49,16 @@ SwitchResult KindRegistry::apply(Switch change) {
     std::unique_lock lock(mutex_);
     // A file installed in this switch is not also removed by it; installing what already serves is a no-op.
     std::set<std::filesystem::path> installing;
-    std::erase_if(change.install, [&](const GenerationPtr& g) {
+    std::vector<GenerationPtr> accepted;
+    for (auto& g : change.install) {
       const auto it = files_.find(g->source());
-      return (it != files_.end() && it->second.current == g) || !installing.insert(g->source()).second;
-    });
+      const bool serving = it != files_.end() && it->second.current == g;
+      if (serving || !installing.insert(g->source()).second) {
+        released.push_back(std::move(g));
+      } else {
+        accepted.push_back(std::move(g));
+      }
+    }
     std::set<std::filesystem::path> removing;
     for (const auto& file : change.remove) {
       if (files_.count(file) && !installing.count(file)) removing.insert(file);
@@ -64,7 +70,6 @@ SwitchResult KindRegistry::apply(Switch change) {
     for (const auto& [file, entry] : files_) {
       if (entry.current && !removing.count(file)) staying.emplace(file, entry.current.get());
     }
-    std::vector<GenerationPtr> accepted = std::move(change.install);
     for (;;) {
       std::map<std::filesystem::path, const plugin::Generation*> proposed = staying;
       for (const auto& g : accepted) proposed[g->source()] = g.get();
@@ -86,7 +91,10 @@ SwitchResult KindRegistry::apply(Switch change) {
         }
       }
       if (losers.empty()) break;
-      std::erase_if(accepted, [&](const GenerationPtr& g) { return losers.count(g->source()) > 0; });
+      for (auto& g : accepted) {
+        if (losers.count(g->source())) released.push_back(std::move(g));  // refused: destroyed after the lock
+      }
+      std::erase(accepted, nullptr);
       for (const auto& file : losers) {
         const auto it = files_.find(file);
         if (it != files_.end() && it->second.current) staying.emplace(file, it->second.current.get());

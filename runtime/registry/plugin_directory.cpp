@@ -3,6 +3,7 @@
 #include "plugin/loader.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <system_error>
 
 namespace taskhost::registry {
@@ -14,10 +15,11 @@ bool is_plugin_file_name(std::string_view name) {
 PluginDirectory::PluginDirectory(std::filesystem::path dir, KindRegistry& registry, const th_host_api& host)
     : dir_(std::move(dir)), registry_(registry), host_(host) {}
 
-void PluginDirectory::record_failure(const std::filesystem::path& file, std::string hash, bool conflict,
-                                     std::string error, ScanReport& report) {
+void PluginDirectory::record_failure(const std::filesystem::path& file, Known known, std::string error,
+                                     ScanReport& report) {
   registry_.record_failure(file, error);
-  failed_[file] = Failed{std::move(hash), conflict};
+  known.failed = true;
+  known_[file] = std::move(known);
   report.errors.push_back(std::move(error));
 }
 
@@ -72,66 +74,93 @@ ScanReport PluginDirectory::scan_locked(const ScanOptions& options) {
     change.remove.push_back(status.file);
   }
 
-  // Which files need a new generation: content differs from what serves, and (unless retrying) from
-  // what already failed.
+  // Which files need a new generation: content that differs from what serves and (unless retrying) from
+  // what already failed. A file with a new identity goes straight to loading, which hashes it.
   struct ToLoad {
     std::filesystem::path file;
-    std::string hash;
+    Known known;  // identity now; hash only if it was needed to decide
   };
   std::vector<ToLoad> to_load;
   std::vector<ToLoad> refused_before;  // refused by a kind conflict only; same content since
+  const auto now = std::chrono::system_clock::now();
   for (const auto& file : candidates) {
     if (options.settling.contains(file)) continue;
-    std::string why;
-    std::string hash = plugin::content_hash_of(file, &why);
-    if (hash.empty()) {
-      record_failure(file, {}, false, std::move(why), report);
+    const std::optional<FileIdentity> identity = identify(file);
+    if (!identity) continue;  // gone since the listing: the next scan removes it
+    Known seen{*identity, {}, false, false};
+    bool same_content = false;  // proven to be what the last scan saw
+    const auto known = known_.find(file);
+    if (known != known_.end() && known->second.identity == *identity) {
+      if (identity->settled(now)) {
+        seen = known->second;
+        same_content = true;
+      } else {
+        // Written within the timestamp granularity: the same identity does not prove the same content.
+        std::string why;
+        seen.hash = plugin::content_hash_of(file, &why);
+        if (seen.hash.empty()) {
+          record_failure(file, std::move(seen), std::move(why), report);
+          continue;
+        }
+        if (seen.hash == known->second.hash) {
+          seen = known->second;
+          same_content = true;
+        }
+      }
+    }
+    if (!seen.hash.empty()) {
+      if (const GenerationPtr current = registry_.current(file); current && current->content_hash() == seen.hash) {
+        // The serving build is the newest: a failure recorded for a version since replaced no longer applies.
+        registry_.record_failure(file, {});
+        known_[file] = Known{*identity, seen.hash, false, false};
+        continue;
+      }
+    }
+    if (same_content && seen.failed && !options.retry_failed) {
+      if (seen.conflict) refused_before.push_back({file, Known{*identity, seen.hash, false, false}});
       continue;
     }
-    if (const GenerationPtr current = registry_.current(file); current && current->content_hash() == hash) {
-      // The serving build is the newest: a failure recorded for a version since replaced no longer applies.
-      registry_.record_failure(file, {});
-      failed_.erase(file);
-      continue;
-    }
-    if (const auto failed = failed_.find(file); !options.retry_failed && failed != failed_.end() &&
-                                                failed->second.hash == hash) {
-      if (failed->second.conflict) refused_before.push_back({file, std::move(hash)});
-      continue;
-    }
-    to_load.push_back({file, std::move(hash)});
+    to_load.push_back({file, Known{*identity, seen.hash, false, false}});
   }
   if (!to_load.empty() || !change.remove.empty()) {
     to_load.insert(to_load.end(), refused_before.begin(), refused_before.end());
     std::sort(to_load.begin(), to_load.end(), [](const ToLoad& a, const ToLoad& b) { return a.file < b.file; });
   }
 
-  std::map<std::filesystem::path, std::string> loaded_hash;
-  for (const auto& [file, hash] : to_load) {
+  std::map<std::filesystem::path, Known> loading;  // files whose new generation goes into the switch
+  for (auto& [file, known] : to_load) {
     plugin::LoadResult result = plugin::load_generation(file, next_generation_.fetch_add(1), host_);
     if (!result.generation) {
-      // Keyed by the hash read just before: if the file changed in between, the next scan tries again.
-      record_failure(file, hash, false, std::move(result.error), report);
+      // Hashed here, on the failure path only, so the same content is not retried on every scan.
+      if (known.hash.empty()) known.hash = plugin::content_hash_of(file, nullptr);
+      record_failure(file, std::move(known), std::move(result.error), report);
       continue;
     }
-    loaded_hash[file] = result.generation->content_hash();
+    known.hash = result.generation->content_hash();
+    if (const GenerationPtr current = registry_.current(file); current && current->content_hash() == known.hash) {
+      // A new identity, the same bytes: nothing to switch; the unused generation is released here.
+      registry_.record_failure(file, {});
+      known_[file] = std::move(known);
+      continue;
+    }
+    loading.emplace(file, std::move(known));
     change.install.emplace_back(std::move(result.generation));
   }
 
   const std::vector<std::filesystem::path> removing = change.remove;
   SwitchResult switched = registry_.apply(std::move(change));
-  std::set<std::filesystem::path> refused;
   for (auto& refusal : switched.refused) {
-    refused.insert(refusal.file);
-    record_failure(refusal.file, loaded_hash[refusal.file], true, std::move(refusal.error), report);
+    Known known = std::move(loading.at(refusal.file));
+    known.conflict = true;
+    loading.erase(refusal.file);
+    record_failure(refusal.file, std::move(known), std::move(refusal.error), report);
   }
-  for (const auto& [file, hash] : loaded_hash) {
-    if (refused.contains(file)) continue;
-    failed_.erase(file);
+  for (auto& [file, known] : loading) {
+    known_[file] = std::move(known);
     report.loaded.push_back(file);
   }
   for (const auto& file : removing) {
-    failed_.erase(file);
+    known_.erase(file);
     report.removed.push_back(file);
   }
   report.retired = std::move(switched.retired);

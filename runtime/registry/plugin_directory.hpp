@@ -4,6 +4,11 @@
 // a new generation, files that are gone are removed from the registry. Everything one scan changes is
 // installed as ONE registry switch (KindRegistry::apply), so files may trade kinds between them.
 //
+// Each file's content is read and hashed at most once per scan: a file whose identity (inode, size,
+// times) is what the last scan saw, and old enough to be trusted (FileIdentity::settled), is not read at
+// all; a file with a new identity is loaded straight away — the load hashes it — and the new generation
+// is dropped unused if its hash is the one already serving (a touch, or the same bytes copied over).
+//
 // Every failure is recorded against the file (KindRegistry::record_failure) and never stops the scan:
 // one bad plugin never keeps the others from serving, and a file whose new version fails keeps its
 // previous generation serving.
@@ -12,6 +17,7 @@
 // Scan listeners run on the scanning thread after the mutex is released.
 #pragma once
 
+#include "registry/file_identity.hpp"
 #include "registry/kind_registry.hpp"
 
 #include <taskhost/plugin.h>
@@ -55,6 +61,7 @@ class PluginDirectory {
   PluginDirectory(std::filesystem::path dir, KindRegistry& registry, const th_host_api& host);
 
   const std::filesystem::path& path() const { return dir_; }
+  const KindRegistry& registry() const { return registry_; }
 
   ScanReport scan(const ScanOptions& options = {});
   // Loads one file (new generation if its content changed). Returns "" or "FILE: reason".
@@ -66,20 +73,22 @@ class PluginDirectory {
   void on_scan(ScanListener listener);
 
  private:
-  // The content of a file that failed, and whether only a kind conflict refused it.
-  struct Failed {
-    std::string hash;
-    bool conflict = false;
+  // What the last scan learned about a file's content.
+  struct Known {
+    FileIdentity identity;  // taken before the content was read
+    std::string hash;       // of that content; empty if it could not be read
+    bool failed = false;    // that content did not load, or was refused
+    bool conflict = false;  // refused only because another file held one of its kinds
   };
   ScanReport scan_locked(const ScanOptions& options);  // REQUIRES: mutex_ held
-  void record_failure(const std::filesystem::path& file, std::string hash, bool conflict, std::string error,
+  void record_failure(const std::filesystem::path& file, Known known, std::string error,
                       ScanReport& report);  // REQUIRES: mutex_ held
 
   std::filesystem::path dir_;
   KindRegistry& registry_;
   const th_host_api& host_;
   std::mutex mutex_;
-  std::map<std::filesystem::path, Failed> failed_;  // guarded by mutex_
+  std::map<std::filesystem::path, Known> known_;  // guarded by mutex_
   std::atomic<uint64_t> next_generation_{1};
   std::mutex listeners_mutex_;
   std::vector<ScanListener> listeners_;

@@ -67,22 +67,26 @@ TEST_CASE("a plugin renamed into the watched directory serves; a rename over it 
 TEST_CASE("cp over a serving file with a pause mid-write: the half file never serves, the whole one does") {
   for (const bool close_between : {true, false}) {
     CAPTURE(close_between);
-    ReloadRig rig;
+    ReloadRig::Options o;
+    o.settle = 300ms;
+    ReloadRig rig(o);
     const uint64_t gen_a = rig.generation();
     REQUIRE(gen_a != 0);
     const std::string bytes = read_all(probe_b());
     const std::string first_half = bytes.substr(0, bytes.size() / 2);
     const fs::path file = rig.path("probe.so");
 
-    // Same inode, truncated, half written; then a pause several times the settle time. Either the writer
+    // Same inode, truncated, half written, then a pause longer than the settle time. Either the writer
     // closes the file (IN_CLOSE_WRITE of a half file) or keeps it open (only IN_MODIFY).
     const int fd = ::open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
     REQUIRE(fd >= 0);
     REQUIRE(::write(fd, first_half.data(), first_half.size()) == static_cast<ssize_t>(first_half.size()));
     if (close_between) ::close(fd);
-    std::this_thread::sleep_for(500ms);
-
-    // The half image held still past the settle time: its error is on record and A still serves.
+    // Not judged while it may still be written: no error for a third of the settle time...
+    std::this_thread::sleep_for(100ms);
+    CHECK(rig.status()->last_error.empty());
+    // ...then the half image held still past the settle time: its error is on record and A still serves.
+    REQUIRE(eventually([&] { return !rig.status()->last_error.empty(); }));
     CHECK(rig.generation() == gen_a);
     const auto during = rig.status();
     REQUIRE(during);
@@ -136,7 +140,9 @@ TEST_CASE("deleting a plugin stops new tasks of its kinds, naming the kind; runn
 }
 
 TEST_CASE("a delete followed by a copy within the settle time is one replacement, never an outage") {
-  ReloadRig rig;
+  ReloadRig::Options o;
+  o.settle = 300ms;
+  ReloadRig rig(o);
   std::atomic<int> unbound{0};
   rig.host->registry().on_switch([&](const std::string&, const registry::Binding& now) {
     if (!now) ++unbound;
@@ -181,7 +187,9 @@ TEST_CASE("a symlink re-pointed atomically, or by ln -sfn, switches the version 
   TempDir targets;
   install_plugin_file(probe_a(), targets.path(), "a.so");
   install_plugin_file(probe_b(), targets.path(), "b.so");
-  ReloadRig rig({}, {});
+  ReloadRig::Options o;
+  o.settle = 300ms;
+  ReloadRig rig(o, {});
   std::atomic<int> unbound{0};
   rig.host->registry().on_switch([&](const std::string&, const registry::Binding& now) {
     if (!now) ++unbound;
