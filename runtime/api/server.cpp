@@ -26,6 +26,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <charconv>
 #include <filesystem>
 #include <mutex>
@@ -96,6 +97,49 @@ struct ApiServer::Impl {
   std::thread thread;
   bool stopped = false;
 
+  // Long-lived requests (wait, watch) in flight, so stop() can end them cleanly: their subscriptions are
+  // closed, which makes a watch write its last chunk and a wait answer 503, before the loop stops.
+  std::mutex streams_mu;
+  std::vector<std::weak_ptr<transport::local::Subscription>> stream_subs;
+  std::atomic<int> streams{0};
+
+  struct StreamGuard {
+    explicit StreamGuard(std::atomic<int>& n) : count(n) { ++count; }
+    ~StreamGuard() { --count; }
+    StreamGuard(const StreamGuard&) = delete;
+    StreamGuard& operator=(const StreamGuard&) = delete;
+    std::atomic<int>& count;
+  };
+
+  std::shared_ptr<transport::local::Subscription> subscribe(const std::string& id,
+                                                            const std::shared_ptr<net::steady_timer>& timer) {
+    auto sub = ctx.transport.watch(id, [w = waker, timer] { w->wake(timer); });
+    std::lock_guard lock(streams_mu);
+    std::erase_if(stream_subs, [](const auto& w) { return w.expired(); });
+    stream_subs.push_back(sub);
+    if (stopped_streams) sub->close();  // raced with stop(): end at once
+    return sub;
+  }
+  bool stopped_streams = false;  // under streams_mu
+
+  void end_streams(std::chrono::milliseconds grace) {
+    std::vector<std::shared_ptr<transport::local::Subscription>> open;
+    {
+      std::lock_guard lock(streams_mu);
+      stopped_streams = true;
+      for (auto& w : stream_subs) {
+        if (auto s = w.lock()) open.push_back(std::move(s));
+      }
+    }
+    log::debug("api: ending {} open stream(s) ({} subscribed)", streams.load(), open.size());
+    for (auto& s : open) s->close();
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    while (streams.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (streams.load() > 0) log::warn("api: {} stream(s) still open after {} ms; closing them", streams.load(), grace.count());
+  }
+
   // Runs `f` on the worker pool and resumes the caller on the network thread with its result (or its
   // exception). Deliberately not a coroutine lambda: GCC 12 destroys by-value captures of coroutine
   // lambdas twice, so the work travels in plain handlers.
@@ -145,8 +189,9 @@ struct ApiServer::Impl {
     if (!first) co_return error_response(404, "unknown task '" + id + "'", "", id);
     if (first->has_completion()) co_return json_response(200, to_json(first->completion()));
 
+    StreamGuard guard(streams);
     auto timer = std::make_shared<net::steady_timer>(co_await net::this_coro::executor);
-    auto sub = transport.watch(id, [w = waker, timer] { w->wake(timer); });
+    auto sub = subscribe(id, timer);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       for (const auto& item : sub->take()) {
@@ -182,8 +227,9 @@ struct ApiServer::Impl {
         co_return;
       }
     }
+    StreamGuard guard(streams);
     auto timer = std::make_shared<net::steady_timer>(co_await net::this_coro::executor);
-    auto sub = transport.watch(id, [w = waker, timer] { w->wake(timer); });
+    auto sub = subscribe(id, timer);
 
     http::response<http::empty_body> res{http::status::ok, version};
     res.set(http::field::server, "taskhost");
@@ -364,8 +410,9 @@ std::vector<std::string> ApiServer::addresses() const { return impl_->bound; }
 void ApiServer::stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
+  net::post(impl_->ioc, [impl = impl_.get()] { impl->close_all(); });  // no new connections
+  impl_->end_streams(std::chrono::milliseconds(1'000));
   impl_->waker->shut();
-  net::post(impl_->ioc, [impl = impl_.get()] { impl->close_all(); });
   impl_->ioc.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->close_all();

@@ -2,7 +2,9 @@
 
 #include "api/http_client.hpp"
 #include "api/json.hpp"
+#include "config/config.hpp"
 #include "config/endpoint.hpp"
+
 #ifdef TASKHOST_WITH_NATS
 #include "transport/nats/nats_serve.hpp"
 #endif
@@ -33,7 +35,9 @@ void CommandLine::client_options(bool reads) {
                          "the host's local API: HOST:PORT or unix:PATH (default: $TASKHOST_API, else 127.0.0.1:7411)");
 #ifdef TASKHOST_WITH_NATS
   options_.add_options()("nats", po::value<std::string>()->value_name("URL"),
-                         "talk to a NATS JetStream deployment instead of a local host");
+                         "talk to a NATS JetStream deployment instead of a local host")(
+      "config", po::value<std::string>()->value_name("FILE"),
+      "with --nats: taskhost.toml whose [nats] table (credentials, TLS, stream_prefix, ...) to use");
 #endif
   if (reads) json_option();
 }
@@ -77,7 +81,12 @@ config::Endpoint api_endpoint(const CommandLine& cl) {
 
 std::unique_ptr<transport::TaskClient> make_client(const CommandLine& cl) {
 #ifdef TASKHOST_WITH_NATS
-  if (cl.has("nats")) return transport::nats::make_nats_client(config::NatsConfig{}, cl.get<std::string>("nats"));
+  if (cl.has("nats")) {
+    if (cl.has("api")) throw UsageError("--api and --nats are alternatives: give one");
+    const config::NatsConfig nats =
+        cl.has("config") ? config::load_config(cl.get<std::string>("config")).nats : config::NatsConfig{};
+    return transport::nats::make_nats_client(nats, cl.get<std::string>("nats"));
+  }
 #endif
   return std::make_unique<api::HttpTaskClient>(api_endpoint(cl));
 }

@@ -14,7 +14,8 @@ int serve_nats(const config::Config& config, const sigset_t& signals) {
 #else
   (void)config;
   (void)signals;
-  throw std::runtime_error("--transport nats: this taskhost was built without NATS; use --transport local");
+  throw std::runtime_error(
+      "--transport nats: this taskhost was built without the NATS transport (libnats was not found at build time)");
 #endif
 }
 

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -150,6 +151,36 @@ Result run(const std::vector<std::string>& args, const std::vector<std::string>&
   int out = -1, err = -1;
   const pid_t pid = spawn(args, env, &out, &err);
   return collect(pid, out, err, timeout);
+}
+
+Result run_in_terminal(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+  Exec x(args, {"TERM=xterm"});
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  REQUIRE(pid >= 0);
+  if (pid == 0) exec_child(x);
+  Result r;
+  const auto deadline = clock::now() + timeout;
+  char buf[4096];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+    if (left <= 0) {
+      r.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    pollfd fd{master, POLLIN, 0};
+    if (::poll(&fd, 1, static_cast<int>(left)) < 0 && errno != EINTR) break;
+    if (!(fd.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    const ssize_t got = ::read(master, buf, sizeof(buf));
+    if (got <= 0) break;  // EIO once the child closed the terminal
+    r.out.append(buf, static_cast<size_t>(got));
+  }
+  ::close(master);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 Background::Background(const std::vector<std::string>& args, const std::vector<std::string>& env) {

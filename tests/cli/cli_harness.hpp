@@ -54,6 +54,10 @@ std::ostream& operator<<(std::ostream& os, const Result& r);
 Result run(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
            std::chrono::milliseconds timeout = 30s);
 
+// Runs `taskhost ARGS...` with a pseudo-terminal as stdin/stdout/stderr (as a person at a terminal would);
+// `out` holds everything written to the terminal.
+Result run_in_terminal(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s);
+
 // A `taskhost ARGS...` run in the background; finish() collects it.
 class Background {
  public:

@@ -147,6 +147,8 @@ TEST_CASE("SIGTERM drains: new submits are refused, running tasks end canceled a
   REQUIRE(has_state(running, "RUNNING"));
   wait_for_status(host, "short", [](const json::object& o) { return has_state(o, "SUCCEEDED"); });
 
+  Background watcher({"watch", "--json", "--api", host.api()});  // open until the host stops
+  std::this_thread::sleep_for(200ms);
   host.signal(SIGTERM);
   const auto status = host.wait_exit(15s);
   INFO(host.log());
@@ -155,6 +157,11 @@ TEST_CASE("SIGTERM drains: new submits are refused, running tasks end canceled a
   CHECK(WEXITSTATUS(*status) == 0);
   CHECK_FALSE(fs::exists(dir.path() / "state" / "api.addr"));
   CHECK(host.log().find("SIGTERM: draining") != std::string::npos);
+  // A watch open during the drain saw the long task end canceled, then its stream ended cleanly.
+  const Result watched = watcher.finish(10s);
+  INFO(watched);
+  CHECK(watched.code == 0);
+  CHECK(watched.out.find(R"("completion":{"task_id":"long")") != std::string::npos);
 
   // The drained task ended canceled: a restart has nothing to resume and shows it so.
   Host again(plugins, dir.path() / "state");

@@ -228,3 +228,14 @@ TEST_CASE_FIXTURE(Fixture, "watch without an id streams every task live until it
   CHECK(plain.out.find('\r') == std::string::npos);
   CHECK(plain.out.find("succeeded") != std::string::npos);
 }
+
+TEST_CASE_FIXTURE(Fixture, "in a terminal, watch draws progress as a bar that redraws in place") {
+  const std::string id = submit(host, {"interactive.count", "--input", R"({"steps":4,"delay_ms":20})"});
+  const Result r = run_in_terminal({"watch", id, "--timeout", "20", "--api", host.api()});
+  INFO(r);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("\r\x1b[2K") != std::string::npos);                // redraw in place
+  CHECK(r.out.find("[########################] 4/4 steps") != std::string::npos);  // a full bar
+  CHECK(r.out.find("progress 4/4") == std::string::npos);             // not the piped form
+  CHECK(r.out.find("succeeded") != std::string::npos);
+}

@@ -248,47 +248,66 @@ v1::TaskStatusList LocalTransport::list() {
 
 std::shared_ptr<Subscription> LocalTransport::watch(const std::string& task_id, std::function<void()> notify) {
   auto sub = std::make_shared<Subscription>(task_id, options_.watch_capacity, std::move(notify));
-  // A task no longer in memory replays from the store (read before taking the lock: it is I/O).
+  if (task_id.empty()) {
+    std::lock_guard lock(mu_);
+    watchers_.push_back(sub);
+    return sub;
+  }
+  auto push_event = [&](const v1::TaskEvent& e) {
+    v1::WatchItem item;
+    *item.mutable_event() = e;
+    sub->push(item);
+  };
+  // A running task replays from memory; an ended one from the store (its in-memory history was dropped
+  // when it ended). The store is read without the lock (it is I/O; flushed first so the task's last
+  // writes are in), and read again if the task ended between that check and taking the lock.
   std::optional<StoredTask> stored;
   std::vector<v1::TaskEvent> stored_events;
-  if (!task_id.empty()) {
-    bool in_memory = false;
+  bool read_store = false;
+  for (;;) {
     {
       std::lock_guard lock(mu_);
-      in_memory = tasks_.count(task_id) > 0;
-    }
-    if (!in_memory) {
-      stored = store_.task(task_id);
-      if (stored) stored_events = store_.events(task_id, options_.history_per_task);
-    }
-  }
-  std::lock_guard lock(mu_);
-  if (!task_id.empty()) {
-    // Replay and registration under one lock: no event is missed or seen twice.
-    const v1::TaskCompletion* completion = nullptr;
-    if (auto it = tasks_.find(task_id); it != tasks_.end()) {
-      for (const auto& e : it->second.history) {
-        v1::WatchItem item;
-        *item.mutable_event() = e;
-        sub->push(item);
+      const auto it = tasks_.find(task_id);
+      const bool live = it != tasks_.end() && !it->second.status.has_completion();
+      if (live || read_store) {
+        // Replay and registration under one lock: no live event is missed or seen twice.
+        if (live) {
+          for (const auto& e : it->second.history) push_event(e);
+        } else {
+          for (const auto& e : stored_events) push_event(e);
+          const v1::TaskCompletion* completion = nullptr;
+          const v1::Progress* progress = nullptr;
+          if (it != tasks_.end()) {
+            completion = &it->second.status.completion();
+            if (it->second.status.has_progress()) progress = &it->second.status.progress();
+          } else if (stored) {
+            if (stored->completion) completion = &*stored->completion;
+            if (stored->progress) progress = &*stored->progress;
+          }
+          if (progress) {
+            // Progress is kept as the latest value, not as events: replay that one, without a seq.
+            v1::TaskEvent e;
+            e.set_task_id(task_id);
+            e.set_attempt(completion ? completion->attempt() : 0);
+            e.set_kind(completion ? completion->kind() : std::string());
+            *e.mutable_progress() = *progress;
+            push_event(e);
+          }
+          if (completion) {
+            v1::WatchItem item;
+            *item.mutable_completion() = *completion;
+            sub->push(item);
+          }
+        }
+        watchers_.push_back(sub);
+        return sub;
       }
-      if (it->second.status.has_completion()) completion = &it->second.status.completion();
-    } else if (stored) {
-      for (const auto& e : stored_events) {
-        v1::WatchItem item;
-        *item.mutable_event() = e;
-        sub->push(item);
-      }
-      if (stored->completion) completion = &*stored->completion;
     }
-    if (completion) {
-      v1::WatchItem item;
-      *item.mutable_completion() = *completion;
-      sub->push(item);
-    }
+    store_.flush();
+    stored = store_.task(task_id);
+    if (stored) stored_events = store_.events(task_id, options_.history_per_task);
+    read_store = true;
   }
-  watchers_.push_back(sub);
-  return sub;
 }
 
 TransportMetrics LocalTransport::metrics() const {
@@ -313,74 +332,6 @@ TransportMetrics LocalTransport::metrics() const {
   }
   m.store_commits = store_.commits();
   return m;
-}
-
-// ---- recovery ---------------------------------------------------------------------------------------
-
-void LocalTransport::end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code,
-                                 std::string message, std::string error_kind) {
-  v1::TaskCompletion c;
-  c.set_task_id(task.task_id);
-  c.set_attempt(task.attempt);
-  c.set_state(state);
-  c.set_kind(task.kind);
-  c.set_worker_id(task.worker_id);
-  auto* err = c.mutable_error();
-  err->set_code(code);
-  err->set_message(std::move(message));
-  err->set_kind(std::move(error_kind));
-  on_completion(c);
-}
-
-RecoveryReport LocalTransport::recover() {
-  RecoveryReport report;
-  tasks::Router* router = router_.load();
-  // Recently ended tasks first, so status and wait answer across a restart.
-  for (auto& t : store_.recent(options_.finished_memory)) {
-    if (!t.completion) continue;
-    std::lock_guard lock(mu_);
-    tasks_[t.task_id].status = status_from_stored(t);
-    ended_order_.push_back(t.task_id);
-  }
-  for (auto& t : store_.unfinished()) {
-    {
-      auto history = store_.events(t.task_id, options_.history_per_task);
-      std::lock_guard lock(mu_);
-      Entry& e = entry_locked(t.task_id);
-      e.status = status_from_stored(t);
-      e.history.assign(history.begin(), history.end());
-      e.heartbeat_interval = std::chrono::seconds(t.assignment.heartbeat_interval_secs());
-    }
-    if (t.cancel_requested) {
-      end_locally(t, v1::CANCELED, v1::CANCELLED,
-                  "task '" + t.task_id + "' was being canceled when the host stopped", "");
-      ++report.canceled;
-      continue;
-    }
-    v1::TaskAssignment a = t.assignment;
-    tasks::Resume resume;
-    if (t.started && a.has_execute()) {
-      a.mutable_execute()->set_attempt(t.attempt + 1);
-      resume.reattach = true;
-      resume.checkpoint = t.checkpoint;
-      store_.record_attempt(t.task_id, t.attempt + 1);
-      ++report.reattached;
-      log::info("recovery: re-attaching task '{}' ({}) as attempt {}{}", t.task_id, t.kind, t.attempt + 1,
-                t.checkpoint.empty() ? "" : " from its checkpoint");
-    } else {
-      ++report.restarted;
-      log::info("recovery: starting queued task '{}' ({})", t.task_id, t.kind);
-    }
-    if (router == nullptr) continue;
-    router->assign(a, resume);
-    for (const auto& m : store_.messages(t.task_id)) {
-      if (m.answered) continue;
-      const auto r = router->deliver(m.message, options_.delivery_timeout);
-      store_.record_message_outcome(m.message.message_id(), r);
-      ++report.redelivered;
-    }
-  }
-  return report;
 }
 
 // ---- TaskOutbox -------------------------------------------------------------------------------------
@@ -421,6 +372,7 @@ void LocalTransport::on_completion(const v1::TaskCompletion& completion) {
     return;
   }
   ++counters_.completed_total[{e.status.kind(), completion.state()}];
+  e.history = {};  // watchers of an ended task replay from the store: memory holds only live histories
   store_.record_completion(completion);
   ended_order_.push_back(completion.task_id());
   v1::WatchItem item;

@@ -52,7 +52,8 @@ struct LocalOptions {
   std::filesystem::path state_dir = ".taskhost-state";
   uint32_t default_heartbeat_secs = 5;  // for assignments that set none
   size_t finished_memory = 10'000;      // ended tasks kept in memory (older ones are read from the store)
-  size_t history_per_task = 256;        // durable events kept in memory per task, replayed to new watchers
+  size_t history_per_task = 256;        // durable events replayed to a new watcher of one task (kept in
+                                        // memory while it runs, read from the store once it ended)
   size_t watch_capacity = 10'000;       // items a watcher may fall behind before it is closed
   std::chrono::milliseconds delivery_timeout{5'000};  // how long send/cancel wait for the plugin's answer
 };
@@ -112,8 +113,8 @@ class LocalTransport final : public TaskOutbox {
   std::optional<v1::TaskStatus> status(const std::string& task_id);
   v1::TaskStatusList list();
 
-  // Follows one task (replaying its recorded events and, once ended, its completion) or every task
-  // (live only). The subscription ends when the transport is destroyed; drop it to unsubscribe.
+  // Follows one task (replaying its recorded events and, once ended, its last progress and its
+  // completion) or every task (live only). The subscription ends when the transport is destroyed; drop it to unsubscribe.
   std::shared_ptr<Subscription> watch(const std::string& task_id, std::function<void()> notify);
 
   TransportMetrics metrics() const;
@@ -129,7 +130,7 @@ class LocalTransport final : public TaskOutbox {
   using Clock = std::chrono::steady_clock;
   struct Entry {
     v1::TaskStatus status;
-    std::deque<v1::TaskEvent> history;  // durable events, newest last, bounded
+    std::deque<v1::TaskEvent> history;  // durable events, newest last, bounded; emptied when it ends
     std::chrono::seconds heartbeat_interval{0};
     Clock::time_point last_beat{};      // last heartbeat, or when it started running
     uint32_t started_attempt = 0;
