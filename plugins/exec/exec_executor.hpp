@@ -6,13 +6,11 @@
 // SIGKILL after a grace. Not re-attachable (can_reattach stays false): a program cannot be adopted by
 // another worker, so after a worker loss the host fails the task as orphaned.
 //
-// Thread rule: the host may call for different tasks at once, so the task map is behind mu_. Each task's
-// I/O thread is joined, and its program killed if still running, in release() or the destructor.
+// Thread rule: the host may call for different tasks at once; runs_ (a taskhost::RunTable) is safe for
+// that. Each task's I/O thread is joined, and its program killed if still running, in release() or, for
+// what is left, when runs_ is destroyed.
 #pragma once
 
-#include <map>
-#include <memory>
-#include <mutex>
 #include <taskhost/sdk.hpp>
 
 #include "exec_run.hpp"
@@ -21,9 +19,6 @@ namespace exec_plugin {
 
 class ExecExecutor final : public taskhost::TaskExecutor {
  public:
-  ExecExecutor() = default;
-  ~ExecExecutor() override;
-
   taskhost::Status start(const taskhost::Task& task, taskhost::TaskSink& sink) override;
   taskhost::Status cancel(const taskhost::Task& task, taskhost::TaskSink& sink) override;
   taskhost::Status deliver(const taskhost::Task& task, const taskhost::Message& message,
@@ -31,11 +26,9 @@ class ExecExecutor final : public taskhost::TaskExecutor {
   void release(const taskhost::Task& task) override;
 
  private:
-  std::shared_ptr<ExecRun> find(th_task_ref ref);
-  std::shared_ptr<ExecRun> take(th_task_ref ref);  // removes it from the map
-
-  std::mutex mu_;
-  std::map<th_task_ref, std::shared_ptr<ExecRun>> runs_;  // one per started attempt, keyed by its ref
+  // One per started attempt. Releasing a run abandons it (past the cancel deadline the program may still
+  // run: SIGKILL), then joins its I/O thread.
+  taskhost::RunTable<ExecRun> runs_{&ExecRun::abandon};
 };
 
 }  // namespace exec_plugin

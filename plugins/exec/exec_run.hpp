@@ -6,8 +6,8 @@
 // task's terminal sink call. Host threads only queue work (send, cancel, abandon) and wake it through an
 // eventfd, so no executor call ever blocks on the program.
 //
-// Ownership: the executor owns each ExecRun (shared_ptr in its task map). The destructor abandons and
-// joins, so neither the thread nor the program can outlive it.
+// Ownership: the executor owns each ExecRun (shared_ptr in its taskhost::RunTable). The destructor
+// abandons and joins, so neither the thread nor the program can outlive it.
 // Thread rule: send, cancel, abandon and join may be called from any thread, concurrently.
 #pragma once
 

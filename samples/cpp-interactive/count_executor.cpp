@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <utility>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "flat_json.hpp"
@@ -45,18 +46,6 @@ Status parse_checkpoint(const std::string& checkpoint, int* step) {
 
 }  // namespace
 
-CountExecutor::~CountExecutor() {
-  std::map<th_task_ref, std::shared_ptr<CountRun>> runs;
-  {
-    std::lock_guard lock(mu_);
-    runs.swap(runs_);
-  }
-  for (auto& [ref, run] : runs) {
-    run->cancel();
-    run->join();
-  }
-}
-
 Status CountExecutor::start(const taskhost::Task& task, taskhost::TaskSink& sink) {
   CountSettings settings;
   if (Status s = parse_settings(task.input(), &settings); !s.ok()) return s;
@@ -65,21 +54,18 @@ Status CountExecutor::start(const taskhost::Task& task, taskhost::TaskSink& sink
     if (Status s = parse_checkpoint(task.checkpoint(), &resume_from); !s.ok()) return s;
   }
   auto run = std::make_shared<CountRun>(sink, settings, std::min(resume_from, settings.steps));
-  {
-    std::lock_guard lock(mu_);
-    if (!runs_.emplace(task.ref(), run).second) return Status::Failed("task attempt already started");
-  }
+  if (!runs_.insert(task.ref(), run)) return Status::Failed("task attempt already started");
   run->launch();
   return Status::Ok();
 }
 
 Status CountExecutor::cancel(const taskhost::Task& task, taskhost::TaskSink&) {
-  if (auto run = find(task.ref())) run->cancel();
+  if (auto run = runs_.find(task.ref())) run->cancel();
   return Status::Ok();  // nothing running: it already ended, which is what cancel wants
 }
 
 Status CountExecutor::deliver(const taskhost::Task& task, const taskhost::Message& message, taskhost::TaskSink&) {
-  auto run = find(task.ref());
+  auto run = runs_.find(task.ref());
   if (!run) return Status::Failed("task '" + task.id() + "' is not running here");
   return run->deliver(message);
 }
@@ -87,32 +73,12 @@ Status CountExecutor::deliver(const taskhost::Task& task, const taskhost::Messag
 bool CountExecutor::can_reattach(const taskhost::Task&) { return true; }
 
 Status CountExecutor::detach(const taskhost::Task& task, taskhost::TaskSink&) {
-  auto run = take(task.ref());
+  auto run = runs_.take(task.ref());
   if (!run) return Status::Failed("task '" + task.id() + "' is not running here");
   run->detach();  // joins: the final checkpoint is written when this returns
   return Status::Ok();
 }
 
-void CountExecutor::release(const taskhost::Task& task) {
-  if (auto run = take(task.ref())) {
-    run->cancel();  // past the cancel deadline the worker may still run: stop it, then join
-    run->join();
-  }
-}
-
-std::shared_ptr<CountRun> CountExecutor::find(th_task_ref ref) {
-  std::lock_guard lock(mu_);
-  auto it = runs_.find(ref);
-  return it == runs_.end() ? nullptr : it->second;
-}
-
-std::shared_ptr<CountRun> CountExecutor::take(th_task_ref ref) {
-  std::lock_guard lock(mu_);
-  auto it = runs_.find(ref);
-  if (it == runs_.end()) return nullptr;
-  auto run = std::move(it->second);
-  runs_.erase(it);
-  return run;
-}
+void CountExecutor::release(const taskhost::Task& task) { runs_.release(task.ref()); }
 
 }  // namespace interactive

@@ -5,13 +5,11 @@
 // Output: {"plugin":"cpp-interactive","version":"1.0.0","counted":5,"resumed_from":0,"answer":"yes"}.
 // Steering: "faster" halves the step delay; any other text is posted back as "echo: <text>".
 //
-// Thread rule: the host may call for different tasks at once, so the task map is behind mu_. Each
-// task's worker thread is joined in release(), detach() or the destructor; none is ever detached.
+// Thread rule: the host may call for different tasks at once; runs_ (a taskhost::RunTable) is safe for
+// that. Each task's worker thread is joined in release(), in detach(), or, for what is left, when runs_
+// is destroyed; none is ever detached.
 #pragma once
 
-#include <map>
-#include <memory>
-#include <mutex>
 #include <taskhost/sdk.hpp>
 
 #include "count_run.hpp"
@@ -20,9 +18,6 @@ namespace interactive {
 
 class CountExecutor final : public taskhost::TaskExecutor {
  public:
-  CountExecutor() = default;
-  ~CountExecutor() override;
-
   taskhost::Status start(const taskhost::Task& task, taskhost::TaskSink& sink) override;
   taskhost::Status cancel(const taskhost::Task& task, taskhost::TaskSink& sink) override;
   taskhost::Status deliver(const taskhost::Task& task, const taskhost::Message& message,
@@ -32,11 +27,9 @@ class CountExecutor final : public taskhost::TaskExecutor {
   void release(const taskhost::Task& task) override;
 
  private:
-  std::shared_ptr<CountRun> find(th_task_ref ref);
-  std::shared_ptr<CountRun> take(th_task_ref ref);  // removes it from the map
-
-  std::mutex mu_;
-  std::map<th_task_ref, std::shared_ptr<CountRun>> runs_;  // one per started attempt, keyed by its ref
+  // One per started attempt. Releasing a run cancels it (past the cancel deadline the worker may still
+  // run), then joins its worker.
+  taskhost::RunTable<CountRun> runs_{&CountRun::cancel};
 };
 
 }  // namespace interactive

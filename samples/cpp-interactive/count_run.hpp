@@ -1,7 +1,7 @@
 // One running interactive.count task: a worker thread that counts steps, reporting progress and a
 // checkpoint per step, optionally stopping to ask for confirmation, and reacting to steering.
 //
-// Ownership: the executor owns each CountRun (shared_ptr in its task map) and must call join() before
+// Ownership: the executor owns each CountRun (shared_ptr in its taskhost::RunTable) and joins it before
 // dropping it; the destructor also stops and joins, so a thread is never left detached.
 // Thread rule: cancel, detach, deliver and join may be called from any host thread; the worker talks to
 // the host only through its TaskSink copy.

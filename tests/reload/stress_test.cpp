@@ -5,7 +5,7 @@
 // generation that started it and that generation's version, and every task submitted after the watcher
 // reported a switch ran on that generation or a newer one. Runs in the main build and under TSan and
 // ASan+UBSan.
-#include "reload_rig.hpp"
+#include "alternating_probe.hpp"
 
 #include <mutex>
 #include <set>
@@ -15,18 +15,6 @@ using namespace taskhost;
 using namespace taskhost::testing;
 
 namespace {
-
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
 
 constexpr int kReplacements = 100;
 // How long each generation serves before the next replacement: long enough for tasks to start on it,
@@ -44,22 +32,12 @@ struct Submitted {
 }  // namespace
 
 TEST_CASE("100 replacements under continuous load: nothing lost, nothing failed, every result on its generation") {
-  TempDir targets;  // symlink targets live outside the watched directory
-  install_plugin_file(probe_a(), targets.path(), "a.so");
-  install_plugin_file(probe_b(), targets.path(), "b.so");
-
-  tasks::RouterOptions router;
-  router.max_active = 512;
-  router.cancel_deadline = 10s;
-  ReloadRig::Options o;
-  o.router = router;
-  ReloadRig rig(o);
+  AlternatingProbe probe(512, 10s);
+  ReloadRig& rig = probe.rig;
 
   std::mutex mu;
-  std::map<uint64_t, std::string> version_of;  // generation id -> version, as the watcher switched
   std::vector<Submitted> submitted;
   std::atomic<uint64_t> epoch{rig.generation()};
-  version_of[epoch] = "A";
   std::atomic<bool> stop{false};
 
   // Two submitters: one of short tasks, one of long tasks that are steered and some cancelled.
@@ -95,20 +73,10 @@ TEST_CASE("100 replacements under continuous load: nothing lost, nothing failed,
 
   const auto began = std::chrono::steady_clock::now();
   for (int round = 1; round <= kReplacements; ++round) {
-    const bool to_b = round % 2 == 1;
-    const std::string version = to_b ? "B" : "A";
-    switch (round % 3) {
-      case 1: swap_symlink(targets.path() / (to_b ? "b.so" : "a.so"), rig.path("probe.so")); break;
-      case 2: install_plugin_file(to_b ? probe_b() : probe_a(), rig.dir.path(), "probe.so"); break;
-      case 0: copy_over(to_b ? probe_b() : probe_a(), rig.path("probe.so")); break;  // the rename left a file
-    }
-    const uint64_t gen = rig.wait_version(version);
-    REQUIRE_MESSAGE(gen != 0, "replacement " << round << " to " << version << " never served");
-    {
-      std::lock_guard lock(mu);
-      version_of[gen] = version;
-    }
-    epoch = gen;  // from here on, a new assignment must run on `gen` or newer
+    // Symlink, rename, then copy over what the rename left (a file, not the symlink).
+    constexpr Arrival kArrivals[] = {Arrival::copy_over, Arrival::symlink, Arrival::rename_over};
+    // From here on, a new assignment must run on this generation or a newer one.
+    epoch = probe.replace(round, kArrivals[round % 3]);
     std::this_thread::sleep_for(kServeTime);
   }
   const auto switching = std::chrono::steady_clock::now() - began;
@@ -150,12 +118,9 @@ TEST_CASE("100 replacements under continuous load: nothing lost, nothing failed,
     CHECK(c.generation() == started_generation(events, 1));
     CHECK(c.generation() >= s.generation_at_submit);
     generations_used.insert(c.generation());
-    {
-      std::lock_guard lock(mu);
-      const auto v = version_of.find(c.generation());
-      REQUIRE_MESSAGE(v != version_of.end(), "generation " << c.generation() << " was never reported by the watcher");
-      CHECK(v->second == c.plugin_version());
-    }
+    const std::string version = probe.version_of(c.generation());
+    REQUIRE_MESSAGE(!version.empty(), "generation " << c.generation() << " was never reported by the watcher");
+    CHECK(version == c.plugin_version());
     for (const auto& e : events) {
       if (e.has_message() && e.message().text().starts_with("echo:")) {
         ++echoes;
@@ -163,7 +128,7 @@ TEST_CASE("100 replacements under continuous load: nothing lost, nothing failed,
       }
     }
   }
-  switched_gens = version_of.size();
+  switched_gens = probe.generations();
   CHECK(lost == 0);
   CHECK(failed == 0);
   CHECK(canceled > 0);

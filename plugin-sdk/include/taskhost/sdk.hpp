@@ -18,8 +18,9 @@
 // flags docs/plugin-guide.md lists: hidden visibility, so only taskhost_plugin_entry is exported.
 //
 // The pieces, one header each: Status (sdk/status.hpp), TaskSink (sdk/task_sink.hpp), Task and Message
-// (sdk/task.hpp), TaskExecutor (sdk/task_executor.hpp), kind<E>() (sdk/kind.hpp). The glue that turns
-// them into plugin.h's function tables lives in taskhost/internal/ and is not part of the API.
+// (sdk/task.hpp), TaskExecutor (sdk/task_executor.hpp), kind<E>() (sdk/kind.hpp), and RunTable
+// (sdk/run_table.hpp), the running tasks of an executor that gives each its own thread. The glue that
+// turns them into plugin.h's function tables lives in taskhost/internal/ and is not part of the API.
 #pragma once
 
 #include <taskhost/plugin.h>
@@ -27,6 +28,7 @@
 #include <array>
 #include <taskhost/internal/plugin_tables.hpp>
 #include <taskhost/sdk/kind.hpp>
+#include <taskhost/sdk/run_table.hpp>
 #include <taskhost/sdk/status.hpp>
 #include <taskhost/sdk/task.hpp>
 #include <taskhost/sdk/task_executor.hpp>
