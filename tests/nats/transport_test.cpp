@@ -411,3 +411,64 @@ TEST_CASE("the server restarts mid-run: hosts reconnect and no task is lost or c
   }
   CHECK(twice == 0);
 }
+
+TEST_CASE("finished tasks leave nothing in the KV bucket: records and their delete markers are compacted") {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "w1");  // record_after 100 ms
+  NatsTaskClient client(o);                 // submit() writes a queued record per task
+  HostRig host(o);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {
+    // ≈200 ms with checkpoints: each gets an ownership record the host writes and rewrites.
+    ids.push_back(client.submit(assignment("kv-" + std::to_string(i), "interactive.count", R"({"steps":4,"delay_ms":50})")));
+  }
+  for (const auto& id : ids) CHECK(client.wait(id, 20s).state() == v1::SUCCEEDED);
+  Probe p(nats.url());
+  const std::string kv_stream = host.transport().names().kv_stream();
+  uint64_t msgs = 0, written = 0;
+  // What stays is this host's own liveness key: one message, whatever number of tasks ran.
+  CHECK(eventually([&] {
+    jsStreamInfo* si = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(&si, p.js(), kv_stream.c_str(), nullptr, &code) != NATS_OK) return false;
+    msgs = si->State.Msgs;
+    written = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return msgs <= 1;
+  }));
+  CAPTURE(msgs);
+  // Every task did use the bucket: a queued record, the host's record (and checkpoint rewrites), a delete.
+  CHECK(written >= 3 * ids.size());
+  CHECK(client.list().tasks_size() == 0);
+}
+
+TEST_CASE("discovery: every live host answers with its worker id and the kinds it has loaded") {
+  NatsSingle nats;
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  CHECK(client.discover(200ms).empty());  // nobody there yet: an empty answer, not an error
+
+  TempDir only_hello("taskhost-nats-only-hello");
+  kinds_served(TASKHOST_PLUGIN_DIR, "hello-c.so", only_hello.path());
+  auto all = std::make_unique<HostRig>(test_options(nats.url(), "w-all"));
+  HostRig hello(test_options(nats.url(), "w-hello"), only_hello.path());
+  auto kinds_of = [](const v1::TaskCompletion& c) {
+    std::vector<std::string> out;
+    for (const auto& k : c.components().components()) out.push_back(k.component_id());
+    return out;
+  };
+  auto answers = client.discover(500ms);
+  REQUIRE(answers.size() == 2);
+  CHECK(answers[0].worker_id() == "w-all");
+  CHECK(answers[0].state() == v1::SUCCEEDED);
+  const auto all_kinds = kinds_of(answers[0]);
+  for (const char* k : {"hello.greet", "hello.sum", "interactive.count", "interactive.echo"}) {
+    CHECK_MESSAGE(std::find(all_kinds.begin(), all_kinds.end(), k) != all_kinds.end(), k);
+  }
+  CHECK(answers[1].worker_id() == "w-hello");
+  CHECK(kinds_of(answers[1]) == std::vector<std::string>{"hello.greet", "hello.sum"});
+
+  all.reset();  // a host that stopped no longer answers
+  answers = client.discover(300ms);
+  REQUIRE(answers.size() == 1);
+  CHECK(answers[0].worker_id() == "w-hello");
+}

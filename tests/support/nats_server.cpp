@@ -196,6 +196,7 @@ void NatsServer::start() {
       }
       out << "]\n}\n";
     }
+    out << options_.extra_config << "\n";
   }
   process_ = std::make_unique<Subprocess>(
       std::vector<std::string>{"/usr/sbin/nats-server", "-c", conf.string()}, log_file());

@@ -68,6 +68,7 @@ class NatsServer {
     std::string cluster_name;            // empty = standalone
     int cluster_port = 0;                // required with cluster_name
     std::vector<int> route_ports;        // the other nodes' cluster ports
+    std::string extra_config;            // appended to server.conf as is (tls {...}, authorization {...})
   };
   explicit NatsServer(Options options);
   ~NatsServer();

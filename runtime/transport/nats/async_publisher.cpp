@@ -120,6 +120,11 @@ void AsyncPublisher::loop() {
         for (const auto& r : retries_) next = std::min(next, r.not_before);
         if (next <= std::chrono::steady_clock::now()) break;
         if (retries_.empty()) {
+          // Going idle: hand answered messages to cnats' collector now rather than hold them.
+          lock.unlock();
+          reaper_.flush();
+          lock.lock();
+          if (stopping_ || !queue_.empty() || !retries_.empty()) continue;
           cv_.wait(lock);
         } else {
           cv_.wait_until(lock, next);
@@ -225,7 +230,7 @@ void AsyncPublisher::on_ack(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
     item = std::move(it->second);
     pending_.erase(it);
   }
-  natsMsg_Destroy(msg);
+  reaper_.add(msg);
 
   PublishResult r;
   if (pa != nullptr) {

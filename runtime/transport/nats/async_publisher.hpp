@@ -17,6 +17,7 @@
 #pragma once
 
 #include "transport/nats/connection.hpp"
+#include "transport/nats/msg_reaper.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -104,6 +105,7 @@ class AsyncPublisher {
   std::mutex log_mu_;
   std::chrono::steady_clock::time_point last_retry_log_{};
   size_t retries_since_log_ = 0;
+  MsgReaper reaper_;  // answered messages, destroyed in batches (msg_reaper.hpp)
   std::thread thread_;
 };
 

@@ -38,7 +38,50 @@ std::vector<std::string> split_urls(const std::string& urls) {
   return out;
 }
 
+// Errors no retry can fix: the server refused the credentials, or TLS cannot be agreed (a wrong CA, a
+// server that wants TLS when none is configured, or the reverse). Waiting out connect_timeout would only
+// hide them.
+bool fatal_at_connect(natsStatus s) {
+  return s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED || s == NATS_SSL_ERROR ||
+         s == NATS_SECURE_CONNECTION_REQUIRED || s == NATS_SECURE_CONNECTION_WANTED;
+}
+
+std::string hint_for(natsStatus s, const NatsOptions& o) {
+  if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED) {
+    return o.credentials.empty() ? "; check the user/password or token in the URL"
+                                 : "; check the credentials file " + o.credentials;
+  }
+  if (s == NATS_SSL_ERROR) {
+    return o.tls_ca.empty() ? "; the server's certificate is not trusted: set tls_ca to its CA"
+                            : "; the server's certificate does not verify against tls_ca " + o.tls_ca;
+  }
+  if (s == NATS_SECURE_CONNECTION_REQUIRED) return "; the server requires TLS: use a tls:// URL or set tls_ca";
+  if (s == NATS_SECURE_CONNECTION_WANTED) return "; TLS is configured but the server does not offer it";
+  return "";
+}
+
 }  // namespace
+
+std::string redact_url(const std::string& urls) {
+  // "scheme://user:password@host" -> "scheme://user:***@host"; "scheme://token@host" -> "scheme://***@host".
+  std::string out;
+  for (const auto& u : split_urls(urls)) {
+    std::string r = u;
+    const size_t scheme = r.find("://");
+    const size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+    const size_t at = r.find('@', start);
+    if (at != std::string::npos) {
+      const size_t colon = r.find(':', start);
+      if (colon != std::string::npos && colon < at) {
+        r.replace(colon + 1, at - colon - 1, "***");
+      } else {
+        r.replace(start, at - start, "***");
+      }
+    }
+    out += (out.empty() ? "" : ",") + r;
+  }
+  return out;
+}
 
 Connection::Connection(const NatsOptions& o, const std::string& name) {
   check(natsOptions_Create(&opts_), "nats options");
@@ -46,7 +89,7 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
   if (urls.empty()) throw NatsError("nats: no server URL configured", NATS_INVALID_ARG, 0);
   std::vector<const char*> servers;
   for (const auto& u : urls) servers.push_back(u.c_str());
-  check(natsOptions_SetServers(opts_, servers.data(), static_cast<int>(servers.size())), "nats servers " + o.url);
+  check(natsOptions_SetServers(opts_, servers.data(), static_cast<int>(servers.size())), "nats servers " + redact_url(o.url));
   check(natsOptions_SetName(opts_, name.c_str()), "nats name");
   // Reconnect forever, quickly, and buffer what is published meanwhile: a server restart must not
   // lose a completion or an ack. Pings find a silently dead server within a few seconds.
@@ -77,9 +120,9 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
   for (;;) {
     natsStatus s = natsConnection_Connect(&nc_, opts_);
     if (s == NATS_OK) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
+    if (fatal_at_connect(s) || std::chrono::steady_clock::now() >= deadline) {
       natsOptions_Destroy(opts_);
-      throw NatsError(describe(s, "connect to " + o.url), s, 0);
+      throw NatsError(describe(s, "connect to " + redact_url(o.url)) + hint_for(s, o), s, 0);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }

@@ -43,11 +43,13 @@ class NatsError : public std::runtime_error {
 std::string describe(natsStatus status, std::string_view what, int js_code = 0);
 // Throws NatsError unless `status` is NATS_OK.
 void check(natsStatus status, std::string_view what, int js_code = 0);
+// The server list with passwords and tokens in URLs replaced by "***", for messages and logs.
+std::string redact_url(const std::string& urls);
 
 class Connection {
  public:
-  // Connects, retrying for up to options.connect_timeout while no server answers. `name` shows in the
-  // server's connection list.
+  // Connects, retrying for up to options.connect_timeout while no server answers; refused credentials
+  // and TLS mismatches throw at once with a hint. `name` shows in the server's connection list.
   Connection(const NatsOptions& options, const std::string& name);
   ~Connection();
   Connection(const Connection&) = delete;

@@ -51,7 +51,7 @@ void NatsTransport::Impl::on_task_message(const std::string& kind, natsMsg* msg)
   if (natsMsgHeader_Get(msg, kRecordRevisionHeader, &rev) == NATS_OK && rev != nullptr) {
     std::from_chars(rev, rev + std::strlen(rev), d.client_revision);
   }
-  natsMsg_Destroy(msg);
+  reaper.add(msg);
 
   v1::TaskAssignment a;
   if (!a.ParseFromString(d.data) || a.task_id().empty()) {

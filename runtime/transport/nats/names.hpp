@@ -9,6 +9,8 @@
 //                                                                the first completion wins)
 //   <P>_CONTROL  limits        <P>.control.<task>               SteeringMessage or CancelRequest
 //   (core only)                <P>.heartbeat.<task>             Heartbeat, not stored
+//   (core only)                <P>.discover                     request: every host answers with its worker id
+//                                                                and loaded kinds (discovery.hpp)
 //   KV <bucket>                task.<task>                      TaskRecord: owner, attempt, checkpoint
 //                              host.<worker>                    host liveness
 //
@@ -50,6 +52,7 @@ class Names {
   std::string task_events_filter(std::string_view task_id) const;  // both subjects of one task
   std::string control_subject(std::string_view task_id) const;
   std::string heartbeat_subject(std::string_view task_id) const;
+  std::string discover_subject() const { return prefix_ + ".discover"; }
 
   static std::string task_key(std::string_view task_id);
   static std::string host_key(std::string_view worker_id);

@@ -1,5 +1,7 @@
 #include "transport/nats/nats_serve.hpp"
 
+#include "transport/nats/connection.hpp"
+
 #include "common/log.hpp"
 #include "host/host.hpp"
 #include "transport/nats/nats_task_client.hpp"
@@ -40,7 +42,7 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
   Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
   log_scan(host.initial_scan());
   transport.start(host.router(), host.registry());
-  log::info("taskhost serving over NATS {} (worker {}, ack {}, plugins {})", c.nats.url, worker_id,
+  log::info("taskhost serving over NATS {} (worker {}, ack {}, plugins {})", redact_url(c.nats.url), worker_id,
             config::to_string(c.nats.ack_mode), c.plugins_dir.string());
 
   for (;;) {
@@ -66,6 +68,14 @@ std::unique_ptr<transport::TaskClient> make_nats_client(const config::NatsConfig
   if (!url.empty()) o.url = url;
   o.connect_timeout = std::chrono::seconds(5);
   return std::make_unique<NatsTaskClient>(o);
+}
+
+std::vector<v1::TaskCompletion> discover_hosts(const config::NatsConfig& config, const std::string& url,
+                                               std::chrono::milliseconds wait) {
+  NatsOptions o = nats_options(config, "client");
+  if (!url.empty()) o.url = url;
+  o.connect_timeout = std::chrono::seconds(5);
+  return NatsTaskClient(o).discover(wait);
 }
 
 }  // namespace taskhost::transport::nats

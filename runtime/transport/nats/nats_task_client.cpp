@@ -2,6 +2,7 @@
 
 #include "transport/nats/connection.hpp"
 #include "transport/nats/control_channel.hpp"
+#include "transport/nats/discovery.hpp"
 #include "transport/nats/names.hpp"
 #include "transport/nats/record_store.hpp"
 #include "transport/nats/setup.hpp"
@@ -63,6 +64,10 @@ NatsTaskClient::NatsTaskClient(NatsOptions options) : options_(std::move(options
 }
 
 NatsTaskClient::~NatsTaskClient() = default;
+
+std::vector<v1::TaskCompletion> NatsTaskClient::discover(std::chrono::milliseconds wait) {
+  return guarded("discover", [&] { return nats::discover(*connection_, *names_, wait); });
+}
 
 std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
   return guarded("submit", [&] {

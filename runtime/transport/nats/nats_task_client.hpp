@@ -43,6 +43,10 @@ class NatsTaskClient final : public transport::TaskClient {
              std::chrono::milliseconds timeout) override;
   v1::TaskCompletion wait(const std::string& task_id, std::chrono::milliseconds timeout) override;
 
+  // Every live host's answer to a discovery request (discovery.hpp): worker id and loaded kinds, sorted
+  // by worker id; collected for `wait`. Not part of TaskClient: the embedded API has one host.
+  std::vector<v1::TaskCompletion> discover(std::chrono::milliseconds wait = std::chrono::milliseconds(500));
+
   // How long send/cancel wait for the holding host's receipt before answering from the records.
   void set_receipt_wait(std::chrono::milliseconds wait) { receipt_wait_ = wait; }
 

@@ -43,6 +43,9 @@ void NatsTransport::Impl::start(tasks::Router& r, registry::KindRegistry& reg) {
                             [this](const ControlItem& item) { answer_ended(item); }});
   control->start();
 
+  discovery = std::make_unique<DiscoveryResponder>(*connection, names, options.worker_id, *registry);
+  discovery->start();
+
   worker = std::make_unique<SerialWorker>(std::chrono::milliseconds(100), [this] { tick(); });
   // Liveness has a thread of its own: a worker busy with slow requests (a server restarting) must not
   // delay this host's heartbeat into looking dead.
@@ -92,10 +95,11 @@ void NatsTransport::Impl::refresh_kinds() {
   }
   kinds = std::move(now);
   puller->set_kinds(serving);
-  log::info("nats: {} pulling {} kind(s) as {}", options.url, serving.size(), options.worker_id);
+  log::info("nats: {} pulling {} kind(s) as {}", redact_url(options.url), serving.size(), options.worker_id);
 }
 
 void NatsTransport::Impl::tick() {
+  reaper.flush();
   const auto now = std::chrono::steady_clock::now();
   const auto progress_every = options.ack_wait / 3;
   std::vector<std::string> progress;
@@ -134,6 +138,7 @@ void NatsTransport::Impl::stop() {
   listening->store(false);
   if (puller) puller->stop();
   if (control) control->stop();
+  if (discovery) discovery->stop();
   if (liveness_thread) liveness_thread->stop();
   if (worker) worker->stop();
   bool left = false;

@@ -24,6 +24,8 @@
 // survivor serves the kind (the router ends it failed "orphaned" if the kind cannot re-attach), else
 // ended failed "orphaned". Tasks it had not recorded yet were never acked and come back by redelivery.
 //
+// Discovery: every host answers a request on <P>.discover with its worker id and kinds (discovery.hpp).
+//
 // Steering and cancel: control_channel.hpp. Completions: the first one stored for a task id wins
 // (event_batcher.hpp), so every task has exactly one terminal record whatever hosts die or retry.
 //

@@ -39,7 +39,13 @@ void NatsTransport::Impl::delete_record_locked(Inflight& f) {
   f.record_busy = true;
   const std::string id = f.task_id;
   publisher->publish(names.kv_subject(Names::task_key(id)), {}, {{"KV-Operation", "DEL"}}, {},
-                     Expect::subject_at(f.record_rev), [this, id](const PublishResult&) { record_deleted(id); });
+                     Expect::subject_at(f.record_rev), [this, id](const PublishResult& r) {
+                       // The marker goes too (RecordStore::compact), off the cnats thread: it is a request.
+                       if (r.stored && worker) {
+                         worker->post([this, id, seq = r.seq] { store->compact(Names::task_key(id), seq); });
+                       }
+                       record_deleted(id);
+                     });
 }
 
 void NatsTransport::Impl::record_written(const std::string& task_id, const PublishResult& r) {

@@ -65,14 +65,28 @@ void Puller::settled(const std::string& kind) {
   std::lock_guard lock(mu_);
   auto it = kinds_.find(kind);
   if (it != kinds_.end() && it->second->unsettled > 0) --it->second->unsettled;
-  if (woken_) return;
-  woken_ = true;
-  cv_.notify_all();
+  wake_locked();
 }
 
 void Puller::wake() {
   std::lock_guard lock(mu_);
+  wake_locked();
+}
+
+void Puller::wake_locked() {
   if (woken_) return;  // already on its way: one wake-up covers every slot freed until it runs
+  // A wake-up is a futex wake and a context switch, once per task on a busy host: skip it when the loop
+  // could not send anything anyway. A kind with a request in flight wakes the loop itself when that
+  // request ends (handle()); an idle kind polls on its own clock.
+  const auto now = std::chrono::steady_clock::now();
+  bool useful = false;
+  for (const auto* k : by_index_) {
+    if (k->wanted && !k->requesting && (k->busy || k->needs_setup || now - k->last_poll >= kIdlePoll)) {
+      useful = true;
+      break;
+    }
+  }
+  if (!useful || paused_) return;
   woken_ = true;
   cv_.notify_all();
 }

@@ -96,6 +96,7 @@ class Puller {
   };
 
   void loop();
+  void wake_locked();
   void subscribe_locked();
   void request_locked(KindState& k, uint32_t batch, bool no_wait);
   size_t credits_in_use_locked() const;

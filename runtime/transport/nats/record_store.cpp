@@ -1,5 +1,7 @@
 #include "transport/nats/record_store.hpp"
 
+#include "common/log.hpp"
+
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -107,8 +109,21 @@ bool RecordStore::erase(const std::string& key, uint64_t expected) const {
   natsMsg_Destroy(msg);
   if (s != NATS_OK && code == kJsWrongLastSequence) return false;
   check(s, "delete KV key " + key, code);
+  const uint64_t marker = pa->Sequence;
   jsPubAck_Destroy(pa);
+  compact(key, marker);
   return true;
+}
+
+void RecordStore::compact(const std::string& key, uint64_t through) const {
+  const std::string subject = names_.kv_subject(key);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Stream.Purge.Subject = subject.c_str();
+  jo.Stream.Purge.Sequence = through + 1;  // "up to but not including"
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = retrying([&] { return js_PurgeStream(connection_.js(), names_.kv_stream().c_str(), &jo, &code); });
+  if (s != NATS_OK) log::warn("nats: {}", describe(s, "compact KV key " + key, code));
 }
 
 std::optional<RecordStore::Task> RecordStore::task(const std::string& task_id, uint64_t* revision) const {

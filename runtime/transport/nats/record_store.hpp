@@ -35,8 +35,15 @@ class RecordStore {
   // Stores `value` if the key's last revision is still `expected`; returns the new revision, or 0 when
   // someone else wrote first.
   uint64_t write(const std::string& key, std::string_view value, uint64_t expected) const;
-  // Deletes (tombstone) if the key's last revision is still `expected`; false when someone wrote first.
+  // Deletes if the key's last revision is still `expected`; false when someone wrote first. The key then
+  // leaves nothing in the bucket (compact()).
   bool erase(const std::string& key, uint64_t expected) const;
+  // Removes the key's messages up to and including `through` (its delete marker) from the bucket's
+  // stream. Why: a delete in a KV bucket is a marker message that stays for ever, one per finished task,
+  // so the bucket would grow without bound. Bounded by sequence, so a write made after `through` (another
+  // host taking the key) survives; and a writer still expecting an older revision is refused as before,
+  // since the key's last sequence is no longer the one it expects. Best effort: failures are logged.
+  void compact(const std::string& key, uint64_t through) const;
 
   struct Task {
     TaskRecord record;

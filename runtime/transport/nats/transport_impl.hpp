@@ -10,8 +10,10 @@
 #include "transport/nats/async_publisher.hpp"
 #include "transport/nats/connection.hpp"
 #include "transport/nats/control_channel.hpp"
+#include "transport/nats/discovery.hpp"
 #include "transport/nats/event_batcher.hpp"
 #include "transport/nats/host_liveness.hpp"
+#include "transport/nats/msg_reaper.hpp"
 #include "transport/nats/names.hpp"
 #include "transport/nats/nats_transport.hpp"
 #include "transport/nats/puller.hpp"
@@ -109,12 +111,14 @@ class NatsTransport::Impl {
   NatsOptions options;  // replicas resolved at construction, then read-only
   const Names names;
   std::unique_ptr<Connection> connection;
+  MsgReaper reaper;  // task messages, once read; flushed by tick()
   kvStore* kv = nullptr;
   std::unique_ptr<RecordStore> store;
   std::unique_ptr<AsyncPublisher> publisher;
   std::unique_ptr<EventBatcher> batcher;
   std::unique_ptr<HostLiveness> liveness;
   std::unique_ptr<ControlChannel> control;
+  std::unique_ptr<DiscoveryResponder> discovery;
   std::unique_ptr<Puller> puller;
   std::unique_ptr<SerialWorker> worker;           // KV reads, claims of redeliveries, rescues, upkeep
   std::unique_ptr<SerialWorker> liveness_thread;  // HostLiveness::tick, nothing else
