@@ -1,6 +1,7 @@
 #include "api/handlers.hpp"
 
 #include "api/json.hpp"
+#include "common/log.hpp"
 #include "host/host.hpp"
 #include "transport/local/local_transport.hpp"
 
@@ -9,6 +10,11 @@
 #include <boost/json/serialize.hpp>
 
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <initializer_list>
+#include <optional>
 
 namespace taskhost::api {
 namespace json = boost::json;
@@ -76,8 +82,70 @@ HttpResponse cancel(ApiContext& ctx, const std::string& task_id, std::string_vie
   return receipt_response(ctx.transport.cancel(request));
 }
 
-HttpResponse reload(ApiContext& ctx) {
-  const auto report = ctx.host.plugins().scan();
+// The query parameters an endpoint takes; any other is an error naming it, so a typo is not ignored.
+std::optional<std::string> unknown_parameter(const Target& target, std::initializer_list<std::string_view> known) {
+  for (const auto& [key, value] : target.query) {
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      std::string list;
+      for (const auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      return fmt::format("unknown query parameter '{}' (expected {})", key, list);
+    }
+  }
+  return std::nullopt;
+}
+
+// GET /v1/tasks?limit=N&after=ID: a page of every task accepted, oldest first (LocalTransport::list_page).
+HttpResponse list(ApiContext& ctx, const Target& target) {
+  if (auto why = unknown_parameter(target, {"limit", "after"})) return error_response(400, *why);
+  size_t limit = kDefaultListLimit;
+  if (const auto it = target.query.find("limit"); it != target.query.end()) {
+    const std::string& text = it->second;
+    size_t v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < 1 || v > kMaxListLimit) {
+      return error_response(400, fmt::format("query parameter 'limit' must be an integer from 1 to {}, not '{}'",
+                                             kMaxListLimit, text));
+    }
+    limit = v;
+  }
+  const auto after_it = target.query.find("after");
+  const std::string after = after_it == target.query.end() ? std::string() : after_it->second;
+  if (after_it != target.query.end() && after.empty())
+    return error_response(400, "query parameter 'after' must name a task id (the last one of the previous page)");
+  auto page = ctx.transport.list_page(after, limit);
+  if (!page) return error_response(400, fmt::format("query parameter 'after': unknown task '{}'", after), "", after);
+  json::value body = to_json_value(page->tasks);
+  auto& out = body.as_object();
+  if (!out.contains("tasks")) out["tasks"] = json::array();
+  // The cursor of the next page; absent on the last one.
+  if (page->more) out["next_after"] = page->tasks.tasks(page->tasks.tasks_size() - 1).task_id();
+  return json_response(200, json::serialize(body));
+}
+
+// POST /v1/reload[?migrate=true], or a body {"migrate": true}: Host::reload, the same as SIGHUP.
+HttpResponse reload(ApiContext& ctx, const Target& target, std::string_view body) {
+  if (auto why = unknown_parameter(target, {"migrate"})) return error_response(400, *why);
+  bool migrate = false;
+  if (const auto it = target.query.find("migrate"); it != target.query.end()) {
+    const std::string& v = it->second;
+    if (v == "true" || v == "1" || v.empty()) migrate = true;
+    else if (v == "false" || v == "0") migrate = false;
+    else return error_response(400, fmt::format("query parameter 'migrate' must be true or false, not '{}'", v));
+  }
+  if (!body.empty()) {
+    json::error_code ec;
+    const json::value v = json::parse(body, ec);
+    if (ec || !v.is_object()) return error_response(400, "reload body must be a JSON object like {\"migrate\": true}");
+    for (const auto& [key, value] : v.as_object()) {
+      if (key != "migrate" || !value.is_bool())
+        return error_response(400, fmt::format("unknown or non-boolean field '{}' (expected migrate)", std::string_view(key)));
+      migrate = migrate || value.as_bool();
+    }
+  }
+  const auto report = ctx.host.reload(migrate);
+  log::info("api: reload{}: {} loaded, {} removed, {} failed", migrate ? " (migrate)" : "", report.loaded.size(),
+            report.removed.size(), report.errors.size());
+  for (const auto& e : report.errors) log::warn("plugins: {}", e);
   json::object out;
   json::array loaded, removed, errors;
   for (const auto& f : report.loaded) loaded.emplace_back(f.string());
@@ -86,10 +154,11 @@ HttpResponse reload(ApiContext& ctx) {
   out["loaded"] = std::move(loaded);
   out["removed"] = std::move(removed);
   out["errors"] = std::move(errors);
+  out["migrate"] = migrate;
   return json_response(200, json::serialize(out));
 }
 
-HttpResponse dispatch(ApiContext& ctx, const Route& route, std::string_view body) {
+HttpResponse dispatch(ApiContext& ctx, const Route& route, const Target& target, std::string_view body) {
   switch (route.endpoint) {
     case Endpoint::health: {
       json::object out;
@@ -99,7 +168,7 @@ HttpResponse dispatch(ApiContext& ctx, const Route& route, std::string_view body
       return json_response(200, json::serialize(out));
     }
     case Endpoint::submit: return submit(ctx, body);
-    case Endpoint::list: return json_response(200, to_json(ctx.transport.list()));
+    case Endpoint::list: return list(ctx, target);
     case Endpoint::status: {
       const auto s = ctx.transport.status(route.task_id);
       if (!s) return error_response(404, "unknown task '" + route.task_id + "'", "", route.task_id);
@@ -112,7 +181,7 @@ HttpResponse dispatch(ApiContext& ctx, const Route& route, std::string_view body
     }
     case Endpoint::cancel: return cancel(ctx, route.task_id, body);
     case Endpoint::plugins: return json_response(200, plugins_json(ctx.host));
-    case Endpoint::reload: return reload(ctx);
+    case Endpoint::reload: return reload(ctx, target, body);
     case Endpoint::metrics:
       return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", metrics_text(ctx.transport, ctx.host)};
     case Endpoint::method_not_allowed:
@@ -129,7 +198,7 @@ HttpResponse dispatch(ApiContext& ctx, const Route& route, std::string_view body
 HttpResponse handle(ApiContext& ctx, const Route& route, const Target& target, std::string_view body) {
   if (!target.ok) return error_response(400, "malformed percent-encoding in the request target");
   try {
-    return dispatch(ctx, route, body);
+    return dispatch(ctx, route, target, body);
   } catch (const std::exception& e) {
     return error_response(500, e.what());
   }

@@ -7,6 +7,7 @@
 
 #include "api/routes.hpp"
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,10 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
 };
+
+// GET /v1/tasks page size: without ?limit, and the most one page may ask for.
+inline constexpr size_t kDefaultListLimit = 100;
+inline constexpr size_t kMaxListLimit = 1000;
 
 HttpResponse json_response(unsigned status, std::string body);
 HttpResponse error_response(unsigned status, std::string_view message, std::string_view code = {},

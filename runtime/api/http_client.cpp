@@ -1,5 +1,6 @@
 #include "api/http_client.hpp"
 
+#include "api/handlers.hpp"
 #include "api/json.hpp"
 #include "api/routes.hpp"
 
@@ -191,7 +192,29 @@ v1::TaskStatus HttpTaskClient::status(const std::string& task_id) {
 }
 
 v1::TaskStatusList HttpTaskClient::list() {
-  return parse_reply<v1::TaskStatusList>(checked("GET", "/v1/tasks"), "task list");
+  v1::TaskStatusList all;
+  std::string after;
+  do {
+    TaskPage page = list_page(kMaxListLimit, after);
+    for (auto& t : *page.tasks.mutable_tasks()) *all.add_tasks() = std::move(t);
+    after = std::move(page.next_after);
+  } while (!after.empty());
+  return all;
+}
+
+HttpTaskClient::TaskPage HttpTaskClient::list_page(size_t limit, const std::string& after) {
+  std::string target = "/v1/tasks?limit=" + std::to_string(limit);
+  if (!after.empty()) target += "&after=" + url_encode(after);
+  const auto r = checked("GET", target);
+  TaskPage page;
+  page.tasks = parse_reply<v1::TaskStatusList>(r, "task list");
+  boost::json::error_code ec;
+  const auto v = boost::json::parse(r.body, ec);
+  if (!ec && v.is_object()) {
+    if (const auto* next = v.as_object().if_contains("next_after"); next && next->is_string())
+      page.next_after = std::string(next->as_string());
+  }
+  return page;
 }
 
 void HttpTaskClient::watch(const std::string& task_id, const std::function<bool(const v1::WatchItem&)>& on_item,
@@ -249,7 +272,9 @@ v1::TaskCompletion HttpTaskClient::wait(const std::string& task_id, std::chrono:
 }
 
 std::string HttpTaskClient::plugins_json() { return checked("GET", "/v1/plugins").body; }
-std::string HttpTaskClient::reload_json() { return checked("POST", "/v1/reload").body; }
+std::string HttpTaskClient::reload_json(bool migrate) {
+  return checked("POST", migrate ? "/v1/reload?migrate=true" : "/v1/reload").body;
+}
 std::string HttpTaskClient::metrics_text() { return checked("GET", "/metrics").body; }
 std::string HttpTaskClient::health_json() { return checked("GET", "/v1/health").body; }
 

@@ -25,7 +25,14 @@ class HttpTaskClient final : public transport::TaskClient {
   v1::DeliveryReceipt send(const v1::SteeringMessage& message) override;
   v1::DeliveryReceipt cancel(const v1::CancelRequest& request) override;
   v1::TaskStatus status(const std::string& task_id) override;
-  v1::TaskStatusList list() override;
+  v1::TaskStatusList list() override;  // every task, oldest first: pages through GET /v1/tasks
+  // One page of GET /v1/tasks: `limit` tasks after task `after` ("" = from the first). `next_after` is
+  // the cursor of the next page, empty on the last one.
+  struct TaskPage {
+    v1::TaskStatusList tasks;
+    std::string next_after;
+  };
+  TaskPage list_page(size_t limit, const std::string& after = {});
   // timeout zero: until the stream ends (the task's completion, with a task id) or on_item says stop.
   void watch(const std::string& task_id, const std::function<bool(const v1::WatchItem&)>& on_item,
              std::chrono::milliseconds timeout) override;
@@ -34,7 +41,7 @@ class HttpTaskClient final : public transport::TaskClient {
 
   // Raw JSON/text of the admin endpoints.
   std::string plugins_json();
-  std::string reload_json();
+  std::string reload_json(bool migrate = false);  // migrate: re-attachable tasks move to the new generations
   std::string metrics_text();
   std::string health_json();
 

@@ -51,6 +51,93 @@ class Writer {
   std::string out_;
 };
 
+// The error as one short label value: a load error can be a multi-line dlerror text.
+std::string error_label(std::string_view error) {
+  constexpr size_t kMax = 200;
+  std::string one_line(error.substr(0, std::min(error.size(), kMax)));
+  std::replace(one_line.begin(), one_line.end(), '\n', ' ');
+  if (error.size() > kMax) one_line += "...";
+  return label(one_line);
+}
+
+// Plugin files, their generations and what reloads did (Host::plugin_status, Host::reload_stats).
+void plugin_metrics(Writer& w, Host& host) {
+  const auto files = host.plugin_status();
+  const ReloadStats reloads = host.reload_stats();
+  std::map<std::string, uint64_t> by_state;
+  uint64_t errors = 0;
+  for (const auto& f : files) {
+    ++by_state[f.state];
+    if (!f.last_error.empty()) ++errors;
+  }
+  w.family("taskhost_plugin_files", "gauge", "Plugin files by state.");
+  for (const auto& [state, n] : by_state) w.sample("taskhost_plugin_files", fmt::format("state=\"{}\"", label(state)), n);
+  w.family("taskhost_plugin_load_errors", "gauge", "Plugin files whose newest version failed to load.");
+  w.sample("taskhost_plugin_load_errors", "", errors);
+  // A file whose new version failed keeps its previous generation serving (state "serving"), so the
+  // error is shown here for every file that has one, whatever its state.
+  w.family("taskhost_plugin_load_error", "gauge",
+           "1 for each plugin file whose newest version failed to load, with the error (first 200 bytes).");
+  for (const auto& f : files) {
+    if (!f.last_error.empty())
+      w.sample("taskhost_plugin_load_error",
+               fmt::format("file=\"{}\",state=\"{}\",error=\"{}\"", label(f.file.string()), label(f.state),
+                           error_label(f.last_error)),
+               1);
+  }
+
+  w.family("taskhost_plugin_generation", "gauge", "The generation serving new tasks of each plugin file.");
+  for (const auto& f : files) {
+    if (f.current)
+      w.sample("taskhost_plugin_generation",
+               fmt::format("file=\"{}\",plugin=\"{}\",version=\"{}\"", label(f.file.string()),
+                           label(f.current->plugin), label(f.current->version)),
+               f.current->id);
+  }
+  w.family("taskhost_plugin_draining_generations", "gauge",
+           "Older generations of each plugin file still running the tasks they started.");
+  for (const auto& f : files)
+    w.sample("taskhost_plugin_draining_generations", fmt::format("file=\"{}\"", label(f.file.string())), f.draining.size());
+  w.family("taskhost_plugin_generation_active_tasks", "gauge",
+           "Active tasks per live generation; role is current or draining.");
+  auto active = [&](const PluginFileStatus& f, const GenerationStatus& g, std::string_view role) {
+    w.sample("taskhost_plugin_generation_active_tasks",
+             fmt::format("file=\"{}\",generation=\"{}\",version=\"{}\",role=\"{}\"", label(f.file.string()), g.id,
+                         label(g.version), role),
+             g.active_tasks);
+  };
+  for (const auto& f : files) {
+    if (f.current) active(f, *f.current, "current");
+    for (const auto& g : f.draining) active(f, g, "draining");
+  }
+
+  w.family("taskhost_plugin_scans_total", "counter", "Scans of the plugins directory: startup, watcher and reloads.");
+  w.sample("taskhost_plugin_scans_total", "", reloads.scans);
+  w.family("taskhost_plugin_reloads_total", "counter",
+           "Reloads an operator asked for: SIGHUP, taskhost reload, POST /v1/reload.");
+  w.sample("taskhost_plugin_reloads_total", "", reloads.operator_reloads);
+  w.family("taskhost_plugin_generations_loaded_total", "counter", "New generations installed, by plugin file.");
+  for (const auto& [file, n] : reloads.generations_loaded)
+    w.sample("taskhost_plugin_generations_loaded_total", fmt::format("file=\"{}\"", label(file)), n);
+  w.family("taskhost_plugin_load_failures_total", "counter",
+           "Loads that failed or were refused (the previous version kept serving), by plugin file.");
+  for (const auto& [file, n] : reloads.load_failures)
+    w.sample("taskhost_plugin_load_failures_total", fmt::format("file=\"{}\"", label(file)), n);
+  w.family("taskhost_plugin_tasks_migrated_total", "counter",
+           "Re-attachable tasks moved to a new generation by a reload.");
+  w.sample("taskhost_plugin_tasks_migrated_total", "", reloads.migrated_tasks);
+  w.family("taskhost_plugin_drain_cancellations_total", "counter",
+           "Tasks cancelled because their old generation's drain deadline passed.");
+  w.sample("taskhost_plugin_drain_cancellations_total", "", host.drain_cancellations());
+  if (const auto* watcher = host.watcher()) {
+    const auto ws = watcher->stats();
+    w.family("taskhost_plugin_watcher_watching", "gauge", "1 while the plugins directory watcher has its inotify watch.");
+    w.sample("taskhost_plugin_watcher_watching", "", ws.watching ? 1 : 0);
+    w.family("taskhost_plugin_watcher_events_total", "counter", "inotify events on plugin file names.");
+    w.sample("taskhost_plugin_watcher_events_total", "", ws.events);
+  }
+}
+
 }  // namespace
 
 std::string metrics_text(transport::local::LocalTransport& transport, Host& host) {
@@ -104,21 +191,7 @@ std::string metrics_text(transport::local::LocalTransport& transport, Host& host
   for (const auto& [kind, lag] : m.heartbeat_lag_seconds)
     w.sample("taskhost_heartbeat_lag_seconds", fmt::format("kind=\"{}\"", label(kind)), lag);
 
-  const auto files = host.registry().files();
-  std::map<std::string, uint64_t> by_state;
-  uint64_t errors = 0;
-  for (const auto& f : files) {
-    ++by_state[f.state];
-    if (!f.last_error.empty()) ++errors;
-  }
-  w.family("taskhost_plugin_files", "gauge", "Plugin files by state.");
-  for (const auto& [state, n] : by_state) w.sample("taskhost_plugin_files", fmt::format("state=\"{}\"", label(state)), n);
-  w.family("taskhost_plugin_load_errors", "gauge", "Plugin files whose newest version failed to load.");
-  w.sample("taskhost_plugin_load_errors", "", errors);
-  w.family("taskhost_plugin_load_error", "gauge", "1 for each plugin file whose newest version failed to load.");
-  for (const auto& f : files) {
-    if (!f.last_error.empty()) w.sample("taskhost_plugin_load_error", fmt::format("file=\"{}\"", label(f.file.string())), 1);
-  }
+  plugin_metrics(w, host);
 
   w.family("taskhost_watchers", "gauge", "Open watch streams.");
   w.sample("taskhost_watchers", "", m.watchers);

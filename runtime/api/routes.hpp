@@ -6,7 +6,10 @@
 //                                       201 {"task_id"} | 200 {"task_id","duplicate":true} (same id again)
 //                                       400 malformed (names the field) | 422 refused, e.g. code
 //                                       COMPONENT_NOT_FOUND (the task is recorded as failed) | 503 draining
-//   GET  /v1/tasks                      200 TaskStatusList (tasks in memory, oldest first)
+//   GET  /v1/tasks[?limit=N][&after=ID] 200 TaskStatusList + "next_after": one page of every task accepted,
+//                                       in the order accepted (stable: new tasks only append); N tasks
+//                                       (default 100, 1..1000) after task ID; "next_after" (the last id)
+//                                       is there when another page may follow. 400 names a bad parameter
 //   GET  /v1/tasks/{id}                 200 TaskStatus | 404
 //   POST /v1/tasks/{id}/messages        body: {"text","data"?,"reply_to"?,"message_id"?} or SteeringMessage
 //                                       200 DeliveryReceipt (ACCEPTED) | 404 UNKNOWN_TASK | 409 TASK_ENDED |
@@ -20,7 +23,9 @@
 //                                       lines are keep-alives. 404 for an unknown task.
 //   GET  /v1/plugins                    200 {"plugins":[{file,state,last_error,plugin,version,generation,
 //                                       kinds,active_tasks,draining:[{generation,version,active_tasks}]}]}
-//   POST /v1/reload                     200 {"loaded":[...],"removed":[...],"errors":[...]}: rescans plugins
+//   POST /v1/reload[?migrate=true]      200 {"loaded":[...],"removed":[...],"errors":[...],"migrate":B}:
+//                                       Host::reload (as SIGHUP); migrate (also as body {"migrate":true})
+//                                       moves re-attachable tasks to the current generations
 //   GET  /metrics                       200 Prometheus text format 0.0.4
 #pragma once
 

@@ -78,6 +78,37 @@ std::optional<long> query_ms(const Target& t, const std::string& key, std::strin
   return v;
 }
 
+// Closes a connection that does not deliver a complete request in time: armed around each request read
+// only, so a watch or wait that is streaming is never cut. On expiry the socket's pending read is
+// cancelled and the session ends. The handler can run after the session's frame is gone (a timer that
+// fired just as the read completed), so it reaches the socket only through `armed`, which disarm() and
+// the destructor clear on the same (network) thread.
+class IdleTimer {
+ public:
+  template <typename Socket>
+  IdleTimer(Socket& socket, std::chrono::milliseconds timeout)
+      : timer_(socket.get_executor()), armed_(std::make_shared<bool>(timeout.count() > 0)) {
+    if (!*armed_) return;
+    timer_.expires_after(timeout);
+    timer_.async_wait([&socket, armed = armed_](boost::system::error_code ec) {
+      if (ec || !*armed) return;
+      boost::system::error_code ignored;
+      socket.cancel(ignored);
+    });
+  }
+  ~IdleTimer() { disarm(); }
+  IdleTimer(const IdleTimer&) = delete;
+  IdleTimer& operator=(const IdleTimer&) = delete;
+  void disarm() {
+    *armed_ = false;
+    timer_.cancel();
+  }
+
+ private:
+  net::steady_timer timer_;
+  std::shared_ptr<bool> armed_;
+};
+
 }  // namespace
 
 struct ApiServer::Impl {
@@ -283,7 +314,9 @@ struct ApiServer::Impl {
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(kMaxBody);
+      IdleTimer idle(socket, options.idle_timeout);
       auto [ec, n] = co_await http::async_read(socket, buffer, parser, as_tuple_awaitable);
+      idle.disarm();
       if (ec == http::error::body_limit) {
         HttpResponse too_big = error_response(413, fmt::format("request body over {} bytes", kMaxBody));
         co_await write(socket, 11, false, std::move(too_big));

@@ -29,6 +29,10 @@ struct ServerOptions {
   std::vector<config::Endpoint> listen;                // at least one
   size_t worker_threads = 4;                           // for the blocking handlers
   std::chrono::milliseconds keepalive{10'000};         // blank line on an idle watch stream
+  // A connection that sends no complete request for this long is closed: idle keep-alive connections,
+  // and clients that never finish a request. Not while a watch or wait is streaming (its own deadlines
+  // and keep-alives govern it). 0 = never.
+  std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds default_wait{30'000};      // GET .../wait without timeout_ms
   std::chrono::milliseconds max_wait{300'000};
 };

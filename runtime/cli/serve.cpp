@@ -1,5 +1,6 @@
 // taskhost serve: the host process. Loads the config, opens the transport, loads the plugins, serves the
-// local API, and runs until SIGTERM/SIGINT (drain, then exit 0). SIGHUP rescans the plugins directory.
+// local API, and runs until SIGTERM/SIGINT (drain, then exit 0). Plugin files that change are picked up
+// by the directory watcher (unless [plugins] watch = false or --no-watch); SIGHUP reloads (Host::reload).
 #include "api/server.hpp"
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
@@ -7,6 +8,7 @@
 #include "common/log.hpp"
 #include "config/config.hpp"
 #include "config/endpoint.hpp"
+#include "config/host_options.hpp"
 #include "host/host.hpp"
 #include "transport/local/local_transport.hpp"
 
@@ -41,6 +43,7 @@ config::Config load(const CommandLine& cl) {
   if (cl.has("transport")) c.transport = cl.get<std::string>("transport");
   if (cl.has("nats")) c.nats.url = cl.get<std::string>("nats");
   if (cl.has("worker-id")) c.worker_id = cl.get<std::string>("worker-id");
+  if (cl.has("no-watch")) c.watch_plugins = false;
   if (cl.has("log-format")) {
     const auto f = log::parse_format(cl.get<std::string>("log-format"));
     if (!f) throw UsageError("--log-format must be text or json");
@@ -95,13 +98,7 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   lo.default_heartbeat_secs = c.heartbeat_interval_secs;
   transport::local::LocalTransport transport(lo);
 
-  HostOptions ho;
-  ho.plugins_dir = c.plugins_dir;
-  ho.router.worker_id = config::effective_worker_id(c);
-  ho.router.max_active = c.max_active;
-  ho.router.kind_limits.insert(c.kind_limits.begin(), c.kind_limits.end());
-  ho.router.cancel_deadline = c.cancel_deadline;
-  ho.router.worker_threads = c.worker_threads;
+  const HostOptions ho = config::host_options(c);
   Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
   log_scan(host.initial_scan(), c.plugins_dir);
 
@@ -114,20 +111,21 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
 
   api::ServerOptions so;
   so.listen = listen;
+  so.idle_timeout = c.api_idle_timeout;
   api::ApiServer server(api::ApiContext{transport, host}, so);
   server.start();
   const auto addresses = server.addresses();
   write_address_file(c.state_dir, addresses.front());
   for (const auto& a : addresses) log::info("api: listening on {}", a);
-  log::info("taskhost serving (worker {}, plugins {}, state {})", ho.router.worker_id, c.plugins_dir.string(),
-            c.state_dir.string());
+  log::info("taskhost serving (worker {}, plugins {}{}, state {})", ho.router.worker_id, c.plugins_dir.string(),
+            ho.watch ? ", watched" : "", c.state_dir.string());
 
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      log::info("SIGHUP: rescanning {}", c.plugins_dir.string());
-      log_scan(host.plugins().scan(), c.plugins_dir);
+      log::info("SIGHUP: reloading {}", c.plugins_dir.string());
+      log_scan(host.reload(), c.plugins_dir);
       continue;
     }
     log::info("{}: draining (up to {} ms for running tasks, then cancel)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -149,7 +147,8 @@ int serve_command(const Args& args) {
   CommandLine cl("serve", "serve [--config FILE] [--plugins DIR] [--api ADDR] [--state DIR] [--transport local|nats]",
                  "Runs the host: loads every plugin in the plugins directory, serves the local API, runs tasks.\n"
                  "SIGTERM/SIGINT drain (stop accepting, let running tasks finish up to drain_grace_ms, cancel the\n"
-                 "rest) and exit 0; SIGHUP rescans the plugins directory. Flags override the config file.");
+                 "rest) and exit 0. Plugin files added, replaced or removed are picked up by themselves (unless\n"
+                 "--no-watch); SIGHUP rescans the plugins directory. Flags override the config file.");
   cl.options().add_options()
       ("config,c", po::value<std::string>()->value_name("FILE"), "taskhost.toml (see samples/taskhost.toml)")
       ("plugins,p", po::value<std::string>()->value_name("DIR"), "plugins directory (default: ./plugins)")
@@ -158,7 +157,8 @@ int serve_command(const Args& args) {
       ("transport", po::value<std::string>()->value_name("local|nats"), "where tasks come from (default: local)")
       ("nats", po::value<std::string>()->value_name("URL"), "NATS server URL (implies nothing unless --transport nats)")
       ("worker-id", po::value<std::string>()->value_name("ID"), "this host's stable name (default: host name)")
-      ("log-format", po::value<std::string>()->value_name("text|json"), "log line format (default: text)");
+      ("log-format", po::value<std::string>()->value_name("text|json"), "log line format (default: text)")
+      ("no-watch", "do not watch the plugins directory; reload only on SIGHUP or `taskhost reload`");
   if (!cl.parse(args)) return kExitOk;
   const config::Config c = load(cl);
   log::set_format(c.log_format);

@@ -1,4 +1,6 @@
 // taskhost status [ID]
+#include "api/handlers.hpp"
+#include "api/http_client.hpp"
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/format.hpp"
@@ -51,19 +53,35 @@ void print_one(const v1::TaskStatus& s) {
 }  // namespace
 
 int status_command(const Args& args) {
-  CommandLine cl("status", "status [ID]", "Shows task ID in detail, or a table of every task the host knows.");
-  cl.options().add_options()("id", po::value<std::string>(), "the task id (positional, optional)");
+  CommandLine cl("status", "status [ID] [--limit N [--after ID]]",
+                 "Shows task ID in detail, or a table of every task the host knows, oldest first.\n"
+                 "With --limit, one page of N tasks (after task --after); the next page's command is printed.");
+  cl.options().add_options()
+      ("id", po::value<std::string>(), "the task id (positional, optional)")
+      ("limit", po::value<size_t>()->value_name("N"), "list at most N tasks (one page, 1..1000; local API only)")
+      ("after", po::value<std::string>()->value_name("ID"), "with --limit: the page after task ID");
   cl.client_options(true);
   cl.positional("id", 1);
   if (!cl.parse(args)) return kExitOk;
-  auto client = make_client(cl);
+  if (cl.has("id") && (cl.has("limit") || cl.has("after"))) throw UsageError("--limit and --after list tasks; not with an ID");
+  if (cl.has("after") && !cl.has("limit")) throw UsageError("--after needs --limit");
   if (cl.has("id")) {
-    const auto s = client->status(cl.get<std::string>("id"));
+    const auto s = make_client(cl)->status(cl.get<std::string>("id"));
     if (cl.json()) print_json(s);
     else print_one(s);
     return kExitOk;
   }
-  const auto list = client->list();
+  v1::TaskStatusList list;
+  std::string next_after;
+  if (cl.has("limit")) {
+    const size_t limit = cl.get<size_t>("limit");
+    if (limit < 1 || limit > api::kMaxListLimit) throw UsageError(fmt::format("--limit must be from 1 to {}", api::kMaxListLimit));
+    auto page = make_http_client(cl)->list_page(limit, cl.has("after") ? cl.get<std::string>("after") : std::string());
+    list = std::move(page.tasks);
+    next_after = std::move(page.next_after);
+  } else {
+    list = make_client(cl)->list();  // every page
+  }
   if (cl.json()) {
     print_json(list);
     return kExitOk;
@@ -74,6 +92,7 @@ int status_command(const Args& args) {
                     s.has_progress() ? progress_text(s.progress()) : "", summary(s)});
   }
   print_table(std::cout, rows);
+  if (!next_after.empty()) std::cout << "more: taskhost status --limit " << cl.get<size_t>("limit") << " --after " << next_after << "\n";
   return kExitOk;
 }
 

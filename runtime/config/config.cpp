@@ -61,6 +61,12 @@ class Section {
     return v;
   }
 
+  bool boolean(const toml::node& node, const std::string& key) const {
+    const auto* b = node.as_boolean();
+    if (!b) fail(node, key, fmt::format("must be true or false, not {}", type_name(node)));
+    return b->get();
+  }
+
   std::filesystem::path path(const toml::node& node, const std::string& key) const {
     const std::filesystem::path p = string(node, key);
     if (p.empty()) fail(node, key, "must not be empty");
@@ -120,6 +126,25 @@ void read_api(const Section& parent, const toml::node& node, const std::string& 
   s.on("unix_socket", [&](const toml::node& n, const std::string& k) {
     c.api_unix_socket = s.string(n, k).empty() ? std::string() : s.path(n, k).string();
   });
+  s.on("idle_timeout_ms", [&](const toml::node& n, const std::string& k) {
+    c.api_idle_timeout = std::chrono::milliseconds(s.integer(n, k, 0, 3'600'000));
+  });
+  s.run();
+}
+
+void read_plugins(const Section& parent, const toml::node& node, const std::string& key, Config& c) {
+  Section s = parent.sub(node, key);
+  s.on("watch", [&](const toml::node& n, const std::string& k) { c.watch_plugins = s.boolean(n, k); });
+  s.on("settle_ms", [&](const toml::node& n, const std::string& k) {
+    c.watch_settle = std::chrono::milliseconds(s.integer(n, k, 0, 60'000));
+  });
+  s.on("rescan_interval_ms", [&](const toml::node& n, const std::string& k) {
+    c.watch_rescan_interval = std::chrono::milliseconds(s.integer(n, k, 100, 3'600'000));
+  });
+  s.on("drain_deadline_ms", [&](const toml::node& n, const std::string& k) {
+    c.drain_deadline = std::chrono::milliseconds(s.integer(n, k, 0, 86'400'000));
+  });
+  s.on("migrate_on_reload", [&](const toml::node& n, const std::string& k) { c.migrate_on_reload = s.boolean(n, k); });
   s.run();
 }
 
@@ -242,6 +267,7 @@ Config parse_config(std::string_view text, const std::string& source, const std:
     if (c.transport != "local" && c.transport != "nats")
       s.fail(n, k, fmt::format("must be \"local\" or \"nats\", not \"{}\"", c.transport));
   });
+  s.on("plugins", [&](const toml::node& n, const std::string& k) { read_plugins(s, n, k, c); });
   s.on("api", [&](const toml::node& n, const std::string& k) { read_api(s, n, k, c); });
   s.on("log", [&](const toml::node& n, const std::string& k) { read_log(s, n, k, c); });
   s.on("limits", [&](const toml::node& n, const std::string& k) { read_limits(s, n, k, c); });

@@ -48,12 +48,20 @@ std::string_view to_string(NatsConfig::AckMode mode);
 
 struct Config {
   std::filesystem::path plugins_dir = "plugins";
+  // [plugins]: hot reload. With `watch`, files copied, renamed or deleted in plugins_dir are picked up by
+  // themselves (inotify); SIGHUP and `taskhost reload` work either way.
+  bool watch_plugins = true;
+  std::chrono::milliseconds watch_settle{150};             // a file written in place must hold still this long
+  std::chrono::milliseconds watch_rescan_interval{2'000};  // full comparison of the directory (lost events)
+  std::chrono::milliseconds drain_deadline{0};             // old generation's tasks cancelled after; 0 = never
+  bool migrate_on_reload = false;                          // move re-attachable tasks on every switch
   std::filesystem::path state_dir = ".taskhost-state";  // local transport's SQLite store
   std::string worker_id;              // empty = the machine's host name
   std::string transport = "local";    // "local" or "nats"
 
   std::string api_address = "127.0.0.1:7411";  // HOST:PORT, or unix:PATH
   std::string api_unix_socket;        // an extra unix socket to listen on; empty = none
+  std::chrono::milliseconds api_idle_timeout{60'000};  // idle keep-alive connections closed; 0 = never
 
   log::Format log_format = log::Format::text;
   log::Level log_level = log::Level::info;

@@ -27,6 +27,11 @@ Host::~Host() {
 }
 
 void Host::after_scan(const registry::ScanReport& report) {
+  std::vector<std::filesystem::path> known;
+  if (!report.errors.empty()) {
+    for (const auto& f : registry_->files()) known.push_back(f.file);
+  }
+  reload_counters_.record_scan(report, known);
   for (const auto& retired : report.retired) drainer_->track(retired);
   if (migrate_on_reload_ && !report.retired.empty()) {
     if (const size_t moved = migrate_all()) log::info("reload: moving {} re-attachable task(s) to the new generations", moved);
@@ -36,10 +41,12 @@ void Host::after_scan(const registry::ScanReport& report) {
 size_t Host::migrate_all() {
   size_t moved = 0;
   for (const auto& binding : registry_->bindings()) moved += router_->migrate(binding.executor->kind());
+  reload_counters_.record_migrated(moved);
   return moved;
 }
 
 registry::ScanReport Host::reload(bool migrate) {
+  reload_counters_.record_operator_reload();
   registry::ScanReport report = plugins_->scan();
   // after_scan already moved tasks for migrate_on_reload, and only when this scan switched something; an
   // operator asking for it also moves tasks left on generations retired by earlier switches.

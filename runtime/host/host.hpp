@@ -17,6 +17,7 @@
 
 #include "host/generation_drainer.hpp"
 #include "host/plugin_status.hpp"
+#include "host/reload_stats.hpp"
 #include "registry/directory_watcher.hpp"
 #include "registry/kind_registry.hpp"
 #include "registry/plugin_directory.hpp"
@@ -67,12 +68,15 @@ class Host {
   const registry::DirectoryWatcher* watcher() const { return watcher_.get(); }
   // Tasks cancelled because a drain deadline passed, since start.
   uint64_t drain_cancellations() const { return drainer_->cancelled(); }
+  // What reloads did since start (scans, operator reloads, generations loaded and failures per file).
+  ReloadStats reload_stats() const { return reload_counters_.snapshot(); }
 
  private:
   void after_scan(const registry::ScanReport& report);  // any scanning thread
   size_t migrate_all();                                 // moves re-attachable tasks to current generations
 
   const bool migrate_on_reload_;
+  ReloadCounters reload_counters_;  // before plugins_: its scan listener records here
   std::unique_ptr<registry::KindRegistry> registry_;
   std::unique_ptr<tasks::Router> router_;
   std::unique_ptr<registry::PluginDirectory> plugins_;

@@ -1,16 +1,30 @@
 // The local API: request targets and bodies on their own, then the HTTP contract of a real host —
 // status codes and {"error": ...} bodies that name the field or task, for malformed requests, unknown
-// routes, wrong methods, unknown tasks and refused kinds.
+// routes, wrong methods, unknown tasks and refused kinds; paging of GET /v1/tasks; and, in-process with a
+// short ServerOptions::idle_timeout, idle keep-alive connections being closed while watch streams are not.
 #include "api/json.hpp"
 #include "api/routes.hpp"
 #include "cli_harness.hpp"
 
 #include "api/http_client.hpp"
+#include "api/server.hpp"
 #include "config/endpoint.hpp"
+#include "host/host.hpp"
+#include "transport/local/local_transport.hpp"
 
 #include <boost/json.hpp>
 
 #include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <thread>
 
 using namespace taskhost;
 using namespace taskhost::clitest;
@@ -90,9 +104,9 @@ TEST_CASE("message bodies: simple form, SteeringMessage, and a task id that must
 }
 
 TEST_CASE("the HTTP contract of a real host") {
-  TempDir dir;
+  clitest::TempDir dir;
   const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
-  Host host(plugins, dir.path() / "state");
+  clitest::Host host(plugins, dir.path() / "state");
   std::string why;
   api::HttpTaskClient client(*config::parse_endpoint(host.api(), &why));
   auto error_of = [](const api::HttpTaskClient::Response& r) {
@@ -144,4 +158,190 @@ TEST_CASE("the HTTP contract of a real host") {
   r = client.request("GET", "/v1/health");
   CHECK(r.status == 200);
   CHECK(parse_json(r.body).as_object().at("accepting").as_bool());
+}
+
+TEST_CASE("GET /v1/tasks pages: limit and after visit every task once, in the order accepted") {
+  clitest::TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  clitest::Host host(plugins, dir.path() / "state");
+  std::string why;
+  api::HttpTaskClient client(*config::parse_endpoint(host.api(), &why));
+  std::vector<std::string> submitted;
+  for (int i = 0; i < 7; ++i) {
+    // Ids that do not sort in submit order, so the order seen is the store's, not the ids'.
+    const std::string id = "page-" + std::to_string((i * 5) % 7) + "-" + std::to_string(i);
+    REQUIRE(client.request("POST", "/v1/tasks", R"({"kind":"hello.greet","input":{"name":"P"},"id":")" + id + "\"}").status == 201);
+    submitted.push_back(id);
+  }
+
+  std::vector<std::string> seen;
+  std::string after;
+  int pages = 0;
+  for (;; ++pages) {
+    REQUIRE(pages < 10);
+    const auto r = client.request("GET", "/v1/tasks?limit=3" + (after.empty() ? "" : "&after=" + api::url_encode(after)));
+    REQUIRE(r.status == 200);
+    const auto body = parse_json(r.body).as_object();
+    const auto& tasks = body.at("tasks").as_array();
+    CHECK(tasks.size() <= 3);
+    for (const auto& t : tasks) seen.push_back(str(t.as_object(), "task_id"));
+    if (!body.contains("next_after")) break;
+    CHECK(str(body, "next_after") == seen.back());
+    after = seen.back();
+  }
+  CHECK(pages + 1 == 3);  // 3 + 3 + 1
+  CHECK(seen == submitted);
+
+  // The client pages through on its own (status lists every task), and one page at a time.
+  CHECK(client.list().tasks_size() == 7);
+  const auto first = client.list_page(4);
+  CHECK(first.tasks.tasks_size() == 4);
+  CHECK(first.next_after == submitted[3]);
+  const auto last = client.list_page(4, first.next_after);
+  CHECK(last.tasks.tasks_size() == 3);
+  CHECK(last.next_after.empty());
+  const auto all = parse_json(client.request("GET", "/v1/tasks").body).as_object();  // default limit: 100
+  CHECK(all.at("tasks").as_array().size() == 7);
+  CHECK_FALSE(all.contains("next_after"));
+
+  auto error_of = [&](const std::string& target) {
+    const auto r = client.request("GET", target);
+    CHECK(r.status == 400);
+    return str(parse_json(r.body).as_object(), "error");
+  };
+  CHECK(error_of("/v1/tasks?limit=0").find("'limit'") != std::string::npos);
+  CHECK(error_of("/v1/tasks?limit=ten").find("'limit'") != std::string::npos);
+  CHECK(error_of("/v1/tasks?limit=1001").find("'limit'") != std::string::npos);
+  CHECK(error_of("/v1/tasks?limit=-1").find("'limit'") != std::string::npos);
+  CHECK(error_of("/v1/tasks?after=ghost").find("'after'") != std::string::npos);
+  CHECK(error_of("/v1/tasks?after=").find("'after'") != std::string::npos);
+  CHECK(error_of("/v1/tasks?limt=3").find("'limt'") != std::string::npos);
+
+  // taskhost status: every task by default, one page with --limit and the command for the next.
+  const Result everything = host.cli({"status", "--json"});
+  REQUIRE(everything.code == 0);
+  CHECK(parse_json(everything.out).as_object().at("tasks").as_array().size() == 7);
+  const Result page = host.cli({"status", "--limit", "2", "--after", submitted[0]});
+  INFO(page);
+  CHECK(page.code == 0);
+  CHECK(page.out.find(submitted[1]) != std::string::npos);
+  CHECK(page.out.find(submitted[3]) == std::string::npos);
+  CHECK(page.out.find("more: taskhost status --limit 2 --after " + submitted[2]) != std::string::npos);
+  CHECK(host.cli({"status", "--limit", "0"}).code == 2);
+  CHECK(host.cli({"status", "--after", "x"}).code == 2);
+  CHECK(host.cli({"status", "--limit", "2", "--after", "ghost"}).err.find("'after'") != std::string::npos);
+}
+
+namespace {
+
+// A raw loopback connection, so the test sees exactly when the server closes it.
+class RawConnection {
+ public:
+  explicit RawConnection(const std::string& address) {
+    const auto colon = address.rfind(':');
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+    REQUIRE(::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr) == 1);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0);
+  }
+  ~RawConnection() { ::close(fd_); }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  void send(const std::string& text) { REQUIRE(::send(fd_, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size())); }
+
+  // Reads until `done(all read so far)` holds, the peer closes (then `closed`), or `timeout`.
+  std::string read_until(const std::function<bool(const std::string&)>& done, std::chrono::milliseconds timeout) {
+    std::string got;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done(got)) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        closed = true;
+        break;
+      }
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  }
+  bool closed = false;
+
+ private:
+  int fd_ = -1;
+};
+
+bool whole_response(const std::string& text) {
+  const auto end = text.find("\r\n\r\n");
+  if (end == std::string::npos) return false;
+  const auto cl = text.find("Content-Length: ");
+  if (cl == std::string::npos || cl > end) return false;
+  return text.size() >= end + 4 + std::stoul(text.substr(cl + 16));
+}
+
+}  // namespace
+
+TEST_CASE("idle keep-alive connections are closed after idle_timeout; a streaming watch is not") {
+  clitest::TempDir dir;
+  fs::create_directories(dir.path() / "plugins");
+  transport::local::LocalOptions lo;
+  lo.state_dir = dir.path() / "state";
+  transport::local::LocalTransport transport(lo);
+  taskhost::HostOptions ho;
+  ho.plugins_dir = dir.path() / "plugins";
+  taskhost::Host host(ho, transport);
+  transport.attach(host.router());
+  api::ServerOptions so;
+  std::string why;
+  so.listen.push_back(*config::parse_endpoint("127.0.0.1:0", &why));
+  so.idle_timeout = 1000ms;
+  so.keepalive = 100ms;  // the watch stream writes keep-alives more often than the idle timeout
+  api::ApiServer server(api::ApiContext{transport, host}, so);
+  server.start();
+  const std::string address = server.addresses().front();
+  using clock = std::chrono::steady_clock;
+  const std::string health = "GET /v1/health HTTP/1.1\r\nHost: t\r\n\r\n";
+
+  SUBCASE("a connection in use stays open; once idle it is closed") {
+    RawConnection c(address);
+    for (int i = 0; i < 4; ++i) {  // 4 requests 300 ms apart: 1.2 s in all, never idle for 1 s
+      c.send(health);
+      const std::string r = c.read_until(whole_response, 2s);
+      REQUIRE(r.find("HTTP/1.1 200") == 0);
+      CHECK_FALSE(c.closed);
+      std::this_thread::sleep_for(300ms);
+    }
+    const auto idle_since = clock::now();
+    const std::string rest = c.read_until([](const std::string&) { return false; }, 5s);
+    CHECK(rest.empty());
+    CHECK(c.closed);
+    const auto took = clock::now() - idle_since;
+    CHECK(took >= 300ms);  // 1 s after the last request, 300 ms of which were spent sleeping
+    CHECK(took < 3s);
+  }
+  SUBCASE("a half-sent request is closed too") {
+    RawConnection c(address);
+    c.send("GET /v1/health HTTP/1.1\r\nHost:");
+    c.read_until([](const std::string&) { return false; }, 5s);
+    CHECK(c.closed);
+  }
+  SUBCASE("a watch streams past the idle timeout until its own end") {
+    RawConnection c(address);
+    const auto start = clock::now();
+    c.send("GET /v1/watch?timeout_ms=2500 HTTP/1.1\r\nHost: t\r\n\r\n");
+    const std::string r = c.read_until([](const std::string& t) { return t.find("\r\n0\r\n\r\n") != std::string::npos; }, 5s);
+    INFO(r);
+    CHECK(r.find("HTTP/1.1 200") == 0);
+    CHECK(r.find("\r\n0\r\n\r\n") != std::string::npos);  // ended by its timeout_ms with the last chunk
+    CHECK(clock::now() - start >= 2400ms);
+  }
+  server.stop();
+  transport.detach();
 }

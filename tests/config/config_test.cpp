@@ -1,6 +1,7 @@
 // taskhost.toml: defaults, the documented sample, and errors that name the file, line and key.
 #include "config/config.hpp"
 #include "config/endpoint.hpp"
+#include "config/host_options.hpp"
 
 #include <doctest/doctest.h>
 
@@ -34,6 +35,12 @@ TEST_CASE("an empty file means every default") {
   CHECK(c.cancel_deadline.count() == 10'000);
   CHECK(c.nats.ack_mode == NatsConfig::AckMode::on_receipt);
   CHECK(c.log_format == taskhost::log::Format::text);
+  CHECK(c.watch_plugins);  // copying a .so into plugins_dir just works
+  CHECK(c.watch_settle.count() == 150);
+  CHECK(c.watch_rescan_interval.count() == 2'000);
+  CHECK(c.drain_deadline.count() == 0);
+  CHECK_FALSE(c.migrate_on_reload);
+  CHECK(c.api_idle_timeout.count() == 60'000);
 }
 
 TEST_CASE("samples/taskhost.toml is valid and sets what it documents") {
@@ -44,6 +51,9 @@ TEST_CASE("samples/taskhost.toml is valid and sets what it documents") {
   CHECK(c.drain_grace.count() == 30'000);
   CHECK(c.nats.kv_bucket == "taskhost_tasks");
   CHECK(c.nats.max_deliver == 5);
+  CHECK(c.watch_plugins);
+  CHECK(c.watch_settle.count() == 150);
+  CHECK(c.api_idle_timeout.count() == 60'000);
 }
 
 TEST_CASE("every key can be set") {
@@ -55,6 +65,13 @@ transport = "nats"
 [api]
 address = "unix:/tmp/th.sock"
 unix_socket = "/tmp/extra.sock"
+idle_timeout_ms = 0
+[plugins]
+watch = false
+settle_ms = 40
+rescan_interval_ms = 500
+drain_deadline_ms = 9000
+migrate_on_reload = true
 [log]
 format = "json"
 level = "debug"
@@ -84,6 +101,12 @@ host_dead_after_secs = 4
   CHECK(c.transport == "nats");
   CHECK(c.api_address == "unix:/tmp/th.sock");
   CHECK(c.api_unix_socket == "/tmp/extra.sock");
+  CHECK(c.api_idle_timeout.count() == 0);
+  CHECK_FALSE(c.watch_plugins);
+  CHECK(c.watch_settle.count() == 40);
+  CHECK(c.watch_rescan_interval.count() == 500);
+  CHECK(c.drain_deadline.count() == 9000);
+  CHECK(c.migrate_on_reload);
   CHECK(c.log_format == taskhost::log::Format::json);
   CHECK(c.log_level == taskhost::log::Level::debug);
   CHECK(c.max_active == 3);
@@ -95,6 +118,30 @@ host_dead_after_secs = 4
   CHECK(c.nats.tls_key == "/key.pem");
   CHECK(c.nats.host_dead_after_secs == 4);
   CHECK(effective_worker_id(c) == "w1");
+}
+
+TEST_CASE("host_options: what serve runs with, hot reload included") {
+  const Config c = parse_config(R"(
+worker_id = "w9"
+[plugins]
+watch = false
+settle_ms = 30
+rescan_interval_ms = 700
+drain_deadline_ms = 4000
+migrate_on_reload = true
+[limits]
+max_active = 5
+)", "t.toml", "/base");
+  const taskhost::HostOptions ho = host_options(c);
+  CHECK(ho.plugins_dir == "plugins");
+  CHECK(ho.router.worker_id == "w9");
+  CHECK(ho.router.max_active == 5);
+  CHECK_FALSE(ho.watch);
+  CHECK(ho.watcher.settle.count() == 30);
+  CHECK(ho.watcher.rescan_interval.count() == 700);
+  CHECK(ho.drain_deadline.count() == 4000);
+  CHECK(ho.migrate_on_reload);
+  CHECK(host_options(Config{}).watch);  // on unless turned off
 }
 
 TEST_CASE("unknown keys are errors naming the key and its line") {
@@ -120,6 +167,11 @@ TEST_CASE("bad values are errors naming the key, the line and what was wrong") {
         "t.toml:2: limits.kinds.\"x.y\": must be at least 1, not -1");
   CHECK(error_of("transport = \"carrier-pigeon\"\n").find("t.toml:1: transport: must be") == 0);
   CHECK(error_of("api = 5\n") == "t.toml:1: api: must be a table, not an integer");
+  CHECK(error_of("[plugins]\nwatch = \"yes\"\n") == "t.toml:2: plugins.watch: must be true or false, not a string");
+  CHECK(error_of("[plugins]\nrescan_interval_ms = 5\n") ==
+        "t.toml:2: plugins.rescan_interval_ms: must be at least 100, not 5");
+  CHECK(error_of("[plugins]\nwatsh = true\n") == "t.toml:2: unknown key 'plugins.watsh'");
+  CHECK(error_of("[api]\nidle_timeout_ms = -1\n") == "t.toml:2: api.idle_timeout_ms: must be at least 0, not -1");
 }
 
 TEST_CASE("TOML syntax errors name the line") {

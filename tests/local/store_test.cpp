@@ -221,6 +221,26 @@ TEST_CASE("a cancel request is durable and marks the task") {
   CHECK(count_rows(store.file(), "SELECT cancel_requested FROM tasks WHERE task_id = 't'") == 1);
 }
 
+TEST_CASE("pages visit every task once in the order accepted; an unknown cursor is refused") {
+  TempDir dir;
+  Store store(dir.path);
+  const std::vector<std::string> ids = {"z", "a", "m", "b", "y"};  // accept order, not id order
+  for (const auto& id : ids) REQUIRE(store.insert_task(assignment(id)));
+  std::vector<std::string> seen;
+  std::string after;
+  for (int pages = 0; pages < 10; ++pages) {
+    const auto page = store.page(after, 2);
+    REQUIRE(page.has_value());
+    for (const auto& t : *page) seen.push_back(t.task_id);
+    if (page->size() < 2) break;
+    after = page->back().task_id;
+    REQUIRE(store.insert_task(assignment("new-" + std::to_string(pages))));  // appends; earlier pages stay put
+  }
+  CHECK(seen == std::vector<std::string>{"z", "a", "m", "b", "y", "new-0", "new-1", "new-2", "new-3"});
+  CHECK_FALSE(store.page("ghost", 2).has_value());
+  CHECK(store.page("new-3", 5)->empty());
+}
+
 TEST_CASE("a state directory that cannot be created is an error naming it") {
   TempDir dir;
   const fs::path file = dir.path / "a-file";

@@ -231,19 +231,22 @@ std::optional<v1::TaskStatus> LocalTransport::status(const std::string& task_id)
   return s;
 }
 
-v1::TaskStatusList LocalTransport::list() {
-  v1::TaskStatusList out;
+std::optional<LocalTransport::TaskPage> LocalTransport::list_page(const std::string& after, size_t limit) {
+  // One row more than asked says whether another page follows, without a count query.
+  auto rows = store_.page(after, limit + 1);
+  if (!rows) return std::nullopt;
+  TaskPage page;
+  page.more = rows->size() > limit;
+  if (page.more) rows->resize(limit);
   {
     std::lock_guard lock(mu_);
-    for (const auto& [id, e] : tasks_) *out.add_tasks() = e.status;
+    for (const auto& row : *rows) {
+      const auto it = tasks_.find(row.task_id);
+      *page.tasks.add_tasks() = it != tasks_.end() ? it->second.status : status_from_stored(row);
+    }
   }
-  auto* tasks = out.mutable_tasks();
-  std::sort(tasks->begin(), tasks->end(), [](const v1::TaskStatus& a, const v1::TaskStatus& b) {
-    if (a.created_unix_ms() != b.created_unix_ms()) return a.created_unix_ms() < b.created_unix_ms();
-    return a.task_id() < b.task_id();
-  });
-  for (auto& s : *tasks) fill_from_router(s);
-  return out;
+  for (auto& s : *page.tasks.mutable_tasks()) fill_from_router(s);
+  return page;
 }
 
 std::shared_ptr<Subscription> LocalTransport::watch(const std::string& task_id, std::function<void()> notify) {

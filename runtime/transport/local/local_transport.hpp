@@ -111,7 +111,14 @@ class LocalTransport final : public TaskOutbox {
   v1::DeliveryReceipt send(v1::SteeringMessage message);
   v1::DeliveryReceipt cancel(const v1::CancelRequest& request);
   std::optional<v1::TaskStatus> status(const std::string& task_id);
-  v1::TaskStatusList list();
+  // One page of every task the store holds, in the order they were accepted (Store::page): `limit` tasks
+  // after the task `after` ("" = from the first). `more` says a next page may follow (after the last id).
+  // nullopt when `after` names no task. Live tasks show their in-memory state, the others the store's.
+  struct TaskPage {
+    v1::TaskStatusList tasks;
+    bool more = false;
+  };
+  std::optional<TaskPage> list_page(const std::string& after, size_t limit);
 
   // Follows one task (replaying its recorded events and, once ended, its last progress and its
   // completion) or every task (live only). The subscription ends when the transport is destroyed; drop it to unsubscribe.

@@ -394,6 +394,25 @@ std::vector<StoredTask> Store::recent(size_t limit) {
                       [&](Statement& st) { st.bind(1, static_cast<int64_t>(limit)); });
 }
 
+std::optional<std::vector<StoredTask>> Store::page(const std::string& after, size_t limit) {
+  int64_t after_seq = 0;
+  if (!after.empty()) {
+    std::lock_guard lock(read_mu_);
+    try {
+      auto st = reader_db_->prepare("SELECT seq FROM tasks WHERE task_id = ?1");
+      st.bind(1, after);
+      if (!st.step()) return std::nullopt;
+      after_seq = st.column_int(0);
+    } catch (const SqliteError& e) {
+      throw StoreError(fmt::format("state store read failed: {}", e.what()));
+    }
+  }
+  return select_tasks("WHERE seq > ?1 ORDER BY seq LIMIT ?2", [&](Statement& st) {
+    st.bind(1, after_seq);
+    st.bind(2, static_cast<int64_t>(limit));
+  });
+}
+
 std::vector<v1::TaskEvent> Store::events(const std::string& task_id, size_t limit) {
   std::lock_guard lock(read_mu_);
   try {

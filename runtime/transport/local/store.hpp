@@ -107,6 +107,10 @@ class Store {
   std::vector<StoredTask> unfinished();
   // The `limit` most recently accepted tasks (finished or not), oldest first.
   std::vector<StoredTask> recent(size_t limit);
+  // A page of every task ever accepted, in the order they were accepted: up to `limit` tasks accepted after
+  // the task `after` (from the first when empty). The order never changes (new tasks only append), so
+  // paging with the last id of each page visits every task once. nullopt when `after` names no task.
+  std::optional<std::vector<StoredTask>> page(const std::string& after, size_t limit);
   // The task's durable events, oldest first, at most the last `limit`.
   std::vector<v1::TaskEvent> events(const std::string& task_id, size_t limit);
   // Messages for the task in arrival order.
