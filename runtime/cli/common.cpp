@@ -37,7 +37,9 @@ void CommandLine::client_options(bool reads) {
   options_.add_options()("nats", po::value<std::string>()->value_name("URL"),
                          "talk to a NATS JetStream deployment instead of a local host")(
       "config", po::value<std::string>()->value_name("FILE"),
-      "with --nats: taskhost.toml whose [nats] table (credentials, TLS, stream_prefix, ...) to use");
+      "with --nats: taskhost.toml whose [nats] table (credentials, TLS, stream_prefix, ...) to use")(
+      "nats-prefix", po::value<std::string>()->value_name("PREFIX"),
+      "with --nats: the deployment's stream_prefix (overrides --config)");
 #endif
   if (reads) json_option();
 }
@@ -79,13 +81,20 @@ config::Endpoint api_endpoint(const CommandLine& cl) {
 
 }  // namespace
 
+#ifdef TASKHOST_WITH_NATS
+config::NatsConfig nats_config(const CommandLine& cl) {
+  config::NatsConfig nats =
+      cl.has("config") ? config::load_config(cl.get<std::string>("config")).nats : config::NatsConfig{};
+  if (cl.has("nats-prefix")) nats.stream_prefix = cl.get<std::string>("nats-prefix");
+  return nats;
+}
+#endif
+
 std::unique_ptr<transport::TaskClient> make_client(const CommandLine& cl) {
 #ifdef TASKHOST_WITH_NATS
   if (cl.has("nats")) {
     if (cl.has("api")) throw UsageError("--api and --nats are alternatives: give one");
-    const config::NatsConfig nats =
-        cl.has("config") ? config::load_config(cl.get<std::string>("config")).nats : config::NatsConfig{};
-    return transport::nats::make_nats_client(nats, cl.get<std::string>("nats"));
+    return transport::nats::make_nats_client(nats_config(cl), cl.get<std::string>("nats"));
   }
 #endif
   return std::make_unique<api::HttpTaskClient>(api_endpoint(cl));

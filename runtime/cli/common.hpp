@@ -4,6 +4,7 @@
 // Errors are one line on stderr, "taskhost CMD: what was wrong", with a non-zero exit code.
 #pragma once
 
+#include "config/config.hpp"
 #include "transport/client.hpp"
 
 #include <boost/program_options.hpp>
@@ -71,6 +72,10 @@ class CommandLine {
 
 // The client for --api (default: $TASKHOST_API, else 127.0.0.1:7411) or --nats when given.
 std::unique_ptr<transport::TaskClient> make_client(const CommandLine& cl);
+#ifdef TASKHOST_WITH_NATS
+// With --nats: the [nats] table of --config (or the defaults), with --nats-prefix applied.
+config::NatsConfig nats_config(const CommandLine& cl);
+#endif
 // The local API's own client, for the admin commands (plugins, reload). Throws UsageError with --nats.
 std::unique_ptr<api::HttpTaskClient> make_http_client(const CommandLine& cl);
 

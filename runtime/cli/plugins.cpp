@@ -3,6 +3,9 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/format.hpp"
+#ifdef TASKHOST_WITH_NATS
+#include "cli/serve_nats.hpp"
+#endif
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -33,9 +36,14 @@ std::string str(const json::object& o, const char* key) {
 int plugins_command(const Args& args) {
   CommandLine cl("plugins", "plugins",
                  "Lists every plugin file in the host's plugins directory: its kinds, plugin version,\n"
-                 "generation, state, active tasks, older generations still draining, and last load error.");
+                 "generation, state, active tasks, older generations still draining, and last load error.\n"
+                 "With --nats: every live host of the deployment, with its worker id and loaded kinds.");
   cl.client_options(true);
   if (!cl.parse(args)) return kExitOk;
+#ifdef TASKHOST_WITH_NATS
+  // Over NATS there is no plugins directory to list: every live host answers discovery with its kinds.
+  if (cl.has("nats")) return plugins_over_nats(nats_config(cl), cl.get<std::string>("nats"), cl.json());
+#endif
   const std::string body = make_http_client(cl)->plugins_json();
   if (cl.json()) {
     std::cout << body << "\n";

@@ -42,6 +42,7 @@ config::Config load(const CommandLine& cl) {
   if (cl.has("api")) c.api_address = cl.get<std::string>("api");
   if (cl.has("transport")) c.transport = cl.get<std::string>("transport");
   if (cl.has("nats")) c.nats.url = cl.get<std::string>("nats");
+  if (cl.has("nats-prefix")) c.nats.stream_prefix = cl.get<std::string>("nats-prefix");
   if (cl.has("worker-id")) c.worker_id = cl.get<std::string>("worker-id");
   if (cl.has("no-watch")) c.watch_plugins = false;
   if (cl.has("log-format")) {
@@ -156,6 +157,7 @@ int serve_command(const Args& args) {
       ("state", po::value<std::string>()->value_name("DIR"), "state directory (default: ./.taskhost-state)")
       ("transport", po::value<std::string>()->value_name("local|nats"), "where tasks come from (default: local)")
       ("nats", po::value<std::string>()->value_name("URL"), "NATS server URL (implies nothing unless --transport nats)")
+      ("nats-prefix", po::value<std::string>()->value_name("PREFIX"), "the deployment's stream_prefix (default TASKHOST)")
       ("worker-id", po::value<std::string>()->value_name("ID"), "this host's stable name (default: host name)")
       ("log-format", po::value<std::string>()->value_name("text|json"), "log line format (default: text)")
       ("no-watch", "do not watch the plugins directory; reload only on SIGHUP or `taskhost reload`");

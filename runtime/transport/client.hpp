@@ -31,11 +31,12 @@ class TaskClient {
   virtual std::string submit(const v1::TaskAssignment& assignment) = 0;
   virtual v1::DeliveryReceipt send(const v1::SteeringMessage& message) = 0;
   virtual v1::DeliveryReceipt cancel(const v1::CancelRequest& request) = 0;
-  // One task (throws ClientError "unknown task ID" if none) or every known task.
+  // One task (throws ClientError "unknown task 'ID'" if none) or every known task.
   virtual v1::TaskStatus status(const std::string& task_id) = 0;
   virtual v1::TaskStatusList list() = 0;
   // Streams events and completions (of one task, or all when task_id is empty) until `on_item` returns
-  // false or `timeout` passes (zero = no limit).
+  // false or `timeout` passes (zero = no limit). One task's stream also ends after its completion; an
+  // unknown task id throws ClientError.
   virtual void watch(const std::string& task_id, const std::function<bool(const v1::WatchItem&)>& on_item,
                      std::chrono::milliseconds timeout) = 0;
   // Blocks until the task ended (or timeout, then throws) and returns its completion.

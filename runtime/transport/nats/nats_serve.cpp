@@ -3,6 +3,7 @@
 #include "transport/nats/connection.hpp"
 
 #include "common/log.hpp"
+#include "config/host_options.hpp"
 #include "host/host.hpp"
 #include "transport/nats/nats_task_client.hpp"
 #include "transport/nats/nats_transport.hpp"
@@ -32,14 +33,9 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
   const std::string worker_id = config::effective_worker_id(c);
   NatsTransport transport(nats_options(c.nats, worker_id));
 
-  HostOptions ho;
-  ho.plugins_dir = c.plugins_dir;
-  ho.router.worker_id = worker_id;
-  ho.router.max_active = c.max_active;
-  ho.router.kind_limits.insert(c.kind_limits.begin(), c.kind_limits.end());
-  ho.router.cancel_deadline = c.cancel_deadline;
-  ho.router.worker_threads = c.worker_threads;
-  Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
+  // The same host options as the local transport: limits, deadlines, the watcher and hot reload. Declared
+  // after the transport: destroyed first, while it can still publish.
+  Host host(config::host_options(c), transport);
   log_scan(host.initial_scan());
   transport.start(host.router(), host.registry());
   log::info("taskhost serving over NATS {} (worker {}, ack {}, plugins {})", redact_url(c.nats.url), worker_id,
@@ -49,8 +45,8 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      log::info("SIGHUP: rescanning {}", c.plugins_dir.string());
-      log_scan(host.plugins().scan());
+      log::info("SIGHUP: reloading {}", c.plugins_dir.string());
+      log_scan(host.reload());
       continue;
     }
     log::info("{}: draining (up to {} ms for running tasks, then cancel)", sig == SIGTERM ? "SIGTERM" : "SIGINT",

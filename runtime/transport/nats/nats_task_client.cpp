@@ -192,7 +192,7 @@ v1::TaskStatus NatsTaskClient::status(const std::string& task_id) {
       events = items_of(store_->last_events_batch(task_id));
     }
     auto s = status_view(task_id, record, events, completion);
-    if (!s) throw ClientError(fmt::format("unknown task ID '{}'", task_id));
+    if (!s) throw ClientError(fmt::format("unknown task '{}'", task_id));
     return *s;
   });
 }
@@ -233,6 +233,9 @@ v1::TaskStatusList NatsTaskClient::list() {
 
 void NatsTaskClient::watch(const std::string& task_id, const std::function<bool(const v1::WatchItem&)>& on_item,
                            std::chrono::milliseconds timeout) {
+  // Like the local API: watching an unknown task is an error now, not a silent wait for events that
+  // never come.
+  if (!task_id.empty()) status(task_id);
   guarded("watch", [&] {
     jsSubOptions so;
     jsSubOptions_Init(&so);
@@ -267,6 +270,8 @@ void NatsTaskClient::watch(const std::string& task_id, const std::function<bool(
       if (!items) continue;
       for (const auto& item : *items) {
         if (!on_item(item)) return 0;
+        // One task's stream ends with its completion, as the local API's does.
+        if (!task_id.empty() && item.has_completion()) return 0;
       }
     }
   });

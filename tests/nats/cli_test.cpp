@@ -1,0 +1,193 @@
+// The CLI against a NATS deployment, as issue #6 promises it: a real `taskhost serve --transport nats`
+// process on a real nats-server, and the real `taskhost` binary with --nats URL (no host API at all) for
+// plugins (discovery), submit --wait, status, send (steering and input answers), cancel and watch.
+// --nats-prefix picks a non-default deployment, so the flag is proven too.
+#include "cli_harness.hpp"
+#include "nats_server.hpp"
+
+#include <boost/json.hpp>
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <thread>
+
+namespace json = boost::json;
+namespace cli = taskhost::clitest;
+using taskhost::testing::NatsServer;
+using taskhost::testing::Subprocess;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kPrefix = "CLIDEP";
+
+NatsServer::Options server_options(const std::filesystem::path& work_dir) {
+  NatsServer::Options o;
+  o.work_dir = work_dir;
+  return o;
+}
+
+// One nats-server and one host serving the sample plugins on it, under the stream prefix kPrefix.
+struct Deployment {
+  taskhost::testing::TempDir dir{"taskhost-cli-nats"};
+  NatsServer server{server_options(dir.path() / "nats")};
+  std::filesystem::path plugins = cli::make_plugins_dir(
+      dir.path(), {cli::built_plugin("hello-c.so"), cli::built_plugin("cpp-interactive.so")});
+  std::filesystem::path host_log = dir.path() / "host.log";
+  Subprocess host{{cli::taskhost_bin().string(), "serve", "--transport", "nats", "--nats", server.url(),
+                   "--nats-prefix", kPrefix, "--plugins", plugins.string(), "--worker-id", "cli-h1"},
+                  host_log};
+
+  // `taskhost ARGS... --nats URL --nats-prefix kPrefix`.
+  cli::Result cli(std::vector<std::string> args, std::chrono::milliseconds timeout = 30s) const {
+    args.insert(args.end(), {"--nats", server.url(), "--nats-prefix", kPrefix});
+    return cli::run(args, {}, timeout);
+  }
+  std::string log() const {
+    std::ifstream in(host_log);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string submit(const std::vector<std::string>& args) const {
+    std::vector<std::string> a = {"submit"};
+    a.insert(a.end(), args.begin(), args.end());
+    a.push_back("--json");
+    const cli::Result r = cli(a);
+    INFO(r);
+    REQUIRE(r.code == 0);
+    return cli::str(cli::parse_json(r.out).as_object(), "task_id");
+  }
+  // `status ID --json` until its state is `state` (15 s); returns the last status seen.
+  json::object wait_state(const std::string& id, const char* state) const {
+    json::object last;
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const cli::Result r = cli({"status", id, "--json"});
+      if (r.code == 0) {
+        last = cli::parse_json(r.out).as_object();
+        if (cli::str(last, "state") == state) return last;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    FAIL("task " << id << " never reached " << state << "; last status " << json::serialize(last)
+                 << "\nhost log:\n" << log());
+    return last;
+  }
+};
+
+// The host answers discovery once it serves; that is the readiness signal a NATS operator has too.
+void wait_discovered(const Deployment& d) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  cli::Result r;
+  while (std::chrono::steady_clock::now() < deadline) {
+    r = d.cli({"plugins", "--json"}, 10s);
+    if (r.code == 0 && r.out.find("cli-h1") != std::string::npos) return;
+    std::this_thread::sleep_for(100ms);
+  }
+  FAIL("the host never answered discovery: " << r << "\nhost log:\n" << d.log());
+}
+
+}  // namespace
+
+TEST_CASE("taskhost CLI with --nats: discovery, submit --wait, input answer, steering, cancel, watch, status") {
+  // One deployment for every step below: each step uses its own tasks, and a server plus a host per step
+  // would cost more than the steps themselves.
+  Deployment d;
+  wait_discovered(d);
+
+  {  // plugins --nats lists every live host with its kinds
+    const cli::Result r = d.cli({"plugins"});
+    INFO(r);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("cli-h1") != std::string::npos);
+    CHECK(r.out.find("hello.greet") != std::string::npos);
+    CHECK(r.out.find("interactive.count") != std::string::npos);
+    // Without the prefix the client looks at another (empty) deployment: no host answers, one clear line.
+    const cli::Result other = cli::run({"plugins", "--nats", d.server.url()}, {}, 30s);
+    INFO(other);
+    CHECK(other.code != 0);
+    CHECK(cli::lines(other.err).size() == 1);
+  }
+
+  {  // submit --wait prints the result; a failing task exits 3
+    cli::Result r = d.cli({"submit", "hello.greet", "--input", R"({"name":"Ada"})", "--wait"});
+    INFO(r);
+    CHECK(r.code == 0);
+    CHECK(r.out == "Hello, Ada!\n");
+    r = d.cli({"submit", "hello.greet", "--input", "{}", "--wait"});
+    INFO(r);
+    CHECK(r.code == 3);
+    CHECK(r.out.find("INVALID_INPUT") != std::string::npos);
+  }
+
+  {  // an input request is answered with send --reply-to, and watch ends with the completion
+    const std::string id = d.submit({"interactive.count", "--input", R"({"steps":3,"delay_ms":20,"ask":true})"});
+    const auto waiting = d.wait_state(id, "WAITING_INPUT");
+    CHECK(cli::str(waiting, "pending_request_id") == "confirm");
+    const cli::Result sent = d.cli({"send", id, "yes", "--reply-to", "confirm", "--json"});
+    INFO(sent);
+    REQUIRE(sent.code == 0);
+    CHECK(cli::str(cli::parse_json(sent.out).as_object(), "outcome") == "ACCEPTED");
+
+    // No --timeout: watch ID must end by itself with the completion (the harness kills it after 20 s).
+    const cli::Result w = d.cli({"watch", id, "--json"}, 20s);
+    INFO(w);
+    REQUIRE(w.code == 0);
+    const auto items = cli::lines(w.out);
+    REQUIRE_FALSE(items.empty());
+    const auto last = cli::parse_json(items.back()).as_object();
+    const auto& done = cli::obj(last, "completion");
+    CHECK(cli::str(done, "state") == "SUCCEEDED");
+    CHECK(cli::str(cli::parse_json(cli::str(done, "output")).as_object(), "answer") == "yes");
+  }
+
+  {  // steering reaches the running task; cancel ends it; later sends are told it ended
+    const std::string id = d.submit({"interactive.count", "--input", R"({"steps":400,"delay_ms":50})"});
+    d.wait_state(id, "RUNNING");
+    const cli::Result sent = d.cli({"send", id, "hello there"});
+    INFO(sent);
+    CHECK(sent.code == 0);
+
+    const cli::Result c = d.cli({"cancel", id, "--json"});
+    INFO(c);
+    REQUIRE(c.code == 0);
+    CHECK(cli::str(cli::parse_json(c.out).as_object(), "outcome") == "ACCEPTED");
+    d.wait_state(id, "CANCELED");
+
+    const cli::Result w = d.cli({"watch", id, "--json"}, 20s);
+    INFO(w);
+    CHECK(w.code == 0);
+    bool echoed = false;
+    for (const auto& l : cli::lines(w.out)) {
+      const auto item = cli::parse_json(l).as_object();
+      if (const auto* e = item.if_contains("event"); e && e->is_object()) {
+        if (cli::str(cli::obj(e->as_object(), "message"), "text") == "echo: hello there") echoed = true;
+      }
+    }
+    CHECK(echoed);
+
+    const cli::Result late = d.cli({"send", id, "too late"});
+    INFO(late);
+    CHECK(late.code == 1);
+    CHECK(cli::lines(late.err).size() == 1);
+    CHECK(late.err.find("TASK_ENDED") != std::string::npos);
+  }
+
+  {  // an unknown task id is one line naming it, for every command
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {"status", "ghost"}, {"cancel", "ghost"}, {"watch", "ghost"}}) {
+      const cli::Result r = d.cli(args);
+      INFO(args[0] << ": " << r);
+      CHECK(r.code == 1);
+      CHECK(cli::lines(r.err).size() == 1);
+      CHECK(r.err.find("unknown task 'ghost'") != std::string::npos);
+    }
+  }
+
+  {  // commands that need a host's local API say so
+    const cli::Result r = d.cli({"reload"});
+    INFO(r);
+    CHECK(r.code != 0);
+    CHECK(r.err.find("--nats") != std::string::npos);
+  }
+}
