@@ -73,7 +73,8 @@ namespace {
 class EchoExecutor final : public taskhost::TaskExecutor {
  public:
   // Called on a host thread; must return promptly. Long work belongs on your own thread (keep a copy of
-  // the sink; it stays valid), joined in release() and in the destructor.
+  // the sink; it stays valid); a taskhost::RunTable keeps those runs by task and joins them in release()
+  // and in its destructor.
   taskhost::Status start(const taskhost::Task& task, taskhost::TaskSink& sink) override {
     sink.progress(1, 1, "steps", "echo");
     return sink.succeed(task.input());
