@@ -201,8 +201,8 @@ void NatsTransport::Impl::completion_stored(const v1::TaskCompletion& c, const P
     Inflight& f = it->second;
     f.completion_stored = true;
     if (f.finishing) {
+      // Still counted in finishing_total until the ack is out (below).
       f.finishing = false;
-      if (finishing_total > 0) --finishing_total;
       freed = true;
     }
     if (!f.acked && !f.reply.empty()) {
@@ -216,10 +216,19 @@ void NatsTransport::Impl::completion_stored(const v1::TaskCompletion& c, const P
       inflight.erase(it);
     }
   }
-  // The ack goes out before any pull request the freed slot causes, on the same connection, so the
-  // server never sees this host hold more deliveries than it has slots.
+  // The ack goes out before the slot is given back: the puller reads free_slots (under `mu`) only after
+  // the ack is in the connection's buffer, so the pull request the freed slot causes follows the ack on
+  // the same connection and this host never asks for a delivery while still holding the one it replaces.
+  // (The server's count of unacked deliveries, the consumer's NumAckPending, may still briefly exceed the
+  // slots: it takes acks off a queue of their own, apart from pull requests, and can serve the pull first.)
   if (!reply.empty()) ack(reply);
-  if (freed && puller) puller->wake();
+  if (freed) {
+    {
+      std::lock_guard lock(mu);
+      if (finishing_total > 0) --finishing_total;
+    }
+    if (puller) puller->wake();
+  }
   if (control && control->close(c.task_id(), c.attempt())) {
     // Steering reached this task: its control messages have served their purpose.
     const std::string subject = names.control_subject(c.task_id());
