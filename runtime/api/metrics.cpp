@@ -1,8 +1,6 @@
 // GET /metrics: Prometheus text exposition (format 0.0.4), from what the local transport observed on
-// the router's outbox and from the registry's view of the plugin files.
-//
-// "Calls per plugin" are counted as the transport sees them: starts (attempts that reached running),
-// deliveries and cancels, attributed to the plugin currently serving the kind.
+// the router's outbox, from the router's own counters (exact calls into each plugin generation, the
+// timer's lateness) and from the registry's view of the plugin files.
 #include "api/handlers.hpp"
 
 #include "host/host.hpp"
@@ -142,10 +140,6 @@ void plugin_metrics(Writer& w, Host& host) {
 
 std::string metrics_text(transport::local::LocalTransport& transport, Host& host) {
   const auto m = transport.metrics();
-  auto plugin_of = [&](const std::string& kind) -> std::string {
-    const auto b = host.registry().resolve(kind);
-    return b ? b.generation->name() : std::string();
-  };
   Writer w;
 
   w.family("taskhost_tasks", "gauge", "Tasks this host knows (active and recently ended), by kind and state.");
@@ -164,19 +158,20 @@ std::string metrics_text(transport::local::LocalTransport& transport, Host& host
     w.sample("taskhost_tasks_completed_total",
              fmt::format("kind=\"{}\",state=\"{}\"", label(key.first), state_label(key.second)), n);
 
-  w.family("taskhost_plugin_calls_total", "counter", "Calls into plugins (start, deliver, cancel), by plugin and kind.");
-  auto calls = [&](const std::map<std::string, uint64_t>& counts, std::string_view call) {
-    for (const auto& [kind, n] : counts)
-      w.sample("taskhost_plugin_calls_total",
-               fmt::format("plugin=\"{}\",kind=\"{}\",call=\"{}\"", label(plugin_of(kind)), label(kind), call), n);
-  };
-  calls(m.starts_total, "start");
-  std::map<std::string, uint64_t> delivered;
-  for (const auto& [key, n] : m.deliveries_total) {
-    if (key.second != "UNKNOWN_TASK" && key.second != "TASK_ENDED") delivered[key.first] += n;
+  // Exact: counted by each kind executor as the router calls into the plugin, per live generation.
+  const tasks::RouterStats rs = host.router().stats();
+  w.family("taskhost_plugin_calls_total", "counter",
+           "Calls into plugins by plugin, kind, generation and entry point (exact, per live generation).");
+  for (const auto& e : rs.executors) {
+    const std::string labels = fmt::format("plugin=\"{}\",kind=\"{}\",generation=\"{}\",version=\"{}\"",
+                                           label(e.plugin), label(e.kind), e.generation, label(e.plugin_version));
+    const std::pair<std::string_view, uint64_t> calls[] = {
+        {"start", e.calls.start},       {"deliver", e.calls.deliver},         {"cancel", e.calls.cancel},
+        {"reconcile", e.calls.reconcile}, {"can_reattach", e.calls.can_reattach}, {"detach", e.calls.detach},
+        {"release", e.calls.release}};
+    for (const auto& [call, n] : calls)
+      if (n > 0) w.sample("taskhost_plugin_calls_total", fmt::format("{},call=\"{}\"", labels, call), n);
   }
-  calls(delivered, "deliver");
-  calls(m.cancels_total, "cancel");
 
   w.family("taskhost_deliveries_total", "counter", "Steering messages by kind and delivery outcome.");
   for (const auto& [key, n] : m.deliveries_total)
@@ -190,6 +185,12 @@ std::string metrics_text(transport::local::LocalTransport& transport, Host& host
            "Longest time a running task of the kind is overdue for a heartbeat, beyond its interval.");
   for (const auto& [kind, lag] : m.heartbeat_lag_seconds)
     w.sample("taskhost_heartbeat_lag_seconds", fmt::format("kind=\"{}\"", label(kind)), lag);
+  // The cause side of heartbeat lag: how late the host's one timer ran heartbeats and cancel deadlines.
+  w.family("taskhost_timer_lateness_seconds", "gauge",
+           "How late the host's timer (heartbeats, cancel deadlines) ran its most recent entry.");
+  w.sample("taskhost_timer_lateness_seconds", "", rs.timer_lateness_seconds);
+  w.family("taskhost_timer_lateness_max_seconds", "gauge", "The largest timer lateness since the host started.");
+  w.sample("taskhost_timer_lateness_max_seconds", "", rs.timer_lateness_max_seconds);
 
   plugin_metrics(w, host);
 

@@ -12,6 +12,7 @@
 
 #include <taskhost/plugin.h>
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -37,6 +38,14 @@ struct TaskCall : th_task_info {
   }
 };
 
+// How many times the host called into this executor, per entry point (exact; for metrics). A call the
+// shim answers itself because the plugin lacks the entry point (deliver, reconcile, detach...) is not
+// counted: nothing crossed into the plugin.
+struct CallCounts {
+  uint64_t start = 0, deliver = 0, cancel = 0, reconcile = 0, can_reattach = 0, detach = 0, release = 0;
+  uint64_t total() const { return start + deliver + cancel + reconcile + can_reattach + detach + release; }
+};
+
 struct MessageCall {
   std::string_view message_id;   // NUL-terminated storage
   std::string_view text;         // NUL-terminated storage
@@ -60,6 +69,7 @@ class KindExecutor {
   const std::string& output_schema() const { return output_schema_; }
   bool supports_deliver() const { return desc_.on_deliver != nullptr; }
   bool supports_reattach() const { return desc_.on_can_reattach != nullptr; }
+  CallCounts calls() const;  // safe from any thread; each field is exact, the set is not one instant
 
   // The per-call methods are inline (below): they run on every plugin call, and the shim's whole job is
   // to cost next to nothing over a direct call.
@@ -75,12 +85,16 @@ class KindExecutor {
   template <typename Fn>
   static CallResult call_with_error(Fn&& fn);
   static void copy_error(CallResult& result, char* text);  // cold path, out of line
+  // Relaxed: a counter only has to be exact, not ordered with anything; one uncontended add per call.
+  static void count(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
 
   th_kind_descriptor desc_;  // copy, zero-filled past the plugin's struct_size
   th_executor* executor_;
   std::string kind_;
   th_encoding encoding_;
   std::string description_, input_schema_, output_schema_;
+  mutable std::atomic<uint64_t> starts_{0}, delivers_{0}, cancels_{0}, reconciles_{0}, can_reattaches_{0}, detaches_{0},
+      releases_{0};
 };
 
 // ---- inline hot path ------------------------------------------------------------------------------
@@ -103,15 +117,18 @@ inline CallResult KindExecutor::call_with_error(Fn&& fn) {
 }
 
 inline CallResult KindExecutor::start(const TaskCall& task) const {
+  count(starts_);
   return call_with_error([&](th_error_buf* err) { return desc_.on_start(executor_, &task, err); });
 }
 
 inline CallResult KindExecutor::cancel(const TaskCall& task) const {
+  count(cancels_);
   return call_with_error([&](th_error_buf* err) { return desc_.on_cancel(executor_, &task, err); });
 }
 
 inline CallResult KindExecutor::reconcile(const TaskCall& task) const {
   if (!desc_.on_reconcile) return {};
+  count(reconciles_);
   return call_with_error([&](th_error_buf* err) { return desc_.on_reconcile(executor_, &task, err); });
 }
 

@@ -1,12 +1,16 @@
 // A bounded memory of ended tasks: enough to answer status, to tell "already ended" from "unknown", and
 // to refuse a duplicate of a completed attempt. Durable history is the transport's job, not the router's.
+//
+// A ring of `capacity` slots (oldest overwritten first) with an index keyed by a view of each slot's own
+// task id: a task's retirement costs one index node, not a node plus two copies of its id.
+//
 // Thread rule: not synchronized; the router guards it with its own mutex.
 #pragma once
 
 #include "tasks/router.hpp"
 
 #include <deque>
-#include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace taskhost::tasks {
@@ -15,27 +19,48 @@ class FinishedTasks {
  public:
   explicit FinishedTasks(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
 
+  // Adds or replaces the snapshot of its task id; a replaced one keeps its place in the eviction order.
   void add(TaskSnapshot snapshot) {
-    const std::string id = snapshot.task_id;
-    if (by_id_.insert_or_assign(id, std::move(snapshot)).second) order_.push_back(id);
-    while (order_.size() > capacity_) {
-      by_id_.erase(order_.front());
-      order_.pop_front();
+    // The index node of the entry being replaced or evicted is re-keyed and re-inserted, not freed and
+    // allocated again: a full ring retires tasks without touching the allocator for its index.
+    Index::node_type node;
+    size_t slot = 0;
+    if (auto it = index_.find(snapshot.task_id); it != index_.end()) {
+      slot = it->second;
+      node = index_.extract(it);  // its key views the id about to be replaced
+    } else if (slots_.size() < capacity_) {
+      slot = slots_.size();
+      slots_.emplace_back();  // a deque: earlier slots (and the views of their ids) stay where they are
+    } else {
+      slot = oldest_;
+      oldest_ = (oldest_ + 1) % capacity_;
+      node = index_.extract(slots_[slot].task_id);
+    }
+    slots_[slot] = std::move(snapshot);
+    if (node.empty()) {
+      index_.emplace(slots_[slot].task_id, slot);
+    } else {
+      node.key() = slots_[slot].task_id;
+      node.mapped() = slot;
+      index_.insert(std::move(node));
     }
   }
   const TaskSnapshot* find(std::string_view id) const {
-    auto it = by_id_.find(std::string(id));
-    return it == by_id_.end() ? nullptr : &it->second;
+    auto it = index_.find(id);
+    return it == index_.end() ? nullptr : &slots_[it->second];
   }
+  // Oldest first.
   template <typename Fn>
   void for_each(Fn&& fn) const {
-    for (const auto& id : order_) fn(by_id_.at(id));
+    for (size_t i = 0; i < slots_.size(); ++i) fn(slots_[(oldest_ + i) % slots_.size()]);
   }
 
  private:
   size_t capacity_;
-  std::deque<std::string> order_;
-  std::unordered_map<std::string, TaskSnapshot> by_id_;
+  std::deque<TaskSnapshot> slots_;
+  size_t oldest_ = 0;  // the slot overwritten next once the ring is full (0 until then)
+  using Index = std::unordered_map<std::string_view, size_t>;
+  Index index_;
 };
 
 }  // namespace taskhost::tasks

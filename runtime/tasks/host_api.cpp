@@ -3,14 +3,13 @@
 // Every function looks its task up by ref (never dereferences anything the plugin hands back), answers
 // TASK_ENDED / STALE_ATTEMPT / UNKNOWN_TASK synchronously, applies the write under the task's mutex and
 // publishes it in order. Nothing here calls back into the plugin and nothing throws across the ABI.
+#include "common/log.hpp"
 #include "tasks/lifecycle.hpp"
 #include "tasks/payload.hpp"
 #include "tasks/router_impl.hpp"
 #include "tasks/task_ref.hpp"
 
 #include <fmt/format.h>
-
-#include <cstdio>
 
 namespace taskhost::tasks {
 namespace {
@@ -143,13 +142,16 @@ th_status sink_complete(th_host_context* ctx, th_task_ref ref, const th_result* 
     const auto state = from_abi_state(result->state);
     if (!state || !is_terminal(*state)) return TH_INVALID_ARGUMENT;
     th_status answer = TH_OK;
-    auto c = impl.completion_locked(t, *state);
+    const ScratchScope scratch;
+    v1::TaskCompletion& c = *scratch.make<v1::TaskCompletion>();
+    impl.completion_locked(t, *state, c);
     if (*state == v1::SUCCEEDED) {
       std::string error;
       const th_encoding enc = t.binding ? t.binding.executor->encoding() : TH_ENCODING_JSON;
       if (!decode_value(span(result->output), enc, c.mutable_output(), &error)) {
         // A malformed output must not leave the task hanging: it fails, naming why.
-        c = impl.completion_locked(t, v1::FAILED);
+        c.Clear();
+        impl.completion_locked(t, v1::FAILED, c);
         c.mutable_error()->set_code(v1::WORKER_ERROR);
         c.mutable_error()->set_message("task '" + t.id + "' succeeded with an output the host cannot read: " + error);
         c.mutable_error()->set_kind("invalid_output");
@@ -163,24 +165,49 @@ th_status sink_complete(th_host_context* ctx, th_task_ref ref, const th_result* 
                                                                 : v1::COMPONENT_FAILED);
       err->set_message(result->error_message ? result->error_message : std::string(state_name(*state)));
     }
-    impl.end_locked(t, std::move(c));
-    finished = locked.task;
+    impl.end_locked(t, c);
+    // Completing inside a call the host made on the task's strand (an instant kind completing in start):
+    // that handler finalizes when the call returns. From any other thread, finalizing is queued behind
+    // whatever call is running. Strand-only flag: set only while running on the strand.
+    if (t.strand.running_in_this_thread()) {
+      t.finalize_after_call = true;
+    } else {
+      finished = locked.task;
+    }
     return answer;
   });
-  if (finished) self(ctx)->post(finished, [impl = self(ctx), finished] { impl->finalize_on_strand(finished); });
+  if (finished) self(ctx)->post(finished, [impl = self(ctx)](const TaskPtr& t) { impl->finalize_on_strand(t); });
   return status;
 }
 
-void sink_log(th_host_context*, th_task_ref ref, int32_t level, const char* message) {
+// Through the host's log, so --log-format and --log-level apply to plugin lines too. A ref that names a
+// live task is shown as its kind and id; anything else (0, ended, bogus) as the raw ref.
+void sink_log(th_host_context* ctx, th_task_ref ref, int32_t level, const char* message) {
   try {
-    static constexpr const char* kNames[] = {"debug", "info", "warn", "error"};
-    const char* name = (level >= 0 && level <= 3) ? kNames[level] : "info";
-    std::fprintf(stderr, "%s\n", fmt::format("plugin {} [task-ref {}]: {}", name, ref, str(message)).c_str());
+    const bool known = level >= TH_LOG_DEBUG && level <= TH_LOG_ERROR;
+    const auto lvl = known ? static_cast<log::Level>(level) : log::Level::info;
+    if (lvl < log::level()) return;
+    std::string who = "plugin";
+    if (ref != 0) {
+      if (const TaskPtr t = self(ctx)->find_by_ref(ref)) {
+        who = fmt::format("plugin {} task {}", t->kind, t->id);  // immutable fields: no task lock needed
+      } else {
+        who = fmt::format("plugin [task-ref {}]", ref);
+      }
+    }
+    log::write(lvl, fmt::format("{}: {}", who, str(message)));
   } catch (...) {
   }
 }
 
 }  // namespace
+
+TaskPtr Impl::find_by_ref(th_task_ref ref) {
+  SerialShard& sh = shard(ref_serial(ref));
+  std::lock_guard lock(sh.mu);
+  auto it = sh.tasks.find(ref_serial(ref));
+  return it == sh.tasks.end() ? nullptr : it->second;
+}
 
 Impl::Locked Impl::lock_ref(th_task_ref ref) {
   Locked out;

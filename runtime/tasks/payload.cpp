@@ -38,22 +38,33 @@ void write_string(std::string& out, const std::string& s) {
   out.push_back('"');
 }
 
-void write_number(std::string& out, double d) {
+// Set when a value was written in a form that does not decode back to itself.
+struct Writer {
+  std::string& out;
+  bool lossy = false;
+};
+
+void write_number(Writer& w, double d) {
+  std::string& out = w.out;
   // JSON has no NaN or infinities; protobuf's mapping writes them as strings, and so do we.
   if (std::isnan(d)) {
     out += "\"NaN\"";
+    w.lossy = true;
   } else if (std::isinf(d)) {
     out += d > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+    w.lossy = true;
   } else if (d == std::trunc(d) && std::fabs(d) < 9007199254740992.0) {
+    if (d == 0 && std::signbit(d)) w.lossy = true;  // written as 0
     fmt::format_to(std::back_inserter(out), "{}", static_cast<int64_t>(d));
   } else {
     fmt::format_to(std::back_inserter(out), "{}", d);  // shortest representation that round-trips
   }
 }
 
-void write_value(std::string& out, const Value& v) {
+void write_value(Writer& w, const Value& v) {
+  std::string& out = w.out;
   switch (v.kind_case()) {
-    case Value::kNumberValue: write_number(out, v.number_value()); break;
+    case Value::kNumberValue: write_number(w, v.number_value()); break;
     case Value::kStringValue: write_string(out, v.string_value()); break;
     case Value::kBoolValue: out += v.bool_value() ? "true" : "false"; break;
     case Value::kStructValue: {
@@ -64,7 +75,7 @@ void write_value(std::string& out, const Value& v) {
         first = false;
         write_string(out, key);
         out.push_back(':');
-        write_value(out, field);
+        write_value(w, field);
       }
       out.push_back('}');
       break;
@@ -75,7 +86,7 @@ void write_value(std::string& out, const Value& v) {
       for (const auto& item : v.list_value().values()) {
         if (!first) out.push_back(',');
         first = false;
-        write_value(out, item);
+        write_value(w, item);
       }
       out.push_back(']');
       break;
@@ -108,13 +119,15 @@ void from_json(const boost::json::value& j, Value* out) {
 
 }  // namespace
 
-std::string encode_value(const Value& value, th_encoding encoding) {
+std::string encode_value(const Value& value, th_encoding encoding, bool* lossy) {
   std::string out;
+  Writer w{out};
   if (encoding == TH_ENCODING_PROTOBUF) {
     value.SerializeToString(&out);
   } else {
-    write_value(out, value);
+    write_value(w, value);
   }
+  if (lossy) *lossy = w.lossy;
   return out;
 }
 

@@ -11,8 +11,9 @@
 
 namespace taskhost::tasks {
 
-// Encodes `value` for a kind that wants `encoding`.
-std::string encode_value(const google::protobuf::Value& value, th_encoding encoding);
+// Encodes `value` for a kind that wants `encoding`. With `lossy`, also says whether decoding the result
+// would not give `value` back exactly (JSON has no NaN, infinities or -0; protobuf is always exact).
+std::string encode_value(const google::protobuf::Value& value, th_encoding encoding, bool* lossy = nullptr);
 
 // Decodes plugin bytes into `out`. Empty bytes decode to JSON null. Returns false and sets `error`
 // (naming the encoding and the parser's complaint) on malformed input.

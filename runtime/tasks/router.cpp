@@ -3,13 +3,13 @@
 #include "tasks/router.hpp"
 
 #include "tasks/lifecycle.hpp"
+#include "tasks/payload.hpp"
 #include "tasks/router_impl.hpp"
 #include "tasks/task_ref.hpp"
 
-#include <boost/asio/post.hpp>
-
 #include <algorithm>
 #include <future>
+#include <set>
 #include <thread>
 
 namespace taskhost::tasks {
@@ -97,16 +97,23 @@ AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& re
     return reject(a, kind, v1::INVALID_INPUT,
                   "malformed assignment for task '" + a.task_id() + "': field 'execute.component_id' (the kind) is empty");
   }
-  if (!registry.resolve(kind)) {
+  const registry::Binding bound = registry.resolve(kind);
+  if (!bound) {
     return reject(a, kind, v1::COMPONENT_NOT_FOUND, "no plugin serves kind '" + kind + "' (task '" + a.task_id() + "')");
   }
   const uint32_t attempt = std::max<uint32_t>(1, a.execute().attempt());
+  // Encoded here, outside every lock, for the encoding the kind has now: the start almost always finds
+  // the same generation, and the task then keeps bytes instead of a copy of the Value tree.
+  const th_encoding encoding = bound.executor->encoding();
+  bool lossy = false;
+  std::string encoded = encode_value(a.execute().input(), encoding, &lossy);
 
   // The new task's own lock is held until its PENDING event is out: once it is in the maps another
-  // thread's try_admit can start it, and its RUNNING event must not overtake PENDING. Taking `mu` under a
-  // task lock is safe only here, for a task no other thread can have locked yet.
-  auto t = std::make_shared<Task>(a.task_id(), kind, boost::asio::make_strand(pool.get_executor()));
+  // thread's retire can admit and start it, and its RUNNING event must not overtake PENDING. Taking `mu`
+  // under a task lock is safe only here, for a task no other thread can have locked yet.
+  auto t = std::make_shared<Task>(a.task_id(), kind, pool);
   std::unique_lock task_lock(t->mu);
+  Admitted admitted;
   {
     std::lock_guard lock(mu);
     if (stopped || draining) {
@@ -124,7 +131,9 @@ AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& re
     }
     t->serial = next_serial++;
     issued_serials.store(t->serial, std::memory_order_release);
-    t->input = a.execute().input();
+    t->encoded_input = std::move(encoded);
+    t->input_encoding = encoding;
+    if (lossy) t->exact_input = std::make_unique<google::protobuf::Value>(a.execute().input());
     t->heartbeat_interval = std::chrono::seconds(a.heartbeat_interval_secs());
     t->attempt = attempt;
     t->reattach = resume.reattach;
@@ -138,13 +147,14 @@ AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& re
     pending.push_back(t);
     ++counts[kind].pending;
     ++total.pending;
+    collect_admissions_locked(admitted);  // in the same critical section: usually admits t at once
   }
   emit_locked(*t, [&](v1::TaskEvent& e) {
     e.mutable_state()->set_state(v1::PENDING);
     e.mutable_state()->set_detail(resume.reattach ? "accepted for re-attach" : "accepted");
   });
   task_lock.unlock();
-  try_admit();
+  launch(admitted);  // after PENDING is out: RUNNING must not overtake it
   return {};
 }
 
@@ -164,7 +174,7 @@ size_t Router::Impl::free_slots_locked(const std::string& kind) const {
   return std::min(kind_free, host_free);
 }
 
-void Router::Impl::collect_admissions_locked(std::vector<TaskPtr>& admitted) {
+void Router::Impl::collect_admissions_locked(Admitted& admitted) {
   if (stopped) return;
   for (auto it = pending.begin(); it != pending.end() && total.started < options.max_active;) {
     Counts& c = counts[(*it)->kind];
@@ -181,23 +191,14 @@ void Router::Impl::collect_admissions_locked(std::vector<TaskPtr>& admitted) {
   }
 }
 
-void Router::Impl::launch(const std::vector<TaskPtr>& admitted) {
+void Router::Impl::launch(const Admitted& admitted) {
   for (const auto& t : admitted) {
     {
       std::lock_guard tl(t->mu);
       t->started = true;
     }
-    post(t, [this, t] { start_on_strand(t); });
+    post(t, [this](const TaskPtr& task) { start_on_strand(task); });
   }
-}
-
-void Router::Impl::try_admit() {
-  std::vector<TaskPtr> admitted;
-  {
-    std::lock_guard lock(mu);
-    collect_admissions_locked(admitted);
-  }
-  launch(admitted);
 }
 
 TaskPtr Router::Impl::find_active(std::string_view id) const {
@@ -242,7 +243,7 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
     std::lock_guard shard_lock(sh.mu);
     sh.tasks.erase(t->serial);
   }
-  std::vector<TaskPtr> admitted;
+  Admitted admitted;
   {
     // One critical section retires the task and admits its successors.
     std::lock_guard lock(mu);
@@ -281,8 +282,7 @@ bool Router::Impl::set_state_locked(Task& t, v1::TaskState state, std::string de
   return true;
 }
 
-v1::TaskCompletion Router::Impl::completion_locked(const Task& t, v1::TaskState state) const {
-  v1::TaskCompletion c;
+void Router::Impl::completion_locked(const Task& t, v1::TaskState state, v1::TaskCompletion& c) const {
   c.set_task_id(t.id);
   c.set_attempt(t.attempt);
   c.set_state(state);
@@ -290,10 +290,9 @@ v1::TaskCompletion Router::Impl::completion_locked(const Task& t, v1::TaskState 
   c.set_kind(t.kind);
   c.set_generation(t.generation_id);
   c.set_plugin_version(t.plugin_version);
-  return c;
 }
 
-bool Router::Impl::end_locked(Task& t, v1::TaskCompletion completion) {
+bool Router::Impl::end_locked(Task& t, const v1::TaskCompletion& completion) {
   if (t.ended) return false;  // the first completion wins
   t.ended = true;
   t.state = completion.state();
@@ -309,12 +308,14 @@ bool Router::Impl::end_locked(Task& t, v1::TaskCompletion completion) {
 }
 
 bool Router::Impl::fail_locked(Task& t, v1::ErrorCode code, std::string message, std::string error_kind) {
-  auto c = completion_locked(t, code == v1::CANCELLED ? v1::CANCELED : v1::FAILED);
+  const ScratchScope scratch;
+  v1::TaskCompletion& c = *scratch.make<v1::TaskCompletion>();
+  completion_locked(t, code == v1::CANCELLED ? v1::CANCELED : v1::FAILED, c);
   auto* err = c.mutable_error();
   err->set_code(code);
   err->set_message(std::move(message));
   err->set_kind(std::move(error_kind));
-  return end_locked(t, std::move(c));
+  return end_locked(t, c);
 }
 
 void Router::Impl::schedule_heartbeat(const TaskPtr& t, uint32_t attempt, Scheduler::Clock::time_point due) {
@@ -362,7 +363,7 @@ void Router::Impl::schedule_cancel_deadline(const TaskPtr& t, uint32_t attempt) 
                       " ms of the cancel request; ended by the host",
                   "deadline");
     }
-    post(task, [this, task] { finalize_on_strand(task); });
+    post(task, [this](const TaskPtr& ended) { finalize_on_strand(ended); });
   });
 }
 
@@ -396,8 +397,8 @@ void Router::deliver(const v1::SteeringMessage& message, ReceiptCallback done) {
                                "queued: delivered when the task starts"));
     }
   }
-  impl_->post(t, [impl = impl_.get(), t, message, done = std::move(done)]() mutable {
-    impl->deliver_on_strand(t, std::move(message), std::move(done));
+  impl_->post(t, [impl = impl_.get(), message, done = std::move(done)](const TaskPtr& task) mutable {
+    impl->deliver_on_strand(task, std::move(message), std::move(done));
   });
 }
 
@@ -432,16 +433,16 @@ void Router::cancel(const v1::CancelRequest& request, ReceiptCallback done) {
     impl_->retire(t, /*held_slot=*/false);
     return done(make_receipt(t->id, {}, v1::DeliveryReceipt::ACCEPTED, "canceled before start"));
   }
-  impl_->post(t, [impl = impl_.get(), t, request, done = std::move(done)]() mutable {
-    impl->cancel_on_strand(t, std::move(request), std::move(done));
+  impl_->post(t, [impl = impl_.get(), request, done = std::move(done)](const TaskPtr& task) mutable {
+    impl->cancel_on_strand(task, std::move(request), std::move(done));
   });
 }
 
 void Router::reconcile(std::string_view task_id, ReceiptCallback done) {
   auto t = impl_->find_active(task_id);
   if (!t) return done(impl_->receipt_for_missing(task_id, {}));
-  impl_->post(t, [impl = impl_.get(), t, done = std::move(done)]() mutable {
-    impl->reconcile_on_strand(t, std::move(done));
+  impl_->post(t, [impl = impl_.get(), done = std::move(done)](const TaskPtr& task) mutable {
+    impl->reconcile_on_strand(task, std::move(done));
   });
 }
 
@@ -510,6 +511,32 @@ std::vector<TaskSnapshot> Router::snapshots() const {
   return result;
 }
 
+RouterStats Router::stats() const {
+  RouterStats s;
+  {
+    std::lock_guard lock(impl_->mu);
+    s.active = impl_->by_id.size();
+    s.pending = impl_->total.pending;
+    s.started = impl_->total.started;
+  }
+  std::set<const plugin::Generation*> seen;  // a generation may be listed under its file more than once
+  for (const auto& file : impl_->registry.files()) {
+    std::vector<registry::GenerationPtr> gens = file.draining;
+    if (file.current) gens.push_back(file.current);
+    for (const auto& g : gens) {
+      if (!g || !seen.insert(g.get()).second) continue;
+      for (const auto& e : g->executors()) s.executors.push_back({e->kind(), g->id(), g->name(), g->version(), e->calls()});
+    }
+  }
+  std::sort(s.executors.begin(), s.executors.end(), [](const auto& a, const auto& b) {
+    return a.kind != b.kind ? a.kind < b.kind : a.generation < b.generation;
+  });
+  const auto late = impl_->scheduler.lateness();
+  s.timer_lateness_seconds = std::chrono::duration<double>(late.last).count();
+  s.timer_lateness_max_seconds = std::chrono::duration<double>(late.max).count();
+  return s;
+}
+
 size_t Router::migrate(std::string_view kind) {
   const auto current = impl_->registry.resolve(kind);
   if (!current) return 0;
@@ -528,7 +555,7 @@ size_t Router::migrate(std::string_view kind) {
       if (!t->binding.executor->supports_reattach()) continue;
     }
     ++moved;
-    impl_->post(t, [impl = impl_.get(), t] { impl->migrate_on_strand(t); });
+    impl_->post(t, [impl = impl_.get()](const TaskPtr& task) { impl->migrate_on_strand(task); });
   }
   return moved;
 }
@@ -601,8 +628,7 @@ void Router::shutdown() {
     impl_->stopped = true;
   }
   impl_->scheduler.stop();
-  impl_->pool.stop();  // queued handlers are dropped; a call in flight finishes first
-  impl_->pool.join();
+  impl_->pool.stop();  // queued calls are dropped; a call in flight finishes first
   // The pool is gone, so nothing else calls plugins now: release every started task here, on this
   // (host) thread, without completing it — see the header for why.
   std::vector<TaskPtr> active;

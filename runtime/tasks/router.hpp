@@ -73,6 +73,28 @@ struct TaskSnapshot {
   bool cancel_requested = false;
 };
 
+// Counters for /metrics: plain values, read at one call (each exact; the set is not one instant).
+struct RouterStats {
+  size_t active = 0;   // pending + running + waiting_input
+  size_t pending = 0;  // accepted, waiting for a slot
+  size_t started = 0;  // holding a slot (started and not yet retired)
+  // Calls into the plugin per kind executor of every live generation (the current ones and the older
+  // ones still draining), sorted by kind, then generation.
+  struct ExecutorCalls {
+    std::string kind;
+    uint64_t generation = 0;
+    std::string plugin;  // the descriptor's plugin name
+    std::string plugin_version;
+    plugin::CallCounts calls;
+  };
+  std::vector<ExecutorCalls> executors;
+  // Heartbeat lag: how late the one timer (heartbeats and cancel deadlines) ran its entries — the most
+  // recent one and the largest since start. A plugin call that blocks does not add to it (the timer
+  // never calls plugins); a starved host does.
+  double timer_lateness_seconds = 0;
+  double timer_lateness_max_seconds = 0;
+};
+
 class Router {
  public:
   Router(RouterOptions options, registry::KindRegistry& registry, transport::TaskOutbox& outbox);
@@ -111,6 +133,7 @@ class Router {
   size_t active_count() const;   // pending + running + waiting_input
   std::optional<TaskSnapshot> snapshot(std::string_view task_id) const;
   std::vector<TaskSnapshot> snapshots() const;  // active tasks, then recently ended ones
+  RouterStats stats() const;  // safe from any thread; cheap enough for a metrics scrape
 
   // Hot reload: move every active, re-attachable task of `kind` that runs on an older generation to the
   // kind's current generation (detach from the old one, start re-attached with attempt + 1 and the last

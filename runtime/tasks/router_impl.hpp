@@ -2,12 +2,14 @@
 // strands) and host_api.cpp (the sink). Not part of the public interface.
 #pragma once
 
+#include "tasks/call_pool.hpp"
 #include "tasks/finished_tasks.hpp"
 #include "tasks/router.hpp"
 #include "tasks/scheduler.hpp"
+#include "tasks/scratch.hpp"
 #include "tasks/task.hpp"
 
-#include <boost/asio/thread_pool.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <array>
 #include <atomic>
@@ -19,7 +21,9 @@
 
 namespace taskhost::tasks {
 
-using TaskPtr = std::shared_ptr<Task>;
+// Tasks admitted by one admission pass: usually one (the task just assigned, or the successor of the one
+// that ended), so it lives on the stack.
+using Admitted = boost::container::small_vector<TaskPtr, 2>;
 
 class Router::Impl {
  public:
@@ -30,10 +34,9 @@ class Router::Impl {
   void answer_discovery(const v1::TaskAssignment& assignment);
   AssignOutcome reject(const v1::TaskAssignment& assignment, const std::string& kind, v1::ErrorCode code,
                        std::string message);
-  void try_admit();
   // Moves admissible pending tasks to started (mu held) into `out`; launch() posts their start.
-  void collect_admissions_locked(std::vector<TaskPtr>& out);
-  void launch(const std::vector<TaskPtr>& admitted);
+  void collect_admissions_locked(Admitted& out);
+  void launch(const Admitted& admitted);
   size_t free_slots_locked(const std::string& kind) const;  // mu held
   size_t kind_limit(const std::string& kind) const;
   TaskPtr find_active(std::string_view id) const;
@@ -47,15 +50,19 @@ class Router::Impl {
   template <typename Fill>
   void emit_locked(Task& t, Fill&& fill);
   bool set_state_locked(Task& t, v1::TaskState state, std::string detail);
-  v1::TaskCompletion completion_locked(const Task& t, v1::TaskState state) const;
+  // Fills `c` (usually a scratch message) with the completion header of t's current attempt.
+  void completion_locked(const Task& t, v1::TaskState state, v1::TaskCompletion& c) const;
   // Publishes the one completion and marks the task ended. False if it had already ended.
-  bool end_locked(Task& t, v1::TaskCompletion completion);
+  bool end_locked(Task& t, const v1::TaskCompletion& completion);
   bool fail_locked(Task& t, v1::ErrorCode code, std::string message, std::string error_kind = {});
   void schedule_heartbeat(const TaskPtr& t, uint32_t attempt, Scheduler::Clock::time_point due);
   void schedule_cancel_deadline(const TaskPtr& t, uint32_t attempt);
 
   // ---- plugin calls, always on the task's strand (task_calls.cpp) -------------------------------
-  void post(const TaskPtr& t, std::function<void()> fn);
+  // Runs fn(t) on t's strand; afterwards, if the task ended during that handler (a plugin completing
+  // inside the call, as instant kinds do), finalizes it right there instead of paying a second hop.
+  template <typename Fn>
+  void post(const TaskPtr& t, Fn&& fn);
   void start_on_strand(const TaskPtr& t);
   void deliver_on_strand(const TaskPtr& t, v1::SteeringMessage message, ReceiptCallback done);
   void cancel_on_strand(const TaskPtr& t, v1::CancelRequest request, ReceiptCallback done);
@@ -72,6 +79,7 @@ class Router::Impl {
   };
   // Finds the task of `ref` and locks it; status says why not when it is not OK.
   Locked lock_ref(th_task_ref ref);
+  TaskPtr find_by_ref(th_task_ref ref);  // the live task of `ref`'s serial (any attempt), unlocked; or null
   static th_host_api make_host_api(Impl* self);
 
   // ---- state -------------------------------------------------------------------------------------
@@ -79,7 +87,7 @@ class Router::Impl {
   registry::KindRegistry& registry;
   transport::TaskOutbox& outbox;
   th_host_api api;
-  boost::asio::thread_pool pool;
+  CallPool pool;
   Scheduler scheduler;
 
   // Guards everything below. Taken before any Task::mu, never while holding one — except in assign(),
@@ -111,9 +119,18 @@ class Router::Impl {
   SerialShard& shard(uint64_t serial) { return serial_index[serial % kSerialShards]; }
 };
 
+template <typename Fn>
+void Router::Impl::post(const TaskPtr& t, Fn&& fn) {
+  t->strand.post(t, [this, fn = std::forward<Fn>(fn)](const TaskPtr& task) mutable {
+    fn(task);
+    if (task->finalize_after_call) finalize_on_strand(task);
+  });
+}
+
 template <typename Fill>
 void Router::Impl::emit_locked(Task& t, Fill&& fill) {
-  v1::TaskEvent event;
+  const ScratchScope scratch;
+  v1::TaskEvent& event = *scratch.make<v1::TaskEvent>();
   event.set_task_id(t.id);
   event.set_attempt(t.attempt);
   event.set_seq(++t.seq);

@@ -30,6 +30,11 @@ void Scheduler::stop() {
   heap_ = {};
 }
 
+Scheduler::Lateness Scheduler::lateness() const {
+  return {std::chrono::nanoseconds(last_late_ns_.load(std::memory_order_relaxed)),
+          std::chrono::nanoseconds(max_late_ns_.load(std::memory_order_relaxed))};
+}
+
 void Scheduler::add(Entry entry) {
   heap_.push(std::move(entry));
   arm();
@@ -51,6 +56,9 @@ void Scheduler::arm() {
 void Scheduler::fire() {
   const auto now = Clock::now();
   while (!heap_.empty() && heap_.top().due <= now) {
+    const int64_t late = std::chrono::duration_cast<std::chrono::nanoseconds>(now - heap_.top().due).count();
+    last_late_ns_.store(late, std::memory_order_relaxed);
+    if (late > max_late_ns_.load(std::memory_order_relaxed)) max_late_ns_.store(late, std::memory_order_relaxed);
     Callback cb = std::move(const_cast<Entry&>(heap_.top()).callback);
     heap_.pop();
     cb();

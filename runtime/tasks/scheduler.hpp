@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <queue>
@@ -34,6 +35,14 @@ class Scheduler {
   // Drops pending entries and joins the thread. Idempotent.
   void stop();
 
+  // How late callbacks ran (now - due when fired; 0 for one due in the past when scheduled counts its
+  // wait from then): the most recent and the largest since start. Any thread.
+  struct Lateness {
+    std::chrono::nanoseconds last{0};
+    std::chrono::nanoseconds max{0};
+  };
+  Lateness lateness() const;
+
  private:
   struct Entry {
     Clock::time_point due;
@@ -54,6 +63,7 @@ class Scheduler {
   Clock::time_point armed_for_ = Clock::time_point::max();
   std::thread thread_;
   bool stopped_ = false;
+  std::atomic<int64_t> last_late_ns_{0}, max_late_ns_{0};  // written by the scheduler thread only
 };
 
 }  // namespace taskhost::tasks

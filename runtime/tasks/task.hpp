@@ -9,6 +9,7 @@
 #pragma once
 
 #include "registry/kind_registry.hpp"
+#include "tasks/call_pool.hpp"
 
 #include "taskhost/v1/assignment.pb.h"
 #include "taskhost/v1/events.pb.h"
@@ -16,30 +17,24 @@
 
 #include <taskhost/plugin.h>
 
-#include <boost/asio/strand.hpp>
-#include <boost/asio/thread_pool.hpp>
-
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace taskhost::tasks {
 
-using Strand = boost::asio::strand<boost::asio::thread_pool::executor_type>;
-
 struct Task {
-  Task(std::string id_, std::string kind_, Strand strand_)
-      : id(std::move(id_)), kind(std::move(kind_)), strand(std::move(strand_)) {}
+  Task(std::string id_, std::string kind_, CallPool& pool) : id(std::move(id_)), kind(std::move(kind_)), strand(pool) {}
 
   // Immutable after creation (serial: set once by assign(), before the task is visible to anyone).
   const std::string id;
   const std::string kind;
   uint64_t serial = 0;
   Strand strand;
-  google::protobuf::Value input;
   std::chrono::seconds heartbeat_interval{0};
 
   std::mutex mu;
@@ -55,15 +50,23 @@ struct Task {
   registry::Binding binding;      // generation + executor running this attempt; dropped on the strand
   uint64_t generation_id = 0;     // which generation started the current attempt (kept after release)
   std::string plugin_version;
-  std::string encoded_input;      // input in the executor's encoding (set at start)
+  // The input, encoded once at assignment in the encoding its kind had then; a start on a generation
+  // with the other encoding re-encodes it. `exact_input` keeps the Value only when JSON could not carry
+  // it exactly (NaN, infinities, -0), so that re-encoding still hands the plugin the original.
+  std::string encoded_input;
+  th_encoding input_encoding = TH_ENCODING_JSON;
+  std::unique_ptr<google::protobuf::Value> exact_input;
   std::string checkpoint;
-  std::deque<v1::SteeringMessage> queued;  // steering that arrived before start
+  std::vector<v1::SteeringMessage> queued;  // steering that arrived before start (a vector: no allocation until used)
   std::string pending_request_id;
   std::string pending_prompt;
   std::optional<v1::Progress> progress;
   std::optional<double> beat_fraction;
   std::string beat_message;
   uint64_t seq = 0;
+
+  // --- strand only (set and read by the handler running on the task's strand) ---
+  bool finalize_after_call = false;  // the task ended inside the current handler's plugin call
 };
 
 }  // namespace taskhost::tasks

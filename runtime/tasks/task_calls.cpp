@@ -6,9 +6,8 @@
 #include "tasks/router_impl.hpp"
 #include "tasks/task_ref.hpp"
 
-#include <boost/asio/post.hpp>
-
 #include <fmt/format.h>
+
 
 namespace taskhost::tasks {
 namespace {
@@ -36,6 +35,42 @@ plugin::TaskCall make_call(const Task& t, bool reattach, const std::string& chec
   return call;
 }
 
+// The generation that starts the task wants the other encoding than the one the input was encoded in at
+// assignment (a reload switched it in between): convert, from the exact Value when JSON was not exact.
+// False (with `error`) only if the host's own bytes did not decode, which would be a host bug.
+bool reencode_input(Task& t, th_encoding to, std::string* error) {
+  google::protobuf::Value value;
+  if (t.exact_input) {
+    value = *t.exact_input;
+  } else {
+    const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(t.encoded_input.data()),
+                                         t.encoded_input.size());
+    if (!decode_value(bytes, t.input_encoding, &value, error)) return false;
+  }
+  bool lossy = false;
+  t.encoded_input = encode_value(value, to, &lossy);
+  t.input_encoding = to;
+  if (lossy && !t.exact_input) t.exact_input = std::make_unique<google::protobuf::Value>(std::move(value));
+  return true;
+}
+
+// "started on NAME VERSION (generation G, attempt A)": built by appending, on every task's path, where
+// fmt::format's parsing and type dispatch cost more than the few copies it does.
+std::string running_detail(bool reattach, const plugin::Generation& g, uint32_t attempt) {
+  std::string d;
+  d.reserve(48 + g.name().size() + g.version().size());
+  d += reattach ? "re-attached on " : "started on ";
+  d += g.name();
+  d += ' ';
+  d += g.version();
+  d += " (generation ";
+  d += fmt::format_int(g.id()).c_str();
+  d += ", attempt ";
+  d += fmt::format_int(attempt).c_str();
+  d += ')';
+  return d;
+}
+
 v1::ErrorCode code_for_start_failure(th_status s) {
   return s == TH_INVALID_ARGUMENT ? v1::INVALID_INPUT : v1::COMPONENT_FAILED;
 }
@@ -53,10 +88,6 @@ std::string describe(const plugin::CallResult& r, std::string_view what) {
 
 }  // namespace
 
-void Router::Impl::post(const TaskPtr& t, std::function<void()> fn) {
-  boost::asio::post(t->strand, std::move(fn));
-}
-
 void Router::Impl::start_on_strand(const TaskPtr& t) {
   const registry::Binding binding = registry.resolve(t->kind);
   bool reattach = false;
@@ -68,12 +99,16 @@ void Router::Impl::start_on_strand(const TaskPtr& t) {
     if (!t->ended && !binding) {
       fail_locked(*t, v1::COMPONENT_NOT_FOUND, "no plugin serves kind '" + t->kind + "' any more (task '" + t->id + "')");
     }
+    std::string error;
+    if (!t->ended && binding.executor->encoding() != t->input_encoding &&
+        !reencode_input(*t, binding.executor->encoding(), &error)) {
+      fail_locked(*t, v1::WORKER_ERROR, "task '" + t->id + "': the host could not re-encode its input: " + error);
+    }
     ended = t->ended;  // also true when canceled between admission and now: nothing was started
     if (!ended) {
       t->binding = binding;
       t->generation_id = binding.generation->id();
       t->plugin_version = binding.generation->version();
-      t->encoded_input = encode_value(t->input, binding.executor->encoding());
       reattach = t->reattach;
       checkpoint = t->checkpoint;
       call = make_call(*t, reattach, checkpoint);
@@ -97,10 +132,7 @@ void Router::Impl::start_on_strand(const TaskPtr& t) {
   {
     std::lock_guard tl(t->mu);
     attempt = t->attempt;
-    set_state_locked(*t, v1::RUNNING,
-                     fmt::format("{} on {} {} (generation {}, attempt {})", reattach ? "re-attached" : "started",
-                                 binding.generation->name(), binding.generation->version(),
-                                 binding.generation->id(), attempt));
+    set_state_locked(*t, v1::RUNNING, running_detail(reattach, *binding.generation, attempt));
   }
   schedule_heartbeat(t, attempt, Scheduler::Clock::now());
 
@@ -114,7 +146,7 @@ void Router::Impl::start_on_strand(const TaskPtr& t) {
     return;
   }
   // Steering that arrived before the start is delivered now, in arrival order.
-  std::deque<v1::SteeringMessage> queued;
+  std::vector<v1::SteeringMessage> queued;
   {
     std::lock_guard tl(t->mu);
     queued.swap(t->queued);

@@ -111,8 +111,18 @@ TEST_CASE("GET /metrics counts tasks by kind and state, plugin calls and load er
   CHECK(m.find("taskhost_tasks{kind=\"hello.greet\",state=\"succeeded\"} 1") != std::string::npos);
   CHECK(m.find("taskhost_tasks{kind=\"hello.greet\",state=\"failed\"} 1") != std::string::npos);
   CHECK(m.find("taskhost_tasks_completed_total{kind=\"hello.greet\",state=\"succeeded\"} 1") != std::string::npos);
-  CHECK(m.find("taskhost_plugin_calls_total{plugin=\"hello-c\",kind=\"hello.greet\",call=\"start\"} 2") !=
-        std::string::npos);
+  // Exact calls into the plugin, counted by its executor: two starts, no deliveries.
+  auto calls = [&](std::string_view call) {  // the sample's value, or -1 when absent
+    for (const auto& l : lines(m)) {
+      if (l.starts_with("taskhost_plugin_calls_total{plugin=\"hello-c\",kind=\"hello.greet\",generation=\"") &&
+          l.find(",version=\"1.0.0\",call=\"" + std::string(call) + "\"} ") != std::string::npos)
+        return std::stol(l.substr(l.rfind(' ') + 1));
+    }
+    return -1L;
+  };
+  CHECK(calls("start") == 2);
+  CHECK(calls("deliver") == -1);
+  CHECK(m.find("# TYPE taskhost_timer_lateness_seconds gauge") != std::string::npos);
   CHECK(m.find("taskhost_plugin_load_errors 1") != std::string::npos);
   CHECK(m.find("taskhost_plugin_load_error{file=\"" + (plugins / "broken.so").string() + "\",state=\"failed\",error=\"") !=
         std::string::npos);

@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 using namespace taskhost::tasks;
 using google::protobuf::Value;
 
@@ -61,4 +63,21 @@ TEST_CASE("protobuf encoding round-trips") {
   std::string error;
   REQUIRE(decode_value(bytes(wire), TH_ENCODING_PROTOBUF, &back, &error));
   CHECK(google::protobuf::util::MessageDifferencer::Equals(back, original));
+}
+
+TEST_CASE("encode_value says when JSON cannot carry a value exactly (NaN, infinities, -0)") {
+  bool lossy = true;
+  Value plain = parse_with_protobuf(R"({"a":[1,2.5,"x"],"b":0})");
+  (void)encode_value(plain, TH_ENCODING_JSON, &lossy);
+  CHECK_FALSE(lossy);
+  for (const double d : {std::nan(""), HUGE_VAL, -HUGE_VAL, -0.0}) {
+    Value v;
+    v.mutable_list_value()->add_values()->set_number_value(d);
+    lossy = false;
+    (void)encode_value(v, TH_ENCODING_JSON, &lossy);
+    CHECK(lossy);
+    lossy = true;
+    (void)encode_value(v, TH_ENCODING_PROTOBUF, &lossy);
+    CHECK_FALSE(lossy);  // protobuf is always exact
+  }
 }

@@ -4,6 +4,7 @@
 
 #include "tasks/lifecycle.hpp"
 
+#include <map>
 #include <thread>
 
 using namespace taskhost;
@@ -376,4 +377,70 @@ TEST_CASE("shutdown with running tasks releases them without completing them, so
   REQUIRE(f->outbox.wait_state("keep", v1::RUNNING));
   f->host.reset();
   CHECK(f->outbox.completion_count("keep") == 0);
+}
+
+TEST_CASE("stats count every call into each kind executor exactly, and the timer's lateness") {
+  HostFixture f;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(f.router().assign(assignment("n" + std::to_string(i), "test.instant", "1")).accepted());
+  }
+  REQUIRE(f.router().assign(assignment("sh", "test.hold", "null", 1, 1)).accepted());
+  REQUIRE(f.outbox.wait_state("sh", v1::RUNNING));
+  CHECK(f.router().deliver(message("sh", "progress")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(f.router().reconcile("sh").outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(f.outbox.wait_heartbeats(1, 2s));
+  const auto busy = f.router().stats();
+  CHECK(busy.active >= 1);
+  CHECK(busy.started >= 1);
+  CHECK(f.router().cancel(cancel_request("sh")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  REQUIRE(f.router().wait_idle(5s));
+
+  const auto s = f.router().stats();
+  CHECK(s.active == 0);
+  CHECK(s.pending == 0);
+  CHECK(s.started == 0);
+  std::map<std::string, plugin::CallCounts> by_kind;
+  for (const auto& e : s.executors) {
+    CHECK(e.generation != 0);
+    CHECK(e.plugin_version == "1.0.0");
+    by_kind[e.kind] = e.calls;
+  }
+  REQUIRE(by_kind.count("test.instant"));
+  CHECK(by_kind["test.instant"].start == 3);
+  CHECK(by_kind["test.instant"].total() == 3);  // no on_release: not counted, nothing crossed
+  const auto& hold = by_kind["test.hold"];
+  CHECK(hold.start == 1);
+  CHECK(hold.deliver == 1);
+  CHECK(hold.reconcile == 1);
+  CHECK(hold.cancel == 1);
+  CHECK(hold.release == 1);
+  CHECK(by_kind["test.thread"].total() == 0);
+  CHECK(s.timer_lateness_seconds >= 0);
+  CHECK(s.timer_lateness_max_seconds >= s.timer_lateness_seconds);
+  CHECK(s.timer_lateness_max_seconds < 5);
+}
+
+TEST_CASE("the finished-task memory keeps the newest ended tasks and still refuses their duplicates") {
+  tasks::RouterOptions o;
+  o.finished_memory = 3;
+  HostFixture f(o);
+  for (int i = 0; i < 5; ++i) {
+    const std::string id = "m" + std::to_string(i);
+    REQUIRE(f.router().assign(assignment(id, "test.instant", "1")).accepted());
+    REQUIRE(f.outbox.wait_completion(id));
+    REQUIRE(f.router().wait_idle(5s));
+  }
+  CHECK_FALSE(f.router().snapshot("m0"));
+  CHECK_FALSE(f.router().snapshot("m1"));
+  std::vector<std::string> ids;
+  for (const auto& s : f.router().snapshots()) ids.push_back(s.task_id);
+  CHECK(ids == std::vector<std::string>{"m2", "m3", "m4"});  // oldest first
+  CHECK(f.router().assign(assignment("m3", "test.instant", "1")).result == tasks::AssignOutcome::Result::duplicate);
+  // A later attempt of a remembered task runs, and replaces its entry in place.
+  REQUIRE(f.router().assign(assignment("m2", "test.instant", "1", 2)).accepted());
+  REQUIRE(f.router().wait_idle(5s));
+  CHECK(f.router().snapshot("m2")->attempt == 2);
+  ids.clear();
+  for (const auto& s : f.router().snapshots()) ids.push_back(s.task_id);
+  CHECK(ids == std::vector<std::string>{"m2", "m3", "m4"});
 }

@@ -1,0 +1,38 @@
+#include "tasks/scratch.hpp"
+
+#include <memory>
+
+namespace taskhost::tasks {
+namespace {
+
+// Big enough for a task's event or completion with a modest output; a larger one spills into blocks the
+// arena mallocs and frees at reset, which is still one allocation per block, not one per field.
+constexpr size_t kBlockSize = 16 * 1024;
+
+struct ThreadScratch {
+  std::unique_ptr<char[]> block{new char[kBlockSize]};  // declared first: outlives the arena using it
+  google::protobuf::Arena arena{block.get(), kBlockSize};
+  int depth = 0;
+};
+
+// Function-local: only threads that publish (host workers, the timer, plugin threads calling the sink)
+// pay for a block, on first use.
+ThreadScratch& local() {
+  thread_local ThreadScratch scratch;
+  return scratch;
+}
+
+}  // namespace
+
+ScratchScope::ScratchScope() {
+  ThreadScratch& s = local();
+  ++s.depth;
+  arena_ = &s.arena;
+}
+
+ScratchScope::~ScratchScope() {
+  ThreadScratch& s = local();
+  if (--s.depth == 0) s.arena.Reset();
+}
+
+}  // namespace taskhost::tasks
