@@ -2,6 +2,7 @@
 // task_calls.cpp, the sink in host_api.cpp.
 #include "tasks/router.hpp"
 
+#include "tasks/discovery.hpp"
 #include "tasks/lifecycle.hpp"
 #include "tasks/payload.hpp"
 #include "tasks/router_impl.hpp"
@@ -63,21 +64,7 @@ AssignOutcome Router::Impl::reject(const v1::TaskAssignment& a, const std::strin
 }
 
 void Router::Impl::answer_discovery(const v1::TaskAssignment& a) {
-  v1::TaskCompletion c;
-  c.set_task_id(a.task_id());
-  c.set_attempt(1);
-  c.set_state(v1::SUCCEEDED);
-  c.set_worker_id(options.worker_id);
-  auto* list = c.mutable_components();
-  for (const auto& b : registry.bindings()) {
-    auto* info = list->add_components();
-    info->set_component_id(b.executor->kind());
-    info->set_path("/" + b.executor->kind());
-    if (!b.executor->description().empty()) info->set_description(b.executor->description());
-    if (!b.executor->input_schema().empty()) info->set_input_schema(b.executor->input_schema());
-    if (!b.executor->output_schema().empty()) info->set_output_schema(b.executor->output_schema());
-  }
-  outbox.on_completion(c);
+  outbox.on_completion(discovery_answer(registry, options.worker_id, a.task_id()));
 }
 
 AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& resume) {

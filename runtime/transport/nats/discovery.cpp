@@ -1,7 +1,7 @@
 #include "transport/nats/discovery.hpp"
 
 #include "common/log.hpp"
-#include "plugin/kind_executor.hpp"
+#include "tasks/discovery.hpp"
 
 #include "taskhost/v1/assignment.pb.h"
 
@@ -9,24 +9,6 @@
 
 namespace taskhost::transport::nats {
 
-v1::TaskCompletion discovery_answer(const registry::KindRegistry& registry, const std::string& worker_id,
-                                    const std::string& task_id) {
-  v1::TaskCompletion c;
-  c.set_task_id(task_id);
-  c.set_attempt(1);
-  c.set_state(v1::SUCCEEDED);
-  c.set_worker_id(worker_id);
-  auto* list = c.mutable_components();
-  for (const auto& b : registry.bindings()) {
-    auto* info = list->add_components();
-    info->set_component_id(b.executor->kind());
-    info->set_path("/" + b.executor->kind());
-    if (!b.executor->description().empty()) info->set_description(b.executor->description());
-    if (!b.executor->input_schema().empty()) info->set_input_schema(b.executor->input_schema());
-    if (!b.executor->output_schema().empty()) info->set_output_schema(b.executor->output_schema());
-  }
-  return c;
-}
 
 DiscoveryResponder::DiscoveryResponder(Connection& connection, const Names& names, std::string worker_id,
                                        const registry::KindRegistry& registry)
@@ -65,7 +47,7 @@ void DiscoveryResponder::on_request(natsConnection* nc, natsSubscription*, natsM
         !a.task_id().empty()) {
       task_id = a.task_id();
     }
-    const std::string bytes = discovery_answer(self->registry_, self->worker_id_, task_id).SerializeAsString();
+    const std::string bytes = tasks::discovery_answer(self->registry_, self->worker_id_, task_id).SerializeAsString();
     natsConnection_Publish(nc, reply, bytes.data(), static_cast<int>(bytes.size()));
   }
   natsMsg_Destroy(msg);

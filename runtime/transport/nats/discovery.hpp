@@ -24,10 +24,6 @@
 
 namespace taskhost::transport::nats {
 
-// What this host answers: its worker id and every kind `registry` serves now.
-v1::TaskCompletion discovery_answer(const registry::KindRegistry& registry, const std::string& worker_id,
-                                    const std::string& task_id);
-
 class DiscoveryResponder {
  public:
   DiscoveryResponder(Connection& connection, const Names& names, std::string worker_id,
