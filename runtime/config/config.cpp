@@ -217,6 +217,9 @@ void read_nats(const Section& parent, const toml::node& node, const std::string&
     if (c.url.empty()) s.fail(n, k, "must not be empty");
   });
   s.on("credentials", file(c.credentials));
+  s.on("user", text(c.user));
+  s.on("password_file", file(c.password_file));
+  s.on("token_file", file(c.token_file));
   s.on("tls_ca", file(c.tls_ca));
   s.on("tls_cert", file(c.tls_cert));
   s.on("tls_key", file(c.tls_key));
@@ -238,6 +241,11 @@ void read_nats(const Section& parent, const toml::node& node, const std::string&
   s.on("kv_bucket", text(c.kv_bucket));
   s.on("host_dead_after_secs", u32(c.host_dead_after_secs, 1));
   s.run();
+  auto conflict = [&](const char* what) {
+    throw ConfigError(fmt::format("{}:{}: {}: {}", s.source(), node.source().begin.line, key, what));
+  };
+  if (c.user.empty() != c.password_file.empty()) conflict("user and password_file must be set together");
+  if (!c.token_file.empty() && !c.user.empty()) conflict("token_file and user/password_file are alternatives: give one");
   if ((c.tls_cert.empty()) != (c.tls_key.empty())) {
     throw ConfigError(fmt::format("{}:{}: {}: tls_cert and tls_key must be set together", s.source(),
                                   node.source().begin.line, key));

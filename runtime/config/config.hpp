@@ -33,6 +33,11 @@ struct NatsConfig {
   };
   std::string url = "nats://127.0.0.1:4222";
   std::string credentials;  // .creds file; empty = none
+  // User/password or token authorization. The secrets are read from files (first line) when connecting,
+  // so a taskhost.toml never holds one; a user/password or token in the URL works too.
+  std::string user;
+  std::string password_file;
+  std::string token_file;
   std::string tls_ca;       // PEM files; empty = no TLS unless the URL says tls://
   std::string tls_cert;
   std::string tls_key;

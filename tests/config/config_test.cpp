@@ -86,6 +86,8 @@ drain_grace_ms = 0
 [nats]
 url = "nats://n:4222"
 credentials = "/c.creds"
+user = "svc"
+password_file = "secrets/pw"
 tls_ca = "/ca.pem"
 tls_cert = "/cert.pem"
 tls_key = "/key.pem"
@@ -116,6 +118,8 @@ host_dead_after_secs = 4
   CHECK(c.cancel_deadline.count() == 500);
   CHECK(c.nats.ack_mode == NatsConfig::AckMode::on_completion);
   CHECK(c.nats.tls_key == "/key.pem");
+  CHECK(c.nats.user == "svc");
+  CHECK(c.nats.password_file == "/base/secrets/pw");  // relative to the config file's directory
   CHECK(c.nats.host_dead_after_secs == 4);
   CHECK(effective_worker_id(c) == "w1");
 }
@@ -163,6 +167,9 @@ TEST_CASE("bad values are errors naming the key, the line and what was wrong") {
   CHECK(error_of("[nats]\nstream_prefix = \"a.b\"\n").find("t.toml:2: nats.stream_prefix:") == 0);
   CHECK(error_of("[nats]\ntls_cert = \"c.pem\"\n").find("tls_cert and tls_key must be set together") !=
         std::string::npos);
+  CHECK(error_of("[nats]\nuser = \"u\"\n") == "t.toml:1: nats: user and password_file must be set together");
+  CHECK(error_of("[nats]\nuser = \"u\"\npassword_file = \"p\"\ntoken_file = \"t\"\n") ==
+        "t.toml:1: nats: token_file and user/password_file are alternatives: give one");
   CHECK(error_of("[limits.kinds]\n\"x.y\" = -1\n") ==
         "t.toml:2: limits.kinds.\"x.y\": must be at least 1, not -1");
   CHECK(error_of("transport = \"carrier-pigeon\"\n").find("t.toml:1: transport: must be") == 0);

@@ -6,6 +6,7 @@
 #include "rig.hpp"
 
 #include "transport/nats/connection.hpp"
+#include "transport/nats/nats_options.hpp"
 
 #include <doctest/doctest.h>
 
@@ -151,4 +152,52 @@ TEST_CASE("token authorization: a host runs a task; a wrong token is refused at 
   const std::string what = refused(bad);
   CHECK(what.find("t0ken-bad") == std::string::npos);
   CHECK(what.find("***@") != std::string::npos);
+}
+
+TEST_CASE("[nats] user + password_file and token_file: secrets come from files, and errors name the file") {
+  TempDir dir("taskhost-nats-secret-files");
+  const fs::path pw = dir.path() / "pw", token = dir.path() / "token";
+  std::ofstream(pw) << "s3cret\n";
+  std::ofstream(token) << "t0ken-ok\n";
+
+  SUBCASE("user and password_file") {
+    auto server = start_server(dir.path() / "n1",
+                               "authorization {\n  users: [ { user: \"taskhost\", password: \"s3cret\" } ]\n}\n");
+    config::NatsConfig c;
+    c.url = server->url();
+    c.user = "taskhost";
+    c.password_file = pw.string();
+    const NatsOptions o = tn::nats_options(c, "w1");
+    CHECK(o.password == "s3cret");  // the line end is not part of the secret
+    NatsOptions run = test_options(o.url, "w1");
+    run.user = o.user;
+    run.password = o.password;
+    runs_a_task(run, "pw-1");
+
+    std::ofstream(pw) << "wrong-pass\n";
+    run.password = tn::nats_options(c, "w1").password;
+    const std::string what = refused(run);
+    CHECK(what.find("check user 'taskhost' and its password_file") != std::string::npos);
+    CHECK(what.find("wrong-pass") == std::string::npos);
+  }
+  SUBCASE("token_file") {
+    auto server = start_server(dir.path() / "n1", "authorization {\n  token: \"t0ken-ok\"\n}\n");
+    config::NatsConfig c;
+    c.url = server->url();
+    c.token_file = token.string();
+    NatsOptions run = test_options(c.url, "w1");
+    run.token = tn::nats_options(c, "w1").token;
+    runs_a_task(run, "token-file-1");
+  }
+  SUBCASE("a secret file that cannot be read is an error naming the key and the file") {
+    config::NatsConfig c;
+    c.user = "taskhost";
+    c.password_file = (dir.path() / "missing").string();
+    try {
+      (void)tn::nats_options(c, "w1");
+      FAIL("nats_options read a missing password file");
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()) == "[nats] password_file: cannot read '" + c.password_file + "'");
+    }
+  }
 }

@@ -48,8 +48,10 @@ bool fatal_at_connect(natsStatus s) {
 
 std::string hint_for(natsStatus s, const NatsOptions& o) {
   if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED) {
-    return o.credentials.empty() ? "; check the user/password or token in the URL"
-                                 : "; check the credentials file " + o.credentials;
+    if (!o.credentials.empty()) return "; check the credentials file " + o.credentials;
+    if (!o.user.empty()) return "; check user '" + o.user + "' and its password_file";
+    if (!o.token.empty()) return "; check the token_file";
+    return "; check the user/password or token in the URL";
   }
   if (s == NATS_SSL_ERROR) {
     return o.tls_ca.empty() ? "; the server's certificate is not trusted: set tls_ca to its CA"
@@ -104,6 +106,8 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
     check(natsOptions_SetUserCredentialsFromFiles(opts_, o.credentials.c_str(), nullptr),
           "nats credentials " + o.credentials);
   }
+  if (!o.user.empty()) check(natsOptions_SetUserInfo(opts_, o.user.c_str(), o.password.c_str()), "nats user " + o.user);
+  if (!o.token.empty()) check(natsOptions_SetToken(opts_, o.token.c_str()), "nats token");
   if (!o.tls_ca.empty() || !o.tls_cert.empty()) {
     check(natsOptions_SetSecure(opts_, true), "nats TLS");
     if (!o.tls_ca.empty()) check(natsOptions_LoadCATrustedCertificates(opts_, o.tls_ca.c_str()), "nats TLS CA " + o.tls_ca);

@@ -1,11 +1,34 @@
 #include "transport/nats/nats_options.hpp"
 
+#include <fmt/format.h>
+
+#include <fstream>
+#include <stdexcept>
+
 namespace taskhost::transport::nats {
+namespace {
+
+// The first line of a secret file, without its line end. The error names the file, never its content.
+std::string read_secret(const std::string& path, const char* key) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    throw std::runtime_error(fmt::format("[nats] {}: cannot read '{}'", key, path));
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty()) throw std::runtime_error(fmt::format("[nats] {}: '{}' is empty", key, path));
+  return line;
+}
+
+}  // namespace
 
 NatsOptions nats_options(const config::NatsConfig& c, std::string worker_id) {
   NatsOptions o;
   o.url = c.url;
   o.credentials = c.credentials;
+  o.user = c.user;
+  if (!c.password_file.empty()) o.password = read_secret(c.password_file, "password_file");
+  if (!c.token_file.empty()) o.token = read_secret(c.token_file, "token_file");
   o.tls_ca = c.tls_ca;
   o.tls_cert = c.tls_cert;
   o.tls_key = c.tls_key;

@@ -21,6 +21,8 @@ struct NatsOptions {
   // ---- the [nats] table --------------------------------------------------------------------------
   std::string url = "nats://127.0.0.1:4222";  // one URL or a comma-separated list (a cluster)
   std::string credentials;                    // .creds file; empty = none
+  std::string user, password;                 // user/password authorization; empty = none
+  std::string token;                          // token authorization; empty = none
   std::string tls_ca;                         // PEM files; empty = none
   std::string tls_cert;
   std::string tls_key;
