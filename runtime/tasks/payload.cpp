@@ -4,6 +4,8 @@
 // integral values without a fraction), at a fraction of the cost.
 #include "tasks/payload.hpp"
 
+#include "common/json_string.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -15,28 +17,6 @@ namespace taskhost::tasks {
 namespace {
 
 using google::protobuf::Value;
-
-void write_string(std::string& out, const std::string& s) {
-  out.push_back('"');
-  for (const unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 // Set when a value was written in a form that does not decode back to itself.
 struct Writer {
@@ -65,7 +45,7 @@ void write_value(Writer& w, const Value& v) {
   std::string& out = w.out;
   switch (v.kind_case()) {
     case Value::kNumberValue: write_number(w, v.number_value()); break;
-    case Value::kStringValue: write_string(out, v.string_value()); break;
+    case Value::kStringValue: append_json_string(out, v.string_value()); break;
     case Value::kBoolValue: out += v.bool_value() ? "true" : "false"; break;
     case Value::kStructValue: {
       out.push_back('{');
@@ -73,7 +53,7 @@ void write_value(Writer& w, const Value& v) {
       for (const auto& [key, field] : v.struct_value().fields()) {
         if (!first) out.push_back(',');
         first = false;
-        write_string(out, key);
+        append_json_string(out, key);
         out.push_back(':');
         write_value(w, field);
       }

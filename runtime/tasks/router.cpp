@@ -7,6 +7,7 @@
 #include "tasks/payload.hpp"
 #include "tasks/router_impl.hpp"
 #include "tasks/task_ref.hpp"
+#include "transport/receipt.hpp"
 
 #include <algorithm>
 #include <future>
@@ -14,21 +15,13 @@
 #include <thread>
 
 namespace taskhost::tasks {
+
+using transport::make_receipt;
 namespace {
 
 size_t pool_size(const RouterOptions& o) {
   if (o.worker_threads > 0) return o.worker_threads;
   return std::max<size_t>(2, std::thread::hardware_concurrency());
-}
-
-v1::DeliveryReceipt make_receipt(std::string_view task_id, std::string_view message_id,
-                                 v1::DeliveryReceipt::Outcome outcome, std::string detail) {
-  v1::DeliveryReceipt r;
-  r.set_task_id(std::string(task_id));
-  r.set_message_id(std::string(message_id));
-  r.set_outcome(outcome);
-  r.set_detail(std::move(detail));
-  return r;
 }
 
 }  // namespace

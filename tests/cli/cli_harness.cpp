@@ -315,6 +315,13 @@ std::string str(const boost::json::object& o, const char* key) {
   return boost::json::serialize(*v);
 }
 
+const boost::json::object* find_plugin(const boost::json::object& root, const std::string& file_name) {
+  for (const auto& p : root.at("plugins").as_array()) {
+    if (fs::path(str(p.as_object(), "file")).filename() == file_name) return &p.as_object();
+  }
+  return nullptr;
+}
+
 const boost::json::object& obj(const boost::json::object& o, const char* key) {
   static const boost::json::object empty;
   const auto* v = o.if_contains(key);

@@ -21,13 +21,6 @@ namespace json = boost::json;
 
 namespace {
 
-const json::object* find_plugin(const json::object& root, const std::string& file_name) {
-  for (const auto& p : root.at("plugins").as_array()) {
-    if (fs::path(str(p.as_object(), "file")).filename() == file_name) return &p.as_object();
-  }
-  return nullptr;
-}
-
 // `plugins --json` until `pred` holds for the entry of `file_name` (null when absent), or 10 s.
 bool wait_plugin(const Host& host, const std::string& file_name,
                  const std::function<bool(const json::object*)>& pred) {

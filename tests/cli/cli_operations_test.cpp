@@ -21,13 +21,6 @@ namespace json = boost::json;
 
 namespace {
 
-const json::object* find_plugin(const json::object& root, const std::string& file_name) {
-  for (const auto& p : root.at("plugins").as_array()) {
-    if (fs::path(str(p.as_object(), "file")).filename() == file_name) return &p.as_object();
-  }
-  return nullptr;
-}
-
 bool has_state(const json::object& s, const char* state) { return str(s, "state") == state; }
 
 }  // namespace

@@ -122,6 +122,23 @@ void check_queue_drained(Probe& p, const tn::Names& names) {
   CHECK(unacked == 0);
 }
 
+// `t` counted every task once and successfully, the queue is empty, and a second count after the hosts
+// settled still finds each task exactly once.
+void check_each_done_once(Probe& p, const tn::Names& names, int n, Tally& t) {
+  CHECK(t.tasks == static_cast<size_t>(n));
+  CHECK(t.twice == 0);
+  CHECK(t.not_succeeded == 0);
+  check_queue_drained(p, names);
+  // Redelivered leftovers were recognised as done, not run again. Polled: a read of the stream on a
+  // loaded machine (or right after a node's restart) can time out part way and come back short.
+  CHECK(eventually([&] {
+    t = tally(p, names);
+    return t.tasks == static_cast<size_t>(n);
+  }, 30s));
+  CHECK(t.tasks == static_cast<size_t>(n));
+  CHECK(t.twice == 0);
+}
+
 void kill_one_host_mid_run(const std::string& ack_mode, int n) {
   NatsSingle nats;
   TempDir dir("taskhost-nats-fault");
@@ -149,18 +166,7 @@ void kill_one_host_mid_run(const std::string& ack_mode, int n) {
   const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   MESSAGE(fmt::format("{} tasks ({}) through 3 hosts, one SIGKILLed at {} done: {:.1f} s, {} finished by a later attempt",
                       n, ack_mode, at_kill, seconds, t.retried));
-  CHECK(t.tasks == static_cast<size_t>(n));
-  CHECK(t.twice == 0);
-  CHECK(t.not_succeeded == 0);
-  check_queue_drained(p, names);
-  // Redelivered leftovers were recognised as done, not run again. Polled: a read of the stream on a
-  // loaded machine (or right after a node's restart) can time out part way and come back short.
-  CHECK(eventually([&] {
-    t = tally(p, names);
-    return t.tasks == static_cast<size_t>(n);
-  }, 30s));
-  CHECK(t.tasks == static_cast<size_t>(n));
-  CHECK(t.twice == 0);
+  check_each_done_once(p, names, n, t);
   stop_cleanly(*hosts[0]);
   stop_cleanly(*hosts[2]);
 }
@@ -205,18 +211,7 @@ TEST_CASE("a cluster node restarts mid-run: hosts fail over and no task is lost 
     t = tally(p, names);
     return t.tasks == static_cast<size_t>(n);
   }, 90s));
-  CHECK(t.tasks == static_cast<size_t>(n));
-  CHECK(t.twice == 0);
-  CHECK(t.not_succeeded == 0);
-  check_queue_drained(p, names);
-  // Redelivered leftovers were recognised as done, not run again. Polled: a read of the stream on a
-  // loaded machine (or right after a node's restart) can time out part way and come back short.
-  CHECK(eventually([&] {
-    t = tally(p, names);
-    return t.tasks == static_cast<size_t>(n);
-  }, 30s));
-  CHECK(t.tasks == static_cast<size_t>(n));
-  CHECK(t.twice == 0);
+  check_each_done_once(p, names, n, t);
   for (auto& h : hosts) stop_cleanly(*h);
 }
 

@@ -3,6 +3,7 @@
 #include "common/log.hpp"
 #include "tasks/router.hpp"
 #include "transport/local/task_view.hpp"
+#include "transport/receipt.hpp"
 
 #include <boost/uuid/uuid_generators.hpp>
 #include <boost/uuid/uuid_io.hpp>
@@ -32,16 +33,6 @@ std::string task_id_problem(const std::string& id) {
     }
   }
   return {};
-}
-
-v1::DeliveryReceipt receipt(const std::string& task_id, const std::string& message_id,
-                            v1::DeliveryReceipt::Outcome outcome, std::string detail) {
-  v1::DeliveryReceipt r;
-  r.set_task_id(task_id);
-  r.set_message_id(message_id);
-  r.set_outcome(outcome);
-  r.set_detail(std::move(detail));
-  return r;
 }
 
 }  // namespace
@@ -161,14 +152,14 @@ v1::DeliveryReceipt LocalTransport::answer_locally(const std::string& task_id, c
     std::lock_guard lock(mu_);
     if (auto it = tasks_.find(task_id); it != tasks_.end()) {
       if (!it->second.status.has_completion()) return {};
-      return receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
+      return make_receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
                      "task '" + task_id + "' already ended (" + v1::TaskState_Name(it->second.status.state()) + ")");
     }
   }
   const auto stored = store_.task(task_id);
-  if (!stored) return receipt(task_id, message_id, v1::DeliveryReceipt::UNKNOWN_TASK, "unknown task '" + task_id + "'");
+  if (!stored) return make_receipt(task_id, message_id, v1::DeliveryReceipt::UNKNOWN_TASK, "unknown task '" + task_id + "'");
   if (stored->completion) {
-    return receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
+    return make_receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
                    "task '" + task_id + "' already ended (" + v1::TaskState_Name(stored->state) + ")");
   }
   return {};
@@ -181,10 +172,10 @@ v1::DeliveryReceipt LocalTransport::send(v1::SteeringMessage m) {
   }
   tasks::Router* router = router_.load();
   if (router == nullptr) {
-    return receipt(m.task_id(), m.message_id(), v1::DeliveryReceipt::REJECTED, "host is shutting down");
+    return make_receipt(m.task_id(), m.message_id(), v1::DeliveryReceipt::REJECTED, "host is shutting down");
   }
   if (!store_.insert_message(m)) {
-    return receipt(m.task_id(), m.message_id(), v1::DeliveryReceipt::REJECTED,
+    return make_receipt(m.task_id(), m.message_id(), v1::DeliveryReceipt::REJECTED,
                    "message '" + m.message_id() + "' was already sent");
   }
   v1::DeliveryReceipt r = router->deliver(m, options_.delivery_timeout);
@@ -201,7 +192,7 @@ v1::DeliveryReceipt LocalTransport::cancel(const v1::CancelRequest& request) {
     return r;
   }
   tasks::Router* router = router_.load();
-  if (router == nullptr) return receipt(request.task_id(), {}, v1::DeliveryReceipt::REJECTED, "host is shutting down");
+  if (router == nullptr) return make_receipt(request.task_id(), {}, v1::DeliveryReceipt::REJECTED, "host is shutting down");
   store_.record_cancel_request(request.task_id());
   v1::DeliveryReceipt r = router->cancel(request, options_.delivery_timeout);
   std::lock_guard lock(mu_);

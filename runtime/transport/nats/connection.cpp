@@ -21,6 +21,22 @@ void check(natsStatus status, std::string_view what, int js_code) {
   if (status != NATS_OK) throw NatsError(describe(status, what, js_code), status, js_code);
 }
 
+void close_subscription(natsSubscription* sub) {
+  if (sub == nullptr) return;
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+}
+
+void close_subscription(std::mutex& mu, natsSubscription*& slot) {
+  natsSubscription* sub = nullptr;
+  {
+    std::lock_guard lock(mu);
+    sub = slot;
+    slot = nullptr;
+  }
+  close_subscription(sub);
+}
+
 namespace {
 
 std::vector<std::string> split_urls(const std::string& urls) {

@@ -46,6 +46,13 @@ void check(natsStatus status, std::string_view what, int js_code = 0);
 // The server list with passwords and tokens in URLs replaced by "***", for messages and logs.
 std::string redact_url(const std::string& urls);
 
+// Unsubscribes and frees `sub`; null is a no-op. A callback already running may still finish after this
+// returns: where one must not, drain the subscription instead.
+void close_subscription(natsSubscription* sub);
+// Takes the subscription out of `slot` under `mu`, then closes it outside the lock, so a callback that
+// needs `mu` can finish meanwhile.
+void close_subscription(std::mutex& mu, natsSubscription*& slot);
+
 class Connection {
  public:
   // Connects, retrying for up to options.connect_timeout while no server answers; refused credentials

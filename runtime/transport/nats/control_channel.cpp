@@ -35,16 +35,7 @@ void ControlChannel::start() {
 }
 
 void ControlChannel::stop() {
-  natsSubscription* sub = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    sub = sub_;
-    sub_ = nullptr;
-  }
-  if (sub != nullptr) {
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-  }
+  close_subscription(mu_, sub_);
 }
 
 void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns) {

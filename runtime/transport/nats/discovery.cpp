@@ -81,8 +81,7 @@ std::vector<v1::TaskCompletion> discover(Connection& connection, const Names& na
     }
     natsMsg_Destroy(msg);
   }
-  natsSubscription_Unsubscribe(sub);
-  natsSubscription_Destroy(sub);
+  close_subscription(sub);
   check(s, "publish the discovery request on " + subject);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.worker_id() < b.worker_id(); });
   return out;

@@ -8,6 +8,7 @@
 #include "transport/nats/setup.hpp"
 #include "transport/nats/status_view.hpp"
 #include "transport/nats/wire.hpp"
+#include "transport/receipt.hpp"
 
 #include <fmt/format.h>
 
@@ -19,16 +20,6 @@ namespace {
 std::string random_id(const char* prefix) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   return fmt::format("{}{:016x}", prefix, rng());
-}
-
-v1::DeliveryReceipt receipt(const std::string& task_id, const std::string& message_id,
-                            v1::DeliveryReceipt::Outcome outcome, std::string detail) {
-  v1::DeliveryReceipt r;
-  r.set_task_id(task_id);
-  r.set_message_id(message_id);
-  r.set_outcome(outcome);
-  r.set_detail(std::move(detail));
-  return r;
 }
 
 std::vector<v1::WatchItem> items_of(const std::optional<std::string>& bytes) {
@@ -116,7 +107,7 @@ v1::DeliveryReceipt NatsTaskClient::control(const std::string& task_id, const st
                                             const std::string& bytes) {
   if (task_id.empty()) throw ClientError("no task id given");
   if (store_->completion_exists(task_id)) {
-    return receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
+    return make_receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
                    fmt::format("task '{}' already ended", task_id));
   }
   natsInbox* inbox_raw = nullptr;
@@ -151,22 +142,22 @@ v1::DeliveryReceipt NatsTaskClient::control(const std::string& task_id, const st
   }
   // Nobody answered in time: say what the records know. The message stays stored either way.
   if (store_->completion_exists(task_id)) {
-    return receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
+    return make_receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
                    fmt::format("task '{}' already ended", task_id));
   }
   if (auto held = store_->task(task_id)) {
     if (held->record.owner.empty()) {
-      return receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
+      return make_receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
                      "queued: delivered when a host starts the task");
     }
-    return receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
+    return make_receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
                    fmt::format("stored; {} holds the task but did not confirm in time", held->record.owner));
   }
   if (store_->last_events_batch(task_id)) {
-    return receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
+    return make_receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
                    "stored; the task is running but its host did not confirm in time");
   }
-  return receipt(task_id, message_id, v1::DeliveryReceipt::UNKNOWN_TASK,
+  return make_receipt(task_id, message_id, v1::DeliveryReceipt::UNKNOWN_TASK,
                  fmt::format("unknown task '{}': the message is kept and applies if such a task starts", task_id));
 }
 
@@ -247,10 +238,7 @@ void NatsTaskClient::watch(const std::string& task_id, const std::function<bool(
     check(js_SubscribeSync(&sub, connection_->js(), subject.c_str(), nullptr, &so, &code), "watch " + subject, code);
     struct SubGuard {
       natsSubscription* s;
-      ~SubGuard() {
-        natsSubscription_Unsubscribe(s);
-        natsSubscription_Destroy(s);
-      }
+      ~SubGuard() { close_subscription(s); }
     } guard{sub};
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {

@@ -104,16 +104,7 @@ void Puller::stop() {
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
-  natsSubscription* sub = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    sub = sub_;
-    sub_ = nullptr;
-  }
-  if (sub != nullptr) {
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-  }
+  close_subscription(mu_, sub_);
 }
 
 Puller::Stats Puller::stats() const {
@@ -122,13 +113,10 @@ Puller::Stats Puller::stats() const {
 }
 
 void Puller::subscribe_locked() {
-  if (sub_ != nullptr) {
-    // Requests made on the old inbox may still be answered there: nobody listens any more, so those
-    // messages stay unacked and come back after ack_wait, and no stale credit can be counted twice.
-    natsSubscription_Unsubscribe(sub_);
-    natsSubscription_Destroy(sub_);
-    sub_ = nullptr;
-  }
+  // Requests made on the old inbox may still be answered there: nobody listens any more, so those
+  // messages stay unacked and come back after ack_wait, and no stale credit can be counted twice.
+  close_subscription(sub_);
+  sub_ = nullptr;
   natsInbox* inbox = nullptr;
   check(natsInbox_Create(&inbox), "pull inbox");
   inbox_ = inbox;

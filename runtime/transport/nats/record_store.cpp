@@ -36,6 +36,19 @@ natsStatus retrying(Call&& call) {
   return s;
 }
 
+// The compare-and-set every record write and delete makes: `expected` 0 means "the key has no value yet",
+// otherwise "its last revision is still `expected`".
+jsPubOptions expecting(uint64_t expected) {
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  if (expected == 0) {
+    po.ExpectNoMessage = true;
+  } else {
+    po.ExpectLastSubjectSeq = expected;
+  }
+  return po;
+}
+
 }  // namespace
 
 std::optional<std::string> RecordStore::last_on(const std::string& stream, const std::string& subject) const {
@@ -71,13 +84,7 @@ RecordStore::Raw RecordStore::read(const std::string& key) const {
 }
 
 uint64_t RecordStore::write(const std::string& key, std::string_view value, uint64_t expected) const {
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  if (expected == 0) {
-    po.ExpectNoMessage = true;
-  } else {
-    po.ExpectLastSubjectSeq = expected;
-  }
+  jsPubOptions po = expecting(expected);
   jsPubAck* pa = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string subject = names_.kv_subject(key);
@@ -96,13 +103,7 @@ bool RecordStore::erase(const std::string& key, uint64_t expected) const {
   const std::string subject = names_.kv_subject(key);
   check(natsMsg_Create(&msg, subject.c_str(), nullptr, nullptr, 0), "build KV delete");
   natsMsgHeader_Set(msg, kKvOperation, "DEL");
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  if (expected == 0) {
-    po.ExpectNoMessage = true;
-  } else {
-    po.ExpectLastSubjectSeq = expected;
-  }
+  jsPubOptions po = expecting(expected);
   jsPubAck* pa = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus s = retrying([&] { return js_PublishMsg(&pa, connection_.js(), msg, &po, &code); });
