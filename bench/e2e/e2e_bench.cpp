@@ -94,6 +94,33 @@ void BM_host_end_to_end(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 
+// The same tasks handed over the way a pulling transport receives them: in batches (NATS delivers one
+// pull's worth at a time), each admitted with one Router::assign_batch call.
+void BM_host_end_to_end_batched(benchmark::State& state) {
+  constexpr size_t kChunk = 64;
+  CountingOutbox outbox;
+  HostOptions options;
+  options.plugins_dir = plugins_dir();
+  options.router.max_active = 4096;
+  options.router.finished_memory = 1024;
+  Host host(options, outbox);
+  int round = 0;
+  std::vector<v1::TaskAssignment> chunk(kChunk);
+  for (auto _ : state) {
+    state.PauseTiming();
+    const auto batch = serialized_assignments("q" + std::to_string(round++) + "-");
+    outbox.expect(kBatch);
+    state.ResumeTiming();
+    for (size_t i = 0; i < batch.size(); i += kChunk) {
+      const size_t n = std::min(kChunk, batch.size() - i);
+      for (size_t j = 0; j < n; ++j) chunk[j].ParseFromString(batch[i + j]);
+      host.router().assign_batch(std::span<const v1::TaskAssignment>(chunk.data(), n));
+    }
+    outbox.wait();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
 // The floor: the same decode, the same input encoding, one call into the same plugin, and decoding its
 // output — with a sink that does nothing but capture the result.
 struct BareSink {
@@ -141,5 +168,7 @@ void BM_bare_decode_and_call(benchmark::State& state) {
 
 BENCHMARK(BM_bare_decode_and_call)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_host_end_to_end)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_host_end_to_end_batched)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-TASKHOST_BENCH_MAIN({{"BM_host_end_to_end", "BM_bare_decode_and_call", 0.5, true}})
+TASKHOST_BENCH_MAIN({{"BM_host_end_to_end", "BM_bare_decode_and_call", 0.5, true},
+                     {"BM_host_end_to_end_batched", "BM_bare_decode_and_call", 0.5, true}})

@@ -60,13 +60,13 @@ void Router::Impl::answer_discovery(const v1::TaskAssignment& a) {
   outbox.on_completion(discovery_answer(registry, options.worker_id, a.task_id()));
 }
 
-AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& resume) {
+std::optional<AssignOutcome> Router::Impl::prepare(const v1::TaskAssignment& a, const Resume& resume, Candidate& c) {
   if (a.task_id().empty()) {
     return reject(a, {}, v1::INVALID_INPUT, "malformed assignment: field 'task_id' is empty");
   }
   if (a.has_list_components()) {
     answer_discovery(a);
-    return {};
+    return AssignOutcome{};
   }
   if (!a.has_execute()) {
     return reject(a, {}, v1::INVALID_INPUT,
@@ -81,61 +81,102 @@ AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& re
   if (!bound) {
     return reject(a, kind, v1::COMPONENT_NOT_FOUND, "no plugin serves kind '" + kind + "' (task '" + a.task_id() + "')");
   }
-  const uint32_t attempt = std::max<uint32_t>(1, a.execute().attempt());
+  c.assignment = &a;
+  c.resume = &resume;
+  c.attempt = std::max<uint32_t>(1, a.execute().attempt());
   // Encoded here, outside every lock, for the encoding the kind has now: the start almost always finds
   // the same generation, and the task then keeps bytes instead of a copy of the Value tree.
-  const th_encoding encoding = bound.executor->encoding();
-  bool lossy = false;
-  std::string encoded = encode_value(a.execute().input(), encoding, &lossy);
-
+  c.encoding = bound.executor->encoding();
+  c.encoded = encode_value(a.execute().input(), c.encoding, &c.lossy);
   // The new task's own lock is held until its PENDING event is out: once it is in the maps another
   // thread's retire can admit and start it, and its RUNNING event must not overtake PENDING. Taking `mu`
   // under a task lock is safe only here, for a task no other thread can have locked yet.
-  auto t = std::make_shared<Task>(a.task_id(), kind, pool);
-  std::unique_lock task_lock(t->mu);
+  c.task = std::make_shared<Task>(a.task_id(), kind, pool);
+  c.task_lock = std::unique_lock(c.task->mu);
+  return std::nullopt;
+}
+
+void Router::Impl::admit(std::span<Candidate> candidates) {
   Admitted admitted;
   {
     std::lock_guard lock(mu);
-    if (stopped || draining) {
-      task_lock.unlock();
-      return reject(a, kind, v1::RESOURCE_UNAVAILABLE, "host is draining: task '" + a.task_id() + "' not accepted");
+    for (Candidate& c : candidates) {
+      if (!c.task) continue;
+      const v1::TaskAssignment& a = *c.assignment;
+      if (stopped || draining) {
+        c.outcome = AssignOutcome{AssignOutcome::Result::rejected, v1::RESOURCE_UNAVAILABLE,
+                                  "host is draining: task '" + a.task_id() + "' not accepted"};
+        continue;
+      }
+      if (by_id.count(a.task_id())) {
+        c.outcome = AssignOutcome{AssignOutcome::Result::duplicate, v1::ERROR_CODE_UNSPECIFIED,
+                                  "task '" + a.task_id() + "' is already active on this host"};
+        continue;
+      }
+      if (const auto* done = finished.find(a.task_id()); done && done->attempt >= c.attempt && !c.resume->reattach) {
+        c.outcome = AssignOutcome{AssignOutcome::Result::duplicate, v1::ERROR_CODE_UNSPECIFIED,
+                                  "task '" + a.task_id() + "' attempt " + std::to_string(c.attempt) + " already ended (" +
+                                      std::string(state_name(done->state)) + ")"};
+        continue;
+      }
+      Task& t = *c.task;
+      t.serial = next_serial++;
+      issued_serials.store(t.serial, std::memory_order_release);
+      t.encoded_input = std::move(c.encoded);
+      t.input_encoding = c.encoding;
+      if (c.lossy) t.exact_input = std::make_unique<google::protobuf::Value>(a.execute().input());
+      t.heartbeat_interval = std::chrono::seconds(a.heartbeat_interval_secs());
+      t.attempt = c.attempt;
+      t.reattach = c.resume->reattach;
+      t.checkpoint = c.resume->checkpoint;
+      by_id.emplace(t.id, c.task);
+      {
+        SerialShard& sh = shard(t.serial);
+        std::lock_guard shard_lock(sh.mu);
+        sh.tasks.emplace(t.serial, c.task);
+      }
+      pending.push_back(c.task);
+      ++counts[t.kind].pending;
+      ++total.pending;
+      c.in_maps = true;
     }
-    if (by_id.count(a.task_id())) {
-      return {AssignOutcome::Result::duplicate, v1::ERROR_CODE_UNSPECIFIED,
-              "task '" + a.task_id() + "' is already active on this host"};
-    }
-    if (const auto* done = finished.find(a.task_id()); done && done->attempt >= attempt && !resume.reattach) {
-      return {AssignOutcome::Result::duplicate, v1::ERROR_CODE_UNSPECIFIED,
-              "task '" + a.task_id() + "' attempt " + std::to_string(attempt) + " already ended (" +
-                  std::string(state_name(done->state)) + ")"};
-    }
-    t->serial = next_serial++;
-    issued_serials.store(t->serial, std::memory_order_release);
-    t->encoded_input = std::move(encoded);
-    t->input_encoding = encoding;
-    if (lossy) t->exact_input = std::make_unique<google::protobuf::Value>(a.execute().input());
-    t->heartbeat_interval = std::chrono::seconds(a.heartbeat_interval_secs());
-    t->attempt = attempt;
-    t->reattach = resume.reattach;
-    t->checkpoint = resume.checkpoint;
-    by_id.emplace(t->id, t);
-    {
-      SerialShard& sh = shard(t->serial);
-      std::lock_guard shard_lock(sh.mu);
-      sh.tasks.emplace(t->serial, t);
-    }
-    pending.push_back(t);
-    ++counts[kind].pending;
-    ++total.pending;
-    collect_admissions_locked(admitted);  // in the same critical section: usually admits t at once
+    collect_admissions_locked(admitted);  // in the same critical section: usually admits them at once
   }
-  emit_locked(*t, [&](v1::TaskEvent& e) {
-    e.mutable_state()->set_state(v1::PENDING);
-    e.mutable_state()->set_detail(resume.reattach ? "accepted for re-attach" : "accepted");
-  });
-  task_lock.unlock();
-  launch(admitted);  // after PENDING is out: RUNNING must not overtake it
-  return {};
+  for (Candidate& c : candidates) {
+    if (!c.task) continue;
+    if (c.in_maps) {
+      emit_locked(*c.task, [&](v1::TaskEvent& e) {
+        e.mutable_state()->set_state(v1::PENDING);
+        e.mutable_state()->set_detail(c.resume->reattach ? "accepted for re-attach" : "accepted");
+      });
+    }
+    c.task_lock.unlock();
+    if (c.outcome.result == AssignOutcome::Result::rejected) {
+      c.outcome = reject(*c.assignment, c.task->kind, c.outcome.code, std::move(c.outcome.message));
+    }
+  }
+  launch(admitted);  // after every PENDING is out: RUNNING must not overtake it
+}
+
+AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& resume) {
+  Candidate c;
+  if (auto answered = prepare(a, resume, c)) return std::move(*answered);
+  admit(std::span<Candidate>(&c, 1));
+  return std::move(c.outcome);
+}
+
+std::vector<AssignOutcome> Router::Impl::assign_batch(std::span<const v1::TaskAssignment> batch) {
+  static const Resume fresh;
+  std::vector<AssignOutcome> out(batch.size());
+  std::vector<Candidate> candidates(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (auto answered = prepare(batch[i], fresh, candidates[i])) out[i] = std::move(*answered);
+  }
+  admit(candidates);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (candidates[i].task) out[i] = std::move(candidates[i].outcome);
+  }
+  return out;
 }
 
 size_t Router::Impl::kind_limit(const std::string& kind) const {
@@ -360,6 +401,10 @@ const th_host_api& Router::host_api() const { return impl_->api; }
 
 AssignOutcome Router::assign(const v1::TaskAssignment& assignment, const Resume& resume) {
   return impl_->assign(assignment, resume);
+}
+
+std::vector<AssignOutcome> Router::assign_batch(std::span<const v1::TaskAssignment> assignments) {
+  return impl_->assign_batch(assignments);
 }
 
 void Router::deliver(const v1::SteeringMessage& message, ReceiptCallback done) {

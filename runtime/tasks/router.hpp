@@ -31,6 +31,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -109,6 +110,9 @@ class Router {
   // code (INVALID_INPUT, COMPONENT_NOT_FOUND) AND answered with a failed completion on the outbox.
   // An id already active is a duplicate (no-op). With resume.reattach the task starts re-attached.
   AssignOutcome assign(const v1::TaskAssignment& assignment, const Resume& resume = {});
+  // The same for many fresh assignments at once, answered in order: one admission critical section and
+  // one burst of starts for the batch, for transports that receive tasks in batches (a NATS pull).
+  std::vector<AssignOutcome> assign_batch(std::span<const v1::TaskAssignment> assignments);
 
   // Steering or an input answer, by task id. Before start it is queued and delivered at start.
   // `done` gets the receipt: at once for unknown/ended/unsupported/queued, else after the executor's

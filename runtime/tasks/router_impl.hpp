@@ -17,6 +17,8 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <unordered_map>
 
 namespace taskhost::tasks {
@@ -31,6 +33,26 @@ class Router::Impl {
 
   // ---- admission and bookkeeping (router.cpp) -------------------------------------------------
   AssignOutcome assign(const v1::TaskAssignment& assignment, const Resume& resume);
+  std::vector<AssignOutcome> assign_batch(std::span<const v1::TaskAssignment> assignments);
+  // An assignment that passed validation, on its way into the maps: its task exists and is locked.
+  struct Candidate {
+    const v1::TaskAssignment* assignment = nullptr;
+    const Resume* resume = nullptr;
+    uint32_t attempt = 1;
+    th_encoding encoding{};
+    bool lossy = false;
+    std::string encoded;
+    TaskPtr task;  // null: answered by prepare()
+    std::unique_lock<std::mutex> task_lock;
+    bool in_maps = false;
+    AssignOutcome outcome;
+  };
+  // Validation and input encoding, outside every lock. Returns the answer for an assignment settled
+  // here (malformed, discovery, unknown kind); otherwise fills `c`.
+  std::optional<AssignOutcome> prepare(const v1::TaskAssignment& assignment, const Resume& resume, Candidate& c);
+  // Puts every prepared candidate in the maps under one lock, emits their PENDING events, starts what
+  // the limits allow: one critical section and one burst of posts for the whole batch.
+  void admit(std::span<Candidate> candidates);
   void answer_discovery(const v1::TaskAssignment& assignment);
   AssignOutcome reject(const v1::TaskAssignment& assignment, const std::string& kind, v1::ErrorCode code,
                        std::string message);

@@ -24,9 +24,15 @@ TEST_CASE("every task reaches exactly one completion under concurrent sink calls
   o.cancel_deadline = 2s;
   HostFixture f(o);
 
+  // Thread tasks arrive in batches (as from a NATS pull), racing single assignments and retirements.
   std::thread submit_threads([&] {
-    for (int i = 0; i < kThreadTasks; ++i) {
-      REQUIRE(f.router().assign(assignment("th" + std::to_string(i), "test.thread", std::to_string(1 + i % 7))).accepted());
+    constexpr int kBatch = 16;
+    for (int i = 0; i < kThreadTasks; i += kBatch) {
+      std::vector<v1::TaskAssignment> batch;
+      for (int j = i; j < std::min(i + kBatch, kThreadTasks); ++j) {
+        batch.push_back(assignment("th" + std::to_string(j), "test.thread", std::to_string(1 + j % 7)));
+      }
+      for (const auto& out : f.router().assign_batch(batch)) REQUIRE(out.accepted());
     }
   });
   std::thread submit_holds([&] {

@@ -275,6 +275,58 @@ TEST_CASE("limits per kind and per host: excess tasks wait as pending, in order,
   CHECK(f.router().free_slots("test.hold") == 2);
 }
 
+TEST_CASE("a batch is answered in order, each assignment as if alone, and the limits hold across it") {
+  tasks::RouterOptions o;
+  o.max_active = 3;
+  HostFixture f(o);
+  REQUIRE(f.router().assign(assignment("b-active", "test.hold")).accepted());
+
+  v1::TaskAssignment disco;
+  disco.set_task_id("b-disco");
+  disco.mutable_list_components();
+  const std::vector<v1::TaskAssignment> batch = {
+      assignment("b0", "test.hold"),       assignment("b1", "test.hold"),
+      assignment("b0", "test.hold"),       // the same id twice in one batch
+      assignment("b-active", "test.hold"), // an id already active before the batch
+      assignment("b2", "no.such.kind"),    assignment("", "test.hold"),
+      disco,                               assignment("b3", "test.instant", R"({"x":3})"),
+  };
+  const auto out = f.router().assign_batch(batch);
+  REQUIRE(out.size() == batch.size());
+  using R = tasks::AssignOutcome::Result;
+  CHECK(out[0].accepted());
+  CHECK(out[1].accepted());
+  CHECK(out[2].result == R::duplicate);
+  CHECK(out[3].result == R::duplicate);
+  CHECK(out[4].code == v1::COMPONENT_NOT_FOUND);
+  CHECK(out[4].message.find("no.such.kind") != std::string::npos);
+  CHECK(out[5].code == v1::INVALID_INPUT);
+  CHECK(out[6].accepted());
+  CHECK(out[7].accepted());
+
+  // b-active, b0 and b1 hold the three slots; b3 waits as pending, in order, and runs once one frees.
+  REQUIRE(f.outbox.wait_state("b0", v1::RUNNING));
+  REQUIRE(f.outbox.wait_state("b1", v1::RUNNING));
+  CHECK(f.router().snapshot("b3")->state == v1::PENDING);
+  CHECK(f.outbox.wait_completion("b2")->error().code() == v1::COMPONENT_NOT_FOUND);
+  CHECK(f.outbox.wait_completion("b-disco")->has_components());
+  f.router().deliver(message("b0", "finish"));
+  auto c = f.outbox.wait_completion("b3");
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+  CHECK(json(c->output()) == R"({"x":3})");
+  std::vector<v1::TaskState> states;
+  for (const auto& e : f.outbox.events_of("b3")) {
+    if (e.has_state()) states.push_back(e.state().state());
+  }
+  CHECK(states == std::vector<v1::TaskState>{v1::PENDING, v1::RUNNING, v1::SUCCEEDED});
+  for (auto id : {"b-active", "b1"}) f.router().deliver(message(id, "finish"));
+  CHECK(f.router().wait_idle(5s));
+  int b0_completions = 0;
+  for (const auto& done : f.outbox.completions()) b0_completions += done.task_id() == "b0" ? 1 : 0;
+  CHECK(b0_completions == 1);  // the duplicate in the batch never ran a second time
+}
+
 TEST_CASE("a pending task is canceled at once without reaching the plugin") {
   tasks::RouterOptions o;
   o.max_active = 1;

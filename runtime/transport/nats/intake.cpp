@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <map>
 #include <cstring>
 
 namespace taskhost::transport::nats {
@@ -40,70 +41,97 @@ void NatsTransport::Impl::nak_later(const std::string& reply) {
   ack(reply, fmt::format(R"(-NAK {{"delay":{}}})", delay).c_str());
 }
 
-void NatsTransport::Impl::on_task_message(const std::string& kind, natsMsg* msg) {
-  received++;
-  Delivery d;
-  d.kind = kind;
-  d.reply = natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "";
-  d.info = parse_ack_reply(d.reply).value_or(DeliveryInfo{});
-  if (natsMsg_GetData(msg) != nullptr) d.data.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
-  const char* rev = nullptr;
-  if (natsMsgHeader_Get(msg, kRecordRevisionHeader, &rev) == NATS_OK && rev != nullptr) {
-    std::from_chars(rev, rev + std::strlen(rev), d.client_revision);
-  }
-  reaper.add(msg);
+void NatsTransport::Impl::on_task_messages(std::vector<Puller::Delivered>& batch) {
+  std::vector<Fresh> fresh;
+  fresh.reserve(batch.size());
+  for (const auto& [kind, msg] : batch) {
+    received++;
+    Delivery d;
+    d.kind = *kind;
+    d.reply = natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "";
+    d.info = parse_ack_reply(d.reply).value_or(DeliveryInfo{});
+    if (natsMsg_GetData(msg) != nullptr) d.data.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+    const char* rev = nullptr;
+    if (natsMsgHeader_Get(msg, kRecordRevisionHeader, &rev) == NATS_OK && rev != nullptr) {
+      std::from_chars(rev, rev + std::strlen(rev), d.client_revision);
+    }
+    reaper.add(msg);
 
-  v1::TaskAssignment a;
-  if (!a.ParseFromString(d.data) || a.task_id().empty()) {
-    // Nothing to answer to (no task id): take it out of the queue so it cannot block anyone.
-    log::warn("nats: dropping a malformed assignment on kind {} (stream sequence {})", kind, d.info.stream_seq);
-    ack(d.reply, "+TERM");
-    puller->settled(kind);
-    return;
+    v1::TaskAssignment a;
+    if (!a.ParseFromString(d.data) || a.task_id().empty()) {
+      // Nothing to answer to (no task id): take it out of the queue so it cannot block anyone.
+      log::warn("nats: dropping a malformed assignment on kind {} (stream sequence {})", d.kind, d.info.stream_seq);
+      ack(d.reply, "+TERM");
+      puller->settled(d.kind);
+      continue;
+    }
+    if (d.info.delivered > options.max_deliver) {
+      Settle settle(puller.get(), d.kind);
+      poisoned(a, d);
+      continue;
+    }
+    if (d.info.delivered > 1) {
+      worker->post([this, a = std::move(a), d = std::move(d)]() mutable { claim_redelivered(std::move(a), std::move(d)); });
+      continue;
+    }
+    fresh.push_back(Fresh{std::move(a), std::move(d)});
   }
-  if (d.info.delivered > options.max_deliver) {
-    Settle settle(puller.get(), kind);
-    poisoned(a, d);
-    return;
-  }
-  if (d.info.delivered > 1) {
-    worker->post([this, a = std::move(a), d = std::move(d)]() mutable { claim_redelivered(std::move(a), std::move(d)); });
-    return;
-  }
-  Settle settle(puller.get(), kind);
-  claim_fresh(std::move(a), std::move(d));
+  if (!fresh.empty()) claim_fresh(fresh);
 }
 
-void NatsTransport::Impl::claim_fresh(v1::TaskAssignment a, Delivery d) {
+void NatsTransport::Impl::claim_fresh(std::vector<Fresh>& batch) {
+  // Every message of the batch is settled with the puller at the end, whatever became of it.
+  std::map<std::string, size_t> per_kind;
+  for (const auto& f : batch) ++per_kind[f.delivery.kind];
+  struct SettleAll {
+    Puller* puller;
+    const std::map<std::string, size_t>& counts;
+    ~SettleAll() {
+      for (const auto& [kind, n] : counts) puller->settled(kind, n);
+    }
+  } settle{puller.get(), per_kind};
+
   std::shared_lock intake(intake_mu);
   if (draining) {
-    ack(d.reply, "-NAK");
-    handed_back++;
+    for (const auto& f : batch) ack(f.delivery.reply, "-NAK");
+    handed_back += batch.size();
     return;
   }
-  const std::string id = a.task_id();
-  const uint32_t attempt = std::max<uint32_t>(1, a.has_execute() ? a.execute().attempt() : 1);
+  std::vector<v1::TaskAssignment> assignments;
+  std::vector<const Delivery*> deliveries;
+  assignments.reserve(batch.size());
+  deliveries.reserve(batch.size());
   {
     std::lock_guard lock(mu);
-    if (inflight.count(id)) {
-      // The same task id published again while it runs here: it is claimed already.
-      ack(d.reply);
-      return;
+    for (auto& [a, d] : batch) {
+      const std::string& id = a.task_id();
+      if (inflight.count(id)) {
+        // The same task id published again while it runs here: it is claimed already.
+        ack(d.reply);
+        continue;
+      }
+      Inflight f;
+      f.task_id = id;
+      f.kind = d.kind;
+      f.attempt = std::max<uint32_t>(1, a.has_execute() ? a.execute().attempt() : 1);
+      f.assignment = std::move(d.data);
+      f.reply = d.reply;
+      f.received = std::chrono::steady_clock::now();
+      f.last_progress_ack = f.received;
+      f.created_unix_ms = unix_ms_now();
+      f.record_rev = d.client_revision;
+      inflight.emplace(id, std::move(f));
+      assignments.push_back(std::move(a));
+      deliveries.push_back(&d);
     }
-    Inflight f;
-    f.task_id = id;
-    f.kind = d.kind;
-    f.attempt = attempt;
-    f.assignment = std::move(d.data);
-    f.reply = d.reply;
-    f.received = std::chrono::steady_clock::now();
-    f.last_progress_ack = f.received;
-    f.created_unix_ms = unix_ms_now();
-    f.record_rev = d.client_revision;
-    inflight.emplace(id, std::move(f));
   }
-  const auto outcome = router->assign(a);
-  after_assign(id, attempt, outcome, d.info.stored_unix_ns, d.reply);
+  // One admission for the whole pull: one router lock and one burst of starts, not one per message.
+  const auto outcomes = router->assign_batch(assignments);
+  for (size_t i = 0; i < assignments.size(); ++i) {
+    const auto& a = assignments[i];
+    const uint32_t attempt = std::max<uint32_t>(1, a.has_execute() ? a.execute().attempt() : 1);
+    after_assign(a.task_id(), attempt, outcomes[i], deliveries[i]->info.stored_unix_ns, deliveries[i]->reply);
+  }
 }
 
 void NatsTransport::Impl::after_assign(const std::string& task_id, uint32_t attempt, const tasks::AssignOutcome& outcome,

@@ -61,10 +61,10 @@ void Puller::set_kinds(const std::vector<std::string>& kinds) {
   cv_.notify_all();
 }
 
-void Puller::settled(const std::string& kind) {
+void Puller::settled(const std::string& kind, size_t messages) {
   std::lock_guard lock(mu_);
   auto it = kinds_.find(kind);
-  if (it != kinds_.end() && it->second->unsettled > 0) --it->second->unsettled;
+  if (it != kinds_.end()) it->second->unsettled -= std::min(it->second->unsettled, messages);
   wake_locked();
 }
 
@@ -105,6 +105,8 @@ void Puller::stop() {
   }
   if (thread_.joinable()) thread_.join();
   close_subscription(mu_, sub_);
+  std::lock_guard lock(mu_);
+  hand_back_gathered_locked();
 }
 
 Puller::Stats Puller::stats() const {
@@ -117,6 +119,7 @@ void Puller::subscribe_locked() {
   // messages stay unacked and come back after ack_wait, and no stale credit can be counted twice.
   close_subscription(sub_);
   sub_ = nullptr;
+  hand_back_gathered_locked();
   natsInbox* inbox = nullptr;
   check(natsInbox_Create(&inbox), "pull inbox");
   inbox_ = inbox;
@@ -233,9 +236,33 @@ void Puller::loop() {
   }
 }
 
-void Puller::on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+void Puller::on_msg(natsConnection*, natsSubscription* sub, natsMsg* msg, void* closure) {
   auto* c = static_cast<SubClosure*>(closure);
-  c->self->handle(c->generation, msg);
+  c->self->handle(c->generation, sub, msg);
+}
+
+void Puller::deliver_gathered(natsSubscription* sub, std::unique_lock<std::mutex>& lock) {
+  int queued = 0;
+  if (gathered_.empty() ||
+      (gathered_.size() < kMaxDeliveryBatch && natsSubscription_GetPending(sub, &queued, nullptr) == NATS_OK && queued > 0)) {
+    lock.unlock();
+    return;
+  }
+  std::vector<Delivered> batch;
+  batch.swap(gathered_);
+  gathered_.reserve(kMaxDeliveryBatch);
+  lock.unlock();
+  hooks_.deliver(batch);
+}
+
+void Puller::hand_back_gathered_locked() {
+  for (const auto& d : gathered_) {
+    auto it = kinds_.find(*d.kind);
+    if (it != kinds_.end() && it->second->unsettled > 0) --it->second->unsettled;
+    stats_.handed_back++;
+    hand_back(d.msg);
+  }
+  gathered_.clear();
 }
 
 void Puller::hand_back(natsMsg* msg) {
@@ -244,7 +271,7 @@ void Puller::hand_back(natsMsg* msg) {
   natsMsg_Destroy(msg);
 }
 
-void Puller::handle(uint64_t generation, natsMsg* msg) {
+void Puller::handle(uint64_t generation, natsSubscription* sub, natsMsg* msg) {
   const char* reply = natsMsg_GetReply(msg);
   const bool is_task = reply != nullptr && std::strncmp(reply, "$JS.ACK.", 8) == 0;
   std::unique_lock lock(mu_);
@@ -262,8 +289,8 @@ void Puller::handle(uint64_t generation, natsMsg* msg) {
     KindState* k = it == by_subject_.end() ? nullptr : it->second;
     if (k == nullptr || !k->wanted || paused_ || stopping_ || !k->requesting || k->delivered >= k->batch) {
       stats_.handed_back++;
-      lock.unlock();
       hand_back(msg);
+      deliver_gathered(sub, lock);
       return;
     }
     k->delivered++;
@@ -275,9 +302,8 @@ void Puller::handle(uint64_t generation, natsMsg* msg) {
       woken_ = true;
       cv_.notify_all();
     }
-    const std::string kind = k->kind;
-    lock.unlock();
-    hooks_.deliver(kind, msg);
+    gathered_.push_back(Delivered{&k->kind, msg});
+    deliver_gathered(sub, lock);
     return;
   }
 
@@ -304,8 +330,8 @@ void Puller::handle(uint64_t generation, natsMsg* msg) {
       }
     }
   }
-  lock.unlock();
   natsMsg_Destroy(msg);
+  deliver_gathered(sub, lock);
 }
 
 }  // namespace taskhost::transport::nats

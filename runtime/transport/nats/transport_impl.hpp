@@ -81,8 +81,14 @@ class NatsTransport::Impl {
   void completion_stored(const v1::TaskCompletion& completion, const PublishResult& result);
 
   // ---- intake (intake.cpp) ------------------------------------------------------------------------
-  void on_task_message(const std::string& kind, natsMsg* msg);
-  void claim_fresh(v1::TaskAssignment assignment, Delivery delivery);
+  // One batch from the puller: first deliveries are admitted together (claim_fresh); redeliveries go
+  // to the worker one by one, since each may need a look at the task's record first.
+  void on_task_messages(std::vector<Puller::Delivered>& batch);
+  struct Fresh {
+    v1::TaskAssignment assignment;
+    Delivery delivery;
+  };
+  void claim_fresh(std::vector<Fresh>& batch);
   void claim_redelivered(v1::TaskAssignment assignment, Delivery delivery);
   void poisoned(const v1::TaskAssignment& assignment, const Delivery& delivery);
   // After router.assign: open the task's control, or clean up after a duplicate.
@@ -111,6 +117,7 @@ class NatsTransport::Impl {
   NatsOptions options;  // replicas resolved at construction, then read-only
   const Names names;
   std::unique_ptr<Connection> connection;
+  std::unique_ptr<Connection> results_connection;  // the publisher's: see the constructor
   MsgReaper reaper;  // task messages, once read; flushed by tick()
   kvStore* kv = nullptr;
   std::unique_ptr<RecordStore> store;
