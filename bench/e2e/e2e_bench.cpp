@@ -71,7 +71,10 @@ fs::path plugins_dir() {
   return dir;
 }
 
-void BM_host_end_to_end(benchmark::State& state) {
+// Runs kBatch serialized assignments per iteration through a real Host; `submit` decodes and hands
+// them to the router its way.
+template <typename Submit>
+void run_host(benchmark::State& state, Submit&& submit) {
   CountingOutbox outbox;
   HostOptions options;
   options.plugins_dir = plugins_dir();
@@ -84,41 +87,35 @@ void BM_host_end_to_end(benchmark::State& state) {
     const auto batch = serialized_assignments("r" + std::to_string(round++) + "-");
     outbox.expect(kBatch);
     state.ResumeTiming();
-    for (const auto& bytes : batch) {
-      v1::TaskAssignment a;
-      a.ParseFromString(bytes);
-      host.router().assign(a);
-    }
+    submit(host.router(), batch);
     outbox.wait();
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// One assignment at a time, as the embedded transport submits them.
+void BM_host_end_to_end(benchmark::State& state) {
+  run_host(state, [](tasks::Router& router, const std::vector<std::string>& batch) {
+    for (const auto& bytes : batch) {
+      v1::TaskAssignment a;
+      a.ParseFromString(bytes);
+      router.assign(a);
+    }
+  });
 }
 
 // The same tasks handed over the way a pulling transport receives them: in batches (NATS delivers one
 // pull's worth at a time), each admitted with one Router::assign_batch call.
 void BM_host_end_to_end_batched(benchmark::State& state) {
   constexpr size_t kChunk = 64;
-  CountingOutbox outbox;
-  HostOptions options;
-  options.plugins_dir = plugins_dir();
-  options.router.max_active = 4096;
-  options.router.finished_memory = 1024;
-  Host host(options, outbox);
-  int round = 0;
   std::vector<v1::TaskAssignment> chunk(kChunk);
-  for (auto _ : state) {
-    state.PauseTiming();
-    const auto batch = serialized_assignments("q" + std::to_string(round++) + "-");
-    outbox.expect(kBatch);
-    state.ResumeTiming();
+  run_host(state, [&](tasks::Router& router, const std::vector<std::string>& batch) {
     for (size_t i = 0; i < batch.size(); i += kChunk) {
       const size_t n = std::min(kChunk, batch.size() - i);
       for (size_t j = 0; j < n; ++j) chunk[j].ParseFromString(batch[i + j]);
-      host.router().assign_batch(std::span<const v1::TaskAssignment>(chunk.data(), n));
+      router.assign_batch(std::span<const v1::TaskAssignment>(chunk.data(), n));
     }
-    outbox.wait();
-  }
-  state.SetItemsProcessed(state.iterations() * kBatch);
+  });
 }
 
 // The floor: the same decode, the same input encoding, one call into the same plugin, and decoding its
