@@ -220,6 +220,7 @@ void read_nats(const Section& parent, const toml::node& node, const std::string&
   s.on("user", text(c.user));
   s.on("password_file", file(c.password_file));
   s.on("token_file", file(c.token_file));
+  s.on("nkey_seed_file", file(c.nkey_seed_file));
   s.on("tls_ca", file(c.tls_ca));
   s.on("tls_cert", file(c.tls_cert));
   s.on("tls_key", file(c.tls_key));
@@ -246,6 +247,11 @@ void read_nats(const Section& parent, const toml::node& node, const std::string&
   };
   if (c.user.empty() != c.password_file.empty()) conflict("user and password_file must be set together");
   if (!c.token_file.empty() && !c.user.empty()) conflict("token_file and user/password_file are alternatives: give one");
+  if (!c.nkey_seed_file.empty()) {
+    if (!c.credentials.empty()) conflict("nkey_seed_file and credentials are alternatives: give one");
+    if (!c.user.empty()) conflict("nkey_seed_file and user/password_file are alternatives: give one");
+    if (!c.token_file.empty()) conflict("nkey_seed_file and token_file are alternatives: give one");
+  }
   if ((c.tls_cert.empty()) != (c.tls_key.empty())) {
     throw ConfigError(fmt::format("{}:{}: {}: tls_cert and tls_key must be set together", s.source(),
                                   node.source().begin.line, key));

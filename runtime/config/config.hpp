@@ -38,6 +38,9 @@ struct NatsConfig {
   std::string user;
   std::string password_file;
   std::string token_file;
+  // NKey authorization: a file holding the user's seed ("SU..."); the host derives the public key the
+  // server lists. An alternative to credentials, user/password_file and token_file.
+  std::string nkey_seed_file;
   std::string tls_ca;       // PEM files; empty = no TLS unless the URL says tls://
   std::string tls_cert;
   std::string tls_key;

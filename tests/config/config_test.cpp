@@ -124,6 +124,18 @@ host_dead_after_secs = 4
   CHECK(effective_worker_id(c) == "w1");
 }
 
+TEST_CASE("[nats] nkey_seed_file: a path relative to the config file's directory, alone or with TLS") {
+  const Config c = parse_config(R"(
+[nats]
+nkey_seed_file = "keys/w1.nk"
+tls_ca = "ca.pem"
+)", "t.toml", "/base");
+  CHECK(c.nats.nkey_seed_file == "/base/keys/w1.nk");
+  CHECK(c.nats.tls_ca == "/base/ca.pem");
+  CHECK(parse_config("[nats]\nnkey_seed_file = \"\"\n", "t.toml", "/base").nats.nkey_seed_file.empty());
+  CHECK(Config{}.nats.nkey_seed_file.empty());
+}
+
 TEST_CASE("host_options: what serve runs with, hot reload included") {
   const Config c = parse_config(R"(
 worker_id = "w9"
@@ -170,6 +182,12 @@ TEST_CASE("bad values are errors naming the key, the line and what was wrong") {
   CHECK(error_of("[nats]\nuser = \"u\"\n") == "t.toml:1: nats: user and password_file must be set together");
   CHECK(error_of("[nats]\nuser = \"u\"\npassword_file = \"p\"\ntoken_file = \"t\"\n") ==
         "t.toml:1: nats: token_file and user/password_file are alternatives: give one");
+  CHECK(error_of("[nats]\nnkey_seed_file = \"s.nk\"\ncredentials = \"c.creds\"\n") ==
+        "t.toml:1: nats: nkey_seed_file and credentials are alternatives: give one");
+  CHECK(error_of("[nats]\nnkey_seed_file = \"s.nk\"\nuser = \"u\"\npassword_file = \"p\"\n") ==
+        "t.toml:1: nats: nkey_seed_file and user/password_file are alternatives: give one");
+  CHECK(error_of("[nats]\nnkey_seed_file = \"s.nk\"\ntoken_file = \"t\"\n") ==
+        "t.toml:1: nats: nkey_seed_file and token_file are alternatives: give one");
   CHECK(error_of("[limits.kinds]\n\"x.y\" = -1\n") ==
         "t.toml:2: limits.kinds.\"x.y\": must be at least 1, not -1");
   CHECK(error_of("transport = \"carrier-pigeon\"\n").find("t.toml:1: transport: must be") == 0);

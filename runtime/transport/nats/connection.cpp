@@ -1,6 +1,7 @@
 #include "transport/nats/connection.hpp"
 
 #include "common/log.hpp"
+#include "transport/nats/nkey.hpp"
 
 #include <chrono>
 #include <cstdlib>
@@ -62,9 +63,12 @@ bool fatal_at_connect(natsStatus s) {
          s == NATS_SECURE_CONNECTION_REQUIRED || s == NATS_SECURE_CONNECTION_WANTED;
 }
 
-std::string hint_for(natsStatus s, const NatsOptions& o) {
+std::string hint_for(natsStatus s, const NatsOptions& o, const std::string& nkey_public) {
   if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED) {
     if (!o.credentials.empty()) return "; check the credentials file " + o.credentials;
+    if (!o.nkey_seed_file.empty()) {
+      return "; check the nkey_seed_file " + o.nkey_seed_file + ": the server must list its public key " + nkey_public;
+    }
     if (!o.user.empty()) return "; check user '" + o.user + "' and its password_file";
     if (!o.token.empty()) return "; check the token_file";
     return "; check the user/password or token in the URL";
@@ -102,6 +106,15 @@ std::string redact_url(const std::string& urls) {
 }
 
 Connection::Connection(const NatsOptions& o, const std::string& name) {
+  // Key files first, before any cnats object exists: cnats would report a missing or unusable one only
+  // as a failed connect and retry it until connect_timeout. The public key is no secret.
+  std::string nkey_public;
+  try {
+    if (!o.credentials.empty()) nkey::check_credentials_file(o.credentials);
+    if (!o.nkey_seed_file.empty()) nkey_public = nkey::user_public_key_from_seed_file(o.nkey_seed_file);
+  } catch (const std::runtime_error& e) {
+    throw NatsError(e.what(), NATS_INVALID_ARG, 0);
+  }
   check(natsOptions_Create(&opts_), "nats options");
   const auto urls = split_urls(o.url);
   if (urls.empty()) throw NatsError("nats: no server URL configured", NATS_INVALID_ARG, 0);
@@ -122,6 +135,10 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
     check(natsOptions_SetUserCredentialsFromFiles(opts_, o.credentials.c_str(), nullptr),
           "nats credentials " + o.credentials);
   }
+  if (!nkey_public.empty()) {
+    check(natsOptions_SetNKeyFromSeed(opts_, nkey_public.c_str(), o.nkey_seed_file.c_str()),
+          "nats nkey_seed_file " + o.nkey_seed_file);
+  }
   if (!o.user.empty()) check(natsOptions_SetUserInfo(opts_, o.user.c_str(), o.password.c_str()), "nats user " + o.user);
   if (!o.token.empty()) check(natsOptions_SetToken(opts_, o.token.c_str()), "nats token");
   if (!o.tls_ca.empty() || !o.tls_cert.empty()) {
@@ -136,13 +153,19 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
   check(natsOptions_SetDisconnectedCB(opts_, &Connection::disconnected_cb, this), "nats disconnected callback");
   check(natsOptions_SetErrorHandler(opts_, &Connection::error_cb, this), "nats error handler");
 
+  // cnats 3.4 sends no signature when the signed nonce starts with a 0 byte (fixed upstream: nats.c#705),
+  // so one connect in 256 with credentials or an nkey is refused although the key is right. Another
+  // connect signs another nonce; a real refusal costs two more round trips, not connect_timeout.
+  const bool signs_nonce = !o.credentials.empty() || !nkey_public.empty();
+  int refusals = 0;
   const auto deadline = std::chrono::steady_clock::now() + o.connect_timeout;
   for (;;) {
     natsStatus s = natsConnection_Connect(&nc_, opts_);
     if (s == NATS_OK) break;
+    if (signs_nonce && s == NATS_CONNECTION_AUTH_FAILED && ++refusals < 3) continue;
     if (fatal_at_connect(s) || std::chrono::steady_clock::now() >= deadline) {
       natsOptions_Destroy(opts_);
-      throw NatsError(describe(s, "connect to " + redact_url(o.url)) + hint_for(s, o), s, 0);
+      throw NatsError(describe(s, "connect to " + redact_url(o.url)) + hint_for(s, o, nkey_public), s, 0);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }

@@ -1,5 +1,7 @@
 #include "transport/nats/nats_options.hpp"
 
+#include "transport/nats/nkey.hpp"
+
 #include <fmt/format.h>
 
 #include <fstream>
@@ -26,9 +28,13 @@ NatsOptions nats_options(const config::NatsConfig& c, std::string worker_id) {
   NatsOptions o;
   o.url = c.url;
   o.credentials = c.credentials;
+  // cnats reads the key files itself at each connect; one it could not use is reported here, before any.
+  if (!o.credentials.empty()) nkey::check_credentials_file(o.credentials);
   o.user = c.user;
   if (!c.password_file.empty()) o.password = read_secret(c.password_file, "password_file");
   if (!c.token_file.empty()) o.token = read_secret(c.token_file, "token_file");
+  o.nkey_seed_file = c.nkey_seed_file;
+  if (!o.nkey_seed_file.empty()) (void)nkey::user_public_key_from_seed_file(o.nkey_seed_file);
   o.tls_ca = c.tls_ca;
   o.tls_cert = c.tls_cert;
   o.tls_key = c.tls_key;

@@ -23,6 +23,7 @@ struct NatsOptions {
   std::string credentials;                    // .creds file; empty = none
   std::string user, password;                 // user/password authorization; empty = none
   std::string token;                          // token authorization; empty = none
+  std::string nkey_seed_file;                 // nkey authorization: the user's seed file; empty = none
   std::string tls_ca;                         // PEM files; empty = none
   std::string tls_cert;
   std::string tls_key;
