@@ -1,5 +1,6 @@
-// Taking tasks in: a delivery from the puller becomes a router assignment. First deliveries take the
-// fast path on the cnats thread (no network round trip); redeliveries first look at the task's record
+// Taking tasks in: deliveries from the puller become router assignments. First deliveries take the
+// fast path on the cnats thread (no network round trip), a batch of them admitted with one
+// Router::assign_batch; redeliveries first look at the task's record
 // and completion on the worker thread, because another host may hold it, may have finished it, or may
 // have died holding it. Control messages for held tasks are applied here too.
 #include "common/log.hpp"
@@ -8,8 +9,8 @@
 #include <fmt/format.h>
 
 #include <charconv>
-#include <map>
 #include <cstring>
+#include <map>
 
 namespace taskhost::transport::nats {
 namespace {
