@@ -4,6 +4,7 @@
 #include "nats_server.hpp"
 #include "rig.hpp"
 
+#include "transport/nats/puller.hpp"
 #include "transport/nats/setup.hpp"
 
 #include <doctest/doctest.h>
@@ -251,6 +252,27 @@ uint64_t most_held(size_t max_active, std::map<std::string, size_t> kind_limits,
 }
 
 }  // namespace
+
+TEST_CASE("a backlog is taken in batches: one admission per pull's worth, every task run once") {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "w1");
+  NatsTaskClient client(o);
+  constexpr int kTasks = 300;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kTasks; ++i) {
+    ids.push_back(client.submit(assignment("bt-" + std::to_string(i), "hello.greet", R"({"name":"Ada"})")));
+  }
+  HostRig host(o, TASKHOST_PLUGIN_DIR, 256);
+  for (const auto& id : ids) REQUIRE(client.wait(id, 30s).state() == v1::SUCCEEDED);
+  const auto s = host.transport().stats();
+  CHECK(s.received == static_cast<uint64_t>(kTasks));
+  CHECK(s.completions == static_cast<uint64_t>(kTasks));
+  CHECK(s.duplicates == 0);
+  // A pull's messages reach the inbox together: the puller hands them on in groups, not one by one.
+  CHECK(s.largest_intake_batch > 1);
+  CHECK(s.largest_intake_batch <= tn::Puller::kMaxDeliveryBatch);
+  CHECK(s.intake_batches < s.received);
+}
 
 TEST_CASE("a host never holds more tasks than it has free slots") {
   // on_completion: an unacked delivery is a task the host holds (running, or ended and not yet stored).

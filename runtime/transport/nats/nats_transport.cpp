@@ -296,6 +296,8 @@ NatsTransport::Stats NatsTransport::stats() const {
     s.handed_back += p.handed_back;
     s.pull_requests = p.requests;
     s.max_credits = p.max_held;
+    s.intake_batches = p.handovers;
+    s.largest_intake_batch = p.largest_handover;
   }
   return s;
 }

@@ -84,6 +84,8 @@ class NatsTransport final : public transport::TaskOutbox {
     uint64_t fenced = 0;         // local attempts dropped because another host took the task over
     uint64_t pull_requests = 0;
     size_t max_credits = 0;      // most tasks requested + not yet counted by the router, at once
+    uint64_t intake_batches = 0; // hand-overs from the puller to the intake (each up to 64 deliveries)
+    size_t largest_intake_batch = 0;
   };
   Stats stats() const;
 

@@ -248,6 +248,8 @@ void Puller::deliver_gathered(natsSubscription* sub, std::unique_lock<std::mutex
     lock.unlock();
     return;
   }
+  stats_.handovers++;
+  stats_.largest_handover = std::max(stats_.largest_handover, gathered_.size());
   std::vector<Delivered> batch;
   batch.swap(gathered_);
   gathered_.reserve(kMaxDeliveryBatch);

@@ -81,6 +81,8 @@ class Puller {
     uint64_t delivered = 0;
     uint64_t handed_back = 0;
     size_t max_held = 0;     // most credits in use at once (requested + unsettled)
+    uint64_t handovers = 0;  // calls of the deliver hook
+    size_t largest_handover = 0;
   };
   Stats stats() const;
 
