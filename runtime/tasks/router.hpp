@@ -111,7 +111,7 @@ class Router {
   // An id already active is a duplicate (no-op). With resume.reattach the task starts re-attached.
   AssignOutcome assign(const v1::TaskAssignment& assignment, const Resume& resume = {});
   // The same for many fresh assignments at once, answered in order: one admission critical section and
-  // one burst of starts for the batch, for transports that receive tasks in batches (a NATS pull).
+  // one burst of starts per group of 16, for transports that receive tasks in batches (a NATS pull).
   std::vector<AssignOutcome> assign_batch(std::span<const v1::TaskAssignment> assignments);
 
   // Steering or an input answer, by task id. Before start it is queued and delivered at start.

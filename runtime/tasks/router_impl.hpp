@@ -51,7 +51,7 @@ class Router::Impl {
   // here (malformed, discovery, unknown kind); otherwise fills `c`.
   std::optional<AssignOutcome> prepare(const v1::TaskAssignment& assignment, const Resume& resume, Candidate& c);
   // Puts every prepared candidate in the maps under one lock, emits their PENDING events, starts what
-  // the limits allow: one critical section and one burst of posts for the whole batch.
+  // the limits allow: one critical section and one burst of posts for the whole group.
   void admit(std::span<Candidate> candidates);
   void answer_discovery(const v1::TaskAssignment& assignment);
   AssignOutcome reject(const v1::TaskAssignment& assignment, const std::string& kind, v1::ErrorCode code,

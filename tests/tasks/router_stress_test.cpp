@@ -26,7 +26,7 @@ TEST_CASE("every task reaches exactly one completion under concurrent sink calls
 
   // Thread tasks arrive in batches (as from a NATS pull), racing single assignments and retirements.
   std::thread submit_threads([&] {
-    constexpr int kBatch = 16;
+    constexpr int kBatch = 40;  // more than one admission group (16)
     for (int i = 0; i < kThreadTasks; i += kBatch) {
       std::vector<v1::TaskAssignment> batch;
       for (int j = i; j < std::min(i + kBatch, kThreadTasks); ++j) {
