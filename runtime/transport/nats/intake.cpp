@@ -126,7 +126,7 @@ void NatsTransport::Impl::claim_fresh(std::vector<Fresh>& batch) {
       deliveries.push_back(&d);
     }
   }
-  // One admission for the whole pull: one router lock and one burst of starts, not one per message.
+  // One admission call for the whole pull (a router lock and a burst of starts per 16), not one per message.
   const auto outcomes = router->assign_batch(assignments);
   for (size_t i = 0; i < assignments.size(); ++i) {
     const auto& a = assignments[i];

@@ -56,7 +56,7 @@ class Puller {
   struct Hooks {
     std::function<size_t(const std::string& kind)> free_slots;
     // Task messages with a credit each, in arrival order: what the inbox had queued, up to
-    // kMaxDeliveryBatch, so the receiver can admit them in one go (one lock, one burst of starts)
+    // kMaxDeliveryBatch, so the receiver can admit them together (Router::assign_batch)
     // instead of paying per message. The receiver owns the messages and must call settled(kind) once
     // per message when the router counts its task (or the message was answered otherwise).
     std::function<void(std::vector<Delivered>& batch)> deliver;
