@@ -76,7 +76,8 @@ struct Config {
 
   size_t max_active = 256;                      // tasks started and not yet ended, host-wide
   std::map<std::string, size_t> kind_limits;    // per kind
-  size_t worker_threads = 0;                    // plugin-call pool; 0 = automatic
+  size_t worker_threads = 0;                    // plugin-call pool at start; 0 = automatic
+  size_t max_worker_threads = 0;                // what it may grow to while calls block; 0 = automatic
 
   uint32_t heartbeat_interval_secs = 5;         // for submitted tasks that do not set one
   std::chrono::milliseconds cancel_deadline{10'000};

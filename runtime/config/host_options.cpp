@@ -10,6 +10,7 @@ HostOptions host_options(const Config& c) {
   ho.router.kind_limits.insert(c.kind_limits.begin(), c.kind_limits.end());
   ho.router.cancel_deadline = c.cancel_deadline;
   ho.router.worker_threads = c.worker_threads;
+  ho.router.max_worker_threads = c.max_worker_threads;
   ho.watch = c.watch_plugins;
   ho.watcher.settle = c.watch_settle;
   ho.watcher.rescan_interval = c.watch_rescan_interval;

@@ -5,12 +5,57 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <exception>
 
 namespace taskhost::tasks {
 
+CallPool::CallPool(size_t core_threads, size_t max_threads)
+    : pool_(std::max<size_t>(1, core_threads)),
+      max_threads_(std::max(std::max<size_t>(1, core_threads), max_threads)),
+      threads_(std::max<size_t>(1, core_threads)) {
+  monitor_ = std::thread([this] { watch(); });
+}
+
+void CallPool::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !monitor_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+  pool_.stop();
+  pool_.join();
+  // Only the monitor adds threads, and it has ended: the list is final.
+  for (auto& t : added_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void CallPool::watch() {
+  uint64_t last_finished = finished_.load(std::memory_order_relaxed);
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, kCheckInterval, [&] { return stopping_; })) {
+    const uint64_t now_finished = finished_.load(std::memory_order_relaxed);
+    const size_t threads = threads_.load(std::memory_order_relaxed);
+    const bool starved = busy_.load(std::memory_order_relaxed) >= threads &&
+                         waiting_.load(std::memory_order_relaxed) > 0 && now_finished == last_finished;
+    last_finished = now_finished;
+    if (!starved || threads >= max_threads_) continue;
+    // attach() makes the new thread one of the pool's until stop().
+    added_.emplace_back([this] { pool_.attach(); });
+    threads_.store(threads + 1, std::memory_order_relaxed);
+    log::info("plugin calls: all {} pool threads were inside calls for {} ms while others waited (a plugin "
+              "call that blocks?); added one",
+              threads, kCheckInterval.count());
+  }
+}
+
 void Strand::post(const TaskPtr& self, Call call) {
-  boost::asio::post(strand_, [self, call = std::move(call)] {
+  pool_.queued();
+  boost::asio::post(strand_, [self, pool = &pool_, call = std::move(call)] {
+    pool->started();
     // A host call that throws is a host bug; log it and keep the pool's thread serving other tasks.
     try {
       call(self);
@@ -19,6 +64,7 @@ void Strand::post(const TaskPtr& self, Call call) {
     } catch (...) {
       log::error("task call failed with an unknown exception");
     }
+    pool->finished();
   });
 }
 

@@ -5,6 +5,13 @@
 // order, each on some pool thread; different strands run in parallel. stop() waits for the calls running;
 // calls not started yet never run (they are destroyed with the pool).
 //
+// Elastic: the pool starts with `core` threads and adds one (up to `max`) whenever every thread has been
+// inside a call for a whole check interval (10 ms) with no call finishing while others wait: a plugin
+// call that blocks cannot stall the tasks behind it. Added threads stay until stop(). The core is small
+// on purpose: every idle pool thread makes each post a futex wake-up and a context switch, and on a
+// 2-core host a second core thread measured as pure overhead (bench_e2e 0.21–0.30x with two, 0.38–0.53x
+// with one; the README has the runs).
+//
 // A hand-written pool (an intrusive strand in the Task, a spinning worker) was tried against this one in
 // bench_e2e, same machine, interleaved runs: no measurable difference (0.21-0.41x vs 0.23-0.41x), so the
 // well-kept library stays. Since assignments complete inline (no second hop), a task costs one post.
@@ -13,9 +20,16 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace taskhost::tasks {
 
@@ -24,20 +38,44 @@ using TaskPtr = std::shared_ptr<Task>;
 
 class CallPool {
  public:
-  explicit CallPool(size_t threads) : pool_(threads) {}
+  static constexpr std::chrono::milliseconds kCheckInterval{10};
+
+  CallPool(size_t core_threads, size_t max_threads);
   ~CallPool() { stop(); }
   CallPool(const CallPool&) = delete;
   CallPool& operator=(const CallPool&) = delete;
 
-  // Drops calls not started yet, waits for running calls, joins the threads. Idempotent.
-  void stop() {
-    pool_.stop();
-    pool_.join();
-  }
+  // Drops calls not started yet, waits for running calls, joins every thread. Idempotent.
+  void stop();
   boost::asio::thread_pool::executor_type executor() { return pool_.get_executor(); }
+  size_t threads() const { return threads_.load(std::memory_order_relaxed); }
+
+  // Bookkeeping for growth, kept by Strand::post around every call.
+  void queued() { waiting_.fetch_add(1, std::memory_order_relaxed); }
+  void started() {
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+    busy_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void finished() {
+    busy_.fetch_sub(1, std::memory_order_relaxed);
+    finished_.fetch_add(1, std::memory_order_relaxed);
+  }
 
  private:
+  void watch();  // the monitor thread
+
   boost::asio::thread_pool pool_;
+  const size_t max_threads_;
+  std::atomic<size_t> threads_;
+  std::atomic<size_t> waiting_{0};  // posted, not started (in the pool's queue or behind its strand)
+  std::atomic<size_t> busy_{0};     // inside a call
+  std::atomic<uint64_t> finished_{0};
+
+  std::mutex mu_;  // guards stopping_ and added_
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::vector<std::thread> added_;  // threads attached to the pool after the start
+  std::thread monitor_;
 };
 
 // One task's strand. Lives inside its Task; each queued call holds the TaskPtr, so the task outlives its
@@ -46,7 +84,7 @@ class Strand {
  public:
   using Call = std::function<void(const TaskPtr&)>;
 
-  explicit Strand(CallPool& pool) : strand_(boost::asio::make_strand(pool.executor())) {}
+  explicit Strand(CallPool& pool) : pool_(pool), strand_(boost::asio::make_strand(pool.executor())) {}
   Strand(const Strand&) = delete;
   Strand& operator=(const Strand&) = delete;
 
@@ -56,6 +94,7 @@ class Strand {
   bool running_in_this_thread() const { return strand_.running_in_this_thread(); }
 
  private:
+  CallPool& pool_;
   boost::asio::strand<boost::asio::thread_pool::executor_type> strand_;
 };
 

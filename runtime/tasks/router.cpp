@@ -19,9 +19,15 @@ namespace taskhost::tasks {
 using transport::make_receipt;
 namespace {
 
-size_t pool_size(const RouterOptions& o) {
-  if (o.worker_threads > 0) return o.worker_threads;
-  return std::max<size_t>(2, std::thread::hardware_concurrency());
+size_t hardware_threads() { return std::max<size_t>(1, std::thread::hardware_concurrency()); }
+
+// One core is left to the transports and the API, which submit the work (see call_pool.hpp).
+size_t core_pool_size(const RouterOptions& o) {
+  return o.worker_threads > 0 ? o.worker_threads : std::max<size_t>(1, hardware_threads() - 1);
+}
+
+size_t max_pool_size(const RouterOptions& o) {
+  return std::max(core_pool_size(o), o.max_worker_threads > 0 ? o.max_worker_threads : 4 * hardware_threads());
 }
 
 }  // namespace
@@ -35,7 +41,7 @@ Router::Impl::Impl(RouterOptions opts, registry::KindRegistry& reg, transport::T
       registry(reg),
       outbox(out),
       api(make_host_api(this)),
-      pool(pool_size(options)),
+      pool(core_pool_size(options), max_pool_size(options)),
       finished(options.finished_memory) {}
 
 AssignOutcome Router::Impl::reject(const v1::TaskAssignment& a, const std::string& kind, v1::ErrorCode code,

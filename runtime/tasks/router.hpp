@@ -43,7 +43,10 @@ struct RouterOptions {
   size_t max_active = 256;                             // host-wide: tasks started and not yet ended
   std::unordered_map<std::string, size_t> kind_limits; // per kind; a kind not listed has only the host limit
   std::chrono::milliseconds cancel_deadline{10'000};   // after cancel, the host ends the task canceled
-  size_t worker_threads = 0;                           // plugin-call pool; 0 = max(2, hardware threads)
+  // Plugin-call pool: starts with worker_threads (0 = hardware threads - 1, at least 1) and grows up to
+  // max_worker_threads (0 = 4 x hardware threads) while calls block (see tasks/call_pool.hpp).
+  size_t worker_threads = 0;
+  size_t max_worker_threads = 0;
   size_t finished_memory = 10'000;                     // ended tasks kept for status/duplicate checks
 };
 

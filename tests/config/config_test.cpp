@@ -78,6 +78,7 @@ level = "debug"
 [limits]
 max_active = 3
 worker_threads = 2
+max_worker_threads = 6
 kinds = { "a.b" = 1 }
 [tasks]
 heartbeat_interval_secs = 0
@@ -113,6 +114,7 @@ host_dead_after_secs = 4
   CHECK(c.log_level == taskhost::log::Level::debug);
   CHECK(c.max_active == 3);
   CHECK(c.worker_threads == 2);
+  CHECK(c.max_worker_threads == 6);
   CHECK(c.kind_limits.at("a.b") == 1);
   CHECK(c.heartbeat_interval_secs == 0);
   CHECK(c.cancel_deadline.count() == 500);

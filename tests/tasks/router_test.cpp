@@ -327,6 +327,26 @@ TEST_CASE("a batch is answered in order, each assignment as if alone, and the li
   CHECK(b0_completions == 1);  // the duplicate in the batch never ran a second time
 }
 
+TEST_CASE("a plugin call that blocks does not stall other tasks: the pool grows past its core") {
+  tasks::RouterOptions o;
+  o.worker_threads = 1;  // one core thread: without growth, everything waits for the blocked call
+  o.max_worker_threads = 3;
+  HostFixture f(o);
+  REQUIRE(f.router().assign(assignment("blocker", "test.hold", R"("slow-start")")).accepted());  // 1.5 s in on_start
+  REQUIRE(f.outbox.wait_state("blocker", v1::PENDING));
+  std::this_thread::sleep_for(50ms);  // the blocker is inside on_start on the only core thread
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(f.router().assign(assignment("quick", "test.instant", R"({"q":1})")).accepted());
+  auto c = f.outbox.wait_completion("quick", 5s);
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+  // Within a few check intervals (10 ms each), far inside the blocker's 1.5 s.
+  CHECK(std::chrono::steady_clock::now() - t0 < 700ms);
+  CHECK(f.router().snapshot("blocker")->state != v1::SUCCEEDED);
+  f.router().deliver(message("blocker", "finish"));
+  CHECK(f.router().wait_idle(5s));
+}
+
 TEST_CASE("a pending task is canceled at once without reaching the plugin") {
   tasks::RouterOptions o;
   o.max_active = 1;
