@@ -37,10 +37,13 @@ void CallPool::watch() {
   uint64_t last_finished = finished_.load(std::memory_order_relaxed);
   std::unique_lock lock(mu_);
   while (!cv_.wait_for(lock, kCheckInterval, [&] { return stopping_; })) {
+    // Relaxed reads of three totals are not one instant; the differences are clamped at zero.
     const uint64_t now_finished = finished_.load(std::memory_order_relaxed);
+    const uint64_t started = started_.load(std::memory_order_relaxed);
+    const uint64_t posted = posted_.load(std::memory_order_relaxed);
+    const uint64_t in_calls = started > now_finished ? started - now_finished : 0;
     const size_t threads = threads_.load(std::memory_order_relaxed);
-    const bool starved = busy_.load(std::memory_order_relaxed) >= threads &&
-                         waiting_.load(std::memory_order_relaxed) > 0 && now_finished == last_finished;
+    const bool starved = in_calls >= threads && posted > started && now_finished == last_finished;
     last_finished = now_finished;
     if (!starved || threads >= max_threads_) continue;
     // attach() makes the new thread one of the pool's until stop().

@@ -50,16 +50,11 @@ class CallPool {
   boost::asio::thread_pool::executor_type executor() { return pool_.get_executor(); }
   size_t threads() const { return threads_.load(std::memory_order_relaxed); }
 
-  // Bookkeeping for growth, kept by Strand::post around every call.
-  void queued() { waiting_.fetch_add(1, std::memory_order_relaxed); }
-  void started() {
-    waiting_.fetch_sub(1, std::memory_order_relaxed);
-    busy_.fetch_add(1, std::memory_order_relaxed);
-  }
-  void finished() {
-    busy_.fetch_sub(1, std::memory_order_relaxed);
-    finished_.fetch_add(1, std::memory_order_relaxed);
-  }
+  // Bookkeeping for growth, kept by Strand::post around every call: three running totals, from which
+  // the monitor derives the calls waiting (posted - started) and in progress (started - finished).
+  void queued() { posted_.fetch_add(1, std::memory_order_relaxed); }
+  void started() { started_.fetch_add(1, std::memory_order_relaxed); }
+  void finished() { finished_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   void watch();  // the monitor thread
@@ -67,8 +62,8 @@ class CallPool {
   boost::asio::thread_pool pool_;
   const size_t max_threads_;
   std::atomic<size_t> threads_;
-  std::atomic<size_t> waiting_{0};  // posted, not started (in the pool's queue or behind its strand)
-  std::atomic<size_t> busy_{0};     // inside a call
+  std::atomic<uint64_t> posted_{0};  // calls posted (a waiting one sits in the pool's queue or behind its strand)
+  std::atomic<uint64_t> started_{0};
   std::atomic<uint64_t> finished_{0};
 
   std::mutex mu_;  // guards stopping_ and added_

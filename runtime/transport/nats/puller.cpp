@@ -63,9 +63,13 @@ void Puller::set_kinds(const std::vector<std::string>& kinds) {
 
 void Puller::settled(const std::string& kind, size_t messages) {
   std::lock_guard lock(mu_);
+  settle_locked(kind, messages);
+  wake_locked();
+}
+
+void Puller::settle_locked(const std::string& kind, size_t messages) {
   auto it = kinds_.find(kind);
   if (it != kinds_.end()) it->second->unsettled -= std::min(it->second->unsettled, messages);
-  wake_locked();
 }
 
 void Puller::wake() {
@@ -259,8 +263,7 @@ void Puller::deliver_gathered(natsSubscription* sub, std::unique_lock<std::mutex
 
 void Puller::hand_back_gathered_locked() {
   for (const auto& d : gathered_) {
-    auto it = kinds_.find(*d.kind);
-    if (it != kinds_.end() && it->second->unsettled > 0) --it->second->unsettled;
+    settle_locked(*d.kind, 1);
     stats_.handed_back++;
     hand_back(d.msg);
   }

@@ -111,6 +111,7 @@ class Puller {
 
   void loop();
   void wake_locked();
+  void settle_locked(const std::string& kind, size_t messages);  // credits back, no wake-up
   void subscribe_locked();
   void request_locked(KindState& k, uint32_t batch, bool no_wait);
   size_t credits_in_use_locked() const;
