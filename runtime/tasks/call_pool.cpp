@@ -23,6 +23,7 @@ void CallPool::stop() {
     if (stopping_ && !monitor_.joinable()) return;
     stopping_ = true;
   }
+  stopping_flag_.store(true, std::memory_order_release);
   cv_.notify_all();
   if (monitor_.joinable()) monitor_.join();
   pool_.stop();
@@ -55,10 +56,40 @@ void CallPool::watch() {
   }
 }
 
+thread_local const Strand* Strand::current_ = nullptr;
+
 void Strand::post(const TaskPtr& self, Call call) {
   pool_.queued();
-  boost::asio::post(strand_, [self, pool = &pool_, call = std::move(call)] {
-    pool->started();
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(call));
+    if (scheduled_) return;  // the running or queued turn will take it, in order
+    scheduled_ = true;
+  }
+  schedule(self);
+}
+
+void Strand::schedule(const TaskPtr& self) {
+  boost::asio::post(pool_.executor(), [this, self] { run_turn(self); });
+}
+
+void Strand::run_turn(const TaskPtr& self) {
+  const Strand* outer = current_;
+  current_ = this;
+  for (int n = 0; n < kCallsPerTurn && !(n > 0 && pool_.stopping()); ++n) {
+    Call call;
+    {
+      std::lock_guard lock(mu_);
+      if (head_ == queue_.size()) {
+        queue_.clear();
+        head_ = 0;
+        scheduled_ = false;
+        current_ = outer;
+        return;
+      }
+      call = std::move(queue_[head_++]);
+    }
+    pool_.started();
     // A host call that throws is a host bug; log it and keep the pool's thread serving other tasks.
     try {
       call(self);
@@ -67,8 +98,12 @@ void Strand::post(const TaskPtr& self, Call call) {
     } catch (...) {
       log::error("task call failed with an unknown exception");
     }
-    pool->finished();
-  });
+    pool_.finished();
+  }
+  current_ = outer;
+  // More may be waiting: queue the next turn behind the other strands' work (after stop() the pool
+  // drops it, and with it the calls not started, as it drops every other queued operation).
+  schedule(self);
 }
 
 }  // namespace taskhost::tasks

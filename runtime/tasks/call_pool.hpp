@@ -1,9 +1,9 @@
 // The worker pool that runs plugin calls (a Boost.Asio thread_pool), and the per-task strand that
-// serializes them (a Boost.Asio strand on that pool).
+// serializes them (our own, on that pool: see Strand for why not asio's).
 //
 // Guarantees (the ones the router relies on): calls posted to one strand run one at a time, in post
 // order, each on some pool thread; different strands run in parallel. stop() waits for the calls running;
-// calls not started yet never run (they are destroyed with the pool).
+// calls not started yet never run (they are destroyed with the pool, or with their task).
 //
 // Elastic: the pool starts with `core` threads and adds one (up to `max`) whenever every thread has been
 // inside a call for a whole check interval (10 ms) with no call finishing while others wait: a plugin
@@ -12,13 +12,13 @@
 // 2-core host a second core thread measured as pure overhead (bench_e2e 0.21–0.30x with two, 0.38–0.53x
 // with one; the README has the runs).
 //
-// A hand-written pool (an intrusive strand in the Task, a spinning worker) was tried against this one in
-// bench_e2e, same machine, interleaved runs: no measurable difference (0.21-0.41x vs 0.23-0.41x), so the
-// well-kept library stays. Since assignments complete inline (no second hop), a task costs one post.
+// A hand-written pool (a spinning worker) was tried against this one in bench_e2e, same machine,
+// interleaved runs: no measurable difference (0.21-0.41x vs 0.23-0.41x), so the well-kept library stays.
+// Since assignments complete inline (no second hop), a task costs one post.
 #pragma once
 
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -55,6 +55,8 @@ class CallPool {
   void queued() { posted_.fetch_add(1, std::memory_order_relaxed); }
   void started() { started_.fetch_add(1, std::memory_order_relaxed); }
   void finished() { finished_.fetch_add(1, std::memory_order_relaxed); }
+  // True once stop() began: a strand stops between calls instead of running the rest of its turn.
+  bool stopping() const { return stopping_flag_.load(std::memory_order_acquire); }
 
  private:
   void watch();  // the monitor thread
@@ -65,6 +67,7 @@ class CallPool {
   std::atomic<uint64_t> posted_{0};  // calls posted (a waiting one sits in the pool's queue or behind its strand)
   std::atomic<uint64_t> started_{0};
   std::atomic<uint64_t> finished_{0};
+  std::atomic<bool> stopping_flag_{false};
 
   std::mutex mu_;  // guards stopping_ and added_
   std::condition_variable cv_;
@@ -73,24 +76,41 @@ class CallPool {
   std::thread monitor_;
 };
 
-// One task's strand. Lives inside its Task; each queued call holds the TaskPtr, so the task outlives its
-// own calls.
+// One task's strand: its calls run one at a time, in post order, on the pool. Lives inside its Task.
+//
+// Hand-written rather than a boost::asio::strand because of what a task's strand costs per task: an
+// asio strand allocates its implementation (and a shared_ptr block) and links it into the service's
+// list under one service-wide mutex, again on destruction, and every post is two pool operations. Here
+// the task creation thread and the pool thread retiring tasks contended on that service mutex. This one
+// is a flag and a small inline queue under the task's own lock, and one pool operation per run of calls.
 class Strand {
  public:
   using Call = std::function<void(const TaskPtr&)>;
+  // Calls run per pool operation before the strand yields its thread to others (fairness: a task fed
+  // a stream of steering must not hold a pool thread forever).
+  static constexpr int kCallsPerTurn = 16;
 
-  explicit Strand(CallPool& pool) : pool_(pool), strand_(boost::asio::make_strand(pool.executor())) {}
+  explicit Strand(CallPool& pool) : pool_(pool) {}
   Strand(const Strand&) = delete;
   Strand& operator=(const Strand&) = delete;
 
-  // Queues `call` behind this strand's earlier calls. `self` is the task that owns this strand.
+  // Queues `call` behind this strand's earlier calls. `self` is the task that owns this strand; the
+  // pool operation holds it, so the task outlives its own calls. Calls never hold it themselves (it is
+  // passed in), so a call dropped by stop() leaves no cycle behind.
   void post(const TaskPtr& self, Call call);
   // True on the pool thread currently running one of this strand's calls.
-  bool running_in_this_thread() const { return strand_.running_in_this_thread(); }
+  bool running_in_this_thread() const { return current_ == this; }
 
  private:
+  void schedule(const TaskPtr& self);  // one pool operation that runs this strand's next turn
+  void run_turn(const TaskPtr& self);
+
   CallPool& pool_;
-  boost::asio::strand<boost::asio::thread_pool::executor_type> strand_;
+  std::mutex mu_;  // guards queue_, head_, scheduled_
+  boost::container::small_vector<Call, 2> queue_;  // calls from head_ on are waiting; inline while few
+  size_t head_ = 0;
+  bool scheduled_ = false;  // a turn is queued on the pool or running
+  static thread_local const Strand* current_;
 };
 
 }  // namespace taskhost::tasks
