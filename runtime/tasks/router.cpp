@@ -239,7 +239,7 @@ void Router::Impl::launch(const Admitted& admitted) {
 
 TaskPtr Router::Impl::find_active(std::string_view id) const {
   std::lock_guard lock(mu);
-  auto it = by_id.find(std::string(id));
+  auto it = by_id.find(id);
   return it == by_id.end() ? nullptr : it->second;
 }
 
@@ -645,7 +645,7 @@ void Router::drain(std::chrono::milliseconds grace) {
   std::vector<std::string> ids;
   {
     std::lock_guard lock(impl_->mu);
-    for (const auto& [id, t] : impl_->by_id) ids.push_back(id);
+    for (const auto& [id, t] : impl_->by_id) ids.emplace_back(id);
   }
   for (const auto& id : ids) {
     v1::CancelRequest req;

@@ -2,6 +2,7 @@
 // strands) and host_api.cpp (the sink). Not part of the public interface.
 #pragma once
 
+#include "common/spin_mutex.hpp"
 #include "tasks/call_pool.hpp"
 #include "tasks/finished_tasks.hpp"
 #include "tasks/router.hpp"
@@ -10,6 +11,7 @@
 #include "tasks/task.hpp"
 
 #include <boost/container/small_vector.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include <array>
 #include <atomic>
@@ -113,9 +115,12 @@ class Router::Impl {
   Scheduler scheduler;
 
   // Guards everything below. Taken before any Task::mu, never while holding one — except in assign(),
-  // for a brand-new task no other thread can reach yet.
-  mutable std::mutex mu;
-  std::unordered_map<std::string, TaskPtr> by_id;      // active: pending, running, waiting_input
+  // for a brand-new task no other thread can reach yet. Spins before it sleeps: admission and
+  // retirement take it once per task each, from different threads (common/spin_mutex.hpp).
+  mutable SpinThenBlockMutex mu;
+  // Active tasks (pending, running, waiting_input), keyed by a view of the task's own id (the value keeps
+  // it alive). Open addressing: admitting and retiring a task allocate nothing once the table has grown.
+  boost::unordered_flat_map<std::string_view, TaskPtr, std::hash<std::string_view>> by_id;
   std::deque<TaskPtr> pending;                         // accepted, waiting for a slot, in order
   struct Counts {
     size_t pending = 0;  // accepted, waiting for a slot
@@ -127,13 +132,13 @@ class Router::Impl {
   FinishedTasks finished;
   bool draining = false;
   bool stopped = false;
-  mutable std::condition_variable idle;
+  mutable std::condition_variable_any idle;
 
   // Sink lookups (every th_host_api call) go through their own sharded index, not `mu`: plugin threads
   // reporting progress must not contend with admission and retirement on one lock.
   struct SerialShard {
     std::mutex mu;
-    std::unordered_map<uint64_t, TaskPtr> tasks;
+    boost::unordered_flat_map<uint64_t, TaskPtr> tasks;
   };
   static constexpr size_t kSerialShards = 64;
   std::array<SerialShard, kSerialShards> serial_index;

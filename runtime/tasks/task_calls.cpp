@@ -134,7 +134,7 @@ void Router::Impl::start_on_strand(const TaskPtr& t) {
     attempt = t->attempt;
     set_state_locked(*t, v1::RUNNING, running_detail(reattach, *binding.generation, attempt));
   }
-  schedule_heartbeat(t, attempt, Scheduler::Clock::now());
+  if (t->heartbeat_interval.count() > 0) schedule_heartbeat(t, attempt, Scheduler::Clock::now());
 
   const plugin::CallResult result = binding.executor->start(call);
   if (!result.ok()) {
