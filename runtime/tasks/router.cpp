@@ -151,17 +151,20 @@ void Router::Impl::admit(std::span<Candidate> candidates) {
   for (Candidate& c : candidates) {
     if (!c.task) continue;
     if (c.in_maps) {
-      emit_locked(*c.task, [&](v1::TaskEvent& e) {
-        e.mutable_state()->set_state(v1::PENDING);
-        e.mutable_state()->set_detail(c.resume->reattach ? "accepted for re-attach" : "accepted");
-      });
+      // A task that starts at once has its PENDING event emitted on the pool, right before RUNNING: the
+      // submitting thread is the busier one (it decodes every assignment), and the order is the same.
+      if (std::find(admitted.begin(), admitted.end(), c.task) != admitted.end()) {
+        c.task->pending_event_deferred = true;
+      } else {
+        emit_pending_locked(*c.task);
+      }
     }
     c.task_lock.unlock();
     if (c.outcome.result == AssignOutcome::Result::rejected) {
       c.outcome = reject(*c.assignment, c.task->kind, c.outcome.code, std::move(c.outcome.message));
     }
   }
-  launch(admitted);  // after every PENDING is out: RUNNING must not overtake it
+  launch(admitted);  // after every PENDING is out (or deferred to the strand): RUNNING must not overtake it
 }
 
 AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& resume) {
@@ -305,6 +308,14 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
 // =====================================================================================================
 // Impl: lifecycle
 // =====================================================================================================
+
+void Router::Impl::emit_pending_locked(Task& t) {
+  t.pending_event_deferred = false;
+  emit_locked(t, [&](v1::TaskEvent& e) {
+    e.mutable_state()->set_state(v1::PENDING);
+    e.mutable_state()->set_detail(t.reattach ? "accepted for re-attach" : "accepted");
+  });
+}
 
 bool Router::Impl::set_state_locked(Task& t, v1::TaskState state, std::string detail) {
   if (t.ended || !transition_allowed(t.state, state)) return false;

@@ -73,6 +73,7 @@ class Router::Impl {
   // All *_locked helpers require t.mu held.
   template <typename Fill>
   void emit_locked(Task& t, Fill&& fill);
+  void emit_pending_locked(Task& t);
   bool set_state_locked(Task& t, v1::TaskState state, std::string detail);
   // Fills `c` (usually a scratch message) with the completion header of t's current attempt.
   void completion_locked(const Task& t, v1::TaskState state, v1::TaskCompletion& c) const;
@@ -156,6 +157,7 @@ void Router::Impl::post(const TaskPtr& t, Fn&& fn) {
 
 template <typename Fill>
 void Router::Impl::emit_locked(Task& t, Fill&& fill) {
+  if (t.pending_event_deferred) emit_pending_locked(t);  // whatever comes first, PENDING precedes it
   const ScratchScope scratch;
   v1::TaskEvent& event = *scratch.make<v1::TaskEvent>();
   event.set_task_id(t.id);

@@ -64,6 +64,9 @@ struct Task {
   std::optional<double> beat_fraction;
   std::string beat_message;
   uint64_t seq = 0;
+  // Admitted and started in the same pass: its PENDING event is emitted just before its next event
+  // (RUNNING, on the pool) instead of by the submitting thread (Router::Impl::emit_locked).
+  bool pending_event_deferred = false;
 
   // --- strand only (set and read by the handler running on the task's strand) ---
   bool finalize_after_call = false;  // the task ended inside the current handler's plugin call
