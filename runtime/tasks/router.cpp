@@ -135,14 +135,10 @@ void Router::Impl::admit(std::span<Candidate> candidates) {
       t.attempt = c.attempt;
       t.reattach = c.resume->reattach;
       t.checkpoint = c.resume->checkpoint;
-      by_id.emplace(t.id, c.task);
-      {
-        SerialShard& sh = shard(t.serial);
-        std::lock_guard shard_lock(sh.mu);
-        sh.tasks.emplace(t.serial, c.task);
-      }
+      by_id.emplace(t.id, c.task);  // the serial index gets it at its start, when the plugin learns its ref
       pending.push_back(c.task);
-      ++counts[t.kind].pending;
+      t.kind_counts = &counts_locked(t.kind);
+      ++t.kind_counts->pending;
       ++total.pending;
       c.in_maps = true;
     }
@@ -202,6 +198,12 @@ size_t Router::Impl::kind_limit(const std::string& kind) const {
   return it == options.kind_limits.end() ? options.max_active : it->second;
 }
 
+Router::Impl::Counts& Router::Impl::counts_locked(const std::string& kind) {
+  auto [it, made] = counts.try_emplace(kind);
+  if (made) it->second.limit = kind_limit(kind);
+  return it->second;
+}
+
 size_t Router::Impl::free_slots_locked(const std::string& kind) const {
   auto it = counts.find(kind);
   const Counts c = it == counts.end() ? Counts{} : it->second;
@@ -216,8 +218,8 @@ size_t Router::Impl::free_slots_locked(const std::string& kind) const {
 void Router::Impl::collect_admissions_locked(Admitted& admitted) {
   if (stopped) return;
   for (auto it = pending.begin(); it != pending.end() && total.started < options.max_active;) {
-    Counts& c = counts[(*it)->kind];
-    if (c.started >= kind_limit((*it)->kind)) {
+    Counts& c = *(*it)->kind_counts;
+    if (c.started >= c.limit) {
       ++it;  // this kind is full; later tasks of other kinds may still start (no head-of-line blocking)
       continue;
     }
@@ -288,7 +290,7 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
     std::lock_guard lock(mu);
     auto it = by_id.find(t->id);
     if (it != by_id.end() && it->second == t) by_id.erase(it);
-    Counts& c = counts[t->kind];
+    Counts& c = t->kind_counts ? *t->kind_counts : counts_locked(t->kind);
     if (held_slot) {
       --c.started;
       --total.started;

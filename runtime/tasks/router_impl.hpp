@@ -63,6 +63,7 @@ class Router::Impl {
   void launch(const Admitted& admitted);
   size_t free_slots_locked(const std::string& kind) const;  // mu held
   size_t kind_limit(const std::string& kind) const;
+  SlotCounts& counts_locked(const std::string& kind);  // the kind's entry, made (with its limit) on first use
   TaskPtr find_active(std::string_view id) const;
   v1::DeliveryReceipt receipt_for_missing(std::string_view task_id, std::string_view message_id) const;
   TaskSnapshot snapshot_locked(const Task& t) const;  // t.mu held
@@ -123,11 +124,8 @@ class Router::Impl {
   // it alive). Open addressing: admitting and retiring a task allocate nothing once the table has grown.
   boost::unordered_flat_map<std::string_view, TaskPtr, std::hash<std::string_view>> by_id;
   std::deque<TaskPtr> pending;                         // accepted, waiting for a slot, in order
-  struct Counts {
-    size_t pending = 0;  // accepted, waiting for a slot
-    size_t started = 0;  // admitted and not yet retired: holds a slot
-  };
-  std::unordered_map<std::string, Counts> counts;      // per kind
+  using Counts = SlotCounts;
+  std::unordered_map<std::string, Counts> counts;      // per kind; node-based: tasks keep pointers to entries
   Counts total;
   uint64_t next_serial = 1;  // also mirrored in issued_serials for lock-free "ended vs unknown" answers
   FinishedTasks finished;
@@ -136,7 +134,8 @@ class Router::Impl {
   mutable std::condition_variable_any idle;
 
   // Sink lookups (every th_host_api call) go through their own sharded index, not `mu`: plugin threads
-  // reporting progress must not contend with admission and retirement on one lock.
+  // reporting progress must not contend with admission and retirement on one lock. A task is in it from
+  // its start (when its plugin first sees its ref) to its retirement, both on the pool.
   struct SerialShard {
     std::mutex mu;
     boost::unordered_flat_map<uint64_t, TaskPtr> tasks;

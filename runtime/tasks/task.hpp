@@ -27,6 +27,13 @@
 
 namespace taskhost::tasks {
 
+// Tasks of one kind (or of the whole host) that hold or wait for a slot. Guarded by the router's lock.
+struct SlotCounts {
+  size_t pending = 0;  // accepted, waiting for a slot
+  size_t started = 0;  // admitted and not yet retired: holds a slot
+  size_t limit = 0;    // a kind's concurrency limit (its own, or the host's)
+};
+
 struct Task {
   Task(std::string id_, std::string kind_, CallPool& pool) : id(std::move(id_)), kind(std::move(kind_)), strand(pool) {}
 
@@ -36,6 +43,9 @@ struct Task {
   uint64_t serial = 0;
   Strand strand;
   std::chrono::seconds heartbeat_interval{0};
+  // Its kind's entry in the router's per-kind counts, set at admission under the router's lock (the
+  // table never moves an entry): admitting and retiring do not hash the kind again.
+  SlotCounts* kind_counts = nullptr;
 
   std::mutex mu;
   // --- guarded by mu ---

@@ -118,6 +118,14 @@ void Router::Impl::start_on_strand(const TaskPtr& t) {
     finalize_on_strand(t);
     return;
   }
+  {
+    // From here the plugin holds the task's ref, so sink calls must find it. Indexed here, not at
+    // admission: on the pool thread, which also removes it at retirement, so the submitting thread
+    // never touches this index.
+    SerialShard& sh = shard(t->serial);
+    std::lock_guard shard_lock(sh.mu);
+    sh.tasks.try_emplace(t->serial, t);
+  }
   if (reattach && !binding.executor->can_reattach(call)) {
     {
       std::lock_guard tl(t->mu);
