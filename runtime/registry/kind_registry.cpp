@@ -19,8 +19,15 @@ void drop_expired(std::vector<std::weak_ptr<const plugin::Generation>>& previous
 
 Binding KindRegistry::resolve(std::string_view kind) const {
   std::shared_lock lock(mutex_);
-  const auto it = kinds_.find(std::string(kind));
+  const auto it = kinds_.find(kind);
   return it == kinds_.end() ? Binding{} : it->second;
+}
+
+std::optional<th_encoding> KindRegistry::encoding_of(std::string_view kind) const {
+  std::shared_lock lock(mutex_);
+  const auto it = kinds_.find(kind);
+  if (it == kinds_.end()) return std::nullopt;
+  return it->second.executor->encoding();
 }
 
 GenerationPtr KindRegistry::current(const std::filesystem::path& file) const {
@@ -203,7 +210,7 @@ void KindRegistry::on_switch(SwitchListener listener) {
 }
 
 void KindRegistry::clear() {
-  std::unordered_map<std::string, Binding> kinds;
+  decltype(kinds_) kinds;
   std::map<std::filesystem::path, FileEntry> files;
   {
     std::unique_lock lock(mutex_);

@@ -73,6 +73,9 @@ class KindRegistry {
  public:
   // Current binding of `kind`, or an empty Binding.
   Binding resolve(std::string_view kind) const;
+  // The payload encoding of `kind`'s current executor, or nothing if no plugin serves it. For admission,
+  // which needs no more: copies no Binding (whose shared count the pool threads also move).
+  std::optional<th_encoding> encoding_of(std::string_view kind) const;
 
   // The generation currently serving new tasks for `file`, or null (never loaded, failed, removed).
   GenerationPtr current(const std::filesystem::path& file) const;
@@ -120,7 +123,12 @@ class KindRegistry {
     bool removed = false;
   };
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, Binding> kinds_;
+  // Looked up by string_view without building a std::string (a kind longer than 15 chars allocated one).
+  struct KindHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, Binding, KindHash, std::equal_to<>> kinds_;
   std::map<std::filesystem::path, FileEntry> files_;
   std::vector<SwitchListener> listeners_;
 };

@@ -83,8 +83,8 @@ std::optional<AssignOutcome> Router::Impl::prepare(const v1::TaskAssignment& a, 
     return reject(a, kind, v1::INVALID_INPUT,
                   "malformed assignment for task '" + a.task_id() + "': field 'execute.component_id' (the kind) is empty");
   }
-  const registry::Binding bound = registry.resolve(kind);
-  if (!bound) {
+  const std::optional<th_encoding> encoding = registry.encoding_of(kind);
+  if (!encoding) {
     return reject(a, kind, v1::COMPONENT_NOT_FOUND, "no plugin serves kind '" + kind + "' (task '" + a.task_id() + "')");
   }
   c.assignment = &a;
@@ -92,7 +92,7 @@ std::optional<AssignOutcome> Router::Impl::prepare(const v1::TaskAssignment& a, 
   c.attempt = std::max<uint32_t>(1, a.execute().attempt());
   // Encoded here, outside every lock, for the encoding the kind has now: the start almost always finds
   // the same generation, and the task then keeps bytes instead of a copy of the Value tree.
-  c.encoding = bound.executor->encoding();
+  c.encoding = *encoding;
   c.encoded = encode_value(a.execute().input(), c.encoding, &c.lossy);
   // The new task's own lock is held until its PENDING event is out: once it is in the maps another
   // thread's retire can admit and start it, and its RUNNING event must not overtake PENDING. Taking `mu`
