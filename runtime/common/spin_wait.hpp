@@ -1,5 +1,5 @@
-// A mutex that spins briefly before it sleeps, for locks held a microsecond or two by threads that
-// hand work to each other.
+// Spin-waiting: one relax step, and a mutex that spins briefly before it sleeps, for locks held a
+// microsecond or two by threads that hand work to each other.
 //
 // Why: the router's lock is taken once per task by the submitting thread (admission) and once by the
 // pool thread (retirement), each holding it about a microsecond. With a plain std::mutex a collision
@@ -21,6 +21,15 @@
 
 namespace taskhost {
 
+// One step of a spin-wait: tells the core this thread is busy-waiting (x86 PAUSE, ARM YIELD).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 class SpinThenBlockMutex {
  public:
   static constexpr int kSpins = 200;
@@ -28,7 +37,7 @@ class SpinThenBlockMutex {
   void lock() {
     for (int i = 0; i < kSpins; ++i) {
       if (m_.try_lock()) return;
-      relax();
+      cpu_relax();
     }
     m_.lock();
   }
@@ -36,14 +45,6 @@ class SpinThenBlockMutex {
   void unlock() { m_.unlock(); }
 
  private:
-  static void relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-  }
-
   std::mutex m_;
 };
 

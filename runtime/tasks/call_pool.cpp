@@ -1,9 +1,9 @@
 #include "tasks/call_pool.hpp"
 
 #include "common/log.hpp"
+#include "common/spin_wait.hpp"
 #include "tasks/task.hpp"
 
-#include <boost/asio/post.hpp>
 
 #include <algorithm>
 #include <exception>
@@ -11,33 +11,90 @@
 namespace taskhost::tasks {
 
 CallPool::CallPool(size_t core_threads, size_t max_threads)
-    : pool_(std::max<size_t>(1, core_threads)),
-      max_threads_(std::max(std::max<size_t>(1, core_threads), max_threads)),
-      threads_(std::max<size_t>(1, core_threads)) {
+    : max_threads_(std::max(std::max<size_t>(1, core_threads), max_threads)) {
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < std::max<size_t>(1, core_threads); ++i) add_thread_locked();
+  }
   monitor_ = std::thread([this] { watch(); });
 }
 
+void CallPool::add_thread_locked() {
+  workers_.emplace_back([this] { work(); });
+  threads_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void CallPool::stop() {
+  std::vector<std::thread> workers;
+  std::deque<Turn> dropped;
   {
     std::lock_guard lock(mu_);
     if (stopping_ && !monitor_.joinable()) return;
     stopping_ = true;
+    stopping_flag_.store(true, std::memory_order_release);
   }
-  stopping_flag_.store(true, std::memory_order_release);
-  cv_.notify_all();
+  work_cv_.notify_all();
+  monitor_cv_.notify_all();
+  // The monitor adds threads; once it has ended, the list of workers is final.
   if (monitor_.joinable()) monitor_.join();
-  pool_.stop();
-  pool_.join();
-  // Only the monitor adds threads, and it has ended: the list is final.
-  for (auto& t : added_) {
+  {
+    std::lock_guard lock(mu_);
+    workers.swap(workers_);
+  }
+  for (auto& t : workers) {
     if (t.joinable()) t.join();
+  }
+  {
+    std::lock_guard lock(mu_);
+    dropped.swap(queue_);  // released outside the lock: a task freed here may free more
+    waiting_turns_.store(0, std::memory_order_relaxed);
+  }
+}
+
+void CallPool::run_turn_later(Strand* strand, TaskPtr self) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(Turn{strand, std::move(self)});
+    waiting_turns_.fetch_add(1, std::memory_order_release);
+    wake = sleepers_ > 0;
+  }
+  if (wake) work_cv_.notify_one();
+}
+
+void CallPool::work() {
+  bool just_ran = false;
+  for (;;) {
+    if (just_ran) {
+      // Look again for a moment before sleeping: the next hand-over is usually microseconds away, and
+      // catching it here costs the submitting thread no wake-up.
+      const auto until = std::chrono::steady_clock::now() + kIdleSpin;
+      int polls = 0;
+      while (waiting_turns_.load(std::memory_order_acquire) == 0 && !stopping()) {
+        if ((++polls & 63) == 0 && std::chrono::steady_clock::now() >= until) break;
+        cpu_relax();
+      }
+    }
+    Turn turn;
+    {
+      std::unique_lock lock(mu_);
+      ++sleepers_;
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      --sleepers_;
+      if (stopping_) return;  // what is still queued never runs (stop() drops it)
+      turn = std::move(queue_.front());
+      queue_.pop_front();
+      waiting_turns_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    turn.strand->run_turn(turn.self);
+    just_ran = true;
   }
 }
 
 void CallPool::watch() {
   uint64_t last_finished = finished_.load(std::memory_order_relaxed);
   std::unique_lock lock(mu_);
-  while (!cv_.wait_for(lock, kCheckInterval, [&] { return stopping_; })) {
+  while (!monitor_cv_.wait_for(lock, kCheckInterval, [&] { return stopping_; })) {
     // Relaxed reads of three totals are not one instant; the differences are clamped at zero.
     const uint64_t now_finished = finished_.load(std::memory_order_relaxed);
     const uint64_t started = started_.load(std::memory_order_relaxed);
@@ -47,9 +104,7 @@ void CallPool::watch() {
     const bool starved = in_calls >= threads && posted > started && now_finished == last_finished;
     last_finished = now_finished;
     if (!starved || threads >= max_threads_) continue;
-    // attach() makes the new thread one of the pool's until stop().
-    added_.emplace_back([this] { pool_.attach(); });
-    threads_.store(threads + 1, std::memory_order_relaxed);
+    add_thread_locked();
     log::info("plugin calls: all {} pool threads were inside calls for {} ms while others waited (a plugin "
               "call that blocks?); added one",
               threads, kCheckInterval.count());
@@ -69,9 +124,7 @@ void Strand::post(const TaskPtr& self, Call call) {
   schedule(self);
 }
 
-void Strand::schedule(const TaskPtr& self) {
-  boost::asio::post(pool_.executor(), [this, self] { run_turn(self); });
-}
+void Strand::schedule(const TaskPtr& self) { pool_.run_turn_later(this, self); }
 
 void Strand::run_turn(const TaskPtr& self) {
   const Strand* outer = current_;

@@ -1,9 +1,8 @@
-// The worker pool that runs plugin calls (a Boost.Asio thread_pool), and the per-task strand that
-// serializes them (our own, on that pool: see Strand for why not asio's).
+// The worker pool that runs plugin calls, and the per-task strand that serializes them.
 //
 // Guarantees (the ones the router relies on): calls posted to one strand run one at a time, in post
 // order, each on some pool thread; different strands run in parallel. stop() waits for the calls running;
-// calls not started yet never run (they are destroyed with the pool, or with their task).
+// calls not started yet never run (they are dropped with the pool's queue, or with their task).
 //
 // Elastic: the pool starts with `core` threads and adds one (up to `max`) whenever every thread has been
 // inside a call for a whole check interval (10 ms) with no call finishing while others wait: a plugin
@@ -12,12 +11,15 @@
 // 2-core host a second core thread measured as pure overhead (bench_e2e 0.21–0.30x with two, 0.38–0.53x
 // with one; the README has the runs).
 //
-// A hand-written pool (a spinning worker) was tried against this one in bench_e2e, same machine,
-// interleaved runs: no measurable difference (0.21-0.41x vs 0.23-0.41x), so the well-kept library stays.
-// Since assignments complete inline (no second hop), a task costs one post.
+// Why not boost::asio::thread_pool (which this replaced): the pool only ever runs strand turns, and a
+// thread that finds the queue empty should look again for a few microseconds before it sleeps. A
+// submitting thread hands tasks over one at a time, each a few microseconds apart; asio's idle thread
+// went to sleep at once, so nearly every hand-over paid a futex wake-up on the submitting thread (in
+// bench_e2e, 5 % of that thread's time in the kernel's wake-up path alone) and a scheduler round trip
+// before the pool thread ran. Here a turn is two words in a queue (no type-erased operation to allocate),
+// and a thread that ran a turn spins up to kIdleSpin before it sleeps; a pool with nothing to do sleeps.
 #pragma once
 
-#include <boost/asio/thread_pool.hpp>
 #include <boost/container/small_vector.hpp>
 
 #include <atomic>
@@ -25,6 +27,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -35,10 +38,13 @@ namespace taskhost::tasks {
 
 struct Task;
 using TaskPtr = std::shared_ptr<Task>;
+class Strand;
 
 class CallPool {
  public:
   static constexpr std::chrono::milliseconds kCheckInterval{10};
+  // How long a pool thread that just ran a turn looks for the next one before it sleeps.
+  static constexpr std::chrono::microseconds kIdleSpin{50};
 
   CallPool(size_t core_threads, size_t max_threads);
   ~CallPool() { stop(); }
@@ -47,8 +53,10 @@ class CallPool {
 
   // Drops calls not started yet, waits for running calls, joins every thread. Idempotent.
   void stop();
-  boost::asio::thread_pool::executor_type executor() { return pool_.get_executor(); }
   size_t threads() const { return threads_.load(std::memory_order_relaxed); }
+
+  // Queues one turn of `strand` (Strand only). `self` keeps the strand's task alive until it ran.
+  void run_turn_later(Strand* strand, TaskPtr self);
 
   // Bookkeeping for growth, kept by Strand::post around every call: three running totals, from which
   // the monitor derives the calls waiting (posted - started) and in progress (started - finished).
@@ -59,20 +67,29 @@ class CallPool {
   bool stopping() const { return stopping_flag_.load(std::memory_order_acquire); }
 
  private:
+  struct Turn {
+    Strand* strand;
+    TaskPtr self;
+  };
+  void work();   // a pool thread
   void watch();  // the monitor thread
+  void add_thread_locked();
 
-  boost::asio::thread_pool pool_;
   const size_t max_threads_;
-  std::atomic<size_t> threads_;
+  std::atomic<size_t> threads_{0};
   std::atomic<uint64_t> posted_{0};  // calls posted (a waiting one sits in the pool's queue or behind its strand)
   std::atomic<uint64_t> started_{0};
   std::atomic<uint64_t> finished_{0};
   std::atomic<bool> stopping_flag_{false};
+  std::atomic<size_t> waiting_turns_{0};  // queue_.size(), for spinning threads to watch without the lock
 
-  std::mutex mu_;  // guards stopping_ and added_
-  std::condition_variable cv_;
+  std::mutex mu_;  // guards everything below
+  std::condition_variable work_cv_;  // a turn was queued, or stop()
+  std::condition_variable monitor_cv_;
+  std::deque<Turn> queue_;
+  size_t sleepers_ = 0;  // pool threads waiting on work_cv_
   bool stopping_ = false;
-  std::vector<std::thread> added_;  // threads attached to the pool after the start
+  std::vector<std::thread> workers_;
   std::thread monitor_;
 };
 
@@ -102,6 +119,7 @@ class Strand {
   bool running_in_this_thread() const { return current_ == this; }
 
  private:
+  friend class CallPool;  // runs the turns it queued
   void schedule(const TaskPtr& self);  // one pool operation that runs this strand's next turn
   void run_turn(const TaskPtr& self);
 

@@ -2,7 +2,7 @@
 // strands) and host_api.cpp (the sink). Not part of the public interface.
 #pragma once
 
-#include "common/spin_mutex.hpp"
+#include "common/spin_wait.hpp"
 #include "tasks/call_pool.hpp"
 #include "tasks/finished_tasks.hpp"
 #include "tasks/router.hpp"
@@ -118,7 +118,7 @@ class Router::Impl {
 
   // Guards everything below. Taken before any Task::mu, never while holding one — except in assign(),
   // for a brand-new task no other thread can reach yet. Spins before it sleeps: admission and
-  // retirement take it once per task each, from different threads (common/spin_mutex.hpp).
+  // retirement take it once per task each, from different threads (common/spin_wait.hpp).
   mutable SpinThenBlockMutex mu;
   // Active tasks (pending, running, waiting_input), keyed by a view of the task's own id (the value keeps
   // it alive). Open addressing: admitting and retiring a task allocate nothing once the table has grown.
