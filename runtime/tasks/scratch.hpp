@@ -4,8 +4,9 @@
 // router's allocations. The outbox must copy what it keeps (it gets `const&`, and TaskOutbox says so).
 //
 // Thread rule: a scope belongs to the thread that opened it. Scopes nest (an event emitted while a
-// completion is being built); the outermost one resets the arena when it closes, so nothing built in a
-// scope may be used after it.
+// completion is being built). Nothing built in a scope may be used after it: the arena is reset after
+// some outermost scopes close (every kScopesPerReset-th, or sooner once it spilled past its first
+// block), not after each, because a reset costs about as much as building a small event.
 #pragma once
 
 #include <google/protobuf/arena.h>
