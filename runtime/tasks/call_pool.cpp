@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <system_error>
 
 namespace taskhost::tasks {
 
@@ -104,7 +105,13 @@ void CallPool::watch() {
     const bool starved = in_calls >= threads && posted > started && now_finished == last_finished;
     last_finished = now_finished;
     if (!starved || threads >= max_threads_) continue;
-    add_thread_locked();
+    try {
+      add_thread_locked();
+    } catch (const std::system_error& e) {  // out of threads: keep serving with the ones there are
+      log::error("plugin calls: all {} pool threads are inside calls and no thread could be added: {}", threads,
+                 e.what());
+      continue;
+    }
     log::info("plugin calls: all {} pool threads were inside calls for {} ms while others waited (a plugin "
               "call that blocks?); added one",
               threads, kCheckInterval.count());
