@@ -94,11 +94,12 @@ std::optional<AssignOutcome> Router::Impl::prepare(const v1::TaskAssignment& a, 
   // the same generation, and the task then keeps bytes instead of a copy of the Value tree.
   c.encoding = *encoding;
   c.encoded = encode_value(a.execute().input(), c.encoding, &c.lossy);
-  // The new task's own lock is held until its PENDING event is out: once it is in the maps another
-  // thread's retire can admit and start it, and its RUNNING event must not overtake PENDING. Taking `mu`
-  // under a task lock is safe only here, for a task no other thread can have locked yet.
+  // Its PENDING event is owed from birth: once the task is in the maps another thread can start it (a
+  // retirement admitting it) or end it (a cancel), and whichever event comes first emits PENDING
+  // before itself (emit_locked). So no lock of the task is held across admission, and `mu` is always
+  // taken before a task's lock, never after.
   c.task = std::make_shared<Task>(a.task_id(), kind, pool);
-  c.task_lock = std::unique_lock(c.task->mu);
+  c.task->pending_event_deferred = true;  // no other thread can reach it yet
   return std::nullopt;
 }
 
@@ -146,21 +147,18 @@ void Router::Impl::admit(std::span<Candidate> candidates) {
   }
   for (Candidate& c : candidates) {
     if (!c.task) continue;
-    if (c.in_maps) {
-      // A task that starts at once has its PENDING event emitted on the pool, right before RUNNING: the
-      // submitting thread is the busier one (it decodes every assignment), and the order is the same.
-      if (std::find(admitted.begin(), admitted.end(), c.task) != admitted.end()) {
-        c.task->pending_event_deferred = true;
-      } else {
-        emit_pending_locked(*c.task);
-      }
+    // A task that starts at once gets its PENDING event on the pool, right before RUNNING: host work off
+    // the submitting thread, which is the one thread every assignment passes. A task that waits for a
+    // slot is announced now (unless something of it was emitted already, which emitted PENDING first).
+    if (c.in_maps && std::find(admitted.begin(), admitted.end(), c.task) == admitted.end()) {
+      std::lock_guard tl(c.task->mu);
+      if (c.task->pending_event_deferred) emit_pending_locked(*c.task);
     }
-    c.task_lock.unlock();
     if (c.outcome.result == AssignOutcome::Result::rejected) {
       c.outcome = reject(*c.assignment, c.task->kind, c.outcome.code, std::move(c.outcome.message));
     }
   }
-  launch(admitted);  // after every PENDING is out (or deferred to the strand): RUNNING must not overtake it
+  launch(admitted);
 }
 
 AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& resume) {
@@ -171,9 +169,9 @@ AssignOutcome Router::Impl::assign(const v1::TaskAssignment& a, const Resume& re
 }
 
 std::vector<AssignOutcome> Router::Impl::assign_batch(std::span<const v1::TaskAssignment> batch) {
-  // Each candidate's task stays locked from prepare() until its PENDING event is out, so a batch is
-  // admitted in groups: few locks held at once (a thread holding 64 trips TSan's deadlock detector,
-  // and a long row of held locks is a hazard of its own), still one critical section per group.
+  // Admitted in groups of 16: one critical section and one burst of starts per group, while the router's
+  // lock is never held for a whole large batch (the pool's retirements wait on it). (Groups once also
+  // bounded the task locks held at once; admission holds none now.)
   constexpr size_t kGroup = 16;
   static const Resume fresh;
   std::vector<AssignOutcome> out(batch.size());
@@ -260,6 +258,11 @@ v1::DeliveryReceipt Router::Impl::receipt_for_missing(std::string_view task_id, 
 
 TaskSnapshot Router::Impl::snapshot_locked(const Task& t) const {
   TaskSnapshot s;
+  fill_snapshot_locked(t, s);
+  return s;
+}
+
+void Router::Impl::fill_snapshot_locked(const Task& t, TaskSnapshot& s) const {
   s.task_id = t.id;
   s.kind = t.kind;
   s.attempt = t.attempt;
@@ -270,15 +273,9 @@ TaskSnapshot Router::Impl::snapshot_locked(const Task& t) const {
   s.progress = t.progress;
   s.pending_request_id = t.pending_request_id;
   s.cancel_requested = t.cancel_requested;
-  return s;
 }
 
 void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
-  TaskSnapshot snap;
-  {
-    std::lock_guard tl(t->mu);
-    snap = snapshot_locked(*t);
-  }
   {
     SerialShard& sh = shard(t->serial);
     std::lock_guard shard_lock(sh.mu);
@@ -299,7 +296,11 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
       --c.pending;
       --total.pending;
     }
-    finished.add(std::move(snap));
+    {
+      // Written straight into its slot of the ended-task memory (`mu`, then the task's lock).
+      std::lock_guard tl(t->mu);
+      finished.put(t->id, [&](TaskSnapshot& s) { fill_snapshot_locked(*t, s); });
+    }
     collect_admissions_locked(admitted);
     if (by_id.empty()) idle.notify_all();
   }

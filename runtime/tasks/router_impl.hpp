@@ -45,7 +45,6 @@ class Router::Impl {
     bool lossy = false;
     std::string encoded;
     TaskPtr task;  // null: answered by prepare()
-    std::unique_lock<std::mutex> task_lock;
     bool in_maps = false;
     AssignOutcome outcome;
   };
@@ -67,6 +66,7 @@ class Router::Impl {
   TaskPtr find_active(std::string_view id) const;
   v1::DeliveryReceipt receipt_for_missing(std::string_view task_id, std::string_view message_id) const;
   TaskSnapshot snapshot_locked(const Task& t) const;  // t.mu held
+  void fill_snapshot_locked(const Task& t, TaskSnapshot& s) const;  // t.mu held; overwrites every field
   // Removes an ended task from the live maps, frees its slot and admits the next. Strand or owner only.
   void retire(const TaskPtr& t, bool held_slot);
 
@@ -116,8 +116,7 @@ class Router::Impl {
   CallPool pool;
   Scheduler scheduler;
 
-  // Guards everything below. Taken before any Task::mu, never while holding one — except in assign(),
-  // for a brand-new task no other thread can reach yet. Spins before it sleeps: admission and
+  // Guards everything below. Taken before any Task::mu, never while holding one. Spins before it sleeps: admission and
   // retirement take it once per task each, from different threads (common/spin_wait.hpp).
   mutable SpinThenBlockMutex mu;
   // Active tasks (pending, running, waiting_input), keyed by a view of the task's own id (the value keeps

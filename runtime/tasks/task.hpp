@@ -74,8 +74,8 @@ struct Task {
   std::optional<double> beat_fraction;
   std::string beat_message;
   uint64_t seq = 0;
-  // Admitted and started in the same pass: its PENDING event is emitted just before its next event
-  // (RUNNING, on the pool) instead of by the submitting thread (Router::Impl::emit_locked).
+  // Its PENDING event is still owed: emitted right before the task's next event (emit_locked), which for
+  // a task that starts at once is RUNNING, on the pool; a task that waits for a slot gets it at admission.
   bool pending_event_deferred = false;
 
   // --- strand only (set and read by the handler running on the task's strand) ---
