@@ -66,15 +66,19 @@ void CallPool::run_turn_later(Strand* strand, TaskPtr self) {
 void CallPool::work() {
   bool just_ran = false;
   for (;;) {
-    if (just_ran) {
-      // Look again for a moment before sleeping: the next hand-over is usually microseconds away, and
-      // catching it here costs the submitting thread no wake-up.
+    // Look again for a moment before sleeping: the next hand-over is usually microseconds away, and
+    // catching it here costs the submitting thread no wake-up. One thread at a time: after a burst, a
+    // dozen idle threads spinning together would only burn cores.
+    if (just_ran && spinners_.fetch_add(1, std::memory_order_relaxed) == 0) {
       const auto until = std::chrono::steady_clock::now() + kIdleSpin;
       int polls = 0;
       while (waiting_turns_.load(std::memory_order_acquire) == 0 && !stopping()) {
         if ((++polls & 63) == 0 && std::chrono::steady_clock::now() >= until) break;
         cpu_relax();
       }
+      spinners_.fetch_sub(1, std::memory_order_relaxed);
+    } else if (just_ran) {
+      spinners_.fetch_sub(1, std::memory_order_relaxed);
     }
     Turn turn;
     {

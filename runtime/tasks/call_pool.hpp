@@ -17,7 +17,8 @@
 // went to sleep at once, so nearly every hand-over paid a futex wake-up on the submitting thread (in
 // bench_e2e, 5 % of that thread's time in the kernel's wake-up path alone) and a scheduler round trip
 // before the pool thread ran. Here a turn is two words in a queue (no type-erased operation to allocate),
-// and a thread that ran a turn spins up to kIdleSpin before it sleeps; a pool with nothing to do sleeps.
+// and a thread that ran a turn spins up to kIdleSpin before it sleeps (one thread at a time); a pool
+// with nothing to do sleeps.
 #pragma once
 
 #include <boost/container/small_vector.hpp>
@@ -82,6 +83,7 @@ class CallPool {
   std::atomic<uint64_t> finished_{0};
   std::atomic<bool> stopping_flag_{false};
   std::atomic<size_t> waiting_turns_{0};  // queue_.size(), for spinning threads to watch without the lock
+  std::atomic<int> spinners_{0};          // pool threads spinning for the next turn (at most one spins)
 
   std::mutex mu_;  // guards everything below
   std::condition_variable work_cv_;  // a turn was queued, or stop()
