@@ -13,6 +13,7 @@
 // with std::condition_variable_any.
 #pragma once
 
+#include <atomic>
 #include <mutex>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -36,16 +37,30 @@ class SpinThenBlockMutex {
 
   void lock() {
     for (int i = 0; i < kSpins; ++i) {
-      if (m_.try_lock()) return;
+      // Read before trying: a failed try_lock is a write to the lock's cache line, which slows the
+      // holder down on its way to unlock.
+      if (!held_.load(std::memory_order_relaxed) && m_.try_lock()) {
+        held_.store(true, std::memory_order_relaxed);
+        return;
+      }
       cpu_relax();
     }
     m_.lock();
+    held_.store(true, std::memory_order_relaxed);
   }
-  bool try_lock() { return m_.try_lock(); }
-  void unlock() { m_.unlock(); }
+  bool try_lock() {
+    if (!m_.try_lock()) return false;
+    held_.store(true, std::memory_order_relaxed);
+    return true;
+  }
+  void unlock() {
+    held_.store(false, std::memory_order_relaxed);
+    m_.unlock();
+  }
 
  private:
   std::mutex m_;
+  std::atomic<bool> held_{false};  // a hint for spinners; the mutex decides
 };
 
 }  // namespace taskhost
