@@ -232,10 +232,11 @@ void Router::Impl::collect_admissions_locked(Admitted& admitted) {
 
 void Router::Impl::launch(const Admitted& admitted) {
   for (const auto& t : admitted) {
-    {
-      std::lock_guard tl(t->mu);
-      t->started = true;
-    }
+    // Queued while the task's lock is held: a cancel or a steering message that sees `started` is then
+    // queued behind the start, never ahead of it (ahead, a cancel found no executor yet and was refused,
+    // and the task ran on until the cancel deadline). Posting only queues; it never runs the call here.
+    std::lock_guard tl(t->mu);
+    t->started = true;
     post(t, [this](const TaskPtr& task) { start_on_strand(task); });
   }
 }

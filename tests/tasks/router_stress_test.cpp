@@ -43,17 +43,22 @@ TEST_CASE("every task reaches exactly one completion under concurrent sink calls
   submit_threads.join();
   submit_holds.join();
 
-  // Steer, finish or cancel every hold task from two threads at once, racing the plugin.
+  // Steer, finish or cancel every hold task from two threads at once, racing the plugin. A cancel is
+  // never refused: one that races a task's start is queued behind it.
+  std::atomic<int> refused_cancels{0};
+  auto on_cancel = [&](const v1::DeliveryReceipt& r) {
+    if (r.outcome() == v1::DeliveryReceipt::REJECTED) refused_cancels++;
+  };
   auto driver = [&](int parity) {
     for (int i = parity; i < kHoldTasks; i += 2) {
       const std::string id = "ho" + std::to_string(i);
       f.router().deliver(message(id, "hello"), [](const v1::DeliveryReceipt&) {});
       if (i % 3 == 0) {
-        f.router().cancel(cancel_request(id), [](const v1::DeliveryReceipt&) {});
+        f.router().cancel(cancel_request(id), on_cancel);
       } else {
         f.router().deliver(message(id, "finish"), [](const v1::DeliveryReceipt&) {});
       }
-      f.router().cancel(cancel_request(id), [](const v1::DeliveryReceipt&) {});  // usually TASK_ENDED
+      f.router().cancel(cancel_request(id), on_cancel);  // usually TASK_ENDED
     }
   };
   // Pending hold tasks only take steering once started; keep driving until all are done.
@@ -63,6 +68,7 @@ TEST_CASE("every task reaches exactly one completion under concurrent sink calls
     b.join();
   }
   REQUIRE(f.router().wait_idle(30s));
+  CHECK(refused_cancels == 0);
 
   std::map<std::string, int> per_task;
   for (const auto& c : f.outbox.completions()) per_task[c.task_id()]++;
