@@ -74,8 +74,8 @@ struct Task {
   std::optional<double> beat_fraction;
   std::string beat_message;
   uint64_t seq = 0;
-  // Its PENDING event is still owed: emitted right before the task's next event (emit_locked), which for
-  // a task that starts at once is RUNNING, on the pool; a task that waits for a slot gets it at admission.
+  // Its PENDING event is still owed: set at creation, and emitted by admission right after the task
+  // entered the maps, or before any other event of the task that comes first (emit_locked).
   bool pending_event_deferred = false;
 
   // --- strand only (set and read by the handler running on the task's strand) ---
