@@ -4,6 +4,8 @@
 
 #include "tasks/lifecycle.hpp"
 
+#include <sys/resource.h>
+
 #include <map>
 #include <thread>
 
@@ -345,6 +347,29 @@ TEST_CASE("a plugin call that blocks does not stall other tasks: the pool grows 
   CHECK(f.router().snapshot("blocker")->state != v1::SUCCEEDED);
   f.router().deliver(message("blocker", "finish"));
   CHECK(f.router().wait_idle(5s));
+}
+
+// The pool's threads spin for a moment after a call before they sleep (call_pool.hpp). An idle host must
+// still be idle: a spin that never ended would burn a core per pool thread for as long as it runs.
+TEST_CASE("an idle host's pool threads sleep after their brief spin") {
+  tasks::RouterOptions o;
+  o.worker_threads = 2;
+  HostFixture f(o);
+  for (int i = 0; i < 200; ++i) {
+    REQUIRE(f.router().assign(assignment("idle" + std::to_string(i), "test.instant", R"({"q":1})")).accepted());
+  }
+  REQUIRE(f.router().wait_idle(5s));
+  std::this_thread::sleep_for(100ms);  // far past the 50 us spin
+  auto cpu_ms = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000.0 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1000.0;
+  };
+  const double before = cpu_ms();
+  std::this_thread::sleep_for(500ms);
+  // Spinning threads would use ~1000 ms of CPU here (two of them); sleeping ones, next to nothing (the
+  // pool's growth check wakes every 10 ms, the timer and the fixture a little more).
+  CHECK(cpu_ms() - before < 100.0);
 }
 
 TEST_CASE("a pending task is canceled at once without reaching the plugin") {
