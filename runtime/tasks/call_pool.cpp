@@ -4,7 +4,6 @@
 #include "common/spin_wait.hpp"
 #include "tasks/task.hpp"
 
-
 #include <algorithm>
 #include <exception>
 #include <system_error>
