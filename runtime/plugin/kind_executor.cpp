@@ -34,13 +34,13 @@ void KindExecutor::copy_error(CallResult& result, char* text) { result.error = t
 
 CallCounts KindExecutor::calls() const {
   CallCounts c;
-  c.start = starts_.load(std::memory_order_relaxed);
-  c.deliver = delivers_.load(std::memory_order_relaxed);
-  c.cancel = cancels_.load(std::memory_order_relaxed);
-  c.reconcile = reconciles_.load(std::memory_order_relaxed);
-  c.can_reattach = can_reattaches_.load(std::memory_order_relaxed);
-  c.detach = detaches_.load(std::memory_order_relaxed);
-  c.release = releases_.load(std::memory_order_relaxed);
+  c.start = counts_.read(CallOp::start);
+  c.deliver = counts_.read(CallOp::deliver);
+  c.cancel = counts_.read(CallOp::cancel);
+  c.reconcile = counts_.read(CallOp::reconcile);
+  c.can_reattach = counts_.read(CallOp::can_reattach);
+  c.detach = counts_.read(CallOp::detach);
+  c.release = counts_.read(CallOp::release);
   return c;
 }
 
@@ -52,25 +52,25 @@ CallResult KindExecutor::deliver(const TaskCall& task, const MessageCall& messag
   msg.text = message.text.data();
   msg.data = to_bytes(message.data);
   msg.in_reply_to = message.in_reply_to.data();
-  count(delivers_);
+  count(CallOp::deliver);
   return call_with_error([&](th_error_buf* err) { return desc_.on_deliver(executor_, &task, &msg, err); });
 }
 
 bool KindExecutor::can_reattach(const TaskCall& task) const {
   if (!desc_.on_can_reattach) return false;
-  count(can_reattaches_);
+  count(CallOp::can_reattach);
   return desc_.on_can_reattach(executor_, &task) != 0;
 }
 
 CallResult KindExecutor::detach(const TaskCall& task) const {
   if (!desc_.on_detach) return {TH_UNSUPPORTED, "kind '" + kind_ + "' cannot detach tasks"};
-  count(detaches_);
+  count(CallOp::detach);
   return call_with_error([&](th_error_buf* err) { return desc_.on_detach(executor_, &task, err); });
 }
 
 void KindExecutor::release(const TaskCall& task) const {
   if (!desc_.on_release) return;
-  count(releases_);
+  count(CallOp::release);
   desc_.on_release(executor_, &task);
 }
 

@@ -10,6 +10,8 @@
 // the owning Generation guarantees the code stays mapped until then.
 #pragma once
 
+#include "plugin/call_counters.hpp"
+
 #include <taskhost/plugin.h>
 
 #include <atomic>
@@ -85,16 +87,14 @@ class KindExecutor {
   template <typename Fn>
   static CallResult call_with_error(Fn&& fn);
   static void copy_error(CallResult& result, char* text);  // cold path, out of line
-  // Relaxed: a counter only has to be exact, not ordered with anything; one uncontended add per call.
-  static void count(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+  void count(CallOp op) const { counts_.add(op); }
 
   th_kind_descriptor desc_;  // copy, zero-filled past the plugin's struct_size
   th_executor* executor_;
   std::string kind_;
   th_encoding encoding_;
   std::string description_, input_schema_, output_schema_;
-  mutable std::atomic<uint64_t> starts_{0}, delivers_{0}, cancels_{0}, reconciles_{0}, can_reattaches_{0}, detaches_{0},
-      releases_{0};
+  mutable CallCounters counts_;
 };
 
 // ---- inline hot path ------------------------------------------------------------------------------
@@ -117,18 +117,18 @@ inline CallResult KindExecutor::call_with_error(Fn&& fn) {
 }
 
 inline CallResult KindExecutor::start(const TaskCall& task) const {
-  count(starts_);
+  count(CallOp::start);
   return call_with_error([&](th_error_buf* err) { return desc_.on_start(executor_, &task, err); });
 }
 
 inline CallResult KindExecutor::cancel(const TaskCall& task) const {
-  count(cancels_);
+  count(CallOp::cancel);
   return call_with_error([&](th_error_buf* err) { return desc_.on_cancel(executor_, &task, err); });
 }
 
 inline CallResult KindExecutor::reconcile(const TaskCall& task) const {
   if (!desc_.on_reconcile) return {};
-  count(reconciles_);
+  count(CallOp::reconcile);
   return call_with_error([&](th_error_buf* err) { return desc_.on_reconcile(executor_, &task, err); });
 }
 
