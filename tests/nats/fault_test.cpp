@@ -81,6 +81,7 @@ struct Tally {
   size_t twice = 0;        // tasks with more than one
   size_t not_succeeded = 0;
   size_t retried = 0;      // ended by a later attempt than the first (redelivered or re-attached)
+  std::string first_failures;  // what the first few not-succeeded tasks ended with, for the failure message
 };
 
 Tally tally(Probe& p, const tn::Names& names) {
@@ -88,7 +89,11 @@ Tally tally(Probe& p, const tn::Names& names) {
   for (const auto& [id, cs] : p.completions(names)) {
     ++t.tasks;
     if (cs.size() != 1) ++t.twice;
-    if (cs.front().state() != v1::SUCCEEDED) ++t.not_succeeded;
+    if (cs.front().state() != v1::SUCCEEDED && ++t.not_succeeded <= 3) {
+      const auto& c = cs.front();
+      t.first_failures += fmt::format("\n  {} attempt {} on {}: {} {} '{}'", id, c.attempt(), c.worker_id(),
+                                      v1::TaskState_Name(c.state()), c.error().kind(), c.error().message());
+    }
     if (cs.front().attempt() > 1) ++t.retried;
   }
   return t;
@@ -127,7 +132,7 @@ void check_queue_drained(Probe& p, const tn::Names& names) {
 void check_each_done_once(Probe& p, const tn::Names& names, int n, Tally& t) {
   CHECK(t.tasks == static_cast<size_t>(n));
   CHECK(t.twice == 0);
-  CHECK(t.not_succeeded == 0);
+  CHECK_MESSAGE(t.not_succeeded == 0, t.first_failures);
   check_queue_drained(p, names);
   // Redelivered leftovers were recognised as done, not run again. Polled: a read of the stream on a
   // loaded machine (or right after a node's restart) can time out part way and come back short.
