@@ -83,14 +83,26 @@ void HostLiveness::drain_watcher() {
 std::vector<std::string> HostLiveness::tick() {
   std::vector<std::string> rescue;
   try {
-    if (std::chrono::steady_clock::now() - last_beat_ >= options_.host_dead_after / 4) beat();
+    if (std::chrono::steady_clock::now() - last_beat_ >= options_.host_dead_after / 4) {
+      try {
+        beat();
+      } catch (...) {
+        blind_ = true;
+        throw;
+      }
+      if (blind_) {
+        blind_ = false;
+        std::lock_guard lock(mu_);
+        judge_from_ = std::chrono::steady_clock::now();
+      }
+    }
     drain_watcher();
     std::vector<std::pair<std::string, uint64_t>> dead;
     {
       std::lock_guard lock(mu_);
       const auto now = std::chrono::steady_clock::now();
       for (const auto& [worker, seen] : hosts_) {
-        if (now - seen.changed > options_.host_dead_after) dead.emplace_back(worker, seen.revision);
+        if (now - silent_since_locked(seen) > options_.host_dead_after) dead.emplace_back(worker, seen.revision);
       }
     }
     for (const auto& [worker, revision] : dead) {
@@ -123,7 +135,7 @@ bool HostLiveness::alive(const std::string& worker_id) const {
   if (worker_id == options_.worker_id) return true;
   std::lock_guard lock(mu_);
   auto it = hosts_.find(worker_id);
-  return it != hosts_.end() && std::chrono::steady_clock::now() - it->second.changed <= options_.host_dead_after;
+  return it != hosts_.end() && std::chrono::steady_clock::now() - silent_since_locked(it->second) <= options_.host_dead_after;
 }
 
 }  // namespace taskhost::transport::nats

@@ -14,6 +14,7 @@
 #include "transport/nats/nats_options.hpp"
 #include "transport/nats/record_store.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -38,7 +39,8 @@ class HostLiveness {
   void remove_self();
 
   // A host counts as alive when its key changed within host_dead_after, and this host itself always.
-  // Unknown hosts are dead.
+  // Unknown hosts are dead. Time in which this host could not write the bucket itself does not count
+  // against others (see judge_from_).
   bool alive(const std::string& worker_id) const;
 
  private:
@@ -48,6 +50,10 @@ class HostLiveness {
   };
   void drain_watcher();
   void beat();
+  // When another host's silence starts to count: the later of its last change and judge_from_.
+  std::chrono::steady_clock::time_point silent_since_locked(const Seen& seen) const {
+    return std::max(seen.changed, judge_from_);
+  }
 
   RecordStore& store_;
   kvStore* kv_;
@@ -55,8 +61,14 @@ class HostLiveness {
   kvWatcher* watcher_ = nullptr;
   uint64_t own_revision_ = 0;
   std::chrono::steady_clock::time_point last_beat_{};
+  bool blind_ = false;  // this host's last beat failed: the bucket is out of its reach (liveness thread only)
   mutable std::mutex mu_;
   std::map<std::string, Seen> hosts_;  // other hosts, by worker id
+  // Set when this host's beats succeed again after failing: while the bucket was out of reach (a server
+  // restart, a JetStream leader election) every host's beats failed alike, and the updates that prove
+  // the others alive arrive only after. Judging them from their last change would declare live hosts
+  // dead, and fail their tasks "orphaned".
+  std::chrono::steady_clock::time_point judge_from_{};
 };
 
 }  // namespace taskhost::transport::nats
