@@ -68,16 +68,15 @@ void CallPool::work() {
     // Look again for a moment before sleeping: the next hand-over is usually microseconds away, and
     // catching it here costs the submitting thread no wake-up. One thread at a time: after a burst, a
     // dozen idle threads spinning together would only burn cores.
-    if (just_ran && spinners_.fetch_add(1, std::memory_order_relaxed) == 0) {
+    bool idle = false;
+    if (just_ran && spinning_.compare_exchange_strong(idle, true, std::memory_order_relaxed)) {
       const auto until = std::chrono::steady_clock::now() + kIdleSpin;
       int polls = 0;
       while (waiting_turns_.load(std::memory_order_acquire) == 0 && !stopping()) {
         if ((++polls & 63) == 0 && std::chrono::steady_clock::now() >= until) break;
         cpu_relax();
       }
-      spinners_.fetch_sub(1, std::memory_order_relaxed);
-    } else if (just_ran) {
-      spinners_.fetch_sub(1, std::memory_order_relaxed);
+      spinning_.store(false, std::memory_order_relaxed);
     }
     Turn turn;
     {
@@ -90,22 +89,24 @@ void CallPool::work() {
       queue_.pop_front();
       waiting_turns_.fetch_sub(1, std::memory_order_relaxed);
     }
+    turns_started_.fetch_add(1, std::memory_order_relaxed);
     turn.strand->run_turn(turn.self);
+    turns_finished_.fetch_add(1, std::memory_order_relaxed);
     just_ran = true;
   }
 }
 
 void CallPool::watch() {
-  uint64_t last_finished = finished_.load(std::memory_order_relaxed);
+  uint64_t last_finished = turns_finished_.load(std::memory_order_relaxed);
   std::unique_lock lock(mu_);
   while (!monitor_cv_.wait_for(lock, kCheckInterval, [&] { return stopping_; })) {
-    // Relaxed reads of three totals are not one instant; the differences are clamped at zero.
-    const uint64_t now_finished = finished_.load(std::memory_order_relaxed);
-    const uint64_t started = started_.load(std::memory_order_relaxed);
-    const uint64_t posted = posted_.load(std::memory_order_relaxed);
-    const uint64_t in_calls = started > now_finished ? started - now_finished : 0;
+    // Relaxed reads of the totals are not one instant; the difference is clamped at zero. Turns waiting
+    // are read under mu_ (the queue itself). A turn stuck in a blocking call finishes no turn.
+    const uint64_t now_finished = turns_finished_.load(std::memory_order_relaxed);
+    const uint64_t started = turns_started_.load(std::memory_order_relaxed);
+    const uint64_t in_turns = started > now_finished ? started - now_finished : 0;
     const size_t threads = threads_.load(std::memory_order_relaxed);
-    const bool starved = in_calls >= threads && posted > started && now_finished == last_finished;
+    const bool starved = in_turns >= threads && !queue_.empty() && now_finished == last_finished;
     last_finished = now_finished;
     if (!starved || threads >= max_threads_) continue;
     try {
@@ -124,7 +125,6 @@ void CallPool::watch() {
 thread_local const Strand* Strand::current_ = nullptr;
 
 void Strand::post(const TaskPtr& self, Call call) {
-  pool_.queued();
   {
     std::lock_guard lock(mu_);
     queue_.push_back(std::move(call));
@@ -152,7 +152,6 @@ void Strand::run_turn(const TaskPtr& self) {
       }
       call = std::move(queue_[head_++]);
     }
-    pool_.started();
     // A host call that throws is a host bug; log it and keep the pool's thread serving other tasks.
     try {
       call(self);
@@ -161,11 +160,19 @@ void Strand::run_turn(const TaskPtr& self) {
     } catch (...) {
       log::error("task call failed with an unknown exception");
     }
-    pool_.finished();
   }
   current_ = outer;
-  // More may be waiting: queue the next turn behind the other strands' work (after stop() the pool
-  // drops it, and with it the calls not started, as it drops every other queued operation).
+  {
+    std::lock_guard lock(mu_);
+    if (head_ == queue_.size()) {  // the turn ended exactly on its last call: nothing to come back for
+      queue_.clear();
+      head_ = 0;
+      scheduled_ = false;
+      return;
+    }
+  }
+  // More is waiting: queue the next turn behind the other strands' work (after stop() the pool drops
+  // it, and with it the calls not started, as it drops every other queued operation).
   schedule(self);
 }
 

@@ -5,7 +5,7 @@
 // calls not started yet never run (they are dropped with the pool's queue, or with their task).
 //
 // Elastic: the pool starts with `core` threads and adds one (up to `max`) whenever every thread has been
-// inside a call for a whole check interval (10 ms) with no call finishing while others wait: a plugin
+// inside a turn for a whole check interval (10 ms) with no turn finishing while others wait: a plugin
 // call that blocks cannot stall the tasks behind it. Added threads stay until stop(). The core is small
 // on purpose: every idle pool thread makes each post a futex wake-up and a context switch, and on a
 // 2-core host a second core thread measured as pure overhead (bench_e2e 0.21–0.30x with two, 0.38–0.53x
@@ -59,11 +59,6 @@ class CallPool {
   // Queues one turn of `strand` (Strand only). `self` keeps the strand's task alive until it ran.
   void run_turn_later(Strand* strand, TaskPtr self);
 
-  // Bookkeeping for growth, kept by Strand::post around every call: three running totals, from which
-  // the monitor derives the calls waiting (posted - started) and in progress (started - finished).
-  void queued() { posted_.fetch_add(1, std::memory_order_relaxed); }
-  void started() { started_.fetch_add(1, std::memory_order_relaxed); }
-  void finished() { finished_.fetch_add(1, std::memory_order_relaxed); }
   // True once stop() began: a strand stops between calls instead of running the rest of its turn.
   bool stopping() const { return stopping_flag_.load(std::memory_order_acquire); }
 
@@ -78,12 +73,13 @@ class CallPool {
 
   const size_t max_threads_;
   std::atomic<size_t> threads_{0};
-  std::atomic<uint64_t> posted_{0};  // calls posted (a waiting one sits in the pool's queue or behind its strand)
-  std::atomic<uint64_t> started_{0};
-  std::atomic<uint64_t> finished_{0};
+  // Growth bookkeeping, kept by the pool threads per turn (never by the threads that post): turns in
+  // progress are started - finished, and turns waiting are waiting_turns_.
+  std::atomic<uint64_t> turns_started_{0};
+  std::atomic<uint64_t> turns_finished_{0};
   std::atomic<bool> stopping_flag_{false};
   std::atomic<size_t> waiting_turns_{0};  // queue_.size(), for spinning threads to watch without the lock
-  std::atomic<int> spinners_{0};          // pool threads spinning for the next turn (at most one spins)
+  std::atomic<bool> spinning_{false};     // a pool thread is spinning for the next turn (at most one is)
 
   std::mutex mu_;  // guards everything below
   std::condition_variable work_cv_;  // a turn was queued, or stop()
