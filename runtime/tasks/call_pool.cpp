@@ -2,10 +2,12 @@
 
 #include "common/log.hpp"
 #include "common/spin_wait.hpp"
+#include "common/thread_sched.hpp"
 #include "tasks/task.hpp"
 
 #include <algorithm>
 #include <exception>
+#include <optional>
 #include <system_error>
 
 namespace taskhost::tasks {
@@ -14,18 +16,25 @@ CallPool::CallPool(size_t core_threads, size_t max_threads)
     : max_threads_(std::max(std::max<size_t>(1, core_threads), max_threads)) {
   {
     std::lock_guard lock(mu_);
-    for (size_t i = 0; i < std::max<size_t>(1, core_threads); ++i) add_thread_locked();
+    for (size_t i = 0; i < std::max<size_t>(1, core_threads); ++i) add_thread_locked(false);
   }
   monitor_ = std::thread([this] { watch(); });
 }
 
-void CallPool::add_thread_locked() {
-  workers_.emplace_back([this] { work(); });
+void CallPool::add_thread_locked(bool extra) {
+  auto self = workers_.emplace(workers_.end());
+  self->extra = extra;
+  try {
+    self->thread = std::thread([this, self] { work(self); });
+  } catch (...) {
+    workers_.erase(self);
+    throw;
+  }
   threads_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void CallPool::stop() {
-  std::vector<std::thread> workers;
+  std::vector<std::thread> joining;
   std::deque<Turn> dropped;
   {
     std::lock_guard lock(mu_);
@@ -35,17 +44,20 @@ void CallPool::stop() {
   }
   work_cv_.notify_all();
   monitor_cv_.notify_all();
-  // The monitor adds threads; once it has ended, the list of workers is final.
+  // The monitor adds threads; once it has ended, no thread is added, and none retires (a retiring
+  // thread checks stopping_ under mu_ first).
   if (monitor_.joinable()) monitor_.join();
   {
     std::lock_guard lock(mu_);
-    workers.swap(workers_);
+    joining.swap(retired_);
+    for (auto& w : workers_) joining.push_back(std::move(w.thread));
   }
-  for (auto& t : workers) {
+  for (auto& t : joining) {
     if (t.joinable()) t.join();
   }
   {
     std::lock_guard lock(mu_);
+    workers_.clear();
     dropped.swap(queue_);  // released outside the lock: a task freed here may free more
     waiting_turns_.store(0, std::memory_order_relaxed);
   }
@@ -57,12 +69,15 @@ void CallPool::run_turn_later(Strand* strand, TaskPtr self) {
     std::lock_guard lock(mu_);
     queue_.push_back(Turn{strand, std::move(self)});
     waiting_turns_.fetch_add(1, std::memory_order_release);
-    wake = sleepers_ > 0;
+    // A spinning thread takes a lone turn without a wake-up. Its "spinning" flag is cleared before it
+    // takes mu_ to sleep, so a turn queued while it was still set is in the queue it then looks at.
+    wake = sleepers_ > 0 && (queue_.size() > 1 || !spinning_.load(std::memory_order_relaxed));
   }
   if (wake) work_cv_.notify_one();
 }
 
-void CallPool::work() {
+void CallPool::work(Workers::iterator self) {
+  self->tid.store(current_thread_id(), std::memory_order_relaxed);
   bool just_ran = false;
   for (;;) {
     // Look again for a moment before sleeping: the next hand-over is usually microseconds away, and
@@ -82,7 +97,17 @@ void CallPool::work() {
     {
       std::unique_lock lock(mu_);
       ++sleepers_;
-      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      auto ready = [&] { return stopping_ || !queue_.empty(); };
+      if (!self->extra) {
+        work_cv_.wait(lock, ready);
+      } else if (!work_cv_.wait_for(lock, kRetireAfter, ready)) {
+        // An added thread with nothing to do for kRetireAfter: the burst that needed it is over.
+        --sleepers_;
+        retired_.push_back(std::move(self->thread));
+        workers_.erase(self);
+        threads_.fetch_sub(1, std::memory_order_relaxed);
+        return;
+      }
       --sleepers_;
       if (stopping_) return;  // what is still queued never runs (stop() drops it)
       turn = std::move(queue_.front());
@@ -96,10 +121,39 @@ void CallPool::work() {
   }
 }
 
+bool CallPool::short_of_cpu(std::vector<CpuSample>& samples) {
+  const auto now = std::chrono::steady_clock::now();
+  bool short_of_cpu = false;
+  for (auto& sample : samples) {
+    const auto seen = sample.tid == 0 ? std::nullopt : sample_thread(sample.tid);
+    if (!seen) continue;  // not reported (or not running yet): judged by progress alone
+    // Runnable, yet it had less than half the time on a CPU: it waits for one. (Asleep is blocked in
+    // its call; runnable and on a CPU most of the time is a long computation: both merit a thread.)
+    const auto elapsed_ns = static_cast<uint64_t>(std::chrono::nanoseconds(now - sample.at).count());
+    if (sample.on_cpu_ns != 0 && seen->runnable && seen->on_cpu_ns - sample.on_cpu_ns < elapsed_ns / 2) {
+      short_of_cpu = true;
+    }
+    sample.on_cpu_ns = seen->on_cpu_ns;
+    sample.at = now;
+  }
+  return short_of_cpu;
+}
+
 void CallPool::watch() {
   uint64_t last_finished = turns_finished_.load(std::memory_order_relaxed);
+  // Each pool thread's CPU time at the previous check, while the pool looks starved.
+  std::vector<CpuSample> samples;
+  bool armed = false;  // the previous check found the pool starved and took `samples`
   std::unique_lock lock(mu_);
   while (!monitor_cv_.wait_for(lock, kCheckInterval, [&] { return stopping_; })) {
+    if (!retired_.empty()) {  // ended on their own: joining only collects them (outside mu_)
+      std::vector<std::thread> ended;
+      ended.swap(retired_);
+      lock.unlock();
+      for (auto& t : ended) t.join();
+      lock.lock();
+      if (stopping_) break;
+    }
     // Relaxed reads of the totals are not one instant; the difference is clamped at zero. Turns waiting
     // are read under mu_ (the queue itself). A turn stuck in a blocking call finishes no turn.
     const uint64_t now_finished = turns_finished_.load(std::memory_order_relaxed);
@@ -108,9 +162,28 @@ void CallPool::watch() {
     const size_t threads = threads_.load(std::memory_order_relaxed);
     const bool starved = in_turns >= threads && !queue_.empty() && now_finished == last_finished;
     last_finished = now_finished;
-    if (!starved || threads >= max_threads_) continue;
+    if (!starved || threads >= max_threads_) {
+      armed = false;
+      continue;
+    }
+    // Starved: blocked in calls, or only waiting for a CPU? The scheduler tells, over the next
+    // interval (read without mu_: two small file reads per thread).
+    if (!armed || samples.size() != workers_.size()) {
+      samples.clear();
+      for (const auto& w : workers_) samples.push_back(CpuSample{w.tid.load(std::memory_order_relaxed), 0, {}});
+      armed = false;
+    }
+    lock.unlock();
+    const bool cpu_short = short_of_cpu(samples);
+    lock.lock();
+    if (!armed) {  // first sample: decide at the next check, over one whole interval
+      armed = true;
+      continue;
+    }
+    if (cpu_short || stopping_) continue;
+    armed = false;
     try {
-      add_thread_locked();
+      add_thread_locked(true);
     } catch (const std::system_error& e) {  // out of threads: keep serving with the ones there are
       log::error("plugin calls: all {} pool threads are inside calls and no thread could be added: {}", threads,
                  e.what());
@@ -118,7 +191,7 @@ void CallPool::watch() {
     }
     log::info("plugin calls: all {} pool threads were inside calls for {} ms while others waited (a plugin "
               "call that blocks?); added one",
-              threads, kCheckInterval.count());
+              threads, 2 * kCheckInterval.count());
   }
 }
 

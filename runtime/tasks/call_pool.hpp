@@ -4,12 +4,15 @@
 // order, each on some pool thread; different strands run in parallel. stop() waits for the calls running;
 // calls not started yet never run (they are dropped with the pool's queue, or with their task).
 //
-// Elastic: the pool starts with `core` threads and adds one (up to `max`) whenever every thread has been
-// inside a turn for a whole check interval (10 ms) with no turn finishing while others wait: a plugin
-// call that blocks cannot stall the tasks behind it. Added threads stay until stop(). The core is small
-// on purpose: every idle pool thread makes each post a futex wake-up and a context switch, and on a
-// 2-core host a second core thread measured as pure overhead (bench_e2e 0.21–0.30x with two, 0.38–0.53x
-// with one; the README has the runs).
+// Elastic: the pool starts with `core` threads and adds one (up to `max`) when every thread has been
+// inside a turn for two check intervals (10 ms each), no turn finished while others waited, and no pool
+// thread is runnable with less than half of the second interval on a CPU. So a plugin call that blocks
+// (or computes for long) cannot stall the tasks behind it, while a pool that is merely short of CPU (a
+// busy machine preempting its threads) does not grow: another thread would only queue for the same
+// CPUs, and on a loaded machine the old rule grew the pool to its maximum. An added thread that finds
+// nothing to do for kRetireAfter ends. The core is small on purpose: every idle pool thread makes each
+// post a futex wake-up and a context switch, and on a 2-core host a second core thread measured as pure
+// overhead (bench_e2e 0.21–0.30x with two, 0.38–0.53x with one; the README has the runs).
 //
 // Why not boost::asio::thread_pool (which this replaced): the pool only ever runs strand turns, and a
 // thread that finds the queue empty should look again for a few microseconds before it sleeps. A
@@ -23,6 +26,8 @@
 
 #include <boost/container/small_vector.hpp>
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -30,6 +35,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -46,6 +52,8 @@ class CallPool {
   static constexpr std::chrono::milliseconds kCheckInterval{10};
   // How long a pool thread that just ran a turn looks for the next one before it sleeps.
   static constexpr std::chrono::microseconds kIdleSpin{50};
+  // How long a thread added beyond the core waits for work before it ends.
+  static constexpr std::chrono::seconds kRetireAfter{2};
 
   CallPool(size_t core_threads, size_t max_threads);
   ~CallPool() { stop(); }
@@ -67,9 +75,23 @@ class CallPool {
     Strand* strand;
     TaskPtr self;
   };
-  void work();   // a pool thread
-  void watch();  // the monitor thread
-  void add_thread_locked();
+  struct Worker {
+    std::thread thread;
+    std::atomic<pid_t> tid{0};  // its kernel thread id, once it runs (for the monitor's CPU check)
+    bool extra = false;         // added beyond the core: ends after kRetireAfter without work
+  };
+  using Workers = std::list<Worker>;
+  void work(Workers::iterator self);  // a pool thread
+  void watch();                       // the monitor thread
+  void add_thread_locked(bool extra);
+  struct CpuSample {
+    pid_t tid = 0;
+    uint64_t on_cpu_ns = 0;  // 0: not sampled yet
+    std::chrono::steady_clock::time_point at;
+  };
+  // True when some pool thread is runnable but had less than half the time since its sample on a CPU:
+  // the pool is short of CPU, not of threads. Refreshes the samples. Called without mu_.
+  static bool short_of_cpu(std::vector<CpuSample>& samples);
 
   const size_t max_threads_;
   std::atomic<size_t> threads_{0};
@@ -87,7 +109,8 @@ class CallPool {
   std::deque<Turn> queue_;
   size_t sleepers_ = 0;  // pool threads waiting on work_cv_
   bool stopping_ = false;
-  std::vector<std::thread> workers_;
+  Workers workers_;                   // a list: each thread keeps its own entry's address
+  std::vector<std::thread> retired_;  // extra threads that ended, to be joined (by the monitor or stop())
   std::thread monitor_;
 };
 
