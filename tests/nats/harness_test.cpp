@@ -8,6 +8,7 @@
 
 #include <signal.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -37,8 +38,15 @@ uint64_t publish_and_count(const std::string& url, int replicas, const char* str
   cfg.Replicas = replicas;
   jsErrCode code = static_cast<jsErrCode>(0);
   jsStreamInfo* si = nullptr;
-  natsStatus s = js_AddStream(&si, js, &cfg, nullptr, &code);
-  if (s == NATS_OK) jsStreamInfo_Destroy(si);
+  // A cluster that has just formed (or just lost a node) can answer "JetStream temporarily unavailable"
+  // while it elects its leaders; adding a stream that exists with this config again is a no-op.
+  natsStatus s = NATS_ERR;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((s = js_AddStream(&si, js, &cfg, nullptr, &code)) != NATS_OK && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  REQUIRE_MESSAGE(s == NATS_OK, "adding stream ", stream, ": ", natsStatus_GetText(s), " (JetStream error ", code, ")");
+  jsStreamInfo_Destroy(si);
   jsPubAck* pa = nullptr;
   REQUIRE(js_Publish(&pa, js, subject.c_str(), "m", 1, nullptr, &code) == NATS_OK);
   jsPubAck_Destroy(pa);
