@@ -73,14 +73,23 @@ double process_cpu_us() {
   return us(u.ru_utime) + us(u.ru_stime);
 }
 
+// The fixture plugin alone in a directory of this run's own, removed at exit (every Host of the run
+// has been destroyed by then: each lives inside one benchmark function).
 fs::path plugins_dir() {
-  static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("taskhost-bench-e2e-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    fs::copy_file(fs::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", d / "scripted.so", fs::copy_options::overwrite_existing);
-    return d;
-  }();
-  return dir;
+  struct Dir {
+    fs::path path = fs::temp_directory_path() / ("taskhost-bench-e2e-" + std::to_string(::getpid()));
+    Dir() {
+      fs::create_directories(path);
+      fs::copy_file(fs::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", path / "scripted.so",
+                    fs::copy_options::overwrite_existing);
+    }
+    ~Dir() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  };
+  static const Dir dir;
+  return dir.path;
 }
 
 // Runs kBatch serialized assignments per iteration through a real Host; `submit` decodes and hands
