@@ -2,6 +2,8 @@
 // values, and checking that a process is gone.
 #pragma once
 
+#include "eventually.hpp"
+
 #include <signal.h>
 #include <sys/types.h>
 
@@ -16,16 +18,8 @@ namespace plugin_tests {
 
 using namespace std::chrono_literals;
 
-// Polls `pred` every few ms until it holds or `timeout` passes; returns whether it held. For conditions
-// a recorder cannot wait for itself (its predicate would have to call back into it).
-inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (pred()) return true;
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-}
+// For conditions a recorder cannot wait for itself (its predicate would have to call back into it).
+using taskhost::testing::eventually;
 
 // True when no process (not even a zombie) has this pid: the plugin killed AND reaped it.
 inline bool process_gone(pid_t pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }

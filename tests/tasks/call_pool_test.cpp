@@ -3,6 +3,8 @@
 #include "tasks/call_pool.hpp"
 #include "tasks/task.hpp"
 
+#include "eventually.hpp"
+
 #include <doctest/doctest.h>
 
 #include <sched.h>
@@ -10,23 +12,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <thread>
 #include <vector>
 
 using namespace taskhost::tasks;
+using taskhost::testing::eventually;
 using namespace std::chrono_literals;
 
 namespace {
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 TaskPtr new_task(CallPool& pool, const std::string& id) { return std::make_shared<Task>(id, "test.kind", pool); }
 
