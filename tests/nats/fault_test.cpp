@@ -61,7 +61,7 @@ max_deliver = 10
   }
   // Waits until the host logs that it pulls.
   bool wait_ready(std::chrono::milliseconds timeout = 20s) {
-    return eventually([&] { return log().find("pulling") != std::string::npos; }, timeout);
+    return eventually([&] { return log().find("pulling") != std::string::npos; }, timeout, kServerPoll);
   }
 
  private:
@@ -122,7 +122,7 @@ void check_queue_drained(Probe& p, const tn::Names& names) {
     unacked = ci->NumAckPending;
     jsConsumerInfo_Destroy(ci);
     return pending == 0 && unacked == 0;
-  }, 15s));
+  }, 15s, kServerPoll));
   CHECK(pending == 0);
   CHECK(unacked == 0);
 }
@@ -139,7 +139,7 @@ void check_each_done_once(Probe& p, const tn::Names& names, int n, Tally& t) {
   CHECK(eventually([&] {
     t = tally(p, names);
     return t.tasks == static_cast<size_t>(n);
-  }, 30s));
+  }, 30s, kServerPoll));
   CHECK(t.tasks == static_cast<size_t>(n));
   CHECK(t.twice == 0);
 }
@@ -158,7 +158,7 @@ void kill_one_host_mid_run(const std::string& ack_mode, int n) {
   const auto start = std::chrono::steady_clock::now();
   p.publish_tasks(names, echo_tasks("k-", n));
   // Mid-run: a third of the work done.
-  REQUIRE(eventually([&] { return tally(p, names).tasks >= static_cast<size_t>(n / 3); }, 60s));
+  REQUIRE(eventually([&] { return tally(p, names).tasks >= static_cast<size_t>(n / 3); }, 60s, kServerPoll));
   hosts[1]->process().kill_now();
   const size_t at_kill = tally(p, names).tasks;
   CHECK(at_kill < static_cast<size_t>(n));  // the kill really happened mid-run
@@ -167,7 +167,7 @@ void kill_one_host_mid_run(const std::string& ack_mode, int n) {
   CHECK(eventually([&] {
     t = tally(p, names);
     return t.tasks == static_cast<size_t>(n);
-  }, 60s));
+  }, 60s, kServerPoll));
   const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   MESSAGE(fmt::format("{} tasks ({}) through 3 hosts, one SIGKILLed at {} done: {:.1f} s, {} finished by a later attempt",
                       n, ack_mode, at_kill, seconds, t.retried));
@@ -207,7 +207,7 @@ TEST_CASE("a cluster node restarts mid-run: hosts fail over and no task is lost 
     jsStreamInfo_Destroy(si);
   }
   p.publish_tasks(names, echo_tasks("c-", n));
-  REQUIRE(eventually([&] { return tally(p, names).tasks >= static_cast<size_t>(n / 4); }, 60s));
+  REQUIRE(eventually([&] { return tally(p, names).tasks >= static_cast<size_t>(n / 4); }, 60s, kServerPoll));
   cluster.node(1).kill();
   std::this_thread::sleep_for(1s);
   cluster.node(1).restart();
@@ -215,7 +215,7 @@ TEST_CASE("a cluster node restarts mid-run: hosts fail over and no task is lost 
   CHECK(eventually([&] {
     t = tally(p, names);
     return t.tasks == static_cast<size_t>(n);
-  }, 90s));
+  }, 90s, kServerPoll));
   check_each_done_once(p, names, n, t);
   for (auto& h : hosts) stop_cleanly(*h);
 }
@@ -238,7 +238,7 @@ TEST_CASE("SIGKILL of a host running long tasks: a surviving host re-attaches th
       if (client.status(id).progress().current() < 5) return false;
     }
     return true;
-  }));
+  }, 10s, kServerPoll));
   victim.process().kill_now();
   HostProcess survivor(dir, HostSpec{"survivor", nats.url()});
   REQUIRE_MESSAGE(survivor.wait_ready(), survivor.log());

@@ -2,6 +2,7 @@
 // (a real Host with the real plugins), assignments, and readers that look at the streams directly.
 #pragma once
 
+#include "eventually.hpp"
 #include "host/host.hpp"
 #include "transport/nats/names.hpp"
 #include "transport/nats/nats_task_client.hpp"
@@ -108,15 +109,9 @@ inline std::string json_of(const google::protobuf::Message& m) {
   return out;
 }
 
-// Polls `pred` every 20 ms until it holds or `timeout` passes.
-inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
+// Most predicates of these suites read a stream or the KV bucket from the server: they poll at this
+// interval instead of eventually()'s 5 ms, so that polling does not load the server under test.
+inline constexpr std::chrono::milliseconds kServerPoll{20};
 
 // A plain connection for looking at the server directly (not through the code under test).
 class Probe {

@@ -59,7 +59,7 @@ TEST_CASE("the transport creates its streams, bucket and consumers, and a second
       if (ci == nullptr) return false;
       jsConsumerInfo_Destroy(ci);
       return true;
-    }));
+    }, 10s, kServerPoll));
   }
 }
 
@@ -80,7 +80,7 @@ TEST_CASE("events and the first completion are stored; a second completion for t
   first.set_worker_id("w1");
   t.on_completion(first);
   Probe p(nats.url());
-  REQUIRE(eventually([&] { return p.completions(t.names()).size() == 1; }));
+  REQUIRE(eventually([&] { return p.completions(t.names()).size() == 1; }, 10s, kServerPoll));
   v1::TaskCompletion second = first;
   second.set_state(v1::FAILED);
   second.set_worker_id("w2");
@@ -125,8 +125,8 @@ TEST_CASE("a submitted task runs on a host and the client sees its events and co
       const bool idle = ci != nullptr && ci->NumAckPending == 0 && ci->NumPending == 0;
       jsConsumerInfo_Destroy(ci);
       return idle;
-    }));
-    CHECK(eventually([&] { return client.list().tasks_size() == 0; }));
+    }, 10s, kServerPoll));
+    CHECK(eventually([&] { return client.list().tasks_size() == 0; }, 10s, kServerPoll));
   }
 }
 
@@ -293,7 +293,7 @@ TEST_CASE("on_completion: in-progress acks keep a task longer than ack_wait on i
   NatsTaskClient client(o);
   HostRig holder(o);
   const std::string id = client.submit(assignment("slow", "interactive.count", R"({"steps":35,"delay_ms":100})"));
-  REQUIRE(eventually([&] { return client.status(id).worker_id() == "holder"; }));
+  REQUIRE(eventually([&] { return client.status(id).worker_id() == "holder"; }, 10s, kServerPoll));
   HostRig idle(test_options(nats.url(), "idle", AckMode::on_completion));  // would get a redelivery
   const auto c = client.wait(id, 20s);
   CHECK(c.state() == v1::SUCCEEDED);
@@ -341,7 +341,7 @@ TEST_CASE("steering and cancel reach the task on whichever host holds it; after 
     const auto s = client.status(id);
     holder = s.worker_id();
     return s.state() == v1::RUNNING && !holder.empty();
-  }));
+  }, 10s, kServerPoll));
   CHECK((holder == "host-a" || holder == "host-b"));
 
   v1::SteeringMessage m;
@@ -350,7 +350,8 @@ TEST_CASE("steering and cancel reach the task on whichever host holds it; after 
   const auto r = client.send(m);
   CHECK(r.outcome() == v1::DeliveryReceipt::ACCEPTED);
   Probe p(nats.url());
-  REQUIRE(eventually([&] { return has_message(p.items_of(a.transport().names(), id), "echo: ping"); }));
+  REQUIRE(eventually([&] { return has_message(p.items_of(a.transport().names(), id), "echo: ping"); }, 10s,
+                     kServerPoll));
   for (const auto& i : p.items_of(a.transport().names(), id)) {
     if (i.has_event() && i.event().has_message()) CHECK(i.event().worker_id() == holder);
   }
@@ -379,7 +380,7 @@ TEST_CASE("on_receipt: a dead host's recorded task is re-attached elsewhere from
   REQUIRE(eventually([&] {
     const auto s = client.status(id);
     return s.worker_id() == "dies" && s.progress().current() >= 5;
-  }));
+  }, 10s, kServerPoll));
   a->crash();
   HostRig b(test_options(nats.url(), "rescuer"));
   const auto c = client.wait(id, 20s);
@@ -400,7 +401,7 @@ TEST_CASE("on_receipt: a dead host's task of a kind no survivor serves ends fail
   NatsTaskClient client(test_options(nats.url(), "client"));
   auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"));
   const std::string id = client.submit(assignment("lost", "interactive.count", R"({"steps":100,"delay_ms":40})"));
-  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 2; }));
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 2; }, 10s, kServerPoll));
   a->crash();
   HostRig b(test_options(nats.url(), "greeter"), only_hello.path());
   const auto c = client.wait(id, 20s);
@@ -416,7 +417,7 @@ TEST_CASE("on_completion: a dead host's task comes back by redelivery and resume
   NatsTaskClient client(o);
   auto a = std::make_unique<HostRig>(o);
   const std::string id = client.submit(assignment("redelivered", "interactive.count", R"({"steps":50,"delay_ms":40})"));
-  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 4; }));
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 4; }, 10s, kServerPoll));
   a->crash();
   HostRig b(test_options(nats.url(), "next", AckMode::on_completion));
   const auto c = client.wait(id, 20s);
@@ -506,7 +507,7 @@ TEST_CASE("the server restarts mid-run: hosts reconnect and no task is lost or c
     CHECK(eventually([&] {
       all = after.completions(names);
       return all.size() == static_cast<size_t>(n);
-    }, 60s));
+    }, 60s, kServerPoll));
   }
   CHECK(all.size() == static_cast<size_t>(n));
   size_t twice = 0;
@@ -540,7 +541,7 @@ TEST_CASE("finished tasks leave nothing in the KV bucket: records and their dele
     written = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
     return msgs <= 1;
-  }));
+  }, 10s, kServerPoll));
   CAPTURE(msgs);
   // Every task did use the bucket: a queued record, the host's record (and checkpoint rewrites), a delete.
   CHECK(written >= 3 * ids.size());
@@ -564,7 +565,7 @@ TEST_CASE("discovery: every live host answers with its worker id and the kinds i
   // Asked until both answered: a loaded machine may answer after one round's wait, and that is not what
   // is under test (who answers, with what, is).
   std::vector<v1::TaskCompletion> answers;
-  REQUIRE(eventually([&] { return (answers = client.discover(500ms)).size() == 2; }, 20s));
+  REQUIRE(eventually([&] { return (answers = client.discover(500ms)).size() == 2; }, 20s, kServerPoll));
   CHECK(answers[0].worker_id() == "w-all");
   CHECK(answers[0].state() == v1::SUCCEEDED);
   const auto all_kinds = kinds_of(answers[0]);
@@ -575,6 +576,6 @@ TEST_CASE("discovery: every live host answers with its worker id and the kinds i
   CHECK(kinds_of(answers[1]) == std::vector<std::string>{"hello.greet", "hello.sum"});
 
   all.reset();  // a host that stopped no longer answers
-  REQUIRE(eventually([&] { return (answers = client.discover(300ms)).size() == 1; }, 20s));
+  REQUIRE(eventually([&] { return (answers = client.discover(300ms)).size() == 1; }, 20s, kServerPoll));
   CHECK(answers[0].worker_id() == "w-hello");
 }

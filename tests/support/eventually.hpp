@@ -1,5 +1,7 @@
 // Polling a condition that no callback announces: true once `pred` holds, false if `timeout` passed
-// first. For state a test can only look at (a pool's thread count, a process table).
+// first. For state a test can only look at (a pool's thread count, a process table, a stream). The one
+// polling helper of the suites: those whose predicates are costly pass a longer `poll` (the NATS rig's
+// kServerPoll).
 #pragma once
 
 #include <chrono>

@@ -2,6 +2,7 @@
 // the ways files arrive in that directory, and readers for what the probe fixture reports.
 #pragma once
 
+#include "eventually.hpp"
 #include "host_fixture.hpp"
 #include "reload_outbox.hpp"
 
@@ -27,16 +28,6 @@ inline fs::path probe_b() { return fixture("reload-probe-b.so"); }
 inline fs::path probe_broken() { return fixture("reload-probe-broken.so"); }
 inline fs::path swap_1() { return fixture("reload-swap-1.so"); }
 inline fs::path swap_2() { return fixture("reload-swap-2.so"); }
-
-// Polls `pred` until it holds or `timeout` passes.
-inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
 
 inline std::string read_all(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
