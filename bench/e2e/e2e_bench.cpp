@@ -4,16 +4,21 @@
 // Goal: host >= 0.5x the bare loop's tasks/s. Both use the same fixture .so in the same run.
 #include "ratio_main.hpp"
 
+#include "common/spin_wait.hpp"
 #include "host/host.hpp"
 #include "plugin/loader.hpp"
 #include "tasks/payload.hpp"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 namespace fs = std::filesystem;
 using namespace taskhost;
@@ -188,8 +193,55 @@ void BM_bare_decode_and_call(benchmark::State& state) {
   state.counters["cpu_us_per_task"] = (process_cpu_us() - cpu0) / static_cast<double>(state.iterations() * kBatch);
 }
 
+// Not a goal: the machine's price of one cache-line round trip between two CPUs, measured in the same run
+// so that a run's ratio can be read against it. The host hands each task from the submitting thread to
+// a pool thread, the bare loop stays on one; on the shared development VM this round trip moves between
+// ~190 and ~500 ns for minutes at a time, and the host's CPU per task moves with it (README).
+void BM_inter_core_round_trip(benchmark::State& state) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || CPU_COUNT(&allowed) < 2) {
+    state.SkipWithError("needs two CPUs");
+    return;
+  }
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  auto pin = [](int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+  };
+  alignas(64) std::atomic<uint64_t> ball{0};  // odd: with the echo thread; even: back here
+  std::thread echo([&] {
+    pin(cpus[1]);
+    for (uint64_t seen = 0;;) {
+      uint64_t v;
+      while ((v = ball.load(std::memory_order_acquire)) == seen || v % 2 == 0) cpu_relax();
+      if (v == UINT64_MAX) return;
+      ball.store(v + 1, std::memory_order_release);
+      seen = v + 1;
+    }
+  });
+  cpu_set_t before;
+  pthread_getaffinity_np(pthread_self(), sizeof(before), &before);
+  pin(cpus[0]);
+  uint64_t v = 0;
+  for (auto _ : state) {
+    ball.store(v + 1, std::memory_order_release);
+    while (ball.load(std::memory_order_acquire) != v + 2) cpu_relax();
+    v += 2;
+  }
+  ball.store(UINT64_MAX, std::memory_order_release);
+  echo.join();
+  pthread_setaffinity_np(pthread_self(), sizeof(before), &before);
+}
+
 }  // namespace
 
+BENCHMARK(BM_inter_core_round_trip)->Unit(benchmark::kNanosecond)->UseRealTime();
 BENCHMARK(BM_bare_decode_and_call)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_host_end_to_end)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_host_end_to_end_batched)->Unit(benchmark::kMillisecond)->UseRealTime();
