@@ -170,6 +170,27 @@ class Probe {
     return out;
   }
 
+  // How many messages each subject matching `filter` holds in `stream`, from the stream's own state: one
+  // request and no consumer, so it can be polled while a cluster node restarts (read_all creates an
+  // ephemeral consumer per call, which needs the cluster's metadata leader). Empty when the request fails.
+  std::map<std::string, uint64_t> subject_counts(const std::string& stream, const std::string& filter) {
+    std::map<std::string, uint64_t> out;
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = 10'000;
+    o.Stream.Info.SubjectsFilter = filter.c_str();
+    jsStreamInfo* si = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(&si, js_, stream.c_str(), &o, &code) != NATS_OK) return out;
+    if (si->State.Subjects != nullptr) {
+      for (int i = 0; i < si->State.Subjects->Count; ++i) {
+        out.emplace(si->State.Subjects->List[i].Subject, si->State.Subjects->List[i].Msgs);
+      }
+    }
+    jsStreamInfo_Destroy(si);
+    return out;
+  }
+
   // Every completion stored, by task id, in stream order (a task with two would show both).
   std::map<std::string, std::vector<v1::TaskCompletion>> completions(const transport::nats::Names& names) {
     std::map<std::string, std::vector<v1::TaskCompletion>> out;
