@@ -12,11 +12,13 @@
 
 #include <nats/nats.h>
 
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace taskhost::transport::nats {
@@ -43,6 +45,33 @@ class NatsError : public std::runtime_error {
 std::string describe(natsStatus status, std::string_view what, int js_code = 0);
 // Throws NatsError unless `status` is NATS_OK.
 void check(natsStatus status, std::string_view what, int js_code = 0);
+// Runs `call` (a JetStream request returning a natsStatus) again while it answers NATS_NO_RESPONDERS, for up
+// to about 5 s. "No responders" means no stream took the request (a stream being created or electing a
+// leader, a cluster node restarting), so sending it again cannot store anything twice. A timeout is not
+// retried here: the request may have been carried out, and only the caller knows how to check.
+template <typename Call>
+natsStatus retry_no_responders(Call&& call) {
+  natsStatus s = NATS_OK;
+  for (int i = 0; i < 50; ++i) {
+    s = call();
+    if (s != NATS_NO_RESPONDERS) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return s;
+}
+
+// For reads only (a get of a stream's message: asking again changes nothing): also asks again after a
+// timeout, which is what a read meets while the stream's leader is being elected after a cluster node
+// went away (a few seconds), for up to about 15 s in all.
+template <typename Call>
+natsStatus retry_read(Call&& call) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  for (;;) {
+    const natsStatus s = retry_no_responders(call);
+    if (s != NATS_TIMEOUT || std::chrono::steady_clock::now() >= until) return s;
+  }
+}
+
 // The server list with passwords and tokens in URLs replaced by "***", for messages and logs.
 std::string redact_url(const std::string& urls);
 

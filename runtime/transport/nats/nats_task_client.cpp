@@ -95,7 +95,8 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
     po.MsgId = msg_id.c_str();
     jsPubAck* pa = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    natsStatus s = js_PublishMsg(&pa, connection_->js(), msg, &po, &code);
+    // Carries a Nats-Msg-Id, so even a retry after a lost answer would be stored once.
+    natsStatus s = retry_no_responders([&] { return js_PublishMsg(&pa, connection_->js(), msg, &po, &code); });
     natsMsg_Destroy(msg);
     check(s, "store assignment on " + subject, code);
     jsPubAck_Destroy(pa);
@@ -128,7 +129,9 @@ v1::DeliveryReceipt NatsTaskClient::control(const std::string& task_id, const st
   natsMsgHeader_Set(msg, kReplyHeader, inbox.c_str());
   jsPubAck* pa = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = js_PublishMsg(&pa, connection_->js(), msg, nullptr, &code);
+  // A cluster node's restart can leave the control stream without a leader for a few seconds: the
+  // message is sent again meanwhile rather than failing the command.
+  natsStatus s = retry_no_responders([&] { return js_PublishMsg(&pa, connection_->js(), msg, nullptr, &code); });
   natsMsg_Destroy(msg);
   check(s, "store control message on " + subject, code);
   jsPubAck_Destroy(pa);

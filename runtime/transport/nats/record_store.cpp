@@ -2,9 +2,7 @@
 
 #include "common/log.hpp"
 
-#include <chrono>
 #include <cstring>
-#include <thread>
 
 namespace taskhost::transport::nats {
 namespace {
@@ -20,20 +18,6 @@ bool is_tombstone(natsMsg* msg) {
 
 bool not_found(natsStatus s, jsErrCode code) {
   return s == NATS_NOT_FOUND || code == kJsNoMessageFound;
-}
-
-// "No responders" means no stream took the request (a stream being created or electing a leader, a
-// cluster node restarting): safe to send again. A timeout is not retried here: the write may have
-// happened, and only the caller knows how to check.
-template <typename Call>
-natsStatus retrying(Call&& call) {
-  natsStatus s = NATS_OK;
-  for (int i = 0; i < 50; ++i) {
-    s = call();
-    if (s != NATS_NO_RESPONDERS) return s;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return s;
 }
 
 // The compare-and-set every record write and delete makes: `expected` 0 means "the key has no value yet",
@@ -54,7 +38,7 @@ jsPubOptions expecting(uint64_t expected) {
 std::optional<std::string> RecordStore::last_on(const std::string& stream, const std::string& subject) const {
   natsMsg* msg = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = retrying([&] {
+  natsStatus s = retry_read([&] {
     return js_GetLastMsg(&msg, connection_.js(), stream.c_str(), subject.c_str(), nullptr, &code);
   });
   if (not_found(s, code)) return std::nullopt;
@@ -69,7 +53,7 @@ RecordStore::Raw RecordStore::read(const std::string& key) const {
   natsMsg* msg = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string subject = names_.kv_subject(key);
-  natsStatus s = retrying([&] {
+  natsStatus s = retry_read([&] {
     return js_GetLastMsg(&msg, connection_.js(), names_.kv_stream().c_str(), subject.c_str(), nullptr, &code);
   });
   if (not_found(s, code)) return raw;
@@ -88,7 +72,7 @@ uint64_t RecordStore::write(const std::string& key, std::string_view value, uint
   jsPubAck* pa = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string subject = names_.kv_subject(key);
-  natsStatus s = retrying([&] {
+  natsStatus s = retry_no_responders([&] {
     return js_Publish(&pa, connection_.js(), subject.c_str(), value.data(), static_cast<int>(value.size()), &po, &code);
   });
   if (s != NATS_OK && code == kJsWrongLastSequence) return 0;
@@ -106,7 +90,7 @@ bool RecordStore::erase(const std::string& key, uint64_t expected) const {
   jsPubOptions po = expecting(expected);
   jsPubAck* pa = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = retrying([&] { return js_PublishMsg(&pa, connection_.js(), msg, &po, &code); });
+  natsStatus s = retry_no_responders([&] { return js_PublishMsg(&pa, connection_.js(), msg, &po, &code); });
   natsMsg_Destroy(msg);
   if (s != NATS_OK && code == kJsWrongLastSequence) return false;
   check(s, "delete KV key " + key, code);
@@ -123,7 +107,7 @@ void RecordStore::compact(const std::string& key, uint64_t through) const {
   jo.Stream.Purge.Subject = subject.c_str();
   jo.Stream.Purge.Sequence = through + 1;  // "up to but not including"
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = retrying([&] { return js_PurgeStream(connection_.js(), names_.kv_stream().c_str(), &jo, &code); });
+  natsStatus s = retry_no_responders([&] { return js_PurgeStream(connection_.js(), names_.kv_stream().c_str(), &jo, &code); });
   if (s != NATS_OK) log::warn("nats: {}", describe(s, "compact KV key " + key, code));
 }
 
