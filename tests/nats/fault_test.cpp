@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <set>
 
 using namespace taskhost;
 using namespace taskhost::testing;
@@ -99,6 +100,23 @@ Tally tally(Probe& p, const tn::Names& names) {
   return t;
 }
 
+// A client of the hosts these tests start (their stream prefix and bucket).
+NatsOptions client_options(const std::string& url) {
+  auto o = test_options(url, "client");
+  o.stream_prefix = "F";
+  o.kv_bucket = "f_tasks";
+  return o;
+}
+
+// Submits n interactive.count tasks long-0 … long-<n-1> with `input`; their ids.
+std::vector<std::string> submit_counting(NatsTaskClient& client, int n, const std::string& input) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(client.submit(assignment("long-" + std::to_string(i), "interactive.count", input)));
+  }
+  return ids;
+}
+
 // Tasks with a stored completion, counted from the events stream's own per-subject state (one
 // completion subject per task): cheap to poll, and it keeps working while a cluster node restarts,
 // where a tally() per poll (a new ordered consumer each time) came back short for minutes.
@@ -125,6 +143,35 @@ bool all_done(Probe& p, const tn::Names& names, int n, std::chrono::seconds time
   }, timeout, kServerPoll);
   CHECK_MESSAGE(all, fmt::format("{} of {} tasks have a completion ({} more than one)", d.tasks, n, d.twice));
   return all;
+}
+
+// The control stream's state and its consumers (each host's), for a failure message.
+std::string control_consumers(Probe& p, const tn::Names& names) {
+  std::string out;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  jsStreamInfo* si = nullptr;
+  if (js_GetStreamInfo(&si, p.js(), names.control_stream().c_str(), nullptr, &code) == NATS_OK) {
+    out += fmt::format("{}: {} messages, first seq {}, last seq {}, {} deleted, leader {}\n", names.control_stream(),
+                       si->State.Msgs, si->State.FirstSeq, si->State.LastSeq, si->State.NumDeleted,
+                       si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "-");
+    for (uint64_t seq = si->State.FirstSeq; seq <= si->State.LastSeq && seq < si->State.FirstSeq + 50; ++seq) {
+      natsMsg* m = nullptr;
+      const natsStatus s = js_GetMsg(&m, p.js(), names.control_stream().c_str(), seq, nullptr, &code);
+      out += fmt::format("  seq {}: {}\n", seq, s == NATS_OK ? natsMsg_GetSubject(m) : natsStatus_GetText(s));
+      if (m != nullptr) natsMsg_Destroy(m);
+    }
+    jsStreamInfo_Destroy(si);
+  }
+  jsConsumerInfoList* list = nullptr;
+  if (js_Consumers(&list, p.js(), names.control_stream().c_str(), nullptr, &code) == NATS_OK) {
+    for (int i = 0; i < list->Count; ++i) {
+      const jsConsumerInfo* c = list->List[i];
+      out += fmt::format("  consumer {}: delivered {} pending {} leader {}\n", c->Name, c->Delivered.Stream,
+                         c->NumPending, c->Cluster && c->Cluster->Leader ? c->Cluster->Leader : "-");
+    }
+    jsConsumerInfoList_Destroy(list);
+  }
+  return out;
 }
 
 // Stops a host with SIGTERM and checks it drains and exits 0 in time.
@@ -242,19 +289,83 @@ TEST_CASE("a cluster node restarts mid-run: hosts fail over and no task is lost 
   for (auto& h : hosts) stop_cleanly(*h);
 }
 
+TEST_CASE("after a cluster node restarts, a cancel still reaches the long tasks on every host") {
+  // Steering and cancel reach a host through its ordered consumer on the control stream. A node's
+  // restart makes the hosts that were connected to it reconnect and their consumers be recreated (and
+  // moves whatever that node led); a host whose control consumer did not recover would run these
+  // tasks to their end (about 40 s) instead.
+  NatsCluster cluster(3);
+  TempDir dir("taskhost-nats-fault");
+  std::vector<std::unique_ptr<HostProcess>> hosts;
+  for (int i = 1; i <= 3; ++i) {
+    HostSpec spec{"r" + std::to_string(i), cluster.urls()};
+    spec.max_active = 2;  // six tasks are then spread over all three hosts
+    hosts.push_back(std::make_unique<HostProcess>(dir, spec));
+  }
+  for (auto& h : hosts) REQUIRE_MESSAGE(h->wait_ready(30s), h->log());
+  NatsTaskClient client(client_options(cluster.urls()));
+  const std::vector<std::string> ids = submit_counting(client, 6, R"({"steps":2000,"delay_ms":20})");
+  std::set<std::string> holders;
+  REQUIRE(eventually([&] {
+    holders.clear();
+    for (const auto& id : ids) {
+      const auto s = client.status(id);
+      if (s.state() != v1::RUNNING) return false;
+      holders.insert(s.worker_id());
+    }
+    return holders.size() == 3;
+  }, 20s, kServerPoll));
+
+  cluster.node(1).kill();
+  std::this_thread::sleep_for(1s);
+  cluster.node(1).restart();
+
+  for (const auto& id : ids) {
+    v1::CancelRequest cancel;
+    cancel.set_task_id(id);
+    cancel.set_reason("after the restart");
+    const auto receipt = client.cancel(cancel);
+    CHECK_MESSAGE(receipt.outcome() == v1::DeliveryReceipt::ACCEPTED, id << ": " << receipt.detail());
+  }
+  bool all_canceled = true;
+  for (const auto& id : ids) {
+    try {
+      const auto c = client.wait(id, 20s);
+      all_canceled = all_canceled && c.state() == v1::CANCELED;
+      CHECK_MESSAGE(c.state() == v1::CANCELED, id << " ended " << v1::TaskState_Name(c.state()) << " on "
+                                                   << c.worker_id() << " (attempt " << c.attempt() << ")");
+    } catch (const std::exception& e) {
+      all_canceled = false;
+      const auto st = client.status(id);
+      FAIL_CHECK(id << " (" << v1::TaskState_Name(st.state()) << " '" << st.detail() << "' on " << st.worker_id()
+                    << ", progress " << st.progress().current() << ", attempt " << st.attempt() << "): "
+                    << std::string(e.what()));
+    }
+  }
+  size_t recovered = 0;  // messages the hosts' consumers passed over and their audit found (see control_channel.hpp)
+  for (auto& h : hosts) {
+    const std::string log = h->log();
+    for (size_t at = log.find("had not been delivered here"); at != std::string::npos;
+         at = log.find("had not been delivered here", at + 1)) {
+      ++recovered;
+    }
+  }
+  MESSAGE(recovered << " control message(s) found by the hosts' audit rather than delivered by their consumer");
+  if (!all_canceled) {
+    for (auto& h : hosts) MESSAGE(h->log());
+    Probe p(cluster.node(0).url());
+    MESSAGE(control_consumers(p, tn::Names("F", "f_tasks")));
+  }
+  for (auto& h : hosts) stop_cleanly(*h);
+}
+
 TEST_CASE("SIGKILL of a host running long tasks: a surviving host re-attaches them from their checkpoints") {
   NatsSingle nats;
   TempDir dir("taskhost-nats-fault");
   HostProcess victim(dir, HostSpec{"victim", nats.url()});
   REQUIRE_MESSAGE(victim.wait_ready(), victim.log());
-  auto o = test_options(nats.url(), "client");
-  o.stream_prefix = "F";
-  o.kv_bucket = "f_tasks";
-  NatsTaskClient client(o);
-  std::vector<std::string> ids;
-  for (int i = 0; i < 4; ++i) {
-    ids.push_back(client.submit(assignment("long-" + std::to_string(i), "interactive.count", R"({"steps":60,"delay_ms":40})")));
-  }
+  NatsTaskClient client(client_options(nats.url()));
+  const std::vector<std::string> ids = submit_counting(client, 4, R"({"steps":60,"delay_ms":40})");
   REQUIRE(eventually([&] {
     for (const auto& id : ids) {
       if (client.status(id).progress().current() < 5) return false;

@@ -10,6 +10,7 @@ namespace {
 
 constexpr size_t kMaxKept = 100'000;     // kept messages, all tasks together
 constexpr size_t kMaxClosed = 20'000;    // ended task ids remembered for "task ended" answers
+constexpr size_t kMaxSeen = 100'000;     // stream sequences remembered, to drop a message handled before
 
 }  // namespace
 
@@ -30,12 +31,69 @@ void ControlChannel::start() {
   check(js_Subscribe(&sub, connection_.js(), subject.c_str(), &ControlChannel::on_msg, this, nullptr, &so, &code),
         "subscribe to " + subject, code);
   natsSubscription_SetPendingLimits(sub, -1, -1);
-  std::lock_guard lock(mu_);
-  sub_ = sub;
+  {
+    std::lock_guard lock(mu_);
+    sub_ = sub;
+  }
+  worker_ = std::make_unique<SerialWorker>(kAuditEvery, [this] { audit(); });
 }
 
 void ControlChannel::stop() {
+  if (worker_) worker_->stop();
   close_subscription(mu_, sub_);
+}
+
+void ControlChannel::audit() {
+  std::unordered_map<std::string, std::string> task_of;  // control subject → open task
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [task_id, attempt] : open_) task_of.emplace(names_.control_subject(task_id), task_id);
+  }
+  if (task_of.empty()) return;
+  const std::string wildcard = names_.control_wildcard();
+  const std::string stream = names_.control_stream();
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Stream.Info.SubjectsFilter = wildcard.c_str();
+  jsStreamInfo* si = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (const natsStatus s = js_GetStreamInfo(&si, connection_.js(), stream.c_str(), &o, &code); s != NATS_OK) {
+    log::debug("nats: {}", describe(s, "audit of the control stream", code));
+    return;
+  }
+  std::vector<std::string> behind;  // subjects holding more messages than this host handled for their task
+  {
+    std::lock_guard lock(mu_);
+    for (int i = 0; si->State.Subjects != nullptr && i < si->State.Subjects->Count; ++i) {
+      const jsStreamStateSubject& subject = si->State.Subjects->List[i];
+      const auto t = task_of.find(subject.Subject);
+      if (t == task_of.end() || !open_.count(t->second)) continue;
+      const auto h = handled_.find(t->second);
+      if (subject.Msgs > (h == handled_.end() ? 0 : h->second)) behind.push_back(subject.Subject);
+    }
+  }
+  jsStreamInfo_Destroy(si);
+  for (const auto& subject : behind) {
+    // Every message of the subject, in order: direct gets, each "the next one on this subject".
+    for (uint64_t next = 1;;) {
+      jsDirectGetMsgOptions d;
+      jsDirectGetMsgOptions_Init(&d);
+      d.Sequence = next;
+      d.NextBySubject = subject.c_str();
+      natsMsg* msg = nullptr;
+      if (js_DirectGetMsg(&msg, connection_.js(), stream.c_str(), nullptr, &d) != NATS_OK) break;  // the end
+      const uint64_t seq = natsMsg_GetSequence(msg);
+      const int64_t stored = natsMsg_GetTime(msg);
+      next = seq + 1;
+      if (seq == 0) {
+        natsMsg_Destroy(msg);
+        break;
+      }
+      if (handle(msg, seq, stored)) {
+        log::warn("nats: control message {} on {} had not been delivered here; handled now", seq, subject);
+      }
+    }
+  }
 }
 
 void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns) {
@@ -50,6 +108,7 @@ void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t 
   std::vector<ControlItem> items = std::move(it->second);
   kept_.erase(it);
   kept_count_ -= std::min(kept_count_, items.size());
+  handled_[task_id] += items.size();  // applied or, meant for an earlier run, passed over: handled
   for (const auto& item : items) {
     if (item.stored_unix_ns != 0 && item.stored_unix_ns < assigned_unix_ns) continue;
     touched_.insert(task_id);
@@ -59,7 +118,10 @@ void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t 
 
 bool ControlChannel::close(const std::string& task_id, uint32_t attempt) {
   std::lock_guard lock(mu_);
-  if (auto o = open_.find(task_id); o != open_.end() && o->second <= attempt) open_.erase(o);
+  if (auto o = open_.find(task_id); o != open_.end() && o->second <= attempt) {
+    open_.erase(o);
+    handled_.erase(task_id);
+  }
   const bool touched = touched_.erase(task_id) > 0;
   auto [c, fresh] = closed_.try_emplace(task_id, attempt);
   if (!fresh) {
@@ -81,7 +143,26 @@ void ControlChannel::send_receipt(natsConnection* nc, const std::string& reply, 
 }
 
 void ControlChannel::on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-  static_cast<ControlChannel*>(closure)->handle(msg);
+  uint64_t seq = 0;
+  int64_t stored = 0;
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+    seq = meta->Sequence.Stream;
+    stored = meta->Timestamp;
+    jsMsgMetaData_Destroy(meta);
+  }
+  static_cast<ControlChannel*>(closure)->handle(msg, seq, stored);
+}
+
+bool ControlChannel::seen_locked(uint64_t seq) {
+  // Below the remembered window everything counts as seen: a consumer reset that replays the stream
+  // from its beginning must not apply old messages again.
+  if (seq <= forgotten_through_ || !seen_.insert(seq).second) return true;
+  if (seen_.size() > kMaxSeen) {
+    forgotten_through_ = *seen_.begin();
+    seen_.erase(seen_.begin());
+  }
+  return false;
 }
 
 void ControlChannel::expire_locked() {
@@ -105,15 +186,11 @@ void ControlChannel::expire_locked() {
   }
 }
 
-void ControlChannel::handle(natsMsg* msg) {
+bool ControlChannel::handle(natsMsg* msg, uint64_t seq, int64_t stored_unix_ns) {
   ControlItem item;
   item.received = std::chrono::steady_clock::now();
-  jsMsgMetaData* meta = nullptr;
-  if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-    item.seq = meta->Sequence.Stream;
-    item.stored_unix_ns = meta->Timestamp;
-    jsMsgMetaData_Destroy(meta);
-  }
+  item.seq = seq;
+  item.stored_unix_ns = stored_unix_ns;
   const char* type = nullptr;
   natsMsgHeader_Get(msg, kControlHeader, &type);
   const char* reply = nullptr;
@@ -132,28 +209,30 @@ void ControlChannel::handle(natsMsg* msg) {
   }
   natsMsg_Destroy(msg);
   if (!ok || item.task_id.empty()) {
-    log::warn("nats: ignoring a malformed control message (stream sequence {})", item.seq);
-    return;
+    std::lock_guard lock(mu_);
+    if (item.seq == 0 || !seen_locked(item.seq)) {
+      log::warn("nats: ignoring a malformed control message (stream sequence {})", item.seq);
+    }
+    return false;
   }
 
   std::lock_guard lock(mu_);
-  if (item.seq != 0) {
-    if (item.seq <= last_seq_) return;
-    last_seq_ = item.seq;
-  }
+  if (item.seq != 0 && seen_locked(item.seq)) return false;
   if (open_.count(item.task_id)) {
+    ++handled_[item.task_id];
     touched_.insert(item.task_id);
     hooks_.apply(item);
-    return;
+    return true;
   }
   if (closed_.count(item.task_id)) {
     hooks_.ended(item);
-    return;
+    return true;
   }
   kept_order_.push_back(KeptRef{item.received, item.task_id, item.seq});
   kept_[item.task_id].push_back(std::move(item));
   ++kept_count_;
   expire_locked();
+  return true;
 }
 
 }  // namespace taskhost::transport::nats

@@ -14,6 +14,14 @@
 // open()/close() and the hooks are serialized on one lock, so a task sees its control messages in
 // stream order whether they were kept or arrived live.
 //
+// The ordered consumer is not trusted alone: after a cluster node's restart, all three hosts' consumers
+// were seen to pass over one stored message (nats-server 2.9 with cnats 3.4; the test "after a cluster
+// node restarts, a cancel still reaches ..."), and a skipped cancel let its task run on. So every
+// kAuditEvery the channel asks the stream how many messages each open task's subject holds (one
+// request) and reads by direct get the subjects holding more than it has handled. Messages are
+// recognised by stream sequence, so one seen twice is dropped; a message found this way may reach
+// its task after a later one that the consumer did deliver.
+//
 // Thread rule: public methods are safe from any thread. Hooks run on the cnats delivery thread or inside
 // open(), with the channel's lock held: they must not block and must not call back into the channel.
 #pragma once
@@ -21,6 +29,7 @@
 #include "transport/nats/connection.hpp"
 #include "transport/nats/names.hpp"
 #include "transport/nats/nats_options.hpp"
+#include "transport/nats/serial_worker.hpp"
 
 #include "taskhost/v1/cancel.pb.h"
 #include "taskhost/v1/steering.pb.h"
@@ -29,7 +38,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -67,6 +78,8 @@ class ControlChannel {
   // Starts reading the control stream from its beginning. Throws NatsError.
   void start();
   void stop();
+  // How often open tasks' subjects are checked for messages the consumer passed over.
+  static constexpr std::chrono::seconds kAuditEvery{2};
 
   // Attempt `attempt` of the task is now held here (the router knows it): apply its kept messages
   // stored at or after `assigned_unix_ns` (0 = all), then live ones. Ignored when that attempt was
@@ -81,8 +94,12 @@ class ControlChannel {
 
  private:
   static void on_msg(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure);
-  void handle(natsMsg* msg);
+  // Handles one stored control message (and frees it); `seq` and `stored_unix_ns` from the stream.
+  // Returns false when the message had been handled before.
+  bool handle(natsMsg* msg, uint64_t seq, int64_t stored_unix_ns);
   void expire_locked();
+  bool seen_locked(uint64_t seq);  // records `seq`; true if it was handled before
+  void audit();                    // on worker_: finds messages the consumer passed over
 
   Connection& connection_;
   const Names& names_;
@@ -103,7 +120,11 @@ class ControlChannel {
   size_t kept_count_ = 0;
   std::unordered_map<std::string, uint32_t> closed_;     // task → attempt that ended here
   std::deque<std::string> closed_order_;
-  uint64_t last_seq_ = 0;  // an ordered consumer may replay after a reset: skip what was seen
+  // Stream sequences handled (the newest kMaxSeen): a consumer's reset and the audit replay some.
+  std::set<uint64_t> seen_;
+  uint64_t forgotten_through_ = 0;  // sequences up to this one left seen_ and count as handled
+  std::unordered_map<std::string, size_t> handled_;  // open task → its messages handled here
+  std::unique_ptr<SerialWorker> worker_;  // runs audit(): requests, never on a cnats thread
 };
 
 }  // namespace taskhost::transport::nats

@@ -236,14 +236,25 @@ void NatsTaskClient::watch(const std::string& task_id, const std::function<bool(
     so.Ordered = true;
     so.Config.DeliverPolicy = task_id.empty() ? js_DeliverNew : js_DeliverAll;
     const std::string subject = task_id.empty() ? names_->events_wildcard() : names_->task_events_filter(task_id);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     natsSubscription* sub = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    check(js_SubscribeSync(&sub, connection_->js(), subject.c_str(), nullptr, &so, &code), "watch " + subject, code);
+    // Creating the consumer is a request to the stream's leader: while one is being elected (a cluster
+    // node restarting) it times out or finds no responder. Asked again until the watch's own deadline
+    // (15 s without one); an ephemeral consumer made by a request that timed out is removed by the
+    // server once idle.
+    const auto give_up = timeout.count() > 0 ? deadline : std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    natsStatus created = NATS_OK;
+    for (;;) {
+      created = retry_no_responders(
+          [&] { return js_SubscribeSync(&sub, connection_->js(), subject.c_str(), nullptr, &so, &code); });
+      if (created != NATS_TIMEOUT || std::chrono::steady_clock::now() >= give_up) break;
+    }
+    check(created, "watch " + subject, code);
     struct SubGuard {
       natsSubscription* s;
       ~SubGuard() { close_subscription(s); }
     } guard{sub};
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       int64_t wait_ms = 1'000;
       if (timeout.count() > 0) {
