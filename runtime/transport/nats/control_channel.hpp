@@ -22,8 +22,9 @@
 // recognised by stream sequence, so one seen twice is dropped; a message found this way may reach
 // its task after a later one that the consumer did deliver.
 //
-// Thread rule: public methods are safe from any thread. Hooks run on the cnats delivery thread or inside
-// open(), with the channel's lock held: they must not block and must not call back into the channel.
+// Thread rule: public methods are safe from any thread. Hooks run on the cnats delivery thread, on the
+// audit's thread or inside open(), with the channel's lock held: they must not block and must not call
+// back into the channel.
 #pragma once
 
 #include "transport/nats/connection.hpp"
