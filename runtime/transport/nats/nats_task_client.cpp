@@ -49,7 +49,7 @@ NatsTaskClient::NatsTaskClient(NatsOptions options) : options_(std::move(options
     options_.replicas = replicas_for(*connection_, options_);
     ensure_streams(connection_->js(), *names_, options_);
     kvStore_Destroy(open_bucket(connection_->js(), *names_, options_));
-    store_ = std::make_unique<RecordStore>(*connection_, *names_);
+    store_ = std::make_unique<RecordStore>(*connection_, *names_, /*patient_reads=*/true);
     return 0;
   });
 }

@@ -38,9 +38,8 @@ jsPubOptions expecting(uint64_t expected) {
 std::optional<std::string> RecordStore::last_on(const std::string& stream, const std::string& subject) const {
   natsMsg* msg = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = retry_read([&] {
-    return js_GetLastMsg(&msg, connection_.js(), stream.c_str(), subject.c_str(), nullptr, &code);
-  });
+  auto get = [&] { return js_GetLastMsg(&msg, connection_.js(), stream.c_str(), subject.c_str(), nullptr, &code); };
+  natsStatus s = patient_reads_ ? retry_read(get) : retry_no_responders(get);
   if (not_found(s, code)) return std::nullopt;
   check(s, "read last message of " + subject, code);
   std::string data(natsMsg_GetData(msg) ? natsMsg_GetData(msg) : "", static_cast<size_t>(natsMsg_GetDataLength(msg)));
@@ -53,9 +52,10 @@ RecordStore::Raw RecordStore::read(const std::string& key) const {
   natsMsg* msg = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string subject = names_.kv_subject(key);
-  natsStatus s = retry_read([&] {
+  auto get = [&] {
     return js_GetLastMsg(&msg, connection_.js(), names_.kv_stream().c_str(), subject.c_str(), nullptr, &code);
-  });
+  };
+  natsStatus s = patient_reads_ ? retry_read(get) : retry_no_responders(get);
   if (not_found(s, code)) return raw;
   check(s, "read KV key " + key, code);
   raw.revision = natsMsg_GetSequence(msg);

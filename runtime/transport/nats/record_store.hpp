@@ -24,7 +24,11 @@ namespace taskhost::transport::nats {
 
 class RecordStore {
  public:
-  RecordStore(Connection& connection, const Names& names) : connection_(connection), names_(names) {}
+  // `patient_reads`: a read that times out (a stream's leader being elected) is asked again for up to
+  // 15 s. For the CLI's client; a host's reads stay short, since a delivery it holds unacknowledged
+  // meanwhile is sent again every ack_wait and counts toward max_deliver.
+  RecordStore(Connection& connection, const Names& names, bool patient_reads = false)
+      : connection_(connection), names_(names), patient_reads_(patient_reads) {}
 
   struct Raw {
     bool exists = false;    // the key has a value (not deleted)
@@ -63,6 +67,7 @@ class RecordStore {
   std::optional<std::string> last_on(const std::string& stream, const std::string& subject) const;
   Connection& connection_;
   const Names& names_;
+  const bool patient_reads_;
 };
 
 }  // namespace taskhost::transport::nats
