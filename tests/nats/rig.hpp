@@ -4,6 +4,7 @@
 
 #include "eventually.hpp"
 #include "host/host.hpp"
+#include "transport/nats/connection.hpp"
 #include "transport/nats/names.hpp"
 #include "transport/nats/nats_task_client.hpp"
 #include "transport/nats/nats_transport.hpp"
@@ -139,20 +140,11 @@ class Probe {
   // process twice in the cluster fault tests while this read used a fresh ordered consumer per call.
   std::vector<std::pair<std::string, std::string>> read_all(const std::string& stream, const std::string& subject) {
     std::vector<std::pair<std::string, std::string>> out;
-    for (uint64_t next = 1;;) {
-      jsDirectGetMsgOptions d;
-      jsDirectGetMsgOptions_Init(&d);
-      d.Sequence = next;
-      d.NextBySubject = subject.c_str();
-      natsMsg* m = nullptr;
-      if (js_DirectGetMsg(&m, js_, stream.c_str(), nullptr, &d) != NATS_OK) break;  // the end (or unreadable)
-      const uint64_t seq = natsMsg_GetSequence(m);
+    transport::nats::for_each_stored(js_, stream, subject, [&](natsMsg* m, uint64_t) {
       out.emplace_back(natsMsg_GetSubject(m), std::string(natsMsg_GetData(m) ? natsMsg_GetData(m) : "",
                                                           static_cast<size_t>(natsMsg_GetDataLength(m))));
       natsMsg_Destroy(m);
-      if (seq == 0) break;
-      next = seq + 1;
-    }
+    });
     return out;
   }
 

@@ -72,6 +72,26 @@ natsStatus retry_read(Call&& call) {
   }
 }
 
+// Calls fn(msg, seq) for every message stored under `subject` (wildcards allowed) in `stream`, in stream
+// order, by direct gets ("the next message on this subject from sequence n"; the stream must allow
+// direct gets); fn takes ownership of msg. Needs no subscription. Stops at the end of the stream or at
+// the first get that fails.
+template <typename Fn>
+void for_each_stored(jsCtx* js, const std::string& stream, const std::string& subject, Fn&& fn) {
+  for (uint64_t next = 1;;) {
+    jsDirectGetMsgOptions d;
+    jsDirectGetMsgOptions_Init(&d);
+    d.Sequence = next;
+    d.NextBySubject = subject.c_str();
+    natsMsg* msg = nullptr;
+    if (js_DirectGetMsg(&msg, js, stream.c_str(), nullptr, &d) != NATS_OK) return;
+    const uint64_t seq = natsMsg_GetSequence(msg);
+    fn(msg, seq);
+    if (seq == 0) return;
+    next = seq + 1;
+  }
+}
+
 // The server list with passwords and tokens in URLs replaced by "***", for messages and logs.
 std::string redact_url(const std::string& urls);
 

@@ -74,25 +74,13 @@ void ControlChannel::audit() {
   }
   jsStreamInfo_Destroy(si);
   for (const auto& subject : behind) {
-    // Every message of the subject, in order: direct gets, each "the next one on this subject".
-    for (uint64_t next = 1;;) {
-      jsDirectGetMsgOptions d;
-      jsDirectGetMsgOptions_Init(&d);
-      d.Sequence = next;
-      d.NextBySubject = subject.c_str();
-      natsMsg* msg = nullptr;
-      if (js_DirectGetMsg(&msg, connection_.js(), stream.c_str(), nullptr, &d) != NATS_OK) break;  // the end
-      const uint64_t seq = natsMsg_GetSequence(msg);
-      const int64_t stored = natsMsg_GetTime(msg);
-      next = seq + 1;
+    for_each_stored(connection_.js(), stream, subject, [&](natsMsg* msg, uint64_t seq) {
       if (seq == 0) {
         natsMsg_Destroy(msg);
-        break;
-      }
-      if (handle(msg, seq, stored)) {
+      } else if (handle(msg, seq, natsMsg_GetTime(msg))) {
         log::warn("nats: control message {} on {} had not been delivered here; handled now", seq, subject);
       }
-    }
+    });
   }
 }
 
