@@ -62,10 +62,11 @@ natsStatus retry_no_responders(Call&& call) {
 
 // For reads only (a get of a stream's message: asking again changes nothing): also asks again after a
 // timeout, which is what a read meets while the stream's leader is being elected after a cluster node
-// went away (a few seconds), for up to about 15 s in all.
+// went away (a few seconds), until `until` (by default about 15 s from now).
 template <typename Call>
-natsStatus retry_read(Call&& call) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+natsStatus retry_read(Call&& call,
+                      std::chrono::steady_clock::time_point until = std::chrono::steady_clock::now() +
+                                                                   std::chrono::seconds(15)) {
   for (;;) {
     const natsStatus s = retry_no_responders(call);
     if (s != NATS_TIMEOUT || std::chrono::steady_clock::now() >= until) return s;

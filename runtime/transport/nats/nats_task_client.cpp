@@ -240,17 +240,11 @@ void NatsTaskClient::watch(const std::string& task_id, const std::function<bool(
     natsSubscription* sub = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
     // Creating the consumer is a request to the stream's leader: while one is being elected (a cluster
-    // node restarting) it times out or finds no responder. Asked again until the watch's own deadline
-    // (15 s without one); an ephemeral consumer made by a request that timed out is removed by the
-    // server once idle.
-    const auto give_up = timeout.count() > 0 ? deadline : std::chrono::steady_clock::now() + std::chrono::seconds(15);
-    natsStatus created = NATS_OK;
-    for (;;) {
-      created = retry_no_responders(
-          [&] { return js_SubscribeSync(&sub, connection_->js(), subject.c_str(), nullptr, &so, &code); });
-      if (created != NATS_TIMEOUT || std::chrono::steady_clock::now() >= give_up) break;
-    }
-    check(created, "watch " + subject, code);
+    // node restarting) it times out or finds no responder. Asked again like a read, until the watch's
+    // own deadline when it has one; an ephemeral consumer made by a request that timed out is removed
+    // by the server once idle.
+    auto create = [&] { return js_SubscribeSync(&sub, connection_->js(), subject.c_str(), nullptr, &so, &code); };
+    check(timeout.count() > 0 ? retry_read(create, deadline) : retry_read(create), "watch " + subject, code);
     struct SubGuard {
       natsSubscription* s;
       ~SubGuard() { close_subscription(s); }
