@@ -45,30 +45,36 @@ class NatsError : public std::runtime_error {
 std::string describe(natsStatus status, std::string_view what, int js_code = 0);
 // Throws NatsError unless `status` is NATS_OK.
 void check(natsStatus status, std::string_view what, int js_code = 0);
-// Runs `call` (a JetStream request returning a natsStatus) again while it answers NATS_NO_RESPONDERS, for up
-// to about 5 s. "No responders" means no stream took the request (a stream being created or electing a
-// leader, a cluster node restarting), so sending it again cannot store anything twice. A timeout is not
+// How long a caller waits out a stream that has no leader (a cluster node restarting: the election has
+// been seen to take 5 s and more). Hosts keep it short: a delivery a host holds unanswered meanwhile is
+// sent again every ack_wait and counts toward max_deliver. The CLI's client waits a whole election rather
+// than fail the operator's command.
+inline constexpr std::chrono::seconds kHostElectionWait{5};
+inline constexpr std::chrono::seconds kClientElectionWait{15};
+
+inline std::chrono::steady_clock::time_point deadline_in(std::chrono::steady_clock::duration d) {
+  return std::chrono::steady_clock::now() + d;
+}
+
+// Runs `call` (a JetStream request returning a natsStatus) again every 100 ms while it answers
+// NATS_NO_RESPONDERS, until `until`. "No responders" means no stream took the request (a stream being
+// created or electing a leader), so sending it again cannot store anything twice. A timeout is not
 // retried here: the request may have been carried out, and only the caller knows how to check.
 template <typename Call>
-natsStatus retry_no_responders(Call&& call) {
-  natsStatus s = NATS_OK;
-  for (int i = 0; i < 50; ++i) {
-    s = call();
-    if (s != NATS_NO_RESPONDERS) return s;
+natsStatus retry_no_responders(Call&& call, std::chrono::steady_clock::time_point until = deadline_in(kHostElectionWait)) {
+  for (;;) {
+    const natsStatus s = call();
+    if (s != NATS_NO_RESPONDERS || std::chrono::steady_clock::now() >= until) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  return s;
 }
 
 // For reads only (a get of a stream's message: asking again changes nothing): also asks again after a
-// timeout, which is what a read meets while the stream's leader is being elected after a cluster node
-// went away (a few seconds), until `until` (by default about 15 s from now).
+// timeout, which is what a read meets while the stream's leader is being elected, until `until`.
 template <typename Call>
-natsStatus retry_read(Call&& call,
-                      std::chrono::steady_clock::time_point until = std::chrono::steady_clock::now() +
-                                                                   std::chrono::seconds(15)) {
+natsStatus retry_read(Call&& call, std::chrono::steady_clock::time_point until = deadline_in(kClientElectionWait)) {
   for (;;) {
-    const natsStatus s = retry_no_responders(call);
+    const natsStatus s = retry_no_responders(call, until);
     if (s != NATS_TIMEOUT || std::chrono::steady_clock::now() >= until) return s;
   }
 }

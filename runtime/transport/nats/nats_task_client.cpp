@@ -49,7 +49,7 @@ NatsTaskClient::NatsTaskClient(NatsOptions options) : options_(std::move(options
     options_.replicas = replicas_for(*connection_, options_);
     ensure_streams(connection_->js(), *names_, options_);
     kvStore_Destroy(open_bucket(connection_->js(), *names_, options_));
-    store_ = std::make_unique<RecordStore>(*connection_, *names_, /*patient_reads=*/true);
+    store_ = std::make_unique<RecordStore>(*connection_, *names_, /*patient=*/true);
     return 0;
   });
 }
@@ -96,7 +96,8 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
     jsPubAck* pa = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
     // Carries a Nats-Msg-Id, so even a retry after a lost answer would be stored once.
-    natsStatus s = retry_no_responders([&] { return js_PublishMsg(&pa, connection_->js(), msg, &po, &code); });
+    natsStatus s = retry_no_responders([&] { return js_PublishMsg(&pa, connection_->js(), msg, &po, &code); },
+                                       deadline_in(kClientElectionWait));
     natsMsg_Destroy(msg);
     check(s, "store assignment on " + subject, code);
     jsPubAck_Destroy(pa);
@@ -129,9 +130,10 @@ v1::DeliveryReceipt NatsTaskClient::control(const std::string& task_id, const st
   natsMsgHeader_Set(msg, kReplyHeader, inbox.c_str());
   jsPubAck* pa = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  // A cluster node's restart can leave the control stream without a leader for a few seconds: the
+  // A cluster node's restart can leave the control stream without a leader for several seconds: the
   // message is sent again meanwhile rather than failing the command.
-  natsStatus s = retry_no_responders([&] { return js_PublishMsg(&pa, connection_->js(), msg, nullptr, &code); });
+  natsStatus s = retry_no_responders([&] { return js_PublishMsg(&pa, connection_->js(), msg, nullptr, &code); },
+                                     deadline_in(kClientElectionWait));
   natsMsg_Destroy(msg);
   check(s, "store control message on " + subject, code);
   jsPubAck_Destroy(pa);

@@ -35,11 +35,21 @@ jsPubOptions expecting(uint64_t expected) {
 
 }  // namespace
 
+template <typename Call>
+natsStatus RecordStore::reading(Call&& call) const {
+  return patient_ ? retry_read(call) : retry_no_responders(call);
+}
+
+template <typename Call>
+natsStatus RecordStore::writing(Call&& call) const {
+  return retry_no_responders(call, deadline_in(patient_ ? kClientElectionWait : kHostElectionWait));
+}
+
 std::optional<std::string> RecordStore::last_on(const std::string& stream, const std::string& subject) const {
   natsMsg* msg = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   auto get = [&] { return js_GetLastMsg(&msg, connection_.js(), stream.c_str(), subject.c_str(), nullptr, &code); };
-  natsStatus s = patient_reads_ ? retry_read(get) : retry_no_responders(get);
+  natsStatus s = reading(get);
   if (not_found(s, code)) return std::nullopt;
   check(s, "read last message of " + subject, code);
   std::string data(natsMsg_GetData(msg) ? natsMsg_GetData(msg) : "", static_cast<size_t>(natsMsg_GetDataLength(msg)));
@@ -55,7 +65,7 @@ RecordStore::Raw RecordStore::read(const std::string& key) const {
   auto get = [&] {
     return js_GetLastMsg(&msg, connection_.js(), names_.kv_stream().c_str(), subject.c_str(), nullptr, &code);
   };
-  natsStatus s = patient_reads_ ? retry_read(get) : retry_no_responders(get);
+  natsStatus s = reading(get);
   if (not_found(s, code)) return raw;
   check(s, "read KV key " + key, code);
   raw.revision = natsMsg_GetSequence(msg);
@@ -72,7 +82,7 @@ uint64_t RecordStore::write(const std::string& key, std::string_view value, uint
   jsPubAck* pa = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string subject = names_.kv_subject(key);
-  natsStatus s = retry_no_responders([&] {
+  natsStatus s = writing([&] {
     return js_Publish(&pa, connection_.js(), subject.c_str(), value.data(), static_cast<int>(value.size()), &po, &code);
   });
   if (s != NATS_OK && code == kJsWrongLastSequence) return 0;
@@ -90,7 +100,7 @@ bool RecordStore::erase(const std::string& key, uint64_t expected) const {
   jsPubOptions po = expecting(expected);
   jsPubAck* pa = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = retry_no_responders([&] { return js_PublishMsg(&pa, connection_.js(), msg, &po, &code); });
+  natsStatus s = writing([&] { return js_PublishMsg(&pa, connection_.js(), msg, &po, &code); });
   natsMsg_Destroy(msg);
   if (s != NATS_OK && code == kJsWrongLastSequence) return false;
   check(s, "delete KV key " + key, code);
@@ -107,7 +117,7 @@ void RecordStore::compact(const std::string& key, uint64_t through) const {
   jo.Stream.Purge.Subject = subject.c_str();
   jo.Stream.Purge.Sequence = through + 1;  // "up to but not including"
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = retry_no_responders([&] { return js_PurgeStream(connection_.js(), names_.kv_stream().c_str(), &jo, &code); });
+  natsStatus s = writing([&] { return js_PurgeStream(connection_.js(), names_.kv_stream().c_str(), &jo, &code); });
   if (s != NATS_OK) log::warn("nats: {}", describe(s, "compact KV key " + key, code));
 }
 

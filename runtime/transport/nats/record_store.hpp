@@ -24,11 +24,10 @@ namespace taskhost::transport::nats {
 
 class RecordStore {
  public:
-  // `patient_reads`: a read that times out (a stream's leader being elected) is asked again for up to
-  // 15 s. For the CLI's client; a host's reads stay short, since a delivery it holds unacknowledged
-  // meanwhile is sent again every ack_wait and counts toward max_deliver.
-  RecordStore(Connection& connection, const Names& names, bool patient_reads = false)
-      : connection_(connection), names_(names), patient_reads_(patient_reads) {}
+  // `patient`: for the CLI's client, which waits a stream's leader election out (kClientElectionWait),
+  // reads asked again after a timeout too; a host gives up sooner (kHostElectionWait, connection.hpp).
+  RecordStore(Connection& connection, const Names& names, bool patient = false)
+      : connection_(connection), names_(names), patient_(patient) {}
 
   struct Raw {
     bool exists = false;    // the key has a value (not deleted)
@@ -65,9 +64,14 @@ class RecordStore {
 
  private:
   std::optional<std::string> last_on(const std::string& stream, const std::string& subject) const;
+  // Runs a read / a write through the retry this store's patience calls for.
+  template <typename Call>
+  natsStatus reading(Call&& call) const;
+  template <typename Call>
+  natsStatus writing(Call&& call) const;
   Connection& connection_;
   const Names& names_;
-  const bool patient_reads_;
+  const bool patient_;
 };
 
 }  // namespace taskhost::transport::nats
