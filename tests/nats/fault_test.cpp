@@ -3,6 +3,7 @@
 // the events stream must hold exactly one terminal record for every task.
 #include "nats_server.hpp"
 #include "rig.hpp"
+#include "transport/nats/control_channel.hpp"
 
 #include <doctest/doctest.h>
 
@@ -25,6 +26,7 @@ struct HostSpec {
   std::string url;
   std::string ack_mode = "on_receipt";
   size_t max_active = 64;
+  std::vector<std::string> env = {};  // NAME=value, e.g. TASKHOST_FAILPOINTS (common/failpoint.hpp)
 };
 
 // One `taskhost serve --transport nats` process with a config written for it.
@@ -53,7 +55,8 @@ max_deliver = 10
                        TASKHOST_PLUGIN_DIR, spec.worker, spec.max_active, spec.url, spec.ack_mode);
     out.close();
     process_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{std::string(TASKHOST_BIN_DIR) + "/taskhost", "serve", "--config", conf.string()}, log_);
+        std::vector<std::string>{std::string(TASKHOST_BIN_DIR) + "/taskhost", "serve", "--config", conf.string()}, log_,
+        spec.env);
   }
   Subprocess& process() { return *process_; }
   std::string log() const {
@@ -321,6 +324,13 @@ TEST_CASE("after a cluster node restarts, a cancel still reaches the long tasks 
   cluster.node(1).restart();
 
   for (const auto& id : ids) {
+    // A steering message first: when a consumer passes over it but delivers the cancel, the host must
+    // still apply the two in the order they were stored.
+    v1::SteeringMessage steer;
+    steer.set_task_id(id);
+    steer.add_parts()->set_text("before the cancel");
+    const auto steered = client.send(steer);
+    CHECK_MESSAGE(steered.outcome() == v1::DeliveryReceipt::ACCEPTED, id << ": " << steered.detail());
     v1::CancelRequest cancel;
     cancel.set_task_id(id);
     cancel.set_reason("after the restart");
@@ -342,21 +352,113 @@ TEST_CASE("after a cluster node restarts, a cancel still reaches the long tasks 
                     << std::string(e.what()));
     }
   }
-  size_t recovered = 0;  // messages the hosts' consumers passed over and their audit found (see control_channel.hpp)
+  // Messages the hosts' consumers passed over and the hosts found anyway (see control_channel.hpp): by
+  // the catch-up before a later message of the same task, or by the periodic audit.
+  size_t found_first = 0, found_by_audit = 0;
   for (auto& h : hosts) {
     const std::string log = h->log();
     for (size_t at = log.find("had not been delivered here"); at != std::string::npos;
          at = log.find("had not been delivered here", at + 1)) {
-      ++recovered;
+      const std::string_view first = "had not been delivered here; handled first";
+      (log.compare(at, first.size(), first) == 0 ? found_first : found_by_audit) += 1;
     }
   }
-  MESSAGE(recovered << " control message(s) found by the hosts' audit rather than delivered by their consumer");
+  MESSAGE("control messages the consumers passed over: " << found_first << " handled before a later one, "
+                                                          << found_by_audit << " found by the audit");
   if (!all_canceled) {
     for (auto& h : hosts) MESSAGE(h->log());
     Probe p(cluster.node(0).url());
     MESSAGE(control_consumers(p, tn::Names("F", "f_tasks")));
   }
   for (auto& h : hosts) stop_cleanly(*h);
+}
+
+// Stores a control message for `task_id` the way NatsTaskClient does, but with `reply` as the subject its
+// receipt goes to, so that the test sees every receipt, and in the order the host sent them.
+void store_control(Probe& p, const std::string& task_id, const char* type, const google::protobuf::Message& body,
+                   const std::string& reply) {
+  const std::string subject = tn::Names("F", "f_tasks").control_subject(task_id);
+  const std::string bytes = body.SerializeAsString();
+  natsMsg* msg = nullptr;
+  REQUIRE(natsMsg_Create(&msg, subject.c_str(), nullptr, bytes.data(), static_cast<int>(bytes.size())) == NATS_OK);
+  natsMsgHeader_Set(msg, tn::kControlHeader, type);
+  natsMsgHeader_Set(msg, tn::kReplyHeader, reply.c_str());
+  jsPubAck* pa = nullptr;
+  const natsStatus s = js_PublishMsg(&pa, p.js(), msg, nullptr, nullptr);
+  natsMsg_Destroy(msg);
+  jsPubAck_Destroy(pa);
+  REQUIRE(s == NATS_OK);
+}
+
+// One long interactive.count task on one host whose control consumer loses the messages `failpoints` names.
+struct LosingHost {
+  NatsSingle nats;
+  TempDir dir{"taskhost-nats-fault"};
+  HostProcess host;
+  NatsTaskClient client{client_options(nats.url())};
+  std::string id;
+
+  explicit LosingHost(const std::string& failpoints)
+      : host(dir, HostSpec{"loser", nats.url(), "on_receipt", 64, {"TASKHOST_FAILPOINTS=" + failpoints}}) {
+    REQUIRE_MESSAGE(host.wait_ready(), host.log());
+    id = submit_counting(client, 1, R"({"steps":2000,"delay_ms":20})").front();
+    REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
+  }
+};
+
+TEST_CASE("a steering message the host's consumer lost is applied before the cancel stored after it") {
+  LosingHost h("nats.control.lose_steer=1");
+  Probe p(h.nats.url());
+  natsSubscription* receipts = nullptr;
+  REQUIRE(natsConnection_SubscribeSync(&receipts, p.nc(), "fault.receipt.*") == NATS_OK);
+  v1::SteeringMessage steer;
+  steer.set_task_id(h.id);
+  steer.set_message_id("m-lost");
+  steer.add_parts()->set_text("lost on the way");
+  store_control(p, h.id, "steer", steer, "fault.receipt.steer");
+  v1::CancelRequest cancel;
+  cancel.set_task_id(h.id);
+  cancel.set_reason("after a lost steering message");
+  store_control(p, h.id, "cancel", cancel, "fault.receipt.cancel");
+
+  // In stream order: the steering message reached the running task, then the cancel ended it. Without
+  // the catch-up the steering message would only be found by the audit, after the task had ended.
+  std::vector<std::pair<std::string, v1::DeliveryReceipt>> got;
+  for (int i = 0; i < 2; ++i) {
+    natsMsg* m = nullptr;
+    REQUIRE_MESSAGE(natsSubscription_NextMsg(&m, receipts, 10'000) == NATS_OK, "receipt " << i << "\n" << h.host.log());
+    v1::DeliveryReceipt r;
+    REQUIRE(r.ParseFromArray(natsMsg_GetData(m), natsMsg_GetDataLength(m)));
+    got.emplace_back(natsMsg_GetSubject(m), r);
+    natsMsg_Destroy(m);
+  }
+  natsSubscription_Destroy(receipts);
+  CHECK(got[0].first == "fault.receipt.steer");
+  CHECK_MESSAGE(got[0].second.outcome() == v1::DeliveryReceipt::ACCEPTED, got[0].second.detail());
+  CHECK(got[1].first == "fault.receipt.cancel");
+  CHECK_MESSAGE(got[1].second.outcome() == v1::DeliveryReceipt::ACCEPTED, got[1].second.detail());
+  CHECK(h.client.wait(h.id, 10s).state() == v1::CANCELED);
+  const std::string log = h.host.log();
+  CHECK_MESSAGE(log.find("failpoint nats.control.lose_steer fired") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("had not been delivered here; handled first") != std::string::npos, log);
+  stop_cleanly(h.host);
+}
+
+TEST_CASE("a cancel the host's consumer lost, with nothing stored after it, is found by the audit") {
+  LosingHost h("nats.control.lose_cancel=1");
+  v1::CancelRequest cancel;
+  cancel.set_task_id(h.id);
+  cancel.set_reason("lost on the way");
+  // The host never confirms it (the consumer lost it): the client answers from the records.
+  const auto receipt = h.client.cancel(cancel);
+  CHECK_MESSAGE(receipt.outcome() == v1::DeliveryReceipt::ACCEPTED, receipt.detail());
+  // The task counts for 40 s: it ends canceled only if the host finds the stored cancel itself.
+  const auto c = h.client.wait(h.id, tn::ControlChannel::kAuditEvery * 5);
+  CHECK_MESSAGE(c.state() == v1::CANCELED, v1::TaskState_Name(c.state()) << "\n" << h.host.log());
+  const std::string log = h.host.log();
+  CHECK_MESSAGE(log.find("failpoint nats.control.lose_cancel fired") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("had not been delivered here; handled now") != std::string::npos, log);
+  stop_cleanly(h.host);
 }
 
 TEST_CASE("SIGKILL of a host running long tasks: a surviving host re-attaches them from their checkpoints") {

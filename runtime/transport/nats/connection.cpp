@@ -38,6 +38,16 @@ void close_subscription(std::mutex& mu, natsSubscription*& slot) {
   close_subscription(sub);
 }
 
+void drain_subscription(natsSubscription* sub) {
+  if (sub == nullptr) return;
+  if (natsSubscription_Drain(sub) == NATS_OK) {
+    natsSubscription_WaitForDrainCompletion(sub, 5'000);
+  } else {
+    natsSubscription_Unsubscribe(sub);
+  }
+  natsSubscription_Destroy(sub);
+}
+
 namespace {
 
 std::vector<std::string> split_urls(const std::string& urls) {

@@ -13,6 +13,7 @@
 #include <nats/nats.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -79,13 +80,15 @@ natsStatus retry_read(Call&& call, std::chrono::steady_clock::time_point until =
   }
 }
 
-// Calls fn(msg, seq) for every message stored under `subject` (wildcards allowed) in `stream`, in stream
-// order, by direct gets ("the next message on this subject from sequence n"; the stream must allow
-// direct gets); fn takes ownership of msg. Needs no subscription. Stops at the end of the stream or at
-// the first get that fails.
+// Calls fn(msg, seq) for every message stored under `subject` (wildcards allowed) in `stream` with a
+// sequence in [from, before), in stream order, by direct gets ("the next message on this subject from
+// sequence n"; the stream must allow direct gets); fn takes ownership of msg. Needs no subscription.
+// Stops at the end of the range or at the first get that fails (a reply without a sequence is passed
+// to fn as seq 0 and ends the walk).
 template <typename Fn>
-void for_each_stored(jsCtx* js, const std::string& stream, const std::string& subject, Fn&& fn) {
-  for (uint64_t next = 1;;) {
+void for_each_stored(jsCtx* js, const std::string& stream, const std::string& subject, Fn&& fn, uint64_t from = 1,
+                     uint64_t before = UINT64_MAX) {
+  for (uint64_t next = from; next < before;) {
     jsDirectGetMsgOptions d;
     jsDirectGetMsgOptions_Init(&d);
     d.Sequence = next;
@@ -93,6 +96,10 @@ void for_each_stored(jsCtx* js, const std::string& stream, const std::string& su
     natsMsg* msg = nullptr;
     if (js_DirectGetMsg(&msg, js, stream.c_str(), nullptr, &d) != NATS_OK) return;
     const uint64_t seq = natsMsg_GetSequence(msg);
+    if (seq >= before) {
+      natsMsg_Destroy(msg);
+      return;
+    }
     fn(msg, seq);
     if (seq == 0) return;
     next = seq + 1;
@@ -108,6 +115,10 @@ void close_subscription(natsSubscription* sub);
 // Takes the subscription out of `slot` under `mu`, then closes it outside the lock, so a callback that
 // needs `mu` can finish meanwhile.
 void close_subscription(std::mutex& mu, natsSubscription*& slot);
+// Drains `sub` and frees it; null is a no-op. Returns once no callback of it runs (waiting up to 5 s),
+// so nothing touches the callback's object afterwards. Disconnected, a drain cannot start: then it is
+// unsubscribed, as by close_subscription.
+void drain_subscription(natsSubscription* sub);
 
 class Connection {
  public:

@@ -1,5 +1,6 @@
 #include "transport/nats/control_channel.hpp"
 
+#include "common/failpoint.hpp"
 #include "common/log.hpp"
 
 #include <algorithm>
@@ -40,24 +41,30 @@ void ControlChannel::start() {
 
 void ControlChannel::stop() {
   if (worker_) worker_->stop();
-  close_subscription(mu_, sub_);
+  natsSubscription* sub = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    std::swap(sub, sub_);
+  }
+  // Drained outside the lock (a callback running needs it): afterwards no callback touches `this`.
+  drain_subscription(sub);
 }
 
 void ControlChannel::audit() {
   std::unordered_map<std::string, std::string> task_of;  // control subject → open task
   {
     std::lock_guard lock(mu_);
-    for (const auto& [task_id, attempt] : open_) task_of.emplace(names_.control_subject(task_id), task_id);
+    for (const auto& [task_id, held] : open_) task_of.emplace(names_.control_subject(task_id), task_id);
   }
   if (task_of.empty()) return;
   const std::string wildcard = names_.control_wildcard();
-  const std::string stream = names_.control_stream();
   jsOptions o;
   jsOptions_Init(&o);
   o.Stream.Info.SubjectsFilter = wildcard.c_str();
   jsStreamInfo* si = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  if (const natsStatus s = js_GetStreamInfo(&si, connection_.js(), stream.c_str(), &o, &code); s != NATS_OK) {
+  if (const natsStatus s = js_GetStreamInfo(&si, connection_.js(), names_.control_stream().c_str(), &o, &code);
+      s != NATS_OK) {
     log::debug("nats: {}", describe(s, "audit of the control stream", code));
     return;
   }
@@ -67,21 +74,33 @@ void ControlChannel::audit() {
     for (int i = 0; si->State.Subjects != nullptr && i < si->State.Subjects->Count; ++i) {
       const jsStreamStateSubject& subject = si->State.Subjects->List[i];
       const auto t = task_of.find(subject.Subject);
-      if (t == task_of.end() || !open_.count(t->second)) continue;
-      const auto h = handled_.find(t->second);
-      if (subject.Msgs > (h == handled_.end() ? 0 : h->second)) behind.push_back(subject.Subject);
+      if (t == task_of.end()) continue;
+      const auto held = open_.find(t->second);
+      if (held != open_.end() && subject.Msgs > held->second.handled) behind.push_back(subject.Subject);
     }
   }
   jsStreamInfo_Destroy(si);
   for (const auto& subject : behind) {
-    for_each_stored(connection_.js(), stream, subject, [&](natsMsg* msg, uint64_t seq) {
-      if (seq == 0) {
-        natsMsg_Destroy(msg);
-      } else if (handle(msg, seq, natsMsg_GetTime(msg))) {
-        log::warn("nats: control message {} on {} had not been delivered here; handled now", seq, subject);
-      }
-    });
+    if (const size_t found = catch_up(subject, 1, UINT64_MAX); found > 0) {
+      log::warn("nats: {} control message(s) on {} had not been delivered here; handled now", found, subject);
+    }
   }
+}
+
+size_t ControlChannel::catch_up(const std::string& subject, uint64_t from, uint64_t before) {
+  size_t handled = 0;
+  for_each_stored(
+      connection_.js(), names_.control_stream(), subject,
+      [&](natsMsg* msg, uint64_t seq) {
+        if (seq == 0) {
+          natsMsg_Destroy(msg);
+          return;
+        }
+        const int64_t stored = natsMsg_GetTime(msg);
+        if (auto item = decode(msg, seq, stored); item && handle(std::move(*item))) ++handled;
+      },
+      from, before);
+  return handled;
 }
 
 void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns) {
@@ -90,14 +109,17 @@ void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t 
     if (c->second >= attempt) return;
     closed_.erase(c);
   }
-  open_[task_id] = attempt;
+  Open& held = open_[task_id];
+  held.attempt = attempt;
+  held.assigned_unix_ns = assigned_unix_ns;
   auto it = kept_.find(task_id);
   if (it == kept_.end()) return;
   std::vector<ControlItem> items = std::move(it->second);
   kept_.erase(it);
   kept_count_ -= std::min(kept_count_, items.size());
-  handled_[task_id] += items.size();  // applied or, meant for an earlier run, passed over: handled
   for (const auto& item : items) {
+    ++held.handled;  // applied or, meant for an earlier run, passed over: handled
+    held.last_seq = std::max(held.last_seq, item.seq);
     if (item.stored_unix_ns != 0 && item.stored_unix_ns < assigned_unix_ns) continue;
     touched_.insert(task_id);
     hooks_.apply(item);
@@ -106,10 +128,7 @@ void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t 
 
 bool ControlChannel::close(const std::string& task_id, uint32_t attempt) {
   std::lock_guard lock(mu_);
-  if (auto o = open_.find(task_id); o != open_.end() && o->second <= attempt) {
-    open_.erase(o);
-    handled_.erase(task_id);
-  }
+  if (auto o = open_.find(task_id); o != open_.end() && o->second.attempt <= attempt) open_.erase(o);
   const bool touched = touched_.erase(task_id) > 0;
   auto [c, fresh] = closed_.try_emplace(task_id, attempt);
   if (!fresh) {
@@ -131,6 +150,7 @@ void ControlChannel::send_receipt(natsConnection* nc, const std::string& reply, 
 }
 
 void ControlChannel::on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  auto* self = static_cast<ControlChannel*>(closure);
   uint64_t seq = 0;
   int64_t stored = 0;
   jsMsgMetaData* meta = nullptr;
@@ -139,13 +159,39 @@ void ControlChannel::on_msg(natsConnection*, natsSubscription*, natsMsg* msg, vo
     stored = meta->Timestamp;
     jsMsgMetaData_Destroy(meta);
   }
-  static_cast<ControlChannel*>(closure)->handle(msg, seq, stored);
+  std::optional<ControlItem> item = self->decode(msg, seq, stored);
+  if (!item) return;
+  // Tests make the consumer lose a message here, as it was seen to after a cluster node restarted.
+  if (failpoint(item->type == ControlItem::Type::cancel ? "nats.control.lose_cancel" : "nats.control.lose_steer")) {
+    return;
+  }
+  uint64_t from = 0;  // nonzero: the task is open here and messages before this one may have been passed over
+  {
+    std::lock_guard lock(self->mu_);
+    const auto held = self->open_.find(item->task_id);
+    if (held != self->open_.end() && seq != 0 && !self->handled_before_locked(seq) && seq > held->second.last_seq + 1) {
+      from = held->second.last_seq + 1;
+    }
+  }
+  if (from != 0) {
+    const std::string subject = self->names_.control_subject(item->task_id);
+    if (const size_t found = self->catch_up(subject, from, seq); found > 0) {
+      log::warn("nats: {} control message(s) on {} before sequence {} had not been delivered here; handled first",
+                found, subject, seq);
+    }
+  }
+  self->handle(std::move(*item));
+}
+
+bool ControlChannel::handled_before_locked(uint64_t seq) const {
+  // Below the remembered window everything counts as seen: a consumer reset that replays the stream
+  // from its beginning must not apply old messages again.
+  return seq <= forgotten_through_ || seen_.count(seq) > 0;
 }
 
 bool ControlChannel::seen_locked(uint64_t seq) {
-  // Below the remembered window everything counts as seen: a consumer reset that replays the stream
-  // from its beginning must not apply old messages again.
-  if (seq <= forgotten_through_ || !seen_.insert(seq).second) return true;
+  if (handled_before_locked(seq)) return true;
+  seen_.insert(seq);
   if (seen_.size() > kMaxSeen) {
     forgotten_through_ = *seen_.begin();
     seen_.erase(seen_.begin());
@@ -174,7 +220,7 @@ void ControlChannel::expire_locked() {
   }
 }
 
-bool ControlChannel::handle(natsMsg* msg, uint64_t seq, int64_t stored_unix_ns) {
+std::optional<ControlItem> ControlChannel::decode(natsMsg* msg, uint64_t seq, int64_t stored_unix_ns) {
   ControlItem item;
   item.received = std::chrono::steady_clock::now();
   item.seq = seq;
@@ -196,18 +242,21 @@ bool ControlChannel::handle(natsMsg* msg, uint64_t seq, int64_t stored_unix_ns) 
     item.task_id = item.steer.task_id();
   }
   natsMsg_Destroy(msg);
-  if (!ok || item.task_id.empty()) {
-    std::lock_guard lock(mu_);
-    if (item.seq == 0 || !seen_locked(item.seq)) {
-      log::warn("nats: ignoring a malformed control message (stream sequence {})", item.seq);
-    }
-    return false;
-  }
+  if (ok && !item.task_id.empty()) return item;
+  std::lock_guard lock(mu_);
+  if (seq == 0 || !seen_locked(seq)) log::warn("nats: ignoring a malformed control message (stream sequence {})", seq);
+  return std::nullopt;
+}
 
+bool ControlChannel::handle(ControlItem item) {
   std::lock_guard lock(mu_);
   if (item.seq != 0 && seen_locked(item.seq)) return false;
-  if (open_.count(item.task_id)) {
-    ++handled_[item.task_id];
+  if (auto held = open_.find(item.task_id); held != open_.end()) {
+    Open& task = held->second;
+    ++task.handled;
+    task.last_seq = std::max(task.last_seq, item.seq);
+    // Found late (audit, catch-up) yet stored before this run's assignment: meant for an earlier run.
+    if (item.stored_unix_ns != 0 && item.stored_unix_ns < task.assigned_unix_ns) return true;
     touched_.insert(item.task_id);
     hooks_.apply(item);
     return true;

@@ -16,11 +16,15 @@
 //
 // The ordered consumer is not trusted alone: after a cluster node's restart, all three hosts' consumers
 // were seen to pass over one stored message (nats-server 2.9 with cnats 3.4; the test "after a cluster
-// node restarts, a cancel still reaches ..."), and a skipped cancel let its task run on. So every
-// kAuditEvery the channel asks the stream how many messages each open task's subject holds (one
-// request) and reads by direct get the subjects holding more than it has handled. Messages are
-// recognised by stream sequence, so one seen twice is dropped; a message found this way may reach
-// its task after a later one that the consumer did deliver.
+// node restarts, a cancel still reaches ..."), and a skipped cancel let its task run on. Two checks:
+//   - before a delivered message is applied to an open task, the task's subject is read by direct get
+//     from just after the last message handled for it: anything stored in between was passed over and
+//     is applied first, so the task still sees its messages in stream order (control messages are rare:
+//     one small request each);
+//   - every kAuditEvery the channel asks the stream how many messages each open task's subject holds
+//     (one request) and reads the subjects holding more than it has handled: that finds a passed-over
+//     message that no later one followed.
+// Messages are recognised by stream sequence, so one seen twice is dropped.
 //
 // Thread rule: public methods are safe from any thread. Hooks run on the cnats delivery thread, on the
 // audit's thread or inside open(), with the channel's lock held: they must not block and must not call
@@ -41,6 +45,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -95,10 +100,16 @@ class ControlChannel {
 
  private:
   static void on_msg(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure);
-  // Handles one stored control message (and frees it); `seq` and `stored_unix_ns` from the stream.
-  // Returns false when the message had been handled before.
-  bool handle(natsMsg* msg, uint64_t seq, int64_t stored_unix_ns);
+  // Decodes one stored control message (and frees it); `seq` and `stored_unix_ns` from the stream.
+  // Null (logged once) when it is malformed.
+  std::optional<ControlItem> decode(natsMsg* msg, uint64_t seq, int64_t stored_unix_ns);
+  // Applies, answers or keeps `item`. Returns false when it had been handled before.
+  bool handle(ControlItem item);
+  // Handles, in stream order, the messages stored on `subject` from sequence `from` up to (not
+  // including) `before` that were not handled yet; returns how many. Direct gets; no lock held.
+  size_t catch_up(const std::string& subject, uint64_t from, uint64_t before);
   void expire_locked();
+  bool handled_before_locked(uint64_t seq) const;
   bool seen_locked(uint64_t seq);  // records `seq`; true if it was handled before
   void audit();                    // on worker_: finds messages the consumer passed over
 
@@ -109,7 +120,13 @@ class ControlChannel {
 
   mutable std::mutex mu_;
   natsSubscription* sub_ = nullptr;
-  std::unordered_map<std::string, uint32_t> open_;       // task → attempt held here
+  struct Open {
+    uint32_t attempt = 0;
+    int64_t assigned_unix_ns = 0;  // messages stored before it were meant for an earlier run
+    size_t handled = 0;            // its messages handled here (applied or passed over as too old)
+    uint64_t last_seq = 0;         // stream sequence of the newest of them
+  };
+  std::unordered_map<std::string, Open> open_;  // tasks held here
   std::unordered_set<std::string> touched_;               // open tasks that got a message
   std::unordered_map<std::string, std::vector<ControlItem>> kept_;
   struct KeptRef {
@@ -124,7 +141,6 @@ class ControlChannel {
   // Stream sequences handled (the newest kMaxSeen): a consumer's reset and the audit replay some.
   std::set<uint64_t> seen_;
   uint64_t forgotten_through_ = 0;  // sequences up to this one left seen_ and count as handled
-  std::unordered_map<std::string, size_t> handled_;  // open task → its messages handled here
   std::unique_ptr<SerialWorker> worker_;  // runs audit(): requests, never on a cnats thread
 };
 

@@ -25,15 +25,8 @@ void DiscoveryResponder::start() {
 }
 
 void DiscoveryResponder::stop() {
-  if (sub_ == nullptr) return;
-  // Drain, not a bare unsubscribe: it returns only once no callback runs, so nothing touches `this`
-  // after stop(). Disconnected, a drain cannot start; then no callback can be running either.
-  if (natsSubscription_Drain(sub_) == NATS_OK) {
-    natsSubscription_WaitForDrainCompletion(sub_, 5'000);
-  } else {
-    natsSubscription_Unsubscribe(sub_);
-  }
-  natsSubscription_Destroy(sub_);
+  // Drained: once it returns no callback runs, so nothing touches `this` after stop().
+  drain_subscription(sub_);
   sub_ = nullptr;
 }
 

@@ -1,0 +1,63 @@
+#include "common/failpoint.hpp"
+
+#include "common/log.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace taskhost {
+namespace {
+
+struct Armed {
+  std::mutex mu;
+  std::map<std::string, long, std::less<>> remaining;  // name → firings left
+  std::atomic<bool> any{false};
+
+  Armed() {
+    const char* spec = std::getenv("TASKHOST_FAILPOINTS");
+    if (spec == nullptr) return;
+    std::string_view rest = spec;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      const std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      if (item.empty()) continue;
+      const size_t eq = item.find('=');
+      long count = 1;
+      if (eq != std::string_view::npos) {
+        const std::string n(item.substr(eq + 1));
+        char* end = nullptr;
+        count = std::strtol(n.c_str(), &end, 10);
+        if (end == n.c_str() || *end != '\0' || count < 0) {
+          log::error("TASKHOST_FAILPOINTS: '{}' has a count that is not a number; ignored", item);
+          continue;
+        }
+      }
+      remaining[std::string(item.substr(0, eq))] = count;
+    }
+    any = !remaining.empty();
+  }
+};
+
+Armed& armed() {
+  static Armed a;
+  return a;
+}
+
+}  // namespace
+
+bool failpoint(std::string_view name) {
+  Armed& a = armed();
+  if (!a.any.load(std::memory_order_relaxed)) return false;
+  std::lock_guard lock(a.mu);
+  auto it = a.remaining.find(name);
+  if (it == a.remaining.end() || it->second == 0) return false;
+  --it->second;
+  log::warn("failpoint {} fired ({} more armed)", name, it->second);
+  return true;
+}
+
+}  // namespace taskhost
