@@ -24,7 +24,9 @@
 //   - every kAuditEvery the channel asks the stream how many messages each open task's subject holds
 //     (one request) and reads the subjects holding more than it has handled: that finds a passed-over
 //     message that no later one followed.
-// Messages are recognised by stream sequence, so one seen twice is dropped.
+// Messages are recognised by stream sequence, so one seen twice is dropped. Left open: a message passed
+// over while its task was not yet open here is found by the audit after open(), so it can reach the
+// task after a later message that was kept for it.
 //
 // Thread rule: public methods are safe from any thread. Hooks run on the cnats delivery thread, on the
 // audit's thread or inside open(), with the channel's lock held: they must not block and must not call
