@@ -19,25 +19,9 @@ struct Armed {
   Armed() {
     const char* spec = std::getenv("TASKHOST_FAILPOINTS");
     if (spec == nullptr) return;
-    std::string_view rest = spec;
-    while (!rest.empty()) {
-      const size_t comma = rest.find(',');
-      const std::string_view item = rest.substr(0, comma);
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-      if (item.empty()) continue;
-      const size_t eq = item.find('=');
-      long count = 1;
-      if (eq != std::string_view::npos) {
-        const std::string n(item.substr(eq + 1));
-        char* end = nullptr;
-        count = std::strtol(n.c_str(), &end, 10);
-        if (end == n.c_str() || *end != '\0' || count < 0) {
-          log::error("TASKHOST_FAILPOINTS: '{}' has a count that is not a number; ignored", item);
-          continue;
-        }
-      }
-      remaining[std::string(item.substr(0, eq))] = count;
-    }
+    remaining = parse_failpoints(spec, [](std::string_view item) {
+      log::error("TASKHOST_FAILPOINTS: '{}' has a count that is not a number; ignored", item);
+    });
     any = !remaining.empty();
   }
 };
@@ -48,6 +32,30 @@ Armed& armed() {
 }
 
 }  // namespace
+
+std::map<std::string, long, std::less<>> parse_failpoints(std::string_view spec,
+                                                         const std::function<void(std::string_view)>& bad_item) {
+  std::map<std::string, long, std::less<>> out;
+  while (!spec.empty()) {
+    const size_t comma = spec.find(',');
+    const std::string_view item = spec.substr(0, comma);
+    spec = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    long count = 1;
+    if (eq != std::string_view::npos) {
+      const std::string n(item.substr(eq + 1));
+      char* end = nullptr;
+      count = std::strtol(n.c_str(), &end, 10);
+      if (n.empty() || *end != '\0' || count < 0) {
+        bad_item(item);
+        continue;
+      }
+    }
+    out[std::string(item.substr(0, eq))] = count;
+  }
+  return out;
+}
 
 bool failpoint(std::string_view name) {
   Armed& a = armed();

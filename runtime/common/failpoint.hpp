@@ -9,10 +9,18 @@
 // flag. Each firing is logged as a warning, so a host log always says when one was armed.
 #pragma once
 
+#include <functional>
+#include <map>
+#include <string>
 #include <string_view>
 
 namespace taskhost {
 
 bool failpoint(std::string_view name);
+
+// What a TASKHOST_FAILPOINTS value arms: name → how many times it fires. An item whose count is not a
+// non-negative number is left out and named through `bad_item`.
+std::map<std::string, long, std::less<>> parse_failpoints(std::string_view spec,
+                                                         const std::function<void(std::string_view)>& bad_item);
 
 }  // namespace taskhost
