@@ -177,6 +177,18 @@ std::string control_consumers(Probe& p, const tn::Names& names) {
   return out;
 }
 
+// The highest stream sequence any consumer of the control stream has been sent (0 if none).
+uint64_t control_delivered_through(Probe& p, const tn::Names& names) {
+  uint64_t through = 0;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  jsConsumerInfoList* list = nullptr;
+  if (js_Consumers(&list, p.js(), names.control_stream().c_str(), nullptr, &code) == NATS_OK) {
+    for (int i = 0; i < list->Count; ++i) through = std::max(through, list->List[i]->Delivered.Stream);
+    jsConsumerInfoList_Destroy(list);
+  }
+  return through;
+}
+
 // Stops a host with SIGTERM and checks it drains and exits 0 in time.
 void stop_cleanly(HostProcess& h) {
   h.process().signal(SIGTERM);
@@ -374,9 +386,10 @@ TEST_CASE("after a cluster node restarts, a cancel still reaches the long tasks 
 }
 
 // Stores a control message for `task_id` the way NatsTaskClient does, but with `reply` as the subject its
-// receipt goes to, so that the test sees every receipt, and in the order the host sent them.
-void store_control(Probe& p, const std::string& task_id, const char* type, const google::protobuf::Message& body,
-                   const std::string& reply) {
+// receipt goes to, so that the test sees every receipt, and in the order the host sent them. Returns its
+// stream sequence.
+uint64_t store_control(Probe& p, const std::string& task_id, const char* type, const google::protobuf::Message& body,
+                       const std::string& reply) {
   const std::string subject = tn::Names("F", "f_tasks").control_subject(task_id);
   const std::string bytes = body.SerializeAsString();
   natsMsg* msg = nullptr;
@@ -386,8 +399,43 @@ void store_control(Probe& p, const std::string& task_id, const char* type, const
   jsPubAck* pa = nullptr;
   const natsStatus s = js_PublishMsg(&pa, p.js(), msg, nullptr, nullptr);
   natsMsg_Destroy(msg);
-  jsPubAck_Destroy(pa);
   REQUIRE(s == NATS_OK);
+  const uint64_t seq = pa->Sequence;
+  jsPubAck_Destroy(pa);
+  return seq;
+}
+
+v1::SteeringMessage steering(const std::string& task_id, const std::string& text) {
+  v1::SteeringMessage m;
+  m.set_task_id(task_id);
+  m.set_message_id("m-" + text);
+  m.add_parts()->set_text(text);
+  return m;
+}
+
+// The next `n` receipts on `sub`, as (subject, receipt), in the order they came; fails after 10 s each.
+std::vector<std::pair<std::string, v1::DeliveryReceipt>> next_receipts(natsSubscription* sub, int n,
+                                                                       const std::string& context) {
+  std::vector<std::pair<std::string, v1::DeliveryReceipt>> got;
+  for (int i = 0; i < n; ++i) {
+    natsMsg* m = nullptr;
+    REQUIRE_MESSAGE(natsSubscription_NextMsg(&m, sub, 10'000) == NATS_OK, "receipt " << i << "\n" << context);
+    v1::DeliveryReceipt r;
+    REQUIRE(r.ParseFromArray(natsMsg_GetData(m), natsMsg_GetDataLength(m)));
+    got.emplace_back(natsMsg_GetSubject(m), r);
+    natsMsg_Destroy(m);
+  }
+  return got;
+}
+
+// Every receipt says ACCEPTED (the message reached the running task), and they came for `subjects` in order.
+void check_accepted_in_order(const std::vector<std::pair<std::string, v1::DeliveryReceipt>>& got,
+                             const std::vector<std::string>& subjects) {
+  REQUIRE(got.size() == subjects.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    CHECK(got[i].first == subjects[i]);
+    CHECK_MESSAGE(got[i].second.outcome() == v1::DeliveryReceipt::ACCEPTED, got[i].first << ": " << got[i].second.detail());
+  }
 }
 
 // One long interactive.count task on one host whose control consumer loses the messages `failpoints` names.
@@ -398,8 +446,8 @@ struct LosingHost {
   NatsTaskClient client{client_options(nats.url())};
   std::string id;
 
-  explicit LosingHost(const std::string& failpoints)
-      : host(dir, HostSpec{"loser", nats.url(), "on_receipt", 64, {"TASKHOST_FAILPOINTS=" + failpoints}}) {
+  explicit LosingHost(const std::string& failpoints, size_t max_active = 64)
+      : host(dir, HostSpec{"loser", nats.url(), "on_receipt", max_active, {"TASKHOST_FAILPOINTS=" + failpoints}}) {
     REQUIRE_MESSAGE(host.wait_ready(), host.log());
     id = submit_counting(client, 1, R"({"steps":2000,"delay_ms":20})").front();
     REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
@@ -411,11 +459,7 @@ TEST_CASE("a steering message the host's consumer lost is applied before the can
   Probe p(h.nats.url());
   natsSubscription* receipts = nullptr;
   REQUIRE(natsConnection_SubscribeSync(&receipts, p.nc(), "fault.receipt.*") == NATS_OK);
-  v1::SteeringMessage steer;
-  steer.set_task_id(h.id);
-  steer.set_message_id("m-lost");
-  steer.add_parts()->set_text("lost on the way");
-  store_control(p, h.id, "steer", steer, "fault.receipt.steer");
+  store_control(p, h.id, "steer", steering(h.id, "lost on the way"), "fault.receipt.steer");
   v1::CancelRequest cancel;
   cancel.set_task_id(h.id);
   cancel.set_reason("after a lost steering message");
@@ -423,24 +467,48 @@ TEST_CASE("a steering message the host's consumer lost is applied before the can
 
   // In stream order: the steering message reached the running task, then the cancel ended it. Without
   // the catch-up the steering message would only be found by the audit, after the task had ended.
-  std::vector<std::pair<std::string, v1::DeliveryReceipt>> got;
-  for (int i = 0; i < 2; ++i) {
-    natsMsg* m = nullptr;
-    REQUIRE_MESSAGE(natsSubscription_NextMsg(&m, receipts, 10'000) == NATS_OK, "receipt " << i << "\n" << h.host.log());
-    v1::DeliveryReceipt r;
-    REQUIRE(r.ParseFromArray(natsMsg_GetData(m), natsMsg_GetDataLength(m)));
-    got.emplace_back(natsMsg_GetSubject(m), r);
-    natsMsg_Destroy(m);
-  }
+  const auto got = next_receipts(receipts, 2, h.host.log());
   natsSubscription_Destroy(receipts);
-  CHECK(got[0].first == "fault.receipt.steer");
-  CHECK_MESSAGE(got[0].second.outcome() == v1::DeliveryReceipt::ACCEPTED, got[0].second.detail());
-  CHECK(got[1].first == "fault.receipt.cancel");
-  CHECK_MESSAGE(got[1].second.outcome() == v1::DeliveryReceipt::ACCEPTED, got[1].second.detail());
+  check_accepted_in_order(got, {"fault.receipt.steer", "fault.receipt.cancel"});
   CHECK(h.client.wait(h.id, 10s).state() == v1::CANCELED);
   const std::string log = h.host.log();
   CHECK_MESSAGE(log.find("failpoint nats.control.lose_steer fired") != std::string::npos, log);
   CHECK_MESSAGE(log.find("had not been delivered here; handled first") != std::string::npos, log);
+  stop_cleanly(h.host);
+}
+
+TEST_CASE("steering for a task not started yet, one message lost by the consumer: all applied in order at its start") {
+  LosingHost h("nats.control.lose_steer=1", /*max_active=*/1);  // the first task holds the only slot
+  Probe p(h.nats.url());
+  const std::string waiting =
+      h.client.submit(assignment("waiting", "interactive.count", R"({"steps":2000,"delay_ms":20})"));
+  natsSubscription* receipts = nullptr;
+  REQUIRE(natsConnection_SubscribeSync(&receipts, p.nc(), "fault.receipt.*") == NATS_OK);
+  store_control(p, waiting, "steer", steering(waiting, "first"), "fault.receipt.first");
+  const uint64_t second = store_control(p, waiting, "steer", steering(waiting, "second"), "fault.receipt.second");
+  // The host's consumer was sent both, lost the first and, the task not being open here, kept the second.
+  REQUIRE(eventually([&] { return h.host.log().find("failpoint nats.control.lose_steer fired") != std::string::npos; },
+                     10s, kServerPoll));
+  REQUIRE(eventually([&] { return control_delivered_through(p, tn::Names("F", "f_tasks")) >= second; }, 10s,
+                     kServerPoll));
+  std::this_thread::sleep_for(300ms);
+  CHECK(h.client.status(waiting).state() == v1::PENDING);
+
+  v1::CancelRequest cancel;
+  cancel.set_task_id(h.id);
+  cancel.set_reason("make room");
+  h.client.cancel(cancel);
+  // Without the read at its start, the second would be applied at once and the first by the audit later.
+  const auto got = next_receipts(receipts, 2, h.host.log());
+  natsSubscription_Destroy(receipts);
+  check_accepted_in_order(got, {"fault.receipt.first", "fault.receipt.second"});
+  const std::string log = h.host.log();
+  CHECK_MESSAGE(log.find("for task 'waiting' had not been delivered here; applied in order at its start") !=
+                    std::string::npos,
+                log);
+  cancel.set_task_id(waiting);
+  h.client.cancel(cancel);
+  CHECK(h.client.wait(waiting, 10s).state() == v1::CANCELED);
   stop_cleanly(h.host);
 }
 

@@ -87,8 +87,8 @@ void ControlChannel::audit() {
   }
 }
 
-size_t ControlChannel::catch_up(const std::string& subject, uint64_t from, uint64_t before) {
-  size_t handled = 0;
+std::vector<ControlItem> ControlChannel::read_stored(const std::string& subject, uint64_t from, uint64_t before) {
+  std::vector<ControlItem> items;
   for_each_stored(
       connection_.js(), names_.control_stream(), subject,
       [&](natsMsg* msg, uint64_t seq) {
@@ -97,26 +97,71 @@ size_t ControlChannel::catch_up(const std::string& subject, uint64_t from, uint6
           return;
         }
         const int64_t stored = natsMsg_GetTime(msg);
-        if (auto item = decode(msg, seq, stored); item && handle(std::move(*item))) ++handled;
+        if (auto item = decode(msg, seq, stored)) items.push_back(std::move(*item));
       },
       from, before);
+  return items;
+}
+
+size_t ControlChannel::catch_up(const std::string& subject, uint64_t from, uint64_t before) {
+  size_t handled = 0;
+  for (auto& item : read_stored(subject, from, before)) handled += handle(std::move(item)) ? 1 : 0;
   return handled;
 }
 
 void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns) {
-  std::lock_guard lock(mu_);
-  if (auto c = closed_.find(task_id); c != closed_.end()) {
-    if (c->second >= attempt) return;
-    closed_.erase(c);
+  uint64_t newest_kept = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_locked(task_id, attempt)) return;
+    const auto it = kept_.find(task_id);
+    if (it == kept_.end()) {
+      open_locked(task_id, attempt, assigned_unix_ns, {}, {});
+      return;
+    }
+    for (const auto& item : it->second) newest_kept = std::max(newest_kept, item.seq);
   }
+  // Messages were kept for it. The consumer may have passed over others stored among them: read the
+  // subject up to the newest kept one (the task stays unopened meanwhile, so live messages are kept
+  // too) and apply the lot in stream order. Rare (steering sent before the task was picked up): the
+  // usual open makes no request.
+  std::vector<ControlItem> found = read_stored(names_.control_subject(task_id), 1, newest_kept + 1);
+  std::lock_guard lock(mu_);
+  if (closed_locked(task_id, attempt)) return;
+  std::vector<ControlItem> kept;
+  if (auto it = kept_.find(task_id); it != kept_.end()) {
+    kept = std::move(it->second);
+    kept_.erase(it);
+    kept_count_ -= std::min(kept_count_, kept.size());
+  }
+  open_locked(task_id, attempt, assigned_unix_ns, std::move(kept), std::move(found));
+}
+
+bool ControlChannel::closed_locked(const std::string& task_id, uint32_t attempt) {
+  auto c = closed_.find(task_id);
+  if (c == closed_.end()) return false;
+  if (c->second >= attempt) return true;
+  closed_.erase(c);
+  return false;
+}
+
+void ControlChannel::open_locked(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns,
+                                 std::vector<ControlItem> kept, std::vector<ControlItem> found) {
   Open& held = open_[task_id];
   held.attempt = attempt;
   held.assigned_unix_ns = assigned_unix_ns;
-  auto it = kept_.find(task_id);
-  if (it == kept_.end()) return;
-  std::vector<ControlItem> items = std::move(it->second);
-  kept_.erase(it);
-  kept_count_ -= std::min(kept_count_, items.size());
+  std::vector<ControlItem> items = std::move(kept);
+  size_t passed_over = 0;
+  for (auto& item : found) {
+    if (item.seq != 0 && seen_locked(item.seq)) continue;  // kept, or handled since
+    items.push_back(std::move(item));
+    ++passed_over;
+  }
+  if (passed_over > 0) {
+    log::warn("nats: {} control message(s) for task '{}' had not been delivered here; applied in order at its start",
+              passed_over, task_id);
+  }
+  std::sort(items.begin(), items.end(), [](const ControlItem& x, const ControlItem& y) { return x.seq < y.seq; });
   for (const auto& item : items) {
     ++held.handled;  // applied or, meant for an earlier run, passed over: handled
     held.last_seq = std::max(held.last_seq, item.seq);

@@ -24,9 +24,9 @@
 //   - every kAuditEvery the channel asks the stream how many messages each open task's subject holds
 //     (one request) and reads the subjects holding more than it has handled: that finds a passed-over
 //     message that no later one followed.
-// Messages are recognised by stream sequence, so one seen twice is dropped. Left open: a message passed
-// over while its task was not yet open here is found by the audit after open(), so it can reach the
-// task after a later message that was kept for it.
+// Messages are recognised by stream sequence, so one seen twice is dropped. The same holds for messages
+// kept for a task not open yet: open() reads the task's subject up to the newest kept message and
+// applies what the consumer passed over among them in order (only when something was kept).
 //
 // Thread rule: public methods are safe from any thread. Hooks run on the cnats delivery thread, on the
 // audit's thread or inside open(), with the channel's lock held: they must not block and must not call
@@ -91,7 +91,8 @@ class ControlChannel {
 
   // Attempt `attempt` of the task is now held here (the router knows it): apply its kept messages
   // stored at or after `assigned_unix_ns` (0 = all), then live ones. Ignored when that attempt was
-  // already closed (a task can end before the code that assigned it gets to open it).
+  // already closed (a task can end before the code that assigned it gets to open it). Makes direct
+  // gets when messages were kept for the task (see above); otherwise no request.
   void open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns);
   // Attempt `attempt` ended here: later messages for the task are answered "ended" for a while.
   // Returns whether any control message reached it (then its subject is worth purging).
@@ -107,9 +108,16 @@ class ControlChannel {
   std::optional<ControlItem> decode(natsMsg* msg, uint64_t seq, int64_t stored_unix_ns);
   // Applies, answers or keeps `item`. Returns false when it had been handled before.
   bool handle(ControlItem item);
-  // Handles, in stream order, the messages stored on `subject` from sequence `from` up to (not
-  // including) `before` that were not handled yet; returns how many. Direct gets; no lock held.
+  // The messages stored on `subject` with a sequence in [from, before), decoded, in stream order. Direct
+  // gets; called without the lock.
+  std::vector<ControlItem> read_stored(const std::string& subject, uint64_t from, uint64_t before);
+  // Handles those of them not handled yet; returns how many.
   size_t catch_up(const std::string& subject, uint64_t from, uint64_t before);
+  // True (and nothing changes) when `attempt` of the task already ended here; forgets an older one.
+  bool closed_locked(const std::string& task_id, uint32_t attempt);
+  // Marks the task open and applies `kept` and the not-yet-handled of `found` in stream order.
+  void open_locked(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns,
+                   std::vector<ControlItem> kept, std::vector<ControlItem> found);
   void expire_locked();
   bool handled_before_locked(uint64_t seq) const;
   bool seen_locked(uint64_t seq);  // records `seq`; true if it was handled before
