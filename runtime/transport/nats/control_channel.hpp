@@ -16,17 +16,20 @@
 //
 // The ordered consumer is not trusted alone: after a cluster node's restart, all three hosts' consumers
 // were seen to pass over one stored message (nats-server 2.9 with cnats 3.4; the test "after a cluster
-// node restarts, a cancel still reaches ..."), and a skipped cancel let its task run on. Two checks:
+// node restarts, a cancel still reaches ..."), and a skipped cancel let its task run on. Three checks:
 //   - before a delivered message is applied to an open task, the task's subject is read by direct get
 //     from just after the last message handled for it: anything stored in between was passed over and
 //     is applied first, so the task still sees its messages in stream order (control messages are rare:
 //     one small request each);
 //   - every kAuditEvery the channel asks the stream how many messages each open task's subject holds
 //     (one request) and reads the subjects holding more than it has handled: that finds a passed-over
-//     message that no later one followed.
-// Messages are recognised by stream sequence, so one seen twice is dropped. The same holds for messages
-// kept for a task not open yet: open() reads the task's subject up to the newest kept message and
-// applies what the consumer passed over among them in order (only when something was kept).
+//     message that no later one followed;
+//   - messages kept for a task not open yet: open() reads the task's subject up to the newest kept
+//     message and applies what the consumer passed over among them, in order (only when something was
+//     kept, so the usual open makes no request).
+// Messages are recognised by stream sequence, so one seen twice is dropped. The fault tests make the
+// host's consumer lose messages on purpose (failpoints nats.control.lose_steer / lose_cancel,
+// common/failpoint.hpp), so that each of the three paths runs on every run.
 //
 // Thread rule: public methods are safe from any thread. Hooks run on the cnats delivery thread, on the
 // audit's thread or inside open(), with the channel's lock held: they must not block and must not call
