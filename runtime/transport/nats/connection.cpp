@@ -1,5 +1,7 @@
 #include "transport/nats/connection.hpp"
 
+#include <utility>
+
 #include "common/log.hpp"
 #include "transport/nats/nkey.hpp"
 
@@ -28,15 +30,17 @@ void close_subscription(natsSubscription* sub) {
   natsSubscription_Destroy(sub);
 }
 
-void close_subscription(std::mutex& mu, natsSubscription*& slot) {
-  natsSubscription* sub = nullptr;
-  {
-    std::lock_guard lock(mu);
-    sub = slot;
-    slot = nullptr;
-  }
-  close_subscription(sub);
+namespace {
+
+// Empties `slot` under `mu` and returns what it held.
+natsSubscription* take(std::mutex& mu, natsSubscription*& slot) {
+  std::lock_guard lock(mu);
+  return std::exchange(slot, nullptr);
 }
+
+}  // namespace
+
+void close_subscription(std::mutex& mu, natsSubscription*& slot) { close_subscription(take(mu, slot)); }
 
 void drain_subscription(natsSubscription* sub) {
   if (sub == nullptr) return;
@@ -47,6 +51,8 @@ void drain_subscription(natsSubscription* sub) {
   }
   natsSubscription_Destroy(sub);
 }
+
+void drain_subscription(std::mutex& mu, natsSubscription*& slot) { drain_subscription(take(mu, slot)); }
 
 namespace {
 

@@ -119,6 +119,9 @@ void close_subscription(std::mutex& mu, natsSubscription*& slot);
 // so nothing touches the callback's object afterwards. Disconnected, a drain cannot start: then it is
 // unsubscribed, as by close_subscription.
 void drain_subscription(natsSubscription* sub);
+// The same for the subscription in `slot`, taken out under `mu` and drained outside the lock, so a
+// callback that needs `mu` can finish meanwhile.
+void drain_subscription(std::mutex& mu, natsSubscription*& slot);
 
 class Connection {
  public:

@@ -41,13 +41,8 @@ void ControlChannel::start() {
 
 void ControlChannel::stop() {
   if (worker_) worker_->stop();
-  natsSubscription* sub = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    std::swap(sub, sub_);
-  }
-  // Drained outside the lock (a callback running needs it): afterwards no callback touches `this`.
-  drain_subscription(sub);
+  // Drained (outside the lock: a callback running needs it), so afterwards no callback touches `this`.
+  drain_subscription(mu_, sub_);
 }
 
 void ControlChannel::audit() {
@@ -162,13 +157,16 @@ void ControlChannel::open_locked(const std::string& task_id, uint32_t attempt, i
               passed_over, task_id);
   }
   std::sort(items.begin(), items.end(), [](const ControlItem& x, const ControlItem& y) { return x.seq < y.seq; });
-  for (const auto& item : items) {
-    ++held.handled;  // applied or, meant for an earlier run, passed over: handled
-    held.last_seq = std::max(held.last_seq, item.seq);
-    if (item.stored_unix_ns != 0 && item.stored_unix_ns < assigned_unix_ns) continue;
-    touched_.insert(task_id);
-    hooks_.apply(item);
-  }
+  for (const auto& item : items) apply_locked(held, item);
+}
+
+void ControlChannel::apply_locked(Open& held, const ControlItem& item) {
+  ++held.handled;  // applied or, meant for an earlier run, passed over: handled either way
+  held.last_seq = std::max(held.last_seq, item.seq);
+  // Stored before this run's assignment (kept, or found late): meant for an earlier run of the task id.
+  if (item.stored_unix_ns != 0 && item.stored_unix_ns < held.assigned_unix_ns) return;
+  touched_.insert(item.task_id);
+  hooks_.apply(item);
 }
 
 bool ControlChannel::close(const std::string& task_id, uint32_t attempt) {
@@ -297,13 +295,7 @@ bool ControlChannel::handle(ControlItem item) {
   std::lock_guard lock(mu_);
   if (item.seq != 0 && seen_locked(item.seq)) return false;
   if (auto held = open_.find(item.task_id); held != open_.end()) {
-    Open& task = held->second;
-    ++task.handled;
-    task.last_seq = std::max(task.last_seq, item.seq);
-    // Found late (audit, catch-up) yet stored before this run's assignment: meant for an earlier run.
-    if (item.stored_unix_ns != 0 && item.stored_unix_ns < task.assigned_unix_ns) return true;
-    touched_.insert(item.task_id);
-    hooks_.apply(item);
+    apply_locked(held->second, item);
     return true;
   }
   if (closed_.count(item.task_id)) {

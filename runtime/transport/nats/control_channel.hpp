@@ -121,6 +121,9 @@ class ControlChannel {
   // Marks the task open and applies `kept` and the not-yet-handled of `found` in stream order.
   void open_locked(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns,
                    std::vector<ControlItem> kept, std::vector<ControlItem> found);
+  struct Open;
+  // Counts `item` as handled for its open task and applies it, unless it was meant for an earlier run.
+  void apply_locked(Open& held, const ControlItem& item);
   void expire_locked();
   bool handled_before_locked(uint64_t seq) const;
   bool seen_locked(uint64_t seq);  // records `seq`; true if it was handled before
