@@ -189,6 +189,15 @@ uint64_t control_delivered_through(Probe& p, const tn::Names& names) {
   return through;
 }
 
+// A steering message for `task_id` carrying `text` (its message id derived from the text).
+v1::SteeringMessage steering(const std::string& task_id, const std::string& text) {
+  v1::SteeringMessage m;
+  m.set_task_id(task_id);
+  m.set_message_id("m-" + text);
+  m.add_parts()->set_text(text);
+  return m;
+}
+
 // Stops a host with SIGTERM and checks it drains and exits 0 in time.
 void stop_cleanly(HostProcess& h) {
   h.process().signal(SIGTERM);
@@ -338,10 +347,7 @@ TEST_CASE("after a cluster node restarts, a cancel still reaches the long tasks 
   for (const auto& id : ids) {
     // A steering message first: when a consumer passes over it but delivers the cancel, the host must
     // still apply the two in the order they were stored.
-    v1::SteeringMessage steer;
-    steer.set_task_id(id);
-    steer.add_parts()->set_text("before the cancel");
-    const auto steered = client.send(steer);
+    const auto steered = client.send(steering(id, "before the cancel"));
     CHECK_MESSAGE(steered.outcome() == v1::DeliveryReceipt::ACCEPTED, id << ": " << steered.detail());
     v1::CancelRequest cancel;
     cancel.set_task_id(id);
@@ -403,14 +409,6 @@ uint64_t store_control(Probe& p, const std::string& task_id, const char* type, c
   const uint64_t seq = pa->Sequence;
   jsPubAck_Destroy(pa);
   return seq;
-}
-
-v1::SteeringMessage steering(const std::string& task_id, const std::string& text) {
-  v1::SteeringMessage m;
-  m.set_task_id(task_id);
-  m.set_message_id("m-" + text);
-  m.add_parts()->set_text(text);
-  return m;
 }
 
 // The next `n` receipts on `sub`, as (subject, receipt), in the order they came; fails after 10 s each.
