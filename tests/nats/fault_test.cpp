@@ -14,6 +14,7 @@
 
 #include <fstream>
 #include <set>
+#include <sstream>
 
 using namespace taskhost;
 using namespace taskhost::testing;
@@ -32,7 +33,7 @@ struct HostSpec {
 // One `taskhost serve --transport nats` process with a config written for it.
 class HostProcess {
  public:
-  HostProcess(const TempDir& dir, const HostSpec& spec) : log_(dir.path() / (spec.worker + ".log")) {
+  HostProcess(const TempDir& dir, const HostSpec& spec) : worker_(spec.worker), log_(dir.path() / (spec.worker + ".log")) {
     const auto conf = dir.path() / (spec.worker + ".toml");
     std::ofstream out(conf);
     out << fmt::format(R"(transport = "nats"
@@ -59,6 +60,7 @@ max_deliver = 10
         spec.env);
   }
   Subprocess& process() { return *process_; }
+  const std::string& worker() const { return worker_; }
   std::string log() const {
     std::ifstream in(log_);
     return std::string(std::istreambuf_iterator<char>(in), {});
@@ -69,9 +71,25 @@ max_deliver = 10
   }
 
  private:
+  std::string worker_;
   std::filesystem::path log_;
   std::unique_ptr<Subprocess> process_;
 };
+
+// The warnings every host logged ("worker: line"), for a failure message: what a host decided, and why.
+std::string host_warnings(const std::vector<std::unique_ptr<HostProcess>>& hosts) {
+  std::string out;
+  for (const auto& h : hosts) {
+    std::istringstream in(h->log());
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("WARN") != std::string::npos || line.find("rescu") != std::string::npos ||
+          line.find("re-attach") != std::string::npos) {
+        out += h->worker() + ": " + line + "\n";
+      }
+    }
+  }
+  return out;
+}
 
 std::vector<v1::TaskAssignment> echo_tasks(const std::string& prefix, int n) {
   std::vector<v1::TaskAssignment> out;
@@ -266,6 +284,7 @@ void kill_one_host_mid_run(const std::string& ack_mode, int n) {
   const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Tally t;
   check_each_done_once(p, names, n, t);
+  if (t.not_succeeded != 0 || t.twice != 0) MESSAGE(host_warnings(hosts));
   MESSAGE(fmt::format("{} tasks ({}) through 3 hosts, one SIGKILLed at {} done: {:.1f} s, {} finished by a later attempt",
                       n, ack_mode, at_kill, seconds, t.retried));
   stop_cleanly(*hosts[0]);
@@ -310,6 +329,7 @@ TEST_CASE("a cluster node restarts mid-run: hosts fail over and no task is lost 
   all_done(p, names, n, 90s);
   Tally t;
   check_each_done_once(p, names, n, t);
+  if (t.not_succeeded != 0 || t.twice != 0) MESSAGE(host_warnings(hosts));
   for (auto& h : hosts) stop_cleanly(*h);
 }
 

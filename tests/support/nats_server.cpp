@@ -221,6 +221,14 @@ void NatsServer::kill() {
   if (process_) process_->kill_now();
 }
 
+void NatsServer::pause() {
+  if (process_) process_->signal(SIGSTOP);
+}
+
+void NatsServer::resume() {
+  if (process_) process_->signal(SIGCONT);
+}
+
 void NatsServer::restart() {
   if (running()) stop();
   start();

@@ -84,6 +84,10 @@ class NatsServer {
   void stop();     // SIGTERM, wait for exit (clean shutdown, store flushed)
   void kill();     // SIGKILL (crash)
   void restart();  // start again on the same ports with the same store; waits until it accepts clients
+  // SIGSTOP / SIGCONT: a server that stops answering without closing a connection (a long GC or I/O
+  // stall, a VM pause). Clients' requests wait in their sockets and are answered after resume().
+  void pause();
+  void resume();
 
  private:
   void start();

@@ -24,26 +24,19 @@ void HostLiveness::start() {
   const std::string pattern = std::string(Names::host_key_prefix) + "*";
   check(kvStore_Watch(&watcher_, kv_, pattern.c_str(), &wo), "watch host keys");
   // The watcher first delivers every current key, then a null entry: load them all before anyone asks
-  // alive(), so a live host is never mistaken for a dead one at startup.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // alive(). Each is stamped as changed now, after this host's beat was sent, so none is proven silent yet.
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
   for (;;) {
     kvEntry* e = nullptr;
     natsStatus s = kvWatcher_Next(&e, watcher_, 1000);
     if (s == NATS_OK && e == nullptr) break;
-    if (s == NATS_OK) {
-      const std::string key = kvEntry_Key(e);
-      const std::string worker = decode_token(std::string_view(key).substr(Names::host_key_prefix.size()));
-      if (worker != options_.worker_id && kvEntry_Operation(e) == kvOp_Put) {
-        std::lock_guard lock(mu_);
-        hosts_[worker] = Seen{kvEntry_Revision(e), std::chrono::steady_clock::now()};
-      }
-      kvEntry_Destroy(e);
-    }
-    if (std::chrono::steady_clock::now() > deadline) break;
+    if (s == NATS_OK) take(e);
+    if (Clock::now() > deadline) break;
   }
 }
 
 void HostLiveness::beat() {
+  const auto started = Clock::now();
   const std::string key = Names::host_key(options_.worker_id);
   const std::string value = std::to_string(unix_ms_now());
   uint64_t rev = store_.write(key, value, own_revision_);
@@ -55,54 +48,74 @@ void HostLiveness::beat() {
   }
   if (rev != 0) {
     own_revision_ = rev;
-    last_beat_ = std::chrono::steady_clock::now();
+    own_beat_started_ = started;
+    last_beat_ = Clock::now();
+  }
+}
+
+void HostLiveness::take(kvEntry* e) {
+  const std::string key = kvEntry_Key(e);
+  const std::string worker = decode_token(std::string_view(key).substr(Names::host_key_prefix.size()));
+  const uint64_t revision = kvEntry_Revision(e);
+  const bool put = kvEntry_Operation(e) == kvOp_Put;
+  kvEntry_Destroy(e);
+  std::lock_guard lock(mu_);
+  if (worker == options_.worker_id) {
+    // Our own beat came back: everything written before it was sent has been delivered.
+
+    if (put && revision == own_revision_) proven_through_ = std::max(proven_through_, own_beat_started_);
+  } else if (put) {
+    hosts_[worker] = Seen{revision, Clock::now()};
+  } else {
+    hosts_.erase(worker);
   }
 }
 
 void HostLiveness::drain_watcher() {
   for (;;) {
     kvEntry* e = nullptr;
-    if (kvWatcher_Next(&e, watcher_, 0) != NATS_OK || e == nullptr) {
+    // cnats takes a timeout of 0 as an invalid argument (NATS_INVALID_ARG, nothing read), not as "don't
+    // wait": 1 ms is the shortest wait that reads what is queued.
+    const natsStatus s = kvWatcher_Next(&e, watcher_, 1);
+    if (s != NATS_OK || e == nullptr) {
       if (e != nullptr) kvEntry_Destroy(e);
+      if (s != NATS_OK && s != NATS_TIMEOUT && s != last_watch_status_) {
+        log::warn("nats: {}", describe(s, "watch host keys"));
+      }
+      last_watch_status_ = s;
       return;
     }
-    const std::string key = kvEntry_Key(e);
-    const std::string worker = decode_token(std::string_view(key).substr(Names::host_key_prefix.size()));
-    if (worker != options_.worker_id) {
-      std::lock_guard lock(mu_);
-      if (kvEntry_Operation(e) == kvOp_Put) {
-        hosts_[worker] = Seen{kvEntry_Revision(e), std::chrono::steady_clock::now()};
-      } else {
-        hosts_.erase(worker);
-      }
-    }
-    kvEntry_Destroy(e);
+    take(e);
   }
 }
 
 std::vector<std::string> HostLiveness::tick() {
   std::vector<std::string> rescue;
   try {
-    if (std::chrono::steady_clock::now() - last_beat_ >= options_.host_dead_after / 4) {
+    // In milliseconds: host_dead_after is whole seconds, and 2 s / 4 in seconds is 0.
+    const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(options_.host_dead_after) / 4;
+    if (Clock::now() - last_beat_ >= interval) {
+      const auto started = Clock::now();
       try {
         beat();
       } catch (...) {
-        blind_ = true;
+        impaired_ = true;
         throw;
       }
-      if (blind_) {
-        blind_ = false;
+      const bool dragged = Clock::now() - started > interval;
+      if (impaired_ || dragged) {
+        // The others' beats were held up like ours; their silence counts again from now.
+        impaired_ = false;
         std::lock_guard lock(mu_);
-        judge_from_ = std::chrono::steady_clock::now();
+        judge_from_ = Clock::now();
       }
     }
     drain_watcher();
     std::vector<std::pair<std::string, uint64_t>> dead;
     {
       std::lock_guard lock(mu_);
-      const auto now = std::chrono::steady_clock::now();
       for (const auto& [worker, seen] : hosts_) {
-        if (now - silent_since_locked(seen) > options_.host_dead_after) dead.emplace_back(worker, seen.revision);
+        if (dead_locked(seen)) dead.emplace_back(worker, seen.revision);
       }
     }
     for (const auto& [worker, revision] : dead) {
@@ -135,7 +148,7 @@ bool HostLiveness::alive(const std::string& worker_id) const {
   if (worker_id == options_.worker_id) return true;
   std::lock_guard lock(mu_);
   auto it = hosts_.find(worker_id);
-  return it != hosts_.end() && std::chrono::steady_clock::now() - silent_since_locked(it->second) <= options_.host_dead_after;
+  return it != hosts_.end() && !dead_locked(it->second);
 }
 
 }  // namespace taskhost::transport::nats

@@ -1,6 +1,14 @@
 // Which hosts are alive: every host rewrites its own KV key (host.<worker>) every host_dead_after / 4
-// and watches all host keys. A host whose key has not changed for host_dead_after, as measured on this
-// host's own clock from when the change arrived (no cross-machine clock comparison), is dead.
+// and watches all host keys. A host is dead when its key has been proven unchanged for host_dead_after,
+// measured on this host's own clock (no cross-machine clock comparison):
+//
+//   - proven: silence counts only up to the start of this host's latest beat that its own watcher has
+//     delivered back. The bucket is one ordered stream, so every write that landed before that beat has
+//     been seen; a lagging or stalled watcher proves nothing and declares nobody dead.
+//   - unchanged: from when the other host's last change arrived here, or from when this host's own
+//     beats became prompt again, whichever is later. While a beat fails or takes longer than a beat
+//     interval (a server stall, a leader election) every host's writes are held up alike, and the
+//     updates proving the others alive arrive only after this host's own.
 //
 // Exactly one survivor rescues a dead host: tick() tries to delete the dead host's key with
 // compare-and-set on the revision it last saw; only the host whose delete succeeds gets the worker id
@@ -38,37 +46,39 @@ class HostLiveness {
   // Deletes this host's key (clean exit with nothing left to rescue).
   void remove_self();
 
-  // A host counts as alive when its key changed within host_dead_after, and this host itself always.
-  // Unknown hosts are dead. Time in which this host could not write the bucket itself does not count
-  // against others (see judge_from_).
+  // This host itself always counts as alive; another host unless it is proven dead (see above) or
+  // unknown here.
   bool alive(const std::string& worker_id) const;
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct Seen {
     uint64_t revision = 0;
-    std::chrono::steady_clock::time_point changed{};
+    Clock::time_point changed{};
   };
+  void take(kvEntry* e);  // one watcher entry: another host's change, or this host's own beat coming back
   void drain_watcher();
   void beat();
-  // When another host's silence starts to count: the later of its last change and judge_from_.
-  std::chrono::steady_clock::time_point silent_since_locked(const Seen& seen) const {
-    return std::max(seen.changed, judge_from_);
+  bool dead_locked(const Seen& seen) const {
+    return proven_through_ - std::max(seen.changed, judge_from_) > options_.host_dead_after;
   }
 
   RecordStore& store_;
   kvStore* kv_;
   const NatsOptions options_;
   kvWatcher* watcher_ = nullptr;
-  uint64_t own_revision_ = 0;
-  std::chrono::steady_clock::time_point last_beat_{};
-  bool blind_ = false;  // this host's last beat failed: the bucket is out of its reach (liveness thread only)
+  // Liveness thread only.
+  uint64_t own_revision_ = 0;            // of this host's last successful beat
+  Clock::time_point own_beat_started_{};  // when that beat was sent
+  Clock::time_point last_beat_{};
+  bool impaired_ = false;  // the last beat failed: the bucket is out of this host's reach
+  natsStatus last_watch_status_ = NATS_OK;  // what the watcher last answered (a new failure is logged once)
   mutable std::mutex mu_;
   std::map<std::string, Seen> hosts_;  // other hosts, by worker id
-  // Set when this host's beats succeed again after failing: while the bucket was out of reach (a server
-  // restart, a JetStream leader election) every host's beats failed alike, and the updates that prove
-  // the others alive arrive only after. Judging them from their last change would declare live hosts
-  // dead, and fail their tasks "orphaned".
-  std::chrono::steady_clock::time_point judge_from_{};
+  // Silence before this does not count (set when beats are prompt again after failing or dragging).
+  Clock::time_point judge_from_{};
+  // Every write to the bucket that landed before this time has been delivered by the watcher.
+  Clock::time_point proven_through_{};
 };
 
 }  // namespace taskhost::transport::nats

@@ -1,0 +1,100 @@
+// HostLiveness against a real nats-server, each host's ticks driven by the test: whether a host that
+// stops beating is found dead, and whether one that only waited out a server stall is not.
+#include "nats_server.hpp"
+#include "rig.hpp"
+
+#include "transport/nats/host_liveness.hpp"
+#include "transport/nats/setup.hpp"
+
+#include <doctest/doctest.h>
+
+#include <future>
+
+using namespace taskhost;
+using namespace taskhost::testing;
+namespace tn = taskhost::transport::nats;
+
+namespace {
+
+// One host's liveness, as the transport wires it: its own connection, record store and bucket handle.
+class Member {
+ public:
+  Member(const std::string& url, const std::string& worker)
+      : options_(test_options(url, worker)),  // host_dead_after 2 s: a beat every 500 ms
+        names_(options_.stream_prefix, options_.kv_bucket),
+        connection_(options_, "liveness " + worker),
+        store_(connection_, names_),
+        kv_(tn::open_bucket(connection_.js(), names_, options_)),
+        liveness_(std::make_unique<tn::HostLiveness>(store_, kv_, options_)) {
+    liveness_->start();
+  }
+  ~Member() {
+    liveness_.reset();
+    kvStore_Destroy(kv_);
+  }
+  Member(const Member&) = delete;
+  Member& operator=(const Member&) = delete;
+
+  tn::HostLiveness& liveness() { return *liveness_; }
+  // Ticks until `other`'s key has reached this host.
+  bool sees(const std::string& other) {
+    return eventually([&] {
+      liveness_->tick();
+      return liveness_->alive(other);
+    }, 5s, 20ms);
+  }
+
+ private:
+  NatsOptions options_;
+  tn::Names names_;
+  tn::Connection connection_;
+  tn::RecordStore store_;
+  kvStore* kv_;
+  std::unique_ptr<tn::HostLiveness> liveness_;
+};
+
+}  // namespace
+
+TEST_CASE("liveness: a host that stops beating is found dead once, by one survivor") {
+  NatsSingle nats;
+  Member a(nats.url(), "a");
+  auto b = std::make_unique<Member>(nats.url(), "b");
+  REQUIRE(a.sees("b"));
+  CHECK_FALSE(a.liveness().alive("nobody"));
+  b.reset();  // stops beating without removing its key, as a killed process does
+
+  std::vector<std::string> rescued;
+  CHECK(eventually([&] {
+    rescued = a.liveness().tick();
+    return !rescued.empty();
+  }, 10s, 100ms));
+  CHECK(rescued == std::vector<std::string>{"b"});
+  CHECK_FALSE(a.liveness().alive("b"));
+  for (int i = 0; i < 5; ++i) CHECK(a.liveness().tick().empty());  // rescued once
+}
+
+TEST_CASE("liveness: after a server stall longer than host_dead_after, nobody is declared dead") {
+  // Every host's beat waits out the stall in its socket and then succeeds. The others' beats land after
+  // this host's own, so judged by the clock alone they would have been silent for the whole stall: this
+  // host would take over their running tasks and fail those that cannot re-attach "orphaned".
+  NatsSingle nats;
+  Member a(nats.url(), "a");
+  Member b(nats.url(), "b");
+  REQUIRE(a.sees("b"));
+  REQUIRE(b.sees("a"));
+  std::this_thread::sleep_for(600ms);  // a's next beat is due: its tick will block in it
+  nats.server().pause();
+  auto ticked = std::async(std::launch::async, [&] { return a.liveness().tick(); });
+  std::this_thread::sleep_for(3s);  // > host_dead_after (2 s), < a request's wait (5 s)
+  nats.server().resume();
+  CHECK(ticked.get().empty());
+  CHECK(a.liveness().alive("b"));
+  // b beats again (its beat had been held up too); from then on both stay alive.
+  for (int i = 0; i < 20; ++i) {
+    CHECK(b.liveness().tick().empty());
+    CHECK(a.liveness().tick().empty());
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(a.liveness().alive("b"));
+  CHECK(b.liveness().alive("a"));
+}
