@@ -399,11 +399,18 @@ TEST_CASE("on_receipt: a dead host's task of a kind no survivor serves ends fail
   TempDir only_hello;
   kinds_served(TASKHOST_PLUGIN_DIR, "hello-c.so", only_hello.path());
   NatsTaskClient client(test_options(nats.url(), "client"));
-  auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"));
-  const std::string id = client.submit(assignment("lost", "interactive.count", R"({"steps":100,"delay_ms":40})"));
-  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 2; }, 10s, kServerPoll));
-  a->crash();
+  // The survivor runs first: it learns of the other host from that host's beats, not from the keys it
+  // found at its own start.
   HostRig b(test_options(nats.url(), "greeter"), only_hello.path());
+  auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"));
+  const auto a_started = std::chrono::steady_clock::now();
+  const std::string id = client.submit(assignment("lost", "interactive.count", R"({"steps":150,"delay_ms":40})"));
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 2; }, 10s, kServerPoll));
+  // Longer than host_dead_after: a survivor that had stopped following beats would have given up on it.
+  std::this_thread::sleep_until(a_started + 3s);
+  REQUIRE(client.status(id).state() == v1::RUNNING);
+  CHECK(b.transport().stats().orphaned == 0);  // alive all along
+  a->crash();
   const auto c = client.wait(id, 20s);
   CHECK(c.state() == v1::FAILED);
   CHECK(c.error().kind() == "orphaned");
