@@ -106,7 +106,8 @@ void NatsTransport::Impl::refresh_kinds() {
 void NatsTransport::Impl::tick() {
   reaper.flush();
   const auto now = std::chrono::steady_clock::now();
-  const auto progress_every = options.ack_wait / 3;
+  // In milliseconds: ack_wait is whole seconds, and 2 s / 3 in seconds is 0 (an in-progress ack per tick).
+  const auto progress_every = std::chrono::duration_cast<std::chrono::milliseconds>(options.ack_wait) / 3;
   std::vector<std::string> progress;
   {
     std::lock_guard lock(mu);
