@@ -2,6 +2,7 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/format.hpp"
+#include "common/unix_time.hpp"
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -19,11 +20,6 @@ std::string clock_text(int64_t unix_ms) {
   return fmt::format("{:%H:%M:%S}.{:03d}", fmt::localtime(t), static_cast<int>(unix_ms % 1000));
 }
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Plain lines when piped; in a terminal, a task's progress redraws one line as a bar until something
 // else is printed.
 class Printer {
@@ -33,7 +29,7 @@ class Printer {
   void item(const v1::WatchItem& item) {
     if (item.has_completion()) {
       const auto& c = item.completion();
-      line(now_ms(), c.task_id(), c.kind(), completion_text(c));
+      line(unix_ms_now(), c.task_id(), c.kind(), completion_text(c));
       return;
     }
     const auto& e = item.event();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "common/spin_wait.hpp"
+#include "common/unix_time.hpp"
 #include "tasks/call_pool.hpp"
 #include "tasks/finished_tasks.hpp"
 #include "tasks/router.hpp"
@@ -161,9 +162,7 @@ void Router::Impl::emit_locked(Task& t, Fill&& fill) {
   event.set_task_id(t.id);
   event.set_attempt(t.attempt);
   event.set_seq(++t.seq);
-  event.set_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count());
+  event.set_unix_ms(unix_ms_now());
   event.set_kind(t.kind);
   event.set_worker_id(options.worker_id);
   fill(event);

@@ -1,6 +1,7 @@
 #include "transport/local/local_transport.hpp"
 
 #include "common/log.hpp"
+#include "common/unix_time.hpp"
 #include "tasks/router.hpp"
 #include "transport/local/task_view.hpp"
 #include "transport/receipt.hpp"
@@ -12,11 +13,6 @@
 
 namespace taskhost::transport::local {
 namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string new_id() {
   thread_local boost::uuids::random_generator generator;  // not thread-safe: one per thread
@@ -60,7 +56,7 @@ LocalTransport::Entry& LocalTransport::entry_locked(const std::string& task_id) 
   auto [it, inserted] = tasks_.try_emplace(task_id);
   if (inserted) {
     it->second.status.set_task_id(task_id);
-    it->second.status.set_created_unix_ms(now_ms());
+    it->second.status.set_created_unix_ms(unix_ms_now());
   }
   return it->second;
 }
@@ -135,7 +131,7 @@ SubmitResult LocalTransport::submit(v1::TaskAssignment a) {
   {
     std::lock_guard lock(mu_);
     Entry& e = entry_locked(a.task_id());
-    e.status = status_for_new_task(a, now_ms());
+    e.status = status_for_new_task(a, unix_ms_now());
     e.heartbeat_interval = std::chrono::seconds(a.heartbeat_interval_secs());
     ++counters_.submitted_total[kind];
   }

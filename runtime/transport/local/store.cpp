@@ -1,6 +1,7 @@
 #include "transport/local/store.hpp"
 
 #include "common/log.hpp"
+#include "common/unix_time.hpp"
 #include "transport/local/sqlite.hpp"
 
 #include <fmt/format.h>
@@ -55,11 +56,6 @@ CREATE INDEX IF NOT EXISTS messages_by_task ON messages(task_id, id);
 constexpr const char* kTaskColumns =
     "assignment, task_id, kind, attempt, state, detail, started, cancel_requested, checkpoint, progress, "
     "pending_request_id, pending_prompt, worker_id, completion, created_ms, updated_ms";
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string serialize(const google::protobuf::MessageLite& m) {
   std::string out;
@@ -268,7 +264,7 @@ bool Store::insert_task(const v1::TaskAssignment& assignment) {
         .bind_blob(3, body)
         .bind(4, int64_t{attempt})
         .bind(5, int64_t{v1::PENDING})
-        .bind(6, now_ms())
+        .bind(6, unix_ms_now())
         .run();
     inserted = writer_db_->changes() == 1;
   });
@@ -281,7 +277,7 @@ bool Store::insert_message(const v1::SteeringMessage& message) {
     writes_->insert_message.bind(1, message.message_id())
         .bind(2, message.task_id())
         .bind_blob(3, body)
-        .bind(4, now_ms())
+        .bind(4, unix_ms_now())
         .run();
     inserted = writer_db_->changes() == 1;
   });
@@ -289,14 +285,14 @@ bool Store::insert_message(const v1::SteeringMessage& message) {
 }
 
 void Store::record_cancel_request(const std::string& task_id) {
-  run_sync([&] { writes_->cancel_request.bind(1, task_id).bind(2, now_ms()).run(); });
+  run_sync([&] { writes_->cancel_request.bind(1, task_id).bind(2, unix_ms_now()).run(); });
 }
 
 void Store::record_event(const v1::TaskEvent& event) {
   if (event.has_output()) return;  // ephemeral by design
   enqueue([this, event] {
     const int64_t attempt = event.attempt();
-    const int64_t at = event.unix_ms() ? event.unix_ms() : now_ms();
+    const int64_t at = event.unix_ms() ? event.unix_ms() : unix_ms_now();
     if (event.has_progress()) {
       // Only the latest progress is worth keeping: it replaces the previous one, no event row.
       writes_->progress.bind(1, event.task_id()).bind_blob(2, serialize(event.progress())).bind(3, at)
@@ -327,7 +323,7 @@ void Store::record_event(const v1::TaskEvent& event) {
 
 void Store::record_checkpoint(const std::string& task_id, uint32_t attempt, std::string bytes) {
   enqueue([this, task_id, attempt, bytes = std::move(bytes)] {
-    writes_->checkpoint.bind(1, task_id).bind_blob(2, bytes).bind(3, now_ms()).bind(4, int64_t{attempt}).run();
+    writes_->checkpoint.bind(1, task_id).bind_blob(2, bytes).bind(3, unix_ms_now()).bind(4, int64_t{attempt}).run();
   });
 }
 
@@ -337,7 +333,7 @@ void Store::record_completion(const v1::TaskCompletion& completion) {
         .bind_blob(2, serialize(completion))
         .bind(3, int64_t{completion.state()})
         .bind(4, int64_t{completion.attempt()})
-        .bind(5, now_ms())
+        .bind(5, unix_ms_now())
         .run();
   });
 }
@@ -350,7 +346,7 @@ void Store::record_message_outcome(const std::string& message_id, const v1::Deli
 
 void Store::record_attempt(const std::string& task_id, uint32_t attempt) {
   enqueue([this, task_id, attempt] {
-    writes_->attempt.bind(1, task_id).bind(2, int64_t{attempt}).bind(3, now_ms()).run();
+    writes_->attempt.bind(1, task_id).bind(2, int64_t{attempt}).bind(3, unix_ms_now()).run();
   });
 }
 

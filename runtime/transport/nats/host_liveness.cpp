@@ -1,6 +1,7 @@
 #include "transport/nats/host_liveness.hpp"
 
 #include "common/log.hpp"
+#include "common/unix_time.hpp"
 
 #include <string_view>
 

@@ -4,6 +4,7 @@
 // and completion on the worker thread, because another host may hold it, may have finished it, or may
 // have died holding it. Control messages for held tasks are applied here too.
 #include "common/log.hpp"
+#include "common/unix_time.hpp"
 #include "transport/nats/transport_impl.hpp"
 
 #include <fmt/format.h>

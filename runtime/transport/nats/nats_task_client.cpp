@@ -1,5 +1,6 @@
 #include "transport/nats/nats_task_client.hpp"
 
+#include "common/unix_time.hpp"
 #include "transport/nats/connection.hpp"
 #include "transport/nats/control_channel.hpp"
 #include "transport/nats/discovery.hpp"

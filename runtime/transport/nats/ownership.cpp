@@ -3,6 +3,7 @@
 // compare-and-set means someone else wrote the record: resolve_conflict() finds out who, and either takes
 // the record over (a queued record from a client, a dead or earlier owner) or fences this attempt.
 #include "common/log.hpp"
+#include "common/unix_time.hpp"
 #include "transport/nats/transport_impl.hpp"
 
 namespace taskhost::transport::nats {

@@ -4,6 +4,7 @@
 // here serves its kind. Records of on_completion hosts are left alone: JetStream redelivers those tasks,
 // and the next host resumes them from the record (intake.cpp).
 #include "common/log.hpp"
+#include "common/unix_time.hpp"
 #include "transport/nats/transport_impl.hpp"
 
 #include <fmt/format.h>

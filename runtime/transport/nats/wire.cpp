@@ -168,9 +168,5 @@ std::optional<DeliveryInfo> parse_ack_reply(std::string_view reply) {
   return info;
 }
 
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace taskhost::transport::nats

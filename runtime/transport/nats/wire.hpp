@@ -57,6 +57,4 @@ struct DeliveryInfo {
 };
 std::optional<DeliveryInfo> parse_ack_reply(std::string_view reply);
 
-int64_t unix_ms_now();
-
 }  // namespace taskhost::transport::nats
