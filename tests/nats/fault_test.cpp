@@ -333,6 +333,39 @@ TEST_CASE("a cluster node restarts mid-run: hosts fail over and no task is lost 
   for (auto& h : hosts) stop_cleanly(*h);
 }
 
+TEST_CASE("a rescue cut short is tried again: the dead host's recorded tasks are still re-attached") {
+  // Only the host that wins a dead host's key rescues its tasks, so a listing of its records that
+  // ends early (a watcher timeout in a leader election; here the failpoint) must not be the last try.
+  NatsSingle nats;
+  TempDir dir("taskhost-nats-fault");
+  auto dies = std::make_unique<HostProcess>(dir, HostSpec{"dies", nats.url()});
+  REQUIRE_MESSAGE(dies->wait_ready(), dies->log());
+  NatsTaskClient client(client_options(nats.url()));
+  const std::vector<std::string> ids = submit_counting(client, 3, R"({"steps":200,"delay_ms":25})");
+  // Running there with a checkpoint recorded, before the rescuer starts and could pull them.
+  REQUIRE(eventually([&] {
+    for (const auto& id : ids) {
+      const auto s = client.status(id);
+      if (s.worker_id() != "dies" || s.progress().current() < 10) return false;
+    }
+    return true;
+  }, 20s, kServerPoll));
+  HostProcess rescuer(dir, HostSpec{"rescuer", nats.url(), "on_receipt", 64,
+                                    {"TASKHOST_FAILPOINTS=nats.rescue.cut_listing=1"}});
+  REQUIRE_MESSAGE(rescuer.wait_ready(), rescuer.log());
+  dies->process().kill_now();
+
+  for (const auto& id : ids) {
+    const auto c = client.wait(id, 30s);
+    CHECK_MESSAGE(c.state() == v1::SUCCEEDED, id, ": ", c.error().message());
+    CHECK(c.worker_id() == "rescuer");
+    CHECK(c.attempt() == 2);
+  }
+  const std::string log = rescuer.log();
+  CHECK_MESSAGE(log.find("rescue of dies cut short") != std::string::npos, log);  // the failpoint did fire
+  stop_cleanly(rescuer);
+}
+
 TEST_CASE("after a cluster node restarts, a cancel still reaches the long tasks on every host") {
   // Steering and cancel reach a host through its ordered consumer on the control stream. A node's
   // restart makes the hosts that were connected to it reconnect and their consumers be recreated (and

@@ -123,6 +123,13 @@ void NatsTransport::Impl::tick() {
   }
   // "Still working on it": JetStream restarts the ack_wait clock of each held delivery.
   for (const auto& reply : progress) ack(reply, "+WPI");
+
+  // Rescues cut short: this host won them, so no other host will take them up.
+  std::vector<std::string> due;
+  for (const auto& [dead, when] : rescue_retries) {
+    if (when <= now) due.push_back(dead);
+  }
+  for (const auto& dead : due) rescue(dead);
 }
 
 void NatsTransport::Impl::drain(std::chrono::milliseconds grace) {

@@ -3,6 +3,7 @@
 // re-attached here with attempt + 1 and its last checkpoint, or ended failed "orphaned" when no plugin
 // here serves its kind. Records of on_completion hosts are left alone: JetStream redelivers those tasks,
 // and the next host resumes them from the record (intake.cpp).
+#include "common/failpoint.hpp"
 #include "common/log.hpp"
 #include "common/unix_time.hpp"
 #include "transport/nats/transport_impl.hpp"
@@ -12,6 +13,15 @@
 namespace taskhost::transport::nats {
 
 void NatsTransport::Impl::rescue(const std::string& dead) {
+  if (rescue_all(dead)) {
+    rescue_retries.erase(dead);
+    return;
+  }
+  log::warn("nats: rescue of {} cut short; trying again in 1 s", dead);
+  rescue_retries[dead] = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+}
+
+bool NatsTransport::Impl::rescue_all(const std::string& dead) {
   struct Found {
     TaskRecord record;
     uint64_t revision;
@@ -24,12 +34,20 @@ void NatsTransport::Impl::rescue(const std::string& dead) {
   const std::string pattern = std::string(Names::task_key_prefix) + "*";
   if (natsStatus s = kvStore_Watch(&w, kv, pattern.c_str(), &wo); s != NATS_OK) {
     log::warn("nats: {}", describe(s, "list task records to rescue " + dead));
-    return;
+    return false;
   }
-  // The watcher delivers every current record, then a null entry.
+  // The watcher delivers every current record, then a null entry; anything else ends the listing early.
+  bool listed = false;
   for (;;) {
     kvEntry* e = nullptr;
-    if (kvWatcher_Next(&e, w, 5'000) != NATS_OK || e == nullptr) break;
+    // The failpoint cuts a listing of another host's records (not this host's own, at its start).
+    const bool cut = dead != options.worker_id && failpoint("nats.rescue.cut_listing");
+    const natsStatus s = cut ? NATS_TIMEOUT : kvWatcher_Next(&e, w, 5'000);
+    if (s != NATS_OK || e == nullptr) {
+      listed = s == NATS_OK;
+      if (!listed) log::warn("nats: {}", describe(s, "list task records to rescue " + dead));
+      break;
+    }
     auto record = decode_record(std::string_view(static_cast<const char*>(kvEntry_Value(e)),
                                                  static_cast<size_t>(kvEntry_ValueLen(e))));
     if (record && record->owner == dead && !record->ack_on_completion) {
@@ -44,13 +62,16 @@ void NatsTransport::Impl::rescue(const std::string& dead) {
     std::erase_if(found, [&](const Found& f) { return inflight.count(f.record.task_id) > 0; });
   }
   if (!found.empty()) log::info("nats: rescuing {} task(s) of {}", found.size(), dead);
+  bool all = listed;
   for (auto& f : found) {
     try {
       rescue_task(std::move(f.record), f.revision);
     } catch (const std::exception& e) {
       log::warn("nats: rescue of a task of {}: {}", dead, e.what());
+      all = false;
     }
   }
+  return all;
 }
 
 void NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {

@@ -22,6 +22,7 @@
 #include "transport/nats/wire.hpp"
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -109,7 +110,11 @@ class NatsTransport::Impl {
   void fence(const std::string& task_id, const std::string& owner);
 
   // ---- rescue (rescue.cpp) ----------------------------------------------------------------------------
+  // Takes over every record of `dead_worker` (worker thread). Once this host has won the right to
+  // rescue it, no other host will: a rescue cut short (the listing ended early, a take-over failed) is
+  // tried again by tick() until every record is handled.
   void rescue(const std::string& dead_worker);
+  bool rescue_all(const std::string& dead_worker);  // false: some record may be left; try again
   void rescue_task(TaskRecord record, uint64_t revision);
   void orphan(const TaskRecord& record, uint64_t revision, const std::string& why);
 
@@ -129,6 +134,7 @@ class NatsTransport::Impl {
   std::unique_ptr<Puller> puller;
   std::unique_ptr<SerialWorker> worker;           // KV reads, claims of redeliveries, rescues, upkeep
   std::unique_ptr<SerialWorker> liveness_thread;  // HostLiveness::tick, nothing else
+  std::map<std::string, std::chrono::steady_clock::time_point> rescue_retries;  // dead worker -> when (worker thread)
   tasks::Router* router = nullptr;
   registry::KindRegistry* registry = nullptr;
   std::shared_ptr<std::atomic<bool>> listening = std::make_shared<std::atomic<bool>>(false);
