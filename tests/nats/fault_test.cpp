@@ -366,6 +366,44 @@ TEST_CASE("a rescue cut short is tried again: the dead host's recorded tasks are
   stop_cleanly(rescuer);
 }
 
+TEST_CASE("a host that leaves before finishing a rescue hands the dead host back; another rescues it") {
+  // The rescuer's listings are always cut short (failpoint), so it is still trying when it is told to
+  // stop. Nobody else would ever judge the dead host again (its key is gone): the rescuer writes the
+  // key back on its way out, and a host that comes later finds it silent and rescues the tasks.
+  NatsSingle nats;
+  TempDir dir("taskhost-nats-fault");
+  auto dies = std::make_unique<HostProcess>(dir, HostSpec{"dies", nats.url()});
+  REQUIRE_MESSAGE(dies->wait_ready(), dies->log());
+  NatsTaskClient client(client_options(nats.url()));
+  const std::vector<std::string> ids = submit_counting(client, 3, R"({"steps":400,"delay_ms":25})");
+  REQUIRE(eventually([&] {
+    for (const auto& id : ids) {
+      const auto s = client.status(id);
+      if (s.worker_id() != "dies" || s.progress().current() < 10) return false;
+    }
+    return true;
+  }, 20s, kServerPoll));
+  HostProcess leaves(dir, HostSpec{"leaves", nats.url(), "on_receipt", 64,
+                                   {"TASKHOST_FAILPOINTS=nats.rescue.cut_listing=100000"}});
+  REQUIRE_MESSAGE(leaves.wait_ready(), leaves.log());
+  dies->process().kill_now();
+  REQUIRE_MESSAGE(eventually([&] { return leaves.log().find("rescue of dies cut short") != std::string::npos; }, 20s,
+                             kServerPoll),
+                  leaves.log());
+  stop_cleanly(leaves);
+  CHECK_MESSAGE(leaves.log().find("leaving the rescue of dies to another host") != std::string::npos, leaves.log());
+
+  HostProcess next(dir, HostSpec{"next", nats.url()});
+  REQUIRE_MESSAGE(next.wait_ready(), next.log());
+  for (const auto& id : ids) {
+    const auto c = client.wait(id, 30s);
+    CHECK_MESSAGE(c.state() == v1::SUCCEEDED, id, ": ", c.error().message());
+    CHECK(c.worker_id() == "next");
+    CHECK(c.attempt() == 2);
+  }
+  stop_cleanly(next);
+}
+
 TEST_CASE("after a cluster node restarts, a cancel still reaches the long tasks on every host") {
   // Steering and cancel reach a host through its ordered consumer on the control stream. A node's
   // restart makes the hosts that were connected to it reconnect and their consumers be recreated (and

@@ -145,6 +145,17 @@ void HostLiveness::remove_self() {
   }
 }
 
+void HostLiveness::hand_back(const std::string& worker_id) {
+  try {
+    const std::string key = Names::host_key(worker_id);
+    if (store_.write(key, std::to_string(unix_ms_now()), store_.read(key).revision) != 0) {
+      log::warn("nats: leaving the rescue of {} to another host", worker_id);
+    }
+  } catch (const std::exception& e) {
+    log::warn("nats: cannot hand back the rescue of {}: {}", worker_id, e.what());
+  }
+}
+
 bool HostLiveness::alive(const std::string& worker_id) const {
   if (worker_id == options_.worker_id) return true;
   std::lock_guard lock(mu_);

@@ -45,6 +45,9 @@ class HostLiveness {
   std::vector<std::string> tick();
   // Deletes this host's key (clean exit with nothing left to rescue).
   void remove_self();
+  // Writes the key of `worker_id`, a dead host this one won but is leaving before it finished rescuing:
+  // the other hosts see it, find it silent, and one of them rescues what is left. Never throws.
+  void hand_back(const std::string& worker_id);
 
   // This host itself always counts as alive; another host unless it is proven dead (see above) or
   // unknown here.

@@ -17,7 +17,7 @@ void NatsTransport::Impl::rescue(const std::string& dead) {
     rescue_retries.erase(dead);
     return;
   }
-  log::warn("nats: rescue of {} cut short; trying again in 1 s", dead);
+  if (!rescue_retries.count(dead)) log::warn("nats: rescue of {} cut short; trying again every second", dead);
   rescue_retries[dead] = std::chrono::steady_clock::now() + std::chrono::seconds(1);
 }
 
@@ -65,7 +65,7 @@ bool NatsTransport::Impl::rescue_all(const std::string& dead) {
   bool all = listed;
   for (auto& f : found) {
     try {
-      rescue_task(std::move(f.record), f.revision);
+      all = rescue_task(std::move(f.record), f.revision) && all;
     } catch (const std::exception& e) {
       log::warn("nats: rescue of a task of {}: {}", dead, e.what());
       all = false;
@@ -74,12 +74,12 @@ bool NatsTransport::Impl::rescue_all(const std::string& dead) {
   return all;
 }
 
-void NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
+bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   std::shared_lock intake(intake_mu);
-  if (draining) return;  // another host will do it once this one is gone
+  if (draining) return false;  // stop() hands the dead host back to the others
   if (store->completion_exists(rec.task_id)) {
     store->erase(Names::task_key(rec.task_id), revision);
-    return;
+    return true;
   }
   const std::string dead = rec.owner;
   v1::TaskAssignment a;
@@ -88,7 +88,7 @@ void NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   if (!parsed || !binding) {
     orphan(rec, revision,
            !parsed ? "its assignment was not recorded" : "no plugin on " + options.worker_id + " serves kind '" + rec.kind + "'");
-    return;
+    return true;
   }
   const uint32_t attempt = rec.attempt + 1;
   a.mutable_execute()->set_attempt(attempt);
@@ -103,7 +103,7 @@ void NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   f.created_unix_ms = rec.created_unix_ms;
   f.checkpoint = rec.checkpoint;
   const uint64_t rev = store->write_task(record_of(f), revision);
-  if (rev == 0) return;  // another survivor took it
+  if (rev == 0) return true;  // another survivor took it
   f.record_rev = rev;
   f.record_written = true;
   {
@@ -114,6 +114,7 @@ void NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   log::info("nats: re-attaching task {} of {} as attempt {}", rec.task_id, dead, attempt);
   const auto outcome = router->assign(a, tasks::Resume{true, rec.checkpoint});
   after_assign(rec.task_id, attempt, outcome, 0, {});
+  return true;
 }
 
 void NatsTransport::Impl::orphan(const TaskRecord& rec, uint64_t revision, const std::string& why) {

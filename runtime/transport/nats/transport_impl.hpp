@@ -111,11 +111,12 @@ class NatsTransport::Impl {
 
   // ---- rescue (rescue.cpp) ----------------------------------------------------------------------------
   // Takes over every record of `dead_worker` (worker thread). Once this host has won the right to
-  // rescue it, no other host will: a rescue cut short (the listing ended early, a take-over failed) is
-  // tried again by tick() until every record is handled.
+  // rescue it, no other host will: a rescue cut short (the listing ended early, a take-over failed,
+  // this host began draining) is tried again by tick() until every record is handled, and handed back
+  // by stop() if this host leaves first.
   void rescue(const std::string& dead_worker);
   bool rescue_all(const std::string& dead_worker);  // false: some record may be left; try again
-  void rescue_task(TaskRecord record, uint64_t revision);
+  bool rescue_task(TaskRecord record, uint64_t revision);  // false: left alone (this host is draining)
   void orphan(const TaskRecord& record, uint64_t revision, const std::string& why);
 
   // ---- state ------------------------------------------------------------------------------------------
