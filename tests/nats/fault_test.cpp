@@ -346,34 +346,51 @@ TEST_CASE("a cluster node restarts mid-run: hosts fail over and no task is lost 
   for (auto& h : hosts) stop_cleanly(*h);
 }
 
+namespace {
+
+// A host "dies" on its own server running three recorded interactive.count tasks (a checkpoint stored),
+// for the rescue tests: the rescuers start after, so none of them could have pulled the tasks.
+struct DyingHost {
+  NatsSingle nats;
+  TempDir dir{"taskhost-nats-fault"};
+  std::unique_ptr<HostProcess> host = std::make_unique<HostProcess>(dir, HostSpec{"dies", nats.url()});
+  NatsTaskClient client{client_options(nats.url())};
+  std::vector<std::string> ids;
+
+  explicit DyingHost(const std::string& input) {
+    REQUIRE_MESSAGE(host->wait_ready(), host->log());
+    ids = submit_counting(client, 3, input);
+    REQUIRE(eventually([&] {
+      for (const auto& id : ids) {
+        const auto s = client.status(id);
+        if (s.worker_id() != "dies" || s.progress().current() < 10) return false;
+      }
+      return true;
+    }, 20s, kServerPoll));
+  }
+  // Every task succeeded on `worker`, re-attached there as attempt 2.
+  void check_rescued_by(const std::string& worker) {
+    for (const auto& id : ids) {
+      const auto c = client.wait(id, 30s);
+      CHECK_MESSAGE(c.state() == v1::SUCCEEDED, id, ": ", c.error().message());
+      CHECK(c.worker_id() == worker);
+      CHECK(c.attempt() == 2);
+    }
+  }
+};
+
+}  // namespace
+
 TEST_CASE("a rescue cut short is tried again: the dead host's recorded tasks are still re-attached") {
   // Only the host that wins a dead host's key rescues its tasks, so a listing of its records that
   // ends early (a watcher timeout in a leader election; here the failpoint) must not be the last try.
-  NatsSingle nats;
-  TempDir dir("taskhost-nats-fault");
-  auto dies = std::make_unique<HostProcess>(dir, HostSpec{"dies", nats.url()});
-  REQUIRE_MESSAGE(dies->wait_ready(), dies->log());
-  NatsTaskClient client(client_options(nats.url()));
-  const std::vector<std::string> ids = submit_counting(client, 3, R"({"steps":200,"delay_ms":25})");
-  // Running there with a checkpoint recorded, before the rescuer starts and could pull them.
-  REQUIRE(eventually([&] {
-    for (const auto& id : ids) {
-      const auto s = client.status(id);
-      if (s.worker_id() != "dies" || s.progress().current() < 10) return false;
-    }
-    return true;
-  }, 20s, kServerPoll));
-  HostProcess rescuer(dir, HostSpec{"rescuer", nats.url(), "on_receipt", 64,
-                                    {"TASKHOST_FAILPOINTS=nats.rescue.cut_listing=1"}});
+  DyingHost d(R"({"steps":200,"delay_ms":25})");
+  HostProcess rescuer(d.dir, HostSpec{"rescuer", d.nats.url(), "on_receipt", 64,
+                                      {"TASKHOST_FAILPOINTS=nats.rescue.cut_listing=1"}});
   REQUIRE_MESSAGE(rescuer.wait_ready(), rescuer.log());
-  dies->process().kill_now();
+  d.host->process().kill_now();
 
-  for (const auto& id : ids) {
-    const auto c = client.wait(id, 30s);
-    CHECK_MESSAGE(c.state() == v1::SUCCEEDED, id, ": ", c.error().message());
-    CHECK(c.worker_id() == "rescuer");
-    CHECK(c.attempt() == 2);
-  }
+  d.check_rescued_by("rescuer");
   const std::string log = rescuer.log();
   CHECK_MESSAGE(log.find("rescue of dies cut short") != std::string::npos, log);  // the failpoint did fire
   stop_cleanly(rescuer);
@@ -383,37 +400,20 @@ TEST_CASE("a host that leaves before finishing a rescue hands the dead host back
   // The rescuer's listings are always cut short (failpoint), so it is still trying when it is told to
   // stop. Nobody else would ever judge the dead host again (its key is gone): the rescuer writes the
   // key back on its way out, and a host that comes later finds it silent and rescues the tasks.
-  NatsSingle nats;
-  TempDir dir("taskhost-nats-fault");
-  auto dies = std::make_unique<HostProcess>(dir, HostSpec{"dies", nats.url()});
-  REQUIRE_MESSAGE(dies->wait_ready(), dies->log());
-  NatsTaskClient client(client_options(nats.url()));
-  const std::vector<std::string> ids = submit_counting(client, 3, R"({"steps":400,"delay_ms":25})");
-  REQUIRE(eventually([&] {
-    for (const auto& id : ids) {
-      const auto s = client.status(id);
-      if (s.worker_id() != "dies" || s.progress().current() < 10) return false;
-    }
-    return true;
-  }, 20s, kServerPoll));
-  HostProcess leaves(dir, HostSpec{"leaves", nats.url(), "on_receipt", 64,
-                                   {"TASKHOST_FAILPOINTS=nats.rescue.cut_listing=100000"}});
+  DyingHost d(R"({"steps":400,"delay_ms":25})");
+  HostProcess leaves(d.dir, HostSpec{"leaves", d.nats.url(), "on_receipt", 64,
+                                     {"TASKHOST_FAILPOINTS=nats.rescue.cut_listing=100000"}});
   REQUIRE_MESSAGE(leaves.wait_ready(), leaves.log());
-  dies->process().kill_now();
+  d.host->process().kill_now();
   REQUIRE_MESSAGE(eventually([&] { return leaves.log().find("rescue of dies cut short") != std::string::npos; }, 20s,
                              kServerPoll),
                   leaves.log());
   stop_cleanly(leaves);
   CHECK_MESSAGE(leaves.log().find("leaving the rescue of dies to another host") != std::string::npos, leaves.log());
 
-  HostProcess next(dir, HostSpec{"next", nats.url()});
+  HostProcess next(d.dir, HostSpec{"next", d.nats.url()});
   REQUIRE_MESSAGE(next.wait_ready(), next.log());
-  for (const auto& id : ids) {
-    const auto c = client.wait(id, 30s);
-    CHECK_MESSAGE(c.state() == v1::SUCCEEDED, id, ": ", c.error().message());
-    CHECK(c.worker_id() == "next");
-    CHECK(c.attempt() == 2);
-  }
+  d.check_rescued_by("next");
   stop_cleanly(next);
 }
 
