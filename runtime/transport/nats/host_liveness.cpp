@@ -63,7 +63,6 @@ void HostLiveness::take(kvEntry* e) {
   std::lock_guard lock(mu_);
   if (worker == options_.worker_id) {
     // Our own beat came back: everything written before it was sent has been delivered.
-
     if (put && revision == own_revision_) proven_through_ = std::max(proven_through_, own_beat_started_);
   } else if (put) {
     hosts_[worker] = Seen{revision, Clock::now()};
