@@ -396,10 +396,10 @@ TEST_CASE("a rescue cut short is tried again: the dead host's recorded tasks are
   stop_cleanly(rescuer);
 }
 
-TEST_CASE("a host that leaves before finishing a rescue hands the dead host back; another rescues it") {
+TEST_CASE("a host that leaves before finishing a rescue lets its lease fall silent; another rescues it") {
   // The rescuer's listings are always cut short (failpoint), so it is still trying when it is told to
-  // stop. Nobody else would ever judge the dead host again (its key is gone): the rescuer writes the
-  // key back on its way out, and a host that comes later finds it silent and rescues the tasks.
+  // stop. It stops renewing its lease on the dead host's key, and a host that comes later finds the key
+  // silent and rescues the tasks.
   DyingHost d(R"({"steps":400,"delay_ms":25})");
   HostProcess leaves(d.dir, HostSpec{"leaves", d.nats.url(), "on_receipt", 64,
                                      {"TASKHOST_FAILPOINTS=nats.rescue.cut_listing=100000"}});
@@ -414,6 +414,33 @@ TEST_CASE("a host that leaves before finishing a rescue hands the dead host back
   HostProcess next(d.dir, HostSpec{"next", d.nats.url()});
   REQUIRE_MESSAGE(next.wait_ready(), next.log());
   d.check_rescued_by("next");
+  stop_cleanly(next);
+}
+
+TEST_CASE("a rescuer SIGKILLed mid-rescue: another host rescues both what it took and what it left") {
+  // The rescuer takes one record of the dead host over and dies at once (failpoint), the other two still
+  // under the dead host's name. Its lease on the dead host's key falls silent like its own key, so the
+  // next host rescues the task it took (attempt 3) and the two it left (attempt 2).
+  DyingHost d(R"({"steps":400,"delay_ms":25})");
+  HostProcess rescuer(d.dir, HostSpec{"rescuer", d.nats.url(), "on_receipt", 64,
+                                      {"TASKHOST_FAILPOINTS=nats.rescue.die_after_take=1"}});
+  REQUIRE_MESSAGE(rescuer.wait_ready(), rescuer.log());
+  d.host->process().kill_now();
+  REQUIRE_MESSAGE(eventually([&] { return !rescuer.process().running(); }, 30s, kServerPoll), rescuer.log());
+  int taken = 0;
+  for (const auto& id : d.ids) taken += d.client.status(id).worker_id() == "rescuer" ? 1 : 0;
+  CHECK_MESSAGE(taken == 1, rescuer.log());
+
+  HostProcess next(d.dir, HostSpec{"next", d.nats.url()});
+  REQUIRE_MESSAGE(next.wait_ready(), next.log());
+  int third_attempts = 0;
+  for (const auto& id : d.ids) {
+    const auto c = d.client.wait(id, 30s);
+    CHECK_MESSAGE(c.state() == v1::SUCCEEDED, id, ": ", c.error().message(), "\n", next.log());
+    CHECK(c.worker_id() == "next");
+    third_attempts += c.attempt() == 3 ? 1 : 0;
+  }
+  CHECK(third_attempts == 1);
   stop_cleanly(next);
 }
 

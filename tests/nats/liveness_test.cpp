@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <future>
+#include <set>
 
 using namespace taskhost;
 using namespace taskhost::testing;
@@ -91,6 +92,84 @@ TEST_CASE("liveness: after a server stall longer than host_dead_after, nobody is
   CHECK(a.liveness().alive("b"));
   // b beats again (its beat had been held up too); from then on both stay alive.
   for (int i = 0; i < 20; ++i) {
+    CHECK(b.liveness().tick().empty());
+    CHECK(a.liveness().tick().empty());
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(a.liveness().alive("b"));
+  CHECK(b.liveness().alive("a"));
+}
+
+TEST_CASE("liveness: a rescuer that dies holding the lease on a dead host: a survivor wins both") {
+  // Only one host at a time rescues a dead host: the one whose lease on its key is in place. A rescuer
+  // that dies mid-rescue stops renewing that lease, so the dead host's key falls silent again and the
+  // records it still holds are rescued by the next winner, with the dead rescuer's own.
+  NatsSingle nats;
+  auto a = std::make_unique<Member>(nats.url(), "a");
+  auto b = std::make_unique<Member>(nats.url(), "b");
+  REQUIRE(a->sees("b"));
+  b.reset();
+  std::vector<std::string> won;
+  REQUIRE(eventually([&] {
+    won = a->liveness().tick();
+    return !won.empty();
+  }, 10s, 100ms));
+  CHECK(won == std::vector<std::string>{"b"});
+  // c comes while a is rescuing b: b's key holds a's lease, so b is dead to c (its tasks are being
+  // taken over) but not c's to rescue while a renews the lease.
+  Member c(nats.url(), "c");
+  REQUIRE(c.sees("a"));
+  CHECK_FALSE(c.liveness().alive("b"));
+  for (int i = 0; i < 30; ++i) {  // 3 s, longer than host_dead_after
+    CHECK(a->liveness().tick().empty());
+    CHECK(c.liveness().tick().empty());
+    std::this_thread::sleep_for(100ms);
+  }
+  a.reset();  // dies mid-rescue: neither its key nor its lease on b is written again
+
+  std::set<std::string> rescued;
+  CHECK(eventually([&] {
+    for (auto& w : c.liveness().tick()) rescued.insert(w);
+    return rescued.size() == 2;
+  }, 10s, 100ms));
+  CHECK(rescued == std::set<std::string>{"a", "b"});
+}
+
+TEST_CASE("liveness: a released lease removes the dead host's key; nobody rescues it again") {
+  NatsSingle nats;
+  Member a(nats.url(), "a");
+  auto b = std::make_unique<Member>(nats.url(), "b");
+  REQUIRE(a.sees("b"));
+  b.reset();
+  REQUIRE(eventually([&] { return !a.liveness().tick().empty(); }, 10s, 100ms));
+  a.liveness().release("b");
+  CHECK(a.liveness().tick().empty());  // deletes the key
+  // A host that comes later finds no key of b to judge, and a finds nothing more to rescue.
+  Member late(nats.url(), "late");
+  for (int i = 0; i < 30; ++i) {
+    CHECK(a.liveness().tick().empty());
+    CHECK(late.liveness().tick().empty());
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK_FALSE(late.liveness().alive("b"));
+  CHECK(late.liveness().alive("a"));
+}
+
+TEST_CASE("liveness: a host that was only slow takes its key back from the rescuer's lease") {
+  NatsSingle nats;
+  Member a(nats.url(), "a");
+  Member b(nats.url(), "b");
+  REQUIRE(a.sees("b"));
+  // b does not tick for longer than host_dead_after: a wins it and holds the lease.
+  REQUIRE(eventually([&] { return !a.liveness().tick().empty(); }, 10s, 100ms));
+  CHECK_FALSE(a.liveness().alive("b"));
+  // b beats again: its beat writes over the lease, and a lets the lease go and sees b alive.
+  CHECK(eventually([&] {
+    CHECK(b.liveness().tick().empty());
+    CHECK(a.liveness().tick().empty());
+    return a.liveness().alive("b");
+  }, 5s, 100ms));
+  for (int i = 0; i < 30; ++i) {  // and from then on nobody is dead
     CHECK(b.liveness().tick().empty());
     CHECK(a.liveness().tick().empty());
     std::this_thread::sleep_for(100ms);

@@ -7,6 +7,11 @@
 
 namespace taskhost::transport::nats {
 
+namespace {
+// A host key's value is the time of the beat, or this prefix and the rescuer's worker id.
+constexpr std::string_view kLeasePrefix = "rescue lease held by ";
+}  // namespace
+
 HostLiveness::HostLiveness(RecordStore& store, kvStore* kv, const NatsOptions& options)
     : store_(store), kv_(kv), options_(options) {}
 
@@ -59,13 +64,15 @@ void HostLiveness::take(kvEntry* e) {
   const std::string worker = decode_token(std::string_view(key).substr(Names::host_key_prefix.size()));
   const uint64_t revision = kvEntry_Revision(e);
   const bool put = kvEntry_Operation(e) == kvOp_Put;
+  const std::string_view value(static_cast<const char*>(kvEntry_Value(e)), static_cast<size_t>(kvEntry_ValueLen(e)));
+  const bool leased = put && value.starts_with(kLeasePrefix);
   kvEntry_Destroy(e);
   std::lock_guard lock(mu_);
   if (worker == options_.worker_id) {
     // Our own beat came back: everything written before it was sent has been delivered.
     if (put && revision == own_revision_) proven_through_ = std::max(proven_through_, own_beat_started_);
   } else if (put) {
-    hosts_[worker] = Seen{revision, Clock::now()};
+    hosts_[worker] = Seen{revision, Clock::now(), leased};
   } else {
     hosts_.erase(worker);
   }
@@ -110,30 +117,75 @@ std::vector<std::string> HostLiveness::tick() {
         judge_from_ = Clock::now();
       }
     }
+    keep_leases(true);
     drain_watcher();
     std::vector<std::pair<std::string, uint64_t>> dead;
     {
       std::lock_guard lock(mu_);
       for (const auto& [worker, seen] : hosts_) {
-        if (dead_locked(seen)) dead.emplace_back(worker, seen.revision);
+        if (!leases_.count(worker) && dead_locked(seen)) dead.emplace_back(worker, seen.revision);
       }
     }
     for (const auto& [worker, revision] : dead) {
-      const bool won = store_.erase(Names::host_key(worker), revision);
-      {
-        std::lock_guard lock(mu_);
-        hosts_.erase(worker);  // either we rescue it, or the watcher tells us what happened instead
-      }
-      if (won) {
-        log::warn("nats: host {} is dead (no liveness update for {} s); rescuing its tasks", worker,
-                  options_.host_dead_after.count());
-        rescue.push_back(worker);
-      }
+      if (take_lease(worker, revision)) rescue.push_back(worker);
     }
   } catch (const std::exception& e) {
     log::warn("nats: liveness: {}", e.what());
   }
   return rescue;
+}
+
+std::string HostLiveness::lease_value() const { return std::string(kLeasePrefix) + options_.worker_id; }
+
+bool HostLiveness::take_lease(const std::string& worker, uint64_t revision) {
+  const uint64_t lease = store_.write(Names::host_key(worker), lease_value(), revision);
+  std::lock_guard lock(mu_);
+  // Either we rescue it, or the watcher tells us what happened instead (and brings our lease back too).
+  hosts_.erase(worker);
+  if (lease == 0) return false;
+  leases_[worker] = Lease{lease, false};
+  log::warn("nats: host {} is dead (no liveness update for {} s); rescuing its tasks", worker,
+            options_.host_dead_after.count());
+  return true;
+}
+
+void HostLiveness::keep_leases(bool may_renew) {
+  const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(options_.host_dead_after) / 4;
+  const bool renew = may_renew && Clock::now() - last_lease_renewal_ >= interval;
+  if (renew) last_lease_renewal_ = Clock::now();
+  std::map<std::string, Lease> held;
+  {
+    std::lock_guard lock(mu_);
+    held = leases_;
+  }
+  for (const auto& [worker, lease] : held) {
+    const std::string key = Names::host_key(worker);
+    if (lease.released) {
+      // Whether or not the delete wins (the host came back and wrote its key), the lease is over.
+      store_.erase(key, lease.revision);
+      std::lock_guard lock(mu_);
+      leases_.erase(worker);
+      continue;
+    }
+    if (!renew) continue;
+    const uint64_t rev = store_.write(key, lease_value(), lease.revision);
+    std::lock_guard lock(mu_);
+    auto it = leases_.find(worker);
+    if (it == leases_.end()) continue;
+    if (rev != 0) {
+      it->second.revision = rev;
+    } else {
+      // The host wrote its key again (it was only slow), or another host took the lease over from a
+      // rescuer it found silent: either way the key is not ours to keep. Records already taken stay taken.
+      log::warn("nats: the rescue lease on {} was taken by its host or another rescuer", worker);
+      leases_.erase(it);
+    }
+  }
+}
+
+void HostLiveness::release(const std::string& worker_id) {
+  std::lock_guard lock(mu_);
+  if (auto it = leases_.find(worker_id); it != leases_.end()) it->second.released = true;
 }
 
 void HostLiveness::remove_self() {
@@ -144,14 +196,15 @@ void HostLiveness::remove_self() {
   }
 }
 
-void HostLiveness::hand_back(const std::string& worker_id) {
+void HostLiveness::leave() {
   try {
-    const std::string key = Names::host_key(worker_id);
-    if (store_.write(key, std::to_string(unix_ms_now()), store_.read(key).revision) != 0) {
-      log::warn("nats: leaving the rescue of {} to another host", worker_id);
-    }
+    keep_leases(false);  // deletes the released ones
   } catch (const std::exception& e) {
-    log::warn("nats: cannot hand back the rescue of {}: {}", worker_id, e.what());
+    log::warn("nats: cannot end the rescue leases: {}", e.what());
+  }
+  std::lock_guard lock(mu_);
+  for (const auto& [worker, lease] : leases_) {
+    if (!lease.released) log::warn("nats: leaving the rescue of {} to another host", worker);
   }
 }
 
@@ -159,7 +212,7 @@ bool HostLiveness::alive(const std::string& worker_id) const {
   if (worker_id == options_.worker_id) return true;
   std::lock_guard lock(mu_);
   auto it = hosts_.find(worker_id);
-  return it != hosts_.end() && !dead_locked(it->second);
+  return it != hosts_.end() && !it->second.leased && !dead_locked(it->second);
 }
 
 }  // namespace taskhost::transport::nats

@@ -10,13 +10,17 @@
 //     interval (a server stall, a leader election) every host's writes are held up alike, and the
 //     updates proving the others alive arrive only after this host's own.
 //
-// Exactly one survivor rescues a dead host: tick() tries to delete the dead host's key with
-// compare-and-set on the revision it last saw; only the host whose delete succeeds gets the worker id
-// back from tick() and rescues its tasks. If the "dead" host was only slow, its next write finds its key
-// gone and it writes it again (its tasks have been taken over; its own writes for them are fenced).
+// Exactly one survivor rescues a dead host at a time: tick() overwrites the dead host's key with a
+// lease ("rescuing, held by <this host>") by compare-and-set on the revision it last saw; only the host
+// whose write succeeds gets the worker id back from tick() and rescues its tasks. The rescuer renews the
+// lease like its own beat until release() says every record is handled, then deletes the key. A
+// rescuer that dies or leaves mid-way stops renewing: its lease falls silent like any host key, and
+// another survivor wins it and rescues what is left. If the "dead" host was only slow, its next beat
+// finds its key changed and writes it again, which ends the lease (its tasks already taken over stay
+// taken; its own writes for them are fenced).
 //
-// Thread rule: start() then tick()/remove_self() from one thread at a time (the transport's liveness
-// thread); alive() from any thread.
+// Thread rule: start(), tick(), remove_self() and leave() from one thread at a time (the transport's
+// liveness thread, or its owner once that thread has stopped); alive() and release() from any thread.
 #pragma once
 
 #include "transport/nats/nats_options.hpp"
@@ -45,12 +49,15 @@ class HostLiveness {
   std::vector<std::string> tick();
   // Deletes this host's key (clean exit with nothing left to rescue).
   void remove_self();
-  // Writes the key of `worker_id`, a dead host this one won but is leaving before it finished rescuing:
-  // the other hosts see it, find it silent, and one of them rescues what is left. Never throws.
-  void hand_back(const std::string& worker_id);
+  // Every record of `worker_id`, a dead host this one holds the lease of, is handled: the next tick()
+  // deletes its key. Never throws.
+  void release(const std::string& worker_id);
+  // This host is leaving (its liveness thread has stopped): deletes the keys of the leases released, and
+  // leaves the others to fall silent, so another host rescues what is left. Never throws.
+  void leave();
 
-  // This host itself always counts as alive; another host unless it is proven dead (see above) or
-  // unknown here.
+  // This host itself always counts as alive; another host unless it is proven dead (see above), under
+  // a rescuer's lease, or unknown here.
   bool alive(const std::string& worker_id) const;
 
  private:
@@ -58,10 +65,19 @@ class HostLiveness {
   struct Seen {
     uint64_t revision = 0;
     Clock::time_point changed{};
+    bool leased = false;  // the key holds a rescuer's lease: the host itself is dead
+  };
+  struct Lease {
+    uint64_t revision = 0;  // of the last write of the lease
+    bool released = false;  // every record handled: delete the key
   };
   void take(kvEntry* e);  // one watcher entry: another host's change, or this host's own beat coming back
   void drain_watcher();
   void beat();
+  std::string lease_value() const;
+  void keep_leases(bool may_renew);  // renews the leases held when due, deletes the released ones
+  // Writes the lease on a host judged dead, if its key is still at `revision`; true when this host won.
+  bool take_lease(const std::string& worker_id, uint64_t revision);
   bool dead_locked(const Seen& seen) const {
     return proven_through_ - std::max(seen.changed, judge_from_) > options_.host_dead_after;
   }
@@ -74,10 +90,12 @@ class HostLiveness {
   uint64_t own_revision_ = 0;            // of this host's last successful beat
   Clock::time_point own_beat_started_{};  // when that beat was sent
   Clock::time_point last_beat_{};
+  Clock::time_point last_lease_renewal_{};
   bool impaired_ = false;  // the last beat failed: the bucket is out of this host's reach
   natsStatus last_watch_status_ = NATS_OK;  // what the watcher last answered (a new failure is logged once)
   mutable std::mutex mu_;
   std::map<std::string, Seen> hosts_;  // other hosts, by worker id
+  std::map<std::string, Lease> leases_;  // dead hosts this one is rescuing, by worker id
   // Silence before this does not count (set when beats are prompt again after failing or dragging).
   Clock::time_point judge_from_{};
   // Every write to the bucket that landed before this time has been delivered by the watcher.

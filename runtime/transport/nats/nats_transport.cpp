@@ -154,8 +154,8 @@ void NatsTransport::Impl::stop() {
   if (discovery) discovery->stop();
   if (liveness_thread) liveness_thread->stop();
   if (worker) worker->stop();
-  // Dead hosts this one won but did not finish rescuing (the worker is stopped: its map is ours now).
-  for (const auto& [dead, when] : rescue_retries) liveness->hand_back(dead);
+  // Dead hosts this one won but did not finish rescuing: their leases fall silent for another host.
+  if (liveness) liveness->leave();
   bool left = false;
   {
     std::lock_guard lock(mu);

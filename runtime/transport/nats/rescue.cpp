@@ -8,6 +8,8 @@
 #include "common/unix_time.hpp"
 #include "transport/nats/transport_impl.hpp"
 
+#include <csignal>
+
 #include <fmt/format.h>
 
 namespace taskhost::transport::nats {
@@ -15,6 +17,7 @@ namespace taskhost::transport::nats {
 void NatsTransport::Impl::rescue(const std::string& dead) {
   if (rescue_all(dead)) {
     rescue_retries.erase(dead);
+    liveness->release(dead);  // its key goes: nothing of it is left to rescue
     return;
   }
   if (!rescue_retries.count(dead)) log::warn("nats: rescue of {} cut short; trying again every second", dead);
@@ -76,7 +79,7 @@ bool NatsTransport::Impl::rescue_all(const std::string& dead) {
 
 bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   std::shared_lock intake(intake_mu);
-  if (draining) return false;  // stop() hands the dead host back to the others
+  if (draining) return false;  // left to whoever wins the lease this host lets fall silent
   if (store->completion_exists(rec.task_id)) {
     store->erase(Names::task_key(rec.task_id), revision);
     return true;
@@ -106,6 +109,8 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   if (rev == 0) return true;  // another survivor took it
   f.record_rev = rev;
   f.record_written = true;
+  // A rescuer that dies with the record taken and the rest not: its lease on the dead host falls silent.
+  if (dead != options.worker_id && failpoint("nats.rescue.die_after_take")) std::raise(SIGKILL);
   {
     std::lock_guard lock(mu);
     inflight.emplace(f.task_id, f);

@@ -110,10 +110,10 @@ class NatsTransport::Impl {
   void fence(const std::string& task_id, const std::string& owner);
 
   // ---- rescue (rescue.cpp) ----------------------------------------------------------------------------
-  // Takes over every record of `dead_worker` (worker thread). Once this host has won the right to
-  // rescue it, no other host will: a rescue cut short (the listing ended early, a take-over failed,
-  // this host began draining) is tried again by tick() until every record is handled, and handed back
-  // by stop() if this host leaves first.
+  // Takes over every record of `dead_worker` (worker thread). While this host holds the lease on it
+  // (host_liveness.hpp), no other host will: a rescue cut short (the listing ended early, a take-over
+  // failed, this host began draining) is tried again by tick() until every record is handled, then the
+  // lease is released; if this host leaves or dies first, the lease falls silent and another host wins it.
   void rescue(const std::string& dead_worker);
   bool rescue_all(const std::string& dead_worker);  // false: some record may be left; try again
   bool rescue_task(TaskRecord record, uint64_t revision);  // false: left alone (this host is draining)
