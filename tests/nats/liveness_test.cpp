@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <future>
+#include <initializer_list>
 #include <set>
 
 using namespace taskhost;
@@ -54,6 +55,14 @@ class Member {
   std::unique_ptr<tn::HostLiveness> liveness_;
 };
 
+// Ticks each member every 100 ms, `rounds` times: none of them may find a host to rescue.
+void tick_quietly(std::initializer_list<Member*> members, int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    for (auto* m : members) CHECK(m->liveness().tick().empty());
+    std::this_thread::sleep_for(100ms);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("liveness: a host that stops beating is found dead once, by one survivor") {
@@ -91,11 +100,7 @@ TEST_CASE("liveness: after a server stall longer than host_dead_after, nobody is
   CHECK(ticked.get().empty());
   CHECK(a.liveness().alive("b"));
   // b beats again (its beat had been held up too); from then on both stay alive.
-  for (int i = 0; i < 20; ++i) {
-    CHECK(b.liveness().tick().empty());
-    CHECK(a.liveness().tick().empty());
-    std::this_thread::sleep_for(100ms);
-  }
+  tick_quietly({&b, &a}, 20);
   CHECK(a.liveness().alive("b"));
   CHECK(b.liveness().alive("a"));
 }
@@ -120,11 +125,7 @@ TEST_CASE("liveness: a rescuer that dies holding the lease on a dead host: a sur
   Member c(nats.url(), "c");
   REQUIRE(c.sees("a"));
   CHECK_FALSE(c.liveness().alive("b"));
-  for (int i = 0; i < 30; ++i) {  // 3 s, longer than host_dead_after
-    CHECK(a->liveness().tick().empty());
-    CHECK(c.liveness().tick().empty());
-    std::this_thread::sleep_for(100ms);
-  }
+  tick_quietly({a.get(), &c}, 30);  // 3 s, longer than host_dead_after
   a.reset();  // dies mid-rescue: neither its key nor its lease on b is written again
 
   std::set<std::string> rescued;
@@ -146,11 +147,7 @@ TEST_CASE("liveness: a released lease removes the dead host's key; nobody rescue
   CHECK(a.liveness().tick().empty());  // deletes the key
   // A host that comes later finds no key of b to judge, and a finds nothing more to rescue.
   Member late(nats.url(), "late");
-  for (int i = 0; i < 30; ++i) {
-    CHECK(a.liveness().tick().empty());
-    CHECK(late.liveness().tick().empty());
-    std::this_thread::sleep_for(100ms);
-  }
+  tick_quietly({&a, &late}, 30);
   CHECK_FALSE(late.liveness().alive("b"));
   CHECK(late.liveness().alive("a"));
 }
@@ -169,11 +166,7 @@ TEST_CASE("liveness: a host that was only slow takes its key back from the rescu
     CHECK(a.liveness().tick().empty());
     return a.liveness().alive("b");
   }, 5s, 100ms));
-  for (int i = 0; i < 30; ++i) {  // and from then on nobody is dead
-    CHECK(b.liveness().tick().empty());
-    CHECK(a.liveness().tick().empty());
-    std::this_thread::sleep_for(100ms);
-  }
+  tick_quietly({&b, &a}, 30);  // and from then on nobody is dead
   CHECK(a.liveness().alive("b"));
   CHECK(b.liveness().alive("a"));
 }
