@@ -107,6 +107,9 @@ Status ChildProcess::spawn(const ExecRequest& r, std::unique_ptr<ChildProcess>* 
   check(posix_spawn_file_actions_adddup2(&setup.actions, stdin_read.get(), 0));
   check(posix_spawn_file_actions_adddup2(&setup.actions, stdout_write.get(), 1));
   check(posix_spawn_file_actions_adddup2(&setup.actions, stderr_write.get(), 2));
+  // Only stdio crosses: a descriptor the host or another plugin opened without close-on-exec (a
+  // listening socket, a client connection, a lock file) must not live on in the program.
+  check(posix_spawn_file_actions_addclosefrom_np(&setup.actions, 3));
   if (r.cwd) check(posix_spawn_file_actions_addchdir_np(&setup.actions, r.cwd->c_str()));
   check(posix_spawnattr_setflags(&setup.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
   check(posix_spawnattr_setpgroup(&setup.attr, 0));

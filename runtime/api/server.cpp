@@ -24,6 +24,7 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -45,6 +46,11 @@ namespace {
 
 constexpr auto as_tuple_awaitable = net::as_tuple(net::use_awaitable);
 constexpr size_t kMaxBody = 8 * 1024 * 1024;
+
+// Asio opens and accepts sockets without close-on-exec, so a program a plugin starts (exec.run) would
+// inherit the listening socket and every client connection: after the host died, its port stayed taken
+// and clients hung until that program exited.
+void close_on_exec(int fd) { ::fcntl(fd, F_SETFD, FD_CLOEXEC); }
 
 // Wakes watch/wait coroutines from router threads. Once the server stops, wake-ups are dropped instead
 // of being posted to an io_context that is going away.
@@ -357,6 +363,7 @@ struct ApiServer::Impl {
         co_await pause.async_wait(as_tuple_awaitable);
         continue;
       }
+      close_on_exec(socket.native_handle());
       net::co_spawn(ioc, session(std::move(socket)), net::detached);
     }
   }
@@ -371,6 +378,7 @@ struct ApiServer::Impl {
     auto acceptor = std::make_unique<tcp::acceptor>(ioc);
     const tcp::endpoint ep = results.begin()->endpoint();
     acceptor->open(ep.protocol(), ec);
+    if (!ec) close_on_exec(acceptor->native_handle());
     if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
     if (!ec) acceptor->bind(ep, ec);
     if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
@@ -394,6 +402,7 @@ struct ApiServer::Impl {
     auto acceptor = std::make_unique<unix_socket::acceptor>(ioc);
     const unix_socket::endpoint ep(e.path);
     acceptor->open(ep.protocol(), ec);
+    if (!ec) close_on_exec(acceptor->native_handle());
     if (!ec) acceptor->bind(ep, ec);
     if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
     if (ec) throw ApiError(fmt::format("cannot listen on {}: {}", e.to_string(), ec.message()));

@@ -174,3 +174,27 @@ TEST_CASE("SIGTERM drains: new submits are refused, running tasks end canceled a
   CHECK(str(obj(s, "completion"), "state") == "CANCELED");
   CHECK(has_state(wait_for_status(again, "short", [](const json::object&) { return true; }), "SUCCEEDED"));
 }
+
+TEST_CASE("a program exec.run starts holds only its stdio: not the API's sockets, which die with the host") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("exec.so")});
+  Host host(plugins, dir.path() / "state");
+  // A watch keeps a client connection open on the host while the program runs.
+  Background watcher({"watch", "--json", "--api", host.api()});
+  std::this_thread::sleep_for(200ms);
+  const fs::path listing = dir.path() / "fds.txt";
+  // The shell's own descriptors with their targets (the shell adds one of its own for the redirection).
+  const std::string input = R"({"argv":["sh","-c","ls -l /proc/$$/fd > )" + listing.string() + R"("]})";
+  const Result r = host.cli({"submit", "exec.run", "--input", input, "--wait"});
+  INFO(r);
+  REQUIRE(r.code == 0);
+  std::ifstream in(listing);
+  const std::string fds((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  INFO(fds);
+  REQUIRE(fds.find(" 0 -> ") != std::string::npos);  // the listing is what it should be
+  CHECK(fds.find("socket:") == std::string::npos);     // no listener, no client connection
+  CHECK(fds.find("taskhost.db") == std::string::npos);
+  CHECK(fds.find("taskhost.lock") == std::string::npos);
+  host.signal(SIGKILL);
+  watcher.finish(10s);
+}
