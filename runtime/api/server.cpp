@@ -428,7 +428,8 @@ ApiServer::ApiServer(ApiContext context, ServerOptions options)
 
 ApiServer::~ApiServer() { stop(); }
 
-void ApiServer::start() {
+void ApiServer::bind() {
+  if (!impl_->bound.empty()) return;
   try {
     if (impl_->options.listen.empty()) throw ApiError("no address to listen on");
     for (const auto& e : impl_->options.listen) {
@@ -437,8 +438,13 @@ void ApiServer::start() {
     }
   } catch (...) {
     impl_->close_all();
+    impl_->bound.clear();
     throw;
   }
+}
+
+void ApiServer::start() {
+  bind();
   for (auto& a : impl_->tcp_acceptors) net::co_spawn(impl_->ioc, impl_->accept_loop(*a), net::detached);
   for (auto& a : impl_->unix_acceptors) net::co_spawn(impl_->ioc, impl_->accept_loop(*a), net::detached);
   impl_->thread = std::thread([impl = impl_.get()] {

@@ -44,8 +44,11 @@ class ApiServer {
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
-  // Binds every endpoint, then serves on a thread of its own. Throws ApiError naming the address that
-  // could not be bound (nothing is left listening then).
+  // Binds every endpoint (connections wait in the backlog until start()). Throws ApiError naming the
+  // address that could not be bound (nothing is left listening then). Lets a host find out that its
+  // address is taken before it changes any state.
+  void bind();
+  // bind() if not done, then serves on a thread of its own.
   void start();
   // The bound addresses, with the real port where port 0 was asked for: "127.0.0.1:40123", "unix:/p".
   std::vector<std::string> addresses() const;

@@ -103,6 +103,12 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
   log_scan(host.initial_scan(), c.plugins_dir);
 
+  api::ServerOptions so;
+  so.listen = listen;
+  so.idle_timeout = c.api_idle_timeout;
+  api::ApiServer server(api::ApiContext{transport, host}, so);
+  server.bind();  // a taken address ends this run before recovery touches any task
+
   transport.attach(host.router());
   const auto rec = transport.recover();
   if (rec.restarted + rec.reattached + rec.canceled > 0) {
@@ -110,10 +116,6 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
               rec.restarted, rec.reattached, rec.canceled, rec.redelivered);
   }
 
-  api::ServerOptions so;
-  so.listen = listen;
-  so.idle_timeout = c.api_idle_timeout;
-  api::ApiServer server(api::ApiContext{transport, host}, so);
   server.start();
   const auto addresses = server.addresses();
   write_address_file(c.state_dir, addresses.front());

@@ -198,3 +198,48 @@ TEST_CASE("a program exec.run starts holds only its stdio: not the API's sockets
   host.signal(SIGKILL);
   watcher.finish(10s);
 }
+
+TEST_CASE("one host per state directory: a second is refused, naming the holder, and touches no task") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("timer.so")});
+  const fs::path state = dir.path() / "state";
+  Host host(plugins, state);
+  REQUIRE(host.cli({"submit", "timer.wait", "--id", "t1", "--input", R"({"ms":60000})"}).code == 0);
+  REQUIRE(has_state(wait_for_status(host, "t1", [](const json::object& o) { return has_state(o, "RUNNING"); }), "RUNNING"));
+
+  const Result second = run({"serve", "--plugins", plugins.string(), "--state", state.string(), "--api", "127.0.0.1:0"}, {}, 15s);
+  INFO(second);
+  CHECK(second.code == 1);
+  CHECK(second.err.find("state directory " + state.string() + " is in use by another taskhost (pid " +
+                        std::to_string(host.pid()) + ")") != std::string::npos);
+  // The first host's task was not recovered under it, and its address file is still there.
+  const auto s = wait_for_status(host, "t1", [](const json::object&) { return true; });
+  CHECK(has_state(s, "RUNNING"));
+  CHECK(s.at("attempt").to_number<int>() == 1);
+  CHECK(fs::exists(state / "api.addr"));
+}
+
+TEST_CASE("a host whose API address is taken exits before recovery touches its tasks") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("timer.so")});
+  const fs::path state = dir.path() / "state";
+  {
+    Host crashed(plugins, state);
+    REQUIRE(crashed.cli({"submit", "timer.wait", "--id", "t1", "--input", R"({"ms":60000})"}).code == 0);
+    wait_for_status(crashed, "t1", [](const json::object& o) { return has_state(o, "RUNNING"); });
+    crashed.signal(SIGKILL);
+    REQUIRE(crashed.wait_exit(10s).has_value());
+  }
+  Host other(plugins, dir.path() / "other-state");
+  const Result taken = run({"serve", "--plugins", plugins.string(), "--state", state.string(), "--api", other.api()}, {}, 15s);
+  INFO(taken);
+  CHECK(taken.code == 1);
+  CHECK(taken.err.find("cannot listen on " + other.api()) != std::string::npos);
+  CHECK(taken.err.find("re-attach") == std::string::npos);
+
+  // The first recovery is still owed: the task comes back as attempt 2, not 3.
+  Host again(plugins, state);
+  const auto s = wait_for_status(again, "t1", [](const json::object& o) { return has_state(o, "RUNNING"); });
+  CHECK(has_state(s, "RUNNING"));
+  CHECK(s.at("attempt").to_number<int>() == 2);
+}

@@ -12,6 +12,8 @@
 // been committed (call flush() first to include everything queued). Errors throw StoreError.
 #pragma once
 
+#include "transport/local/state_lock.hpp"
+
 #include "taskhost/v1/assignment.pb.h"
 #include "taskhost/v1/completion.pb.h"
 #include "taskhost/v1/events.pb.h"
@@ -70,7 +72,8 @@ struct StoredMessage {
 class Store {
  public:
   // Opens or creates `dir`/taskhost.db and starts the writer thread. Throws StoreError when the
-  // directory or database cannot be used (naming the path), or the schema is from another version.
+  // directory or database cannot be used (naming the path), another Store (in this process or another)
+  // holds the directory (state_lock.hpp), or the schema is from another version.
   explicit Store(const std::filesystem::path& dir);
   // Commits everything queued, then stops the writer.
   ~Store();
@@ -132,6 +135,7 @@ class Store {
   struct Writes;  // the writer's prepared statements
 
   std::filesystem::path file_;
+  std::unique_ptr<StateLock> lock_;  // taken before the database is opened
   std::unique_ptr<Database> writer_db_;  // writer thread only
   std::unique_ptr<Writes> writes_;       // writer thread only
   std::unique_ptr<Database> reader_db_;  // under read_mu_
