@@ -136,7 +136,8 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
     break;
   }
   transport.set_accepting(false);
-  host.router().drain(c.drain_grace);
+  // Tasks still waiting for a slot stay queued in the store: the next run starts them.
+  host.router().drain(c.drain_grace, tasks::Router::NotStarted::keep);
   server.stop();
   transport.detach();
   fs::remove(c.state_dir / "api.addr", ec);

@@ -215,7 +215,7 @@ size_t Router::Impl::free_slots_locked(const std::string& kind) const {
 }
 
 void Router::Impl::collect_admissions_locked(Admitted& admitted) {
-  if (stopped) return;
+  if (stopped || draining) return;  // a draining host finishes what runs; it starts nothing new
   for (auto it = pending.begin(); it != pending.end() && total.started < options.max_active;) {
     Counts& c = *(*it)->kind_counts;
     if (c.started >= c.limit) {
@@ -304,7 +304,9 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
       finished.put(t->id, [&](TaskSnapshot& s) { fill_snapshot_locked(*t, s); });
     }
     collect_admissions_locked(admitted);
-    if (by_id.empty()) idle.notify_all();
+    // Waiters: wait_idle (nothing active) and drain (nothing started: only checked while draining, so
+    // the usual path pays no notify for it).
+    if (by_id.empty() || (draining && total.started == 0)) idle.notify_all();
   }
   outbox.on_capacity(t->kind);
   launch(admitted);
@@ -652,16 +654,21 @@ size_t Router::cancel_generation(uint64_t generation_id, const std::string& reas
   return ids.size();
 }
 
-void Router::drain(std::chrono::milliseconds grace) {
+void Router::drain(std::chrono::milliseconds grace, NotStarted not_started) {
+  auto none_started = [&] { return impl_->total.started == 0; };
   {
-    std::lock_guard lock(impl_->mu);
-    impl_->draining = true;
+    std::unique_lock lock(impl_->mu);
+    impl_->draining = true;  // from here nothing waiting for a slot starts (collect_admissions_locked)
+    impl_->idle.wait_for(lock, grace, none_started);
   }
-  if (wait_idle(grace)) return;
+  // Cancel what still runs, and (unless kept) what never started: a pending task ends at once.
   std::vector<std::string> ids;
   {
     std::lock_guard lock(impl_->mu);
-    for (const auto& [id, t] : impl_->by_id) ids.emplace_back(id);
+    for (const auto& [id, t] : impl_->by_id) {
+      std::lock_guard tl(t->mu);
+      if (t->started || not_started == NotStarted::cancel) ids.emplace_back(id);
+    }
   }
   for (const auto& id : ids) {
     v1::CancelRequest req;
@@ -669,7 +676,8 @@ void Router::drain(std::chrono::milliseconds grace) {
     req.set_reason("host is shutting down");
     cancel(req, [](const v1::DeliveryReceipt&) {});
   }
-  wait_idle(impl_->options.cancel_deadline + std::chrono::seconds(1));
+  std::unique_lock lock(impl_->mu);
+  impl_->idle.wait_for(lock, impl_->options.cancel_deadline + std::chrono::seconds(1), none_started);
 }
 
 bool Router::wait_idle(std::chrono::milliseconds timeout) const {

@@ -154,9 +154,13 @@ class Router {
   // passed). Returns how many were asked.
   size_t cancel_generation(uint64_t generation_id, const std::string& reason);
 
-  // Stop accepting assignments (they are rejected RESOURCE_UNAVAILABLE); wait up to `grace` for active
-  // tasks to end; cancel the rest and wait for them up to the cancel deadline.
-  void drain(std::chrono::milliseconds grace);
+  // Stop accepting assignments (they are rejected RESOURCE_UNAVAILABLE) and starting the ones waiting for
+  // a slot; wait up to `grace` for the started tasks to end; cancel the rest and wait for them up to the
+  // cancel deadline. Tasks that never started are then canceled too (`cancel`), or left as they are
+  // (`keep`: a durable transport that still holds them queued starts them in its next run; shutdown()
+  // drops them from the router without completing them).
+  enum class NotStarted { cancel, keep };
+  void drain(std::chrono::milliseconds grace, NotStarted not_started = NotStarted::cancel);
 
   // Wait until no task is active or `timeout` passes; true when idle.
   bool wait_idle(std::chrono::milliseconds timeout) const;

@@ -243,3 +243,31 @@ TEST_CASE("a host whose API address is taken exits before recovery touches its t
   CHECK(has_state(s, "RUNNING"));
   CHECK(s.at("attempt").to_number<int>() == 2);
 }
+
+TEST_CASE("SIGTERM starts nothing that waited for a slot: it stays queued, and the next run starts it") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("cpp-interactive.so")});
+  const fs::path cfg = dir.path() / "taskhost.toml";
+  std::ofstream(cfg) << "[tasks]\ndrain_grace_ms = 5000\n\n[limits.kinds]\n\"interactive.count\" = 1\n";
+  const fs::path state = dir.path() / "state";
+  {
+    Host host(plugins, state, {"--config", cfg.string()});
+    REQUIRE(host.cli({"submit", "interactive.count", "--id", "first", "--input", R"({"steps":4,"delay_ms":150})"}).code == 0);
+    REQUIRE(host.cli({"submit", "interactive.count", "--id", "queued", "--input", R"({"steps":3,"delay_ms":10})"}).code == 0);
+    wait_for_status(host, "first", [](const json::object& o) { return has_state(o, "RUNNING"); });
+    CHECK(has_state(wait_for_status(host, "queued", [](const json::object&) { return true; }), "PENDING"));
+    host.signal(SIGTERM);
+    const auto status = host.wait_exit(15s);
+    INFO(host.log());
+    REQUIRE(status.has_value());
+    CHECK(WIFEXITED(*status));
+    // The running task finished within the grace; the queued one was neither started nor canceled.
+    CHECK(host.log().find("'queued'") == std::string::npos);
+  }
+  Host again(plugins, state, {"--config", cfg.string()});
+  CHECK(has_state(wait_for_status(again, "first", [](const json::object&) { return true; }), "SUCCEEDED"));
+  const auto s = wait_for_status(again, "queued", [](const json::object& o) { return has_state(o, "SUCCEEDED"); });
+  CHECK(has_state(s, "SUCCEEDED"));
+  CHECK(s.at("attempt").to_number<int>() == 1);  // started fresh, not re-attached
+  CHECK(again.log().find("recovery: starting queued task 'queued'") != std::string::npos);
+}
