@@ -308,6 +308,16 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
     // the usual path pays no notify for it).
     if (by_id.empty() || (draining && total.started == 0)) idle.notify_all();
   }
+  // Steering that waited for a start that never came: its senders learn the final outcome.
+  std::vector<v1::SteeringMessage> never_delivered;
+  {
+    std::lock_guard tl(t->mu);
+    never_delivered.swap(t->queued);
+  }
+  for (const auto& m : never_delivered) {
+    outbox.on_delivery(make_receipt(t->id, m.message_id(), v1::DeliveryReceipt::TASK_ENDED,
+                                    "task '" + t->id + "' ended before it started; the message was not delivered"));
+  }
   outbox.on_capacity(t->kind);
   launch(admitted);
 }
@@ -451,8 +461,10 @@ void Router::deliver(const v1::SteeringMessage& message, ReceiptCallback done) {
     }
     if (!t->started) {
       t->queued.push_back(message);
-      return done(make_receipt(t->id, message.message_id(), v1::DeliveryReceipt::ACCEPTED,
-                               "queued: delivered when the task starts"));
+      v1::DeliveryReceipt queued = make_receipt(t->id, message.message_id(), v1::DeliveryReceipt::ACCEPTED,
+                                                "queued: delivered when the task starts");
+      queued.set_queued(true);
+      return done(queued);
     }
   }
   impl_->post(t, [impl = impl_.get(), message, done = std::move(done)](const TaskPtr& task) mutable {

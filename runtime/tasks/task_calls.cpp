@@ -159,7 +159,24 @@ void Router::Impl::start_on_strand(const TaskPtr& t) {
     std::lock_guard tl(t->mu);
     queued.swap(t->queued);
   }
-  for (auto& m : queued) deliver_on_strand(t, std::move(m), [](const v1::DeliveryReceipt&) {});
+  // Their senders had a provisional receipt: the final one goes to the outbox, and a refusal also shows
+  // in the task's own events (an answer to an input request the task did not make, say).
+  for (auto& m : queued) {
+    v1::DeliveryReceipt r;
+    // deliver_on_strand answers inline, some answers with the task's lock held: look at it afterwards.
+    deliver_on_strand(t, std::move(m), [&r](const v1::DeliveryReceipt& answer) { r = answer; });
+    if (r.outcome() != v1::DeliveryReceipt::ACCEPTED) {
+      std::lock_guard tl(t->mu);
+      if (!t->ended) {
+        emit_locked(*t, [&](v1::TaskEvent& e) {
+          e.mutable_state()->set_state(t->state);
+          e.mutable_state()->set_detail("message '" + r.message_id() + "', sent before the start, was not delivered: " +
+                                        r.detail());
+        });
+      }
+    }
+    outbox.on_delivery(r);
+  }
 }
 
 void Router::Impl::deliver_on_strand(const TaskPtr& t, v1::SteeringMessage message, ReceiptCallback done) {

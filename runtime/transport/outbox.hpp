@@ -9,6 +9,7 @@
 #include "taskhost/v1/completion.pb.h"
 #include "taskhost/v1/events.pb.h"
 #include "taskhost/v1/heartbeat.pb.h"
+#include "taskhost/v1/steering.pb.h"
 
 #include <cstdint>
 #include <string>
@@ -32,6 +33,10 @@ class TaskOutbox {
 
   // A new checkpoint for the task's current attempt: durable transports keep it for re-attach.
   virtual void on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) = 0;
+
+  // The final outcome of a steering message that arrived before its task started (its receipt said
+  // `queued`): delivered at the start, refused then, or never delivered because the task ended first.
+  virtual void on_delivery(const v1::DeliveryReceipt& receipt) { (void)receipt; }
 
   // A slot of `kind` became free (a task ended): pulling transports may fetch more work.
   virtual void on_capacity(std::string_view kind) { (void)kind; }

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <thread>
 
@@ -238,4 +239,46 @@ TEST_CASE_FIXTURE(Fixture, "in a terminal, watch draws progress as a bar that re
   CHECK(r.out.find("[########################] 4/4 steps") != std::string::npos);  // a full bar
   CHECK(r.out.find("progress 4/4") == std::string::npos);             // not the piped form
   CHECK(r.out.find("succeeded") != std::string::npos);
+}
+
+TEST_CASE("steering sent while a task waits for a slot survives a crash; one refused at the start shows in its events") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("cpp-interactive.so")});
+  const fs::path cfg = dir.path() / "taskhost.toml";
+  std::ofstream(cfg) << "[limits.kinds]\n\"interactive.count\" = 1\n";
+  const fs::path state = dir.path() / "state";
+  {
+    Host host(plugins, state, {"--config", cfg.string()});
+    submit(host, {"interactive.count", "--id", "blocker", "--input", R"({"steps":40,"delay_ms":50})"});
+    submit(host, {"interactive.count", "--id", "later", "--input", R"({"steps":20,"delay_ms":50})"});
+    wait_for_status(host, "blocker", [](const json::object& o) { return has_state(o, "RUNNING"); });
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"send", "later", "hello there", "--json"},
+                                                 std::vector<std::string>{"send", "later", "yes", "--reply-to", "bogus", "--json"}}) {
+      const Result sent = host.cli(args);
+      INFO(sent);
+      REQUIRE(sent.code == 0);
+      const auto receipt = parse_json(sent.out).as_object();
+      CHECK(str(receipt, "outcome") == "ACCEPTED");
+      CHECK(receipt.at("queued").as_bool());  // provisional: decided at the start
+    }
+    host.signal(SIGKILL);
+    REQUIRE(host.wait_exit(10s).has_value());
+  }
+  Host again(plugins, state, {"--config", cfg.string()});
+  const auto done = wait_for_status(again, "later", [](const json::object& o) { return has_state(o, "SUCCEEDED"); }, 30s);
+  REQUIRE(has_state(done, "SUCCEEDED"));
+  const Result w = again.cli({"watch", "later", "--json", "--timeout", "20"});
+  INFO(w);
+  bool echoed = false, refusal = false;
+  for (const auto& it : watch_items(w)) {
+    const auto& e = obj(it, "event");
+    if (str(obj(e, "message"), "text") == "echo: hello there") echoed = true;
+    const std::string detail = str(obj(e, "state"), "detail");
+    if (detail.find("sent before the start, was not delivered") != std::string::npos &&
+        detail.find("'bogus'") != std::string::npos) {
+      refusal = true;
+    }
+  }
+  CHECK(echoed);   // delivered once the task started in the next run
+  CHECK(refusal);  // the task never asked for 'bogus': said in its own events, not silently dropped
 }

@@ -175,7 +175,9 @@ v1::DeliveryReceipt LocalTransport::send(v1::SteeringMessage m) {
                    "message '" + m.message_id() + "' was already sent");
   }
   v1::DeliveryReceipt r = router->deliver(m, options_.delivery_timeout);
-  store_.record_message_outcome(m.message_id(), r);
+  // A queued message has no outcome yet: it comes with on_delivery at the start, and until then a
+  // restart delivers the message again.
+  if (!r.queued()) store_.record_message_outcome(m.message_id(), r);
   std::lock_guard lock(mu_);
   const auto it = tasks_.find(m.task_id());
   ++counters_.deliveries_total[{it == tasks_.end() ? std::string() : it->second.status.kind(),
@@ -374,6 +376,10 @@ void LocalTransport::on_completion(const v1::TaskCompletion& completion) {
 void LocalTransport::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {
   std::lock_guard lock(mu_);  // same lock as events: the store sees checkpoint and completion in order
   store_.record_checkpoint(task_id, attempt, std::string(bytes));
+}
+
+void LocalTransport::on_delivery(const v1::DeliveryReceipt& receipt) {
+  store_.record_message_outcome(receipt.message_id(), receipt);
 }
 
 }  // namespace taskhost::transport::local

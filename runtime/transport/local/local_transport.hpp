@@ -132,6 +132,7 @@ class LocalTransport final : public TaskOutbox {
   void on_heartbeat(const v1::Heartbeat& heartbeat) override;
   void on_completion(const v1::TaskCompletion& completion) override;
   void on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) override;
+  void on_delivery(const v1::DeliveryReceipt& receipt) override;
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -74,7 +74,7 @@ RecoveryReport LocalTransport::recover() {
     for (const auto& m : store_.messages(t.task_id)) {
       if (m.answered) continue;
       const auto r = router->deliver(m.message, options_.delivery_timeout);
-      store_.record_message_outcome(m.message.message_id(), r);
+      if (!r.queued()) store_.record_message_outcome(m.message.message_id(), r);
       ++report.redelivered;
     }
   }

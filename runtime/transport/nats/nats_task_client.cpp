@@ -153,8 +153,10 @@ v1::DeliveryReceipt NatsTaskClient::control(const std::string& task_id, const st
   }
   if (auto held = store_->task(task_id)) {
     if (held->record.owner.empty()) {
-      return make_receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
-                     "queued: delivered when a host starts the task");
+      auto queued = make_receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
+                                 "queued: delivered when a host starts the task");
+      queued.set_queued(true);
+      return queued;
     }
     return make_receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
                    fmt::format("stored; {} holds the task but did not confirm in time", held->record.owner));
