@@ -1,5 +1,6 @@
 // taskhost submit KIND [--input JSON | --input @FILE] [--id ID] [--wait [--timeout SECS]]
 #include "api/json.hpp"
+#include "common/json_string.hpp"
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/format.hpp"
@@ -38,8 +39,13 @@ int submit_command(const Args& args) {
   auto client = make_client(cl);
   const std::string id = client->submit(a);
   if (!cl.has("wait")) {
-    if (cl.json()) std::cout << fmt::format("{{\"task_id\":\"{}\"}}\n", id);
-    else std::cout << id << "\n";
+    if (cl.json()) {
+      std::string line = "{\"task_id\":";
+      append_json_string(line, id);  // an id may hold quotes or backslashes
+      std::cout << line << "}\n";
+    } else {
+      std::cout << id << "\n";
+    }
     return kExitOk;
   }
   if (!cl.json()) std::cerr << id << "\n";  // the id on stderr keeps stdout for the result

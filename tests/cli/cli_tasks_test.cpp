@@ -282,3 +282,21 @@ TEST_CASE("steering sent while a task waits for a slot survives a crash; one ref
   CHECK(echoed);   // delivered once the task started in the next run
   CHECK(refusal);  // the task never asked for 'bogus': said in its own events, not silently dropped
 }
+
+TEST_CASE_FIXTURE(Fixture, "an id submitted again is the same task, unless it names another kind; --json escapes ids") {
+  REQUIRE(host.cli({"submit", "hello.greet", "--id", "X", "--input", R"({"name":"a"})"}).code == 0);
+  const Result same = host.cli({"submit", "hello.greet", "--id", "X", "--input", R"({"name":"a"})", "--wait"});
+  INFO(same);
+  CHECK(same.code == 0);  // idempotent: the one task's result
+  CHECK(same.out == "Hello, a!\n");
+  const Result other = host.cli({"submit", "interactive.count", "--id", "X", "--wait"});
+  INFO(other);
+  CHECK(other.code == 1);
+  CHECK(other.err.find("task 'X' already exists as kind 'hello.greet'; not submitted as 'interactive.count'") !=
+        std::string::npos);
+
+  const Result quoted = host.cli({"submit", "hello.greet", "--id", R"(a"b\c)", "--json"});
+  INFO(quoted);
+  REQUIRE(quoted.code == 0);
+  CHECK(str(parse_json(quoted.out).as_object(), "task_id") == R"(a"b\c)");
+}

@@ -125,6 +125,13 @@ SubmitResult LocalTransport::submit(v1::TaskAssignment a) {
   }
 
   if (!store_.insert_task(a)) {
+    // The same id again is an idempotent resubmit, unless it names another kind: then the caller means
+    // another task, and answering with the first one's result would be wrong.
+    if (const auto existing = store_.task(a.task_id()); existing && a.has_execute() && existing->kind != kind) {
+      return fail(SubmitResult::Result::rejected, v1::INVALID_INPUT,
+                  "task '" + a.task_id() + "' already exists as kind '" + existing->kind + "'; not submitted as '" +
+                      kind + "'");
+    }
     return fail(SubmitResult::Result::duplicate, v1::ERROR_CODE_UNSPECIFIED,
                 "task '" + a.task_id() + "' was already submitted");
   }

@@ -72,7 +72,12 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
     const std::string& id = a.task_id();
 
     uint64_t revision = 0;
-    if (auto held = store_->task(id, &revision); held && !held->record.owner.empty()) {
+    const auto held = store_->task(id, &revision);
+    if (held && held->record.kind != kind) {
+      throw ClientError(fmt::format("submit: task '{}' already exists as kind '{}'; not submitted as '{}'", id,
+                                    held->record.kind, kind));
+    }
+    if (held && !held->record.owner.empty()) {
       throw ClientError(fmt::format("submit: task '{}' is running on {} (attempt {})", id, held->record.owner,
                                     held->record.attempt));
     }
