@@ -4,6 +4,7 @@
 #include <charconv>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "flat_json.hpp"
@@ -33,14 +34,18 @@ Status parse_settings(const std::string& input, CountSettings* out) {
   return Status::Ok();
 }
 
-// The step a checkpoint records ("" = none yet).
-Status parse_checkpoint(const std::string& checkpoint, int* step) {
-  *step = 0;
+// What a checkpoint records ("" = none yet): the last step done, and the answer to "confirm" once
+// given ("7" or "7:yes"), so that a re-attached attempt neither asks again nor forgets the answer.
+Status parse_checkpoint(const std::string& checkpoint, CountProgress* out) {
+  *out = {};
   if (checkpoint.empty()) return Status::Ok();
-  const auto [end, ec] = std::from_chars(checkpoint.data(), checkpoint.data() + checkpoint.size(), *step);
-  if (ec != std::errc() || end != checkpoint.data() + checkpoint.size() || *step < 0) {
-    return Status::InvalidArgument("checkpoint '" + checkpoint + "' is not a step number");
+  const size_t colon = checkpoint.find(':');
+  const std::string_view number = std::string_view(checkpoint).substr(0, colon);
+  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), out->step);
+  if (ec != std::errc() || end != number.data() + number.size() || out->step < 0) {
+    return Status::InvalidArgument("checkpoint '" + checkpoint + "' is not a step number (optionally followed by ':ANSWER')");
   }
+  if (colon != std::string::npos) out->answer = checkpoint.substr(colon + 1);
   return Status::Ok();
 }
 
@@ -49,11 +54,12 @@ Status parse_checkpoint(const std::string& checkpoint, int* step) {
 Status CountExecutor::start(const taskhost::Task& task, taskhost::TaskSink& sink) {
   CountSettings settings;
   if (Status s = parse_settings(task.input(), &settings); !s.ok()) return s;
-  int resume_from = 0;
+  CountProgress resume;
   if (task.reattach()) {
-    if (Status s = parse_checkpoint(task.checkpoint(), &resume_from); !s.ok()) return s;
+    if (Status s = parse_checkpoint(task.checkpoint(), &resume); !s.ok()) return s;
   }
-  auto run = std::make_shared<CountRun>(sink, settings, std::min(resume_from, settings.steps));
+  resume.step = std::min(resume.step, settings.steps);
+  auto run = std::make_shared<CountRun>(sink, settings, resume);
   if (!runs_.insert(task.ref(), run)) return Status::Failed("task attempt already started");
   run->launch();
   return Status::Ok();

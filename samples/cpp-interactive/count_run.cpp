@@ -16,8 +16,12 @@ namespace {
 constexpr char kConfirmSchema[] = R"({"type":"string","enum":["yes","no"]})";
 }
 
-CountRun::CountRun(taskhost::TaskSink sink, CountSettings settings, int resume_from)
-    : sink_(sink), settings_(settings), resume_from_(resume_from), delay_ms_(settings.delay_ms) {}
+CountRun::CountRun(taskhost::TaskSink sink, CountSettings settings, CountProgress resume)
+    : sink_(sink),
+      settings_(settings),
+      resume_from_(resume.step),
+      answer_(std::move(resume.answer)),
+      delay_ms_(settings.delay_ms) {}
 
 CountRun::~CountRun() {
   cancel();
@@ -97,8 +101,13 @@ void CountRun::handle_steering(const std::string& text) {
 void CountRun::run() {
   int step = resume_from_;
   sink_.state(RunState::running, resume_from_ > 0 ? "resumed after step " + std::to_string(step) : "counting");
-  // A re-attached task already passed the question if it resumed beyond it.
-  bool must_ask = settings_.ask && resume_from_ < settings_.ask_at;
+  // Asked once per task, not per attempt: an answer given to an earlier attempt is in the checkpoint.
+  bool must_ask = false;
+  {
+    std::lock_guard lock(mu_);
+    must_ask = settings_.ask && !answer_ && resume_from_ < settings_.ask_at;
+  }
+  int recorded = resume_from_;  // the step the latest checkpoint names
   bool stopped = false;  // told to stop before the count was done
   while (!stopped && step < settings_.steps) {
     int delay = 0;
@@ -112,12 +121,15 @@ void CountRun::run() {
     }
     ++step;
     sink_.progress(step, settings_.steps, "steps", "counting");
-    sink_.checkpoint(std::to_string(step));
     if (must_ask && step == settings_.ask_at) {
+      // The step is recorded only once answered: an attempt that resumes before that asks again.
       must_ask = false;
       sink_.request_input("confirm", "Counted to " + std::to_string(step) + ". Continue?", kConfirmSchema);
       stopped = pause(std::nullopt) == Wake::stop;
+      if (stopped) break;
     }
+    sink_.checkpoint(checkpoint_text(step));
+    recorded = step;
   }
   if (!stopped) {
     sink_.succeed(output(step));  // finished first: a cancel that came too late does not undo the work
@@ -129,10 +141,15 @@ void CountRun::run() {
     detached = detach_;
   }
   if (detached) {
-    sink_.checkpoint(std::to_string(step));  // the last word of this attempt: a newer one resumes here
+    sink_.checkpoint(checkpoint_text(recorded));  // the last word of this attempt: a newer one resumes here
   } else {
     sink_.canceled("canceled after step " + std::to_string(step));
   }
+}
+
+std::string CountRun::checkpoint_text(int step) const {
+  std::lock_guard lock(mu_);
+  return answer_ ? std::to_string(step) + ":" + *answer_ : std::to_string(step);
 }
 
 std::string CountRun::output(int counted) const {

@@ -24,10 +24,15 @@ struct CountSettings {
   int ask_at = 1;
 };
 
+// Where an attempt starts: nothing done for a fresh start, the checkpoint's record on re-attach.
+struct CountProgress {
+  int step = 0;                        // the last step done
+  std::optional<std::string> answer;   // the answer to "confirm", once given
+};
+
 class CountRun {
  public:
-  // `resume_from` is the last step already done (0 for a fresh start, the checkpoint on re-attach).
-  CountRun(taskhost::TaskSink sink, CountSettings settings, int resume_from);
+  CountRun(taskhost::TaskSink sink, CountSettings settings, CountProgress resume);
   ~CountRun();
   CountRun(const CountRun&) = delete;
   CountRun& operator=(const CountRun&) = delete;
@@ -52,6 +57,7 @@ class CountRun {
   Wake pause(std::optional<std::chrono::steady_clock::time_point> deadline);
   void handle_steering(const std::string& text);
   std::string output(int counted) const;
+  std::string checkpoint_text(int step) const;  // what parse_checkpoint reads back
 
   const taskhost::TaskSink sink_;
   const CountSettings settings_;
@@ -62,7 +68,7 @@ class CountRun {
   bool cancel_ = false;
   bool detach_ = false;
   std::deque<std::string> inbox_;      // steering texts not yet handled
-  std::optional<std::string> answer_;  // the answer to "confirm"
+  std::optional<std::string> answer_;  // the answer to "confirm" (given to this attempt or an earlier one)
   int delay_ms_;                       // current step delay ("faster" halves it)
 
   std::thread worker_;

@@ -135,24 +135,29 @@ TEST_CASE("count: re-attach after worker loss resumes from the last checkpoint; 
   PluginUnderTest plugin(taskhost_plugin_entry);
   const TaskHandle first = plugin.start(kCount, R"({"steps":6,"delay_ms":1,"ask":true,"ask_at":3})");
   REQUIRE(plugin.wait_state(first, TH_STATE_WAITING_INPUT, kWait));
-  REQUIRE(plugin.view(first).checkpoint == "3");
+  // The step that asks is recorded only once answered.
+  REQUIRE(plugin.view(first).checkpoint == "2");
   CHECK(plugin.can_reattach(first));
 
-  // The worker is "lost" (its thread still waits for the answer); the task comes back as attempt 2.
+  // The worker is "lost" (its thread still waits for the answer); the task comes back as attempt 2,
+  // which counts step 3 again and asks again: nobody answered the first attempt.
   const TaskHandle second = plugin.reattach(first);
   REQUIRE(second.start_status.ok());
   CHECK(second.attempt == 2);
   CHECK(second.id == first.id);
+  REQUIRE(plugin.wait_state(second, TH_STATE_WAITING_INPUT, kWait));
+  CHECK(plugin.answer(second, "confirm", "yes").ok());
   const auto result = plugin.wait_terminal(second, kWait);
   REQUIRE(result);
   CHECK(result->state == TH_STATE_SUCCEEDED);
   CHECK(contains(result->output, R"("version":"1.0.0")"));
-  CHECK(contains(result->output, R"("resumed_from":3)"));
+  CHECK(contains(result->output, R"("resumed_from":2)"));
   CHECK(contains(result->output, R"("counted":6)"));
-  CHECK(contains(result->output, R"("answer":null)"));  // the question was before the checkpoint
+  CHECK(contains(result->output, R"("answer":"yes")"));
   const auto progress = plugin.view(second).of(EventType::progress);
-  REQUIRE(progress.size() == 3);
-  CHECK(progress.front().current == 4.0);
+  REQUIRE(progress.size() == 4);
+  CHECK(progress.front().current == 3.0);
+  CHECK(plugin.view(second).checkpoint == "6:yes");  // the answer travels with the count
 
   // The zombie attempt wakes up on cancel and tries to end the task: refused as stale, nothing changes.
   CHECK(plugin.cancel(first).ok());
@@ -174,7 +179,7 @@ TEST_CASE("count: detach stops the worker after a final checkpoint; a new genera
   CHECK_FALSE(detached.terminal());
   REQUIRE_FALSE(detached.events.empty());
   CHECK(detached.events.back().type == EventType::checkpoint);  // its last word
-  CHECK(detached.checkpoint == "2");
+  CHECK(detached.checkpoint == "1");  // step 2 asked and was not answered: not recorded
 
   PluginUnderTest new_generation(taskhost_plugin_entry);
   StartOptions resume;
@@ -186,11 +191,32 @@ TEST_CASE("count: detach stops the worker after a final checkpoint; a new genera
   resume.checkpoint = detached.checkpoint;
   const TaskHandle resumed = new_generation.start(resume);
   REQUIRE(resumed.start_status.ok());
+  REQUIRE(new_generation.wait_state(resumed, TH_STATE_WAITING_INPUT, kWait));  // the open question, again
+  CHECK(new_generation.answer(resumed, "confirm", "no").ok());
   const auto result = new_generation.wait_terminal(resumed, kWait);
   REQUIRE(result);
   CHECK(result->state == TH_STATE_SUCCEEDED);
-  CHECK(contains(result->output, R"("resumed_from":2)"));
+  CHECK(contains(result->output, R"("resumed_from":1)"));
   CHECK(contains(result->output, R"("counted":5)"));
+  CHECK(contains(result->output, R"("answer":"no")"));
+}
+
+TEST_CASE("count: an answer given to an earlier attempt comes back with the checkpoint; no second question") {
+  PluginUnderTest plugin(taskhost_plugin_entry);
+  StartOptions resume;
+  resume.kind = kCount;
+  resume.input = R"({"steps":4,"delay_ms":1,"ask":true,"ask_at":2})";
+  resume.attempt = 2;
+  resume.reattach = true;
+  resume.checkpoint = "3:yes";
+  const TaskHandle task = plugin.start(resume);
+  REQUIRE(task.start_status.ok());
+  const auto result = plugin.wait_terminal(task, kWait);
+  REQUIRE(result);
+  CHECK(result->state == TH_STATE_SUCCEEDED);
+  CHECK(contains(result->output, R"("resumed_from":3)"));
+  CHECK(contains(result->output, R"("answer":"yes")"));
+  CHECK(plugin.view(task).of(EventType::input_request).empty());
 }
 
 TEST_CASE("count: bad input or checkpoint is refused at start and the task fails as invalid input") {
