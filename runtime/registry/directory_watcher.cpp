@@ -66,12 +66,14 @@ class DirectoryWatcher::Impl {
     writing,  // a writer is at work: modified, created as a regular file
     touched,  // something changed (attributes, or seen by the periodic comparison)
     gone,     // deleted or renamed away
+    renamed,  // renamed to another plugin file name in this directory: gone for good, at once
   };
   struct Pending {
     Clock::time_point since;              // the last change seen (an event, or a new identity)
     std::optional<FileIdentity> seen;     // identity at the last look; nullopt = absent
     bool looked = false;
     bool written = false;                 // complete as far as events tell: ready as soon as it is valid
+    bool renamed = false;                 // moved to another name here: removed without waiting
   };
 
   void add_watch();
@@ -94,6 +96,8 @@ class DirectoryWatcher::Impl {
   bool watch_error_logged_ = false;
   std::map<std::string, Pending> pending_;
   std::map<std::string, FileIdentity> known_;  // identity of each file when last handed to a scan
+  // The last plugin file renamed away (inotify cookie, name): its IN_MOVED_TO follows right after it.
+  std::pair<uint32_t, std::string> moved_from_;
   alignas(inotify_event) std::array<char, 64 * 1024> buffer_{};
   // --- any thread ---
   std::atomic<uint64_t> events_{0}, scans_{0}, overflows_{0};
@@ -196,8 +200,15 @@ void DirectoryWatcher::Impl::handle_events(const char* data, size_t size) {
     ++events_;
     if (event.mask & (IN_DELETE | IN_MOVED_FROM)) {
       note(name, Hint::gone);
+      if (event.mask & IN_MOVED_FROM) moved_from_ = {event.cookie, name};
     } else if (event.mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
       note(name, Hint::written);
+      // A rename within the directory: the old name leaves in the scan the new one arrives in. Left to
+      // settle, it would still hold its kinds when the new name loads, which is refused as a conflict.
+      if ((event.mask & IN_MOVED_TO) && event.cookie != 0 && event.cookie == moved_from_.first &&
+          moved_from_.second != name) {
+        note(moved_from_.second, Hint::renamed);
+      }
     } else if (event.mask & IN_CREATE) {
       note(name, is_link(directory_.path() / name) ? Hint::written : Hint::writing);
     } else if (event.mask & IN_MODIFY) {
@@ -212,9 +223,19 @@ void DirectoryWatcher::Impl::note(const std::string& name, Hint hint) {
   Pending& p = pending_[name];
   p.since = Clock::now();
   switch (hint) {
-    case Hint::written: p.written = true; break;
+    case Hint::written:
+      p.written = true;
+      p.renamed = false;
+      break;
     case Hint::writing:
-    case Hint::gone: p.written = false; break;
+    case Hint::gone:
+      p.written = false;
+      p.renamed = false;
+      break;
+    case Hint::renamed:
+      p.written = false;
+      p.renamed = true;
+      break;
     case Hint::touched: break;
   }
 }
@@ -256,7 +277,7 @@ void DirectoryWatcher::Impl::evaluate() {
     const bool held_still = now - p.since >= options_.settle;
     bool is_ready = false;
     if (!identity) {
-      is_ready = held_still;  // stayed gone: removed
+      is_ready = held_still || p.renamed;  // stayed gone (or renamed within the directory): removed
     } else if (p.written || held_still) {
       // Ready when it inspects valid; an image that is still invalid after holding still is handed to the
       // scan anyway, which records why it cannot load while the previous generation keeps serving.

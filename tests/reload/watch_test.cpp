@@ -64,6 +64,21 @@ TEST_CASE("a plugin renamed into the watched directory serves; a rename over it 
   CHECK(rig.host->watcher()->stats().scans >= 2);
 }
 
+TEST_CASE("a plugin renamed within the directory moves in one switch: its new name is never refused for its own kinds") {
+  ReloadRig::Options o;
+  o.settle = 2s;  // far longer than the move takes: the old name must not wait it out holding its kinds
+  ReloadRig rig(o);
+  REQUIRE(rig.generation() != 0);
+  fs::rename(rig.path("probe.so"), rig.path("renamed.so"));
+  REQUIRE(rig.wait_version("A", "renamed.so") != 0);
+  CHECK(rig.generation() == 0);  // the old name left in the same switch
+  const auto failures = rig.host->reload_stats().load_failures;
+  CHECK(failures.find(rig.path("renamed.so").string()) == failures.end());
+  auto done = rig.run_short("after-rename");
+  REQUIRE(done);
+  CHECK(done->state() == v1::SUCCEEDED);
+}
+
 TEST_CASE("cp over a serving file with a pause mid-write: the half file never serves, the whole one does") {
   for (const bool close_between : {true, false}) {
     CAPTURE(close_between);
