@@ -30,6 +30,14 @@ TEST_CASE("kinds keep their dots when every part is plain, else become one token
   CHECK(n.kv_subject(Names::host_key("w1")) == "$KV.bucket.host.w1");
 }
 
+TEST_CASE("each deployment (stream prefix) has a KV bucket of its own unless one is named") {
+  // Hosts of two prefixes sharing one bucket saw each other's host keys and rescued each other's tasks.
+  CHECK(Names("TASKHOST", "").bucket() == "taskhost_tasks");
+  CHECK(Names("PX1", "").bucket() == "px1_tasks");
+  CHECK(Names("PY1", "").bucket() != Names("PX1", "").bucket());
+  CHECK(Names("PX1", "shared").bucket() == "shared");
+}
+
 TEST_CASE("a WatchItem batch round-trips in order, and garbage is refused") {
   std::vector<v1::WatchItem> items(3);
   items[0].mutable_event()->set_task_id("t");

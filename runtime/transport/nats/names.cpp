@@ -1,5 +1,7 @@
 #include "transport/nats/names.hpp"
 
+#include <cctype>
+
 namespace taskhost::transport::nats {
 namespace {
 
@@ -70,7 +72,12 @@ std::string decode_token(std::string_view token) {
   return out;
 }
 
-Names::Names(std::string prefix, std::string bucket) : prefix_(std::move(prefix)), bucket_(std::move(bucket)) {}
+Names::Names(std::string prefix, std::string bucket) : prefix_(std::move(prefix)), bucket_(std::move(bucket)) {
+  if (bucket_.empty()) {
+    for (const char c : prefix_) bucket_.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    bucket_ += "_tasks";
+  }
+}
 
 std::string Names::task_subject(std::string_view kind) const {
   return prefix_ + ".tasks." + (dotted_plain(kind) ? std::string(kind) : encode_token(kind));

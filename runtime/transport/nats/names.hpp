@@ -32,6 +32,8 @@ std::string decode_token(std::string_view token);
 
 class Names {
  public:
+  // An empty `bucket` is the prefix's own ("<prefix in lower case>_tasks"): two deployments on one
+  // server must not share host keys and task records, or one rescues the other's tasks.
   Names(std::string prefix, std::string bucket);
 
   const std::string& prefix() const { return prefix_; }

@@ -31,7 +31,8 @@ struct NatsOptions {
   std::string stream_prefix = "TASKHOST";
   uint32_t max_deliver = 5;                   // a task delivered more often than this ends failed
   std::chrono::seconds ack_wait{30};          // JetStream redelivers an unacked task after this long
-  std::string kv_bucket = "taskhost_tasks";   // task ownership, checkpoints, host liveness
+  std::string kv_bucket;                      // task ownership, checkpoints, host liveness; empty = the
+                                              // prefix's own: "<prefix in lower case>_tasks"
   std::chrono::seconds host_dead_after{15};   // no liveness update for this long = the host is dead
 
   // ---- identity ----------------------------------------------------------------------------------
