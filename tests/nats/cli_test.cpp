@@ -120,6 +120,29 @@ TEST_CASE("taskhost CLI with --nats: discovery, submit --wait, input answer, ste
     CHECK(r.out.find("INVALID_INPUT") != std::string::npos);
   }
 
+  {  // an id that ended is that task: submitted again it is not run again; a failed submit leaves nothing
+    cli::Result r = d.cli({"submit", "hello.greet", "--id", "again-1", "--input", R"({"name":"Ada"})", "--wait"});
+    INFO(r);
+    REQUIRE(r.code == 0);
+    r = d.cli({"submit", "hello.greet", "--id", "again-1", "--input", R"({"name":"Bob"})", "--wait"});
+    INFO(r);
+    CHECK(r.code == 0);
+    CHECK(r.out == "Hello, Ada!\n");
+    const cli::Result s = d.cli({"status", "again-1", "--json"});
+    INFO(s);
+    CHECK(cli::str(cli::parse_json(s.out).as_object(), "state") == "SUCCEEDED");
+
+    const std::filesystem::path big = d.dir.path() / "big.json";
+    std::ofstream(big) << R"({"name":")" << std::string(2 * 1024 * 1024, 'x') << R"("})";
+    r = d.cli({"submit", "hello.greet", "--id", "too-big", "--input", "@" + big.string()});
+    INFO(r);
+    CHECK(r.code == 1);
+    r = d.cli({"status", "too-big"});
+    INFO(r);
+    CHECK(r.code == 1);  // unknown: no queued record was left behind
+    CHECK(r.err.find("unknown task") != std::string::npos);
+  }
+
   {  // an input request is answered with send --reply-to, and watch ends with the completion
     const std::string id = d.submit({"interactive.count", "--input", R"({"steps":3,"delay_ms":20,"ask":true})"});
     const auto waiting = d.wait_state(id, "WAITING_INPUT");

@@ -71,6 +71,10 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
     if (a.execute().attempt() == 0) a.mutable_execute()->set_attempt(1);
     const std::string& id = a.task_id();
 
+    // An id that already ended is that task, as on the embedded transport: `submit --wait` answers with
+    // its result. Stored again, it would run a second time once the server's duplicate window passed,
+    // and its completion would lose to the first one's.
+    if (store_->completion_exists(id)) return id;
     uint64_t revision = 0;
     const auto held = store_->task(id, &revision);
     if (held && held->record.kind != kind) {
@@ -105,6 +109,14 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
     natsStatus s = retry_no_responders([&] { return js_PublishMsg(&pa, connection_->js(), msg, &po, &code); },
                                        deadline_in(kClientElectionWait));
     natsMsg_Destroy(msg);
+    if (s != NATS_OK) {
+      // Not queued: take the queued record back, or `status` would show the task pending forever. (Best
+      // effort: the publish's own failure below is what the caller needs to see.)
+      try {
+        store_->erase(Names::task_key(id), rev);
+      } catch (const std::exception&) {
+      }
+    }
     check(s, "store assignment on " + subject, code);
     jsPubAck_Destroy(pa);
     return id;
