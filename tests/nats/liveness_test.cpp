@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <future>
 #include <initializer_list>
 #include <set>
@@ -169,4 +170,34 @@ TEST_CASE("liveness: a host that was only slow takes its key back from the rescu
   tick_quietly({&b, &a}, 30);  // and from then on nobody is dead
   CHECK(a.liveness().alive("b"));
   CHECK(b.liveness().alive("a"));
+}
+
+TEST_CASE("liveness: a second host under a live host's worker id is refused; after that host died it may start") {
+  NatsSingle nats;
+  auto a = std::make_unique<Member>(nats.url(), "same");
+  std::atomic<bool> stop{false};
+  auto beating = std::async(std::launch::async, [&] {
+    while (!stop.load()) {
+      a->liveness().tick();
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  std::string error;
+  try {
+    Member twin(nats.url(), "same");
+  } catch (const tn::NatsError& e) {
+    error = e.what();
+  }
+  CHECK(error.find("worker id 'same' is in use by another live host") != std::string::npos);
+  stop = true;
+  beating.get();
+
+  a.reset();  // dies without removing its key: a restart under the same id resumes its tasks
+  std::string restart_error;
+  try {
+    Member restarted(nats.url(), "same");
+  } catch (const std::exception& e) {
+    restart_error = e.what();
+  }
+  CHECK(restart_error.empty());
 }

@@ -3,7 +3,10 @@
 #include "common/log.hpp"
 #include "common/unix_time.hpp"
 
+#include <fmt/format.h>
+
 #include <string_view>
+#include <thread>
 
 namespace taskhost::transport::nats {
 
@@ -22,7 +25,26 @@ HostLiveness::~HostLiveness() {
   }
 }
 
+void HostLiveness::refuse_if_in_use() {
+  const std::string key = Names::host_key(options_.worker_id);
+  const RecordStore::Raw found = store_.read(key);
+  if (!found.exists || std::string_view(found.value).starts_with(kLeasePrefix)) return;
+  // A beat under our id: left by a previous run that died (ours to resume), or written by a live host
+  // that uses the same id — which would then run our tasks beside us. A live host beats every quarter
+  // of host_dead_after: look once more after one and a half of those.
+  const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(options_.host_dead_after) / 4;
+  std::this_thread::sleep_for(interval + interval / 2);
+  const RecordStore::Raw again = store_.read(key);
+  if (again.exists && again.revision != found.revision && !std::string_view(again.value).starts_with(kLeasePrefix)) {
+    throw NatsError(fmt::format("worker id '{}' is in use by another live host (its liveness key {} changed within "
+                                "the last {} ms): give each host a worker id of its own (--worker-id, worker_id)",
+                                options_.worker_id, key, (interval + interval / 2).count()),
+                    NATS_ERR, 0);
+  }
+}
+
 void HostLiveness::start() {
+  refuse_if_in_use();
   beat();
   kvWatchOptions wo;
   kvWatchOptions_Init(&wo);

@@ -42,7 +42,9 @@ class HostLiveness {
   HostLiveness(const HostLiveness&) = delete;
   HostLiveness& operator=(const HostLiveness&) = delete;
 
-  // Writes this host's key and loads every current host key. Throws NatsError.
+  // Writes this host's key and loads every current host key. Throws NatsError, also when another live
+  // host beats under this worker id (found by watching the key for one beat interval, which only a key
+  // left by a previous run of this id costs: a clean exit deletes it).
   void start();
   // Refreshes this host's key when due, takes in changes of the others, and returns the dead hosts
   // this host won the right to rescue. Never throws (a failure is retried on the next tick).
@@ -71,6 +73,7 @@ class HostLiveness {
     uint64_t revision = 0;  // of the last write of the lease
     bool released = false;  // every record handled: delete the key
   };
+  void refuse_if_in_use();
   void take(kvEntry* e);  // one watcher entry: another host's change, or this host's own beat coming back
   void drain_watcher();
   void beat();
