@@ -1,5 +1,7 @@
 #include "plugin/descriptor_check.hpp"
 
+#include "common/utf8.hpp"
+
 #include <set>
 #include <string_view>
 #include <vector>
@@ -83,6 +85,7 @@ std::string check_descriptor(const th_plugin_descriptor* d, const PluginManifest
              std::to_string(kKindDescriptorSize_1_0);
     }
     if (k->kind == nullptr || k->kind[0] == '\0') return where + ": kind name is empty";
+    if (!valid_utf8(k->kind)) return where + ": kind name " + quote(utf8_sanitized(k->kind)) + " is not UTF-8";
     if (!declared.insert(k->kind).second) return "kind " + quote(k->kind) + " is declared twice";
     if (std::string why = check_kind(*k, k->kind); !why.empty()) return why;
   }

@@ -1,5 +1,6 @@
 #include "plugin/manifest.hpp"
 
+#include "common/utf8.hpp"
 #include "plugin/elf_image.hpp"
 #include "plugin/file_bytes.hpp"
 
@@ -102,6 +103,13 @@ ManifestParse parse_manifest(std::string_view text) {
         start = comma + 1;
         if (kind.empty() || has_space(kind)) {
           result.error = line_error(number, line, "kinds must be a comma-separated list of non-empty names");
+          return result;
+        }
+        // Kind names travel in JSON and protobuf strings: text, or every listing that shows them breaks.
+        if (!valid_utf8(kind) || std::any_of(kind.begin(), kind.end(), [](char c) {
+              return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+            })) {
+          result.error = line_error(number, line, "kind names must be UTF-8 text without control characters");
           return result;
         }
         if (!unique.insert(kind).second) {

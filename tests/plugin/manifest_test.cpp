@@ -56,6 +56,12 @@ TEST_CASE("parse_manifest errors name the bad line") {
         "line 5 \"kinds=a,,b\": kinds must be a comma-separated list of non-empty names");
   CHECK(error_of("taskhost-manifest 1\nabi=1.0\nname=n\nversion=1\nkinds=a,b,a\n") ==
         "line 5 \"kinds=a,b,a\": kind 'a' listed twice");
+  // Not UTF-8 (a lone 0xFF), and a control character: kind names are text in every listing.
+  CHECK(error_of("taskhost-manifest 1\nabi=1.0\nname=n\nversion=1\nkinds=ok,bad\xff\n") ==
+        "line 5 \"kinds=ok,bad?\": kind names must be UTF-8 text without control characters");
+  CHECK(error_of("taskhost-manifest 1\nabi=1.0\nname=n\nversion=1\nkinds=a\x01\n") ==
+        "line 5 \"kinds=a?\": kind names must be UTF-8 text without control characters");
+  CHECK(parse_manifest("taskhost-manifest 1\nabi=1.0\nname=n\nversion=1\nkinds=gr\xc3\xbc\xc3\x9f.k\n").manifest);
   CHECK(error_of("taskhost-manifest 1\nabi=1.0\nname=n\nversion=1\n") == "missing key 'kinds'");
   CHECK(error_of("taskhost-manifest 1\nname=n\nversion=1\nkinds=k\n") == "missing key 'abi'");
 }
