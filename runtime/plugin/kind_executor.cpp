@@ -1,5 +1,7 @@
 #include "plugin/kind_executor.hpp"
 
+#include "common/utf8.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -30,7 +32,10 @@ KindExecutor::~KindExecutor() {
   if (executor_ && desc_.on_destroy_executor) desc_.on_destroy_executor(executor_);
 }
 
-void KindExecutor::copy_error(CallResult& result, char* text) { result.error = text; }
+// The plugin's last error becomes event and log text: bytes that are not UTF-8 become U+FFFD.
+void KindExecutor::copy_error(CallResult& result, char* text) {
+  result.error = valid_utf8(text) ? std::string(text) : utf8_sanitized(text);
+}
 
 CallCounts KindExecutor::calls() const {
   CallCounts c;

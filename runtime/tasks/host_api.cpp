@@ -4,6 +4,7 @@
 // TASK_ENDED / STALE_ATTEMPT / UNKNOWN_TASK synchronously, applies the write under the task's mutex and
 // publishes it in order. Nothing here calls back into the plugin and nothing throws across the ABI.
 #include "common/log.hpp"
+#include "common/utf8.hpp"
 #include "tasks/lifecycle.hpp"
 #include "tasks/payload.hpp"
 #include "tasks/router_impl.hpp"
@@ -17,7 +18,13 @@ namespace {
 using Impl = Router::Impl;
 
 Impl* self(th_host_context* ctx) { return reinterpret_cast<Impl*>(ctx); }
-std::string str(const char* s) { return s ? std::string(s) : std::string(); }
+// A plugin's C string as event text. Not UTF-8, it would make protobuf drop the field (or the rest of the
+// message) and JSON readers choke: the bytes that break it become U+FFFD instead (common/utf8.hpp).
+std::string str(const char* s) {
+  if (s == nullptr) return {};
+  const std::string_view view(s);
+  return valid_utf8(view) ? std::string(view) : utf8_sanitized(view);
+}
 std::span<const uint8_t> span(th_bytes b) { return {b.data, b.data ? b.size : 0}; }
 
 // Runs `fn` with the task of `ref` locked; converts any C++ exception into TH_FAILED.
@@ -58,7 +65,7 @@ th_status sink_output(th_host_context* ctx, th_task_ref ref, const char* stream,
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
     impl.emit_locked(t, [&](v1::TaskEvent& e) {
       auto* o = e.mutable_output();
-      o->set_stream(stream ? stream : "stdout");
+      o->set_stream(stream ? str(stream) : "stdout");
       const auto bytes = span(delta);
       o->set_delta(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     });
@@ -89,15 +96,15 @@ th_status sink_request_input(th_host_context* ctx, th_task_ref ref, const char* 
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
     if (!request_id || !*request_id) return TH_INVALID_ARGUMENT;
     if (!transition_allowed(t.state, v1::WAITING_INPUT)) return TH_INVALID_ARGUMENT;
-    t.pending_request_id = request_id;
+    t.pending_request_id = str(request_id);
     t.pending_prompt = str(prompt);
     impl.emit_locked(t, [&](v1::TaskEvent& e) {
       auto* r = e.mutable_input_request();
-      r->set_request_id(request_id);
+      r->set_request_id(t.pending_request_id);
       r->set_prompt(str(prompt));
       r->set_expected_schema(str(schema));
     });
-    impl.set_state_locked(t, v1::WAITING_INPUT, fmt::format("waiting for input '{}'", request_id));
+    impl.set_state_locked(t, v1::WAITING_INPUT, fmt::format("waiting for input '{}'", t.pending_request_id));
     return TH_OK;
   });
 }
@@ -108,7 +115,7 @@ th_status sink_append_artifact(th_host_context* ctx, th_task_ref ref, const char
     if (!name || !*name) return TH_INVALID_ARGUMENT;
     impl.emit_locked(t, [&](v1::TaskEvent& e) {
       auto* a = e.mutable_artifact();
-      a->set_name(name);
+      a->set_name(str(name));
       a->set_media_type(str(media_type));
       a->set_uri(str(uri));
     });
@@ -128,7 +135,7 @@ th_status sink_checkpoint(th_host_context* ctx, th_task_ref ref, th_bytes state)
 th_status sink_heartbeat(th_host_context* ctx, th_task_ref ref, double fraction, const char* message) {
   return with_task(ctx, ref, [&](Impl&, Task& t, Impl::Locked&) -> th_status {
     if (fraction >= 0) t.beat_fraction = std::min(fraction, 1.0);
-    if (message) t.beat_message = message;
+    if (message) t.beat_message = str(message);
     return TH_OK;
   });
 }
@@ -163,7 +170,7 @@ th_status sink_complete(th_host_context* ctx, th_task_ref ref, const th_result* 
       err->set_code(*state == v1::CANCELED ? v1::CANCELLED
                     : (code > 0 && v1::ErrorCode_IsValid(code)) ? static_cast<v1::ErrorCode>(code)
                                                                 : v1::COMPONENT_FAILED);
-      err->set_message(result->error_message ? result->error_message : std::string(state_name(*state)));
+      err->set_message(result->error_message ? str(result->error_message) : std::string(state_name(*state)));
     }
     impl.end_locked(t, c);
     // Completing inside a call the host made on the task's strand (an instant kind completing in start):

@@ -223,6 +223,35 @@ TEST_CASE("a plugin that succeeds with unreadable output fails the task, naming 
   CHECK(c->error().message().find("b1") != std::string::npos);
 }
 
+TEST_CASE("plugin text that is not UTF-8 reaches the events readable, broken bytes shown as U+FFFD") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("u8", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("u8", v1::RUNNING));
+  f.router().deliver(message("u8", "broken-utf8"));
+  auto c = f.outbox.wait_completion("u8");
+  REQUIRE(c);
+  CHECK(c->error().message() == "bad \xEF\xBF\xBD message");
+  bool progress = false, artifact = false;
+  for (const auto& e : f.outbox.events_of("u8")) {
+    // protobuf refuses to read back a string field that is not UTF-8: every event must round-trip whole.
+    v1::TaskEvent back;
+    REQUIRE(back.ParseFromString(e.SerializeAsString()));
+    if (back.has_progress()) {
+      progress = true;
+      CHECK(back.progress().unit() == "it\xEF\xBF\xBD" "ems");
+      CHECK(back.progress().label() == "lab\xEF\xBF\xBD");
+    }
+    if (back.has_artifact()) {
+      artifact = true;
+      CHECK(back.artifact().name() == "art\xEF\xBF\xBD");
+      CHECK(back.artifact().media_type() == "text/\xEF\xBF\xBD");
+      CHECK(back.artifact().uri() == "file:///kept");
+    }
+  }
+  CHECK(progress);
+  CHECK(artifact);
+}
+
 TEST_CASE("a start the plugin refuses fails the task with the plugin's reason") {
   HostFixture f;
   REQUIRE(f.router().assign(assignment("rs", "test.hold", R"("reject-start")")).accepted());
