@@ -97,6 +97,10 @@ class Router::Impl {
   void migrate_on_strand(const TaskPtr& t);
   // The end of a started task: on_release, drop the generation, retire. Idempotent.
   void finalize_on_strand(const TaskPtr& t);
+  // A call on the strand threw (a plugin that let a C++ exception out through the C ABI, which plugin.h
+  // forbids, or a host bug): the task fails naming its kind and the reason, and ends, rather than
+  // staying RUNNING with no call left to end it.
+  void fail_after_exception(const TaskPtr& t, const std::string& what);
 
   // ---- the sink (host_api.cpp) -------------------------------------------------------------------
   struct Locked {
@@ -149,7 +153,13 @@ class Router::Impl {
 template <typename Fn>
 void Router::Impl::post(const TaskPtr& t, Fn&& fn) {
   t->strand.post(t, [this, fn = std::forward<Fn>(fn)](const TaskPtr& task) mutable {
-    fn(task);
+    try {
+      fn(task);
+    } catch (const std::exception& e) {
+      fail_after_exception(task, e.what());
+    } catch (...) {
+      fail_after_exception(task, "an exception that is not a std::exception");
+    }
     if (task->finalize_after_call) finalize_on_strand(task);
   });
 }

@@ -1,6 +1,7 @@
 // Every call into a task's executor, each on that task's strand: start (and re-attach), deliver,
 // cancel, reconcile, migrate (detach + re-attach on a newer generation) and the final release.
 // The task mutex is never held across a plugin call.
+#include "common/log.hpp"
 #include "tasks/lifecycle.hpp"
 #include "tasks/payload.hpp"
 #include "tasks/router_impl.hpp"
@@ -322,6 +323,18 @@ void Router::Impl::migrate_on_strand(const TaskPtr& t) {
   start_on_strand(t);
 }
 
+void Router::Impl::fail_after_exception(const TaskPtr& t, const std::string& what) {
+  log::error("task '{}' ({}): a call failed with an exception: {}", t->id, t->kind, what);
+  {
+    std::lock_guard tl(t->mu);
+    fail_locked(*t, v1::WORKER_ERROR,
+                "task '" + t->id + "': a call into kind '" + t->kind + "' threw an exception (" + what +
+                    "); plugin.h forbids exceptions across the C ABI",
+                "exception");
+  }
+  finalize_on_strand(t);
+}
+
 void Router::Impl::finalize_on_strand(const TaskPtr& t) {
   registry::Binding binding;
   plugin::TaskCall call;
@@ -335,7 +348,14 @@ void Router::Impl::finalize_on_strand(const TaskPtr& t) {
     t->binding = {};
     if (binding) call = make_call(*t, false, {});
   }
-  if (binding) binding.executor->release(call);
+  if (binding) {
+    try {
+      binding.executor->release(call);
+    } catch (...) {  // the task is over either way: it must still leave the maps and free its slot
+      log::error("task '{}' ({}): on_release threw an exception; plugin.h forbids exceptions across the C ABI",
+                 t->id, t->kind);
+    }
+  }
   binding = {};  // drop the generation on a host thread, after the last call into it returned
   retire(t, held_slot);
 }

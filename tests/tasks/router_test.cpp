@@ -223,6 +223,20 @@ TEST_CASE("a plugin that succeeds with unreadable output fails the task, naming 
   CHECK(c->error().message().find("b1") != std::string::npos);
 }
 
+TEST_CASE("a plugin call that lets a C++ exception out fails the task, naming its kind, and frees its slot") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("ex", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("ex", v1::RUNNING));
+  f.router().deliver(message("ex", "throw"));
+  auto c = f.outbox.wait_completion("ex");
+  REQUIRE(c);
+  CHECK(c->state() == v1::FAILED);
+  CHECK(c->error().code() == v1::WORKER_ERROR);
+  CHECK(c->error().kind() == "exception");
+  CHECK(c->error().message().find("kind 'test.hold' threw an exception (thrown by the fixture)") != std::string::npos);
+  CHECK(f.router().wait_idle(5s));
+}
+
 TEST_CASE("plugin text that is not UTF-8 reaches the events readable, broken bytes shown as U+FFFD") {
   HostFixture f;
   REQUIRE(f.router().assign(assignment("u8", "test.hold")).accepted());
