@@ -6,6 +6,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "common/log.hpp"
+
 #include <fmt/format.h>
 
 namespace taskhost::api {
@@ -16,11 +18,20 @@ std::string to_json(const google::protobuf::Message& message) {
   pbu::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   std::string out;
-  if (!pbu::MessageToJsonString(message, &out, options).ok()) return "{}";
+  if (const auto status = pbu::MessageToJsonString(message, &out, options); !status.ok()) {
+    log::error("api: cannot write a {} as JSON: {}", message.GetTypeName(), std::string(status.message()));
+    return "{}";
+  }
   return out;
 }
 
-json::value to_json_value(const google::protobuf::Message& message) { return json::parse(to_json(message)); }
+json::value to_json_value(const google::protobuf::Message& message) {
+  // Our own output, re-read to be embedded in a reply: deeper than a request may be (a task's output
+  // sits a few levels down in a task list), so the default limit of 32 levels does not apply.
+  json::parse_options options;
+  options.max_depth = 256;
+  return json::parse(to_json(message), {}, options);
+}
 
 std::optional<std::string> from_json(std::string_view text, google::protobuf::Message& message, bool ignore_unknown) {
   pbu::JsonParseOptions options;

@@ -6,11 +6,13 @@
 
 #include "common/json_string.hpp"
 
+#include <boost/json/error.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace taskhost::tasks {
@@ -111,6 +113,26 @@ std::string encode_value(const Value& value, th_encoding encoding, bool* lossy) 
   return out;
 }
 
+namespace {
+
+// Nesting depth of `v`: a scalar is 1. Stops counting past `limit`.
+int depth(const Value& v, int limit) {
+  if (limit <= 0) return 1;
+  int inner = 0;
+  if (v.has_list_value()) {
+    for (const auto& item : v.list_value().values()) inner = std::max(inner, depth(item, limit - 1));
+  } else if (v.has_struct_value()) {
+    for (const auto& [key, item] : v.struct_value().fields()) inner = std::max(inner, depth(item, limit - 1));
+  }
+  return 1 + inner;
+}
+
+std::string too_deep() {
+  return "payload nests deeper than " + std::to_string(kMaxValueDepth) + " levels of arrays and objects";
+}
+
+}  // namespace
+
 bool decode_value(std::span<const uint8_t> bytes, th_encoding encoding, Value* out, std::string* error) {
   out->Clear();
   if (bytes.empty()) {
@@ -118,13 +140,26 @@ bool decode_value(std::span<const uint8_t> bytes, th_encoding encoding, Value* o
     return true;
   }
   if (encoding == TH_ENCODING_PROTOBUF) {
-    if (out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return true;
-    *error = "payload is not a serialized google.protobuf.Value";
-    return false;
+    if (!out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      *error = "payload is not a serialized google.protobuf.Value (or nests too deep to read)";
+      return false;
+    }
+    if (depth(*out, kMaxValueDepth + 1) > kMaxValueDepth) {
+      *error = too_deep();
+      out->Clear();
+      return false;
+    }
+    return true;
   }
   boost::system::error_code ec;
   const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  const boost::json::value parsed = boost::json::parse(text, ec);
+  boost::json::parse_options options;
+  options.max_depth = kMaxValueDepth;
+  const boost::json::value parsed = boost::json::parse(text, ec, {}, options);
+  if (ec == boost::json::error::too_deep) {
+    *error = too_deep();
+    return false;
+  }
   if (ec) {
     *error = "payload is not valid JSON: " + ec.message();
     return false;

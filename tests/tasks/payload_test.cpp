@@ -56,6 +56,25 @@ TEST_CASE("malformed payloads are refused with the parser's reason; empty means 
   CHECK(v.kind_case() == Value::kNullValue);
 }
 
+TEST_CASE("a value nested deeper than kMaxValueDepth is refused in either encoding; that depth is read") {
+  const auto nested = [](int levels) { return std::string(levels, '[') + std::string(levels, ']'); };
+  Value v;
+  std::string error;
+  CHECK(decode_value(bytes(nested(kMaxValueDepth)), TH_ENCODING_JSON, &v, &error));
+  const std::string at_limit = encode_value(v, TH_ENCODING_PROTOBUF);
+  CHECK(decode_value(bytes(at_limit), TH_ENCODING_PROTOBUF, &v, &error));
+
+  CHECK_FALSE(decode_value(bytes(nested(kMaxValueDepth + 1)), TH_ENCODING_JSON, &v, &error));
+  CHECK(error == "payload nests deeper than 20 levels of arrays and objects");
+  Value deep;
+  Value* inner = &deep;
+  for (int i = 0; i < kMaxValueDepth; ++i) inner = inner->mutable_list_value()->add_values();
+  inner->set_bool_value(true);  // kMaxValueDepth lists around a scalar: one level too many
+  error.clear();
+  CHECK_FALSE(decode_value(bytes(deep.SerializeAsString()), TH_ENCODING_PROTOBUF, &v, &error));
+  CHECK(error == "payload nests deeper than 20 levels of arrays and objects");
+}
+
 TEST_CASE("protobuf encoding round-trips") {
   const Value original = parse_with_protobuf(R"({"a":[1,"x",false]})");
   const std::string wire = encode_value(original, TH_ENCODING_PROTOBUF);

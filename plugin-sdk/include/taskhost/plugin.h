@@ -137,8 +137,9 @@ static inline th_status th_error_set(th_error_buf* err, th_status status, const 
  * `task` is the task ref from th_task_info: an opaque token for one attempt of one task, never a pointer.
  * The host looks it up on every call, so a ref outliving its task is answered TH_TASK_ENDED or
  * TH_STALE_ATTEMPT instead of being dereferenced. Every function may be called from any thread.
- * Strings are NUL-terminated UTF-8; all pointers are plugin-owned and need only stay valid for the call
- * (the host copies what it keeps). Payload spans use the kind's declared encoding.
+ * Strings are NUL-terminated UTF-8 (bytes that are not well-formed UTF-8 are kept as U+FFFD); all
+ * pointers are plugin-owned and need only stay valid for the call (the host copies what it keeps).
+ * Payload spans use the kind's declared encoding.
  * ------------------------------------------------------------------------------------------------- */
 typedef struct th_host_context th_host_context; /* opaque host state; pass back unchanged */
 typedef uint64_t th_task_ref;
@@ -189,7 +190,10 @@ typedef struct th_host_api {
    * The host already heartbeats every running task on its own; this adds progress to the next beat. */
   th_status (*heartbeat)(th_host_context* ctx, th_task_ref task, double fraction, const char* status_message);
 
-  /* End the task: succeeded with an output, failed with an error, or canceled. First one wins. */
+  /* End the task: succeeded with an output, failed with an error, or canceled. First one wins.
+   * An output the host cannot read (malformed in the kind's encoding, or nested deeper than 20 levels
+   * of arrays and objects) still ends the task: FAILED, error kind "invalid_output", and the call
+   * answers TH_INVALID_ARGUMENT to say the output was not taken. */
   th_status (*complete)(th_host_context* ctx, th_task_ref task, const th_result* result);
 
   /* Write to the host's log, tagged with the plugin. Any thread. `task` may be 0 for none. */
