@@ -4,6 +4,7 @@
 #include "nats_server.hpp"
 #include "rig.hpp"
 
+#include "transport/nats/async_publisher.hpp"
 #include "transport/nats/puller.hpp"
 #include "transport/nats/setup.hpp"
 
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <set>
 #include <string_view>
@@ -585,4 +587,27 @@ TEST_CASE("discovery: every live host answers with its worker id and the kinds i
   all.reset();  // a host that stopped no longer answers
   REQUIRE(eventually([&] { return (answers = client.discover(300ms)).size() == 1; }, 20s, kServerPoll));
   CHECK(answers[0].worker_id() == "w-hello");
+}
+
+TEST_CASE("a message over the server's max_payload is answered at once as permanent, not retried for ever") {
+  TempDir dir{"taskhost-nats-payload"};
+  NatsServer::Options so;
+  so.work_dir = dir.path() / "nats";
+  so.extra_config = "max_payload: 65536\n";
+  NatsServer server(so);
+  const NatsOptions o = test_options(server.url(), "publisher");
+  const tn::Names names(o.stream_prefix, o.kv_bucket);
+  tn::Connection connection(o, "publisher test");
+  tn::ensure_streams(connection.js(), names, o);
+  tn::AsyncPublisher publisher(connection);
+  std::promise<tn::PublishResult> answered;
+  publisher.publish(names.completion_subject("big"), std::string(100'000, 'x'), {}, {}, tn::Expect::none(),
+                    [&](const tn::PublishResult& r) { answered.set_value(r); });
+  auto answer = answered.get_future();
+  REQUIRE(answer.wait_for(10s) == std::future_status::ready);
+  const tn::PublishResult r = answer.get();
+  CHECK_FALSE(r.stored);
+  CHECK(r.permanent);
+  CHECK(r.error.find("100000 bytes is more than the server's max_payload (65536 bytes)") != std::string::npos);
+  CHECK(publisher.flush(5s));  // nothing left retrying: a drain is not held up
 }

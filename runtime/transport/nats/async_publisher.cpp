@@ -2,6 +2,8 @@
 
 #include "common/log.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace taskhost::transport::nats {
@@ -167,6 +169,7 @@ void AsyncPublisher::send(Item item) {
     // Not a network problem: the message itself cannot be built. Answer at once.
     natsMsg_Destroy(msg);
     PublishResult r;
+    r.permanent = true;
     r.error = describe(s, "build message for " + item.subject);
     Done done = std::move(item.done);
     if (done) done(r);
@@ -191,11 +194,23 @@ void AsyncPublisher::send(Item item) {
   if (s == NATS_OK) return;  // cnats owns the message now; the answer comes to on_ack
 
   natsMsg_Destroy(msg);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto it = pending_.find(key);
   if (it == pending_.end()) return;  // answered already (cannot normally happen on failure)
   Item back = std::move(it->second);
   pending_.erase(it);
+  if (s == NATS_MAX_PAYLOAD) {
+    // No retry can store it (retried, it was retried for ever and held up every drain): answer now.
+    lock.unlock();
+    PublishResult r;
+    r.permanent = true;
+    r.error = fmt::format("{}: {} bytes is more than the server's max_payload ({} bytes)", back.subject,
+                          back.data.size(), natsConnection_GetMaxPayload(connection_.nc()));
+    if (back.done) back.done(r);
+    lock.lock();
+    if (--unanswered_ == 0) idle_cv_.notify_all();
+    return;
+  }
   back.attempts++;
   note_retry(back.subject, natsStatus_GetText(s));
   back.not_before = std::chrono::steady_clock::now() + backoff(back.attempts);

@@ -37,6 +37,7 @@ struct PublishResult {
   uint64_t seq = 0;
   int js_code = 0;        // the JetStream error when not stored (e.g. kJsWrongLastSequence)
   std::string error;      // readable reason when not stored
+  bool permanent = false; // not stored, and no retry can change that (larger than the server's max_payload)
 };
 
 // What the server must check before storing (the JetStream "expected" headers).

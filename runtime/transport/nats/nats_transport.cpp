@@ -191,6 +191,20 @@ void NatsTransport::Impl::on_completion(const v1::TaskCompletion& c) {
 }
 
 void NatsTransport::Impl::completion_stored(const v1::TaskCompletion& c, const PublishResult& r) {
+  if (!r.stored && r.permanent && c.error().kind() != "too_large") {
+    // Too large for the server (an output over its max_payload, with the task's last events): the task
+    // still gets its one terminal record, failed and saying why, instead of a retry that never ends.
+    log::error("nats: completion of task {} cannot be stored: {}", c.task_id(), r.error);
+    v1::TaskCompletion failed = c;
+    failed.clear_output();
+    failed.set_state(v1::FAILED);
+    failed.mutable_error()->set_code(v1::WORKER_ERROR);
+    failed.mutable_error()->set_kind("too_large");
+    failed.mutable_error()->set_message("task '" + c.task_id() + "' ended " + v1::TaskState_Name(c.state()) +
+                                        " but its completion cannot be stored: " + r.error);
+    if (worker) worker->post([this, failed] { batcher->completion(failed); });
+    return;
+  }
   if (!r.stored && r.js_code != kJsWrongLastSequence) {
     // Not stored and nobody else's either: keep the delivery unacked and try again from the worker (the
     // stream may be being recreated).

@@ -73,6 +73,18 @@ void NatsTransport::Impl::record_written(const std::string& task_id, const Publi
     } else if (r.js_code == kJsWrongLastSequence) {
       conflict = true;
       f.record_busy = true;  // no other write until the conflict is resolved
+    } else if (r.permanent) {
+      // Over the server's max_payload (the record carries the assignment): no write of it can succeed.
+      // The task runs on without a record, as a task shorter than record_after does.
+      // In on_receipt mode it is acked now all the same, or JetStream would redeliver it to another host
+      // after ack_wait while it still runs here; should this host die, the orchestrator's timeout is
+      // what retries it, as on_receipt means.
+      log::error("nats: record of task {} cannot be written, the task runs without one: {}", task_id, r.error);
+      if (options.ack_mode == AckMode::on_receipt && !f.acked && !f.reply.empty()) {
+        f.acked = true;
+        reply = f.reply;
+      }
+      if (f.record_delete) inflight.erase(it);
     } else {
       log::warn("nats: record of task {} not written: {}", task_id, r.error);
       if (f.record_delete) {
