@@ -436,6 +436,26 @@ TEST_CASE("on_completion: a dead host's task comes back by redelivery and resume
   CHECK(number(c, "resumed_from") >= 4);
 }
 
+TEST_CASE("on_completion: redeliveries put off while the dead holder still looked alive do not poison its task") {
+  NatsSingle nats;
+  auto o = test_options(nats.url(), "dies", AckMode::on_completion);
+  o.ack_wait = 1s;  // a redelivery (and a nak_later) a second...
+  o.max_deliver = 2;
+  o.host_dead_after = 4s;  // ...for the seconds before the holder is proven dead
+  NatsTaskClient client(o);
+  auto a = std::make_unique<HostRig>(o);
+  const std::string id = client.submit(assignment("put-off", "interactive.count", R"({"steps":150,"delay_ms":40})"));
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 4; }, 10s, kServerPoll));
+  auto survivor_options = o;
+  survivor_options.worker_id = "survivor";
+  HostRig b(survivor_options);  // bound before the crash: it is offered every redelivery
+  a->crash();
+  const auto c = client.wait(id, 30s);
+  CHECK(c.state() == v1::SUCCEEDED);  // re-attached once the holder was dead, not failed "poisoned"
+  CHECK(c.worker_id() == "survivor");
+  CHECK(c.attempt() == 2);
+}
+
 TEST_CASE("on_completion: a task delivered more than max_deliver times ends failed poisoned") {
   NatsSingle nats;
   auto o = test_options(nats.url(), "w1", AckMode::on_completion);

@@ -67,12 +67,7 @@ void NatsTransport::Impl::on_task_messages(std::vector<Puller::Delivered>& batch
       puller->settled(d.kind);
       continue;
     }
-    if (d.info.delivered > options.max_deliver) {
-      Settle settle(puller.get(), d.kind);
-      poisoned(a, d);
-      continue;
-    }
-    if (d.info.delivered > 1) {
+    if (d.info.delivered > 1) {  // over max_deliver too: claim_redelivered decides whether it is poisoned
       worker->post([this, a = std::move(a), d = std::move(d)]() mutable { claim_redelivered(std::move(a), std::move(d)); });
       continue;
     }
@@ -185,12 +180,22 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     const uint32_t base = std::max<uint32_t>(1, a.has_execute() ? a.execute().attempt() : 1);
     if (held && !held->record.owner.empty() && held->record.owner != options.worker_id &&
         liveness->alive(held->record.owner) && held->record.attempt >= base) {
-      // A live host holds it; this is a stale copy.
+      // A live host holds it; this is a stale copy. (Not poisoned however often it came: in on_completion
+      // mode each nak_later is a delivery, and a holder still looking alive is no sign of a bad task.)
       if (options.ack_mode == AckMode::on_receipt) {
         ack(d.reply);
       } else {
         nak_later(d.reply);
       }
+      return;
+    }
+    // Poisoned: started max_deliver times already. A record with an owner counts the starts (each claim
+    // wrote attempt + 1); the delivery count would also count every nak_later while a holder that died
+    // still looked alive, and failed tasks that had run once. Without one, every delivery may have started it.
+    const bool claimed = held && !held->record.owner.empty() && held->record.attempt >= base;
+    const uint64_t starts = claimed ? held->record.attempt - base + 1 : d.info.delivered - 1;
+    if (starts >= options.max_deliver) {
+      poisoned(a, d);
       return;
     }
     // The record knows which attempt ran last; without one, every earlier delivery may have started it.
