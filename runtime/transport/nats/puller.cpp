@@ -218,13 +218,23 @@ void Puller::loop() {
       host_free = std::max(host_free, free[i]);
     }
     size_t in_use = credits_in_use_locked();
+    // Kinds with no request out: a busy kind's long request leaves one slot for each of them, or a kind
+    // that is idle now could not even look for work until that request expired (pull_expiry, 5 s by
+    // default: QA's hello.greet waited that long behind one long interactive.count).
+    size_t not_requesting = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (by_index_[i]->wanted && !by_index_[i]->requesting) ++not_requesting;
+    }
     for (size_t j = 0; j < n && in_use < host_free; ++j) {
       const size_t i = (rr_ + j) % n;
       KindState& k = *by_index_[i];
       if (!k.wanted || k.requesting || free[i] <= k.unsettled) continue;
+      --not_requesting;  // this one is about to ask
       if (k.busy) {
         // Its last request was filled: ask for all the room there is, and wait at the server for it.
-        const size_t room = std::min(free[i] - k.unsettled, host_free - in_use);
+        const size_t left = host_free - in_use;
+        const size_t reserve = std::min(not_requesting, left - 1);  // always asks for one at least
+        const size_t room = std::min(free[i] - k.unsettled, left - reserve);
         const auto batch = static_cast<uint32_t>(std::min<size_t>(room, kMaxBatch));
         request_locked(k, batch, false);
         if (k.requesting) in_use += batch;
