@@ -23,6 +23,12 @@ namespace {
 
 bool has_state(const json::object& s, const char* state) { return str(s, "state") == state; }
 
+// Submits a minute-long timer.wait task `id` and waits until it runs.
+void start_long_timer(const Host& host, const std::string& id) {
+  REQUIRE(host.cli({"submit", "timer.wait", "--id", id, "--input", R"({"ms":60000})"}).code == 0);
+  REQUIRE(has_state(wait_for_status(host, id, [](const json::object& o) { return has_state(o, "RUNNING"); }), "RUNNING"));
+}
+
 }  // namespace
 
 TEST_CASE("a garbage .so does not stop the host: plugins shows its error, other kinds serve") {
@@ -204,8 +210,7 @@ TEST_CASE("one host per state directory: a second is refused, naming the holder,
   const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("timer.so")});
   const fs::path state = dir.path() / "state";
   Host host(plugins, state);
-  REQUIRE(host.cli({"submit", "timer.wait", "--id", "t1", "--input", R"({"ms":60000})"}).code == 0);
-  REQUIRE(has_state(wait_for_status(host, "t1", [](const json::object& o) { return has_state(o, "RUNNING"); }), "RUNNING"));
+  start_long_timer(host, "t1");
 
   const Result second = run({"serve", "--plugins", plugins.string(), "--state", state.string(), "--api", "127.0.0.1:0"}, {}, 15s);
   INFO(second);
@@ -225,8 +230,7 @@ TEST_CASE("a host whose API address is taken exits before recovery touches its t
   const fs::path state = dir.path() / "state";
   {
     Host crashed(plugins, state);
-    REQUIRE(crashed.cli({"submit", "timer.wait", "--id", "t1", "--input", R"({"ms":60000})"}).code == 0);
-    wait_for_status(crashed, "t1", [](const json::object& o) { return has_state(o, "RUNNING"); });
+    start_long_timer(crashed, "t1");
     crashed.signal(SIGKILL);
     REQUIRE(crashed.wait_exit(10s).has_value());
   }

@@ -19,6 +19,14 @@ std::string json(const google::protobuf::Value& v) {
   (void)google::protobuf::util::MessageToJsonString(v, &out);
   return out;
 }
+
+// Starts a test.hold task `id`, sends it the fixture's `script` and returns how it ended.
+std::optional<v1::TaskCompletion> held_task_after(HostFixture& f, const std::string& id, const std::string& script) {
+  REQUIRE(f.router().assign(assignment(id, "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state(id, v1::RUNNING));
+  f.router().deliver(message(id, script));
+  return f.outbox.wait_completion(id);
+}
 }  // namespace
 
 TEST_CASE("a task completes through the plugin, with events in order and the generation that ran it") {
@@ -213,10 +221,7 @@ TEST_CASE("sink writes after the task ended are dropped with TASK_ENDED, never a
 
 TEST_CASE("a plugin that succeeds with unreadable output fails the task, naming why") {
   HostFixture f;
-  REQUIRE(f.router().assign(assignment("b1", "test.hold")).accepted());
-  REQUIRE(f.outbox.wait_state("b1", v1::RUNNING));
-  f.router().deliver(message("b1", "bad-output"));
-  auto c = f.outbox.wait_completion("b1");
+  auto c = held_task_after(f, "b1", "bad-output");
   REQUIRE(c);
   CHECK(c->state() == v1::FAILED);
   CHECK(c->error().code() == v1::WORKER_ERROR);
@@ -225,10 +230,7 @@ TEST_CASE("a plugin that succeeds with unreadable output fails the task, naming 
 
 TEST_CASE("a plugin call that lets a C++ exception out fails the task, naming its kind, and frees its slot") {
   HostFixture f;
-  REQUIRE(f.router().assign(assignment("ex", "test.hold")).accepted());
-  REQUIRE(f.outbox.wait_state("ex", v1::RUNNING));
-  f.router().deliver(message("ex", "throw"));
-  auto c = f.outbox.wait_completion("ex");
+  auto c = held_task_after(f, "ex", "throw");
   REQUIRE(c);
   CHECK(c->state() == v1::FAILED);
   CHECK(c->error().code() == v1::WORKER_ERROR);
@@ -239,10 +241,7 @@ TEST_CASE("a plugin call that lets a C++ exception out fails the task, naming it
 
 TEST_CASE("plugin text that is not UTF-8 reaches the events readable, broken bytes shown as U+FFFD") {
   HostFixture f;
-  REQUIRE(f.router().assign(assignment("u8", "test.hold")).accepted());
-  REQUIRE(f.outbox.wait_state("u8", v1::RUNNING));
-  f.router().deliver(message("u8", "broken-utf8"));
-  auto c = f.outbox.wait_completion("u8");
+  auto c = held_task_after(f, "u8", "broken-utf8");
   REQUIRE(c);
   CHECK(c->error().message() == "bad \xEF\xBF\xBD message");
   bool progress = false, artifact = false;
