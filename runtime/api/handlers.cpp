@@ -155,6 +155,7 @@ HttpResponse reload(ApiContext& ctx, const Target& target, std::string_view body
   out["removed"] = std::move(removed);
   out["errors"] = std::move(errors);
   out["migrate"] = migrate;
+  out["migrated"] = report.migrated;
   return json_response(200, json::serialize(out));
 }
 

@@ -74,23 +74,29 @@ int reload_command(const Args& args) {
                  "Rescans the host's plugins directory now (as SIGHUP does): new and changed files load as a\n"
                  "new generation, removed files stop taking tasks, failures leave the previous version serving.\n"
                  "With --migrate, running tasks that can re-attach move to the current generation of their kind\n"
-                 "(restarted from their last checkpoint, attempt + 1) instead of finishing on the old one.");
+                 "(restarted from their last checkpoint, attempt + 1) instead of finishing on the old one.\n"
+                 "Exits 1 when a file failed to load (its previous version, if any, keeps serving).");
   cl.options().add_options()("migrate", "move re-attachable running tasks to the new generations");
   cl.client_options(true);
   if (!cl.parse(args)) return kExitOk;
   const std::string body = make_http_client(cl)->reload_json(cl.has("migrate"));
+  const auto root = parse_object(body, "reload");
+  const int exit_code = root.at("errors").as_array().empty() ? kExitOk : kExitError;
   if (cl.json()) {
     std::cout << body << "\n";
-    return kExitOk;
+    return exit_code;
   }
-  const auto root = parse_object(body, "reload");
   size_t changes = 0;
   // std::string_view: a json::string streams as JSON, quotes and escapes included.
   for (const auto& f : root.at("loaded").as_array()) ++changes, std::cout << "loaded   " << std::string_view(f.as_string()) << "\n";
   for (const auto& f : root.at("removed").as_array()) ++changes, std::cout << "removed  " << std::string_view(f.as_string()) << "\n";
   for (const auto& e : root.at("errors").as_array()) ++changes, std::cout << "failed   " << std::string_view(e.as_string()) << "\n";
+  if (const auto* moved = root.if_contains("migrated"); moved && moved->is_number() && moved->to_number<int64_t>() > 0) {
+    ++changes;
+    std::cout << "moved    " << moved->to_number<int64_t>() << " running task(s) to the current generations\n";
+  }
   if (changes == 0) std::cout << "no changes\n";
-  return kExitOk;
+  return exit_code;
 }
 
 }  // namespace taskhost::cli

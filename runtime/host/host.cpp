@@ -51,7 +51,10 @@ registry::ScanReport Host::reload(bool migrate) {
   // after_scan already moved tasks for migrate_on_reload, and only when this scan switched something; an
   // operator asking for it also moves tasks left on generations retired by earlier switches.
   if (migrate) {
-    if (const size_t moved = migrate_all()) log::info("reload: moving {} re-attachable task(s) to the new generations", moved);
+    report.migrated = migrate_all();
+    if (report.migrated > 0) {
+      log::info("reload: moving {} re-attachable task(s) to the new generations", report.migrated);
+    }
   }
   return report;
 }

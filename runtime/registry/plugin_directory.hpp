@@ -39,6 +39,7 @@ struct ScanReport {
   std::vector<std::filesystem::path> removed;  // files gone from the directory
   std::vector<std::string> errors;             // "FILE: reason", one per file that failed
   std::vector<RetiredGeneration> retired;      // generations that stopped taking new tasks in this scan
+  size_t migrated = 0;                         // running tasks an operator's reload --migrate moved
   bool changed() const { return !loaded.empty() || !removed.empty() || !retired.empty(); }
 };
 

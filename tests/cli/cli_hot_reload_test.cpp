@@ -165,6 +165,7 @@ TEST_CASE("a bad new version keeps the old one serving; its error is in plugins,
   // An operator's reload retries the failed file: one more failure, counted.
   const Result again = host.cli({"reload"});
   INFO(again);
+  CHECK(again.code == 1);  // scripts see that a file failed
   CHECK(again.out.find("failed   " + hello.string() + ": ") != std::string::npos);
   m = client.metrics_text();
   CHECK(sample(m, "taskhost_plugin_load_failures_total", {file_label(hello)}) == "2");
@@ -206,7 +207,8 @@ TEST_CASE("taskhost reload --migrate moves a re-attachable running task to the n
 
   const Result migrate = host.cli({"reload", "--migrate"});
   INFO(migrate);
-  CHECK(migrate.out == "no changes\n");  // nothing new on disk; only the running task moves
+  CHECK(migrate.code == 0);
+  CHECK(migrate.out == "moved    1 running task(s) to the current generations\n");  // nothing new on disk
   status = wait_for_status(host, "long-1", [&](const json::object& s) {
     return number(s, "generation") != first && str(s, "state") == "RUNNING";
   });
