@@ -6,6 +6,7 @@
 #include "cli/common.hpp"
 #include "cli/serve_nats.hpp"
 #include "common/log.hpp"
+#include "common/stop_signals.hpp"
 #include "config/config.hpp"
 #include "config/endpoint.hpp"
 #include "config/host_options.hpp"
@@ -123,18 +124,13 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   log::info("taskhost serving (worker {}, plugins {}{}, state {})", ho.router.worker_id, c.plugins_dir.string(),
             ho.watch ? ", watched" : "", c.state_dir.string());
 
-  for (;;) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      log::info("SIGHUP: reloading {}", c.plugins_dir.string());
-      log_scan(host.reload(), c.plugins_dir);
-      continue;
-    }
-    log::info("{}: draining (up to {} ms for running tasks, then cancel)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-              c.drain_grace.count());
-    break;
-  }
+  const int sig = wait_for_stop(signals, [&] {
+    log::info("SIGHUP: reloading {}", c.plugins_dir.string());
+    log_scan(host.reload(), c.plugins_dir);
+  });
+  log::info("{}: draining (up to {} ms for running tasks, then cancel; again to exit at once)",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", c.drain_grace.count());
+  exit_on_next_stop(signals);
   transport.set_accepting(false);
   // Tasks still waiting for a slot stay queued in the store: the next run starts them.
   host.router().drain(c.drain_grace, tasks::Router::NotStarted::keep);

@@ -275,3 +275,28 @@ TEST_CASE("SIGTERM starts nothing that waited for a slot: it stays queued, and t
   CHECK(s.at("attempt").to_number<int>() == 1);  // started fresh, not re-attached
   CHECK(again.log().find("recovery: starting queued task 'queued'") != std::string::npos);
 }
+
+TEST_CASE("a second SIGTERM during the drain exits at once; what ran resumes in the next run") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("timer.so")});
+  const fs::path cfg = dir.path() / "taskhost.toml";
+  std::ofstream(cfg) << "[tasks]\ndrain_grace_ms = 60000\n";  // the drain alone would take a minute
+  const fs::path state = dir.path() / "state";
+  {
+    Host host(plugins, state, {"--config", cfg.string()});
+    start_long_timer(host, "t1");
+    host.signal(SIGTERM);
+    std::this_thread::sleep_for(300ms);
+    host.signal(SIGTERM);
+    const auto status = host.wait_exit(10s);
+    INFO(host.log());
+    REQUIRE(status.has_value());
+    CHECK(WIFEXITED(*status));
+    CHECK(WEXITSTATUS(*status) == 128 + SIGTERM);
+    CHECK(host.log().find("SIGTERM again: exiting now") != std::string::npos);
+  }
+  Host again(plugins, state);
+  const auto s = wait_for_status(again, "t1", [](const json::object& o) { return has_state(o, "RUNNING"); });
+  CHECK(has_state(s, "RUNNING"));
+  CHECK(s.at("attempt").to_number<int>() == 2);  // re-attached, as after a crash
+}

@@ -3,6 +3,7 @@
 #include "transport/nats/connection.hpp"
 
 #include "common/log.hpp"
+#include "common/stop_signals.hpp"
 #include "config/host_options.hpp"
 #include "host/host.hpp"
 #include "transport/nats/nats_task_client.hpp"
@@ -41,18 +42,13 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
   log::info("taskhost serving over NATS {} (worker {}, ack {}, plugins {})", redact_url(c.nats.url), worker_id,
             config::to_string(c.nats.ack_mode), c.plugins_dir.string());
 
-  for (;;) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      log::info("SIGHUP: reloading {}", c.plugins_dir.string());
-      log_scan(host.reload());
-      continue;
-    }
-    log::info("{}: draining (up to {} ms for running tasks, then cancel)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-              c.drain_grace.count());
-    break;
-  }
+  const int sig = wait_for_stop(signals, [&] {
+    log::info("SIGHUP: reloading {}", c.plugins_dir.string());
+    log_scan(host.reload());
+  });
+  log::info("{}: draining (up to {} ms for running tasks, then cancel; again to exit at once)",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", c.drain_grace.count());
+  exit_on_next_stop(signals);
   transport.drain(c.drain_grace);
   transport.stop();
   log::info("stopped");
