@@ -396,6 +396,44 @@ TEST_CASE("on_receipt: a dead host's recorded task is re-attached elsewhere from
   CHECK(p.completions(b.transport().names()).at(id).size() == 1);
 }
 
+TEST_CASE("on_receipt: steering the dead attempt took before its checkpoint is not applied again after re-attach") {
+  NatsSingle nats;
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"));
+  const std::string id = client.submit(assignment("steered", "interactive.count", R"({"steps":200,"delay_ms":40})"));
+  REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
+  // Started after the task is held: it keeps the task's control messages, as every other host does.
+  HostRig b(test_options(nats.url(), "survivor"));
+  const auto send = [&](const std::string& text) {
+    v1::SteeringMessage m;
+    m.set_task_id(id);
+    m.add_parts()->set_text(text);
+    return client.send(m).outcome();
+  };
+  Probe p(nats.url());
+  const tn::Names& names = b.transport().names();
+  const auto echoes = [&](const std::string& text) {
+    int n = 0;
+    for (const auto& i : p.items_of(names, id)) {
+      if (i.has_event() && i.event().has_message() && i.event().message().text() == text) ++n;
+    }
+    return n;
+  };
+  REQUIRE(send("before") == v1::DeliveryReceipt::ACCEPTED);
+  REQUIRE(eventually([&] { return echoes("echo: before") == 1; }, 10s, kServerPoll));
+  // A few more steps, each a checkpoint and a record write that carries the mark past "before".
+  const double seen = client.status(id).progress().current();
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= seen + 4; }, 10s, kServerPoll));
+  a->crash();
+  REQUIRE(eventually([&] { return client.status(id).worker_id() == "survivor"; }, 20s, kServerPoll));
+  REQUIRE(send("after") == v1::DeliveryReceipt::ACCEPTED);
+  REQUIRE(eventually([&] { return echoes("echo: after") == 1; }, 10s, kServerPoll));
+  CHECK(echoes("echo: before") == 1);  // the re-attached attempt did not get it a second time
+  v1::CancelRequest cancel;
+  cancel.set_task_id(id);
+  client.cancel(cancel);
+}
+
 TEST_CASE("on_receipt: a dead host's task of a kind no survivor serves ends failed orphaned") {
   NatsSingle nats;
   TempDir only_hello;

@@ -70,6 +70,7 @@ TEST_CASE("a task record round-trips every field and tolerates unknown ones") {
   r.ack_on_completion = true;
   r.created_unix_ms = 1700000000000;
   r.updated_unix_ms = 1700000000500;
+  r.control_seq = 4242;
   std::string bytes = encode_record(r);
   bytes += std::string("\xF8\x07\x01", 3);  // field 127, varint 1: written by a newer host
   auto back = decode_record(bytes);
@@ -84,6 +85,7 @@ TEST_CASE("a task record round-trips every field and tolerates unknown ones") {
   CHECK(back->ack_on_completion);
   CHECK(back->created_unix_ms == r.created_unix_ms);
   CHECK(back->updated_unix_ms == r.updated_unix_ms);
+  CHECK(back->control_seq == 4242);
   CHECK_FALSE(decode_record(std::string("\x0a\x09short", 7)));
 }
 

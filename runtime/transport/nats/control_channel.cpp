@@ -104,14 +104,15 @@ size_t ControlChannel::catch_up(const std::string& subject, uint64_t from, uint6
   return handled;
 }
 
-void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns) {
+void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns,
+                          uint64_t applied_through) {
   uint64_t newest_kept = 0;
   {
     std::lock_guard lock(mu_);
     if (closed_locked(task_id, attempt)) return;
     const auto it = kept_.find(task_id);
     if (it == kept_.end()) {
-      open_locked(task_id, attempt, assigned_unix_ns, {}, {});
+      open_locked(task_id, attempt, assigned_unix_ns, applied_through, {}, {});
       return;
     }
     for (const auto& item : it->second) newest_kept = std::max(newest_kept, item.seq);
@@ -129,7 +130,7 @@ void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t 
     kept_.erase(it);
     kept_count_ -= std::min(kept_count_, kept.size());
   }
-  open_locked(task_id, attempt, assigned_unix_ns, std::move(kept), std::move(found));
+  open_locked(task_id, attempt, assigned_unix_ns, applied_through, std::move(kept), std::move(found));
 }
 
 bool ControlChannel::closed_locked(const std::string& task_id, uint32_t attempt) {
@@ -141,10 +142,12 @@ bool ControlChannel::closed_locked(const std::string& task_id, uint32_t attempt)
 }
 
 void ControlChannel::open_locked(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns,
-                                 std::vector<ControlItem> kept, std::vector<ControlItem> found) {
+                                 uint64_t applied_through, std::vector<ControlItem> kept,
+                                 std::vector<ControlItem> found) {
   Open& held = open_[task_id];
   held.attempt = attempt;
   held.assigned_unix_ns = assigned_unix_ns;
+  held.applied_through = applied_through;
   std::vector<ControlItem> items = std::move(kept);
   size_t passed_over = 0;
   for (auto& item : found) {
@@ -165,6 +168,8 @@ void ControlChannel::apply_locked(Open& held, const ControlItem& item) {
   held.last_seq = std::max(held.last_seq, item.seq);
   // Stored before this run's assignment (kept, or found late): meant for an earlier run of the task id.
   if (item.stored_unix_ns != 0 && item.stored_unix_ns < held.assigned_unix_ns) return;
+  // Taken by an earlier attempt before the checkpoint this one resumes from: applied once already.
+  if (item.seq != 0 && item.seq <= held.applied_through) return;
   touched_.insert(item.task_id);
   hooks_.apply(item);
 }

@@ -132,9 +132,18 @@ void NatsTransport::Impl::claim_fresh(std::vector<Fresh>& batch) {
 }
 
 void NatsTransport::Impl::after_assign(const std::string& task_id, uint32_t attempt, const tasks::AssignOutcome& outcome,
-                                       int64_t assigned_unix_ns, const std::string& reply) {
+                                       int64_t assigned_unix_ns, const std::string& reply, uint64_t applied_through) {
   if (outcome.result == tasks::AssignOutcome::Result::accepted) {
-    control->open(task_id, attempt, assigned_unix_ns);
+    if (applied_through != 0) {
+      // What the checkpoint already reflects counts as taken by this attempt too: a checkpoint it
+      // writes before any new message keeps the same mark.
+      std::lock_guard lock(mu);
+      if (auto it = inflight.find(task_id); it != inflight.end()) {
+        it->second.control_seq = std::max(it->second.control_seq, applied_through);
+        it->second.checkpoint_control_seq = std::max(it->second.checkpoint_control_seq, applied_through);
+      }
+    }
+    control->open(task_id, attempt, assigned_unix_ns, applied_through);
     return;
   }
   if (outcome.result == tasks::AssignOutcome::Result::duplicate) {
@@ -243,7 +252,8 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     }
     if (reattach) reattached++;
     const auto outcome = router->assign(a, tasks::Resume{reattach, checkpoint});
-    after_assign(id, attempt, outcome, d.info.stored_unix_ns, d.reply);
+    after_assign(id, attempt, outcome, d.info.stored_unix_ns, d.reply,
+                 held && reattach ? held->record.control_seq : 0);
   } catch (const std::exception& e) {
     log::warn("nats: redelivered task {}: {}; handing it back", id, e.what());
     ack(d.reply, "-NAK");
@@ -286,7 +296,15 @@ void NatsTransport::Impl::poisoned(const v1::TaskAssignment& a, const Delivery& 
 void NatsTransport::Impl::apply_control(const ControlItem& item) {
   const std::string reply = item.reply;
   natsConnection* nc = connection->nc();
-  auto answer = [nc, reply](const v1::DeliveryReceipt& r) { ControlChannel::send_receipt(nc, reply, r); };
+  auto answer = [this, nc, reply, task_id = item.task_id, seq = item.seq](const v1::DeliveryReceipt& r) {
+    // Taken by the plugin (its deliver or cancel returned): a checkpoint from now on reflects it. A
+    // queued message is not taken yet; the next one taken after the start moves the mark past it.
+    if (!r.queued() && seq != 0) {
+      std::lock_guard lock(mu);
+      if (auto it = inflight.find(task_id); it != inflight.end()) it->second.control_seq = std::max(it->second.control_seq, seq);
+    }
+    ControlChannel::send_receipt(nc, reply, r);
+  };
   if (item.type == ControlItem::Type::cancel) {
     router->cancel(item.cancel, answer);
   } else {

@@ -291,6 +291,7 @@ void NatsTransport::Impl::on_checkpoint(const std::string& task_id, uint32_t att
   if (it == inflight.end() || it->second.attempt != attempt || it->second.fenced) return;
   Inflight& f = it->second;
   f.checkpoint.assign(bytes.data(), bytes.size());
+  f.checkpoint_control_seq = f.control_seq;
   if (!f.completion_sent) write_record_locked(f);
 }
 

@@ -118,7 +118,7 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   reattached++;
   log::info("nats: re-attaching task {} of {} as attempt {}", rec.task_id, dead, attempt);
   const auto outcome = router->assign(a, tasks::Resume{true, rec.checkpoint});
-  after_assign(rec.task_id, attempt, outcome, 0, {});
+  after_assign(rec.task_id, attempt, outcome, 0, {}, rec.control_seq);
   return true;
 }
 

@@ -50,6 +50,8 @@ struct Inflight {
   bool record_dirty = false;   // write again when the one in flight is answered
   bool record_delete = false;  // the task ended: delete the record when nothing is in flight
   std::string checkpoint;
+  uint64_t control_seq = 0;             // newest control message the plugin has taken (its deliver returned)
+  uint64_t checkpoint_control_seq = 0;  // control_seq when `checkpoint` was taken: recorded with it
 
   bool completion_sent = false;
   bool finishing = false;      // counted in `finishing`: ended, its delivery still held until stored
@@ -93,8 +95,10 @@ class NatsTransport::Impl {
   void claim_redelivered(v1::TaskAssignment assignment, Delivery delivery);
   void poisoned(const v1::TaskAssignment& assignment, const Delivery& delivery);
   // After router.assign: open the task's control, or clean up after a duplicate.
+  // `applied_through`: control messages up to this sequence are already reflected in the checkpoint the
+  // task resumes from (a re-attach), 0 for none.
   void after_assign(const std::string& task_id, uint32_t attempt, const tasks::AssignOutcome& outcome,
-                    int64_t assigned_unix_ns, const std::string& reply);
+                    int64_t assigned_unix_ns, const std::string& reply, uint64_t applied_through = 0);
   void apply_control(const ControlItem& item);
   void answer_ended(const ControlItem& item);
   void ack(const std::string& reply, const char* kind = "+ACK");

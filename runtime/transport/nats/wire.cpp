@@ -78,6 +78,7 @@ constexpr int checkpoint = 7;
 constexpr int ack_on_completion = 8;
 constexpr int created_unix_ms = 9;
 constexpr int updated_unix_ms = 10;
+constexpr int control_seq = 11;
 }  // namespace field
 
 std::string encode_record(const TaskRecord& r) {
@@ -95,6 +96,7 @@ std::string encode_record(const TaskRecord& r) {
     if (r.ack_on_completion) WireFormatLite::WriteBool(field::ack_on_completion, true, &o);
     WireFormatLite::WriteInt64(field::created_unix_ms, r.created_unix_ms, &o);
     WireFormatLite::WriteInt64(field::updated_unix_ms, r.updated_unix_ms, &o);
+    if (r.control_seq != 0) WireFormatLite::WriteUInt64(field::control_seq, r.control_seq, &o);
   }
   return out;
 }
@@ -124,6 +126,7 @@ std::optional<TaskRecord> decode_record(std::string_view bytes) {
       case field::ack_on_completion: ok = read_varint(&v); r.ack_on_completion = v != 0; break;
       case field::created_unix_ms: ok = read_varint(&v); r.created_unix_ms = static_cast<int64_t>(v); break;
       case field::updated_unix_ms: ok = read_varint(&v); r.updated_unix_ms = static_cast<int64_t>(v); break;
+      case field::control_seq: ok = read_varint(&v); r.control_seq = v; break;
       default: ok = WireFormatLite::SkipField(&in, tag); break;
     }
     if (!ok) return std::nullopt;

@@ -43,6 +43,10 @@ struct TaskRecord {
   bool ack_on_completion = false;  // the owner's ack mode: JetStream redelivers it if the owner dies
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
+  // The control stream's sequence through which steering and cancels had been delivered (and returned
+  // from the plugin) when `checkpoint` was taken: an attempt resuming from it skips those, or they would
+  // be applied twice.
+  uint64_t control_seq = 0;
 };
 
 std::string encode_record(const TaskRecord& record);
