@@ -27,6 +27,9 @@ int inspect_command(const Args& args) {
   if (!cl.parse(args)) return kExitOk;
   const std::filesystem::path file = cl.get<std::string>("file");
   std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    throw std::runtime_error(fmt::format("{}: is a directory, not a plugin file", file.string()));
+  }
   if (!std::filesystem::is_regular_file(file, ec)) {
     throw std::runtime_error(fmt::format("{}: no such file", file.string()));
   }
@@ -77,7 +80,9 @@ int inspect_command(const Args& args) {
     std::cout << "exports:     " << (symbols.empty() ? "-" : symbols) << "\n";
   }
   if (!in.ok()) {
-    std::cerr << "taskhost inspect: " << in.file.string() << ": " << in.error << "\n";
+    // Some reasons name the file already (the loader's own messages do): say it once.
+    const std::string named = in.file.string() + ": ";
+    std::cerr << "taskhost inspect: " << (in.error.starts_with(named) ? in.error : named + in.error) << "\n";
     return kExitError;
   }
   return kExitOk;

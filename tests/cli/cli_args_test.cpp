@@ -137,6 +137,14 @@ TEST_CASE("inspect reads a plugin without loading it") {
   CHECK(bad.err.find(junk.string()) != std::string::npos);
 
   check_one_line_error(run({"inspect", (dir.path() / "absent.so").string()}), 1, "no such file");
+  check_one_line_error(run({"inspect", dir.path().string()}), 1, "is a directory, not a plugin file");
+  // A reason that names the file already does not get it twice.
+  const fs::path future = fixture_plugin("abi-major-2.so");
+  const Result refused = run({"inspect", future.string()});
+  INFO(refused);
+  CHECK(refused.code == 1);
+  CHECK(refused.err.starts_with("taskhost inspect: " + future.string() + ": ABI refused: plugin ABI 2.0"));
+  CHECK(refused.err.find(future.string()) == refused.err.rfind(future.string()));
 }
 
 TEST_CASE("new-plugin writes a project, and refuses a bad name") {
