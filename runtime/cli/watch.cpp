@@ -29,7 +29,8 @@ class Printer {
   void item(const v1::WatchItem& item) {
     if (item.has_completion()) {
       const auto& c = item.completion();
-      line(unix_ms_now(), c.task_id(), c.kind(), completion_text(c));
+      // Stamped when it ended (a replay of an ended task is not "now"); older hosts did not say.
+      line(c.unix_ms() != 0 ? c.unix_ms() : unix_ms_now(), c.task_id(), c.kind(), completion_text(c));
       return;
     }
     const auto& e = item.event();

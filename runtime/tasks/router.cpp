@@ -54,6 +54,7 @@ AssignOutcome Router::Impl::reject(const v1::TaskAssignment& a, const std::strin
   c.set_state(v1::FAILED);
   c.set_worker_id(options.worker_id);
   c.set_kind(kind);
+  c.set_unix_ms(unix_ms_now());
   auto* err = c.mutable_error();
   err->set_code(code);
   err->set_message(message);
@@ -354,6 +355,7 @@ void Router::Impl::completion_locked(const Task& t, v1::TaskState state, v1::Tas
   c.set_kind(t.kind);
   c.set_generation(t.generation_id);
   c.set_plugin_version(t.plugin_version);
+  c.set_unix_ms(unix_ms_now());
 }
 
 bool Router::Impl::end_locked(Task& t, const v1::TaskCompletion& completion) {

@@ -300,3 +300,19 @@ TEST_CASE_FIXTURE(Fixture, "an id submitted again is the same task, unless it na
   REQUIRE(quoted.code == 0);
   CHECK(str(parse_json(quoted.out).as_object(), "task_id") == R"(a"b\c)");
 }
+
+TEST_CASE_FIXTURE(Fixture, "watch of an ended task shows its completion stamped when it ended, not when watched") {
+  REQUIRE(host.cli({"submit", "hello.greet", "--id", "stamped", "--input", R"({"name":"Ada"})", "--wait"}).code == 0);
+  std::this_thread::sleep_for(1200ms);
+  const auto watched_at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+  const Result w = host.cli({"watch", "stamped", "--json", "--timeout", "10"});
+  INFO(w);
+  REQUIRE(w.code == 0);
+  const auto items = watch_items(w);
+  REQUIRE_FALSE(items.empty());
+  const auto& done = obj(items.back(), "completion");
+  const int64_t ended = std::stoll(str(done, "unix_ms"));  // int64 is a string in protobuf's JSON
+  CHECK(ended > 0);
+  CHECK(watched_at - ended >= 1000);
+}
