@@ -85,7 +85,12 @@ config::Endpoint api_endpoint(const CommandLine& cl) {
 config::NatsConfig nats_config(const CommandLine& cl) {
   config::NatsConfig nats =
       cl.has("config") ? config::load_config(cl.get<std::string>("config")).nats : config::NatsConfig{};
-  if (cl.has("nats-prefix")) nats.stream_prefix = cl.get<std::string>("nats-prefix");
+  if (cl.has("nats-prefix")) {
+    nats.stream_prefix = cl.get<std::string>("nats-prefix");
+    if (const std::string why = config::stream_prefix_problem(nats.stream_prefix); !why.empty()) {
+      throw UsageError("--nats-prefix " + why);
+    }
+  }
   return nats;
 }
 #endif

@@ -43,7 +43,12 @@ config::Config load(const CommandLine& cl) {
   if (cl.has("api")) c.api_address = cl.get<std::string>("api");
   if (cl.has("transport")) c.transport = cl.get<std::string>("transport");
   if (cl.has("nats")) c.nats.url = cl.get<std::string>("nats");
-  if (cl.has("nats-prefix")) c.nats.stream_prefix = cl.get<std::string>("nats-prefix");
+  if (cl.has("nats-prefix")) {
+    c.nats.stream_prefix = cl.get<std::string>("nats-prefix");
+    if (const std::string why = config::stream_prefix_problem(c.nats.stream_prefix); !why.empty()) {
+      throw UsageError("--nats-prefix " + why);
+    }
+  }
   if (cl.has("worker-id")) c.worker_id = cl.get<std::string>("worker-id");
   if (cl.has("no-watch")) c.watch_plugins = false;
   if (cl.has("log-format")) {
@@ -162,6 +167,10 @@ int serve_command(const Args& args) {
       ("no-watch", "do not watch the plugins directory; reload only on SIGHUP or `taskhost reload`");
   if (!cl.parse(args)) return kExitOk;
   const config::Config c = load(cl);
+  if (c.transport == "nats" && cl.has("api")) {
+    // Silently ignored, it suggested a local API that is not there (reload then only works by SIGHUP).
+    throw UsageError("--api: serve --transport nats has no local API (clients use --nats; reload with SIGHUP)");
+  }
   log::set_format(c.log_format);
   log::set_level(c.log_level);
   const sigset_t signals = block_host_signals();

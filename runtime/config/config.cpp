@@ -235,10 +235,7 @@ void read_nats(const Section& parent, const toml::node& node, const std::string&
   });
   s.on("stream_prefix", [&](const toml::node& n, const std::string& k) {
     c.stream_prefix = s.string(n, k);
-    // JetStream stream names may not contain these; catching it here beats a server error at startup.
-    if (c.stream_prefix.empty() || c.stream_prefix.find_first_of(" .*>/\\\t") != std::string::npos)
-      s.fail(n, k, fmt::format("must be non-empty without spaces, '.', '*', '>', '/' or '\\', not \"{}\"",
-                               c.stream_prefix));
+    if (const std::string why = stream_prefix_problem(c.stream_prefix); !why.empty()) s.fail(n, k, why);
   });
   s.on("max_deliver", u32(c.max_deliver, 1));
   s.on("ack_wait_secs", u32(c.ack_wait_secs, 1));
@@ -262,6 +259,11 @@ void read_nats(const Section& parent, const toml::node& node, const std::string&
 }
 
 }  // namespace
+
+std::string stream_prefix_problem(std::string_view prefix) {
+  if (!prefix.empty() && prefix.find_first_of(" .*>/\\\t") == std::string_view::npos) return {};
+  return fmt::format("must be non-empty without spaces, '.', '*', '>', '/' or '\\', not \"{}\"", prefix);
+}
 
 std::string_view to_string(NatsConfig::AckMode mode) {
   return mode == NatsConfig::AckMode::on_receipt ? "on_receipt" : "on_completion";

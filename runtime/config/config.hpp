@@ -54,6 +54,11 @@ struct NatsConfig {
 
 std::string_view to_string(NatsConfig::AckMode mode);
 
+// Why `prefix` cannot name a deployment's streams (JetStream stream names may not contain these), or
+// empty when it can. For [nats] stream_prefix and --nats-prefix alike: a bad one otherwise surfaced as a
+// server timeout after 10 s of retries.
+std::string stream_prefix_problem(std::string_view prefix);
+
 struct Config {
   std::filesystem::path plugins_dir = "plugins";
   // [plugins]: hot reload. With `watch`, files copied, renamed or deleted in plugins_dir are picked up by
