@@ -686,3 +686,32 @@ TEST_CASE("a busy kind's long pull leaves room for other kinds: their tasks do n
   cancel.set_task_id(busy);
   client.cancel(cancel);
 }
+
+TEST_CASE("an assignment published on one kind's subject but naming another kind fails, and does not run") {
+  NatsSingle nats;
+  const auto o = test_options(nats.url(), "w1");
+  NatsTaskClient client(o);
+  HostRig host(o);
+  Probe p(nats.url());
+  const tn::Names& names = host.transport().names();
+  tn::ensure_kind_consumer(p.js(), names, o, "hello.greet");
+  const std::string bytes = assignment("smuggled", "interactive.count", R"({"steps":1000,"delay_ms":1000})").SerializeAsString();
+  jsErrCode code = static_cast<jsErrCode>(0);
+  REQUIRE(js_Publish(nullptr, p.js(), names.task_subject("hello.greet").c_str(), bytes.data(),
+                     static_cast<int>(bytes.size()), nullptr, &code) == NATS_OK);
+  // Published raw, with no queued record: the task is known once its completion is stored.
+  v1::TaskCompletion c;
+  REQUIRE(eventually([&] {
+    try {
+      c = client.wait("smuggled", 1s);
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }, 10s, kServerPoll));
+  CHECK(c.state() == v1::FAILED);
+  CHECK(c.error().code() == v1::INVALID_INPUT);
+  CHECK(c.error().message().find("queued on the subject of kind 'hello.greet' but its assignment names kind "
+                                 "'interactive.count'") != std::string::npos);
+  CHECK(host.host().router().active_count() == 0);  // never started
+}

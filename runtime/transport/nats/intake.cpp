@@ -67,6 +67,15 @@ void NatsTransport::Impl::on_task_messages(std::vector<Puller::Delivered>& batch
       puller->settled(d.kind);
       continue;
     }
+    if (a.has_execute() && a.execute().component_id() != d.kind) {
+      // Published on one kind's subject naming another kind: it would run as the kind it names, in the
+      // slot of the kind it came by. Not run.
+      Settle settle(puller.get(), d.kind);
+      fail_delivery(a, d, std::max<uint32_t>(1, a.execute().attempt()), v1::INVALID_INPUT, "rejected",
+                    fmt::format("task '{}' was queued on the subject of kind '{}' but its assignment names kind '{}'",
+                                a.task_id(), d.kind, a.execute().component_id()));
+      continue;
+    }
     if (d.info.delivered > 1) {  // over max_deliver too: claim_redelivered decides whether it is poisoned
       worker->post([this, a = std::move(a), d = std::move(d)]() mutable { claim_redelivered(std::move(a), std::move(d)); });
       continue;
@@ -261,17 +270,24 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
 }
 
 void NatsTransport::Impl::poisoned(const v1::TaskAssignment& a, const Delivery& d) {
+  fail_delivery(a, d, static_cast<uint32_t>(d.info.delivered), v1::WORKER_ERROR, "poisoned",
+                fmt::format("task '{}' was delivered {} times without completing (max_deliver {})", a.task_id(),
+                            d.info.delivered, options.max_deliver));
+}
+
+void NatsTransport::Impl::fail_delivery(const v1::TaskAssignment& a, const Delivery& d, uint32_t attempt,
+                                        v1::ErrorCode code, const std::string& error_kind, const std::string& message) {
   v1::TaskCompletion c;
   c.set_task_id(a.task_id());
-  c.set_attempt(static_cast<uint32_t>(d.info.delivered));
+  c.set_attempt(attempt);
   c.set_state(v1::FAILED);
   c.set_worker_id(options.worker_id);
   c.set_kind(d.kind);
+  c.set_unix_ms(unix_ms_now());
   auto* err = c.mutable_error();
-  err->set_code(v1::WORKER_ERROR);
-  err->set_kind("poisoned");
-  err->set_message(fmt::format("task '{}' was delivered {} times without completing (max_deliver {})", a.task_id(),
-                               d.info.delivered, options.max_deliver));
+  err->set_code(code);
+  err->set_kind(error_kind);
+  err->set_message(message);
   {
     std::lock_guard lock(mu);
     if (inflight.count(a.task_id())) {

@@ -93,6 +93,10 @@ class NatsTransport::Impl {
   };
   void claim_fresh(std::vector<Fresh>& batch);
   void claim_redelivered(v1::TaskAssignment assignment, Delivery delivery);
+  // Ends a delivered task failed without running it (poisoned, or refused as malformed): its one
+  // completion is stored, then the delivery acked.
+  void fail_delivery(const v1::TaskAssignment& a, const Delivery& d, uint32_t attempt, v1::ErrorCode code,
+                     const std::string& error_kind, const std::string& message);
   void poisoned(const v1::TaskAssignment& assignment, const Delivery& delivery);
   // After router.assign: open the task's control, or clean up after a duplicate.
   // `applied_through`: control messages up to this sequence are already reflected in the checkpoint the
