@@ -39,8 +39,11 @@ void NatsTransport::Impl::ack(const std::string& reply, const char* kind) {
 
 void NatsTransport::Impl::nak_later(const std::string& reply) {
   // Come back after one ack_wait: by then the holder has finished it, or has died and been noticed.
-  const auto delay = std::chrono::duration_cast<std::chrono::nanoseconds>(options.ack_wait).count();
-  ack(reply, fmt::format(R"(-NAK {{"delay":{}}})", delay).c_str());
+  nak_after(reply, options.ack_wait);
+}
+
+void NatsTransport::Impl::nak_after(const std::string& reply, std::chrono::nanoseconds delay) {
+  ack(reply, fmt::format(R"(-NAK {{"delay":{}}})", delay.count()).c_str());
 }
 
 void NatsTransport::Impl::on_task_messages(std::vector<Puller::Delivered>& batch) {
@@ -264,8 +267,11 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     after_assign(id, attempt, outcome, d.info.stored_unix_ns, d.reply,
                  held && reattach ? held->record.control_seq : 0);
   } catch (const std::exception& e) {
-    log::warn("nats: redelivered task {}: {}; handing it back", id, e.what());
-    ack(d.reply, "-NAK");
+    // Most likely the server is busy electing a leader (a node restarted). Handed back at once, the
+    // task came straight back and failed again: each round is a delivery, and a few seconds of that
+    // made tasks "poisoned" that had never run. Back off instead.
+    log::warn("nats: redelivered task {}: {}; handing it back for {} ms", id, e.what(), kTransientBackoff.count());
+    nak_after(d.reply, std::min<std::chrono::nanoseconds>(kTransientBackoff, options.ack_wait));
   }
 }
 

@@ -107,6 +107,9 @@ class NatsTransport::Impl {
   void answer_ended(const ControlItem& item);
   void ack(const std::string& reply, const char* kind = "+ACK");
   void nak_later(const std::string& reply);
+  void nak_after(const std::string& reply, std::chrono::nanoseconds delay);
+  // How long a task handed back after a server error waits before it is delivered again.
+  static constexpr std::chrono::milliseconds kTransientBackoff{2000};
 
   // ---- ownership records (ownership.cpp) -----------------------------------------------------------
   TaskRecord record_of(const Inflight& f) const;
