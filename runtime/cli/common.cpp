@@ -85,15 +85,16 @@ config::Endpoint api_endpoint(const CommandLine& cl) {
 config::NatsConfig nats_config(const CommandLine& cl) {
   config::NatsConfig nats =
       cl.has("config") ? config::load_config(cl.get<std::string>("config")).nats : config::NatsConfig{};
-  if (cl.has("nats-prefix")) {
-    nats.stream_prefix = cl.get<std::string>("nats-prefix");
-    if (const std::string why = config::stream_prefix_problem(nats.stream_prefix); !why.empty()) {
-      throw UsageError("--nats-prefix " + why);
-    }
-  }
+  if (cl.has("nats-prefix")) nats.stream_prefix = nats_prefix_flag(cl);
   return nats;
 }
 #endif
+
+std::string nats_prefix_flag(const CommandLine& cl) {
+  std::string prefix = cl.get<std::string>("nats-prefix");
+  if (const std::string why = config::stream_prefix_problem(prefix); !why.empty()) throw UsageError("--nats-prefix " + why);
+  return prefix;
+}
 
 std::unique_ptr<transport::TaskClient> make_client(const CommandLine& cl) {
 #ifdef TASKHOST_WITH_NATS

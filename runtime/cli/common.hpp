@@ -76,6 +76,8 @@ std::unique_ptr<transport::TaskClient> make_client(const CommandLine& cl);
 // With --nats: the [nats] table of --config (or the defaults), with --nats-prefix applied.
 config::NatsConfig nats_config(const CommandLine& cl);
 #endif
+// The value of --nats-prefix, checked as [nats] stream_prefix is (UsageError naming the flag).
+std::string nats_prefix_flag(const CommandLine& cl);
 // The local API's own client, for the admin commands (plugins, reload). Throws UsageError with --nats.
 std::unique_ptr<api::HttpTaskClient> make_http_client(const CommandLine& cl);
 

@@ -43,12 +43,7 @@ config::Config load(const CommandLine& cl) {
   if (cl.has("api")) c.api_address = cl.get<std::string>("api");
   if (cl.has("transport")) c.transport = cl.get<std::string>("transport");
   if (cl.has("nats")) c.nats.url = cl.get<std::string>("nats");
-  if (cl.has("nats-prefix")) {
-    c.nats.stream_prefix = cl.get<std::string>("nats-prefix");
-    if (const std::string why = config::stream_prefix_problem(c.nats.stream_prefix); !why.empty()) {
-      throw UsageError("--nats-prefix " + why);
-    }
-  }
+  if (cl.has("nats-prefix")) c.nats.stream_prefix = nats_prefix_flag(cl);
   if (cl.has("worker-id")) c.worker_id = cl.get<std::string>("worker-id");
   if (cl.has("no-watch")) c.watch_plugins = false;
   if (cl.has("log-format")) {

@@ -285,6 +285,7 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
     sh.tasks.erase(t->serial);
   }
   Admitted admitted;
+  std::vector<v1::SteeringMessage> never_delivered;  // steering that waited for a start that never came
   {
     // One critical section retires the task and admits its successors.
     std::lock_guard lock(mu);
@@ -303,18 +304,14 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
       // Written straight into its slot of the ended-task memory (`mu`, then the task's lock).
       std::lock_guard tl(t->mu);
       finished.put(t->id, [&](TaskSnapshot& s) { fill_snapshot_locked(*t, s); });
+      never_delivered.swap(t->queued);
     }
     collect_admissions_locked(admitted);
     // Waiters: wait_idle (nothing active) and drain (nothing started: only checked while draining, so
     // the usual path pays no notify for it).
     if (by_id.empty() || (draining && total.started == 0)) idle.notify_all();
   }
-  // Steering that waited for a start that never came: its senders learn the final outcome.
-  std::vector<v1::SteeringMessage> never_delivered;
-  {
-    std::lock_guard tl(t->mu);
-    never_delivered.swap(t->queued);
-  }
+  // Their senders learn the final outcome.
   for (const auto& m : never_delivered) {
     outbox.on_delivery(make_receipt(t->id, m.message_id(), v1::DeliveryReceipt::TASK_ENDED,
                                     "task '" + t->id + "' ended before it started; the message was not delivered"));

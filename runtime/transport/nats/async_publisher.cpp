@@ -149,8 +149,7 @@ void AsyncPublisher::loop() {
     for (auto& item : batch) {
       if (item.fn) {
         item.fn();
-        std::lock_guard lock(mu_);
-        if (--unanswered_ == 0) idle_cv_.notify_all();
+        settled();
       } else {
         send(std::move(item));
       }
@@ -171,10 +170,7 @@ void AsyncPublisher::send(Item item) {
     PublishResult r;
     r.permanent = true;
     r.error = describe(s, "build message for " + item.subject);
-    Done done = std::move(item.done);
-    if (done) done(r);
-    std::lock_guard lock(mu_);
-    if (--unanswered_ == 0) idle_cv_.notify_all();
+    answer(item, r);
     return;
   }
   jsPubOptions po;
@@ -206,9 +202,7 @@ void AsyncPublisher::send(Item item) {
     r.permanent = true;
     r.error = fmt::format("{}: {} bytes is more than the server's max_payload ({} bytes)", back.subject,
                           back.data.size(), natsConnection_GetMaxPayload(connection_.nc()));
-    if (back.done) back.done(r);
-    lock.lock();
-    if (--unanswered_ == 0) idle_cv_.notify_all();
+    answer(back, r);
     return;
   }
   back.attempts++;
@@ -271,7 +265,15 @@ void AsyncPublisher::on_ack(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
     r.error = std::string(natsStatus_GetText(err));
     if (pae != nullptr && pae->ErrText != nullptr) r.error += std::string(": ") + pae->ErrText;
   }
-  if (item.done) item.done(r);
+  answer(item, r);
+}
+
+void AsyncPublisher::answer(Item& item, const PublishResult& result) {
+  if (item.done) item.done(result);
+  settled();
+}
+
+void AsyncPublisher::settled() {
   std::lock_guard lock(mu_);
   if (--unanswered_ == 0) idle_cv_.notify_all();
 }

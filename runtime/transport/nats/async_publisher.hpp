@@ -90,6 +90,10 @@ class AsyncPublisher {
   static void ack_handler(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
   void on_ack(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae);
   void note_retry(const std::string& subject, const std::string& reason);
+  // `item` has its final answer: hands it to its callback, then counts it settled (flush() waits for
+  // that). Called without mu_.
+  void answer(Item& item, const PublishResult& result);
+  void settled();  // one queued item (message or run() closure) is done with; without mu_
 
   Connection& connection_;
   jsCtx* js_ = nullptr;

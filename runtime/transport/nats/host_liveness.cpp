@@ -29,25 +29,15 @@ void HostLiveness::refuse_if_in_use() {
   const std::string key = Names::host_key(options_.worker_id);
   // At start the bucket may still be electing its leader (a cluster just formed or restarted): a read
   // that times out is asked again until connect_timeout, as connecting is.
-  const auto deadline = Clock::now() + options_.connect_timeout;
-  const auto read = [&] {
-    for (;;) {
-      try {
-        return store_.read(key);
-      } catch (const NatsError&) {
-        if (Clock::now() >= deadline) throw;
-        std::this_thread::sleep_for(std::chrono::milliseconds(250));
-      }
-    }
-  };
-  const RecordStore::Raw found = read();
+  const auto until = Clock::now() + options_.connect_timeout;
+  const RecordStore::Raw found = store_.read_until(key, until);
   if (!found.exists || std::string_view(found.value).starts_with(kLeasePrefix)) return;
   // A beat under our id: left by a previous run that died (ours to resume), or written by a live host
   // that uses the same id — which would then run our tasks beside us. A live host beats every quarter
   // of host_dead_after: look once more after one and a half of those.
   const auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(options_.host_dead_after) / 4;
   std::this_thread::sleep_for(interval + interval / 2);
-  const RecordStore::Raw again = read();
+  const RecordStore::Raw again = store_.read_until(key, until);
   if (again.exists && again.revision != found.revision && !std::string_view(again.value).starts_with(kLeasePrefix)) {
     throw NatsError(fmt::format("worker id '{}' is in use by another live host (its liveness key {} changed within "
                                 "the last {} ms): give each host a worker id of its own (--worker-id, worker_id)",

@@ -59,13 +59,17 @@ void NatsTransport::Impl::record_written(const std::string& task_id, const Publi
     if (it == inflight.end()) return;
     Inflight& f = it->second;
     f.record_busy = false;
-    if (r.stored) {
-      f.record_rev = r.seq;
-      f.record_written = true;
+    // on_receipt acks a delivery once the host holds it durably (or never can: see `permanent`).
+    const auto ack_on_receipt = [&] {
       if (options.ack_mode == AckMode::on_receipt && !f.acked && !f.reply.empty()) {
         f.acked = true;
         reply = f.reply;
       }
+    };
+    if (r.stored) {
+      f.record_rev = r.seq;
+      f.record_written = true;
+      ack_on_receipt();
       if (f.record_delete) {
         delete_record_locked(f);
       } else if (f.record_dirty && !f.completion_sent) {
@@ -81,10 +85,7 @@ void NatsTransport::Impl::record_written(const std::string& task_id, const Publi
       // after ack_wait while it still runs here; should this host die, the orchestrator's timeout is
       // what retries it, as on_receipt means.
       log::error("nats: record of task {} cannot be written, the task runs without one: {}", task_id, r.error);
-      if (options.ack_mode == AckMode::on_receipt && !f.acked && !f.reply.empty()) {
-        f.acked = true;
-        reply = f.reply;
-      }
+      ack_on_receipt();
       if (f.record_delete) inflight.erase(it);
     } else {
       log::warn("nats: record of task {} not written: {}", task_id, r.error);

@@ -58,6 +58,15 @@ std::optional<std::string> RecordStore::last_on(const std::string& stream, const
 }
 
 RecordStore::Raw RecordStore::read(const std::string& key) const {
+  return read_with(key, [this](auto& get) { return reading(get); });
+}
+
+RecordStore::Raw RecordStore::read_until(const std::string& key, std::chrono::steady_clock::time_point until) const {
+  return read_with(key, [until](auto& get) { return retry_read(get, until); });
+}
+
+template <typename Call>
+RecordStore::Raw RecordStore::read_with(const std::string& key, Call&& retry) const {
   Raw raw;
   natsMsg* msg = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
@@ -65,7 +74,7 @@ RecordStore::Raw RecordStore::read(const std::string& key) const {
   auto get = [&] {
     return js_GetLastMsg(&msg, connection_.js(), names_.kv_stream().c_str(), subject.c_str(), nullptr, &code);
   };
-  natsStatus s = reading(get);
+  natsStatus s = retry(get);
   if (not_found(s, code)) return raw;
   check(s, "read KV key " + key, code);
   raw.revision = natsMsg_GetSequence(msg);

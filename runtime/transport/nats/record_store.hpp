@@ -35,6 +35,9 @@ class RecordStore {
     std::string value;
   };
   Raw read(const std::string& key) const;
+  // read(), asked again until `until` while it times out or finds no responders (retry_read): for a
+  // host's first read at start, which may meet the bucket still electing its leader.
+  Raw read_until(const std::string& key, std::chrono::steady_clock::time_point until) const;
   // Stores `value` if the key's last revision is still `expected`; returns the new revision, or 0 when
   // someone else wrote first.
   uint64_t write(const std::string& key, std::string_view value, uint64_t expected) const;
@@ -67,6 +70,8 @@ class RecordStore {
   // Runs a read / a write through the retry this store's patience calls for.
   template <typename Call>
   natsStatus reading(Call&& call) const;
+  template <typename Call>
+  Raw read_with(const std::string& key, Call&& retry) const;
   template <typename Call>
   natsStatus writing(Call&& call) const;
   Connection& connection_;
