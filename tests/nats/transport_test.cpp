@@ -715,3 +715,28 @@ TEST_CASE("an assignment published on one kind's subject but naming another kind
                                  "'interactive.count'") != std::string::npos);
   CHECK(host.host().router().active_count() == 0);  // never started
 }
+
+TEST_CASE("a task's status read while it ends is its running or ended state, never 'unknown task'") {
+  // The host stores the completion, then deletes the record. A reader that looked for the completion
+  // first and the record second could fall between the two and find neither (a short task's events
+  // travel with its completion): the CLI's `wait` then failed with "unknown task".
+  NatsSingle nats;
+  HostRig host(test_options(nats.url(), "w1"));
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  constexpr int kTasks = 600;
+  int unknown = 0;
+  std::string first_error;
+  for (int i = 0; i < kTasks; ++i) {
+    const std::string id = "ending-" + std::to_string(i);
+    client.submit(assignment(id, "hello.greet", R"({"name":"Ada"})"));
+    for (;;) {
+      try {
+        if (client.status(id).has_completion()) break;
+      } catch (const transport::ClientError& e) {
+        if (unknown++ == 0) first_error = e.what();
+        break;
+      }
+    }
+  }
+  CHECK_MESSAGE(unknown == 0, unknown << " of " << kTasks << " reads found no task, first: " << first_error);
+}

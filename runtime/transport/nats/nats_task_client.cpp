@@ -163,12 +163,14 @@ v1::DeliveryReceipt NatsTaskClient::control(const std::string& task_id, const st
     natsMsg_Destroy(answer);
     if (ok) return r;
   }
-  // Nobody answered in time: say what the records know. The message stays stored either way.
+  // Nobody answered in time: say what the records know (the record read first, as in status()). The
+  // message stays stored either way.
+  const auto held = store_->task(task_id);
   if (store_->completion_exists(task_id)) {
     return make_receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
                    fmt::format("task '{}' already ended", task_id));
   }
-  if (auto held = store_->task(task_id)) {
+  if (held) {
     if (held->record.owner.empty()) {
       auto queued = make_receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
                                  "queued: delivered when a host starts the task");
@@ -200,12 +202,16 @@ v1::DeliveryReceipt NatsTaskClient::cancel(const v1::CancelRequest& request) {
 
 v1::TaskStatus NatsTaskClient::status(const std::string& task_id) {
   return guarded("status", [&] {
-    const auto completion = items_of(store_->completion_batch(task_id));
+    // The record first: a host deletes it only after storing the completion, so a task that ends between
+    // the two reads is found by the second. The other order could fall in between and find neither.
     std::optional<TaskRecord> record;
+    if (auto held = store_->task(task_id)) record = std::move(held->record);
+    const auto completion = items_of(store_->completion_batch(task_id));
     std::vector<v1::WatchItem> events;
     if (completion.empty()) {
-      if (auto held = store_->task(task_id)) record = std::move(held->record);
       events = items_of(store_->last_events_batch(task_id));
+    } else {
+      record.reset();
     }
     auto s = status_view(task_id, record, events, completion);
     if (!s) throw ClientError(fmt::format("unknown task '{}'", task_id));
