@@ -49,6 +49,20 @@ std::string progress_bar(const v1::Progress& p, int width) {
   return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') + "]";
 }
 
+std::string shell_word(std::string_view word) {
+  const bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char ch) {
+    const auto u = static_cast<unsigned char>(ch);
+    return std::isalnum(u) != 0 || std::string_view("._-+:,/=@%").find(ch) != std::string_view::npos;
+  });
+  if (plain) return std::string(word);
+  std::string out = "'";
+  for (char ch : word) {
+    if (ch == '\'') out += "'\\''";  // close, an escaped quote, reopen
+    else out += ch;
+  }
+  return out + "'";
+}
+
 std::string completion_text(const v1::TaskCompletion& c) {
   std::string text = state_name(c.state());
   if (c.has_output()) return text + ": " + value_text(c.output());

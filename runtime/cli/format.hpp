@@ -8,6 +8,7 @@
 
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace taskhost::cli {
@@ -22,6 +23,10 @@ std::string progress_bar(const v1::Progress& progress, int width);
 std::string completion_text(const v1::TaskCompletion& completion);
 // One line for an event, without the task id: "state running (started ...)", "progress 3/5 steps", ...
 std::string event_text(const v1::TaskEvent& event);
+
+// `word` as one shell word: unchanged when it needs no quoting, else in single quotes (so a printed
+// command can be pasted back, whatever the task id holds).
+std::string shell_word(std::string_view word);
 
 // Aligned columns; the first row is the header.
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);

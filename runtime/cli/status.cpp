@@ -92,7 +92,11 @@ int status_command(const Args& args) {
                     s.has_progress() ? progress_text(s.progress()) : "", summary(s)});
   }
   print_table(std::cout, rows);
-  if (!next_after.empty()) std::cout << "more: taskhost status --limit " << cl.get<size_t>("limit") << " --after " << next_after << "\n";
+  if (!next_after.empty()) {
+    // Pasted into a shell as printed: the id quoted for it, and "=" before one that looks like an option.
+    const char* after = next_after.front() == '-' ? " --after=" : " --after ";
+    std::cout << "more: taskhost status --limit " << cl.get<size_t>("limit") << after << shell_word(next_after) << "\n";
+  }
   return kExitOk;
 }
 

@@ -232,6 +232,35 @@ TEST_CASE("GET /v1/tasks pages: limit and after visit every task once, in the or
   CHECK(host.cli({"status", "--limit", "2", "--after", "ghost"}).err.find("'after'") != std::string::npos);
 }
 
+TEST_CASE("status --limit prints the next page's command so that a shell runs it as printed, whatever the id") {
+  clitest::TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  clitest::Host host(plugins, dir.path() / "state");
+  // Ids may hold shell syntax: a quote, ';', '$', '*', a leading '-'.
+  const std::vector<std::string> ids = {"it's;$HOME*", "-dash", "last"};
+  for (const auto& id : ids) {
+    REQUIRE(host.cli({"submit", "hello.greet", "--id=" + id, "--input", R"({"name":"Q"})"}).code == 0);
+  }
+  // Each page's "more:" line, pasted into sh, shows the next page.
+  std::string command = "status --limit 1";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::string script = "exec '" TASKHOST_BIN_DIR "/taskhost' " + command + " --api " + host.api();
+    const clitest::Result page = clitest::run_program({"/bin/sh", "-c", script});
+    INFO(script);
+    INFO(page);
+    REQUIRE(page.code == 0);
+    const auto more = page.out.find("more: taskhost ");
+    const std::string table = page.out.substr(0, more);
+    for (size_t j = 0; j < ids.size(); ++j) CHECK((table.find(ids[j]) != std::string::npos) == (i == j));
+    if (i + 1 == ids.size()) {
+      CHECK(more == std::string::npos);
+      break;
+    }
+    REQUIRE(more != std::string::npos);
+    command = page.out.substr(more + 15, page.out.find('\n', more) - more - 15);
+  }
+}
+
 namespace {
 
 // A raw loopback connection, so the test sees exactly when the server closes it.

@@ -34,8 +34,9 @@ struct Exec {
   std::vector<std::string> env;
   std::vector<char*> argv;
   std::vector<char*> envp;
-  Exec(const std::vector<std::string>& a, const std::vector<std::string>& extra) {
-    args.push_back(taskhost_bin().string());
+  // `a` are taskhost's arguments, or with `program`, a whole command line (a[0] the program's path).
+  Exec(const std::vector<std::string>& a, const std::vector<std::string>& extra, bool program = false) {
+    if (!program) args.push_back(taskhost_bin().string());
     args.insert(args.end(), a.begin(), a.end());
     for (char** e = environ; *e; ++e) {
       if (std::strncmp(*e, "TASKHOST_API=", 13) != 0) env.emplace_back(*e);
@@ -56,8 +57,9 @@ struct Exec {
   ::_exit(127);
 }
 
-pid_t spawn(const std::vector<std::string>& args, const std::vector<std::string>& env, int* out_fd, int* err_fd) {
-  Exec x(args, env);
+pid_t spawn(const std::vector<std::string>& args, const std::vector<std::string>& env, int* out_fd, int* err_fd,
+            bool program = false) {
+  Exec x(args, env, program);
   int out[2], err[2];
   REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
   REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
@@ -150,6 +152,12 @@ std::ostream& operator<<(std::ostream& os, const Result& r) {
 Result run(const std::vector<std::string>& args, const std::vector<std::string>& env, std::chrono::milliseconds timeout) {
   int out = -1, err = -1;
   const pid_t pid = spawn(args, env, &out, &err);
+  return collect(pid, out, err, timeout);
+}
+
+Result run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  int out = -1, err = -1;
+  const pid_t pid = spawn(argv, {}, &out, &err, /*program=*/true);
   return collect(pid, out, err, timeout);
 }
 

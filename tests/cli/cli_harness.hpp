@@ -54,6 +54,9 @@ std::ostream& operator<<(std::ostream& os, const Result& r);
 Result run(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
            std::chrono::milliseconds timeout = 30s);
 
+// Runs any program (argv[0] its path) as run() runs taskhost.
+Result run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 30s);
+
 // Runs `taskhost ARGS...` with a pseudo-terminal as stdin/stdout/stderr (as a person at a terminal would);
 // `out` holds everything written to the terminal.
 Result run_in_terminal(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s);
