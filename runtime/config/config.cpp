@@ -176,6 +176,9 @@ void read_limits(const Section& parent, const toml::node& node, const std::strin
   s.on("max_worker_threads", [&](const toml::node& n, const std::string& k) {
     c.max_worker_threads = static_cast<size_t>(s.integer(n, k, 0, 1024));
   });
+  s.on("max_plugin_payload_bytes", [&](const toml::node& n, const std::string& k) {
+    c.max_plugin_payload = static_cast<size_t>(s.integer(n, k, 1024, int64_t{1} << 30));
+  });
   s.on("kinds", [&](const toml::node& n, const std::string& k) {
     const auto& kinds = s.table(n, k);
     for (auto&& [kind, limit] : kinds) {

@@ -83,6 +83,7 @@ struct Config {
   std::map<std::string, size_t> kind_limits;    // per kind
   size_t worker_threads = 0;                    // plugin-call pool at start; 0 = automatic
   size_t max_worker_threads = 0;                // what it may grow to while calls block; 0 = automatic
+  size_t max_plugin_payload = 8u << 20;         // bytes a plugin may send in one payload (RouterOptions)
 
   uint32_t heartbeat_interval_secs = 5;         // for submitted tasks that do not set one
   std::chrono::milliseconds cancel_deadline{10'000};

@@ -11,6 +11,7 @@ HostOptions host_options(const Config& c) {
   ho.router.cancel_deadline = c.cancel_deadline;
   ho.router.worker_threads = c.worker_threads;
   ho.router.max_worker_threads = c.max_worker_threads;
+  ho.router.max_plugin_payload = c.max_plugin_payload;
   ho.watch = c.watch_plugins;
   ho.watcher.settle = c.watch_settle;
   ho.watcher.rescan_interval = c.watch_rescan_interval;

@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 namespace taskhost::tasks {
 namespace {
 
@@ -19,13 +21,27 @@ using Impl = Router::Impl;
 
 Impl* self(th_host_context* ctx) { return reinterpret_cast<Impl*>(ctx); }
 // A plugin's C string as event text. Not UTF-8, it would make protobuf drop the field (or the rest of the
-// message) and JSON readers choke: the bytes that break it become U+FFFD instead (common/utf8.hpp).
+// message) and JSON readers choke: the bytes that break it become U+FFFD instead (common/utf8.hpp). Past
+// kMaxPluginText it is cut (a sequence the cut splits becomes U+FFFD too), and says so.
 std::string str(const char* s) {
   if (s == nullptr) return {};
-  const std::string_view view(s);
-  return valid_utf8(view) ? std::string(view) : utf8_sanitized(view);
+  std::string_view view(s, ::strnlen(s, kMaxPluginText + 1));
+  const bool cut = view.size() > kMaxPluginText;
+  if (cut) view = view.substr(0, kMaxPluginText);
+  std::string out = valid_utf8(view) ? std::string(view) : utf8_sanitized(view);
+  if (cut) out += fmt::format(" [cut at {} bytes]", kMaxPluginText);
+  return out;
 }
 std::span<const uint8_t> span(th_bytes b) { return {b.data, b.data ? b.size : 0}; }
+
+// A payload over the host's limit is refused, and the host's log says which task sent what.
+bool over_limit(const Impl& impl, const Task& t, th_bytes b, std::string_view what) {
+  const size_t size = span(b).size();
+  if (size <= impl.options.max_plugin_payload) return false;
+  log::warn("plugin {} task {}: {} of {} bytes refused: the limit is {} bytes (max_plugin_payload_bytes)", t.kind, t.id,
+            what, size, impl.options.max_plugin_payload);
+  return true;
+}
 
 // Runs `fn` with the task of `ref` locked; converts any C++ exception into TH_FAILED.
 template <typename Fn>
@@ -63,6 +79,7 @@ th_status sink_progress(th_host_context* ctx, th_task_ref ref, double current, d
 
 th_status sink_output(th_host_context* ctx, th_task_ref ref, const char* stream, th_bytes delta) {
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    if (over_limit(impl, t, delta, "an output delta")) return TH_INVALID_ARGUMENT;
     impl.emit_locked(t, [&](v1::TaskEvent& e) {
       auto* o = e.mutable_output();
       o->set_stream(stream ? str(stream) : "stdout");
@@ -77,6 +94,7 @@ th_status sink_post(th_host_context* ctx, th_task_ref ref, const char* text, th_
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
     google::protobuf::Value value;
     std::string error;
+    if (over_limit(impl, t, data, "a message's data")) return TH_INVALID_ARGUMENT;
     const bool has_data = !span(data).empty();
     if (has_data && !decode_value(span(data), t.binding ? t.binding.executor->encoding() : TH_ENCODING_JSON, &value,
                                   &error)) {
@@ -125,6 +143,7 @@ th_status sink_append_artifact(th_host_context* ctx, th_task_ref ref, const char
 
 th_status sink_checkpoint(th_host_context* ctx, th_task_ref ref, th_bytes state) {
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    if (over_limit(impl, t, state, "a checkpoint")) return TH_INVALID_ARGUMENT;
     const auto bytes = span(state);
     t.checkpoint.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     impl.outbox.on_checkpoint(t.id, t.attempt, t.checkpoint);
@@ -152,7 +171,17 @@ th_status sink_complete(th_host_context* ctx, th_task_ref ref, const th_result* 
     const ScratchScope scratch;
     v1::TaskCompletion& c = *scratch.make<v1::TaskCompletion>();
     impl.completion_locked(t, *state, c);
-    if (*state == v1::SUCCEEDED) {
+    if (*state == v1::SUCCEEDED && span(result->output).size() > impl.options.max_plugin_payload) {
+      // Refused, and the task does not hang for it: it fails, naming the sizes.
+      c.Clear();
+      impl.completion_locked(t, v1::FAILED, c);
+      c.mutable_error()->set_code(v1::WORKER_ERROR);
+      c.mutable_error()->set_message(fmt::format("task '{}' succeeded with an output of {} bytes; the host takes at most {} "
+                                                 "(max_plugin_payload_bytes)",
+                                                 t.id, span(result->output).size(), impl.options.max_plugin_payload));
+      c.mutable_error()->set_kind("too_large");
+      answer = TH_INVALID_ARGUMENT;
+    } else if (*state == v1::SUCCEEDED) {
       std::string error;
       const th_encoding enc = t.binding ? t.binding.executor->encoding() : TH_ENCODING_JSON;
       if (!decode_value(span(result->output), enc, c.mutable_output(), &error)) {

@@ -48,7 +48,16 @@ struct RouterOptions {
   size_t worker_threads = 0;
   size_t max_worker_threads = 0;
   size_t finished_memory = 10'000;                     // ended tasks kept for status/duplicate checks
+  // The most bytes a plugin may hand the host in one payload (a completion's output, a checkpoint, an
+  // output delta, a message's data): what one task can make every status read, event stream and record
+  // carry. A larger one is refused (TH_INVALID_ARGUMENT); a completion's output over it fails the task
+  // "too_large". Text fields are cut at kMaxPluginText instead (host_api.cpp).
+  size_t max_plugin_payload = 8u << 20;
 };
+
+// A plugin's text (a state detail, a progress label, a prompt, an error message, ...) past this many
+// bytes is cut, with a note of how much was cut: it is one line for people, not a channel for data.
+inline constexpr size_t kMaxPluginText = 64u << 10;
 
 // How a task is (re)started: fresh, or resumed after worker loss / restart / reload.
 struct Resume {

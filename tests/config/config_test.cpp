@@ -79,6 +79,7 @@ level = "debug"
 max_active = 3
 worker_threads = 2
 max_worker_threads = 6
+max_plugin_payload_bytes = 65536
 kinds = { "a.b" = 1 }
 [tasks]
 heartbeat_interval_secs = 0
@@ -115,6 +116,8 @@ host_dead_after_secs = 4
   CHECK(c.max_active == 3);
   CHECK(c.worker_threads == 2);
   CHECK(c.max_worker_threads == 6);
+  CHECK(c.max_plugin_payload == 65536);
+  CHECK(taskhost::config::host_options(c).router.max_plugin_payload == 65536);
   CHECK(c.kind_limits.at("a.b") == 1);
   CHECK(c.heartbeat_interval_secs == 0);
   CHECK(c.cancel_deadline.count() == 500);
@@ -173,6 +176,8 @@ TEST_CASE("bad values are errors naming the key, the line and what was wrong") {
   CHECK(error_of("[limits]\nmax_active = \"lots\"\n") ==
         "t.toml:2: limits.max_active: must be an integer, not a string");
   CHECK(error_of("[limits]\n\nmax_active = 0\n") == "t.toml:3: limits.max_active: must be at least 1, not 0");
+  CHECK(error_of("[limits]\nmax_plugin_payload_bytes = 10\n") ==
+        "t.toml:2: limits.max_plugin_payload_bytes: must be at least 1024, not 10");
   CHECK(error_of("[log]\nformat = \"xml\"\n") ==
         "t.toml:2: log.format: must be \"text\" or \"json\", not \"xml\"");
   CHECK(error_of("[api]\naddress = \"localhost\"\n") ==

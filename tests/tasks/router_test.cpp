@@ -265,6 +265,39 @@ TEST_CASE("plugin text that is not UTF-8 reaches the events readable, broken byt
   CHECK(artifact);
 }
 
+TEST_CASE("a plugin's payloads over the host's limit are refused and its text is cut; nothing grows unbounded") {
+  tasks::RouterOptions options;
+  options.max_plugin_payload = 100'000;
+  HostFixture f(options);
+  // Under the limit every payload is taken whole (a label under 64 KiB too).
+  auto small = held_task_after(f, "fits", "huge:60000");
+  REQUIRE(small);
+  CHECK(small->state() == v1::SUCCEEDED);
+  CHECK(small->output().string_value().size() == 60'000);
+  CHECK(f.outbox.wait_message("fits", "huge:") == "huge:OK,OK,OK,OK");
+  CHECK(f.outbox.checkpoint("fits").size() == 60'000);
+
+  // Over it: the label is cut at 64 KiB with a note, the delta, data and checkpoint are refused, and the
+  // completion fails the task "too_large" naming both sizes.
+  auto big = held_task_after(f, "big", "huge:100001");
+  REQUIRE(big);
+  CHECK(big->state() == v1::FAILED);
+  CHECK(big->error().kind() == "too_large");
+  CHECK(big->error().message().find("task 'big' succeeded with an output of 100003 bytes; the host takes at most 100000") !=
+        std::string::npos);
+  CHECK(f.outbox.wait_message("big", "huge:") == "huge:OK,INVALID_ARGUMENT,INVALID_ARGUMENT,INVALID_ARGUMENT");
+  CHECK(f.outbox.checkpoint("big").empty());
+  bool label = false;
+  for (const auto& e : f.outbox.events_of("big")) {
+    if (!e.has_progress()) continue;
+    label = true;
+    CHECK(e.progress().label() == std::string(tasks::kMaxPluginText, 'x') + " [cut at 65536 bytes]");
+  }
+  CHECK(label);
+  for (const auto& e : f.outbox.events_of("big")) CHECK_FALSE(e.has_output());
+  CHECK(f.router().wait_idle(5s));
+}
+
 TEST_CASE("a start the plugin refuses fails the task with the plugin's reason") {
   HostFixture f;
   REQUIRE(f.router().assign(assignment("rs", "test.hold", R"("reject-start")")).accepted());

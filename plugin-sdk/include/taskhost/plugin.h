@@ -159,6 +159,12 @@ typedef struct th_host_api {
   uint32_t abi_minor;
   th_host_context* context;
 
+  /* Sizes: a text argument (detail, label, prompt, message, ...) past 64 KiB is cut, with a note saying
+   * so. A byte payload (an output delta, a message's data, a checkpoint, a completion's output) over the
+   * host's limit (max_plugin_payload_bytes, 8 MiB unless the operator sets it) is refused with
+   * TH_INVALID_ARGUMENT and logged; a completion's output over it ends the task FAILED, error kind
+   * "too_large". */
+
   /* Non-terminal state change with a short detail (TH_STATE_RUNNING or TH_STATE_WAITING_INPUT).
    * Terminal states go through `complete`. */
   th_status (*set_state)(th_host_context* ctx, th_task_ref task, th_task_state state, const char* detail);
