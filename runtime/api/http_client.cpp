@@ -75,10 +75,23 @@ HttpTaskClient::Response exchange(Socket& socket, const Exchange& x) {
     req.body() = x.body;
   }
   req.prepare_payload();
-  http::write(socket, req);
+  boost::system::error_code write_ec;
+  http::write(socket, req, write_ec);
 
   beast::flat_buffer buffer;
   HttpTaskClient::Response out;
+  if (write_ec) {
+    // The server may have answered before reading the whole request (413 for a body over its limit) and
+    // stopped reading: that answer, if it came, says more than the broken pipe does.
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    boost::system::error_code read_ec;
+    http::read(socket, buffer, parser, read_ec);
+    if (read_ec) throw boost::system::system_error(write_ec);
+    out.status = parser.get().result_int();
+    out.body = parser.get().body();
+    return out;
+  }
   if (x.on_body == nullptr) {
     http::response_parser<http::string_body> parser;
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());

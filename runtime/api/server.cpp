@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <filesystem>
@@ -314,6 +315,31 @@ struct ApiServer::Impl {
     co_await net::async_write(stream, last, as_tuple_awaitable);
   }
 
+  // The request could not be read as HTTP (as opposed to a client that went away or went idle): it gets
+  // a 400 saying why, instead of a connection closed without a word.
+  static bool malformed(const boost::system::error_code& ec) {
+    return ec.category() == http::make_error_code(http::error::bad_method).category() &&
+           ec != http::error::end_of_stream && ec != http::error::partial_message;
+  }
+
+  // Closes after an answer sent before the request was read whole (413, 400). Closing at once with the
+  // rest of the request unread makes the kernel reset the connection, and a reset can destroy the
+  // answer before the client reads it (the CLI saw "broken pipe" instead of the 413). So: stop
+  // sending, then read and drop what the client still sends, for at most kLingerFor, before closing.
+  template <typename Socket>
+  awaitable<void> linger_close(Socket& socket) {
+    static constexpr std::chrono::seconds kLingerFor{2};
+    boost::system::error_code ignored;
+    socket.shutdown(Socket::shutdown_send, ignored);
+    IdleTimer limit(socket, kLingerFor);
+    std::array<char, 64 * 1024> sink;
+    for (;;) {
+      auto [ec, n] = co_await socket.async_read_some(net::buffer(sink), as_tuple_awaitable);
+      if (ec) break;  // EOF: the client read the answer and closed; or the time is up
+    }
+    socket.close(ignored);
+  }
+
   template <typename Socket>
   awaitable<void> session(Socket socket) {
     beast::flat_buffer buffer;
@@ -326,7 +352,14 @@ struct ApiServer::Impl {
       if (ec == http::error::body_limit) {
         HttpResponse too_big = error_response(413, fmt::format("request body over {} bytes", kMaxBody));
         co_await write(socket, 11, false, std::move(too_big));
-        break;
+        co_await linger_close(socket);
+        co_return;
+      }
+      if (malformed(ec)) {
+        HttpResponse bad = error_response(400, fmt::format("malformed HTTP request: {}", ec.message()));
+        co_await write(socket, 11, false, std::move(bad));
+        co_await linger_close(socket);
+        co_return;
       }
       if (ec) break;
       const auto& req = parser.get();

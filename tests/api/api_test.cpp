@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -373,4 +374,36 @@ TEST_CASE("idle keep-alive connections are closed after idle_timeout; a streamin
   }
   server.stop();
   transport.detach();
+}
+
+TEST_CASE("a request that is not HTTP gets a 400 saying why; a body over the limit a 413 the CLI shows") {
+  clitest::TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  clitest::Host host(plugins, dir.path() / "state");
+
+  SUBCASE("garbage instead of a request line") {
+    RawConnection c(host.api());
+    c.send("HELLO THERE\r\n\r\n");
+    const std::string r = c.read_until(whole_response, 5s);
+    INFO(r);
+    CHECK(r.find("HTTP/1.1 400") == 0);
+    CHECK(r.find("malformed HTTP request") != std::string::npos);
+    c.read_until([](const std::string&) { return false; }, 5s);
+    CHECK(c.closed);
+  }
+  SUBCASE("a body over 8 MiB, from the CLI") {
+    // Sent whole by the CLI while the server has already answered and stopped reading: the CLI used to
+    // report "broken pipe" (the unread bytes made the server's close a reset that destroyed the answer).
+    const fs::path input = dir.path() / "big.json";
+    {
+      std::ofstream out(input);
+      out << R"({"name":")" << std::string(9u << 20, 'x') << R"("})";
+    }
+    const clitest::Result r = host.cli({"submit", "hello.greet", "--input", "@" + input.string()});
+    INFO(r);
+    CHECK(r.code == 1);
+    CHECK(r.err.find("request body over 8388608 bytes") != std::string::npos);
+    // The host serves on.
+    CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"after"})", "--wait"}).code == 0);
+  }
 }
