@@ -13,7 +13,8 @@
 namespace taskhost::tasks {
 
 CallPool::CallPool(size_t core_threads, size_t max_threads)
-    : max_threads_(std::max(std::max<size_t>(1, core_threads), max_threads)) {
+    : max_threads_(std::max(std::max<size_t>(1, core_threads), max_threads)),
+      lane_limit_(std::max<size_t>(1, max_threads_ - std::max<size_t>(1, max_threads_ / 4))) {
   {
     std::lock_guard lock(mu_);
     for (size_t i = 0; i < std::max<size_t>(1, core_threads); ++i) add_thread_locked(false);
@@ -60,7 +61,54 @@ void CallPool::stop() {
     workers_.clear();
     dropped.swap(queue_);  // released outside the lock: a task freed here may free more
     waiting_turns_.store(0, std::memory_order_relaxed);
+    for (auto& lane : lanes_) {
+      for (auto& turn : lane.waiting_) dropped.push_back(std::move(turn));
+      lane.waiting_.clear();
+      lane.parked_.store(0, std::memory_order_relaxed);
+    }
   }
+}
+
+CallPool::Lane* CallPool::make_lane() {
+  std::lock_guard lock(mu_);
+  return &lanes_.emplace_back();
+}
+
+bool CallPool::claim_locked(Turn& turn) {
+  Lane* lane = turn.strand->lane();
+  if (lane == nullptr) return true;
+  // seq_cst with lane_done: either this thread sees the running turn that is ending, or that turn's
+  // thread sees the parked one. Never neither, which would leave a turn parked for good.
+  if (lane->running_.load(std::memory_order_seq_cst) < lane_limit_) {
+    lane->running_.fetch_add(1, std::memory_order_seq_cst);
+    return true;
+  }
+  lane->waiting_.push_back(std::move(turn));
+  lane->parked_.fetch_add(1, std::memory_order_seq_cst);
+  if (lane->running_.load(std::memory_order_seq_cst) < lane_limit_) requeue_parked_locked(lane);
+  return false;
+}
+
+void CallPool::requeue_parked_locked(Lane* lane) {
+  if (lane->waiting_.empty()) return;
+  // To the front: it has waited its turn already.
+  queue_.push_front(std::move(lane->waiting_.front()));
+  lane->waiting_.pop_front();
+  lane->parked_.fetch_sub(1, std::memory_order_seq_cst);
+  waiting_turns_.fetch_add(1, std::memory_order_release);
+}
+
+void CallPool::lane_done(Lane* lane) {
+  lane->running_.fetch_sub(1, std::memory_order_seq_cst);
+  if (lane->parked_.load(std::memory_order_seq_cst) == 0) return;  // the usual case: no lock
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    requeue_parked_locked(lane);
+    wake = sleepers_ > 0;
+  }
+  if (wake) work_cv_.notify_one();
 }
 
 void CallPool::run_turn_later(Strand* strand, TaskPtr self) {
@@ -96,27 +144,32 @@ void CallPool::work(Workers::iterator self) {
     Turn turn;
     {
       std::unique_lock lock(mu_);
-      ++sleepers_;
-      auto ready = [&] { return stopping_ || !queue_.empty(); };
-      if (!self->extra) {
-        work_cv_.wait(lock, ready);
-      } else if (!work_cv_.wait_for(lock, kRetireAfter, ready)) {
-        // An added thread with nothing to do for kRetireAfter: the burst that needed it is over.
+      for (bool claimed = false; !claimed;) {
+        ++sleepers_;
+        auto ready = [&] { return stopping_ || !queue_.empty(); };
+        if (!self->extra) {
+          work_cv_.wait(lock, ready);
+        } else if (!work_cv_.wait_for(lock, kRetireAfter, ready)) {
+          // An added thread with nothing to do for kRetireAfter: the burst that needed it is over.
+          --sleepers_;
+          retired_.push_back(std::move(self->thread));
+          workers_.erase(self);
+          threads_.fetch_sub(1, std::memory_order_relaxed);
+          return;
+        }
         --sleepers_;
-        retired_.push_back(std::move(self->thread));
-        workers_.erase(self);
-        threads_.fetch_sub(1, std::memory_order_relaxed);
-        return;
+        if (stopping_) return;  // what is still queued never runs (stop() drops it)
+        turn = std::move(queue_.front());
+        queue_.pop_front();
+        waiting_turns_.fetch_sub(1, std::memory_order_relaxed);
+        claimed = claim_locked(turn);  // false: its kind's lane is full, and it waits there
       }
-      --sleepers_;
-      if (stopping_) return;  // what is still queued never runs (stop() drops it)
-      turn = std::move(queue_.front());
-      queue_.pop_front();
-      waiting_turns_.fetch_sub(1, std::memory_order_relaxed);
     }
+    Lane* lane = turn.strand->lane();
     turns_started_.fetch_add(1, std::memory_order_relaxed);
     turn.strand->run_turn(turn.self);
     turns_finished_.fetch_add(1, std::memory_order_relaxed);
+    if (lane != nullptr) lane_done(lane);
     just_ran = true;
   }
 }

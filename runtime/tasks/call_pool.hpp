@@ -48,7 +48,29 @@ using TaskPtr = std::shared_ptr<Task>;
 class Strand;
 
 class CallPool {
+  struct Turn {
+    Strand* strand;
+    TaskPtr self;
+  };
+
  public:
+  // The calls of one kind. At most lane_limit() of a lane's turns run at once; its further turns wait in
+  // the lane (not in the pool's queue) until one of them returns. So a kind whose calls block cannot
+  // take every pool thread: the others keep at least a quarter of the pool's maximum, and its own waiting
+  // turns do not make the pool grow. Owned by the pool (lane()); stable for the pool's life.
+  class Lane {
+   public:
+    Lane() = default;
+    Lane(const Lane&) = delete;
+    Lane& operator=(const Lane&) = delete;
+
+   private:
+    friend class CallPool;
+    std::atomic<size_t> running_{0};  // its turns on pool threads now (raised under mu_, lowered without)
+    std::atomic<size_t> parked_{0};   // waiting_.size(), for a finishing turn to look at without mu_
+    std::deque<Turn> waiting_;        // guarded by the pool's mu_
+  };
+
   static constexpr std::chrono::milliseconds kCheckInterval{10};
   // How long a pool thread that just ran a turn looks for the next one before it sleeps.
   static constexpr std::chrono::microseconds kIdleSpin{50};
@@ -67,14 +89,20 @@ class CallPool {
   // Queues one turn of `strand` (Strand only). `self` keeps the strand's task alive until it ran.
   void run_turn_later(Strand* strand, TaskPtr self);
 
+  // A new lane (for one kind's tasks: Strand::set_lane). Lives as long as the pool.
+  Lane* make_lane();
+  size_t lane_limit() const { return lane_limit_; }
+
   // True once stop() began: a strand stops between calls instead of running the rest of its turn.
   bool stopping() const { return stopping_flag_.load(std::memory_order_acquire); }
 
  private:
-  struct Turn {
-    Strand* strand;
-    TaskPtr self;
-  };
+  // Under mu_: takes `turn` for this thread unless its lane is full, in which case the turn waits in the
+  // lane and false is returned.
+  bool claim_locked(Turn& turn);
+  // After a turn of `lane` returned: hands the lane's next waiting turn back to the queue, if any.
+  void lane_done(Lane* lane);
+  void requeue_parked_locked(Lane* lane);
   struct Worker {
     std::thread thread;
     std::atomic<pid_t> tid{0};  // its kernel thread id, once it runs (for the monitor's CPU check)
@@ -94,6 +122,7 @@ class CallPool {
   static bool short_of_cpu(std::vector<CpuSample>& samples);
 
   const size_t max_threads_;
+  const size_t lane_limit_;  // max_threads_ less a quarter of it (at least one thread for other kinds)
   std::atomic<size_t> threads_{0};
   // Growth bookkeeping, kept by the pool threads per turn (never by the threads that post): turns in
   // progress are started - finished, and turns waiting are waiting_turns_.
@@ -111,6 +140,7 @@ class CallPool {
   bool stopping_ = false;
   Workers workers_;                   // a list: each thread keeps its own entry's address
   std::vector<std::thread> retired_;  // extra threads that ended, to be joined (by the monitor or stop())
+  std::deque<Lane> lanes_;            // a deque: make_lane() never moves the lanes handed out
   std::thread monitor_;
 };
 
@@ -138,6 +168,9 @@ class Strand {
   void post(const TaskPtr& self, Call call);
   // True on the pool thread currently running one of this strand's calls.
   bool running_in_this_thread() const { return current_ == this; }
+  // Its turns count against `lane` from now on. Set once, before the first post (at admission).
+  void set_lane(CallPool::Lane* lane) { lane_ = lane; }
+  CallPool::Lane* lane() const { return lane_; }
 
  private:
   friend class CallPool;  // runs the turns it queued
@@ -145,6 +178,7 @@ class Strand {
   void run_turn(const TaskPtr& self);
 
   CallPool& pool_;
+  CallPool::Lane* lane_ = nullptr;  // none: the turns are not counted per kind
   std::mutex mu_;  // guards queue_, head_, scheduled_
   boost::container::small_vector<Call, 2> queue_;  // calls from head_ on are waiting; inline while few
   size_t head_ = 0;

@@ -140,6 +140,7 @@ void Router::Impl::admit(std::span<Candidate> candidates) {
       by_id.emplace(t.id, c.task);  // the serial index gets it at its start, when the plugin learns its ref
       pending.push_back(c.task);
       t.kind_counts = &counts_locked(t.kind);
+      t.strand.set_lane(t.kind_counts->lane);  // before its first call is posted (launch)
       ++t.kind_counts->pending;
       ++total.pending;
       c.in_maps = true;
@@ -200,7 +201,10 @@ size_t Router::Impl::kind_limit(const std::string& kind) const {
 
 Router::Impl::Counts& Router::Impl::counts_locked(const std::string& kind) {
   auto [it, made] = counts.try_emplace(kind);
-  if (made) it->second.limit = kind_limit(kind);
+  if (made) {
+    it->second.limit = kind_limit(kind);
+    it->second.lane = pool.make_lane();
+  }
   return it->second;
 }
 

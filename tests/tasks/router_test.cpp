@@ -1,5 +1,6 @@
 // The router end to end: a real Host loads the scripted fixture .so, and every path of protocol.md §2
 // runs through the real loader, registry, router, strands, sink and timer.
+#include "eventually.hpp"
 #include "host_fixture.hpp"
 
 #include "tasks/lifecycle.hpp"
@@ -421,6 +422,34 @@ TEST_CASE("a plugin call that blocks does not stall other tasks: the pool grows 
   CHECK(std::chrono::steady_clock::now() - t0 < 700ms);
   CHECK(f.router().snapshot("blocker")->state != v1::SUCCEEDED);
   f.router().deliver(message("blocker", "finish"));
+  CHECK(f.router().wait_idle(5s));
+}
+
+TEST_CASE("a kind whose calls all block cannot take every pool thread: other kinds' tasks still run") {
+  tasks::RouterOptions o;
+  o.worker_threads = 1;
+  o.max_worker_threads = 4;  // a kind gets at most 3 of them
+  HostFixture f(o);
+  // Five starts that block until a test.instant task releases them: without a per-kind share they take
+  // all 4 threads, the release never starts, and everything waits for the fixture's 20 s fallback.
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(f.router().assign(assignment("stuck-" + std::to_string(i), "test.hold", R"("block-start")")).accepted());
+  }
+  // Three are inside their start (the pool grew for them). Without a share the fourth takes the pool's
+  // last thread next, and the release below queues behind the fifth, never to run.
+  auto starts_entered = [&] {
+    uint64_t n = 0;
+    for (const auto& e : f.router().stats().executors) n += e.kind == "test.hold" ? e.calls.start : 0;
+    return n;
+  };
+  REQUIRE(eventually([&] { return starts_entered() >= 3; }, 5s));
+  REQUIRE(f.router().assign(assignment("release", "test.instant", R"("release-blocked")")).accepted());
+  auto c = f.outbox.wait_completion("release", 10s);
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+  // Released, every blocked start returns and the parked ones run: all five are running.
+  for (int i = 0; i < 5; ++i) CHECK(f.outbox.wait_state("stuck-" + std::to_string(i), v1::RUNNING, 10s));
+  for (int i = 0; i < 5; ++i) f.router().deliver(message("stuck-" + std::to_string(i), "finish"));
   CHECK(f.router().wait_idle(5s));
 }
 
