@@ -145,6 +145,9 @@ void read_plugins(const Section& parent, const toml::node& node, const std::stri
     c.drain_deadline = std::chrono::milliseconds(s.integer(n, k, 0, 86'400'000));
   });
   s.on("migrate_on_reload", [&](const toml::node& n, const std::string& k) { c.migrate_on_reload = s.boolean(n, k); });
+  s.on("load_timeout_ms", [&](const toml::node& n, const std::string& k) {
+    c.load_timeout = std::chrono::milliseconds(s.integer(n, k, 0, 3'600'000));
+  });
   s.run();
 }
 

@@ -66,6 +66,7 @@ struct Config {
   bool watch_plugins = true;
   std::chrono::milliseconds watch_settle{150};             // a file written in place must hold still this long
   std::chrono::milliseconds watch_rescan_interval{2'000};  // full comparison of the directory (lost events)
+  std::chrono::milliseconds load_timeout{10'000};          // a plugin file still loading after this fails; 0 = none
   std::chrono::milliseconds drain_deadline{0};             // old generation's tasks cancelled after; 0 = never
   bool migrate_on_reload = false;                          // move re-attachable tasks on every switch
   std::filesystem::path state_dir = ".taskhost-state";  // local transport's SQLite store

@@ -16,6 +16,7 @@ HostOptions host_options(const Config& c) {
   ho.watcher.settle = c.watch_settle;
   ho.watcher.rescan_interval = c.watch_rescan_interval;
   ho.drain_deadline = c.drain_deadline;
+  ho.load_timeout = c.load_timeout;
   ho.migrate_on_reload = c.migrate_on_reload;
   return ho;
 }

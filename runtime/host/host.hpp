@@ -37,6 +37,9 @@ struct HostOptions {
   bool watch = false;                           // reload by itself when files in plugins_dir change
   registry::WatcherOptions watcher;             // settle time and periodic rescan, with `watch`
   std::chrono::milliseconds drain_deadline{0};  // after a switch, cancel the old generation's tasks; 0 = never
+  // A plugin file whose loading (initializers, executor factories) takes longer fails, and the scan goes
+  // on without it (registry/bounded_load.hpp); 0 = wait for as long as it takes.
+  std::chrono::milliseconds load_timeout{10'000};
   bool migrate_on_reload = false;               // move re-attachable tasks to the new generation on every switch
 };
 

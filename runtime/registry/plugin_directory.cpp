@@ -12,8 +12,9 @@ bool is_plugin_file_name(std::string_view name) {
   return name.size() > 3 && name.front() != '.' && name.ends_with(".so");
 }
 
-PluginDirectory::PluginDirectory(std::filesystem::path dir, KindRegistry& registry, const th_host_api& host)
-    : dir_(std::move(dir)), registry_(registry), host_(host) {}
+PluginDirectory::PluginDirectory(std::filesystem::path dir, KindRegistry& registry, const th_host_api& host,
+                                 std::chrono::milliseconds load_timeout)
+    : dir_(std::move(dir)), registry_(registry), loader_(host, load_timeout) {}
 
 void PluginDirectory::record_failure(const std::filesystem::path& file, Known known, std::string error,
                                      ScanReport& report) {
@@ -129,7 +130,7 @@ ScanReport PluginDirectory::scan_locked(const ScanOptions& options) {
 
   std::map<std::filesystem::path, Known> loading;  // files whose new generation goes into the switch
   for (auto& [file, known] : to_load) {
-    plugin::LoadResult result = plugin::load_generation(file, next_generation_.fetch_add(1), host_);
+    plugin::LoadResult result = loader_.load(file, next_generation_.fetch_add(1));
     if (!result.generation) {
       // Hashed here, on the failure path only, so the same content is not retried on every scan.
       if (known.hash.empty()) known.hash = plugin::content_hash_of(file, nullptr);
@@ -179,7 +180,7 @@ std::string PluginDirectory::load_file(const std::filesystem::path& file) {
     registry_.record_failure(file, {});
     return {};
   }
-  plugin::LoadResult result = plugin::load_generation(file, next_generation_.fetch_add(1), host_);
+  plugin::LoadResult result = loader_.load(file, next_generation_.fetch_add(1));
   if (!result.generation) {
     registry_.record_failure(file, result.error);
     return std::move(result.error);

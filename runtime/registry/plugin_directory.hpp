@@ -17,12 +17,14 @@
 // Scan listeners run on the scanning thread after the mutex is released.
 #pragma once
 
+#include "registry/bounded_load.hpp"
 #include "registry/file_identity.hpp"
 #include "registry/kind_registry.hpp"
 
 #include <taskhost/plugin.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -58,8 +60,10 @@ bool is_plugin_file_name(std::string_view name);
 
 class PluginDirectory {
  public:
-  // `host` (the router's sink table) must outlive every generation loaded here.
-  PluginDirectory(std::filesystem::path dir, KindRegistry& registry, const th_host_api& host);
+  // `host` (the router's sink table) must outlive every generation loaded here. A file still loading
+  // after `load_timeout` fails (0: no limit; see registry/bounded_load.hpp).
+  PluginDirectory(std::filesystem::path dir, KindRegistry& registry, const th_host_api& host,
+                  std::chrono::milliseconds load_timeout = std::chrono::seconds(10));
 
   const std::filesystem::path& path() const { return dir_; }
   const KindRegistry& registry() const { return registry_; }
@@ -87,7 +91,7 @@ class PluginDirectory {
 
   std::filesystem::path dir_;
   KindRegistry& registry_;
-  const th_host_api& host_;
+  BoundedLoader loader_;
   std::mutex mutex_;
   std::map<std::filesystem::path, Known> known_;  // guarded by mutex_
   std::atomic<uint64_t> next_generation_{1};

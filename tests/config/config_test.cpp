@@ -150,6 +150,7 @@ settle_ms = 30
 rescan_interval_ms = 700
 drain_deadline_ms = 4000
 migrate_on_reload = true
+load_timeout_ms = 2500
 [limits]
 max_active = 5
 )", "t.toml", "/base");
@@ -162,6 +163,8 @@ max_active = 5
   CHECK(ho.watcher.rescan_interval.count() == 700);
   CHECK(ho.drain_deadline.count() == 4000);
   CHECK(ho.migrate_on_reload);
+  CHECK(ho.load_timeout.count() == 2500);
+  CHECK(host_options(Config{}).load_timeout.count() == 10'000);
   CHECK(host_options(Config{}).watch);  // on unless turned off
 }
 

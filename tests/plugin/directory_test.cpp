@@ -7,6 +7,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 using namespace taskhost::registry;
 using namespace taskhost::plugin_test;
 
@@ -95,6 +99,39 @@ TEST_CASE("each bad file is reported with its path and field while the good plug
     REQUIRE(good_status != nullptr);
     CHECK(good_status->state == "serving");
   }
+}
+
+TEST_CASE("a file whose executor factory does not return fails at the load timeout; the scan goes on") {
+  TempDir dir;
+  RecordingHost host;
+  KindRegistry registry;
+  PluginDirectory plugins(dir.path(), registry, host.api(), std::chrono::milliseconds(200));
+  const fs::path hang = place(dir.path(), "loader-broken-factory-hang", "a-hang.so");  // sorts first
+  const fs::path good = place(dir.path(), "loader-echo", "good.so");
+  // Without the timeout the scan would wait out the factory (2 s) and load the file.
+  const ScanReport report = plugins.scan();
+  CHECK(report.loaded == std::vector<fs::path>{good});
+  REQUIRE(report.errors.size() == 1);
+  CHECK_MESSAGE(report.errors[0].starts_with(hang.string() + ": did not finish loading within 200 ms"), report.errors[0]);
+  check_echo_serves(registry, host, 1);
+  CHECK(registry.resolve("fixture.broken.broken-factory-hang.helper").executor == nullptr);
+  // When the factory does return, the late generation is unloaded again: both its executors destroyed.
+  auto destroyed = [&] {
+    const auto logs = host.logs();
+    const auto has = [&](const std::string& m) { return std::find(logs.begin(), logs.end(), m) != logs.end(); };
+    return has("destroyed executor of fixture.broken.broken-factory-hang.helper") &&
+           has("destroyed executor of fixture.broken.broken-factory-hang");
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!destroyed() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(destroyed());
+  // Not retried by the watcher's scans (same content), and the file's status says why.
+  const ScanOptions watcher_scan{{}, false};
+  CHECK(plugins.scan(watcher_scan).errors.empty());
+  const auto files = registry.files();
+  const FileStatus* status = status_of(files, hang);
+  REQUIRE(status != nullptr);
+  CHECK(status->state == "failed");
 }
 
 TEST_CASE("scan leaves unchanged files alone and loads changed ones as a new generation") {

@@ -1,0 +1,78 @@
+#include "registry/bounded_load.hpp"
+
+#include "common/log.hpp"
+
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace taskhost::registry {
+
+BoundedLoader::BoundedLoader(const th_host_api& host, std::chrono::milliseconds deadline)
+    : host_(host), deadline_(deadline) {}
+
+BoundedLoader::~BoundedLoader() {
+  std::lock_guard lock(shared_->mu);  // waits for a late load's destruction in progress
+  shared_->owner_alive = false;
+}
+
+plugin::LoadResult BoundedLoader::load(const std::filesystem::path& file, uint64_t generation_id) {
+  if (deadline_.count() <= 0) return plugin::load_generation(file, generation_id, host_);
+  struct Load {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;       // guarded by mu
+    bool abandoned = false;  // guarded by mu: the scan stopped waiting
+    plugin::LoadResult result;
+  };
+  auto load = std::make_shared<Load>();
+  std::thread worker;
+  try {
+    worker = std::thread([load, shared = shared_, file, generation_id, host = &host_] {
+      plugin::LoadResult result = plugin::load_generation(file, generation_id, *host);
+      std::unique_lock lock(load->mu);
+      if (!load->abandoned) {
+        load->result = std::move(result);
+        load->done = true;
+        load->cv.notify_all();
+        return;
+      }
+      lock.unlock();
+      if (!result.generation) return;
+      std::lock_guard owner(shared->mu);
+      if (shared->owner_alive) {
+        log::warn("plugins: {} finished loading after the scan gave up on it; unloaded again", file.string());
+        result.generation.reset();
+      } else {
+        // See bounded_load.hpp: its host API may be gone. Kept reachable, for leak checkers' sake.
+        static std::mutex kept_mu;
+        static auto* kept = new std::vector<std::unique_ptr<plugin::Generation>>();
+        std::lock_guard keep(kept_mu);
+        kept->push_back(std::move(result.generation));
+      }
+    });
+  } catch (const std::system_error&) {
+    return plugin::load_generation(file, generation_id, host_);  // no thread to spare: load here
+  }
+  std::unique_lock lock(load->mu);
+  if (load->cv.wait_for(lock, deadline_, [&] { return load->done; })) {
+    lock.unlock();
+    worker.join();
+    return std::move(load->result);
+  }
+  load->abandoned = true;
+  lock.unlock();
+  worker.detach();
+  plugin::LoadResult failed;
+  failed.error = fmt::format(
+      "{}: did not finish loading within {} ms (a library initializer or a kind's on_create_executor that does "
+      "not return?); not loaded, and not retried until the file changes or an operator reloads",
+      file.string(), deadline_.count());
+  return failed;
+}
+
+}  // namespace taskhost::registry
