@@ -4,6 +4,7 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/format.hpp"
+#include "transport/task_id.hpp"
 
 #include <fmt/format.h>
 
@@ -29,7 +30,10 @@ int submit_command(const Args& args) {
   if (!cl.parse(args)) return kExitOk;
 
   v1::TaskAssignment a;
-  if (cl.has("id")) a.set_task_id(cl.get<std::string>("id"));
+  if (cl.has("id")) {
+    a.set_task_id(cl.get<std::string>("id"));
+    if (auto why = transport::task_id_problem(a.task_id()); !why.empty()) throw UsageError("--id " + why);
+  }
   auto* exec = a.mutable_execute();
   exec->set_component_id(cl.get<std::string>("kind"));
   exec->set_attempt(1);

@@ -116,6 +116,20 @@ TEST_CASE_FIXTURE(Fixture, "an unknown kind is refused with COMPONENT_NOT_FOUND 
   CHECK(str(obj(obj(s, "completion"), "error"), "code") == "COMPONENT_NOT_FOUND");
 }
 
+TEST_CASE_FIXTURE(Fixture, "an id the host cannot take is a usage error (exit 2) naming the rule, and nothing is sent") {
+  for (const std::string& id : {std::string("has space"), std::string("a/b"), std::string(257, 'x')}) {
+    const Result r = host.cli({"submit", "hello.greet", "--id", id});
+    INFO(r);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("--id ") != std::string::npos);
+  }
+  // Nothing reached the host: the task list is empty.
+  const Result all = host.cli({"status", "--json"});
+  REQUIRE(all.code == 0);
+  const auto listed = parse_json(all.out).as_object();
+  CHECK((!listed.contains("tasks") || listed.at("tasks").as_array().empty()));
+}
+
 TEST_CASE_FIXTURE(Fixture, "an unknown task id is one line naming it, for every command") {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
            {"status", "ghost"}, {"send", "ghost", "hi"}, {"cancel", "ghost"}, {"watch", "ghost"}}) {

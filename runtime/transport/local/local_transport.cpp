@@ -1,4 +1,5 @@
 #include "transport/local/local_transport.hpp"
+#include "transport/task_id.hpp"
 
 #include "common/log.hpp"
 #include "common/unix_time.hpp"
@@ -17,18 +18,6 @@ namespace {
 std::string new_id() {
   thread_local boost::uuids::random_generator generator;  // not thread-safe: one per thread
   return boost::uuids::to_string(generator());
-}
-
-// Ids travel in URL paths and log lines: keep them printable and unambiguous.
-std::string task_id_problem(const std::string& id) {
-  if (id.size() > 256) return "is longer than 256 characters";
-  for (const char c : id) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f || c == '/' || c == '?' || c == '#' || c == '%') {
-      return "may not contain spaces, control characters, '/', '?', '#' or '%'";
-    }
-  }
-  return {};
 }
 
 }  // namespace
