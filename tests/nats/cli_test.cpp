@@ -9,6 +9,7 @@
 
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <fstream>
 #include <thread>
 
@@ -213,4 +214,43 @@ TEST_CASE("taskhost CLI with --nats: discovery, submit --wait, input answer, ste
     CHECK(r.code != 0);
     CHECK(r.err.find("--nats") != std::string::npos);
   }
+}
+
+TEST_CASE("SIGTERM with the server gone: the host gives up on what it cannot store and exits, exit 0") {
+  // What the host could not store is what a host that died would leave: its records make another host
+  // take the task over. Waiting on a server that is gone only held the exit up (30 s for publishes, then
+  // 5 s per lease write and subscription drain: close to a minute on top of the drain grace).
+  taskhost::testing::TempDir dir{"taskhost-nats-gone"};
+  NatsServer server{server_options(dir.path() / "nats")};
+  const auto plugins = cli::make_plugins_dir(dir.path(), {cli::built_plugin("cpp-interactive.so")});
+  const auto config = dir.path() / "taskhost.toml";
+  std::ofstream(config) << "[tasks]\ndrain_grace_ms = 500\n";
+  const auto log_file = dir.path() / "host.log";
+  Subprocess host{{cli::taskhost_bin().string(), "serve", "--config", config.string(), "--transport", "nats", "--nats",
+                   server.url(), "--plugins", plugins.string(), "--worker-id", "gone-h1"},
+                  log_file};
+  auto log = [&] {
+    std::ifstream in(log_file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const cli::Result submitted = cli::run({"submit", "interactive.count", "--input", R"({"steps":2000,"delay_ms":20})",
+                                          "--nats", server.url()},
+                                         {}, 30s);
+  INFO(submitted);
+  REQUIRE(submitted.code == 0);
+  const auto running = std::chrono::steady_clock::now() + 15s;
+  while (log().find("pulling") == std::string::npos && std::chrono::steady_clock::now() < running) {
+    std::this_thread::sleep_for(50ms);
+  }
+  std::this_thread::sleep_for(1s);  // the task runs and publishes its progress
+  server.kill();
+  std::this_thread::sleep_for(1s);
+  host.signal(SIGTERM);
+  // Well inside what the old waits added up to (about 55 s here): the bound is for a host that hangs.
+  const int status = host.wait(30s);
+  INFO(log());
+  REQUIRE(status != -1);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(log().find("(the server is unreachable)") != std::string::npos);
 }

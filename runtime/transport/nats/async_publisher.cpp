@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <memory>
+#include <vector>
 
 namespace taskhost::transport::nats {
 namespace {
@@ -32,8 +34,15 @@ AsyncPublisher::AsyncPublisher(Connection& connection, std::chrono::milliseconds
   jsOptions_Init(&jo);
   jo.Wait = ack_timeout_.count();
   jo.PublishAsync.MaxPending = 65'536;
+  {
+    static std::mutex relays_mu;
+    static auto* relays = new std::vector<std::unique_ptr<AckRelay>>();
+    std::lock_guard lock(relays_mu);
+    relay_ = relays->emplace_back(std::make_unique<AckRelay>()).get();
+  }
+  relay_->target = this;
   jo.PublishAsync.AckHandler = &AsyncPublisher::ack_handler;
-  jo.PublishAsync.AckHandlerClosure = this;
+  jo.PublishAsync.AckHandlerClosure = relay_;
   jo.PublishAsync.StallWait = 100;
   check(natsConnection_JetStream(&js_, connection_.nc(), &jo), "JetStream context for async publishing");
   thread_ = std::thread([this] { loop(); });
@@ -104,6 +113,11 @@ void AsyncPublisher::stop() {
   cv_.notify_all();
   idle_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  {
+    // From here on an answer cnats still gives (to a publish it times out later) goes nowhere.
+    std::lock_guard lock(relay_->mu);
+    relay_->target = nullptr;
+  }
   if (js_ != nullptr) {
     jsCtx_Destroy(js_);
     js_ = nullptr;
@@ -224,7 +238,13 @@ void AsyncPublisher::note_retry(const std::string& subject, const std::string& r
 }
 
 void AsyncPublisher::ack_handler(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
-  static_cast<AsyncPublisher*>(closure)->on_ack(msg, pa, pae);
+  auto* relay = static_cast<AckRelay*>(closure);
+  std::lock_guard lock(relay->mu);
+  if (relay->target == nullptr) {
+    natsMsg_Destroy(msg);  // answered after stop(): nobody waits for it
+    return;
+  }
+  relay->target->on_ack(msg, pa, pae);
 }
 
 void AsyncPublisher::on_ack(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {

@@ -19,6 +19,7 @@
 #include "transport/nats/connection.hpp"
 #include "transport/nats/msg_reaper.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -94,6 +95,15 @@ class AsyncPublisher {
   // that). Called without mu_.
   void answer(Item& item, const PublishResult& result);
   void settled();  // one queued item (message or run() closure) is done with; without mu_
+
+  // What cnats' ack handler reaches this publisher through. cnats may answer a publish after stop() (a
+  // server gone, a flush that gave up: it times the publish out later), so the relay outlives the
+  // publisher: stop() unhooks it, and it is never freed (kept reachable for leak checkers).
+  struct AckRelay {
+    std::mutex mu;  // held while a handler runs: once stop() took it, no handler reaches the publisher
+    AsyncPublisher* target = nullptr;
+  };
+  AckRelay* relay_ = nullptr;
 
   Connection& connection_;
   jsCtx* js_ = nullptr;

@@ -42,17 +42,19 @@ natsSubscription* take(std::mutex& mu, natsSubscription*& slot) {
 
 void close_subscription(std::mutex& mu, natsSubscription*& slot) { close_subscription(take(mu, slot)); }
 
-void drain_subscription(natsSubscription* sub) {
+void drain_subscription(natsSubscription* sub, std::chrono::milliseconds wait) {
   if (sub == nullptr) return;
   if (natsSubscription_Drain(sub) == NATS_OK) {
-    natsSubscription_WaitForDrainCompletion(sub, 5'000);
+    natsSubscription_WaitForDrainCompletion(sub, wait.count());
   } else {
     natsSubscription_Unsubscribe(sub);
   }
   natsSubscription_Destroy(sub);
 }
 
-void drain_subscription(std::mutex& mu, natsSubscription*& slot) { drain_subscription(take(mu, slot)); }
+void drain_subscription(std::mutex& mu, natsSubscription*& slot, std::chrono::milliseconds wait) {
+  drain_subscription(take(mu, slot), wait);
+}
 
 namespace {
 
@@ -205,6 +207,13 @@ Connection::~Connection() {
 
 bool Connection::connected() const { return natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
 
+std::chrono::steady_clock::duration Connection::down_for() const {
+  if (connected()) return {};
+  const int64_t lost = lost_at_.load(std::memory_order_relaxed);
+  if (lost == 0) return {};
+  return std::chrono::steady_clock::now() - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(lost));
+}
+
 size_t Connection::known_servers() const {
   char** servers = nullptr;
   int count = 0;
@@ -238,6 +247,7 @@ void Connection::reconnected_cb(natsConnection*, void* closure) {
 void Connection::disconnected_cb(natsConnection* nc, void* closure) {
   if (natsConnection_IsClosed(nc)) return;  // our own close, not a lost server
   auto* self = static_cast<Connection*>(closure);
+  self->lost_at_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   std::vector<std::function<void()>> listeners;
   {
     std::lock_guard lock(self->mu_);

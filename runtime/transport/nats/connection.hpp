@@ -12,6 +12,7 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -115,13 +116,17 @@ void close_subscription(natsSubscription* sub);
 // Takes the subscription out of `slot` under `mu`, then closes it outside the lock, so a callback that
 // needs `mu` can finish meanwhile.
 void close_subscription(std::mutex& mu, natsSubscription*& slot);
-// Drains `sub` and frees it; null is a no-op. Returns once no callback of it runs (waiting up to 5 s),
+// Drains `sub` and frees it; null is a no-op. Returns once no callback of it runs (waiting up to `wait`),
 // so nothing touches the callback's object afterwards. Disconnected, a drain cannot start: then it is
-// unsubscribed, as by close_subscription.
-void drain_subscription(natsSubscription* sub);
+// unsubscribed, as by close_subscription. (Connection::drain_wait() says how long to wait.)
+void drain_subscription(natsSubscription* sub, std::chrono::milliseconds wait = std::chrono::seconds(5));
 // The same for the subscription in `slot`, taken out under `mu` and drained outside the lock, so a
 // callback that needs `mu` can finish meanwhile.
-void drain_subscription(std::mutex& mu, natsSubscription*& slot);
+void drain_subscription(std::mutex& mu, natsSubscription*& slot, std::chrono::milliseconds wait = std::chrono::seconds(5));
+
+// A server unreachable for this long is taken as gone, where waiting for it only delays: a host that
+// stops gives up on publishes and drains it cannot complete.
+inline constexpr std::chrono::seconds kUnreachableAfter{5};
 
 class Connection {
  public:
@@ -135,6 +140,14 @@ class Connection {
   natsConnection* nc() const { return nc_; }
   jsCtx* js() const { return js_; }  // Wait = 5 s; for admin calls, KV and synchronous publishes
   bool connected() const;
+  // How long the server has been unreachable: 0 while connected, else the time since the connection
+  // was lost (or since it was made, if it never was up).
+  std::chrono::steady_clock::duration down_for() const;
+  // How long a subscription's drain should wait: 5 s, or 1 s once the server is taken as gone (no new
+  // message can come; only a callback already running is waited for).
+  std::chrono::milliseconds drain_wait() const {
+    return down_for() >= kUnreachableAfter ? std::chrono::seconds(1) : std::chrono::seconds(5);
+  }
   // How many servers the client knows (the URLs it was given plus those the cluster announced).
   size_t known_servers() const;
 
@@ -150,6 +163,8 @@ class Connection {
   natsOptions* opts_ = nullptr;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
+  // When the connection was last lost, as steady_clock ticks (0: never); read without mu_.
+  std::atomic<int64_t> lost_at_{0};
   std::mutex mu_;
   std::vector<std::function<void()>> reconnected_;
   std::vector<std::function<void()>> disconnected_;

@@ -26,7 +26,8 @@ void DiscoveryResponder::start() {
 
 void DiscoveryResponder::stop() {
   // Drained: once it returns no callback runs, so nothing touches `this` after stop().
-  drain_subscription(sub_);
+  if (sub_ == nullptr) return;  // stopped already (and the connection may be gone since)
+  drain_subscription(sub_, connection_.drain_wait());
   sub_ = nullptr;
 }
 

@@ -25,7 +25,7 @@ NatsTransport::Impl::Impl(NatsOptions o) : options(std::move(o)), names(options.
 
 NatsTransport::Impl::~Impl() {
   stop();
-  publisher->flush(std::chrono::seconds(5));
+  flush_publishes(std::chrono::seconds(5));
   publisher->stop();
   liveness.reset();
   if (kv != nullptr) kvStore_Destroy(kv);
@@ -142,7 +142,26 @@ void NatsTransport::Impl::drain(std::chrono::milliseconds grace) {
   log::info("nats: draining: no more pulls; waiting up to {} ms for {} task(s)", grace.count(),
             router->active_count());
   router->drain(grace);
-  if (!publisher->flush(std::chrono::seconds(30))) log::warn("nats: drain: some publishes are still unanswered");
+  if (!flush_publishes(std::chrono::seconds(30))) {
+    log::warn("nats: drain: {} publish(es) not stored{}; the tasks they belong to are taken over from their records "
+              "by another host, as a dead host's are",
+              publisher->in_flight(), connection->connected() ? "" : " (the server is unreachable)");
+  }
+}
+
+bool NatsTransport::Impl::flush_publishes(std::chrono::milliseconds timeout) {
+  // Waiting longer for a server that is gone only delays the exit: what is not stored is exactly what a
+  // host that died would leave, and the records make another host take it over.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return publisher->in_flight() == 0;
+    if (publisher->flush(std::min<std::chrono::milliseconds>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(left), std::chrono::milliseconds(200)))) {
+      return true;
+    }
+    if (connection->down_for() >= kUnreachableAfter) return false;
+  }
 }
 
 void NatsTransport::Impl::stop() {
@@ -154,16 +173,19 @@ void NatsTransport::Impl::stop() {
   if (discovery) discovery->stop();
   if (liveness_thread) liveness_thread->stop();
   if (worker) worker->stop();
+  // Unreachable, the server hears of nothing more: the lease writes below would only time out one
+  // after the other, and the host key expires by itself.
+  const bool reachable = connection->down_for() < kUnreachableAfter;
   // Dead hosts this one won but did not finish rescuing: their leases fall silent for another host.
-  if (liveness) liveness->leave();
+  if (liveness && reachable) liveness->leave();
   bool left = false;
   {
     std::lock_guard lock(mu);
     left = !inflight.empty();
   }
   // With nothing left to re-attach, leave at once instead of waiting to be declared dead.
-  if (!left && liveness) liveness->remove_self();
-  publisher->flush(std::chrono::seconds(5));
+  if (!left && liveness && reachable) liveness->remove_self();
+  flush_publishes(std::chrono::seconds(5));
 }
 
 void NatsTransport::Impl::on_completion(const v1::TaskCompletion& c) {

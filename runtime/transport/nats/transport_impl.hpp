@@ -77,6 +77,9 @@ class NatsTransport::Impl {
   void start(tasks::Router& router, registry::KindRegistry& registry);
   void drain(std::chrono::milliseconds grace);
   void stop();
+  // Waits up to `timeout` for every publish to be answered; gives up sooner once the server has been
+  // unreachable for kUnreachableAfter. False when some are still unanswered.
+  bool flush_publishes(std::chrono::milliseconds timeout);
   void refresh_kinds();
   void tick();
   void on_completion(const v1::TaskCompletion& completion);
