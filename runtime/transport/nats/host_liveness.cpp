@@ -1,10 +1,13 @@
 #include "transport/nats/host_liveness.hpp"
 
+#include "common/failpoint.hpp"
 #include "common/log.hpp"
 #include "common/unix_time.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <stdexcept>
 #include <string_view>
 #include <thread>
 
@@ -70,14 +73,32 @@ void HostLiveness::beat() {
   const auto started = Clock::now();
   const std::string key = Names::host_key(options_.worker_id);
   const std::string value = std::to_string(unix_ms_now());
+  // Remembered until answered: a beat whose answer is lost (a timeout around a reconnect) may have been
+  // stored all the same, and then the next beat's compare-and-set meets it.
+  unanswered_beats_.push_back(value);
+  if (unanswered_beats_.size() > 4) unanswered_beats_.erase(unanswered_beats_.begin());
   uint64_t rev = store_.write(key, value, own_revision_);
+  if (rev != 0 && own_revision_ != 0 && failpoint("nats.liveness.lose_beat_answer")) {
+    throw std::runtime_error("write KV key " + key + ": the answer was lost (failpoint)");
+  }
   if (rev == 0) {
-    // Our key is not what we last wrote: a previous run of this worker id left it, or another host
-    // declared us dead and deleted it. Either way, write over what is there now.
-    if (own_revision_ != 0) log::warn("nats: host key of {} was changed by another host; writing it again", options_.worker_id);
-    rev = store_.write(key, value, store_.read(key).revision);
+    const RecordStore::Raw now = store_.read(key);
+    const bool ours = now.exists && std::find(unanswered_beats_.begin(), unanswered_beats_.end(), now.value) !=
+                                        unanswered_beats_.end();
+    if (ours) {
+      // Our own beat, stored by an attempt whose answer never came: nobody else touched the key.
+      rev = now.revision;
+    } else {
+      // Our key is not what we last wrote: a previous run of this worker id left it, or another host
+      // declared us dead and deleted it. Either way, write over what is there now.
+      if (own_revision_ != 0) {
+        log::warn("nats: host key of {} was changed by another host; writing it again", options_.worker_id);
+      }
+      rev = store_.write(key, value, now.revision);
+    }
   }
   if (rev != 0) {
+    unanswered_beats_.clear();
     own_revision_ = rev;
     own_beat_started_ = started;
     last_beat_ = Clock::now();

@@ -91,6 +91,7 @@ class HostLiveness {
   kvWatcher* watcher_ = nullptr;
   // Liveness thread only.
   uint64_t own_revision_ = 0;            // of this host's last successful beat
+  std::vector<std::string> unanswered_beats_;  // values of the latest beats not answered yet (at most 4)
   Clock::time_point own_beat_started_{};  // when that beat was sent
   Clock::time_point last_beat_{};
   Clock::time_point last_lease_renewal_{};
