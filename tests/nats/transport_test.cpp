@@ -304,7 +304,7 @@ TEST_CASE("on_completion: in-progress acks keep a task longer than ack_wait on i
   CHECK(idle.transport().stats().received == 0);
 }
 
-TEST_CASE("steering and cancel sent before a task was picked up apply when it starts") {
+TEST_CASE("steering sent before a task was picked up applies when it starts; a cancel ends it there and then") {
   NatsSingle nats;
   auto o = test_options(nats.url(), "w1");
   NatsTaskClient client(o);
@@ -330,6 +330,7 @@ TEST_CASE("steering and cancel sent before a task was picked up apply when it st
   CHECK(has_message(p.items_of(host.transport().names(), "early-steer"), "echo: hello early"));
   const auto c2 = client.wait("early-cancel", 10s);
   CHECK(c2.state() == v1::CANCELED);
+  CHECK(c2.worker_id().empty());  // ended by the cancel itself, not by a host that started it
 }
 
 TEST_CASE("steering and cancel reach the task on whichever host holds it; after the end the answer says so") {
@@ -739,4 +740,45 @@ TEST_CASE("a task's status read while it ends is its running or ended state, nev
     }
   }
   CHECK_MESSAGE(unknown == 0, unknown << " of " << kTasks << " reads found no task, first: " << first_error);
+}
+
+TEST_CASE("cancel of a task still queued ends it at once; a host that takes it later lets it go unrun") {
+  NatsSingle nats;
+  TempDir only_hello;
+  kinds_served(TASKHOST_PLUGIN_DIR, "hello-c.so", only_hello.path());
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  auto greeter = std::make_unique<HostRig>(test_options(nats.url(), "greeter"), only_hello.path());
+  // No live host serves interactive.count: the task waits in the queue.
+  const std::string id = client.submit(assignment("queued-1", "interactive.count", R"({"steps":3,"delay_ms":10})"));
+  CHECK(client.status(id).state() == v1::PENDING);
+  v1::CancelRequest cancel;
+  cancel.set_task_id(id);
+  cancel.set_reason("not needed any more");
+  const auto receipt = client.cancel(cancel);
+  CHECK_MESSAGE(receipt.outcome() == v1::DeliveryReceipt::ACCEPTED, receipt.detail());
+  CHECK(receipt.detail().find("canceled before any host started it") != std::string::npos);
+  // Ended now, without a host: the completion is stored, and says why.
+  const auto c = client.wait(id, 5s);
+  CHECK(c.state() == v1::CANCELED);
+  CHECK(c.error().code() == v1::CANCELLED);
+  CHECK(c.error().message() == "not needed any more");
+  CHECK(client.status(id).state() == v1::CANCELED);
+  CHECK(client.cancel(cancel).outcome() == v1::DeliveryReceipt::TASK_ENDED);
+
+  // A host that serves the kind arrives and takes the queued message: it lets the task go (the record
+  // says canceled), leaves its one terminal record alone, and removes the record.
+  HostRig counter(test_options(nats.url(), "counter"));
+  Probe p(nats.url());
+  const tn::Names& n = counter.transport().names();
+  CHECK(eventually([&] {
+    jsConsumerInfo* ci = p.consumer(n.tasks_stream(), n.consumer_name("interactive.count"));
+    const bool consumed = ci != nullptr && ci->NumAckPending == 0 && ci->NumPending == 0 && ci->Delivered.Stream > 0;
+    jsConsumerInfo_Destroy(ci);
+    return consumed;
+  }, 10s, kServerPoll));
+  CHECK(eventually([&] { return client.list().tasks_size() == 0; }, 10s, kServerPoll));
+  const auto after = client.status(id);
+  CHECK(after.state() == v1::CANCELED);
+  CHECK(after.completion().error().message() == "not needed any more");
+  CHECK(after.worker_id().empty());
 }

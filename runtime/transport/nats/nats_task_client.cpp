@@ -197,7 +197,64 @@ v1::DeliveryReceipt NatsTaskClient::send(const v1::SteeringMessage& in) {
 }
 
 v1::DeliveryReceipt NatsTaskClient::cancel(const v1::CancelRequest& request) {
-  return guarded("cancel", [&] { return control(request.task_id(), {}, "cancel", request.SerializeAsString()); });
+  return guarded("cancel", [&] {
+    if (auto ended = cancel_queued(request)) return *ended;
+    return control(request.task_id(), {}, "cancel", request.SerializeAsString());
+  });
+}
+
+std::optional<v1::DeliveryReceipt> NatsTaskClient::cancel_queued(const v1::CancelRequest& request) {
+  const std::string& id = request.task_id();
+  if (id.empty()) return std::nullopt;
+  uint64_t revision = 0;
+  const auto held = store_->task(id, &revision);
+  if (!held || !held->record.owner.empty() || held->record.state != v1::PENDING) return std::nullopt;
+  // Queued, and no host holds it: it ends here, canceled. The record is marked by compare-and-set first:
+  // a host that takes the task meanwhile wins, and the cancel goes the usual way (stored, applied at its
+  // start). A host that takes it later finds the mark, and lets it go without running it.
+  TaskRecord canceled = held->record;
+  canceled.state = v1::CANCELED;
+  canceled.updated_unix_ms = unix_ms_now();
+  if (store_->write_task(canceled, revision) == 0) return std::nullopt;
+
+  const std::string reason = request.reason().empty() ? "canceled while queued" : request.reason();
+  v1::WatchItem ended;
+  auto* e = ended.mutable_event();
+  e->set_task_id(id);
+  e->set_kind(canceled.kind);
+  e->set_attempt(canceled.attempt);
+  e->set_unix_ms(canceled.updated_unix_ms);
+  e->mutable_state()->set_state(v1::CANCELED);
+  e->mutable_state()->set_detail(reason);
+  v1::WatchItem done;
+  auto* c = done.mutable_completion();
+  c->set_task_id(id);
+  c->set_kind(canceled.kind);
+  c->set_attempt(canceled.attempt);
+  c->set_state(v1::CANCELED);
+  c->set_unix_ms(canceled.updated_unix_ms);
+  c->mutable_error()->set_code(v1::CANCELLED);
+  c->mutable_error()->set_message(reason);
+  const std::string bytes = encode_items({ended, done});
+  const std::string subject = names_->completion_subject(id);
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.ExpectNoMessage = true;  // one terminal record per task, as the hosts store theirs
+  jsPubAck* pa = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = retry_no_responders(
+      [&] {
+        return js_Publish(&pa, connection_->js(), subject.c_str(), bytes.data(), static_cast<int>(bytes.size()), &po,
+                          &code);
+      },
+      deadline_in(kClientElectionWait));
+  if (s != NATS_OK && code == kJsWrongLastSequence) {
+    return make_receipt(id, {}, v1::DeliveryReceipt::TASK_ENDED, fmt::format("task '{}' already ended", id));
+  }
+  check(s, "store the completion of canceled task " + id, code);
+  jsPubAck_Destroy(pa);
+  return make_receipt(id, {}, v1::DeliveryReceipt::ACCEPTED,
+                      fmt::format("task '{}' was queued: canceled before any host started it", id));
 }
 
 v1::TaskStatus NatsTaskClient::status(const std::string& task_id) {

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,9 @@ class NatsTaskClient final : public transport::TaskClient {
   void set_receipt_wait(std::chrono::milliseconds wait) { receipt_wait_ = wait; }
 
  private:
+  // Ends a task still queued (no host holds it) right here: its record marked canceled, its completion
+  // stored. Nothing when a host holds it, or it is not queued.
+  std::optional<v1::DeliveryReceipt> cancel_queued(const v1::CancelRequest& request);
   v1::DeliveryReceipt control(const std::string& task_id, const std::string& message_id, const char* type,
                               const std::string& bytes);
 

@@ -122,6 +122,10 @@ void NatsTransport::Impl::resolve_conflict(const std::string& task_id) {
     return;
   }
   std::string owner;
+  if (held && held->record.owner.empty() && held->record.state == v1::CANCELED) {
+    drop_canceled_while_queued(task_id, revision);
+    return;
+  }
   {
     std::lock_guard lock(mu);
     auto it = inflight.find(task_id);
@@ -146,6 +150,29 @@ void NatsTransport::Impl::resolve_conflict(const std::string& task_id) {
 }
 
 void NatsTransport::Impl::fence(const std::string& task_id, const std::string& owner) {
+  fenced_count++;
+  log::warn("nats: task {} is held by {}; dropping this host's attempt", task_id, owner);
+  drop_attempt(task_id, "task is held by " + owner, /*nak_if_on_completion=*/true);
+}
+
+void NatsTransport::Impl::drop_canceled_while_queued(const std::string& task_id, uint64_t revision) {
+  // The client that canceled it stored its completion: this host only lets go of it, and removes the
+  // record, which nothing else needs now that the task message is consumed.
+  log::info("nats: task {} was canceled while it was queued; not running it", task_id);
+  drop_attempt(task_id, "canceled while it was queued", /*nak_if_on_completion=*/false);
+  if (worker) {
+    worker->post([this, task_id, revision] {
+      try {
+        store->erase(Names::task_key(task_id), revision);
+      } catch (const std::exception& e) {
+        log::warn("nats: record of canceled task {}: {}", task_id, e.what());
+      }
+    });
+  }
+}
+
+void NatsTransport::Impl::drop_attempt(const std::string& task_id, const std::string& reason,
+                                       bool nak_if_on_completion) {
   std::string reply;
   bool acked = true;
   {
@@ -158,18 +185,16 @@ void NatsTransport::Impl::fence(const std::string& task_id, const std::string& o
     acked = f.acked;
     f.acked = true;
   }
-  fenced_count++;
-  log::warn("nats: task {} is held by {}; dropping this host's attempt", task_id, owner);
   if (!acked) {
-    if (options.ack_mode == AckMode::on_receipt) {
-      ack(reply);
-    } else {
+    if (nak_if_on_completion && options.ack_mode == AckMode::on_completion) {
       nak_later(reply);
+    } else {
+      ack(reply);
     }
   }
   v1::CancelRequest req;
   req.set_task_id(task_id);
-  req.set_reason("task is held by " + owner);
+  req.set_reason(reason);
   router->cancel(req, [](const v1::DeliveryReceipt&) {});
 }
 

@@ -122,6 +122,11 @@ class NatsTransport::Impl {
   void record_deleted(const std::string& task_id);
   void resolve_conflict(const std::string& task_id);
   void fence(const std::string& task_id, const std::string& owner);
+  // A client canceled the task while it was queued (its record says so): this attempt must not run.
+  void drop_canceled_while_queued(const std::string& task_id, uint64_t revision);
+  // Ends this host's attempt of a task another party decided: its completion is dropped, the local task
+  // is cancelled, and the delivery is acked (or, with `nak_if_on_completion`, handed back later).
+  void drop_attempt(const std::string& task_id, const std::string& reason, bool nak_if_on_completion);
 
   // ---- rescue (rescue.cpp) ----------------------------------------------------------------------------
   // Takes over every record of `dead_worker` (worker thread). While this host holds the lease on it
