@@ -42,18 +42,18 @@ natsSubscription* take(std::mutex& mu, natsSubscription*& slot) {
 
 void close_subscription(std::mutex& mu, natsSubscription*& slot) { close_subscription(take(mu, slot)); }
 
-void drain_subscription(natsSubscription* sub, std::chrono::milliseconds wait) {
+void drain_subscription(natsSubscription* sub, const Connection& connection) {
   if (sub == nullptr) return;
   if (natsSubscription_Drain(sub) == NATS_OK) {
-    natsSubscription_WaitForDrainCompletion(sub, wait.count());
+    natsSubscription_WaitForDrainCompletion(sub, connection.drain_wait().count());
   } else {
     natsSubscription_Unsubscribe(sub);
   }
   natsSubscription_Destroy(sub);
 }
 
-void drain_subscription(std::mutex& mu, natsSubscription*& slot, std::chrono::milliseconds wait) {
-  drain_subscription(take(mu, slot), wait);
+void drain_subscription(std::mutex& mu, natsSubscription*& slot, const Connection& connection) {
+  drain_subscription(take(mu, slot), connection);
 }
 
 namespace {

@@ -116,13 +116,15 @@ void close_subscription(natsSubscription* sub);
 // Takes the subscription out of `slot` under `mu`, then closes it outside the lock, so a callback that
 // needs `mu` can finish meanwhile.
 void close_subscription(std::mutex& mu, natsSubscription*& slot);
-// Drains `sub` and frees it; null is a no-op. Returns once no callback of it runs (waiting up to `wait`),
-// so nothing touches the callback's object afterwards. Disconnected, a drain cannot start: then it is
-// unsubscribed, as by close_subscription. (Connection::drain_wait() says how long to wait.)
-void drain_subscription(natsSubscription* sub, std::chrono::milliseconds wait = std::chrono::seconds(5));
+class Connection;
+// Drains `sub` (of `connection`) and frees it; null is a no-op that does not touch `connection`, which
+// may be gone by then. Returns once no callback of it runs (waiting up to Connection::drain_wait()), so
+// nothing touches the callback's object afterwards. Disconnected, a drain cannot start: then it is
+// unsubscribed, as by close_subscription.
+void drain_subscription(natsSubscription* sub, const Connection& connection);
 // The same for the subscription in `slot`, taken out under `mu` and drained outside the lock, so a
 // callback that needs `mu` can finish meanwhile.
-void drain_subscription(std::mutex& mu, natsSubscription*& slot, std::chrono::milliseconds wait = std::chrono::seconds(5));
+void drain_subscription(std::mutex& mu, natsSubscription*& slot, const Connection& connection);
 
 // A server unreachable for this long is taken as gone, where waiting for it only delays: a host that
 // stops gives up on publishes and drains it cannot complete.

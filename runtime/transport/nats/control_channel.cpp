@@ -42,13 +42,7 @@ void ControlChannel::start() {
 void ControlChannel::stop() {
   if (worker_) worker_->stop();
   // Drained (outside the lock: a callback running needs it), so afterwards no callback touches `this`.
-  // Stopped already, there is nothing to drain, and the connection may be gone since.
-  bool subscribed = false;
-  {
-    std::lock_guard lock(mu_);
-    subscribed = sub_ != nullptr;
-  }
-  if (subscribed) drain_subscription(mu_, sub_, connection_.drain_wait());
+  drain_subscription(mu_, sub_, connection_);
 }
 
 void ControlChannel::audit() {

@@ -26,8 +26,7 @@ void DiscoveryResponder::start() {
 
 void DiscoveryResponder::stop() {
   // Drained: once it returns no callback runs, so nothing touches `this` after stop().
-  if (sub_ == nullptr) return;  // stopped already (and the connection may be gone since)
-  drain_subscription(sub_, connection_.drain_wait());
+  drain_subscription(sub_, connection_);
   sub_ = nullptr;
 }
 

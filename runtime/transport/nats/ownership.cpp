@@ -121,11 +121,11 @@ void NatsTransport::Impl::resolve_conflict(const std::string& task_id) {
     }
     return;
   }
-  std::string owner;
   if (held && held->record.owner.empty() && held->record.state == v1::CANCELED) {
     drop_canceled_while_queued(task_id, revision);
     return;
   }
+  std::string owner;
   {
     std::lock_guard lock(mu);
     auto it = inflight.find(task_id);
