@@ -5,8 +5,9 @@
 // first (each on_destroy_executor joins the plugin's threads), then the library is released. Because
 // dlclose may not really unmap (unique symbols, TLS destructors), nothing here depends on it unmapping.
 //
-// Thread rule: const methods are safe from any thread. The last reference must be dropped on a host
-// thread, never on a plugin thread (the registry's reaper takes care of that).
+// Thread rule: const methods are safe from any thread. Destruction runs plugin code, so it must happen on
+// a host thread: generations loaded by a PluginDirectory are destroyed on its releaser's thread wherever
+// their last reference drops (registry/generation_releaser.hpp).
 #pragma once
 
 #include "plugin/kind_executor.hpp"

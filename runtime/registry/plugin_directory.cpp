@@ -16,6 +16,14 @@ PluginDirectory::PluginDirectory(std::filesystem::path dir, KindRegistry& regist
                                  std::chrono::milliseconds load_timeout)
     : dir_(std::move(dir)), registry_(registry), loader_(host, load_timeout) {}
 
+PluginDirectory::~PluginDirectory() { releaser_->stop(); }
+
+GenerationPtr PluginDirectory::load(const std::filesystem::path& file, std::string* error) {
+  plugin::LoadResult result = loader_.load(file, next_generation_.fetch_add(1));
+  if (!result.generation) *error = std::move(result.error);
+  return releaser_->adopt(std::move(result.generation));
+}
+
 void PluginDirectory::record_failure(const std::filesystem::path& file, Known known, std::string error,
                                      ScanReport& report) {
   registry_.record_failure(file, error);
@@ -130,22 +138,23 @@ ScanReport PluginDirectory::scan_locked(const ScanOptions& options) {
 
   std::map<std::filesystem::path, Known> loading;  // files whose new generation goes into the switch
   for (auto& [file, known] : to_load) {
-    plugin::LoadResult result = loader_.load(file, next_generation_.fetch_add(1));
-    if (!result.generation) {
+    std::string error;
+    GenerationPtr generation = load(file, &error);
+    if (!generation) {
       // Hashed here, on the failure path only, so the same content is not retried on every scan.
       if (known.hash.empty()) known.hash = plugin::content_hash_of(file, nullptr);
-      record_failure(file, std::move(known), std::move(result.error), report);
+      record_failure(file, std::move(known), std::move(error), report);
       continue;
     }
-    known.hash = result.generation->content_hash();
+    known.hash = generation->content_hash();
     if (const GenerationPtr current = registry_.current(file); current && current->content_hash() == known.hash) {
-      // A new identity, the same bytes: nothing to switch; the unused generation is released here.
+      // A new identity, the same bytes: nothing to switch; the unused generation goes to the releaser.
       registry_.record_failure(file, {});
       known_[file] = std::move(known);
       continue;
     }
     loading.emplace(file, std::move(known));
-    change.install.emplace_back(std::move(result.generation));
+    change.install.emplace_back(std::move(generation));
   }
 
   const std::vector<std::filesystem::path> removing = change.remove;
@@ -180,12 +189,12 @@ std::string PluginDirectory::load_file(const std::filesystem::path& file) {
     registry_.record_failure(file, {});
     return {};
   }
-  plugin::LoadResult result = loader_.load(file, next_generation_.fetch_add(1));
-  if (!result.generation) {
-    registry_.record_failure(file, result.error);
-    return std::move(result.error);
+  GenerationPtr generation = load(file, &error);
+  if (!generation) {
+    registry_.record_failure(file, error);
+    return error;
   }
-  error = registry_.install(GenerationPtr(std::move(result.generation)));
+  error = registry_.install(std::move(generation));
   if (!error.empty()) registry_.record_failure(file, error);
   return error;
 }

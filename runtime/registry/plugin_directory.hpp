@@ -9,6 +9,9 @@
 // all; a file with a new identity is loaded straight away — the load hashes it — and the new generation
 // is dropped unused if its hash is the one already serving (a touch, or the same bytes copied over).
 //
+// Every generation loaded here is destroyed on the directory's releaser thread once its last reference
+// drops (registry/generation_releaser.hpp): a slow on_destroy_executor holds up no scan and no pool thread.
+//
 // Every failure is recorded against the file (KindRegistry::record_failure) and never stops the scan:
 // one bad plugin never keeps the others from serving, and a file whose new version fails keeps its
 // previous generation serving.
@@ -19,6 +22,7 @@
 
 #include "registry/bounded_load.hpp"
 #include "registry/file_identity.hpp"
+#include "registry/generation_releaser.hpp"
 #include "registry/kind_registry.hpp"
 
 #include <taskhost/plugin.h>
@@ -64,6 +68,10 @@ class PluginDirectory {
   // after `load_timeout` fails (0: no limit; see registry/bounded_load.hpp).
   PluginDirectory(std::filesystem::path dir, KindRegistry& registry, const th_host_api& host,
                   std::chrono::milliseconds load_timeout = std::chrono::seconds(10));
+  // Destroys the generations queued for destruction, and those released from now on where they drop.
+  ~PluginDirectory();
+  PluginDirectory(const PluginDirectory&) = delete;
+  PluginDirectory& operator=(const PluginDirectory&) = delete;
 
   const std::filesystem::path& path() const { return dir_; }
   const KindRegistry& registry() const { return registry_; }
@@ -88,10 +96,13 @@ class PluginDirectory {
   ScanReport scan_locked(const ScanOptions& options);  // REQUIRES: mutex_ held
   void record_failure(const std::filesystem::path& file, Known known, std::string error,
                       ScanReport& report);  // REQUIRES: mutex_ held
+  // Loads `file` as a new generation, owned by releaser_ from the start (also when it goes unused).
+  GenerationPtr load(const std::filesystem::path& file, std::string* error);
 
   std::filesystem::path dir_;
   KindRegistry& registry_;
   BoundedLoader loader_;
+  const std::shared_ptr<GenerationReleaser> releaser_ = GenerationReleaser::make();
   std::mutex mutex_;
   std::map<std::filesystem::path, Known> known_;  // guarded by mutex_
   std::atomic<uint64_t> next_generation_{1};

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <thread>
 
 using namespace taskhost::registry;
@@ -132,6 +134,37 @@ TEST_CASE("a file whose executor factory does not return fails at the load timeo
   const FileStatus* status = status_of(files, hang);
   REQUIRE(status != nullptr);
   CHECK(status->state == "failed");
+}
+
+TEST_CASE("a slow on_destroy_executor holds up no scan: generations are destroyed on the releaser's thread") {
+  TempDir dir, gates;
+  RecordingHost host;
+  KindRegistry registry;
+  const fs::path gate = gates.path() / "open";
+  // The fixture's destroy of its broken kind returns once `gate` exists (30 s at most).
+  ::setenv("TASKHOST_FIXTURE_DESTROY_GATE", gate.c_str(), 1);
+  const auto destroyed = [&] {
+    const auto logs = host.logs();
+    return std::find(logs.begin(), logs.end(), "destroyed executor of fixture.broken.broken-destroy-gate") != logs.end();
+  };
+  {
+    PluginDirectory plugins(dir.path(), registry, host.api());
+    const fs::path slow = place(dir.path(), "loader-broken-destroy-gate", "slow.so");
+    REQUIRE(plugins.scan().loaded == std::vector<fs::path>{slow});
+    fs::remove(slow);
+    // No task holds the generation, so this scan drops its last reference. Destroyed right there, as it
+    // was, the scan would wait for the gate (and the checks below would fail).
+    CHECK(plugins.scan().removed == std::vector<fs::path>{slow});
+    const fs::path good = place(dir.path(), "loader-echo", "good.so");
+    CHECK(plugins.scan().loaded == std::vector<fs::path>{good});
+    check_echo_serves(registry, host, 1);
+    CHECK_FALSE(destroyed());  // still waiting for its gate, on the releaser's thread
+    std::ofstream(gate) << "open";
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!destroyed() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(destroyed());
+  }
+  ::unsetenv("TASKHOST_FIXTURE_DESTROY_GATE");
 }
 
 TEST_CASE("scan leaves unchanged files alone and loads changed ones as a new generation") {
