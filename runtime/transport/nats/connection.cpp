@@ -205,6 +205,8 @@ Connection::~Connection() {
   natsOptions_Destroy(opts_);
 }
 
+void Connection::close() { natsConnection_Close(nc_); }
+
 bool Connection::connected() const { return natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
 
 std::chrono::steady_clock::duration Connection::down_for() const {

@@ -150,6 +150,9 @@ class Connection {
   std::chrono::milliseconds drain_wait() const {
     return down_for() >= kUnreachableAfter ? std::chrono::seconds(1) : std::chrono::seconds(5);
   }
+  // Closes the connection for good (idempotent; the destructor also does): what still uses it fails at
+  // once with NATS_CONNECTION_CLOSED instead of waiting for an answer.
+  void close();
   // How many servers the client knows (the URLs it was given plus those the cluster announced).
   size_t known_servers() const;
 

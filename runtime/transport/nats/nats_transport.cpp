@@ -168,14 +168,21 @@ void NatsTransport::Impl::stop() {
   if (!started || stopped) return;
   stopped = true;
   listening->store(false);
+  // Unreachable, the server hears of nothing more. Closed first, the connections make what is still
+  // waiting for an answer (a liveness beat, a KV watcher's consumer delete, a rescue) fail at once
+  // instead of each waiting out its 5 s; the lease writes below are skipped, and the host key expires by
+  // itself.
+  const bool reachable = connection->down_for() < kUnreachableAfter;
+  if (!reachable) {
+    log::info("nats: closing the connections to the unreachable server");
+    connection->close();
+    if (results_connection) results_connection->close();
+  }
   if (puller) puller->stop();
   if (control) control->stop();
   if (discovery) discovery->stop();
   if (liveness_thread) liveness_thread->stop();
   if (worker) worker->stop();
-  // Unreachable, the server hears of nothing more: the lease writes below would only time out one
-  // after the other, and the host key expires by itself.
-  const bool reachable = connection->down_for() < kUnreachableAfter;
   // Dead hosts this one won but did not finish rescuing: their leases fall silent for another host.
   if (liveness && reachable) liveness->leave();
   bool left = false;
