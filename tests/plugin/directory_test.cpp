@@ -18,13 +18,6 @@ using namespace taskhost::plugin_test;
 
 namespace {
 
-const taskhost::registry::FileStatus* status_of(const std::vector<FileStatus>& files, const fs::path& file) {
-  for (const auto& status : files) {
-    if (status.file == file) return &status;
-  }
-  return nullptr;
-}
-
 // The echo kind resolves and runs a task end to end.
 void check_echo_serves(KindRegistry& registry, RecordingHost& host, th_task_ref ref) {
   const Binding binding = registry.resolve("fixture.echo");

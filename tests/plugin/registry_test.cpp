@@ -22,13 +22,6 @@ GenerationPtr load(const fs::path& file, uint64_t id, RecordingHost& host) {
   return GenerationPtr(std::move(result.generation));
 }
 
-const FileStatus* status_of(const std::vector<FileStatus>& files, const fs::path& file) {
-  for (const auto& status : files) {
-    if (status.file == file) return &status;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 TEST_CASE("install binds every kind of a generation; resolve and bindings see it") {

@@ -1,9 +1,10 @@
 // Test support for the plugin-loading suites: a recording host API table, private temp directories,
-// fixture paths, and a look at this process's memfds. Everything the suites load is a real fixture .so
+// fixture paths, a look at this process's memfds, and a registry's status of one file. Everything the suites load is a real fixture .so
 // from build/fixtures (see tests/plugin/CMakeLists.txt).
 #pragma once
 
 #include "plugin/kind_executor.hpp"
+#include "registry/kind_registry.hpp"
 
 #include <taskhost/plugin.h>
 
@@ -162,6 +163,14 @@ inline int open_memfds(const std::string& name_prefix) {
 
 inline bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
+}
+
+// The entry for `file` in a registry's file list, or null.
+inline const registry::FileStatus* status_of(const std::vector<registry::FileStatus>& files, const fs::path& file) {
+  for (const auto& status : files) {
+    if (status.file == file) return &status;
+  }
+  return nullptr;
 }
 
 }  // namespace taskhost::plugin_test
