@@ -3,7 +3,6 @@
 #include "common/log.hpp"
 
 #include <system_error>
-#include <vector>
 
 namespace taskhost::registry {
 
@@ -46,7 +45,6 @@ void GenerationReleaser::run() {
     lock.unlock();
     delete next;  // on_destroy_executor of each kind, then dlclose
     lock.lock();
-    ++destroyed_;
   }
 }
 
@@ -59,11 +57,6 @@ void GenerationReleaser::stop() {
   }
   cv_.notify_all();
   if (joining.joinable()) joining.join();  // it drains the queue first
-}
-
-size_t GenerationReleaser::destroyed() const {
-  std::lock_guard lock(mu_);
-  return destroyed_;
 }
 
 }  // namespace taskhost::registry

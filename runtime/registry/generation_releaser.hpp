@@ -37,19 +37,15 @@ class GenerationReleaser : public std::enable_shared_from_this<GenerationRelease
   // Destroys everything queued, then ends the thread. Idempotent.
   void stop();
 
-  // Generations destroyed on the releaser's thread so far (tests).
-  size_t destroyed() const;
-
  private:
   GenerationReleaser() = default;
   void release(const plugin::Generation* generation);  // the last reference dropped
   void run();
 
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   std::deque<const plugin::Generation*> queue_;  // guarded by mu_
   bool stopping_ = false;                         // guarded by mu_
-  size_t destroyed_ = 0;                          // guarded by mu_
   std::thread thread_;                            // started by the first release
 };
 
