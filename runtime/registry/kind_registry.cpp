@@ -23,11 +23,11 @@ Binding KindRegistry::resolve(std::string_view kind) const {
   return it == kinds_.end() ? Binding{} : it->second;
 }
 
-std::optional<th_encoding> KindRegistry::encoding_of(std::string_view kind) const {
+std::optional<KindAdmission> KindRegistry::admission_of(std::string_view kind) const {
   std::shared_lock lock(mutex_);
   const auto it = kinds_.find(kind);
   if (it == kinds_.end()) return std::nullopt;
-  return it->second.executor->encoding();
+  return KindAdmission{it->second.executor->encoding(), it->second.plugin};
 }
 
 GenerationPtr KindRegistry::current(const std::filesystem::path& file) const {
@@ -139,7 +139,9 @@ SwitchResult KindRegistry::apply(Switch change) {
       for (const auto& executor : g->executors()) {
         Binding& binding = kinds_[executor->kind()];
         released.push_back(std::move(binding.generation));
-        binding = Binding{g, executor.get()};
+        const uint32_t plugin =
+            plugin_numbers_.try_emplace(g->name(), static_cast<uint32_t>(plugin_numbers_.size() + 1)).first->second;
+        binding = Binding{g, executor.get(), plugin};
         unbound.erase(executor->kind());
         bound.emplace_back(executor->kind(), binding);
       }

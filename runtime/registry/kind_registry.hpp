@@ -30,7 +30,16 @@ using GenerationPtr = std::shared_ptr<const plugin::Generation>;
 struct Binding {
   GenerationPtr generation;
   const plugin::KindExecutor* executor = nullptr;
+  // The registry's number for the plugin (its descriptor name) serving the kind, from 1; stable for the
+  // registry's life. The router gives each plugin, not each kind, its share of the call pool.
+  uint32_t plugin = 0;
   explicit operator bool() const { return executor != nullptr; }
+};
+
+// What admission needs to know of a kind: no Binding copied (whose shared count the pool threads move).
+struct KindAdmission {
+  th_encoding encoding{};
+  uint32_t plugin = 0;  // Binding::plugin
 };
 
 // A generation that stopped taking new tasks in a switch: its file got a newer generation or was removed.
@@ -73,9 +82,9 @@ class KindRegistry {
  public:
   // Current binding of `kind`, or an empty Binding.
   Binding resolve(std::string_view kind) const;
-  // The payload encoding of `kind`'s current executor, or nothing if no plugin serves it. For admission,
-  // which needs no more: copies no Binding (whose shared count the pool threads also move).
-  std::optional<th_encoding> encoding_of(std::string_view kind) const;
+  // The payload encoding of `kind`'s current executor and its plugin's number, or nothing if no plugin
+  // serves it. For admission, which needs no more.
+  std::optional<KindAdmission> admission_of(std::string_view kind) const;
 
   // The generation currently serving new tasks for `file`, or null (never loaded, failed, removed).
   GenerationPtr current(const std::filesystem::path& file) const;
@@ -130,6 +139,7 @@ class KindRegistry {
   };
   std::unordered_map<std::string, Binding, KindHash, std::equal_to<>> kinds_;
   std::map<std::filesystem::path, FileEntry> files_;
+  std::unordered_map<std::string, uint32_t> plugin_numbers_;  // descriptor name -> Binding::plugin
   std::vector<SwitchListener> listeners_;
 };
 

@@ -162,7 +162,7 @@ void CallPool::work(Workers::iterator self) {
         turn = std::move(queue_.front());
         queue_.pop_front();
         waiting_turns_.fetch_sub(1, std::memory_order_relaxed);
-        claimed = claim_locked(turn);  // false: its kind's lane is full, and it waits there
+        claimed = claim_locked(turn);  // false: its plugin's lane is full, and it waits there
       }
     }
     Lane* lane = turn.strand->lane();

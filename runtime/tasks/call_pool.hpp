@@ -54,10 +54,11 @@ class CallPool {
   };
 
  public:
-  // The calls of one kind. At most lane_limit() of a lane's turns run at once; its further turns wait in
-  // the lane (not in the pool's queue) until one of them returns. So a kind whose calls block cannot
-  // take every pool thread: the others keep at least a quarter of the pool's maximum, and its own waiting
-  // turns do not make the pool grow. Owned by the pool (lane()); stable for the pool's life.
+  // The calls of one plugin (the router makes a lane per plugin). At most lane_limit() of a lane's turns
+  // run at once; its further turns wait in the lane (not in the pool's queue) until one of them returns.
+  // So a plugin whose calls block cannot take every pool thread: the others keep at least a quarter of
+  // the pool's maximum, and its own waiting turns do not make the pool grow. Owned by the pool
+  // (make_lane()); stable for the pool's life.
   class Lane {
    public:
     Lane() = default;
@@ -89,7 +90,7 @@ class CallPool {
   // Queues one turn of `strand` (Strand only). `self` keeps the strand's task alive until it ran.
   void run_turn_later(Strand* strand, TaskPtr self);
 
-  // A new lane (for one kind's tasks: Strand::set_lane). Lives as long as the pool.
+  // A new lane (for one plugin's tasks: Strand::set_lane). Lives as long as the pool.
   Lane* make_lane();
   size_t lane_limit() const { return lane_limit_; }
 
@@ -122,7 +123,7 @@ class CallPool {
   static bool short_of_cpu(std::vector<CpuSample>& samples);
 
   const size_t max_threads_;
-  const size_t lane_limit_;  // max_threads_ less a quarter of it (at least one thread for other kinds)
+  const size_t lane_limit_;  // max_threads_ less a quarter of it (at least one thread for the other lanes)
   std::atomic<size_t> threads_{0};
   // Growth bookkeeping, kept by the pool threads per turn (never by the threads that post): turns in
   // progress are started - finished, and turns waiting are waiting_turns_.
@@ -178,7 +179,7 @@ class Strand {
   void run_turn(const TaskPtr& self);
 
   CallPool& pool_;
-  CallPool::Lane* lane_ = nullptr;  // none: the turns are not counted per kind
+  CallPool::Lane* lane_ = nullptr;  // none: the turns are not counted against a lane
   std::mutex mu_;  // guards queue_, head_, scheduled_
   boost::container::small_vector<Call, 2> queue_;  // calls from head_ on are waiting; inline while few
   size_t head_ = 0;

@@ -84,8 +84,8 @@ std::optional<AssignOutcome> Router::Impl::prepare(const v1::TaskAssignment& a, 
     return reject(a, kind, v1::INVALID_INPUT,
                   "malformed assignment for task '" + a.task_id() + "': field 'execute.component_id' (the kind) is empty");
   }
-  const std::optional<th_encoding> encoding = registry.encoding_of(kind);
-  if (!encoding) {
+  const std::optional<registry::KindAdmission> admission = registry.admission_of(kind);
+  if (!admission) {
     return reject(a, kind, v1::COMPONENT_NOT_FOUND, "no plugin serves kind '" + kind + "' (task '" + a.task_id() + "')");
   }
   c.assignment = &a;
@@ -93,7 +93,8 @@ std::optional<AssignOutcome> Router::Impl::prepare(const v1::TaskAssignment& a, 
   c.attempt = std::max<uint32_t>(1, a.execute().attempt());
   // Encoded here, outside every lock, for the encoding the kind has now: the start almost always finds
   // the same generation, and the task then keeps bytes instead of a copy of the Value tree.
-  c.encoding = *encoding;
+  c.encoding = admission->encoding;
+  c.plugin = admission->plugin;
   c.encoded = encode_value(a.execute().input(), c.encoding, &c.lossy);
   // Its PENDING event is owed from birth: once the task is in the maps another thread can start it (a
   // retirement admitting it) or end it (a cancel), and whichever event comes first emits PENDING
@@ -140,7 +141,7 @@ void Router::Impl::admit(std::span<Candidate> candidates) {
       by_id.emplace(t.id, c.task);  // the serial index gets it at its start, when the plugin learns its ref
       pending.push_back(c.task);
       t.kind_counts = &counts_locked(t.kind);
-      t.strand.set_lane(t.kind_counts->lane);  // before its first call is posted (launch)
+      t.strand.set_lane(plugin_lane_locked(c.plugin));  // before its first call is posted (launch)
       ++t.kind_counts->pending;
       ++total.pending;
       c.in_maps = true;
@@ -201,11 +202,15 @@ size_t Router::Impl::kind_limit(const std::string& kind) const {
 
 Router::Impl::Counts& Router::Impl::counts_locked(const std::string& kind) {
   auto [it, made] = counts.try_emplace(kind);
-  if (made) {
-    it->second.limit = kind_limit(kind);
-    it->second.lane = pool.make_lane();
-  }
+  if (made) it->second.limit = kind_limit(kind);
   return it->second;
+}
+
+CallPool::Lane* Router::Impl::plugin_lane_locked(uint32_t plugin) {
+  if (plugin >= plugin_lanes.size()) plugin_lanes.resize(plugin + 1, nullptr);
+  CallPool::Lane*& lane = plugin_lanes[plugin];
+  if (lane == nullptr) lane = pool.make_lane();
+  return lane;
 }
 
 size_t Router::Impl::free_slots_locked(const std::string& kind) const {

@@ -23,6 +23,7 @@
 #include <optional>
 #include <span>
 #include <unordered_map>
+#include <vector>
 
 namespace taskhost::tasks {
 
@@ -43,6 +44,7 @@ class Router::Impl {
     const Resume* resume = nullptr;
     uint32_t attempt = 1;
     th_encoding encoding{};
+    uint32_t plugin = 0;  // Binding::plugin of the kind at admission: whose share of the pool it uses
     bool lossy = false;
     std::string encoded;
     TaskPtr task;  // null: answered by prepare()
@@ -64,6 +66,7 @@ class Router::Impl {
   size_t free_slots_locked(const std::string& kind) const;  // mu held
   size_t kind_limit(const std::string& kind) const;
   SlotCounts& counts_locked(const std::string& kind);  // the kind's entry, made (with its limit) on first use
+  CallPool::Lane* plugin_lane_locked(uint32_t plugin);  // the plugin's share of the pool, made on first use
   TaskPtr find_active(std::string_view id) const;
   v1::DeliveryReceipt receipt_for_missing(std::string_view task_id, std::string_view message_id) const;
   TaskSnapshot snapshot_locked(const Task& t) const;  // t.mu held
@@ -131,6 +134,9 @@ class Router::Impl {
   using Counts = SlotCounts;
   std::unordered_map<std::string, Counts> counts;      // per kind; node-based: tasks keep pointers to entries
   Counts total;
+  // Per plugin (Binding::plugin, from 1): a plugin's calls, of all its kinds, hold at most a lane's share
+  // of the pool, so one plugin whose calls block cannot stall the others'.
+  std::vector<CallPool::Lane*> plugin_lanes;
   uint64_t next_serial = 1;  // also mirrored in issued_serials for lock-free "ended vs unknown" answers
   FinishedTasks finished;
   bool draining = false;

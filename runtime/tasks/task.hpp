@@ -32,7 +32,6 @@ struct SlotCounts {
   size_t pending = 0;  // accepted, waiting for a slot
   size_t started = 0;  // admitted and not yet retired: holds a slot
   size_t limit = 0;    // a kind's concurrency limit (its own, or the host's)
-  CallPool::Lane* lane = nullptr;  // a kind's share of the call pool (its tasks' strands use it)
 };
 
 struct Task {

@@ -7,6 +7,7 @@
 
 #include <sys/resource.h>
 
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -425,31 +426,37 @@ TEST_CASE("a plugin call that blocks does not stall other tasks: the pool grows 
   CHECK(f.router().wait_idle(5s));
 }
 
-TEST_CASE("a kind whose calls all block cannot take every pool thread: other kinds' tasks still run") {
+TEST_CASE("a plugin whose calls all block cannot take every pool thread: other plugins' tasks still run") {
   tasks::RouterOptions o;
   o.worker_threads = 1;
-  o.max_worker_threads = 4;  // a kind gets at most 3 of them
+  o.max_worker_threads = 4;  // a plugin's calls get at most 3 of them
   HostFixture f(o);
-  // Five starts that block until a test.instant task releases them: without a per-kind share they take
-  // all 4 threads, the release never starts, and everything waits for the fixture's 20 s fallback.
+  install_plugin_file(built_plugin("hello-c.so"), f.dir.path(), "hello-c.so");
+  REQUIRE(f.host->plugins().scan().errors.empty());
+  // Five starts of the scripted plugin, over two of its kinds, that block until the gate file exists.
+  // With a share per kind, test.hold's three and test.instant's two take all 4 threads, and the other
+  // plugin's task waits for the gate (the check below times out); with a share per plugin, they hold 3.
+  const std::string gate = (f.dir.path() / "gate").string();
+  const std::string block = "\"block-start:" + gate + "\"";
   for (int i = 0; i < 5; ++i) {
-    REQUIRE(f.router().assign(assignment("stuck-" + std::to_string(i), "test.hold", R"("block-start")")).accepted());
+    const std::string kind = i < 3 ? "test.hold" : "test.instant";
+    REQUIRE(f.router().assign(assignment("stuck-" + std::to_string(i), kind, block)).accepted());
   }
-  // Three are inside their start (the pool grew for them). Without a share the fourth takes the pool's
-  // last thread next, and the release below queues behind the fifth, never to run.
   auto starts_entered = [&] {
     uint64_t n = 0;
-    for (const auto& e : f.router().stats().executors) n += e.kind == "test.hold" ? e.calls.start : 0;
+    for (const auto& e : f.router().stats().executors) n += e.plugin == "scripted" ? e.calls.start : 0;
     return n;
   };
   REQUIRE(eventually([&] { return starts_entered() >= 3; }, 5s));
-  REQUIRE(f.router().assign(assignment("release", "test.instant", R"("release-blocked")")).accepted());
-  auto c = f.outbox.wait_completion("release", 10s);
+  REQUIRE(f.router().assign(assignment("other", "hello.greet", R"({"name":"Ada"})")).accepted());
+  auto c = f.outbox.wait_completion("other", 10s);
+  std::ofstream(gate) << "open";
   REQUIRE(c);
   CHECK(c->state() == v1::SUCCEEDED);
-  // Released, every blocked start returns and the parked ones run: all five are running.
-  for (int i = 0; i < 5; ++i) CHECK(f.outbox.wait_state("stuck-" + std::to_string(i), v1::RUNNING, 10s));
-  for (int i = 0; i < 5; ++i) f.router().deliver(message("stuck-" + std::to_string(i), "finish"));
+  // Released, every blocked start returns and the parked ones run.
+  for (int i = 0; i < 3; ++i) CHECK(f.outbox.wait_state("stuck-" + std::to_string(i), v1::RUNNING, 10s));
+  for (int i = 3; i < 5; ++i) CHECK(f.outbox.wait_completion("stuck-" + std::to_string(i), 10s));
+  for (int i = 0; i < 3; ++i) f.router().deliver(message("stuck-" + std::to_string(i), "finish"));
   CHECK(f.router().wait_idle(5s));
 }
 
