@@ -136,11 +136,11 @@ SwitchResult KindRegistry::apply(Switch change) {
     for (const auto& g : accepted) retire(g->source(), true);
     std::vector<Change> bound;
     for (auto& g : accepted) {
+      const uint32_t plugin =
+          plugin_numbers_.try_emplace(g->name(), static_cast<uint32_t>(plugin_numbers_.size() + 1)).first->second;
       for (const auto& executor : g->executors()) {
         Binding& binding = kinds_[executor->kind()];
         released.push_back(std::move(binding.generation));
-        const uint32_t plugin =
-            plugin_numbers_.try_emplace(g->name(), static_cast<uint32_t>(plugin_numbers_.size() + 1)).first->second;
         binding = Binding{g, executor.get(), plugin};
         unbound.erase(executor->kind());
         bound.emplace_back(executor->kind(), binding);

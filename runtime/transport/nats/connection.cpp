@@ -42,19 +42,17 @@ natsSubscription* take(std::mutex& mu, natsSubscription*& slot) {
 
 void close_subscription(std::mutex& mu, natsSubscription*& slot) { close_subscription(take(mu, slot)); }
 
-void drain_subscription(natsSubscription* sub, const Connection& connection) {
+void drain_subscription(natsSubscription* sub) {
   if (sub == nullptr) return;
   if (natsSubscription_Drain(sub) == NATS_OK) {
-    natsSubscription_WaitForDrainCompletion(sub, connection.drain_wait().count());
+    natsSubscription_WaitForDrainCompletion(sub, 5'000);
   } else {
     natsSubscription_Unsubscribe(sub);
   }
   natsSubscription_Destroy(sub);
 }
 
-void drain_subscription(std::mutex& mu, natsSubscription*& slot, const Connection& connection) {
-  drain_subscription(take(mu, slot), connection);
-}
+void drain_subscription(std::mutex& mu, natsSubscription*& slot) { drain_subscription(take(mu, slot)); }
 
 namespace {
 

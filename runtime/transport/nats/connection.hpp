@@ -116,18 +116,17 @@ void close_subscription(natsSubscription* sub);
 // Takes the subscription out of `slot` under `mu`, then closes it outside the lock, so a callback that
 // needs `mu` can finish meanwhile.
 void close_subscription(std::mutex& mu, natsSubscription*& slot);
-class Connection;
-// Drains `sub` (of `connection`) and frees it; null is a no-op that does not touch `connection`, which
-// may be gone by then. Returns once no callback of it runs (waiting up to Connection::drain_wait()), so
-// nothing touches the callback's object afterwards. Disconnected, a drain cannot start: then it is
-// unsubscribed, as by close_subscription.
-void drain_subscription(natsSubscription* sub, const Connection& connection);
+// Drains `sub` and frees it; null is a no-op. Returns once no callback of it runs (waiting up to 5 s),
+// so nothing touches the callback's object afterwards. On a closed connection (a host stopping with its
+// server gone closes it first, NatsTransport's stop()) a drain cannot start: then it is unsubscribed, as
+// by close_subscription, without waiting.
+void drain_subscription(natsSubscription* sub);
 // The same for the subscription in `slot`, taken out under `mu` and drained outside the lock, so a
 // callback that needs `mu` can finish meanwhile.
-void drain_subscription(std::mutex& mu, natsSubscription*& slot, const Connection& connection);
+void drain_subscription(std::mutex& mu, natsSubscription*& slot);
 
 // A server unreachable for this long is taken as gone, where waiting for it only delays: a host that
-// stops gives up on publishes and drains it cannot complete.
+// stops gives up on the publishes it cannot complete, and closes its connections.
 inline constexpr std::chrono::seconds kUnreachableAfter{5};
 
 class Connection {
@@ -145,11 +144,6 @@ class Connection {
   // How long the server has been unreachable: 0 while connected, else the time since the connection
   // was lost (or since it was made, if it never was up).
   std::chrono::steady_clock::duration down_for() const;
-  // How long a subscription's drain should wait: 5 s, or 1 s once the server is taken as gone (no new
-  // message can come; only a callback already running is waited for).
-  std::chrono::milliseconds drain_wait() const {
-    return down_for() >= kUnreachableAfter ? std::chrono::seconds(1) : std::chrono::seconds(5);
-  }
   // Closes the connection for good (idempotent; the destructor also does): what still uses it fails at
   // once with NATS_CONNECTION_CLOSED instead of waiting for an answer.
   void close();

@@ -42,7 +42,7 @@ void ControlChannel::start() {
 void ControlChannel::stop() {
   if (worker_) worker_->stop();
   // Drained (outside the lock: a callback running needs it), so afterwards no callback touches `this`.
-  drain_subscription(mu_, sub_, connection_);
+  drain_subscription(mu_, sub_);
 }
 
 void ControlChannel::audit() {

@@ -26,7 +26,7 @@ void DiscoveryResponder::start() {
 
 void DiscoveryResponder::stop() {
   // Drained: once it returns no callback runs, so nothing touches `this` after stop().
-  drain_subscription(sub_, connection_);
+  drain_subscription(sub_);
   sub_ = nullptr;
 }
 
