@@ -6,8 +6,8 @@
 // dlclose may not really unmap (unique symbols, TLS destructors), nothing here depends on it unmapping.
 //
 // Thread rule: const methods are safe from any thread. Destruction runs plugin code, so it must happen on
-// a host thread: generations loaded by a PluginDirectory are destroyed on its releaser's thread wherever
-// their last reference drops (registry/generation_releaser.hpp).
+// a host thread: generations loaded by a PluginDirectory are destroyed by its releaser, each on a thread
+// of its own, wherever their last reference drops (registry/generation_releaser.hpp).
 #pragma once
 
 #include "plugin/kind_executor.hpp"

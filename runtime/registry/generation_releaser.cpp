@@ -17,46 +17,43 @@ void GenerationReleaser::release(const plugin::Generation* generation) {
   {
     std::unique_lock lock(mu_);
     if (!stopping_) {
-      if (!thread_.joinable()) {
-        try {
-          thread_ = std::thread([this] { run(); });
-        } catch (const std::system_error& e) {
-          lock.unlock();
-          log::warn("plugins: no thread to destroy generation {} on ({}); destroyed here", generation->id(), e.what());
-          delete generation;
-          return;
-        }
+      join_finished_locked();
+      Destroyer& d = destroyers_.emplace_back();
+      try {
+        d.thread = std::thread([generation, &d] {
+          delete generation;  // on_destroy_executor of each kind, then dlclose
+          d.done.store(true, std::memory_order_release);
+        });
+        return;
+      } catch (const std::system_error& e) {
+        destroyers_.pop_back();
+        lock.unlock();
+        log::warn("plugins: no thread to destroy generation {} on ({}); destroyed here", generation->id(), e.what());
       }
-      queue_.push_back(generation);
-      cv_.notify_one();
-      return;
     }
   }
-  delete generation;  // after stop(): where the reference dropped
+  delete generation;  // no thread for it, or after stop(): where the reference dropped
 }
 
-void GenerationReleaser::run() {
-  std::unique_lock lock(mu_);
-  for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, and nothing left
-    const plugin::Generation* next = queue_.front();
-    queue_.pop_front();
-    lock.unlock();
-    delete next;  // on_destroy_executor of each kind, then dlclose
-    lock.lock();
+void GenerationReleaser::join_finished_locked() {
+  for (auto it = destroyers_.begin(); it != destroyers_.end();) {
+    if (!it->done.load(std::memory_order_acquire)) {
+      ++it;
+      continue;
+    }
+    it->thread.join();  // it has returned from the destroy, or is about to: a short wait at most
+    it = destroyers_.erase(it);
   }
 }
 
 void GenerationReleaser::stop() {
-  std::thread joining;
+  std::list<Destroyer> joining;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
-    joining.swap(thread_);
+    joining.splice(joining.end(), destroyers_);
   }
-  cv_.notify_all();
-  if (joining.joinable()) joining.join();  // it drains the queue first
+  for (Destroyer& d : joining) d.thread.join();
 }
 
 }  // namespace taskhost::registry

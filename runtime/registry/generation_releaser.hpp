@@ -4,10 +4,13 @@
 // threads and take as long as it likes) and then dlclose. The last reference may drop on the thread that
 // scans the plugins directory (a replaced or removed file with no task left), on a pool thread (the last
 // task of a draining generation), or anywhere a status copy was held; a slow destroy there held up every
-// later load, reload and removal, or a pool thread. Generations this releaser adopted are instead queued
-// to its thread when their last reference drops, and destroyed there in order.
+// later load, reload and removal, or a pool thread. Generations this releaser adopted are instead handed,
+// when their last reference drops, to a destroying thread of their own: a destroy that never returns
+// keeps its generation (and one thread), and holds up no other generation's unloading. Generations are
+// released a few per reload, so a thread each costs nothing that matters; finished threads are joined
+// at the next release and by stop().
 //
-// stop() destroys what is queued and joins the thread; a generation released after that is destroyed
+// stop() waits for every destroy under way and joins; a generation released after that is destroyed
 // where its reference drops, as before (the host then tears down its registry on its own thread).
 //
 // Thread rule: adopt() and the deleters it installs are safe from any thread; stop() from a host thread
@@ -16,8 +19,8 @@
 
 #include "plugin/generation.hpp"
 
-#include <condition_variable>
-#include <deque>
+#include <atomic>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -31,22 +34,24 @@ class GenerationReleaser : public std::enable_shared_from_this<GenerationRelease
   GenerationReleaser(const GenerationReleaser&) = delete;
   GenerationReleaser& operator=(const GenerationReleaser&) = delete;
 
-  // Shares `generation` with a deleter that hands it to this releaser's thread.
+  // Shares `generation` with a deleter that hands it to a destroying thread of its own.
   std::shared_ptr<const plugin::Generation> adopt(std::unique_ptr<plugin::Generation> generation);
 
-  // Destroys everything queued, then ends the thread. Idempotent.
+  // Waits for every destroy under way, then joins their threads. Idempotent.
   void stop();
 
  private:
   GenerationReleaser() = default;
   void release(const plugin::Generation* generation);  // the last reference dropped
-  void run();
+  void join_finished_locked();                          // mu_ held
 
+  struct Destroyer {
+    std::thread thread;
+    std::atomic<bool> done{false};  // its destroy returned; the thread touches nothing after setting it
+  };
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<const plugin::Generation*> queue_;  // guarded by mu_
-  bool stopping_ = false;                         // guarded by mu_
-  std::thread thread_;                            // started by the first release
+  std::list<Destroyer> destroyers_;  // guarded by mu_; a list: each thread keeps its own entry's address
+  bool stopping_ = false;            // guarded by mu_
 };
 
 }  // namespace taskhost::registry

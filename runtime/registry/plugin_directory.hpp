@@ -9,8 +9,9 @@
 // all; a file with a new identity is loaded straight away — the load hashes it — and the new generation
 // is dropped unused if its hash is the one already serving (a touch, or the same bytes copied over).
 //
-// Every generation loaded here is destroyed on the directory's releaser thread once its last reference
-// drops (registry/generation_releaser.hpp): a slow on_destroy_executor holds up no scan and no pool thread.
+// Every generation loaded here is destroyed by the directory's releaser, on a thread of its own, once its
+// last reference drops (registry/generation_releaser.hpp): a slow on_destroy_executor holds up no scan, no
+// pool thread and no other generation's unloading.
 //
 // Every failure is recorded against the file (KindRegistry::record_failure) and never stops the scan:
 // one bad plugin never keeps the others from serving, and a file whose new version fails keeps its

@@ -1,5 +1,6 @@
 // PluginDirectory over a real directory: one bad file never keeps a good one from serving, unchanged
 // files are left alone, changed ones get a new generation, gone ones are removed.
+#include "eventually.hpp"
 #include "loader_test_support.hpp"
 #include "plugin/loader.hpp"
 #include "registry/kind_registry.hpp"
@@ -15,6 +16,7 @@
 
 using namespace taskhost::registry;
 using namespace taskhost::plugin_test;
+using taskhost::testing::eventually;
 
 namespace {
 
@@ -129,7 +131,7 @@ TEST_CASE("a file whose executor factory does not return fails at the load timeo
   CHECK(status->state == "failed");
 }
 
-TEST_CASE("a slow on_destroy_executor holds up no scan: generations are destroyed on the releaser's thread") {
+TEST_CASE("a slow on_destroy_executor holds up no scan and no other unload: each generation is destroyed on a thread of its own") {
   TempDir dir, gates;
   RecordingHost host;
   KindRegistry registry;
@@ -152,6 +154,13 @@ TEST_CASE("a slow on_destroy_executor holds up no scan: generations are destroye
     CHECK(plugins.scan().loaded == std::vector<fs::path>{good});
     check_echo_serves(registry, host, 1);
     CHECK_FALSE(destroyed());  // still waiting for its gate, on the releaser's thread
+    // Another generation released meanwhile is destroyed (its memfd closed) without waiting for the
+    // stuck one: on one releaser thread in order, it waited for the gate.
+    REQUIRE(open_memfds("fixture-echo") == 1);
+    fs::remove(good);
+    CHECK(plugins.scan().removed == std::vector<fs::path>{good});
+    CHECK(eventually([] { return open_memfds("fixture-echo") == 0; }, std::chrono::seconds(5)));
+    CHECK_FALSE(destroyed());
     std::ofstream(gate) << "open";
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!destroyed() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
