@@ -206,6 +206,17 @@ TEST_CASE("TLS with a private CA and user/password: a host runs a task; bad cred
   }
 }
 
+TEST_CASE("a tls:// URL never falls back to plain text: a server without TLS is refused at once") {
+  TempDir dir("taskhost-nats-tls-wanted");
+  auto server = start_server(dir.path() / "n1", "authorization {\n  token: \"t0ken-ok\"\n}\n");
+  NatsOptions o = test_options(port_url("tls", "t0ken-ok", *server), "w1");  // no tls_ca: the system's CAs
+  CHECK(refused(o).find("the server does not offer it") != std::string::npos);
+  SUBCASE("also as one of several URLs, in any case") {
+    o.url = port_url("nats", "t0ken-ok", *server) + ", " + port_url("TLS", "t0ken-ok", *server);
+    CHECK(refused(o).find("the server does not offer it") != std::string::npos);
+  }
+}
+
 TEST_CASE("token authorization: a host runs a task; a wrong token is refused at once and not shown") {
   TempDir dir("taskhost-nats-token");
   auto server = start_server(dir.path() / "n1", "authorization {\n  token: \"t0ken-ok\"\n}\n");

@@ -5,9 +5,12 @@
 #include "common/log.hpp"
 #include "transport/nats/nkey.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
+
+#include <strings.h>
 
 namespace taskhost::transport::nats {
 
@@ -157,7 +160,13 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
   }
   if (!o.user.empty()) check(natsOptions_SetUserInfo(opts_, o.user.c_str(), o.password.c_str()), "nats user " + o.user);
   if (!o.token.empty()) check(natsOptions_SetToken(opts_, o.token.c_str()), "nats token");
-  if (!o.tls_ca.empty() || !o.tls_cert.empty()) {
+  // A tls:// URL means TLS or nothing: cnats takes the scheme only as a hint, and against a server that
+  // offers no TLS it connected in plain text. Secure, it refuses such a server (and trusts the system's
+  // CAs unless tls_ca names one).
+  const bool tls_url = std::any_of(urls.begin(), urls.end(), [](const std::string& u) {
+    return u.size() > 6 && strncasecmp(u.c_str(), "tls://", 6) == 0;
+  });
+  if (tls_url || !o.tls_ca.empty() || !o.tls_cert.empty()) {
     check(natsOptions_SetSecure(opts_, true), "nats TLS");
     if (!o.tls_ca.empty()) check(natsOptions_LoadCATrustedCertificates(opts_, o.tls_ca.c_str()), "nats TLS CA " + o.tls_ca);
     if (!o.tls_cert.empty()) {
