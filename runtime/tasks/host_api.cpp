@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace taskhost::tasks {
@@ -111,7 +112,7 @@ th_status sink_post(th_host_context* ctx, th_task_ref ref, const char* text, th_
 
 th_status sink_request_input(th_host_context* ctx, th_task_ref ref, const char* request_id, const char* prompt,
                              const char* schema) {
-  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked& locked) -> th_status {
     if (!request_id || !*request_id) return TH_INVALID_ARGUMENT;
     if (!transition_allowed(t.state, v1::WAITING_INPUT)) return TH_INVALID_ARGUMENT;
     t.pending_request_id = str(request_id);
@@ -123,6 +124,18 @@ th_status sink_request_input(th_host_context* ctx, th_task_ref ref, const char* 
       r->set_expected_schema(str(schema));
     });
     impl.set_state_locked(t, v1::WAITING_INPUT, fmt::format("waiting for input '{}'", t.pending_request_id));
+    t.asked_input = true;
+    // An answer that came before this question is its answer: delivered now, on the strand (never from
+    // inside this sink call: the plugin may hold its own lock here).
+    const auto held = std::find_if(t.held_answers.begin(), t.held_answers.end(),
+                                   [&](const v1::SteeringMessage& m) { return m.in_reply_to() == t.pending_request_id; });
+    if (held != t.held_answers.end()) {
+      v1::SteeringMessage answer = std::move(*held);
+      t.held_answers.erase(held);
+      impl.post(locked.task, [&impl, answer = std::move(answer)](const TaskPtr& task) mutable {
+        impl.deliver_provisional(task, std::move(answer), "sent before the task asked for it");
+      });
+    }
     return TH_OK;
   });
 }

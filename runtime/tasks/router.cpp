@@ -295,6 +295,7 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
   }
   Admitted admitted;
   std::vector<v1::SteeringMessage> never_delivered;  // steering that waited for a start that never came
+  std::vector<v1::SteeringMessage> never_asked;      // answers that waited for a question that never came
   {
     // One critical section retires the task and admits its successors.
     std::lock_guard lock(mu);
@@ -314,6 +315,7 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
       std::lock_guard tl(t->mu);
       finished.put(t->id, [&](TaskSnapshot& s) { fill_snapshot_locked(*t, s); });
       never_delivered.swap(t->queued);
+      never_asked.swap(t->held_answers);
     }
     collect_admissions_locked(admitted);
     // Waiters: wait_idle (nothing active) and drain (nothing started: only checked while draining, so
@@ -324,6 +326,11 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
   for (const auto& m : never_delivered) {
     outbox.on_delivery(make_receipt(t->id, m.message_id(), v1::DeliveryReceipt::TASK_ENDED,
                                     "task '" + t->id + "' ended before it started; the message was not delivered"));
+  }
+  for (const auto& m : never_asked) {
+    outbox.on_delivery(make_receipt(t->id, m.message_id(), v1::DeliveryReceipt::TASK_ENDED,
+                                    "task '" + t->id + "' ended without asking for input '" + m.in_reply_to() +
+                                        "'; the answer was not delivered"));
   }
   outbox.on_capacity(t->kind);
   launch(admitted);
@@ -366,6 +373,14 @@ void Router::Impl::completion_locked(const Task& t, v1::TaskState state, v1::Tas
 
 bool Router::Impl::end_locked(Task& t, const v1::TaskCompletion& completion) {
   if (t.ended) return false;  // the first completion wins
+  // Answers still waiting for their question are not silently dropped: the task's own events say so.
+  for (const auto& m : t.held_answers) {
+    emit_locked(t, [&](v1::TaskEvent& e) {
+      e.mutable_state()->set_state(t.state);
+      e.mutable_state()->set_detail("message '" + m.message_id() + "' answers input '" + m.in_reply_to() +
+                                    "', which the task did not ask for: not delivered");
+    });
+  }
   t.ended = true;
   t.state = completion.state();
   t.detail = completion.has_error() ? completion.error().message() : std::string(state_name(t.state));

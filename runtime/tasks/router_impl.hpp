@@ -95,6 +95,10 @@ class Router::Impl {
   void post(const TaskPtr& t, Fn&& fn);
   void start_on_strand(const TaskPtr& t);
   void deliver_on_strand(const TaskPtr& t, v1::SteeringMessage message, ReceiptCallback done);
+  // A message whose sender had a provisional receipt (queued before the start, or an answer held for
+  // its question): delivered now; the final receipt goes to the outbox, and a refusal also shows in the
+  // task's own events, saying when it was `sent`.
+  void deliver_provisional(const TaskPtr& t, v1::SteeringMessage message, std::string_view sent);
   void cancel_on_strand(const TaskPtr& t, v1::CancelRequest request, ReceiptCallback done);
   void reconcile_on_strand(const TaskPtr& t, ReceiptCallback done);
   void migrate_on_strand(const TaskPtr& t);

@@ -68,6 +68,12 @@ struct Task {
   std::unique_ptr<google::protobuf::Value> exact_input;
   std::string checkpoint;
   std::vector<v1::SteeringMessage> queued;  // steering that arrived before start (a vector: no allocation until used)
+  // Answers to input requests this attempt had not made when they arrived (sent before its start, or
+  // replayed to a re-attached attempt that has yet to ask again): each is delivered when the task asks
+  // for its request id. Only until the attempt's first request: after that an answer to a request that
+  // is not pending is refused at once (a duplicate or a typo, not an early answer).
+  std::vector<v1::SteeringMessage> held_answers;
+  bool asked_input = false;  // this attempt has made an input request
   std::string pending_request_id;
   std::string pending_prompt;
   std::optional<v1::Progress> progress;

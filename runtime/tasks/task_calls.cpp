@@ -160,24 +160,24 @@ void Router::Impl::start_on_strand(const TaskPtr& t) {
     std::lock_guard tl(t->mu);
     queued.swap(t->queued);
   }
-  // Their senders had a provisional receipt: the final one goes to the outbox, and a refusal also shows
-  // in the task's own events (an answer to an input request the task did not make, say).
-  for (auto& m : queued) {
-    v1::DeliveryReceipt r;
-    // deliver_on_strand answers inline, some answers with the task's lock held: look at it afterwards.
-    deliver_on_strand(t, std::move(m), [&r](const v1::DeliveryReceipt& answer) { r = answer; });
-    if (r.outcome() != v1::DeliveryReceipt::ACCEPTED) {
-      std::lock_guard tl(t->mu);
-      if (!t->ended) {
-        emit_locked(*t, [&](v1::TaskEvent& e) {
-          e.mutable_state()->set_state(t->state);
-          e.mutable_state()->set_detail("message '" + r.message_id() + "', sent before the start, was not delivered: " +
-                                        r.detail());
-        });
-      }
+  for (auto& m : queued) deliver_provisional(t, std::move(m), "sent before the start");
+}
+
+void Router::Impl::deliver_provisional(const TaskPtr& t, v1::SteeringMessage message, std::string_view sent) {
+  v1::DeliveryReceipt r;
+  // deliver_on_strand answers inline, some answers with the task's lock held: look at it afterwards.
+  deliver_on_strand(t, std::move(message), [&r](const v1::DeliveryReceipt& answer) { r = answer; });
+  if (r.queued()) return;  // an answer held for its question: its outcome comes when the task asks
+  if (r.outcome() != v1::DeliveryReceipt::ACCEPTED) {
+    std::lock_guard tl(t->mu);
+    if (!t->ended) {
+      emit_locked(*t, [&](v1::TaskEvent& e) {
+        e.mutable_state()->set_state(t->state);
+        e.mutable_state()->set_detail(fmt::format("message '{}', {}, was not delivered: {}", r.message_id(), sent, r.detail()));
+      });
     }
-    outbox.on_delivery(r);
   }
+  outbox.on_delivery(r);
 }
 
 void Router::Impl::deliver_on_strand(const TaskPtr& t, v1::SteeringMessage message, ReceiptCallback done) {
@@ -197,6 +197,15 @@ void Router::Impl::deliver_on_strand(const TaskPtr& t, v1::SteeringMessage messa
                                       t->id, t->attempt)));
     }
     if (!message.in_reply_to().empty()) {
+      if (t->pending_request_id.empty() && !t->asked_input) {
+        // An answer ahead of its question: the task takes it when it asks (sink_request_input).
+        v1::DeliveryReceipt held = receipt(*t, message.message_id(), v1::DeliveryReceipt::ACCEPTED,
+                                           "held: delivered when task '" + t->id + "' asks for input '" +
+                                               message.in_reply_to() + "'");
+        held.set_queued(true);
+        t->held_answers.push_back(std::move(message));
+        return done(held);
+      }
       if (t->pending_request_id != message.in_reply_to()) {
         return done(receipt(*t, message.message_id(), v1::DeliveryReceipt::REJECTED,
                             "task '" + t->id + "' is not waiting for input '" + message.in_reply_to() + "'" +
@@ -318,6 +327,10 @@ void Router::Impl::migrate_on_strand(const TaskPtr& t) {
     if (t->ended) return;  // it completed while detaching: the completion stands
     ++t->attempt;          // the old ref is now stale: late writes from the old generation are dropped
     t->reattach = true;
+    // The new attempt asks again what it needs: an answer meanwhile waits for that (held_answers).
+    t->pending_request_id.clear();
+    t->pending_prompt.clear();
+    t->asked_input = false;
   }
   old = {};  // this may have been the last task of the old generation: it is released here, on the strand
   start_on_strand(t);

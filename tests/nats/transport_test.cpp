@@ -435,6 +435,32 @@ TEST_CASE("on_receipt: steering the dead attempt took before its checkpoint is n
   client.cancel(cancel);
 }
 
+TEST_CASE("on_receipt: an input answer sent while the task's host is dead reaches the re-attached attempt") {
+  NatsSingle nats;
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"));
+  const std::string id =
+      client.submit(assignment("asked", "interactive.count", R"({"steps":6,"delay_ms":100,"ask":true,"ask_at":3})"));
+  REQUIRE(eventually([&] {
+    const auto s = client.status(id);
+    return s.worker_id() == "dies" && s.state() == v1::WAITING_INPUT;
+  }, 10s, kServerPoll));
+  HostRig b(test_options(nats.url(), "rescuer"));
+  a->crash();
+  // Stored while nobody holds the task. The attempt that re-attaches resumes from the step before the
+  // question and asks again; the answer, applied as it opens the task, must wait for that question
+  // (refused as "not waiting for input", the task waited for an answer for ever).
+  v1::SteeringMessage answer;
+  answer.set_task_id(id);
+  answer.add_parts()->set_text("yes");
+  answer.set_in_reply_to("confirm");
+  CHECK(client.send(answer).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  const auto c = client.wait(id, 30s);
+  CHECK(c.state() == v1::SUCCEEDED);
+  CHECK(c.worker_id() == "rescuer");
+  CHECK(c.attempt() == 2);
+}
+
 TEST_CASE("on_receipt: a dead host's task of a kind no survivor serves ends failed orphaned") {
   NatsSingle nats;
   TempDir only_hello;

@@ -29,6 +29,23 @@ class RecordingOutbox : public transport::TaskOutbox {
   void on_checkpoint(const std::string& id, uint32_t, std::string_view bytes) override {
     add([&] { checkpoints_[id] = std::string(bytes); });
   }
+  // Final receipts of messages whose sender had a provisional one.
+  void on_delivery(const v1::DeliveryReceipt& r) override { add([&] { deliveries_.push_back(r); }); }
+
+  std::optional<v1::DeliveryReceipt> wait_delivery(const std::string& message_id,
+                                                   std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::optional<v1::DeliveryReceipt> found;
+    wait_until([&] {
+      for (const auto& r : deliveries_) {
+        if (r.message_id() == message_id) {
+          found = r;
+          return true;
+        }
+      }
+      return false;
+    }, timeout);
+    return found;
+  }
 
   bool wait_heartbeats(size_t n, std::chrono::milliseconds timeout) {
     return wait_until([&] { return heartbeats_.size() >= n; }, timeout);
@@ -118,6 +135,7 @@ class RecordingOutbox : public transport::TaskOutbox {
   std::vector<v1::Heartbeat> heartbeats_;
   std::vector<v1::TaskCompletion> completions_;
   std::map<std::string, std::string> checkpoints_;
+  std::vector<v1::DeliveryReceipt> deliveries_;
 };
 
 }  // namespace taskhost::testing

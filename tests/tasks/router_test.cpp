@@ -129,6 +129,42 @@ TEST_CASE("an input request moves to waiting_input and only the matching answer 
   CHECK(f.outbox.wait_completion("i1")->state() == v1::SUCCEEDED);
 }
 
+TEST_CASE("an answer ahead of its question waits for it; once the task has asked, a stray answer is refused") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("a1", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("a1", v1::RUNNING));
+  // Sent before the task asked (as a durable answer replayed to a re-attached attempt is): held.
+  auto early = f.router().deliver(message("a1", "yes", "q1"));
+  CHECK(early.outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(early.queued());
+  CHECK(early.detail().find("'q1'") != std::string::npos);
+  auto typo = f.router().deliver(message("a1", "maybe", "q-never"));
+  CHECK(typo.queued());
+  // The task asks for q1: the held answer is delivered at once and the task runs on.
+  f.router().deliver(message("a1", "ask"));
+  CHECK(f.outbox.wait_message("a1", "answer:yes"));
+  const auto final_receipt = f.outbox.wait_delivery(early.message_id());
+  REQUIRE(final_receipt);
+  CHECK(final_receipt->outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK_FALSE(final_receipt->queued());
+  CHECK(eventually([&] { return f.router().snapshot("a1")->state == v1::RUNNING; }));
+  // The attempt has asked: an answer to a request it is not waiting for is a duplicate or a typo.
+  auto again = f.router().deliver(message("a1", "yes again", "q1"));
+  CHECK(again.outcome() == v1::DeliveryReceipt::REJECTED);
+  f.router().deliver(message("a1", "finish"));
+  REQUIRE(f.outbox.wait_completion("a1"));
+  // The answer to the question never asked is reported, in the task's events and as its final receipt.
+  const auto never = f.outbox.wait_delivery(typo.message_id());
+  REQUIRE(never);
+  CHECK(never->outcome() == v1::DeliveryReceipt::TASK_ENDED);
+  CHECK(never->detail().find("'q-never'") != std::string::npos);
+  bool said = false;
+  for (const auto& e : f.outbox.events_of("a1")) {
+    said |= e.has_state() && e.state().detail().find("'q-never', which the task did not ask for") != std::string::npos;
+  }
+  CHECK(said);
+}
+
 TEST_CASE("cancel is cooperative; messages and cancels for ended or unknown tasks get a clear answer") {
   HostFixture f;
   REQUIRE(f.router().assign(assignment("c1", "test.hold")).accepted());
