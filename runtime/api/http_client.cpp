@@ -241,6 +241,7 @@ void HttpTaskClient::watch(const std::string& task_id, const std::function<bool(
   if (timeout.count() > 0) target += sep + "timeout_ms=" + std::to_string(timeout.count());
   std::string pending;
   std::string parse_error;
+  std::string overflow;  // the host cut the stream: this reader fell too far behind
   const std::function<bool(std::string_view)> on_body = [&](std::string_view piece) {
     pending.append(piece);
     size_t start = 0;
@@ -252,6 +253,10 @@ void HttpTaskClient::watch(const std::string& task_id, const std::function<bool(
         parse_error = *why;
         return false;
       }
+      if (item.has_overflow()) {
+        overflow = item.overflow();
+        return false;
+      }
       if (!on_item(item)) return false;
     }
     pending.erase(0, start);
@@ -260,6 +265,7 @@ void HttpTaskClient::watch(const std::string& task_id, const std::function<bool(
   const Response r = perform("GET", target, {}, &on_body);
   if (r.status != 200) throw ClientError(error_text(r));
   if (!parse_error.empty()) throw ClientError("unexpected watch item from the API: " + parse_error);
+  if (!overflow.empty()) throw ClientError(overflow + " (see `taskhost status` for where the task is now)");
 }
 
 v1::TaskCompletion HttpTaskClient::wait(const std::string& task_id, std::chrono::milliseconds timeout) {

@@ -20,7 +20,9 @@
 //   GET  /v1/watch[?task=ID][&timeout_ms=N] 200, chunked application/x-ndjson: one WatchItem per line
 //                                       (an event or a completion); with task=ID its recorded events are
 //                                       replayed first and the stream ends after its completion; blank
-//                                       lines are keep-alives. 404 for an unknown task.
+//                                       lines are keep-alives. 404 for an unknown task. A reader more
+//                                       than 10,000 items or 16 MiB behind gets a last item
+//                                       {"overflow": why} and the stream ends.
 //   GET  /v1/plugins                    200 {"plugins":[{file,state,last_error,plugin,version,generation,
 //                                       kinds,active_tasks,draining:[{generation,version,active_tasks}]}]}
 //   POST /v1/reload[?migrate=true]      200 {"loaded":[...],"removed":[...],"errors":[...],"migrate":B}:

@@ -297,7 +297,17 @@ struct ApiServer::Impl {
         if (done) break;
         continue;
       }
-      if (sub->closed()) break;
+      if (sub->closed()) {
+        if (sub->overflowed()) {
+          // Said, not just ended: the reader must not take a cut stream for the task's whole story.
+          v1::WatchItem lost;
+          lost.set_overflow("watch stream ended by the host: " + sub->overflow_reason());
+          const std::string text = to_json(lost) + "\n";
+          const auto chunk = http::make_chunk(net::buffer(text));
+          if (auto [ec, n] = co_await net::async_write(stream, chunk, as_tuple_awaitable); ec) co_return;
+        }
+        break;
+      }
       const auto now = clock::now();
       if (now >= deadline) break;
       if (now >= next_keepalive) {

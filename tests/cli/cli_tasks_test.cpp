@@ -35,6 +35,15 @@ std::string submit(const Host& host, const std::vector<std::string>& args) {
 
 bool has_state(const json::object& s, const char* state) { return str(s, "state") == state; }
 
+// A process's peak resident set (VmHWM), in kB; 0 if unreadable.
+long peak_rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
 // Every --json watch line as an object.
 std::vector<json::object> watch_items(const Result& r) {
   std::vector<json::object> out;
@@ -329,4 +338,33 @@ TEST_CASE_FIXTURE(Fixture, "watch of an ended task shows its completion stamped 
   const int64_t ended = std::stoll(str(done, "unix_ms"));  // int64 is a string in protobuf's JSON
   CHECK(ended > 0);
   CHECK(watched_at - ended >= 1000);
+}
+
+TEST_CASE("watch behind a reader too slow for the task's output is ended by the host, saying so: exit 1, memory bounded") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("exec.so")});
+  Host host(plugins, dir.path() / "state");
+  // About 64 MB of output, in deltas; the host holds at most 16 MiB of items for one watcher.
+  const std::string id = submit(host, {"exec.run", "--id", "loud", "--input",
+                                       R"({"argv":["sh","-c","sleep 1; head -c 64000000 /dev/zero | tr '\\0' a"]})"});
+  // The watcher's stdout is a pipe nobody reads for a while: it stops reading its stream, as a slow
+  // terminal or a stalled script would.
+  const Result r = run_program(
+      {"/bin/bash", "-c",
+       "set -o pipefail; '" + taskhost_bin().string() + "' watch " + id + " --api " + host.api() +
+           " | (sleep 8; cat > /dev/null)"},
+      90s);
+  INFO(r);
+  CHECK(r.code == 1);  // not 0: the stream did not show the task to its end
+  CHECK(r.err.find("watch stream ended by the host: the reader fell") != std::string::npos);
+  CHECK(r.err.find("bytes) behind") != std::string::npos);
+  // What the host held for the stalled watcher stayed bounded: items are counted in bytes too (by the
+  // item bound alone, 10,000 output deltas of this task are ~450 MB).
+  const long peak_kb = peak_rss_kb(host.pid());
+  INFO("host peak RSS " << peak_kb << " kB");
+  CHECK(peak_kb > 0);
+  CHECK(peak_kb < 200 * 1024);
+  // The task itself is not affected.
+  const auto done = wait_for_status(host, id, [](const json::object& o) { return has_state(o, "SUCCEEDED"); }, 60s);
+  CHECK(has_state(done, "SUCCEEDED"));
 }

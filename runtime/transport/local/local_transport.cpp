@@ -235,7 +235,7 @@ std::optional<LocalTransport::TaskPage> LocalTransport::list_page(const std::str
 }
 
 std::shared_ptr<Subscription> LocalTransport::watch(const std::string& task_id, std::function<void()> notify) {
-  auto sub = std::make_shared<Subscription>(task_id, options_.watch_capacity, std::move(notify));
+  auto sub = std::make_shared<Subscription>(task_id, options_.watch_capacity, options_.watch_capacity_bytes, std::move(notify));
   if (task_id.empty()) {
     std::lock_guard lock(mu_);
     watchers_.push_back(sub);

@@ -55,6 +55,7 @@ struct LocalOptions {
   size_t history_per_task = 256;        // durable events replayed to a new watcher of one task (kept in
                                         // memory while it runs, read from the store once it ended)
   size_t watch_capacity = 10'000;       // items a watcher may fall behind before it is closed
+  size_t watch_capacity_bytes = 16u << 20;  // and bytes (serialized items)
   std::chrono::milliseconds delivery_timeout{5'000};  // how long send/cancel wait for the plugin's answer
 };
 

@@ -1,20 +1,27 @@
 #include "transport/local/subscription.hpp"
 
+#include <fmt/format.h>
+
 namespace taskhost::transport::local {
 
-Subscription::Subscription(std::string task_filter, size_t capacity, std::function<void()> notify)
-    : task_filter_(std::move(task_filter)), capacity_(capacity), notify_(std::move(notify)) {}
+Subscription::Subscription(std::string task_filter, size_t capacity, size_t capacity_bytes, std::function<void()> notify)
+    : task_filter_(std::move(task_filter)), capacity_(capacity), capacity_bytes_(capacity_bytes), notify_(std::move(notify)) {}
 
 void Subscription::push(const v1::WatchItem& item) {
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
-    if (items_.size() >= capacity_) {
+    const size_t size = item.ByteSizeLong();
+    if (items_.size() >= capacity_ || bytes_ + size > capacity_bytes_) {
+      overflow_reason_ = fmt::format("the reader fell {} items ({} bytes) behind; the limits are {} items and {} bytes",
+                                     items_.size() + 1, bytes_ + size, capacity_, capacity_bytes_);
       overflowed_ = true;
       closed_ = true;
       items_.clear();
+      bytes_ = 0;
     } else {
       items_.push_back(item);
+      bytes_ += size;
     }
   }
   if (notify_) notify_();
@@ -33,6 +40,7 @@ std::vector<v1::WatchItem> Subscription::take() {
   std::lock_guard lock(mu_);
   std::vector<v1::WatchItem> out;
   out.swap(items_);
+  bytes_ = 0;
   return out;
 }
 
@@ -44,6 +52,11 @@ bool Subscription::closed() const {
 bool Subscription::overflowed() const {
   std::lock_guard lock(mu_);
   return overflowed_;
+}
+
+std::string Subscription::overflow_reason() const {
+  std::lock_guard lock(mu_);
+  return overflow_reason_;
 }
 
 }  // namespace taskhost::transport::local
