@@ -2,7 +2,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <linux/close_range.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,27 +56,45 @@ int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pi
 
 void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-// posix_spawn's attribute and file-action objects, destroyed on every path.
-struct SpawnSetup {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  SpawnSetup() {
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
-};
-
 std::vector<char*> c_array(const std::vector<std::string>& items) {
   std::vector<char*> out;
   for (const std::string& s : items) out.push_back(const_cast<char*>(s.c_str()));
   out.push_back(nullptr);
   return out;
+}
+
+// After fork, in the child. A new process group (see the header); SIGKILL when the thread that forked it
+// ends (the task's I/O thread, which outlives the program unless the host itself dies, and then the
+// program must not outlive the host); an empty signal mask and default dispositions (the host may block
+// or ignore signals, servers often ignore SIGPIPE, and a program must not inherit that, or `yes | head`
+// would never end); only stdio open; then exec. Never returns.
+[[noreturn]] void run_child(pid_t parent, int stdin_fd, int stdout_fd, int stderr_fd, int report_fd, const char* cwd,
+                            const char* program, char* const* argv, char* const* envp) {
+  const auto fail = [report_fd]() {
+    const int err = errno;
+    [[maybe_unused]] const ssize_t n = ::write(report_fd, &err, sizeof err);
+    ::_exit(127);
+  };
+  if (::setpgid(0, 0) != 0) fail();
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail();
+  if (::getppid() != parent) ::_exit(127);  // the host died before the line above: nobody waits for us
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);  // EINVAL for glibc's own: fine
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) fail();
+  if (::dup2(stdin_fd, 0) < 0 || ::dup2(stdout_fd, 1) < 0 || ::dup2(stderr_fd, 2) < 0) fail();
+  // Only stdio crosses: a descriptor the host or another plugin opened without close-on-exec (a
+  // listening socket, a client connection, a lock file) must not live on in the program. The report
+  // pipe is close-on-exec: marked, not closed, so a failed exec can still write to it.
+  if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) fail();
+  if (cwd != nullptr && ::chdir(cwd) != 0) fail();
+  ::execve(program, argv, envp);
+  fail();
+  ::_exit(127);  // not reached: fail() exits
 }
 
 }  // namespace
@@ -92,38 +111,33 @@ Status ChildProcess::spawn(const ExecRequest& r, std::unique_ptr<ChildProcess>* 
   if (Status s = make_pipe(&child->stdout_, &stdout_write); !s.ok()) return s;
   if (Status s = make_pipe(&child->stderr_, &stderr_write); !s.ok()) return s;
 
-  SpawnSetup setup;
-  // A new process group (see the header), an empty signal mask and default dispositions: the host
-  // thread that calls start() may block or ignore signals (servers often ignore SIGPIPE), and a program
-  // must not inherit that, or `yes | head` would never end.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigset_t defaults;
-  sigfillset(&defaults);
-  sigdelset(&defaults, SIGKILL);
-  sigdelset(&defaults, SIGSTOP);
-  int setup_rc = 0;  // the first failure of the calls below (each returns an errno value)
-  const auto check = [&setup_rc](int rc) { setup_rc = setup_rc != 0 ? setup_rc : rc; };
-  check(posix_spawn_file_actions_adddup2(&setup.actions, stdin_read.get(), 0));
-  check(posix_spawn_file_actions_adddup2(&setup.actions, stdout_write.get(), 1));
-  check(posix_spawn_file_actions_adddup2(&setup.actions, stderr_write.get(), 2));
-  // Only stdio crosses: a descriptor the host or another plugin opened without close-on-exec (a
-  // listening socket, a client connection, a lock file) must not live on in the program.
-  check(posix_spawn_file_actions_addclosefrom_np(&setup.actions, 3));
-  if (r.cwd) check(posix_spawn_file_actions_addchdir_np(&setup.actions, r.cwd->c_str()));
-  check(posix_spawnattr_setflags(&setup.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
-  check(posix_spawnattr_setpgroup(&setup.attr, 0));
-  check(posix_spawnattr_setsigmask(&setup.attr, &mask));
-  check(posix_spawnattr_setsigdefault(&setup.attr, &defaults));
-  if (setup_rc != 0) return Status::Failed("posix_spawn setup: " + errno_text(setup_rc));
-
   std::vector<char*> argv = c_array(r.argv);
   std::vector<char*> envp = c_array(r.env);
-  pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, r.program.c_str(), &setup.actions, &setup.attr, argv.data(), envp.data());
-  if (rc != 0) {
+  const char* cwd = r.cwd ? r.cwd->c_str() : nullptr;
+  // The child reports why it could not exec (an errno value) through this pipe; EOF means it did.
+  UniqueFd report_read, report_write;
+  if (Status s = make_pipe(&report_read, &report_write); !s.ok()) return s;
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) return Status::Failed("fork: " + errno_text(errno));
+  if (pid == 0) {
+    // The child: async-signal-safe calls only, on memory prepared before the fork (another host thread
+    // may have held the allocator's lock at the fork).
+    run_child(parent, stdin_read.get(), stdout_write.get(), stderr_write.get(), report_write.get(), cwd,
+              r.program.c_str(), argv.data(), envp.data());
+  }
+  report_write.reset();
+  int child_errno = 0;
+  ssize_t got = 0;
+  do {
+    got = ::read(report_read.get(), &child_errno, sizeof child_errno);
+  } while (got < 0 && errno == EINTR);
+  if (got == static_cast<ssize_t>(sizeof child_errno)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
     return Status::InvalidArgument("'argv[0]': cannot start program '" + r.argv.front() + "' (" + r.program +
-                                   "): " + errno_text(rc));
+                                   "): " + errno_text(child_errno));
   }
   child->pid_ = pid;
   // The parent must not hold the child's ends, or it would never see EOF on stdout/stderr.

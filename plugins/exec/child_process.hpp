@@ -1,13 +1,19 @@
 // One program started for an exec.run task: its own process group, pipes to its stdin/stdout/stderr, and
 // a pidfd that becomes readable when it exits.
 //
-// Why posix_spawn and not Boost.Process (v1): the host is multithreaded, and Boost.Process v1 starts a
-// program with fork() and then runs ordinary C++ (allocation, its error-reporting pipe) in the child
-// before exec; if another host thread held the malloc lock at the fork, that child deadlocks. glibc's
-// posix_spawn uses clone(CLONE_VM|CLONE_VFORK) and only async-signal-safe steps, and reports exec and
-// chdir errors back as its return value. Boost.Process v1 also has no graceful stop (terminate() is
-// SIGKILL), and its asynchronous I/O installs a process-wide SIGCHLD handler, which is process state a
-// plugin has no business owning.
+// Why fork with only async-signal-safe steps, and not Boost.Process (v1) or posix_spawn: the host is
+// multithreaded, and Boost.Process v1 runs ordinary C++ (allocation, its error-reporting pipe) in the
+// child between fork and exec; if another host thread held the malloc lock at the fork, that child
+// deadlocks. Here the child only makes system calls on memory prepared before the fork, and reports a
+// failed exec or chdir through a close-on-exec pipe. posix_spawn (used before) is as safe, but cannot set
+// the parent-death signal: with it, a host killed by SIGKILL left its programs running (found by
+// exploratory QA), and a restarted host could neither reach nor stop them. Boost.Process v1 also has no
+// graceful stop (terminate() is SIGKILL), and its asynchronous I/O installs a process-wide SIGCHLD
+// handler, which is process state a plugin has no business owning.
+//
+// Why the parent-death signal is SIGKILL to the program alone: it fires when the THREAD that forked the
+// program ends, so spawn() runs on the task's I/O thread (exec_run.hpp), which ends only after the
+// program was reaped; it then means "the host died". The group cannot be signalled by a dead host.
 //
 // Why a process group: a cancel, timeout or kill must reach whatever the program started too
 // (`sh -c 'sleep 30'` forks sleep); signalling the group leaves no grandchild behind.

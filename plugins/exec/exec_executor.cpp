@@ -14,19 +14,9 @@ Status ExecExecutor::start(const taskhost::Task& task, taskhost::TaskSink& sink)
   if (task.reattach()) return Status::Failed("exec.run cannot re-attach: its program ran on a lost worker");
   ExecRequest request;
   if (Status s = parse_exec_request(task.input(), &request); !s.ok()) return s;
-  std::unique_ptr<ChildProcess> child;
-  if (Status s = ChildProcess::spawn(request, &child); !s.ok()) return s;
-  const pid_t pid = child->pid();
-  const std::string program = request.argv.front();
-  auto run = std::make_shared<ExecRun>(sink, std::move(request), std::move(child));
+  auto run = std::make_shared<ExecRun>(sink, std::move(request));
   if (!runs_.insert(task.ref(), run)) return Status::Failed("task attempt already started");
-  // Before the I/O thread exists, so "started" precedes every output delta.
-  boost::json::object started;
-  started["pid"] = pid;
-  sink.post("started", boost::json::serialize(started));
-  sink.state(taskhost::RunState::running, "running '" + program + "' as pid " + std::to_string(pid));
-  run->launch();
-  return Status::Ok();
+  return run->launch();  // failed: the host releases the attempt, which joins its (ended) I/O thread
 }
 
 Status ExecExecutor::cancel(const taskhost::Task& task, taskhost::TaskSink&) {

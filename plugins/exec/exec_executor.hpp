@@ -1,8 +1,8 @@
 // exec.run: runs a local program per task (see docs/plugins.md for the input, output and events).
 //
-// start() spawns the program (so a program that cannot start fails the task at once as INVALID_INPUT,
-// naming it), posts "started" with its pid, and hands it to an ExecRun whose I/O thread streams its
-// output and ends the task. deliver() writes steering text to its stdin; cancel() asks for SIGTERM, then
+// start() hands the request to an ExecRun whose I/O thread spawns the program (so a program that cannot
+// start fails the task at once as INVALID_INPUT, naming it; and the program dies with that thread, not
+// with a host pool thread), posts "started" with its pid, streams its output and ends the task. deliver() writes steering text to its stdin; cancel() asks for SIGTERM, then
 // SIGKILL after a grace. Not re-attachable (can_reattach stays false): a program cannot be adopted by
 // another worker, so after a worker loss the host fails the task as orphaned.
 //

@@ -65,8 +65,7 @@ std::optional<Clock::time_point> earliest(std::optional<Clock::time_point> a, st
 
 }  // namespace
 
-ExecRun::ExecRun(taskhost::TaskSink sink, ExecRequest request, std::unique_ptr<ChildProcess> child)
-    : sink_(sink), request_(std::move(request)), child_(std::move(child)), started_(Clock::now()) {
+ExecRun::ExecRun(taskhost::TaskSink sink, ExecRequest request) : sink_(sink), request_(std::move(request)) {
   if (request_.stdin_data) {
     commands_.stdin_text = *request_.stdin_data;
     commands_.close_stdin = true;
@@ -79,10 +78,13 @@ ExecRun::~ExecRun() {
   join();
 }
 
-void ExecRun::launch() {
+Status ExecRun::launch() {
   wake_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_.open()) throw std::system_error(errno, std::system_category(), "eventfd");
-  thread_ = std::thread([this] { run(); });
+  std::promise<Status> spawned;
+  std::future<Status> result = spawned.get_future();
+  thread_ = std::thread([this, &spawned] { run(spawned); });
+  return result.get();  // the thread sets it before anything else, and never touches `spawned` again
 }
 
 Status ExecRun::send(const StdinCommand& command) {
@@ -142,8 +144,28 @@ void ExecRun::stdin_gone(const char* why) {
   if (closed_why_.empty()) closed_why_ = why;
 }
 
-void ExecRun::run() noexcept {
+void ExecRun::run(std::promise<Status>& spawned) noexcept {
   block_sigpipe();
+  // Started here, not on the host thread that called start(): the program gets SIGKILL when the thread
+  // that started it ends (ChildProcess::spawn), and a host pool thread may end while the task still
+  // runs; this thread ends only after the program was reaped. So a host that dies (SIGKILL, a crash, a
+  // second SIGTERM) leaves no program running.
+  Status s = Status::Ok();
+  try {
+    s = ChildProcess::spawn(request_, &child_);
+  } catch (const std::exception& e) {
+    s = Status::Failed(std::string("exec.run could not start its program: ") + e.what());
+  }
+  if (s.ok()) {
+    started_ = Clock::now();
+    boost::json::object started;  // before every output delta
+    started["pid"] = child_->pid();
+    sink_.post("started", boost::json::serialize(started));
+    sink_.state(taskhost::RunState::running,
+                "running '" + request_.argv.front() + "' as pid " + std::to_string(child_->pid()));
+  }
+  spawned.set_value(s);
+  if (!s.ok()) return;
   try {
     Counts counts;
     Stop stop = Stop::none;

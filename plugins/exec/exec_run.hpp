@@ -1,6 +1,7 @@
 // One running exec.run task: the program and the I/O thread that serves it.
 //
-// The I/O thread polls the program's stdout and stderr (each chunk goes to the sink as an output delta
+// The I/O thread starts the program (so the program dies with it: child_process.hpp), then polls the
+// program's stdout and stderr (each chunk goes to the sink as an output delta
 // the moment it arrives), writes queued steering text to its stdin, watches the exit pidfd, and enforces
 // the timeout and the SIGTERM → SIGKILL escalation. It alone touches the ChildProcess and makes the
 // task's terminal sink call. Host threads only queue work (send, cancel, abandon) and wake it through an
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <taskhost/sdk.hpp>
+#include <future>
 #include <thread>
 
 #include "child_process.hpp"
@@ -31,14 +33,16 @@ inline constexpr std::chrono::milliseconds kDrainGrace{500};
 
 class ExecRun {
  public:
-  ExecRun(taskhost::TaskSink sink, ExecRequest request, std::unique_ptr<ChildProcess> child);
+  ExecRun(taskhost::TaskSink sink, ExecRequest request);
   ~ExecRun();
   ExecRun(const ExecRun&) = delete;
   ExecRun& operator=(const ExecRun&) = delete;
 
-  // Starts the I/O thread. Call once. Throws std::system_error if no thread or eventfd can be made (the
-  // SDK turns that into a failed start; the destructor still kills the program).
-  void launch();
+  // Starts the I/O thread, which starts the program (ChildProcess::spawn: the program dies with that
+  // thread, and the thread lives until the program is reaped) and then serves it; returns once the
+  // program runs, or why it could not start. Call once. Throws std::system_error if no thread or eventfd
+  // can be made (the SDK turns that into a failed start).
+  taskhost::Status launch();
   // Queues stdin text and/or the close of stdin. Failed once stdin is closed or the program exited.
   taskhost::Status send(const StdinCommand& command);
   // SIGTERM now, SIGKILL after kKillGrace; the task then ends canceled. Returns at once.
@@ -61,7 +65,7 @@ class ExecRun {
     uint64_t stderr_bytes = 0;
   };
 
-  void run() noexcept;
+  void run(std::promise<taskhost::Status>& spawned) noexcept;
   // Polls until the program exited and its output is drained. False when abandoned (no report then).
   bool serve(Counts* counts, Stop* stop);
   void report(const ExitInfo& exit, const Counts& counts, Stop stop);
@@ -71,8 +75,8 @@ class ExecRun {
 
   const taskhost::TaskSink sink_;
   const ExecRequest request_;
-  std::unique_ptr<ChildProcess> child_;  // the I/O thread's alone once launched
-  const std::chrono::steady_clock::time_point started_;  // the spawn: the timeout counts from here
+  std::unique_ptr<ChildProcess> child_;  // the I/O thread's alone: it starts the program
+  std::chrono::steady_clock::time_point started_;  // the spawn: the timeout counts from here (I/O thread)
   UniqueFd wake_;                        // eventfd: host threads → I/O thread
 
   std::mutex mu_;

@@ -368,3 +368,41 @@ TEST_CASE("watch behind a reader too slow for the task's output is ended by the 
   const auto done = wait_for_status(host, id, [](const json::object& o) { return has_state(o, "SUCCEEDED"); }, 60s);
   CHECK(has_state(done, "SUCCEEDED"));
 }
+
+namespace {
+// Processes whose command line is exactly `argv` (their /proc/PID/cmdline), this machine-wide.
+std::vector<pid_t> processes_running(const std::vector<std::string>& argv) {
+  std::string want;
+  for (const auto& a : argv) want += a + '\0';
+  std::vector<pid_t> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline == want) out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a host killed with SIGKILL leaves no exec.run program running") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("exec.so")});
+  Host host(plugins, dir.path() / "state");
+  // A duration no other process on the machine is likely to sleep for.
+  const std::vector<std::string> argv = {"sleep", std::to_string(600 + ::getpid() % 997) + ".5"};
+  const std::string id = submit(host, {"exec.run", "--id", "long", "--input",
+                                       R"({"argv":[")" + argv[0] + R"(",")" + argv[1] + R"("]})"});
+  wait_for_status(host, id, [](const json::object& o) { return has_state(o, "RUNNING"); });
+  REQUIRE(processes_running(argv).size() == 1);
+  host.signal(SIGKILL);
+  REQUIRE(host.wait_exit(10s).has_value());
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!processes_running(argv).empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto left = processes_running(argv);
+  for (pid_t pid : left) ::kill(pid, SIGKILL);  // not left behind by the test either
+  CHECK_MESSAGE(left.empty(), "the program outlived its host");
+}
