@@ -90,6 +90,13 @@ config::NatsConfig nats_config(const CommandLine& cl) {
 }
 #endif
 
+std::chrono::seconds timeout_flag(const CommandLine& cl) {
+  if (!cl.has("timeout")) return std::chrono::seconds(0);
+  const long long secs = cl.get<long long>("timeout");
+  if (secs < 0) throw UsageError("--timeout must be 0 (no limit) or a number of seconds, not " + std::to_string(secs));
+  return std::chrono::seconds(secs);
+}
+
 std::string nats_prefix_flag(const CommandLine& cl) {
   std::string prefix = cl.get<std::string>("nats-prefix");
   if (const std::string why = config::stream_prefix_problem(prefix); !why.empty()) throw UsageError("--nats-prefix " + why);

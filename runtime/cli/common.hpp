@@ -11,6 +11,7 @@
 
 #include <google/protobuf/message.h>
 
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -76,6 +77,9 @@ std::unique_ptr<transport::TaskClient> make_client(const CommandLine& cl);
 // With --nats: the [nats] table of --config (or the defaults), with --nats-prefix applied.
 config::NatsConfig nats_config(const CommandLine& cl);
 #endif
+// --timeout SECS (declared as a long long option without a default): 0 when absent (no limit). A
+// negative value is a UsageError: program_options would read "-1" into an unsigned as its maximum.
+std::chrono::seconds timeout_flag(const CommandLine& cl);
 // The value of --nats-prefix, checked as [nats] stream_prefix is (UsageError naming the flag).
 std::string nats_prefix_flag(const CommandLine& cl);
 // The local API's own client, for the admin commands (plugins, reload). Throws UsageError with --nats.

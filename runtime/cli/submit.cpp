@@ -23,11 +23,13 @@ int submit_command(const Args& args) {
        "the task's input: JSON text, @FILE, or @- for stdin")
       ("id", po::value<std::string>()->value_name("ID"), "the task id (default: a new UUID)")
       ("wait,w", "wait for the task to end and print its result")
-      ("timeout", po::value<unsigned>()->value_name("SECS")->default_value(0),
-       "with --wait: give up after SECS seconds (0 = no limit)");
+      ("timeout", po::value<long long>()->value_name("SECS"),
+       "with --wait: give up after SECS seconds (0, the default: no limit)");
   cl.client_options(true);
   cl.positional("kind", 1);
   if (!cl.parse(args)) return kExitOk;
+  const std::chrono::seconds timeout = timeout_flag(cl);
+  if (cl.has("timeout") && !cl.has("wait")) throw UsageError("--timeout needs --wait");
 
   v1::TaskAssignment a;
   if (cl.has("id")) {
@@ -53,7 +55,7 @@ int submit_command(const Args& args) {
     return kExitOk;
   }
   if (!cl.json()) std::cerr << id << "\n";  // the id on stderr keeps stdout for the result
-  const auto completion = client->wait(id, std::chrono::seconds(cl.get<unsigned>("timeout")));
+  const auto completion = client->wait(id, timeout);
   if (cl.json()) {
     print_json(completion);
   } else if (completion.state() == v1::SUCCEEDED && completion.has_output()) {

@@ -70,10 +70,11 @@ int watch_command(const Args& args) {
                  "interrupted or --timeout). In a terminal, progress shows as a bar; piped, as plain lines.");
   cl.options().add_options()
       ("id", po::value<std::string>(), "the task id (positional, optional)")
-      ("timeout", po::value<unsigned>()->value_name("SECS")->default_value(0), "stop after SECS seconds (0 = no limit)");
+      ("timeout", po::value<long long>()->value_name("SECS"), "stop after SECS seconds (0, the default: no limit)");
   cl.client_options(true);
   cl.positional("id", 1);
   if (!cl.parse(args)) return kExitOk;
+  const std::chrono::seconds timeout = timeout_flag(cl);
   const std::string id = cl.has("id") ? cl.get<std::string>("id") : std::string();
   Printer printer(!cl.json() && ::isatty(STDOUT_FILENO) == 1);
   make_client(cl)->watch(
@@ -87,7 +88,7 @@ int watch_command(const Args& args) {
         }
         return true;
       },
-      std::chrono::seconds(cl.get<unsigned>("timeout")));
+      timeout);
   printer.finish();
   return kExitOk;
 }

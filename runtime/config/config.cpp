@@ -303,10 +303,16 @@ Config parse_config(std::string_view text, const std::string& source, const std:
 }
 
 Config load_config(const std::filesystem::path& file) {
+  std::error_code ec;
+  // A directory opens as a stream and reads as nothing: it would have been an empty config.
+  if (std::filesystem::is_directory(file, ec)) {
+    throw ConfigError(fmt::format("cannot read config file {}: it is a directory", file.string()));
+  }
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ConfigError(fmt::format("cannot read config file {}", file.string()));
   std::ostringstream text;
   text << in.rdbuf();
+  if (in.bad()) throw ConfigError(fmt::format("cannot read config file {}", file.string()));
   return parse_config(text.str(), file.string(), file.parent_path());
 }
 

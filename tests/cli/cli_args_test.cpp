@@ -62,6 +62,10 @@ TEST_CASE("bad arguments are one line and exit 2") {
   check_one_line_error(run({"send", "t1", "hi", "--data", "[1,"}), 2, "--data is not valid JSON");
   check_one_line_error(run({"status", "--api", "nowhere"}), 2, "--api 'nowhere'");
   check_one_line_error(run({"watch", "--timeout", "soon"}), 2, "timeout");
+  // "-1" read into an unsigned was its maximum: no limit at all.
+  check_one_line_error(run({"watch", "--timeout", "-1"}), 2, "--timeout must be 0 (no limit) or a number of seconds, not -1");
+  check_one_line_error(run({"submit", "hello.greet", "--wait", "--timeout", "-3"}), 2, "--timeout must be 0");
+  check_one_line_error(run({"submit", "hello.greet", "--timeout", "5"}), 2, "--timeout needs --wait");
   check_one_line_error(run({"serve", "--transport", "pigeon"}), 2, "--transport must be local or nats");
   // A stream prefix JetStream cannot use is refused up front, not after 10 s of server timeouts.
   check_one_line_error(run({"status", "--nats", "nats://127.0.0.1:1", "--nats-prefix", "A B"}), 2,

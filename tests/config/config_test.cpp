@@ -223,6 +223,16 @@ TEST_CASE("a missing config file is an error naming it") {
   }
 }
 
+TEST_CASE("a directory given as the config file is an error naming it, not an empty config") {
+  const auto dir = std::filesystem::temp_directory_path();
+  try {
+    load_config(dir);
+    FAIL("expected ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()) == "cannot read config file " + dir.string() + ": it is a directory");
+  }
+}
+
 TEST_CASE("endpoints: host:port, [v6]:port, http:// prefix and unix:path") {
   std::string why;
   auto e = parse_endpoint("127.0.0.1:7411", &why);

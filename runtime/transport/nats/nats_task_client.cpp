@@ -185,7 +185,10 @@ v1::DeliveryReceipt NatsTaskClient::control(const std::string& task_id, const st
                    "stored; the task is running but its host did not confirm in time");
   }
   return make_receipt(task_id, message_id, v1::DeliveryReceipt::UNKNOWN_TASK,
-                 fmt::format("unknown task '{}': the message is kept and applies if such a task starts", task_id));
+                 fmt::format("unknown task '{}': nothing holds or records it. The message is stored and applies when "
+                             "the task starts only if it was already submitted (queued by an orchestrator); a task "
+                             "submitted after it does not see it",
+                             task_id));
 }
 
 v1::DeliveryReceipt NatsTaskClient::send(const v1::SteeringMessage& in) {
