@@ -435,11 +435,19 @@ struct ApiServer::Impl {
   }
 
   void listen_unix(const config::Endpoint& e) {
-    // A socket file left by a host that died is in the way; anything else at that path is not ours.
+    // A socket file left by a host that died is in the way; anything else at that path is not ours,
+    // and neither is a socket something still accepts on (another host: unlinking its file would take
+    // its address, and leave it unreachable once this one exits).
     struct stat st {};
     if (::lstat(e.path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode)) throw ApiError(fmt::format("cannot listen on {}: the path exists and is not a socket", e.to_string()));
-      ::unlink(e.path.c_str());
+      unix_socket::socket probe(ioc);
+      boost::system::error_code probe_ec;
+      probe.connect(unix_socket::endpoint(e.path), probe_ec);
+      if (!probe_ec) {
+        throw ApiError(fmt::format("cannot listen on {}: Address already in use (another process accepts on it)", e.to_string()));
+      }
+      ::unlink(e.path.c_str());  // nobody listens: left by a host that died
     }
     boost::system::error_code ec;
     auto acceptor = std::make_unique<unix_socket::acceptor>(ioc);

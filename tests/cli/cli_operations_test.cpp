@@ -137,6 +137,14 @@ TEST_CASE("the API on a unix socket, with JSON log lines") {
   const Result r = host.cli({"submit", "hello.greet", "--input", R"({"name":"Sock"})", "--wait"});
   INFO(r);
   CHECK(r.out == "Hello, Sock!\n");
+  // A second host on the same socket is refused, as on a TCP port in use; the first stays reachable.
+  const Result second = run({"serve", "--plugins", plugins.string(), "--state", (dir.path() / "state2").string(),
+                             "--api", sock},
+                            {}, 15s);
+  INFO(second);
+  CHECK(second.code == 1);
+  CHECK(second.err.find("Address already in use") != std::string::npos);
+  CHECK(host.cli({"plugins"}).code == 0);
   for (const auto& line : lines(host.log())) {
     const auto o = parse_json(line).as_object();
     CHECK(o.contains("ts"));
