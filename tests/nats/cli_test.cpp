@@ -132,6 +132,11 @@ TEST_CASE("taskhost CLI with --nats: discovery, submit --wait, input answer, ste
     const cli::Result s = d.cli({"status", "again-1", "--json"});
     INFO(s);
     CHECK(cli::str(cli::parse_json(s.out).as_object(), "state") == "SUCCEEDED");
+    // Under another kind it is another task: refused, not answered with the first one's result.
+    r = d.cli({"submit", "exec.run", "--id", "again-1", "--input", R"({"argv":["false"]})", "--wait"});
+    INFO(r);
+    CHECK(r.code == 1);
+    CHECK(r.err.find("task 'again-1' already ran as kind 'hello.greet'; not submitted as 'exec.run'") != std::string::npos);
 
     const std::filesystem::path big = d.dir.path() / "big.json";
     std::ofstream(big) << R"({"name":")" << std::string(2 * 1024 * 1024, 'x') << R"("})";

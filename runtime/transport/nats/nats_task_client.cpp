@@ -74,7 +74,17 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
     // An id that already ended is that task, as on the embedded transport: `submit --wait` answers with
     // its result. Stored again, it would run a second time once the server's duplicate window passed,
     // and its completion would lose to the first one's.
-    if (store_->completion_exists(id)) return id;
+    // Unless it names another kind: then the caller means another task, and answering with the first
+    // one's result would be wrong (as on the embedded transport).
+    if (store_->completion_exists(id)) {
+      for (const auto& item : items_of(store_->completion_batch(id))) {
+        if (item.has_completion() && !item.completion().kind().empty() && item.completion().kind() != kind) {
+          throw ClientError(fmt::format("submit: task '{}' already ran as kind '{}'; not submitted as '{}'", id,
+                                        item.completion().kind(), kind));
+        }
+      }
+      return id;
+    }
     uint64_t revision = 0;
     const auto held = store_->task(id, &revision);
     if (held && held->record.kind != kind) {
