@@ -190,13 +190,17 @@ class Probe {
     return out;
   }
 
-  // Every event stored for one task (events and completion batches), in order.
-  std::vector<v1::WatchItem> items_of(const transport::nats::Names& names, const std::string& task_id) {
+  // Every event and completion stored for one task (events and completion batches), in order; without
+  // the status snapshots that end events batches unless `snapshots`.
+  std::vector<v1::WatchItem> items_of(const transport::nats::Names& names, const std::string& task_id,
+                                      bool snapshots = false) {
     std::vector<v1::WatchItem> out;
     for (const auto& [subject, data] : read_all(names.events_stream(), names.task_events_filter(task_id))) {
       auto items = transport::nats::decode_items(data);
       REQUIRE(items);
-      out.insert(out.end(), items->begin(), items->end());
+      for (auto& item : *items) {
+        if (snapshots || !item.has_status()) out.push_back(std::move(item));
+      }
     }
     return out;
   }

@@ -375,6 +375,33 @@ TEST_CASE("steering and cancel reach the task on whichever host holds it; after 
   CHECK(client.send(nobody).outcome() == v1::DeliveryReceipt::UNKNOWN_TASK);
 }
 
+TEST_CASE("status of a task waiting for input stays so after an outbound message: each events batch says where it is") {
+  NatsSingle nats;
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  HostRig host(test_options(nats.url(), "w1"));
+  const std::string id =
+      client.submit(assignment("waits", "interactive.count", R"({"steps":4,"delay_ms":50,"ask":true,"ask_at":2})"));
+  REQUIRE(eventually([&] { return client.status(id).state() == v1::WAITING_INPUT; }, 10s, kServerPoll));
+  const double progress = client.status(id).progress().current();
+  // The task echoes steering as an outbound message: its next events batch holds only that.
+  v1::SteeringMessage m;
+  m.set_task_id(id);
+  m.add_parts()->set_text("hello");
+  REQUIRE(client.send(m).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  Probe p(nats.url());
+  REQUIRE(eventually([&] { return has_message(p.items_of(host.transport().names(), id), "echo: hello"); }, 10s,
+                     kServerPoll));
+  const auto s = client.status(id);
+  CHECK(s.state() == v1::WAITING_INPUT);  // was RUNNING "held by w1", with the request and progress gone
+  CHECK(s.pending_request_id() == "confirm");
+  CHECK(s.progress().current() == progress);
+  m.clear_parts();
+  m.add_parts()->set_text("yes");
+  m.set_in_reply_to("confirm");
+  REQUIRE(client.send(m).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(client.wait(id, 20s).state() == v1::SUCCEEDED);
+}
+
 TEST_CASE("on_receipt: a dead host's recorded task is re-attached elsewhere from its checkpoint") {
   NatsSingle nats;
   NatsTaskClient client(test_options(nats.url(), "client"));

@@ -1,6 +1,7 @@
 #include "transport/nats/event_batcher.hpp"
 
 #include "common/log.hpp"
+#include "transport/nats/status_view.hpp"
 #include "transport/nats/wire.hpp"
 
 #include <fmt/format.h>
@@ -34,6 +35,9 @@ void EventBatcher::event(const v1::TaskEvent& event) {
   // "accepted" late when the task already ran on another thread) is dropped, so the completion stays
   // the last word of its batch.
   if (p.completion && p.completion->attempt() == event.attempt()) return;
+  v1::TaskStatus& standing = standing_[event.task_id()];
+  if (event.attempt() < standing.attempt()) return;  // a late event of a superseded attempt
+  apply_event(standing, event);
   if (p.batch.empty()) {
     p.attempt = event.attempt();
     p.first_seq = event.seq();
@@ -47,6 +51,7 @@ void EventBatcher::completion(const v1::TaskCompletion& completion) {
   Pending& p = pending_locked(completion.task_id());
   append_completion_item(p.batch, completion);
   p.completion = completion;
+  standing_.erase(completion.task_id());
   // A millisecond's wait lets a busy host store many completions per wake-up of the writer thread.
   schedule_locked(std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
 }
@@ -71,6 +76,9 @@ void EventBatcher::flush() {
         if (!next || due < *next) next = due;
         keep.push_back(std::move(id));
         continue;
+      }
+      if (!it->second.completion) {
+        if (auto s = standing_.find(id); s != standing_.end()) append_status_item(it->second.batch, s->second);
       }
       out.push_back(Out{std::move(id), std::move(it->second)});
       pending_.erase(it);

@@ -5,6 +5,11 @@
 // carrying the task's remaining events and the completion last, stored only if that subject is still
 // empty (the first completion for a task id wins, across hosts and retries).
 //
+// An events batch ends with a snapshot of the task's status as of its last event (a WatchItem status:
+// state, detail, progress, pending input request, folded from every event of the task so far), so the
+// task's latest batch alone answers `status`: a batch holding only an outbound message or an output
+// delta would otherwise say nothing of them. A completion batch needs none (the completion is final).
+//
 // A task's events wait up to `linger` for company before they are published on their own; its
 // completion waits at most a millisecond (so one wake-up of the writer stores many). So a task that starts and ends within the linger costs one stored message
 // (what keeps a busy host close to a bare consumer), and an event of a long task is visible to watchers
@@ -15,6 +20,8 @@
 #pragma once
 
 #include "transport/nats/async_publisher.hpp"
+
+#include "taskhost/v1/status.pb.h"
 #include "transport/nats/names.hpp"
 
 #include "taskhost/v1/completion.pb.h"
@@ -61,6 +68,9 @@ class EventBatcher {
   const std::chrono::milliseconds linger_;
   std::mutex mu_;
   std::unordered_map<std::string, Pending> pending_;
+  // Each running task's status folded from its events, for the snapshot ending its events batches.
+  // Dropped with the task's completion (a task handed to another host keeps a small entry until exit).
+  std::unordered_map<std::string, v1::TaskStatus> standing_;
   std::vector<std::string> order_;  // tasks in pending_, by first arrival
   std::optional<std::chrono::steady_clock::time_point> scheduled_;  // the flush already asked for
 };

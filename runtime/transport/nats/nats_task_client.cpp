@@ -363,6 +363,7 @@ void NatsTaskClient::watch(const std::string& task_id, const std::function<bool(
       natsMsg_Destroy(msg);
       if (!items) continue;
       for (const auto& item : *items) {
+        if (item.has_status()) continue;  // the snapshot for `status`, not an event
         if (!on_item(item)) return 0;
         // One task's stream ends with its completion, as the local API's does.
         if (!task_id.empty() && item.has_completion()) return 0;

@@ -3,6 +3,25 @@
 namespace taskhost::transport::nats {
 namespace {
 
+// A host's snapshot (the last item of an events batch): what the events so far say, including those of
+// earlier batches this one does not repeat.
+void apply_snapshot(v1::TaskStatus& s, const v1::TaskStatus& snap) {
+  if (!snap.kind().empty()) s.set_kind(snap.kind());
+  if (snap.attempt() != 0) s.set_attempt(snap.attempt());
+  if (!snap.worker_id().empty()) s.set_worker_id(snap.worker_id());
+  if (snap.updated_unix_ms() != 0) s.set_updated_unix_ms(snap.updated_unix_ms());
+  if (s.created_unix_ms() == 0) s.set_created_unix_ms(snap.created_unix_ms());
+  if (snap.state() != v1::TASK_STATE_UNSPECIFIED) {
+    s.set_state(snap.state());
+    s.set_detail(snap.detail());
+  }
+  if (snap.has_progress()) *s.mutable_progress() = snap.progress();
+  s.set_pending_request_id(snap.pending_request_id());
+  s.set_pending_prompt(snap.pending_prompt());
+}
+
+}  // namespace
+
 void apply_event(v1::TaskStatus& s, const v1::TaskEvent& e) {
   if (!e.kind().empty()) s.set_kind(e.kind());
   if (e.attempt() != 0) s.set_attempt(e.attempt());
@@ -30,8 +49,6 @@ void apply_event(v1::TaskStatus& s, const v1::TaskEvent& e) {
   }
 }
 
-}  // namespace
-
 std::optional<v1::TaskStatus> status_view(const std::string& task_id, const std::optional<TaskRecord>& record,
                                           const std::vector<v1::WatchItem>& events,
                                           const std::vector<v1::WatchItem>& completion_batch) {
@@ -51,6 +68,7 @@ std::optional<v1::TaskStatus> status_view(const std::string& task_id, const std:
   auto current = [&](const v1::TaskEvent& e) { return !record || e.attempt() >= record->attempt; };
   for (const auto& item : events) {
     if (item.has_event() && current(item.event())) apply_event(s, item.event());
+    if (item.has_status() && (!record || item.status().attempt() >= record->attempt)) apply_snapshot(s, item.status());
   }
   for (const auto& item : completion_batch) {
     if (item.has_event()) apply_event(s, item.event());

@@ -14,6 +14,11 @@
 
 namespace taskhost::transport::nats {
 
+// Folds one event of the task into `s` (kind, attempt, worker, times, state, progress, input request).
+// The hosts keep each task's standing status this way too (EventBatcher), for the snapshot item that ends
+// each of its events batches.
+void apply_event(v1::TaskStatus& s, const v1::TaskEvent& e);
+
 // Nullopt when all three are absent (nothing is known of the task).
 std::optional<v1::TaskStatus> status_view(const std::string& task_id, const std::optional<TaskRecord>& record,
                                           const std::vector<v1::WatchItem>& events,

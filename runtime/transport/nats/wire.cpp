@@ -27,7 +27,7 @@ std::string encode_items(const std::vector<v1::WatchItem>& items) {
 
 namespace {
 
-// WatchItem is a oneof of two messages: its bytes are the tag of the one set, its length, its bytes.
+// WatchItem is a oneof of messages: its bytes are the tag of the one set, its length, its bytes.
 void append_item(std::string& batch, int field, const google::protobuf::MessageLite& inner) {
   const size_t inner_size = inner.ByteSizeLong();
   const uint32_t tag = WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
@@ -49,6 +49,10 @@ void append_event_item(std::string& batch, const v1::TaskEvent& event) {
 
 void append_completion_item(std::string& batch, const v1::TaskCompletion& completion) {
   append_item(batch, v1::WatchItem::kCompletionFieldNumber, completion);
+}
+
+void append_status_item(std::string& batch, const v1::TaskStatus& status) {
+  append_item(batch, v1::WatchItem::kStatusFieldNumber, status);
 }
 
 std::optional<std::vector<v1::WatchItem>> decode_items(std::string_view bytes) {

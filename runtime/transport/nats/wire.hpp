@@ -29,6 +29,7 @@ std::string encode_items(const std::vector<v1::WatchItem>& items);
 // Appends one item to a batch being built, without building a WatchItem first (same bytes).
 void append_event_item(std::string& batch, const v1::TaskEvent& event);
 void append_completion_item(std::string& batch, const v1::TaskCompletion& completion);
+void append_status_item(std::string& batch, const v1::TaskStatus& status);
 // Nullopt when the bytes are not a well-formed batch.
 std::optional<std::vector<v1::WatchItem>> decode_items(std::string_view bytes);
 
