@@ -406,3 +406,22 @@ TEST_CASE("a host killed with SIGKILL leaves no exec.run program running") {
   for (pid_t pid : left) ::kill(pid, SIGKILL);  // not left behind by the test either
   CHECK_MESSAGE(left.empty(), "the program outlived its host");
 }
+
+TEST_CASE("a submit refused because no plugin served its kind leaves its id free: the same id runs once one does") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("cpp-interactive.so")});
+  Host host(plugins, dir.path() / "state", {"--no-watch"});
+  Result r = host.cli({"submit", "hello.greet", "--id", "retry1", "--input", R"({"name":"x"})"});
+  INFO(r);
+  REQUIRE(r.code == 1);
+  CHECK(r.err.find("COMPONENT_NOT_FOUND") != std::string::npos);
+  fs::copy_file(built_plugin("hello-c.so"), plugins / "hello-c.so");
+  REQUIRE(host.cli({"reload"}).code == 0);
+  r = host.cli({"submit", "hello.greet", "--id", "retry1", "--input", R"({"name":"x"})", "--wait"});
+  INFO(r);
+  CHECK(r.code == 0);
+  CHECK(r.out == "Hello, x!\n");  // run, not answered with the refusal
+  // Once it ran, the id is that task again: idempotent, as for any other.
+  r = host.cli({"submit", "hello.greet", "--id", "retry1", "--input", R"({"name":"y"})", "--wait"});
+  CHECK(r.out == "Hello, x!\n");
+}

@@ -113,7 +113,15 @@ SubmitResult LocalTransport::submit(v1::TaskAssignment a) {
     if (a.heartbeat_interval_secs() == 0) a.set_heartbeat_interval_secs(options_.default_heartbeat_secs);
   }
 
-  if (!store_.insert_task(a)) {
+  const auto rejected_before = [&] {
+    // A submission the host refused (no plugin served its kind, say) created no task: its id is free,
+    // and the same id submitted again, once a plugin serves it, runs.
+    const auto existing = store_.task(a.task_id());
+    return existing && !existing->started && existing->completion && existing->completion->has_error() &&
+           existing->completion->error().kind() == "rejected";
+  };
+  bool replaced = false;
+  if (!store_.insert_task(a) && !(rejected_before() && (replaced = store_.replace_unstarted_task(a)))) {
     // The same id again is an idempotent resubmit, unless it names another kind: then the caller means
     // another task, and answering with the first one's result would be wrong.
     if (const auto existing = store_.task(a.task_id()); existing && a.has_execute() && existing->kind != kind) {
@@ -127,6 +135,7 @@ SubmitResult LocalTransport::submit(v1::TaskAssignment a) {
   {
     std::lock_guard lock(mu_);
     Entry& e = entry_locked(a.task_id());
+    if (replaced) e = Entry{};  // the refused submission's memory (its completion) goes with it
     e.status = status_for_new_task(a, unix_ms_now());
     e.heartbeat_interval = std::chrono::seconds(a.heartbeat_interval_secs());
     ++counters_.submitted_total[kind];

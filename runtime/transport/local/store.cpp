@@ -131,11 +131,15 @@ struct Store::Writes {
             "WHERE task_id = ?1 AND completion IS NULL")),
         outcome(db.prepare("UPDATE messages SET outcome = ?2, detail = ?3 WHERE message_id = ?1")),
         attempt(db.prepare(
-            "UPDATE tasks SET attempt = max(attempt, ?2), updated_ms = ?3 WHERE task_id = ?1")) {}
+            "UPDATE tasks SET attempt = max(attempt, ?2), updated_ms = ?3 WHERE task_id = ?1")),
+        forget_unstarted(db.prepare(
+            "DELETE FROM tasks WHERE task_id = ?1 AND started = 0 AND completion IS NOT NULL")),
+        forget_events(db.prepare("DELETE FROM events WHERE task_id = ?1")) {}
 
   Statement begin, commit, rollback;
   Statement insert_task, insert_message, cancel_request;
   Statement state, progress, input_request, event, checkpoint, completion, outcome, attempt;
+  Statement forget_unstarted, forget_events;
 };
 
 Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
@@ -270,6 +274,26 @@ bool Store::insert_task(const v1::TaskAssignment& assignment) {
     inserted = writer_db_->changes() == 1;
   });
   return inserted;
+}
+
+bool Store::replace_unstarted_task(const v1::TaskAssignment& assignment) {
+  bool replaced = false;
+  const uint32_t attempt = assignment.has_execute() && assignment.execute().attempt() > 0
+                               ? assignment.execute().attempt() : 1;
+  run_sync([&, body = serialize(assignment)] {
+    writes_->forget_unstarted.bind(1, assignment.task_id()).run();
+    if (writer_db_->changes() != 1) return;  // started, unfinished or gone meanwhile: not ours to replace
+    writes_->forget_events.bind(1, assignment.task_id()).run();
+    writes_->insert_task.bind(1, assignment.task_id())
+        .bind(2, assignment.has_execute() ? assignment.execute().component_id() : std::string())
+        .bind_blob(3, body)
+        .bind(4, int64_t{attempt})
+        .bind(5, int64_t{v1::PENDING})
+        .bind(6, unix_ms_now())
+        .run();
+    replaced = writer_db_->changes() == 1;
+  });
+  return replaced;
 }
 
 bool Store::insert_message(const v1::SteeringMessage& message) {

@@ -85,6 +85,10 @@ class Store {
   // ---- durable before return -------------------------------------------------------------------------
   // Records a newly accepted task (state PENDING). False when a task with this id already exists.
   bool insert_task(const v1::TaskAssignment& assignment);
+  // Records `assignment` in place of a task of its id that ended without ever starting (the row, its
+  // events), as a new task (last in the accepted order). False when that task started, has not ended,
+  // or is gone. In one transaction: of two racing replacements one wins.
+  bool replace_unstarted_task(const v1::TaskAssignment& assignment);
   // Records an inbound message before delivery is tried. False when its message id already exists.
   bool insert_message(const v1::SteeringMessage& message);
   // Records that a cancel was asked for, so a restart does not resume a task someone canceled.
