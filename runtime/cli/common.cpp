@@ -58,8 +58,21 @@ bool CommandLine::parse(const std::vector<std::string>& args) {
   }
   try {
     po::notify(vm_);
+  } catch (const po::required_option& e) {
+    // program_options names a missing positional argument as an option ("the option '--kind' is
+    // required"), which no user could pass as such.
+    std::string name = e.get_option_name();
+    name.erase(0, name.find_first_not_of('-'));
+    for (unsigned i = 0; i < positional_.max_total_count() && i < 16; ++i) {
+      if (positional_.name_for_position(i) == name) throw UsageError("missing argument '" + name + "'");
+    }
+    throw UsageError(e.what());
   } catch (const po::error& e) {
     throw UsageError(e.what());
+  }
+  // An empty --nats would quietly mean the default server.
+  if (vm_.count("nats") && vm_["nats"].as<std::string>().find_first_not_of(' ') == std::string::npos) {
+    throw UsageError("--nats needs a server URL (nats://HOST:PORT)");
   }
   return true;
 }

@@ -220,18 +220,18 @@ struct File {
 int new_plugin_command(const std::string& name, const std::string& lang, const std::filesystem::path& dest,
                        std::ostream& out, std::ostream& err) {
   if (!valid_name(name)) {
-    err << "new-plugin: invalid name '" << name
+    err << "taskhost new-plugin: invalid name '" << name
         << "': use lower-case letters, digits, '-' and '_', starting with a letter (at most 64)\n";
     return 2;
   }
   if (lang != "c" && lang != "cpp") {
-    err << "new-plugin: unknown language '" << lang << "': use c or cpp\n";
+    err << "taskhost new-plugin: unknown language '" << lang << "': use c or cpp\n";
     return 2;
   }
   std::error_code ec;
   if (std::filesystem::exists(dest, ec) &&
       (!std::filesystem::is_directory(dest, ec) || !std::filesystem::is_empty(dest, ec))) {
-    err << "new-plugin: " << dest.string() << " exists and is not an empty directory\n";
+    err << "taskhost new-plugin: " << dest.string() << " exists and is not an empty directory\n";
     return 1;
   }
 
@@ -250,14 +250,14 @@ int new_plugin_command(const std::string& name, const std::string& lang, const s
     const std::filesystem::path target = dest / f.path;
     std::filesystem::create_directories(target.parent_path(), ec);
     if (ec) {
-      err << "new-plugin: cannot create " << target.parent_path().string() << ": " << ec.message() << "\n";
+      err << "taskhost new-plugin: cannot create " << target.parent_path().string() << ": " << ec.message() << "\n";
       return 1;
     }
     std::ofstream file(target, std::ios::binary | std::ios::trunc);
     file << f.text;
     file.close();
     if (!file) {
-      err << "new-plugin: cannot write " << target.string() << "\n";
+      err << "taskhost new-plugin: cannot write " << target.string() << "\n";
       return 1;
     }
     out << "wrote " << target.string() << "\n";

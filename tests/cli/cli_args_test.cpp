@@ -53,7 +53,9 @@ TEST_CASE("bad arguments are one line and exit 2") {
   check_one_line_error(run({}), 2, "missing command");
   check_one_line_error(run({"frobnicate"}), 2, "unknown command 'frobnicate'");
   check_one_line_error(run({"submit", "hello.greet", "--bogus"}), 2, "--bogus");
-  check_one_line_error(run({"submit"}), 2, "kind");
+  check_one_line_error(run({"submit"}), 2, "missing argument 'kind'");
+  check_one_line_error(run({"send"}), 2, "missing argument 'id'");
+  check_one_line_error(run({"status", "--nats", ""}), 2, "--nats needs a server URL");
   check_one_line_error(run({"submit", "a", "b"}), 2, "too many arguments");
   check_one_line_error(run({"submit", "hello.greet", "--input", "{not json"}), 2, "--input is not valid JSON");
   check_one_line_error(run({"submit", "hello.greet", "--input", "@/nonexistent/in.json"}), 2,
