@@ -1,6 +1,7 @@
 // taskhost inspect FILE.so: what the file declares, read without loading it (no dlopen, no plugin code).
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "common/path_problem.hpp"
 #include "plugin/manifest.hpp"
 
 #include <taskhost/plugin.h>
@@ -26,12 +27,8 @@ int inspect_command(const Args& args) {
   cl.positional("file", 1);
   if (!cl.parse(args)) return kExitOk;
   const std::filesystem::path file = cl.get<std::string>("file");
-  std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) {
-    throw std::runtime_error(fmt::format("{}: is a directory, not a plugin file", file.string()));
-  }
-  if (!std::filesystem::is_regular_file(file, ec)) {
-    throw std::runtime_error(fmt::format("{}: no such file", file.string()));
+  if (const std::string why = path_problem(file, PathWant::regular_file); !why.empty()) {
+    throw std::runtime_error(fmt::format("{}: {}", file.string(), why));
   }
   const plugin::Inspection in = plugin::inspect_file(file);
   std::string abi_note;

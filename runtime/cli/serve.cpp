@@ -89,11 +89,7 @@ void log_scan(const registry::ScanReport& report, const fs::path& dir) {
 }
 
 int serve_local(const config::Config& c, const sigset_t& signals) {
-  std::error_code ec;
-  if (!fs::is_directory(c.plugins_dir, ec)) {
-    throw std::runtime_error(fmt::format("plugins directory '{}' does not exist (set --plugins or plugins_dir)",
-                                         c.plugins_dir.string()));
-  }
+  config::require_plugins_dir(c);
   const auto listen = endpoints(c);
   transport::local::LocalOptions lo;
   lo.state_dir = c.state_dir;
@@ -136,6 +132,7 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   host.router().drain(c.drain_grace, tasks::Router::NotStarted::keep);
   server.stop();
   transport.detach();
+  std::error_code ec;
   fs::remove(c.state_dir / "api.addr", ec);
   log::info("stopped");
   return kExitOk;

@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include "common/path_problem.hpp"
+
 #include "config/endpoint.hpp"
 
 #include <fmt/format.h>
@@ -314,6 +316,12 @@ Config load_config(const std::filesystem::path& file) {
   text << in.rdbuf();
   if (in.bad()) throw ConfigError(fmt::format("cannot read config file {}", file.string()));
   return parse_config(text.str(), file.string(), file.parent_path());
+}
+
+void require_plugins_dir(const Config& config) {
+  if (const std::string why = path_problem(config.plugins_dir, PathWant::directory); !why.empty()) {
+    throw ConfigError(fmt::format("plugins directory '{}' {} (set --plugins or plugins_dir)", config.plugins_dir.string(), why));
+  }
 }
 
 std::string effective_worker_id(const Config& config) {

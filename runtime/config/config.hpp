@@ -102,4 +102,8 @@ Config load_config(const std::filesystem::path& file);
 // The worker id to use: config's, else the host name, else "taskhost".
 std::string effective_worker_id(const Config& config);
 
+// Throws ConfigError naming the plugins directory and what is wrong with it (missing, a file, a
+// dangling link, ...) unless it is a directory. Both serve loops check it before anything starts.
+void require_plugins_dir(const Config& config);
+
 }  // namespace taskhost::config

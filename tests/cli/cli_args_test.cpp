@@ -149,8 +149,17 @@ TEST_CASE("inspect reads a plugin without loading it") {
   CHECK(lines(bad.err).size() == 1);
   CHECK(bad.err.find(junk.string()) != std::string::npos);
 
-  check_one_line_error(run({"inspect", (dir.path() / "absent.so").string()}), 1, "no such file");
+  check_one_line_error(run({"inspect", (dir.path() / "absent.so").string()}), 1, "absent.so: does not exist");
   check_one_line_error(run({"inspect", dir.path().string()}), 1, "is a directory, not a plugin file");
+  // Not "no such file" for what does exist: the real cause.
+  check_one_line_error(run({"inspect", "/dev/null"}), 1, "/dev/null: is a character device, not a plugin file");
+  fs::create_symlink(dir.path() / "gone.so", dir.path() / "dangling.so");
+  check_one_line_error(run({"inspect", (dir.path() / "dangling.so").string()}), 1, "is a dangling symbolic link");
+  fs::create_symlink(dir.path() / "loop-b", dir.path() / "loop-a");
+  fs::create_symlink(dir.path() / "loop-a", dir.path() / "loop-b");
+  check_one_line_error(run({"inspect", (dir.path() / "loop-a").string()}), 1, "Too many levels of symbolic links");
+  check_one_line_error(run({"serve", "--plugins", "/dev/null"}), 1,
+                       "plugins directory '/dev/null' is a character device, not a directory");
   // A reason that names the file already does not get it twice.
   const fs::path future = fixture_plugin("abi-major-2.so");
   const Result refused = run({"inspect", future.string()});

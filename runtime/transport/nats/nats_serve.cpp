@@ -26,11 +26,7 @@ void log_scan(const registry::ScanReport& report) {
 }  // namespace
 
 int serve_nats_host(const config::Config& c, const sigset_t& signals) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(c.plugins_dir, ec)) {
-    throw std::runtime_error(fmt::format("plugins directory '{}' does not exist (set --plugins or plugins_dir)",
-                                         c.plugins_dir.string()));
-  }
+  config::require_plugins_dir(c);
   const std::string worker_id = config::effective_worker_id(c);
   NatsTransport transport(nats_options(c.nats, worker_id));
 
