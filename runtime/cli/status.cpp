@@ -55,7 +55,9 @@ void print_one(const v1::TaskStatus& s) {
 int status_command(const Args& args) {
   CommandLine cl("status", "status [ID] [--limit N [--after ID]]",
                  "Shows task ID in detail, or a table of every task the host knows, oldest first.\n"
-                 "With --limit, one page of N tasks (after task --after); the next page's command is printed.");
+                 "With --limit, one page of N tasks (after task --after); the next page's command is printed.\n"
+                 "With --nats, the table lists the deployment's unfinished tasks (queued or running): finished\n"
+                 "ones are kept as their completions, which `status ID` reads.");
   cl.options().add_options()
       ("id", po::value<std::string>(), "the task id (positional, optional)")
       ("limit", po::value<size_t>()->value_name("N"), "list at most N tasks (one page, 1..1000; local API only)")
@@ -83,7 +85,11 @@ int status_command(const Args& args) {
     list = make_client(cl)->list();  // every page
   }
   if (cl.json()) {
-    print_json(list);
+    if (list.tasks().empty()) {
+      std::cout << "{\"tasks\":[]}\n";  // protobuf's JSON leaves an empty list out: "{}"
+    } else {
+      print_json(list);
+    }
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows = {{"TASK", "KIND", "STATE", "ATTEMPT", "PROGRESS", "DETAIL"}};
