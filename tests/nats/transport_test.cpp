@@ -375,7 +375,7 @@ TEST_CASE("steering and cancel reach the task on whichever host holds it; after 
   CHECK(client.send(nobody).outcome() == v1::DeliveryReceipt::UNKNOWN_TASK);
 }
 
-TEST_CASE("status of a task waiting for input stays so after an outbound message: each events batch says where it is") {
+TEST_CASE("status of a task waiting for input stays so after an outbound message; ended, it keeps its submit time") {
   NatsSingle nats;
   NatsTaskClient client(test_options(nats.url(), "client"));
   HostRig host(test_options(nats.url(), "w1"));
@@ -383,6 +383,8 @@ TEST_CASE("status of a task waiting for input stays so after an outbound message
       client.submit(assignment("waits", "interactive.count", R"({"steps":4,"delay_ms":50,"ask":true,"ask_at":2})"));
   REQUIRE(eventually([&] { return client.status(id).state() == v1::WAITING_INPUT; }, 10s, kServerPoll));
   const double progress = client.status(id).progress().current();
+  const int64_t created = client.status(id).created_unix_ms();
+  CHECK(created > 0);
   // The task echoes steering as an outbound message: its next events batch holds only that.
   v1::SteeringMessage m;
   m.set_task_id(id);
@@ -399,7 +401,13 @@ TEST_CASE("status of a task waiting for input stays so after an outbound message
   m.add_parts()->set_text("yes");
   m.set_in_reply_to("confirm");
   REQUIRE(client.send(m).outcome() == v1::DeliveryReceipt::ACCEPTED);
-  CHECK(client.wait(id, 20s).state() == v1::SUCCEEDED);
+  const auto done = client.wait(id, 20s);
+  CHECK(done.state() == v1::SUCCEEDED);
+  // Ended, it keeps when it was submitted (was overwritten with the time of its end).
+  const auto ended = client.status(id);
+  CHECK(ended.created_unix_ms() == created);
+  CHECK(ended.updated_unix_ms() == done.unix_ms());
+  CHECK(ended.created_unix_ms() < ended.updated_unix_ms());
 }
 
 TEST_CASE("on_receipt: a dead host's recorded task is re-attached elsewhere from its checkpoint") {

@@ -127,7 +127,7 @@ void NatsTransport::Impl::claim_fresh(std::vector<Fresh>& batch) {
       f.reply = d.reply;
       f.received = std::chrono::steady_clock::now();
       f.last_progress_ack = f.received;
-      f.created_unix_ms = unix_ms_now();
+      f.created_unix_ms = d.submitted_unix_ms();
       f.record_rev = d.client_revision;
       inflight.emplace(id, std::move(f));
       assignments.push_back(std::move(a));
@@ -170,6 +170,10 @@ void NatsTransport::Impl::after_assign(const std::string& task_id, uint32_t atte
   }
   // Rejected: the router answered with a failed completion on the outbox; it is stored and acked like
   // any other.
+}
+
+int64_t Delivery::submitted_unix_ms() const {
+  return info.stored_unix_ns > 0 ? info.stored_unix_ns / 1'000'000 : unix_ms_now();
 }
 
 void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
@@ -240,7 +244,7 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     f.reply = d.reply;
     f.received = std::chrono::steady_clock::now();
     f.last_progress_ack = f.received;
-    f.created_unix_ms = unix_ms_now();
+    f.created_unix_ms = held && held->record.created_unix_ms != 0 ? held->record.created_unix_ms : d.submitted_unix_ms();
     f.checkpoint = checkpoint;
     // Take ownership before starting: the compare-and-set fences whoever held it before.
     const uint64_t rev = store->write_task(record_of(f), revision);

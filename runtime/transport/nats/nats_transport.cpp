@@ -195,12 +195,15 @@ void NatsTransport::Impl::stop() {
   flush_publishes(std::chrono::seconds(5));
 }
 
-void NatsTransport::Impl::on_completion(const v1::TaskCompletion& c) {
+void NatsTransport::Impl::on_completion(const v1::TaskCompletion& completion) {
   bool fenced = false;
+  v1::TaskCompletion c = completion;
   {
     std::lock_guard lock(mu);
     auto it = inflight.find(c.task_id());
     if (it != inflight.end()) {
+      // Its record, which said when it was submitted, goes with the task's end: the completion says it.
+      if (c.created_unix_ms() == 0) c.set_created_unix_ms(it->second.created_unix_ms);
       if (it->second.fenced) {
         fenced = true;
         inflight.erase(it);

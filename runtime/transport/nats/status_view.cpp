@@ -79,6 +79,8 @@ std::optional<v1::TaskStatus> status_view(const std::string& task_id, const std:
       s.set_attempt(c.attempt());
       if (!c.kind().empty()) s.set_kind(c.kind());
       s.set_worker_id(c.worker_id());
+      if (c.created_unix_ms() != 0) s.set_created_unix_ms(c.created_unix_ms());
+      if (c.unix_ms() != 0) s.set_updated_unix_ms(c.unix_ms());
       s.set_generation(c.generation());
       s.set_plugin_version(c.plugin_version());
       if (c.has_error()) s.set_detail(c.error().message());

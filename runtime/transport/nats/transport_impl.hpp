@@ -66,6 +66,8 @@ struct Delivery {
   std::string data;
   DeliveryInfo info;
   uint64_t client_revision = 0;  // the queued record a client wrote when it submitted the task
+  // When the task was submitted: the stream's time of the assignment (now, if the server gave none).
+  int64_t submitted_unix_ms() const;
 };
 
 class NatsTransport::Impl {
