@@ -10,6 +10,7 @@
  */
 #include <taskhost/plugin.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,11 @@ static th_status sum(th_executor* self, const th_task_info* info, th_error_buf* 
     if (*p == ',') ++p;
   }
   free(input);
+  /* JSON has no infinity or NaN: a sum past the largest double (1e308 + 1e308) is the input's fault. */
+  if (!isfinite(total)) {
+    complete_invalid(self, info->task, "the sum of \"numbers\" is not a finite number");
+    return TH_OK;
+  }
   snprintf(out, sizeof(out), "%.17g", total);
   complete_ok(self, info->task, out);
   return TH_OK;

@@ -88,6 +88,12 @@ TEST_CASE("hello-c: greet and sum, and bad input fails as invalid input") {
   REQUIRE(result);
   CHECK(result->state == TH_STATE_SUCCEEDED);
   CHECK(result->output == "6.5");
+  // Past the largest double: no JSON number says it, so the input is refused (was "inf", not JSON).
+  auto huge = plugin.start("hello.sum", R"({"numbers": [1e308, 1e308]})");
+  result = plugin.wait_terminal(huge, kWait);
+  REQUIRE(result);
+  CHECK(result->state == TH_STATE_FAILED);
+  CHECK(result->error_code == TH_ERROR_INVALID_INPUT);
 
   auto bad = plugin.start("hello.greet", R"({"who":"Ada"})");
   result = plugin.wait_terminal(bad, kWait);
