@@ -589,6 +589,7 @@ TEST_CASE("on_completion: a task delivered more than max_deliver times ends fail
   CHECK(c.state() == v1::FAILED);
   CHECK(c.error().kind() == "poisoned");
   CHECK(c.attempt() == 3);
+  CHECK(c.error().message() == "task 'poison' was started 2 times without completing (max_deliver 2); attempt 3 is not started");
 }
 
 TEST_CASE("drain lets running tasks finish and leaves the queued ones to the next host") {

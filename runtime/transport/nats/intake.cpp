@@ -219,13 +219,13 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     // still looked alive, and failed tasks that had run once. Without one, every delivery may have started it.
     const bool claimed = held && !held->record.owner.empty() && held->record.attempt >= base;
     const uint64_t starts = claimed ? held->record.attempt - base + 1 : d.info.delivered - 1;
-    if (starts >= options.max_deliver) {
-      poisoned(a, d);
-      return;
-    }
     // The record knows which attempt ran last; without one, every earlier delivery may have started it.
     const uint32_t attempt = held ? std::max(base, held->record.attempt + 1)
                                   : base + static_cast<uint32_t>(d.info.delivered - 1);
+    if (starts >= options.max_deliver) {
+      poisoned(a, d, starts, base + static_cast<uint32_t>(starts));  // the attempt after the last start
+      return;
+    }
     // Started somewhere before (it has an owner): resume it from its checkpoint. In on_completion mode a
     // kind that cannot re-attach simply runs again — redelivery is that mode's retry.
     const auto binding = registry->resolve(d.kind);
@@ -279,10 +279,13 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
   }
 }
 
-void NatsTransport::Impl::poisoned(const v1::TaskAssignment& a, const Delivery& d) {
-  fail_delivery(a, d, static_cast<uint32_t>(d.info.delivered), v1::WORKER_ERROR, "poisoned",
-                fmt::format("task '{}' was delivered {} times without completing (max_deliver {})", a.task_id(),
-                            d.info.delivered, options.max_deliver));
+void NatsTransport::Impl::poisoned(const v1::TaskAssignment& a, const Delivery& d, uint64_t starts, uint32_t refused) {
+  // The starts, not JetStream's delivery count: that also counts the redeliveries put off while a dead
+  // holder still looked alive, and said "delivered 5 times" of a task that ran 3.
+  fail_delivery(a, d, refused, v1::WORKER_ERROR, "poisoned",
+                fmt::format("task '{}' was started {} time{} without completing (max_deliver {}); attempt {} is not "
+                            "started",
+                            a.task_id(), starts, starts == 1 ? "" : "s", options.max_deliver, refused));
 }
 
 void NatsTransport::Impl::fail_delivery(const v1::TaskAssignment& a, const Delivery& d, uint32_t attempt,

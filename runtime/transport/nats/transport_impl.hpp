@@ -102,7 +102,8 @@ class NatsTransport::Impl {
   // completion is stored, then the delivery acked.
   void fail_delivery(const v1::TaskAssignment& a, const Delivery& d, uint32_t attempt, v1::ErrorCode code,
                      const std::string& error_kind, const std::string& message);
-  void poisoned(const v1::TaskAssignment& assignment, const Delivery& delivery);
+  // Ends a task started `starts` times already as failed "poisoned", as attempt `refused` (not started).
+  void poisoned(const v1::TaskAssignment& assignment, const Delivery& delivery, uint64_t starts, uint32_t refused);
   // After router.assign: open the task's control, or clean up after a duplicate.
   // `applied_through`: control messages up to this sequence are already reflected in the checkpoint the
   // task resumes from (a re-attach), 0 for none.
