@@ -650,7 +650,8 @@ TEST_CASE("a beat stored although its answer was lost is the host's own: no warn
                      10s, kServerPoll));
   std::this_thread::sleep_for(2s);  // four more beats (one every 500 ms)
   const std::string log = h.host.log();
-  CHECK_MESSAGE(log.find("was changed by another host") == std::string::npos, log);
+  CHECK_MESSAGE(log.find("was taken by another host") == std::string::npos, log);
+  CHECK_MESSAGE(log.find("an older beat of ours") == std::string::npos, log);
   CHECK(h.client.status(h.id).state() == v1::RUNNING);
   CHECK(h.client.status(h.id).worker_id() == "loser");
   stop_cleanly(h.host);

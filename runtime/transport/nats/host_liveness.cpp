@@ -89,10 +89,16 @@ void HostLiveness::beat() {
       // Our own beat, stored by an attempt whose answer never came: nobody else touched the key.
       rev = now.revision;
     } else {
-      // Our key is not what we last wrote: a previous run of this worker id left it, or another host
-      // declared us dead and deleted it. Either way, write over what is there now.
-      if (own_revision_ != 0) {
-        log::warn("nats: host key of {} was changed by another host; writing it again", options_.worker_id);
+      // Our key is not what we last wrote: a previous run of this worker id left it, another host
+      // declared us dead (a lease on it, or deleted it), or a restarted server lost our later beats
+      // (a plain beat is there: only this worker id writes those). Either way, write over what is there.
+      const bool another_host = !now.exists || now.value.starts_with(kLeasePrefix);
+      if (own_revision_ != 0 && another_host) {
+        log::warn("nats: host key of {} was taken by another host ({}); writing it again", options_.worker_id,
+                  now.exists ? "a lease on it" : "deleted");
+      } else if (own_revision_ != 0) {
+        log::info("nats: host key of {} holds an older beat of ours (a restarted server lost later ones); "
+                  "writing it again", options_.worker_id);
       }
       rev = store_.write(key, value, now.revision);
     }
