@@ -6,7 +6,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <clocale>
 #include <cmath>
+#include <cwchar>
+
+#include <wchar.h>
 
 namespace taskhost::cli {
 
@@ -105,17 +109,38 @@ std::string event_text(const v1::TaskEvent& e) {
   return "event";
 }
 
+size_t display_width(std::string_view text) {
+  // The C library's tables (wcwidth) under a UTF-8 character type: "é" is one column, "中" two.
+  static const bool utf8 = std::setlocale(LC_CTYPE, "C.UTF-8") != nullptr;
+  size_t width = 0;
+  std::mbstate_t state{};
+  for (size_t i = 0; i < text.size();) {
+    wchar_t wc = 0;
+    const size_t n = utf8 ? std::mbrtowc(&wc, text.data() + i, text.size() - i, &state) : 1;
+    if (n == 0 || n == static_cast<size_t>(-1) || n == static_cast<size_t>(-2)) {
+      ++width;  // a byte that is not UTF-8: one column, as the terminal's replacement character
+      ++i;
+      state = {};
+      continue;
+    }
+    const int w = utf8 ? ::wcwidth(wc) : 1;
+    width += w < 0 ? 1 : static_cast<size_t>(w);
+    i += n;
+  }
+  return width;
+}
+
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths;
   for (const auto& row : rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
-    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], display_width(row[i]));
   }
   for (const auto& row : rows) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       line += row[i];
-      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+      if (i + 1 < row.size()) line += std::string(widths[i] - display_width(row[i]) + 2, ' ');
     }
     out << line << "\n";
   }

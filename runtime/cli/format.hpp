@@ -29,6 +29,9 @@ std::string event_text(const v1::TaskEvent& event);
 std::string shell_word(std::string_view word);
 
 // Aligned columns; the first row is the header.
+// Columns aligned by display width (UTF-8 aware: wide characters take two columns).
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
+// Terminal columns `text` (UTF-8) takes.
+size_t display_width(std::string_view text);
 
 }  // namespace taskhost::cli

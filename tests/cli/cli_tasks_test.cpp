@@ -426,3 +426,21 @@ TEST_CASE("a submit refused because no plugin served its kind leaves its id free
   r = host.cli({"submit", "hello.greet", "--id", "retry1", "--input", R"({"name":"y"})", "--wait"});
   CHECK(r.out == "Hello, x!\n");
 }
+
+TEST_CASE_FIXTURE(Fixture, "the status table lines columns up by display width: wide and accented ids too") {
+  // Four columns each: two wide characters, four ASCII letters, an accented letter and three more.
+  const std::vector<std::string> ids = {"中中", "abcd", "\xc3\xa9" "abc"};
+  for (const auto& id : ids) submit(host, {"hello.greet", "--id", id, "--input", R"({"name":"w"})"});
+  const Result r = host.cli({"status"});
+  INFO(r);
+  REQUIRE(r.code == 0);
+  std::vector<std::string> gaps;  // what stands between each id and its kind
+  for (const auto& line : lines(r.out)) {
+    for (const auto& id : ids) {
+      if (line.rfind(id, 0) == 0) gaps.push_back(line.substr(id.size(), line.find("hello.greet") - id.size()));
+    }
+  }
+  REQUIRE(gaps.size() == ids.size());
+  CHECK(gaps[0] == gaps[1]);
+  CHECK(gaps[1] == gaps[2]);
+}
