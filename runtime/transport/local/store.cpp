@@ -260,40 +260,32 @@ void Store::commit_batch(std::deque<Op>& batch) {
 
 bool Store::insert_task(const v1::TaskAssignment& assignment) {
   bool inserted = false;
-  const uint32_t attempt = assignment.has_execute() && assignment.execute().attempt() > 0
-                               ? assignment.execute().attempt() : 1;
-  run_sync([&, body = serialize(assignment)] {
-    auto& st = writes_->insert_task;
-    st.bind(1, assignment.task_id())
-        .bind(2, assignment.has_execute() ? assignment.execute().component_id() : std::string())
-        .bind_blob(3, body)
-        .bind(4, int64_t{attempt})
-        .bind(5, int64_t{v1::PENDING})
-        .bind(6, unix_ms_now())
-        .run();
-    inserted = writer_db_->changes() == 1;
-  });
+  run_sync([&, body = serialize(assignment)] { inserted = insert_task_now(assignment, body); });
   return inserted;
 }
 
 bool Store::replace_unstarted_task(const v1::TaskAssignment& assignment) {
   bool replaced = false;
-  const uint32_t attempt = assignment.has_execute() && assignment.execute().attempt() > 0
-                               ? assignment.execute().attempt() : 1;
   run_sync([&, body = serialize(assignment)] {
     writes_->forget_unstarted.bind(1, assignment.task_id()).run();
     if (writer_db_->changes() != 1) return;  // started, unfinished or gone meanwhile: not ours to replace
     writes_->forget_events.bind(1, assignment.task_id()).run();
-    writes_->insert_task.bind(1, assignment.task_id())
-        .bind(2, assignment.has_execute() ? assignment.execute().component_id() : std::string())
-        .bind_blob(3, body)
-        .bind(4, int64_t{attempt})
-        .bind(5, int64_t{v1::PENDING})
-        .bind(6, unix_ms_now())
-        .run();
-    replaced = writer_db_->changes() == 1;
+    replaced = insert_task_now(assignment, body);
   });
   return replaced;
+}
+
+bool Store::insert_task_now(const v1::TaskAssignment& assignment, const std::string& body) {
+  const uint32_t attempt = assignment.has_execute() && assignment.execute().attempt() > 0
+                               ? assignment.execute().attempt() : 1;
+  writes_->insert_task.bind(1, assignment.task_id())
+      .bind(2, assignment.has_execute() ? assignment.execute().component_id() : std::string())
+      .bind_blob(3, body)
+      .bind(4, int64_t{attempt})
+      .bind(5, int64_t{v1::PENDING})
+      .bind(6, unix_ms_now())
+      .run();
+  return writer_db_->changes() == 1;
 }
 
 bool Store::insert_message(const v1::SteeringMessage& message) {

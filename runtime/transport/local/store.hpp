@@ -134,6 +134,8 @@ class Store {
   void enqueue(std::function<void()> write);
   void run_sync(std::function<void()> write);
   void writer_loop();
+  // Writer thread: the INSERT of insert_task (a no-op for an id that exists); true if it inserted.
+  bool insert_task_now(const v1::TaskAssignment& assignment, const std::string& body);
   void commit_batch(std::deque<Op>& batch);
   std::vector<StoredTask> select_tasks(const char* where_order_limit, const std::function<void(Statement&)>& bind);
   struct Writes;  // the writer's prepared statements
