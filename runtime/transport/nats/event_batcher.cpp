@@ -56,6 +56,11 @@ void EventBatcher::completion(const v1::TaskCompletion& completion) {
   schedule_locked(std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
 }
 
+void EventBatcher::forget(const std::string& task_id) {
+  std::lock_guard lock(mu_);
+  standing_.erase(task_id);
+}
+
 void EventBatcher::flush() {
   struct Out {
     std::string task_id;

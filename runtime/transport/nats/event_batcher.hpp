@@ -48,6 +48,9 @@ class EventBatcher {
 
   void event(const v1::TaskEvent& event);
   void completion(const v1::TaskCompletion& completion);
+  // The task left this host without a completion of its own (another host holds it now): its
+  // standing status is dropped.
+  void forget(const std::string& task_id);
 
  private:
   struct Pending {
@@ -69,7 +72,7 @@ class EventBatcher {
   std::mutex mu_;
   std::unordered_map<std::string, Pending> pending_;
   // Each running task's status folded from its events, for the snapshot ending its events batches.
-  // Dropped with the task's completion (a task handed to another host keeps a small entry until exit).
+  // Dropped with the task's completion, or by forget().
   std::unordered_map<std::string, v1::TaskStatus> standing_;
   std::vector<std::string> order_;  // tasks in pending_, by first arrival
   std::optional<std::chrono::steady_clock::time_point> scheduled_;  // the flush already asked for

@@ -215,6 +215,7 @@ void NatsTransport::Impl::on_completion(const v1::TaskCompletion& completion) {
   }
   if (fenced) {
     log::info("nats: dropping the completion of task {}: another host holds it now", c.task_id());
+    batcher->forget(c.task_id());
     // Not inline: this may run inside a control hook (a cancel), which holds the channel's lock.
     if (worker) worker->post([this, id = c.task_id(), attempt = c.attempt()] { control->close(id, attempt); });
     return;
