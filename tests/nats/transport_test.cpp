@@ -410,6 +410,26 @@ TEST_CASE("status of a task waiting for input stays so after an outbound message
   CHECK(ended.created_unix_ms() < ended.updated_unix_ms());
 }
 
+TEST_CASE("megabytes of output within one linger are stored in batches the server takes: watchers lose none") {
+  NatsSingle nats;
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  HostRig host(test_options(nats.url(), "w1"));
+  // 8 MB as fast as a pipe goes: one 20 ms linger held several MB, over the server's 1 MiB max_payload.
+  const std::string id = client.submit(
+      assignment("loud", "exec.run", R"({"argv":["sh","-c","head -c 8000000 /dev/zero | tr '\\0' a"]})"));
+  CHECK(client.wait(id, 60s).state() == v1::SUCCEEDED);
+  Probe p(nats.url());
+  size_t bytes = 0;
+  REQUIRE(eventually([&] {
+    bytes = 0;
+    for (const auto& i : p.items_of(host.transport().names(), id)) {
+      if (i.has_event() && i.event().has_output()) bytes += i.event().output().delta().size();
+    }
+    return bytes == 8'000'000;
+  }, 10s, kServerPoll));
+  CHECK(bytes == 8'000'000);
+}
+
 TEST_CASE("on_receipt: a dead host's recorded task is re-attached elsewhere from its checkpoint") {
   NatsSingle nats;
   NatsTaskClient client(test_options(nats.url(), "client"));

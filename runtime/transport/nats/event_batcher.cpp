@@ -9,9 +9,21 @@
 namespace taskhost::transport::nats {
 
 EventBatcher::EventBatcher(AsyncPublisher& publisher, const Names& names, std::string worker_id,
-                           CompletionStored stored, std::chrono::milliseconds linger)
+                           CompletionStored stored, std::chrono::milliseconds linger, size_t max_batch_bytes)
     : publisher_(publisher), names_(names), worker_id_(std::move(worker_id)), stored_(std::move(stored)),
-      linger_(linger) {}
+      linger_(linger), max_batch_bytes_(max_batch_bytes) {}
+
+EventBatcher::Pending& EventBatcher::room_locked(const std::string& task_id, size_t more) {
+  Pending& p = pending_locked(task_id);
+  // A batch holding its completion is published as one, on the completion's subject: never cut.
+  if (p.completion || p.batch.empty() || p.batch.size() + more <= max_batch_bytes_) return p;
+  if (auto s = standing_.find(task_id); s != standing_.end()) append_status_item(p.batch, s->second);
+  ready_.push_back(Ready{task_id, std::move(p)});
+  p = Pending{};
+  p.since = std::chrono::steady_clock::now();
+  schedule_locked(p.since);
+  return p;
+}
 
 EventBatcher::Pending& EventBatcher::pending_locked(const std::string& task_id) {
   auto [it, fresh] = pending_.try_emplace(task_id);
@@ -30,7 +42,7 @@ void EventBatcher::schedule_locked(std::chrono::steady_clock::time_point when) {
 
 void EventBatcher::event(const v1::TaskEvent& event) {
   std::lock_guard lock(mu_);
-  Pending& p = pending_locked(event.task_id());
+  Pending& p = room_locked(event.task_id(), event.ByteSizeLong() + 16);
   // Nothing follows a completion: an event of the same attempt arriving after it (the router can emit
   // "accepted" late when the task already ran on another thread) is dropped, so the completion stays
   // the last word of its batch.
@@ -48,7 +60,7 @@ void EventBatcher::event(const v1::TaskEvent& event) {
 
 void EventBatcher::completion(const v1::TaskCompletion& completion) {
   std::lock_guard lock(mu_);
-  Pending& p = pending_locked(completion.task_id());
+  Pending& p = room_locked(completion.task_id(), completion.ByteSizeLong() + 16);
   append_completion_item(p.batch, completion);
   p.completion = completion;
   standing_.erase(completion.task_id());
@@ -70,6 +82,8 @@ void EventBatcher::flush() {
   {
     std::lock_guard lock(mu_);
     scheduled_.reset();
+    for (auto& r : ready_) out.push_back(Out{std::move(r.task_id), std::move(r.p)});  // older than any pending
+    ready_.clear();
     const auto now = std::chrono::steady_clock::now();
     std::vector<std::string> keep;
     std::optional<std::chrono::steady_clock::time_point> next;

@@ -43,8 +43,11 @@ class EventBatcher {
   // there first (result.js_code == kJsWrongLastSequence); or not stored for another reason (error).
   using CompletionStored = std::function<void(const v1::TaskCompletion& completion, const PublishResult& result)>;
 
+  // A batch is cut into messages of at most about `max_batch_bytes` (keep it well under the server's
+  // max_payload): a program writing megabytes of output within one linger made batches the server
+  // refused, and watchers lost that output.
   EventBatcher(AsyncPublisher& publisher, const Names& names, std::string worker_id, CompletionStored stored,
-               std::chrono::milliseconds linger = std::chrono::milliseconds(20));
+               std::chrono::milliseconds linger = std::chrono::milliseconds(20), size_t max_batch_bytes = 512u << 10);
 
   void event(const v1::TaskEvent& event);
   void completion(const v1::TaskCompletion& completion);
@@ -61,6 +64,9 @@ class EventBatcher {
     std::optional<v1::TaskCompletion> completion;
   };
   Pending& pending_locked(const std::string& task_id);
+  // Makes room for `more` bytes in the task's batch: a batch that would outgrow max_batch_bytes_ goes to
+  // ready_ as it is (with its status snapshot) and the task starts a new one.
+  Pending& room_locked(const std::string& task_id, size_t more);
   void schedule_locked(std::chrono::steady_clock::time_point when);
   void flush();
 
@@ -69,12 +75,18 @@ class EventBatcher {
   const std::string worker_id_;
   CompletionStored stored_;
   const std::chrono::milliseconds linger_;
+  const size_t max_batch_bytes_;
   std::mutex mu_;
   std::unordered_map<std::string, Pending> pending_;
   // Each running task's status folded from its events, for the snapshot ending its events batches.
   // Dropped with the task's completion, or by forget().
   std::unordered_map<std::string, v1::TaskStatus> standing_;
   std::vector<std::string> order_;  // tasks in pending_, by first arrival
+  struct Ready {
+    std::string task_id;
+    Pending p;
+  };
+  std::vector<Ready> ready_;  // events batches cut at max_batch_bytes_, published first by the next flush
   std::optional<std::chrono::steady_clock::time_point> scheduled_;  // the flush already asked for
 };
 

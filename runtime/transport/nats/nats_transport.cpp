@@ -18,9 +18,14 @@ NatsTransport::Impl::Impl(NatsOptions o) : options(std::move(o)), names(options.
   // pull requests that keep tasks coming (measured: about +15 % tasks/s in bench_nats).
   results_connection = std::make_unique<Connection>(options, "taskhost " + options.worker_id + " results");
   publisher = std::make_unique<AsyncPublisher>(*results_connection);
+  // Batches of at most half the server's max_payload (512 KiB by default): an event batch holds a
+  // program's output for up to a linger, and the server refuses a message over the limit.
+  const int64_t max_payload = natsConnection_GetMaxPayload(results_connection->nc());
+  const size_t max_batch = max_payload > 0 ? std::min<size_t>(512u << 10, static_cast<size_t>(max_payload) / 2) : 512u << 10;
   batcher = std::make_unique<EventBatcher>(
       *publisher, names, options.worker_id,
-      [this](const v1::TaskCompletion& c, const PublishResult& r) { completion_stored(c, r); });
+      [this](const v1::TaskCompletion& c, const PublishResult& r) { completion_stored(c, r); },
+      std::chrono::milliseconds(20), max_batch);
 }
 
 NatsTransport::Impl::~Impl() {
