@@ -377,8 +377,13 @@ bool Router::Impl::end_locked(Task& t, const v1::TaskCompletion& completion) {
   for (const auto& m : t.held_answers) {
     emit_locked(t, [&](v1::TaskEvent& e) {
       e.mutable_state()->set_state(t.state);
+      // A re-attached attempt may be handed an answer its predecessor took after its last recorded
+      // mark (the attempt resumed past the question, so it never asks): say so rather than "lost".
       e.mutable_state()->set_detail("message '" + m.message_id() + "' answers input '" + m.in_reply_to() +
-                                    "', which the task did not ask for: not delivered");
+                                    "', which the task did not ask for: not delivered" +
+                                    (t.attempt > 1 ? " to attempt " + std::to_string(t.attempt) +
+                                                         " (an earlier attempt may have taken it)"
+                                                   : std::string()));
     });
   }
   t.ended = true;
