@@ -76,8 +76,8 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
     // and its completion would lose to the first one's.
     // Unless it names another kind: then the caller means another task, and answering with the first
     // one's result would be wrong (as on the embedded transport).
-    if (store_->completion_exists(id)) {
-      for (const auto& item : items_of(store_->completion_batch(id))) {
+    if (const auto ended = store_->completion_batch(id)) {  // one read: it exists, and what it says
+      for (const auto& item : items_of(ended)) {
         if (item.has_completion() && !item.completion().kind().empty() && item.completion().kind() != kind) {
           throw ClientError(fmt::format("submit: task '{}' already ran as kind '{}'; not submitted as '{}'", id,
                                         item.completion().kind(), kind));
