@@ -674,6 +674,27 @@ TEST_CASE("a cancel the host's consumer lost, with nothing stored after it, is f
   stop_cleanly(h.host);
 }
 
+TEST_CASE("a cancel whose receipt was lost, its task ended canceled meanwhile: the answer says the cancel took") {
+  // The host applies the cancel, but its receipt (core NATS) never reaches the sender, as around a
+  // reconnect. The client then answers from the records, which by then hold the task's end. That end
+  // came after the cancel was stored: the answer used to be "already ended", as if it came too late.
+  LosingHost h("nats.control.lose_receipt=1");
+  h.client.set_receipt_wait(1500ms);
+  v1::CancelRequest cancel;
+  cancel.set_task_id(h.id);
+  cancel.set_reason("receipt lost");
+  const auto receipt = h.client.cancel(cancel);
+  CHECK_MESSAGE(receipt.outcome() == v1::DeliveryReceipt::ACCEPTED, receipt.detail());
+  CHECK_MESSAGE(receipt.detail().find("ended canceled after the cancel was stored") != std::string::npos,
+                receipt.detail());
+  CHECK(h.client.wait(h.id, 10s).state() == v1::CANCELED);
+  // A message stored after the end is still answered "already ended".
+  CHECK(h.client.send(steering(h.id, "too late")).outcome() == v1::DeliveryReceipt::TASK_ENDED);
+  const std::string log = h.host.log();
+  CHECK_MESSAGE(log.find("failpoint nats.control.lose_receipt fired") != std::string::npos, log);
+  stop_cleanly(h.host);
+}
+
 TEST_CASE("SIGKILL of a host running long tasks: a surviving host re-attaches them from their checkpoints") {
   NatsSingle nats;
   TempDir dir("taskhost-nats-fault");

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <random>
+#include <string_view>
 
 namespace taskhost::transport::nats {
 namespace {
@@ -176,9 +177,22 @@ v1::DeliveryReceipt NatsTaskClient::control(const std::string& task_id, const st
   // Nobody answered in time: say what the records know (the record read first, as in status()). The
   // message stays stored either way.
   const auto held = store_->task(task_id);
-  if (store_->completion_exists(task_id)) {
+  if (const auto ended = items_of(store_->completion_batch(task_id)); !ended.empty()) {
+    // It had not ended when the message was stored (checked above): the host may well have applied the
+    // message, and a cancel whose task then ended canceled did what was asked. Saying "already ended"
+    // would tell the sender that the message came too late.
+    v1::TaskState state = v1::TASK_STATE_UNSPECIFIED;
+    for (const auto& item : ended) {
+      if (item.has_completion()) state = item.completion().state();
+    }
+    if (std::string_view(type) == "cancel" && state == v1::CANCELED) {
+      return make_receipt(task_id, message_id, v1::DeliveryReceipt::ACCEPTED,
+                          fmt::format("task '{}' ended canceled after the cancel was stored; its host did not "
+                                      "confirm in time", task_id));
+    }
     return make_receipt(task_id, message_id, v1::DeliveryReceipt::TASK_ENDED,
-                   fmt::format("task '{}' already ended", task_id));
+                        fmt::format("task '{}' ended ({}) after the message was stored; its host did not confirm "
+                                    "whether the task took it", task_id, v1::TaskState_Name(state)));
   }
   if (held) {
     if (held->record.owner.empty()) {
