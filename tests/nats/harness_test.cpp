@@ -47,10 +47,24 @@ uint64_t publish_and_count(const std::string& url, int replicas, const char* str
   }
   REQUIRE_MESSAGE(s == NATS_OK, "adding stream ", stream, ": ", natsStatus_GetText(s), " (JetStream error ", code, ")");
   jsStreamInfo_Destroy(si);
+  // The stream itself may still be electing its leader (the node that led it just stopped): nobody
+  // answers the publish meanwhile. The message id makes a retry after a lost answer store it once.
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  static int published = 0;
+  const std::string msg_id = "harness-" + std::to_string(++published);
+  po.MsgId = msg_id.c_str();
   jsPubAck* pa = nullptr;
-  REQUIRE(js_Publish(&pa, js, subject.c_str(), "m", 1, nullptr, &code) == NATS_OK);
+  while ((s = js_Publish(&pa, js, subject.c_str(), "m", 1, &po, &code)) != NATS_OK &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  REQUIRE_MESSAGE(s == NATS_OK, "publishing to ", stream, ": ", natsStatus_GetText(s), " (JetStream error ", code, ")");
   jsPubAck_Destroy(pa);
-  REQUIRE(js_GetStreamInfo(&si, js, stream, nullptr, &code) == NATS_OK);
+  while ((s = js_GetStreamInfo(&si, js, stream, nullptr, &code)) != NATS_OK && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  REQUIRE_MESSAGE(s == NATS_OK, "stream info of ", stream, ": ", natsStatus_GetText(s), " (JetStream error ", code, ")");
   const uint64_t n = si->State.Msgs;
   jsStreamInfo_Destroy(si);
   jsCtx_Destroy(js);
