@@ -4,9 +4,7 @@
 // /metrics), and a bad new version shows its error in `taskhost plugins`, the log and /metrics while the
 // old version keeps serving.
 #include "cli_harness.hpp"
-
-#include "api/http_client.hpp"
-#include "config/endpoint.hpp"
+#include "host_metrics.hpp"
 
 #include <boost/json.hpp>
 
@@ -33,24 +31,6 @@ bool wait_plugin(const Host& host, const std::string& file_name,
     std::this_thread::sleep_for(50ms);
   }
   return false;
-}
-
-taskhost::api::HttpTaskClient client_of(const Host& host) {
-  std::string why;
-  return taskhost::api::HttpTaskClient(*taskhost::config::parse_endpoint(host.api(), &why));
-}
-
-// The value of the one sample of `name` whose labels contain every `label` ("" when absent).
-std::string sample(const std::string& metrics, const std::string& name, const std::vector<std::string>& labels = {}) {
-  for (const auto& line : lines(metrics)) {
-    if (line.rfind(name, 0) != 0) continue;
-    const std::string rest = line.substr(name.size());
-    if (!rest.empty() && rest[0] != '{' && rest[0] != ' ') continue;  // a longer name
-    bool all = true;
-    for (const auto& l : labels) all = all && rest.find(l) != std::string::npos;
-    if (all) return line.substr(line.rfind(' ') + 1);
-  }
-  return "";
 }
 
 // A number member: protobuf's JSON mapping writes 64-bit integers (the generation) as strings.

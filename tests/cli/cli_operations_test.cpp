@@ -2,6 +2,8 @@
 // SIGHUP picking up a new file, GET /metrics, the API on a unix socket, JSON log lines, and SIGTERM
 // draining (running tasks are canceled after the grace period; the host exits 0).
 #include "cli_harness.hpp"
+#include "eventually.hpp"
+#include "host_metrics.hpp"
 
 #include "api/http_client.hpp"
 #include "config/endpoint.hpp"
@@ -166,7 +168,7 @@ TEST_CASE("SIGTERM drains: new submits are refused, running tasks end canceled a
   wait_for_status(host, "short", [](const json::object& o) { return has_state(o, "SUCCEEDED"); });
 
   Background watcher({"watch", "--json", "--api", host.api()});  // open until the host stops
-  std::this_thread::sleep_for(200ms);
+  REQUIRE(wait_for_watchers(host, 1));
   host.signal(SIGTERM);
   const auto status = host.wait_exit(15s);
   INFO(host.log());
@@ -260,14 +262,15 @@ TEST_CASE("SIGTERM starts nothing that waited for a slot: it stays queued, and t
   TempDir dir;
   const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("cpp-interactive.so")});
   const fs::path cfg = dir.path() / "taskhost.toml";
-  std::ofstream(cfg) << "[tasks]\ndrain_grace_ms = 5000\n\n[limits.kinds]\n\"interactive.count\" = 1\n";
+  std::ofstream(cfg) << "[tasks]\ndrain_grace_ms = 10000\n\n[limits.kinds]\n\"interactive.count\" = 1\n";
   const fs::path state = dir.path() / "state";
   {
     Host host(plugins, state, {"--config", cfg.string()});
-    REQUIRE(host.cli({"submit", "interactive.count", "--id", "first", "--input", R"({"steps":4,"delay_ms":150})"}).code == 0);
+    // 3 s: still running after the CLI runs below, however slowly they go, and done within the grace.
+    REQUIRE(host.cli({"submit", "interactive.count", "--id", "first", "--input", R"({"steps":20,"delay_ms":150})"}).code == 0);
     REQUIRE(host.cli({"submit", "interactive.count", "--id", "queued", "--input", R"({"steps":3,"delay_ms":10})"}).code == 0);
     wait_for_status(host, "first", [](const json::object& o) { return has_state(o, "RUNNING"); });
-    CHECK(has_state(wait_for_status(host, "queued", [](const json::object&) { return true; }), "PENDING"));
+    REQUIRE(has_state(wait_for_status(host, "queued", [](const json::object&) { return true; }), "PENDING"));
     host.signal(SIGTERM);
     const auto status = host.wait_exit(15s);
     INFO(host.log());
@@ -294,7 +297,8 @@ TEST_CASE("a second SIGTERM during the drain exits at once; what ran resumes in 
     Host host(plugins, state, {"--config", cfg.string()});
     start_long_timer(host, "t1");
     host.signal(SIGTERM);
-    std::this_thread::sleep_for(300ms);
+    // Two signals sent before the host took the first would merge into one.
+    REQUIRE(taskhost::testing::eventually([&] { return host.log().find("SIGTERM: draining") != std::string::npos; }, 10s));
     host.signal(SIGTERM);
     const auto status = host.wait_exit(10s);
     INFO(host.log());

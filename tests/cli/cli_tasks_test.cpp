@@ -2,6 +2,7 @@
 // (steering and input answers), cancel, watch — with --json output parsed — plus an unknown kind and an
 // unknown task id, each of which must be a clear one-line error.
 #include "cli_harness.hpp"
+#include "host_metrics.hpp"
 
 #include <boost/json.hpp>
 
@@ -185,18 +186,23 @@ TEST_CASE_FIXTURE(Fixture, "a task that asks for input waits for the answer give
 }
 
 TEST_CASE_FIXTURE(Fixture, "steering text reaches a running task and its reply shows in watch") {
-  const std::string id = submit(host, {"interactive.count", "--input", R"({"steps":40,"delay_ms":50})"});
+  // 20 s: still running however long the CLI runs below take; canceled once its reply was seen.
+  const std::string id = submit(host, {"interactive.count", "--input", R"({"steps":400,"delay_ms":50})"});
   wait_for_status(host, id, [](const json::object& o) { return has_state(o, "RUNNING"); });
   const Result sent = host.cli({"send", id, "hello there", "--data", R"({"k":1})"});
   INFO(sent);
   REQUIRE(sent.code == 0);
   CHECK(sent.out.find("delivered") == 0);
-  const Result w = host.cli({"watch", id, "--json", "--timeout", "20"});
+  // The watch replays what the task emitted so far, then follows it live for up to 2 s.
   bool echoed = false;
-  for (const auto& it : watch_items(w)) {
-    if (str(obj(obj(it, "event"), "message"), "text") == "echo: hello there") echoed = true;
+  for (int i = 0; i < 10 && !echoed; ++i) {
+    const Result w = host.cli({"watch", id, "--json", "--timeout", "2"});
+    for (const auto& it : watch_items(w)) {
+      if (str(obj(obj(it, "event"), "message"), "text") == "echo: hello there") echoed = true;
+    }
   }
   CHECK(echoed);
+  CHECK(host.cli({"cancel", id}).code == 0);
 }
 
 TEST_CASE_FIXTURE(Fixture, "cancel ends a running task canceled; then sends and cancels say it ended") {
@@ -230,12 +236,13 @@ TEST_CASE_FIXTURE(Fixture, "submit --wait exits 4 when the task is canceled mean
 }
 
 TEST_CASE_FIXTURE(Fixture, "watch without an id streams every task live until its timeout") {
-  Background watcher({"watch", "--json", "--timeout", "3", "--api", host.api()});
-  // Tasks keep coming while the watch runs, so some surely start after it subscribed.
+  Background watcher({"watch", "--json", "--timeout", "10", "--api", host.api()});
+  REQUIRE(wait_for_watchers(host, 1));  // subscribed: every task from here on is in its stream
   std::vector<std::string> ids;
-  for (int i = 0; i < 10; ++i) {
-    ids.push_back(submit(host, {"hello.greet", "--input", R"({"name":"W"})"}));
-    std::this_thread::sleep_for(150ms);
+  for (int i = 0; i < 5; ++i) {
+    const Result done = host.cli({"submit", "hello.greet", "--input", R"({"name":"W"})", "--wait", "--json"});
+    REQUIRE(done.code == 0);
+    ids.push_back(str(parse_json(done.out).as_object(), "task_id"));
   }
   const Result r = watcher.finish(20s);
   INFO(r);
@@ -245,7 +252,7 @@ TEST_CASE_FIXTURE(Fixture, "watch without an id streams every task live until it
     const auto task = str(obj(it, "completion"), "task_id");
     if (std::find(ids.begin(), ids.end(), task) != ids.end()) ++completed;
   }
-  CHECK(completed >= 5);
+  CHECK(completed == 5);
   // Piped (not a terminal): plain lines, no progress-bar control characters.
   const std::string pid = submit(host, {"interactive.count", "--input", R"({"steps":3,"delay_ms":10})"});
   const Result plain = host.cli({"watch", pid, "--timeout", "20"});
@@ -273,7 +280,8 @@ TEST_CASE("steering sent while a task waits for a slot survives a crash; an answ
   const fs::path state = dir.path() / "state";
   {
     Host host(plugins, state, {"--config", cfg.string()});
-    submit(host, {"interactive.count", "--id", "blocker", "--input", R"({"steps":40,"delay_ms":50})"});
+    // 100 s: holds the only slot through the CLI runs below, however slow; canceled in the next run.
+    submit(host, {"interactive.count", "--id", "blocker", "--input", R"({"steps":2000,"delay_ms":50})"});
     submit(host, {"interactive.count", "--id", "later", "--input", R"({"steps":20,"delay_ms":50})"});
     wait_for_status(host, "blocker", [](const json::object& o) { return has_state(o, "RUNNING"); });
     for (const std::vector<std::string>& args : {std::vector<std::string>{"send", "later", "hello there", "--json"},
@@ -289,6 +297,7 @@ TEST_CASE("steering sent while a task waits for a slot survives a crash; an answ
     REQUIRE(host.wait_exit(10s).has_value());
   }
   Host again(plugins, state, {"--config", cfg.string()});
+  REQUIRE(again.cli({"cancel", "blocker"}).code == 0);  // re-attached: it gives `later` the slot
   const auto done = wait_for_status(again, "later", [](const json::object& o) { return has_state(o, "SUCCEEDED"); }, 30s);
   REQUIRE(has_state(done, "SUCCEEDED"));
   const Result w = again.cli({"watch", "later", "--json", "--timeout", "20"});
