@@ -269,8 +269,12 @@ void check_each_done_once(Probe& p, const tn::Names& names, int n, Tally& t) {
   CHECK_MESSAGE(t.not_succeeded == 0, t.first_failures);
   check_queue_drained(p, names);
   // Redelivered leftovers were recognised as done, not run again: counted again once the hosts settled.
-  const Done again = done(p, names);
-  CHECK(again.tasks == static_cast<size_t>(n));
+  // (One read can meet the stream's leader change after a node's restart and come back empty: polled.)
+  Done again;
+  CHECK(eventually([&] {
+    again = done(p, names);
+    return again.tasks == static_cast<size_t>(n);
+  }, 15s, kServerPoll));
   CHECK(again.twice == 0);
 }
 
@@ -602,7 +606,12 @@ TEST_CASE("a steering message the host's consumer lost is applied before the can
   CHECK(h.client.wait(h.id, 10s).state() == v1::CANCELED);
   const std::string log = h.host.log();
   CHECK_MESSAGE(log.find("failpoint nats.control.lose_steer fired") != std::string::npos, log);
-  CHECK_MESSAGE(log.find("had not been delivered here; handled first") != std::string::npos, log);
+  // Found by the catch-up before the cancel, unless the periodic audit ran in the few milliseconds
+  // between the two stores and found it first (either way it came before the cancel, checked above).
+  const bool caught_up = log.find("had not been delivered here; handled first") != std::string::npos;
+  const bool audited = log.find("had not been delivered here; handled now") != std::string::npos;
+  CHECK_MESSAGE((caught_up || audited), log);
+  if (!caught_up) MESSAGE("the audit found the lost steering message before the cancel came");
   stop_cleanly(h.host);
 }
 
@@ -679,7 +688,7 @@ TEST_CASE("a cancel whose receipt was lost, its task ended canceled meanwhile: t
   // reconnect. The client then answers from the records, which by then hold the task's end. That end
   // came after the cancel was stored: the answer used to be "already ended", as if it came too late.
   LosingHost h("nats.control.lose_receipt=1");
-  h.client.set_receipt_wait(1500ms);
+  h.client.set_receipt_wait(5s);  // long enough for the task to end and its completion to be stored
   v1::CancelRequest cancel;
   cancel.set_task_id(h.id);
   cancel.set_reason("receipt lost");

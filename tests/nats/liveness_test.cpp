@@ -11,6 +11,7 @@
 #include <atomic>
 #include <future>
 #include <initializer_list>
+#include <optional>
 #include <set>
 
 using namespace taskhost;
@@ -22,8 +23,9 @@ namespace {
 // One host's liveness, as the transport wires it: its own connection, record store and bucket handle.
 class Member {
  public:
-  Member(const std::string& url, const std::string& worker)
-      : options_(test_options(url, worker)),  // host_dead_after 2 s: a beat every 500 ms
+  Member(const std::string& url, const std::string& worker,
+         std::optional<std::chrono::seconds> host_dead_after = std::nullopt)
+      : options_(with_dead_after(test_options(url, worker), host_dead_after)),  // default 2 s: a beat every 500 ms
         names_(options_.stream_prefix, options_.kv_bucket),
         connection_(options_, "liveness " + worker),
         store_(connection_, names_),
@@ -39,6 +41,10 @@ class Member {
   Member& operator=(const Member&) = delete;
 
   tn::HostLiveness& liveness() { return *liveness_; }
+  static tn::NatsOptions with_dead_after(tn::NatsOptions o, std::optional<std::chrono::seconds> after) {
+    if (after) o.host_dead_after = *after;
+    return o;
+  }
   // Ticks until `other`'s key has reached this host.
   bool sees(const std::string& other) {
     return eventually([&] {
@@ -184,7 +190,10 @@ TEST_CASE("liveness: a second host under a live host's worker id is refused; aft
   });
   std::string error;
   try {
-    Member twin(nats.url(), "same");
+    // The twin looks for a beat newer than the one it found for 1.5 of its beat intervals: with 4 s
+    // (1.5 s) that spans two or more of a's beats (500 ms apart, a tick every 100 ms), so a stalled
+    // thread under TSan does not make a live host look dead.
+    Member twin(nats.url(), "same", 4s);
   } catch (const tn::NatsError& e) {
     error = e.what();
   }
