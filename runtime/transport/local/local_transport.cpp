@@ -282,11 +282,13 @@ std::shared_ptr<Subscription> LocalTransport::watch(const std::string& task_id, 
             if (stored->progress) progress = &*stored->progress;
           }
           if (progress) {
-            // Progress is kept as the latest value, not as events: replay that one, without a seq.
+            // Progress is kept as the latest value, not as events: replay that one, without a seq, as
+            // it stood at the end (its own time is not kept; without one, watch printed 00:00:00.000).
             v1::TaskEvent e;
             e.set_task_id(task_id);
             e.set_attempt(completion ? completion->attempt() : 0);
             e.set_kind(completion ? completion->kind() : std::string());
+            e.set_unix_ms(completion ? completion->unix_ms() : stored ? stored->updated_ms : 0);
             *e.mutable_progress() = *progress;
             push_event(e);
           }
