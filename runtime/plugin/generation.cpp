@@ -19,6 +19,13 @@ Generation::~Generation() {
   library_.reset();
 }
 
+const th_host_api& Generation::scope_host_api(const th_host_api& host) {
+  scope_ = HostScope{host_scope(host.context).host, id_, manifest_.name};
+  host_api_ = host;
+  host_api_.context = reinterpret_cast<th_host_context*>(&scope_);
+  return host_api_;
+}
+
 const KindExecutor* Generation::find(std::string_view kind) const {
   for (const auto& executor : executors_) {
     if (executor->kind() == kind) return executor.get();

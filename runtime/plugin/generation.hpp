@@ -10,6 +10,7 @@
 // of its own, wherever their last reference drops (registry/generation_releaser.hpp).
 #pragma once
 
+#include "plugin/host_scope.hpp"
 #include "plugin/kind_executor.hpp"
 #include "plugin/manifest.hpp"
 
@@ -42,6 +43,9 @@ class Generation {
 
   // Loader use only: adds an executor while the generation is being built.
   void add_executor(std::unique_ptr<KindExecutor> executor) { executors_.push_back(std::move(executor)); }
+  // Loader use only: the table this generation's factories get, scoped to it (host_scope.hpp). `host`
+  // must be a table whose context is a HostScope (the router's).
+  const th_host_api& scope_host_api(const th_host_api& host);
 
  private:
   uint64_t id_;
@@ -49,7 +53,10 @@ class Generation {
   std::string content_hash_;
   PluginManifest manifest_;
   std::unique_ptr<LoadedLibrary> library_;              // destroyed after executors_ (declared first)
-  std::vector<std::unique_ptr<KindExecutor>> executors_;
+  // The table the executors hold a pointer to (plugin.h: valid until on_destroy_executor returns).
+  HostScope scope_;
+  th_host_api host_api_{};
+  std::vector<std::unique_ptr<KindExecutor>> executors_;  // destroyed first
 };
 
 }  // namespace taskhost::plugin

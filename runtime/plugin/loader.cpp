@@ -54,7 +54,8 @@ th_executor* create_executor(const th_kind_descriptor& kind, const th_host_api& 
 
 }  // namespace
 
-LoadResult load_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host) {
+LoadResult load_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host,
+                           HostTable table) {
   std::string why;
   const std::optional<std::string> image = read_file_bytes(file, &why);
   if (!image) return failure(file, why);
@@ -79,9 +80,10 @@ LoadResult load_generation(const std::filesystem::path& file, uint64_t generatio
   // executors created so far and then unloads the library, in that order.
   auto generation =
       std::make_unique<Generation>(generation_id, file, std::move(hash), std::move(manifest), std::move(library));
+  const th_host_api& factory_host = table == HostTable::scoped ? generation->scope_host_api(host) : host;
   for (size_t i = 0; i < descriptor->kind_count; ++i) {
     const th_kind_descriptor& kind = *descriptor->kinds[i];
-    th_executor* executor = create_executor(kind, host, &why);
+    th_executor* executor = create_executor(kind, factory_host, &why);
     if (executor == nullptr) return failure(file, why);
     generation->add_executor(std::make_unique<KindExecutor>(kind, executor));
   }

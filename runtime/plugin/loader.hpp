@@ -25,8 +25,13 @@ struct LoadResult {
   std::string error;  // "FILE: reason" when generation is null
 };
 
-// `host` must outlive the generation (it is handed to every executor factory).
-LoadResult load_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host);
+// How the executor factories get the host table. shared: `host` itself, which must then outlive the
+// generation (tests and tools with a table of their own). scoped: a copy the generation owns, scoped to
+// it (host_scope.hpp); `host.context` must then be a HostScope, as the router's is.
+enum class HostTable { shared, scoped };
+
+LoadResult load_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host,
+                           HostTable table = HostTable::shared);
 
 // The content hash load_generation would give `file` (hex), or empty with `error` set.
 std::string content_hash_of(const std::filesystem::path& file, std::string* error);

@@ -21,7 +21,7 @@ BoundedLoader::~BoundedLoader() {
 }
 
 plugin::LoadResult BoundedLoader::load(const std::filesystem::path& file, uint64_t generation_id) {
-  if (deadline_.count() <= 0) return plugin::load_generation(file, generation_id, host_);
+  if (deadline_.count() <= 0) return plugin::load_generation(file, generation_id, host_, plugin::HostTable::scoped);
   struct Load {
     std::mutex mu;
     std::condition_variable cv;
@@ -33,7 +33,7 @@ plugin::LoadResult BoundedLoader::load(const std::filesystem::path& file, uint64
   std::thread worker;
   try {
     worker = std::thread([load, shared = shared_, file, generation_id, host = &host_] {
-      plugin::LoadResult result = plugin::load_generation(file, generation_id, *host);
+      plugin::LoadResult result = plugin::load_generation(file, generation_id, *host, plugin::HostTable::scoped);
       std::unique_lock lock(load->mu);
       if (!load->abandoned) {
         load->result = std::move(result);
@@ -56,7 +56,7 @@ plugin::LoadResult BoundedLoader::load(const std::filesystem::path& file, uint64
       }
     });
   } catch (const std::system_error&) {
-    return plugin::load_generation(file, generation_id, host_);  // no thread to spare: load here
+    return plugin::load_generation(file, generation_id, host_, plugin::HostTable::scoped);  // no thread to spare: load here
   }
   std::unique_lock lock(load->mu);
   if (load->cv.wait_for(lock, deadline_, [&] { return load->done; })) {

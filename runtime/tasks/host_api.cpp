@@ -20,7 +20,9 @@ namespace {
 
 using Impl = Router::Impl;
 
-Impl* self(th_host_context* ctx) { return reinterpret_cast<Impl*>(ctx); }
+// Every table's context is a HostScope (plugin/host_scope.hpp): the router, and the generation it was
+// handed to (0 for the router's own table).
+Impl* self(th_host_context* ctx) { return reinterpret_cast<Impl*>(plugin::host_scope(ctx).host); }
 // A plugin's C string as event text. Not UTF-8, it would make protobuf drop the field (or the rest of the
 // message) and JSON readers choke: the bytes that break it become U+FFFD instead (common/utf8.hpp). Past
 // kMaxPluginText it is cut (a sequence the cut splits becomes U+FFFD too), and says so.
@@ -49,7 +51,12 @@ template <typename Fn>
 th_status with_task(th_host_context* ctx, th_task_ref ref, Fn&& fn) noexcept {
   try {
     auto locked = self(ctx)->lock_ref(ref);
-    if (locked.status != TH_OK) return locked.status;
+    if (locked.status != TH_OK) return locked.status;  // ended or superseded: nothing would be written
+    // The live attempt of a task another generation runs (another plugin's, or a newer load's of this
+    // file after a migration, whose own ref differs in its attempt and was answered above): to the
+    // caller it does not exist.
+    const uint64_t generation = plugin::host_scope(ctx).generation;
+    if (generation != 0 && locked.task->generation_id != generation) return TH_UNKNOWN_TASK;
     return fn(*self(ctx), *locked.task, locked);
   } catch (...) {
     return TH_FAILED;
@@ -236,12 +243,20 @@ void sink_log(th_host_context* ctx, th_task_ref ref, int32_t level, const char* 
     const bool known = level >= TH_LOG_DEBUG && level <= TH_LOG_ERROR;
     const auto lvl = known ? static_cast<log::Level>(level) : log::Level::info;
     if (lvl < log::level()) return;
-    std::string who = "plugin";
+    const plugin::HostScope& scope = plugin::host_scope(ctx);
+    std::string who = scope.plugin.empty() ? "plugin" : "plugin " + scope.plugin;
     if (ref != 0) {
-      if (const TaskPtr t = self(ctx)->find_by_ref(ref)) {
-        who = fmt::format("plugin {} task {}", t->kind, t->id);  // immutable fields: no task lock needed
+      const TaskPtr t = self(ctx)->find_by_ref(ref);
+      // generation_id is written under the task's lock; a stale read only picks the other wording.
+      uint64_t runs_on = 0;
+      if (t) {
+        std::lock_guard lock(t->mu);
+        runs_on = t->generation_id;
+      }
+      if (t && (scope.generation == 0 || runs_on == scope.generation)) {
+        who += fmt::format(" {} task {}", t->kind, t->id);  // immutable fields
       } else {
-        who = fmt::format("plugin [task-ref {}]", ref);
+        who += fmt::format(" [task-ref {}, not a task of this plugin's]", ref);
       }
     }
     log::write(lvl, fmt::format("{}: {}", who, str(message)));
@@ -286,7 +301,7 @@ th_host_api Impl::make_host_api(Impl* impl) {
   api.struct_size = sizeof(api);
   api.abi_major = TASKHOST_ABI_MAJOR;
   api.abi_minor = TASKHOST_ABI_MINOR;
-  api.context = reinterpret_cast<th_host_context*>(impl);
+  api.context = reinterpret_cast<th_host_context*>(&impl->own_scope);
   api.set_state = sink_set_state;
   api.progress = sink_progress;
   api.output = sink_output;

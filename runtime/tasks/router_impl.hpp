@@ -4,6 +4,7 @@
 
 #include "common/spin_wait.hpp"
 #include "common/unix_time.hpp"
+#include "plugin/host_scope.hpp"
 #include "tasks/call_pool.hpp"
 #include "tasks/finished_tasks.hpp"
 #include "tasks/router.hpp"
@@ -124,6 +125,7 @@ class Router::Impl {
   const RouterOptions options;
   registry::KindRegistry& registry;
   transport::TaskOutbox& outbox;
+  plugin::HostScope own_scope;  // the context of `api`: unscoped (each generation gets a scoped copy)
   th_host_api api;
   CallPool pool;
   Scheduler scheduler;

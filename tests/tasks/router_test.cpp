@@ -602,6 +602,37 @@ TEST_CASE("a new generation takes new tasks; migrate re-attaches running ones an
   CHECK(f.router().wait_idle(5s));
 }
 
+TEST_CASE("a plugin cannot write to a task another generation runs, whatever ref it makes up") {
+  // Refs are plain numbers. Each generation's factories got a host table of their own, so the sink
+  // knows who calls: a ref of another plugin's live task is answered as unknown, and nothing is written.
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("victim", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("victim", v1::RUNNING));
+  f.router().deliver(message("victim", "whoami"));
+  const auto ref = f.outbox.wait_message("victim", "ref:");
+  REQUIRE(ref);
+
+  install_plugin_file(fixture("scripted-v2.so"), f.dir.path(), "scripted.so");
+  auto report = f.host->plugins().scan();
+  REQUIRE_MESSAGE(report.errors.empty(), (report.errors.empty() ? "" : report.errors.front()));
+  REQUIRE(f.router().assign(assignment("raider", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("raider", v1::RUNNING));
+  CHECK(f.router().snapshot("raider")->generation != f.router().snapshot("victim")->generation);
+
+  f.router().deliver(message("raider", "raid:" + ref->substr(4)));
+  const auto raid = f.outbox.wait_message("raider", "raid:");
+  REQUIRE(raid);
+  CHECK(*raid == "raid:UNKNOWN_TASK,UNKNOWN_TASK,UNKNOWN_TASK");
+  CHECK(f.router().snapshot("victim")->state == v1::RUNNING);
+  f.router().deliver(message("victim", "finish"));
+  const auto c = f.outbox.wait_completion("victim");
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+  CHECK(json(c->output()) == R"("finished attempt 1")");
+  f.router().deliver(message("raider", "finish"));
+  CHECK(f.router().wait_idle(5s));
+}
+
 TEST_CASE("drain finishes what it can, then cancels the rest; new work is refused") {
   tasks::RouterOptions o;
   o.cancel_deadline = 300ms;

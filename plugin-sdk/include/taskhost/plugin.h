@@ -63,7 +63,8 @@ typedef int32_t th_status;
 #define TH_FAILED 3            /* the operation was attempted and failed; the error text says why */
 #define TH_TASK_ENDED 4        /* sink: the task already reached a terminal state; the write was dropped */
 #define TH_STALE_ATTEMPT 5     /* sink: the task ref belongs to a superseded attempt; the write was dropped */
-#define TH_UNKNOWN_TASK 6      /* sink: the task ref was never issued by this host */
+#define TH_UNKNOWN_TASK 6      /* sink: the task ref was never issued by this host, or names a task that
+                                  another plugin (or another load of this file) runs; nothing was written */
 
 /* ---------------------------------------------------------------------------------------------------
  * Task states (protocol.md §2). Terminal states are final.

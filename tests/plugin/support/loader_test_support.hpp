@@ -3,6 +3,7 @@
 // from build/fixtures (see tests/plugin/CMakeLists.txt).
 #pragma once
 
+#include "plugin/host_scope.hpp"
 #include "plugin/kind_executor.hpp"
 #include "registry/kind_registry.hpp"
 
@@ -22,7 +23,8 @@
 #include <string_view>
 #include <vector>
 
-// The host context handed to plugins: what the fixture plugins reported through the host API.
+// What the fixture plugins reported through the host API. Like the router's, the table's context is a
+// plugin::HostScope whose `host` is this (a PluginDirectory gives each generation a scope of its own).
 struct th_host_context {
   std::mutex mutex;
   std::vector<std::string> logs;
@@ -41,7 +43,8 @@ class RecordingHost {
     api_.struct_size = sizeof(api_);
     api_.abi_major = TASKHOST_ABI_MAJOR;
     api_.abi_minor = TASKHOST_ABI_MINOR;
-    api_.context = &context_;
+    scope_.host = &context_;
+    api_.context = reinterpret_cast<th_host_context*>(&scope_);
     api_.set_state = [](th_host_context*, th_task_ref, th_task_state, const char*) -> th_status { return TH_OK; };
     api_.progress = [](th_host_context*, th_task_ref, double, double, const char*, const char*) -> th_status {
       return TH_OK;
@@ -56,13 +59,15 @@ class RecordingHost {
     };
     api_.checkpoint = [](th_host_context*, th_task_ref, th_bytes) -> th_status { return TH_OK; };
     api_.heartbeat = [](th_host_context*, th_task_ref, double, const char*) -> th_status { return TH_OK; };
-    api_.complete = [](th_host_context* ctx, th_task_ref task, const th_result* result) -> th_status {
+    api_.complete = [](th_host_context* scope, th_task_ref task, const th_result* result) -> th_status {
+      th_host_context* ctx = plugin::host_scope(scope).host;
       std::lock_guard lock(ctx->mutex);
       const auto* data = reinterpret_cast<const char*>(result->output.data);
       ctx->completions[task] = {result->state, std::string(data ? data : "", result->output.size)};
       return TH_OK;
     };
-    api_.log = [](th_host_context* ctx, th_task_ref, int32_t, const char* message) {
+    api_.log = [](th_host_context* scope, th_task_ref, int32_t, const char* message) {
+      th_host_context* ctx = plugin::host_scope(scope).host;
       std::lock_guard lock(ctx->mutex);
       ctx->logs.emplace_back(message);
     };
@@ -91,6 +96,7 @@ class RecordingHost {
 
  private:
   th_host_context context_;
+  plugin::HostScope scope_;
   th_host_api api_{};
 };
 

@@ -1,0 +1,25 @@
+// What the context of a host table handed to a plugin points at. th_host_context is opaque to plugins;
+// on the host's side it says whose state the sink works on and which generation the table was given to.
+//
+// Every generation the plugins directory loads gets its own table (the same functions, its own scope),
+// so the sink can refuse a ref of a task that another plugin, or another load of the same file, runs:
+// refs are plain numbers (tasks/task_ref.hpp), and a plugin that mixes them up must not end someone
+// else's task. Such a call is answered TH_UNKNOWN_TASK, as for a ref that never existed.
+#pragma once
+
+#include <taskhost/plugin.h>
+
+#include <cstdint>
+#include <string>
+
+namespace taskhost::plugin {
+
+struct HostScope {
+  th_host_context* host = nullptr;  // the sink's own state (the router's)
+  uint64_t generation = 0;          // 0: unscoped (the router's own table: tests and tools), any task
+  std::string plugin;               // the plugin's name, for its log lines
+};
+
+inline const HostScope& host_scope(th_host_context* ctx) { return *reinterpret_cast<const HostScope*>(ctx); }
+
+}  // namespace taskhost::plugin
