@@ -12,7 +12,8 @@ namespace {
 // More kinds than this in one plugin means the pointer or count is garbage, not a real plugin.
 constexpr size_t kMaxKinds = 4096;
 
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+// The plugin's own strings in an error: not trusted to be UTF-8 (the error is shown in JSON listings).
+std::string quote(std::string_view s) { return "'" + utf8_sanitized(s) + "'"; }
 
 std::string check_kind(const th_kind_descriptor& k, const std::string& name) {
   const std::string who = "kind " + quote(name) + ": ";
@@ -72,6 +73,11 @@ std::string check_descriptor(const th_plugin_descriptor* d, const PluginManifest
   if (d->kind_count == 0) return "descriptor kind_count is 0: a plugin must serve at least one kind";
   if (d->kind_count > kMaxKinds) return "descriptor kind_count " + std::to_string(d->kind_count) + " is implausible";
   if (d->kinds == nullptr) return "descriptor kinds is NULL but kind_count is " + std::to_string(d->kind_count);
+  // Checked before kinds[] is read: a kind_count past the array's end would be read as pointers.
+  if (d->kind_count != manifest.kinds.size()) {
+    return "descriptor kind_count is " + std::to_string(d->kind_count) + " but the manifest lists " +
+           std::to_string(manifest.kinds.size()) + " kind(s) (" + join(manifest.kinds) + ")";
+  }
 
   std::set<std::string> declared;
   for (size_t i = 0; i < d->kind_count; ++i) {

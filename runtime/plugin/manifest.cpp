@@ -29,6 +29,14 @@ std::string line_error(size_t number, std::string_view line, std::string_view wh
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
+// Names, versions and kinds travel in JSON and protobuf strings and in log lines: text, or every listing
+// that shows them breaks (an invalid byte made /v1/plugins unreadable for every plugin).
+bool is_text(std::string_view s) {
+  return valid_utf8(s) && std::none_of(s.begin(), s.end(), [](char c) {
+           return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+         });
+}
+
 bool has_space(std::string_view s) { return std::any_of(s.begin(), s.end(), is_space); }
 
 bool edge_space(std::string_view s) { return !s.empty() && (is_space(s.front()) || is_space(s.back())); }
@@ -93,6 +101,10 @@ ManifestParse parse_manifest(std::string_view text) {
         result.error = line_error(number, line, std::string(key) + " must not be empty");
         return result;
       }
+      if (!is_text(value)) {
+        result.error = line_error(number, line, std::string(key) + " must be UTF-8 text without control characters");
+        return result;
+      }
       (key == "name" ? m.name : m.version) = std::string(value);
     } else {
       std::set<std::string_view> unique;
@@ -101,14 +113,17 @@ ManifestParse parse_manifest(std::string_view text) {
         const size_t comma = std::min(value.find(',', start), value.size());
         const std::string_view kind = value.substr(start, comma - start);
         start = comma + 1;
-        if (kind.empty() || has_space(kind)) {
+        if (kind.empty()) {
           result.error = line_error(number, line, "kinds must be a comma-separated list of non-empty names");
           return result;
         }
-        // Kind names travel in JSON and protobuf strings: text, or every listing that shows them breaks.
-        if (!valid_utf8(kind) || std::any_of(kind.begin(), kind.end(), [](char c) {
-              return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-            })) {
+        if (has_space(kind)) {
+          result.error = line_error(number, line, "kind '" + utf8_sanitized(kind) +
+                                                      "' has a space: kind names are written without spaces "
+                                                      "(they are CLI arguments and NATS subject tokens)");
+          return result;
+        }
+        if (!is_text(kind)) {
           result.error = line_error(number, line, "kind names must be UTF-8 text without control characters");
           return result;
         }

@@ -56,6 +56,14 @@ TEST_CASE("parse_manifest errors name the bad line") {
         "line 5 \"kinds=a,,b\": kinds must be a comma-separated list of non-empty names");
   CHECK(error_of("taskhost-manifest 1\nabi=1.0\nname=n\nversion=1\nkinds=a,b,a\n") ==
         "line 5 \"kinds=a,b,a\": kind 'a' listed twice");
+  CHECK(error_of("taskhost-manifest 1\nabi=1.0\nname=n\nversion=1\nkinds=a,my kind\n") ==
+        "line 5 \"kinds=a,my kind\": kind 'my kind' has a space: kind names are written without spaces (they are "
+        "CLI arguments and NATS subject tokens)");
+  // The name and version are shown in every listing too (a 0xFF in a version broke /v1/plugins).
+  CHECK(error_of("taskhost-manifest 1\nabi=1.0\nname=n\nversion=1.0\xff\nkinds=a\n") ==
+        "line 4 \"version=1.0?\": version must be UTF-8 text without control characters");
+  CHECK(error_of("taskhost-manifest 1\nabi=1.0\nname=n\x1b[31m\nversion=1\nkinds=a\n") ==
+        "line 3 \"name=n?[31m\": name must be UTF-8 text without control characters");
   // Not UTF-8 (a lone 0xFF), and a control character: kind names are text in every listing.
   CHECK(error_of("taskhost-manifest 1\nabi=1.0\nname=n\nversion=1\nkinds=ok,bad\xff\n") ==
         "line 5 \"kinds=ok,bad?\": kind names must be UTF-8 text without control characters");
