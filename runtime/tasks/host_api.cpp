@@ -37,8 +37,20 @@ std::string str(const char* s) {
 }
 std::span<const uint8_t> span(th_bytes b) { return {b.data, b.data ? b.size : 0}; }
 
-// A payload over the host's limit is refused, and the host's log says which task sent what.
-bool over_limit(const Impl& impl, const Task& t, th_bytes b, std::string_view what) {
+// A call the sink refuses is also logged, naming the task and what was wrong: a plugin that ignores the
+// returned status otherwise leaves a task running with no trace of why.
+th_status refused(const Task& t, std::string_view what) {
+  log::warn("plugin {} task {}: {}: refused (TH_INVALID_ARGUMENT)", t.kind, t.id, what);
+  return TH_INVALID_ARGUMENT;
+}
+
+// A payload over the host's limit is refused, and the host's log says which task sent what. So is one
+// whose data is NULL with a size (plugin.h: NULL only with size 0), which used to pass as empty.
+bool bad_payload(const Impl& impl, const Task& t, th_bytes b, std::string_view what) {
+  if (b.data == nullptr && b.size != 0) {
+    refused(t, fmt::format("{} has NULL data with a size of {} bytes", what, b.size));
+    return true;
+  }
   const size_t size = span(b).size();
   if (size <= impl.options.max_plugin_payload) return false;
   log::warn("plugin {} task {}: {} of {} bytes refused: the limit is {} bytes (max_plugin_payload_bytes)", t.kind, t.id,
@@ -87,7 +99,7 @@ th_status sink_progress(th_host_context* ctx, th_task_ref ref, double current, d
 
 th_status sink_output(th_host_context* ctx, th_task_ref ref, const char* stream, th_bytes delta) {
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
-    if (over_limit(impl, t, delta, "an output delta")) return TH_INVALID_ARGUMENT;
+    if (bad_payload(impl, t, delta, "an output delta")) return TH_INVALID_ARGUMENT;
     impl.emit_locked(t, [&](v1::TaskEvent& e) {
       auto* o = e.mutable_output();
       o->set_stream(stream ? str(stream) : "stdout");
@@ -102,7 +114,7 @@ th_status sink_post(th_host_context* ctx, th_task_ref ref, const char* text, th_
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
     google::protobuf::Value value;
     std::string error;
-    if (over_limit(impl, t, data, "a message's data")) return TH_INVALID_ARGUMENT;
+    if (bad_payload(impl, t, data, "a message's data")) return TH_INVALID_ARGUMENT;
     const bool has_data = !span(data).empty();
     if (has_data && !decode_value(span(data), t.binding ? t.binding.executor->encoding() : TH_ENCODING_JSON, &value,
                                   &error)) {
@@ -163,7 +175,7 @@ th_status sink_append_artifact(th_host_context* ctx, th_task_ref ref, const char
 
 th_status sink_checkpoint(th_host_context* ctx, th_task_ref ref, th_bytes state) {
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
-    if (over_limit(impl, t, state, "a checkpoint")) return TH_INVALID_ARGUMENT;
+    if (bad_payload(impl, t, state, "a checkpoint")) return TH_INVALID_ARGUMENT;
     const auto bytes = span(state);
     t.checkpoint.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     impl.outbox.on_checkpoint(t.id, t.attempt, t.checkpoint);
@@ -182,11 +194,19 @@ th_status sink_heartbeat(th_host_context* ctx, th_task_ref ref, double fraction,
 th_status sink_complete(th_host_context* ctx, th_task_ref ref, const th_result* result) {
   TaskPtr finished;
   const th_status status = with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked& locked) -> th_status {
-    if (!result || result->struct_size < offsetof(th_result, error_message) + sizeof(result->error_message)) {
-      return TH_INVALID_ARGUMENT;
+    if (!result) return refused(t, "complete() with a NULL result");
+    if (result->struct_size < offsetof(th_result, error_message) + sizeof(result->error_message)) {
+      return refused(t, fmt::format("complete() with a th_result of struct_size {}, smaller than the ABI 1.0 size {}",
+                                    result->struct_size, offsetof(th_result, error_message) + sizeof(result->error_message)));
     }
     const auto state = from_abi_state(result->state);
-    if (!state || !is_terminal(*state)) return TH_INVALID_ARGUMENT;
+    if (!state || !is_terminal(*state)) {
+      return refused(t, fmt::format("complete() with state {}, not a terminal state (SUCCEEDED, FAILED or CANCELED)",
+                                    static_cast<int>(result->state)));
+    }
+    if (result->output.data == nullptr && result->output.size != 0) {
+      return refused(t, fmt::format("complete() with an output of NULL data and a size of {} bytes", result->output.size));
+    }
     th_status answer = TH_OK;
     const ScratchScope scratch;
     v1::TaskCompletion& c = *scratch.make<v1::TaskCompletion>();

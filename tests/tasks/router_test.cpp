@@ -602,6 +602,21 @@ TEST_CASE("a new generation takes new tasks; migrate re-attaches running ones an
   CHECK(f.router().wait_idle(5s));
 }
 
+TEST_CASE("a span with NULL data and a size is refused, not taken as empty; the task keeps running") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("nd", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("nd", v1::RUNNING));
+  f.router().deliver(message("nd", "null-data"));
+  const auto report = f.outbox.wait_message("nd", "null-data:");
+  REQUIRE(report);
+  CHECK(*report == "null-data:INVALID_ARGUMENT,INVALID_ARGUMENT,INVALID_ARGUMENT,INVALID_ARGUMENT");
+  CHECK(f.router().snapshot("nd")->state == v1::RUNNING);  // the bogus completion ended nothing
+  f.router().deliver(message("nd", "finish"));
+  const auto c = f.outbox.wait_completion("nd");
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+}
+
 TEST_CASE("a plugin cannot write to a task another generation runs, whatever ref it makes up") {
   // Refs are plain numbers. Each generation's factories got a host table of their own, so the sink
   // knows who calls: a ref of another plugin's live task is answered as unknown, and nothing is written.

@@ -99,7 +99,8 @@ typedef int32_t th_encoding;
 #define TH_LOG_WARN 2
 #define TH_LOG_ERROR 3
 
-/* A byte span. Who owns `data` is said wherever a span crosses. `data` may be NULL when `size` is 0. */
+/* A byte span. Who owns `data` is said wherever a span crosses. `data` may be NULL only when `size` is 0
+ * (the sink refuses NULL with a size: TH_INVALID_ARGUMENT). */
 typedef struct th_bytes {
   const uint8_t* data;
   size_t size;
