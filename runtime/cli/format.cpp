@@ -1,5 +1,7 @@
 #include "cli/format.hpp"
 
+#include "common/escape_controls.hpp"
+
 #include "api/json.hpp"
 
 #include <fmt/format.h>
@@ -67,7 +69,23 @@ std::string shell_word(std::string_view word) {
   return out + "'";
 }
 
-std::string completion_text(const v1::TaskCompletion& c) {
+namespace {
+std::string completion_text_raw(const v1::TaskCompletion& c);
+std::string event_text_raw(const v1::TaskEvent& e);
+}  // namespace
+
+// Plugin text is shown with its control characters escaped (common/escape_controls.hpp): a CR/LF or an
+// ESC sequence in a detail or message must not forge lines or repaint the terminal. Output deltas are
+// the exception: they are the program's own output, shown as it wrote it.
+std::string completion_text(const v1::TaskCompletion& c) { return escaped_controls(completion_text_raw(c)); }
+
+std::string event_text(const v1::TaskEvent& e) {
+  return e.has_output() ? event_text_raw(e) : escaped_controls(event_text_raw(e));
+}
+
+namespace {
+
+std::string completion_text_raw(const v1::TaskCompletion& c) {
   std::string text = state_name(c.state());
   if (c.has_output()) return text + ": " + value_text(c.output());
   if (c.has_error()) {
@@ -85,7 +103,7 @@ std::string completion_text(const v1::TaskCompletion& c) {
   return text;
 }
 
-std::string event_text(const v1::TaskEvent& e) {
+std::string event_text_raw(const v1::TaskEvent& e) {
   switch (e.event_case()) {
     case v1::TaskEvent::kState:
       return "state " + state_name(e.state().state()) + (e.state().detail().empty() ? "" : " (" + e.state().detail() + ")");
@@ -109,6 +127,8 @@ std::string event_text(const v1::TaskEvent& e) {
   return "event";
 }
 
+}  // namespace
+
 size_t display_width(std::string_view text) {
   // The C library's tables (wcwidth) under a UTF-8 character type: "é" is one column, "中" two.
   static const bool utf8 = std::setlocale(LC_CTYPE, "C.UTF-8") != nullptr;
@@ -130,7 +150,12 @@ size_t display_width(std::string_view text) {
   return width;
 }
 
-void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& raw_rows) {
+  // One row, one line: cells hold plugin text (details, versions, errors).
+  std::vector<std::vector<std::string>> rows = raw_rows;
+  for (auto& row : rows) {
+    for (auto& cell : row) cell = escaped_controls(cell);
+  }
   std::vector<size_t> widths;
   for (const auto& row : rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);

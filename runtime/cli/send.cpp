@@ -2,6 +2,7 @@
 #include "api/json.hpp"
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "common/escape_controls.hpp"
 
 #include <iostream>
 
@@ -12,11 +13,11 @@ namespace {
 int report(const CommandLine& cl, const v1::DeliveryReceipt& r, std::string_view command, std::string_view done) {
   if (cl.json()) print_json(r);
   if (r.outcome() == v1::DeliveryReceipt::ACCEPTED) {
-    if (!cl.json()) std::cout << done << (r.detail().empty() || r.detail() == done ? "" : " (" + r.detail() + ")") << "\n";
+    if (!cl.json()) std::cout << done << (r.detail().empty() || r.detail() == done ? "" : " (" + escaped_controls(r.detail()) + ")") << "\n";
     return kExitOk;
   }
   std::cerr << "taskhost " << command << ": "
-            << (r.detail().empty() ? v1::DeliveryReceipt::Outcome_Name(r.outcome()) : r.detail()) << " ("
+            << (r.detail().empty() ? v1::DeliveryReceipt::Outcome_Name(r.outcome()) : escaped_controls(r.detail())) << " ("
             << v1::DeliveryReceipt::Outcome_Name(r.outcome()) << ")\n";
   return kExitError;
 }

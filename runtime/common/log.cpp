@@ -1,5 +1,6 @@
 #include "common/log.hpp"
 
+#include "common/escape_controls.hpp"
 #include "common/json_string.hpp"
 
 #include <fmt/chrono.h>
@@ -71,7 +72,7 @@ void write(Level level, std::string_view message) {
     line += ' ';
     line += level_name(level, true);
     line += ' ';
-    line += message;
+    append_escaped_controls(line, message);  // one record, one line (escape_controls.hpp)
     line += '\n';
   }
   // One write(2) per record: lines from concurrent threads never interleave (stderr is unbuffered).

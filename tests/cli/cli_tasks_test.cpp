@@ -205,6 +205,30 @@ TEST_CASE_FIXTURE(Fixture, "steering text reaches a running task and its reply s
   CHECK(host.cli({"cancel", id}).code == 0);
 }
 
+TEST_CASE_FIXTURE(Fixture, "plugin text with CR/LF or ESC shows escaped in watch and status, never raw") {
+  const std::string id = submit(host, {"interactive.count", "--input", R"({"steps":400,"delay_ms":50})"});
+  wait_for_status(host, id, [](const json::object& o) { return has_state(o, "RUNNING"); });
+  // The task echoes steering text back as its own message: plugin text, as a third party's would be.
+  REQUIRE(host.cli({"send", id, "one\r\n12:00:00.000  forged \x1b[31mred"}).code == 0);
+  std::string shown;
+  for (int i = 0; i < 10 && shown.find("echo: one") == std::string::npos; ++i) {
+    shown = host.cli({"watch", id, "--timeout", "2"}).out;
+  }
+  INFO(shown);
+  CHECK(shown.find("message: echo: one\\r\\n12:00:00.000  forged \\x1b[31mred") != std::string::npos);
+  CHECK(shown.find('\x1b') == std::string::npos);
+  CHECK(shown.find('\r') == std::string::npos);
+  REQUIRE(host.cli({"cancel", id}).code == 0);
+  // A plugin's output with them, in the one-line rows of `status`.
+  const Result greeted = host.cli({"submit", "hello.greet", "--id", "ctl", "--wait", "--input",
+                                   R"({"name":"a\r\nb\u001b[2Jc"})"});
+  REQUIRE(greeted.code == 0);
+  const Result status = host.cli({"status", "ctl"});
+  INFO(status);
+  CHECK(status.out.find("Hello, a\\r\\nb\\x1b[2Jc!") != std::string::npos);
+  CHECK(status.out.find('\x1b') == std::string::npos);
+}
+
 TEST_CASE_FIXTURE(Fixture, "cancel ends a running task canceled; then sends and cancels say it ended") {
   const std::string id = submit(host, {"interactive.count", "--input", R"({"steps":200,"delay_ms":50})"});
   wait_for_status(host, id, [](const json::object& o) { return has_state(o, "RUNNING"); });
