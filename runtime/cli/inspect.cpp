@@ -70,7 +70,7 @@ int inspect_command(const Args& args) {
                 << "plugin:      " << m.name << " " << m.version << "\n"
                 << "kinds:       " << kinds << "\n";
     } else {
-      std::cout << "manifest:    none\n";
+      std::cout << "manifest:    " << (in.has_manifest_section ? "present but not readable (below)" : "none") << "\n";
     }
     std::string symbols;
     for (const auto& s : in.exported_symbols) symbols += (symbols.empty() ? "" : ", ") + s;

@@ -13,7 +13,12 @@ namespace {
 int report(const CommandLine& cl, const v1::DeliveryReceipt& r, std::string_view command, std::string_view done) {
   if (cl.json()) print_json(r);
   if (r.outcome() == v1::DeliveryReceipt::ACCEPTED) {
-    if (!cl.json()) std::cout << done << (r.detail().empty() || r.detail() == done ? "" : " (" + escaped_controls(r.detail()) + ")") << "\n";
+    // "delivered" only when it was; otherwise what the host said ("queued: ...", "delivery in progress").
+    if (!cl.json()) {
+      std::cout << (r.detail().empty() || r.detail() == done ? std::string(done)
+                                                              : "accepted (" + escaped_controls(r.detail()) + ")")
+                << "\n";
+    }
     return kExitOk;
   }
   std::cerr << "taskhost " << command << ": "

@@ -168,6 +168,7 @@ Inspection inspect_image(const std::filesystem::path& file, std::string_view ima
   // Fill in everything readable first, so `inspect` shows it even when the file is refused; then report
   // the first reason in a fixed order: not loadable ELF, entry point, manifest, ABI.
   std::string manifest_error;
+  result.has_manifest_section = elf.section.has_value();
   if (elf.section) {
     const std::string_view text = elf.section->substr(0, elf.section->find('\0'));
     ManifestParse parsed = parse_manifest(text);

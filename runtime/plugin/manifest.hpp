@@ -31,6 +31,7 @@ struct Inspection {
   bool is_elf = false;
   bool has_entry_point = false;              // exports TASKHOST_ENTRY_SYMBOL
   std::vector<std::string> exported_symbols; // dynamic symbols defined by the file
+  bool has_manifest_section = false;         // present, whether or not it parses (`manifest` is then empty)
   std::optional<PluginManifest> manifest;
   std::string error;                         // first reason this file cannot be a plugin; empty if none
   bool ok() const { return error.empty(); }

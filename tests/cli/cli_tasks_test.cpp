@@ -317,6 +317,10 @@ TEST_CASE("steering sent while a task waits for a slot survives a crash; an answ
       CHECK(str(receipt, "outcome") == "ACCEPTED");
       CHECK(receipt.at("queued").as_bool());  // provisional: decided at the start
     }
+    // Without --json: accepted, and not called "delivered" while it waits.
+    const Result plain = host.cli({"send", "later", "plain words"});
+    INFO(plain);
+    CHECK(plain.out.starts_with("accepted (queued"));
     host.signal(SIGKILL);
     REQUIRE(host.wait_exit(10s).has_value());
   }

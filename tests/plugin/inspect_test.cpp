@@ -98,10 +98,20 @@ TEST_CASE("inspect_file refuses broken plugins with the reason, reading what it 
                                   ": no entry point: the file does not export function 'taskhost_plugin_entry' "
                                   "(declare it with TASKHOST_PLUGIN_ENTRY)");
   }
+  SUBCASE("a manifest section that does not parse") {
+    const fs::path file = fixture("loader-bad-manifest");
+    const Inspection inspection = inspect_file(file);
+    CHECK(inspection.has_manifest_section);  // `inspect` says so, rather than "manifest: none"
+    CHECK_FALSE(inspection.manifest.has_value());
+    CHECK(inspection.error.starts_with(file.string() + ": bad manifest: line 5 "));
+    CHECK(inspection.error.ends_with("kind 'fixture.bad kind' has a space: kind names are written without spaces "
+                                     "(they are CLI arguments and NATS subject tokens)"));
+  }
   SUBCASE("no manifest section") {
     const fs::path file = fixture("loader-broken-no-manifest");
     const Inspection inspection = inspect_file(file);
     CHECK(inspection.has_entry_point);
+    CHECK_FALSE(inspection.has_manifest_section);
     CHECK_FALSE(inspection.manifest.has_value());
     CHECK(inspection.error ==
           file.string() + ": no manifest: section '.taskhost_manifest' is missing (declare it with TASKHOST_MANIFEST)");
