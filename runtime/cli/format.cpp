@@ -1,8 +1,7 @@
 #include "cli/format.hpp"
 
-#include "common/escape_controls.hpp"
-
 #include "api/json.hpp"
+#include "common/escape_controls.hpp"
 
 #include <fmt/format.h>
 
@@ -70,20 +69,6 @@ std::string shell_word(std::string_view word) {
 }
 
 namespace {
-std::string completion_text_raw(const v1::TaskCompletion& c);
-std::string event_text_raw(const v1::TaskEvent& e);
-}  // namespace
-
-// Plugin text is shown with its control characters escaped (common/escape_controls.hpp): a CR/LF or an
-// ESC sequence in a detail or message must not forge lines or repaint the terminal. Output deltas are
-// the exception: they are the program's own output, shown as it wrote it.
-std::string completion_text(const v1::TaskCompletion& c) { return escaped_controls(completion_text_raw(c)); }
-
-std::string event_text(const v1::TaskEvent& e) {
-  return e.has_output() ? event_text_raw(e) : escaped_controls(event_text_raw(e));
-}
-
-namespace {
 
 std::string completion_text_raw(const v1::TaskCompletion& c) {
   std::string text = state_name(c.state());
@@ -128,6 +113,15 @@ std::string event_text_raw(const v1::TaskEvent& e) {
 }
 
 }  // namespace
+
+// Plugin text is shown with its control characters escaped (common/escape_controls.hpp): a CR/LF or an
+// ESC sequence in a detail or message must not forge lines or repaint the terminal. Output deltas are
+// the exception: they are the program's own output, shown as it wrote it.
+std::string completion_text(const v1::TaskCompletion& c) { return escaped_controls(completion_text_raw(c)); }
+
+std::string event_text(const v1::TaskEvent& e) {
+  return e.has_output() ? event_text_raw(e) : escaped_controls(event_text_raw(e));
+}
 
 size_t display_width(std::string_view text) {
   // The C library's tables (wcwidth) under a UTF-8 character type: "é" is one column, "中" two.

@@ -28,8 +28,8 @@ std::string event_text(const v1::TaskEvent& event);
 // command can be pasted back, whatever the task id holds).
 std::string shell_word(std::string_view word);
 
-// Aligned columns; the first row is the header.
-// Columns aligned by display width (UTF-8 aware: wide characters take two columns).
+// Aligned columns, the first row the header, one line per row: columns by display width (UTF-8 aware:
+// wide characters take two), control characters in cells escaped.
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 // Terminal columns `text` (UTF-8) takes.
 size_t display_width(std::string_view text);

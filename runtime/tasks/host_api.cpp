@@ -51,10 +51,9 @@ bool bad_payload(const Impl& impl, const Task& t, th_bytes b, std::string_view w
     refused(t, fmt::format("{} has NULL data with a size of {} bytes", what, b.size));
     return true;
   }
-  const size_t size = span(b).size();
-  if (size <= impl.options.max_plugin_payload) return false;
-  log::warn("plugin {} task {}: {} of {} bytes refused: the limit is {} bytes (max_plugin_payload_bytes)", t.kind, t.id,
-            what, size, impl.options.max_plugin_payload);
+  if (b.size <= impl.options.max_plugin_payload) return false;
+  refused(t, fmt::format("{} of {} bytes is over the limit of {} bytes (max_plugin_payload_bytes)", what, b.size,
+                         impl.options.max_plugin_payload));
   return true;
 }
 

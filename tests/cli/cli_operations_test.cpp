@@ -5,9 +5,6 @@
 #include "eventually.hpp"
 #include "host_metrics.hpp"
 
-#include "api/http_client.hpp"
-#include "config/endpoint.hpp"
-
 #include <boost/json.hpp>
 
 #include <doctest/doctest.h>
@@ -104,9 +101,7 @@ TEST_CASE("GET /metrics counts tasks by kind and state, plugin calls and load er
   REQUIRE(host.cli({"submit", "hello.greet", "--input", R"({"name":"M"})", "--wait"}).code == 0);
   REQUIRE(host.cli({"submit", "hello.greet", "--input", "{}", "--wait"}).code == 3);
 
-  std::string why;
-  taskhost::api::HttpTaskClient client(*taskhost::config::parse_endpoint(host.api(), &why));
-  const std::string m = client.metrics_text();
+  const std::string m = client_of(host).metrics_text();
   INFO(m);
   CHECK(m.find("# TYPE taskhost_tasks gauge") != std::string::npos);
   CHECK(m.find("taskhost_tasks{kind=\"hello.greet\",state=\"succeeded\"} 1") != std::string::npos);

@@ -46,8 +46,10 @@ class EventBatcher {
   // A batch is cut into messages of at most about `max_batch_bytes` (keep it well under the server's
   // max_payload): a program writing megabytes of output within one linger made batches the server
   // refused, and watchers lost that output.
+  static constexpr size_t kMaxBatchBytes = 512u << 10;
   EventBatcher(AsyncPublisher& publisher, const Names& names, std::string worker_id, CompletionStored stored,
-               std::chrono::milliseconds linger = std::chrono::milliseconds(20), size_t max_batch_bytes = 512u << 10);
+               std::chrono::milliseconds linger = std::chrono::milliseconds(20),
+               size_t max_batch_bytes = kMaxBatchBytes);
 
   void event(const v1::TaskEvent& event);
   void completion(const v1::TaskCompletion& completion);

@@ -21,7 +21,8 @@ NatsTransport::Impl::Impl(NatsOptions o) : options(std::move(o)), names(options.
   // Batches of at most half the server's max_payload (512 KiB by default): an event batch holds a
   // program's output for up to a linger, and the server refuses a message over the limit.
   const int64_t max_payload = natsConnection_GetMaxPayload(results_connection->nc());
-  const size_t max_batch = max_payload > 0 ? std::min<size_t>(512u << 10, static_cast<size_t>(max_payload) / 2) : 512u << 10;
+  const size_t max_batch = max_payload > 0 ? std::min(EventBatcher::kMaxBatchBytes, static_cast<size_t>(max_payload) / 2)
+                                           : EventBatcher::kMaxBatchBytes;
   batcher = std::make_unique<EventBatcher>(
       *publisher, names, options.worker_id,
       [this](const v1::TaskCompletion& c, const PublishResult& r) { completion_stored(c, r); },
