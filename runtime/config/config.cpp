@@ -134,6 +134,13 @@ void read_api(const Section& parent, const toml::node& node, const std::string& 
   s.run();
 }
 
+plugin::Isolation isolation(const Section& s, const toml::node& node, const std::string& key) {
+  const std::string value = s.string(node, key);
+  if (value == "in_process") return plugin::Isolation::in_process;
+  if (value == "process") return plugin::Isolation::process;
+  s.fail(node, key, fmt::format("must be \"in_process\" or \"process\", not \"{}\"", value));
+}
+
 void read_plugins(const Section& parent, const toml::node& node, const std::string& key, Config& c) {
   Section s = parent.sub(node, key);
   s.on("watch", [&](const toml::node& n, const std::string& k) { c.watch_plugins = s.boolean(n, k); });
@@ -149,6 +156,21 @@ void read_plugins(const Section& parent, const toml::node& node, const std::stri
   s.on("migrate_on_reload", [&](const toml::node& n, const std::string& k) { c.migrate_on_reload = s.boolean(n, k); });
   s.on("load_timeout_ms", [&](const toml::node& n, const std::string& k) {
     c.load_timeout = std::chrono::milliseconds(s.integer(n, k, 0, 3'600'000));
+  });
+  s.on("isolation", [&](const toml::node& n, const std::string& k) { c.isolation = isolation(s, n, k); });
+  s.on("process_program", [&](const toml::node& n, const std::string& k) { c.plugin_process_program = s.path(n, k); });
+  // [plugins.files."NAME.so"]: settings of one plugin file, by its name in the plugins directory.
+  s.on("files", [&](const toml::node& n, const std::string& k) {
+    for (auto&& [file, settings] : s.table(n, k)) {
+      const std::string name(file.str());
+      const std::string file_key = k + ".\"" + name + "\"";
+      if (name.find('/') != std::string::npos || !name.ends_with(".so")) {
+        s.fail(settings, file_key, "must be a plugin file's name in the plugins directory (NAME.so)");
+      }
+      Section f = s.sub(settings, file_key);
+      f.on("isolation", [&](const toml::node& fn, const std::string& fk) { c.file_isolation[name] = isolation(f, fn, fk); });
+      f.run();
+    }
   });
   s.run();
 }

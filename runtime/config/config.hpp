@@ -9,6 +9,7 @@
 #pragma once
 
 #include "common/log.hpp"
+#include "plugin/isolation.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -69,6 +70,11 @@ struct Config {
   std::chrono::milliseconds load_timeout{10'000};          // a plugin file still loading after this fails; 0 = none
   std::chrono::milliseconds drain_deadline{0};             // old generation's tasks cancelled after; 0 = never
   bool migrate_on_reload = false;                          // move re-attachable tasks on every switch
+  // isolation = "process" runs a plugin in a process of its own (plugin/isolation.hpp): for every file,
+  // or per file in [plugins.files."NAME.so"].
+  plugin::Isolation isolation = plugin::Isolation::in_process;
+  std::map<std::string, plugin::Isolation> file_isolation;
+  std::filesystem::path plugin_process_program;            // empty = taskhost-plugin-child next to taskhost
   std::filesystem::path state_dir = ".taskhost-state";  // local transport's SQLite store
   std::string worker_id;              // empty = the machine's host name
   std::string transport = "local";    // "local" or "nats"

@@ -18,6 +18,9 @@ HostOptions host_options(const Config& c) {
   ho.drain_deadline = c.drain_deadline;
   ho.load_timeout = c.load_timeout;
   ho.migrate_on_reload = c.migrate_on_reload;
+  ho.isolation.by_default = c.isolation;
+  ho.isolation.by_file = c.file_isolation;
+  ho.isolation.process.program = c.plugin_process_program;
   return ho;
 }
 

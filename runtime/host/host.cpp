@@ -9,7 +9,7 @@ Host::Host(HostOptions options, transport::TaskOutbox& outbox)
       registry_(std::make_unique<registry::KindRegistry>()),
       router_(std::make_unique<tasks::Router>(std::move(options.router), *registry_, outbox)),
       plugins_(std::make_unique<registry::PluginDirectory>(options.plugins_dir, *registry_, router_->host_api(),
-                                                          options.load_timeout)),
+                                                          options.load_timeout, std::move(options.isolation))),
       drainer_(std::make_unique<GenerationDrainer>(*router_, options.drain_deadline)) {
   plugins_->on_scan([this](const registry::ScanReport& report) { after_scan(report); });
   if (options.watch) watcher_ = std::make_unique<registry::DirectoryWatcher>(*plugins_, options.watcher);

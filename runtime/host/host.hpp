@@ -41,6 +41,7 @@ struct HostOptions {
   // on without it (registry/bounded_load.hpp); 0 = wait for as long as it takes.
   std::chrono::milliseconds load_timeout{10'000};
   bool migrate_on_reload = false;               // move re-attachable tasks to the new generation on every switch
+  plugin::IsolationPolicy isolation;            // which plugin files run in a process of their own
 };
 
 class Host {

@@ -1,22 +1,21 @@
 #include "plugin/generation.hpp"
 
-#include "plugin/loaded_library.hpp"
-
 namespace taskhost::plugin {
 
 Generation::Generation(uint64_t id, std::filesystem::path source, std::string content_hash, PluginManifest manifest,
-                       std::unique_ptr<LoadedLibrary> library)
+                       std::unique_ptr<LoadedCode> code)
     : id_(id),
       source_(std::move(source)),
       content_hash_(std::move(content_hash)),
       manifest_(std::move(manifest)),
-      library_(std::move(library)) {}
+      code_(std::move(code)) {}
 
 Generation::~Generation() {
   // Spelled out although member order already implies it: every on_destroy_executor (which joins the
-  // plugin's threads) must return before the code it runs is unmapped.
+  // plugin's threads) must return before the code it runs is unmapped. An isolated plugin's process
+  // still calls the sink until it has exited, so the code goes before scope_, which those calls use.
   executors_.clear();
-  library_.reset();
+  code_.reset();
 }
 
 const th_host_api& Generation::scope_host_api(const th_host_api& host) {

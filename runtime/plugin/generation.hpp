@@ -1,7 +1,7 @@
 // A generation: one load of one plugin file. Immutable once built.
 //
-// Owns the mapped library (Boost.DLL shared_library over a private, content-addressed in-memory copy) and
-// the executors its factories created. Destruction order is the safety argument: executors are destroyed
+// Owns the plugin's code (in-process: the mapped library, a Boost.DLL shared_library over a private,
+// content-addressed in-memory copy; isolated: the plugin process) and the executors its factories created. Destruction order is the safety argument: executors are destroyed
 // first (each on_destroy_executor joins the plugin's threads), then the library is released. Because
 // dlclose may not really unmap (unique symbols, TLS destructors), nothing here depends on it unmapping.
 //
@@ -12,6 +12,7 @@
 
 #include "plugin/host_scope.hpp"
 #include "plugin/kind_executor.hpp"
+#include "plugin/loaded_code.hpp"
 #include "plugin/manifest.hpp"
 
 #include <filesystem>
@@ -21,12 +22,10 @@
 
 namespace taskhost::plugin {
 
-class LoadedLibrary;  // loader.cpp: the dlopen'ed private copy
-
 class Generation {
  public:
   Generation(uint64_t id, std::filesystem::path source, std::string content_hash, PluginManifest manifest,
-             std::unique_ptr<LoadedLibrary> library);
+             std::unique_ptr<LoadedCode> code);
   ~Generation();
   Generation(const Generation&) = delete;
   Generation& operator=(const Generation&) = delete;
@@ -37,6 +36,8 @@ class Generation {
   const std::string& name() const { return manifest_.name; }
   const std::string& version() const { return manifest_.version; }
   const PluginManifest& manifest() const { return manifest_; }
+  // Set when the plugin runs in a process of its own (isolation = "process").
+  std::optional<PluginProcessInfo> process() const { return code_->process(); }
 
   const std::vector<std::unique_ptr<KindExecutor>>& executors() const { return executors_; }
   const KindExecutor* find(std::string_view kind) const;
@@ -52,7 +53,7 @@ class Generation {
   std::filesystem::path source_;
   std::string content_hash_;
   PluginManifest manifest_;
-  std::unique_ptr<LoadedLibrary> library_;              // destroyed after executors_ (declared first)
+  std::unique_ptr<LoadedCode> code_;                    // destroyed after executors_ (declared first)
   // The table the executors hold a pointer to (plugin.h: valid until on_destroy_executor returns).
   HostScope scope_;
   th_host_api host_api_{};

@@ -71,6 +71,8 @@ class KindExecutor {
   const std::string& output_schema() const { return output_schema_; }
   bool supports_deliver() const { return desc_.on_deliver != nullptr; }
   bool supports_reattach() const { return desc_.on_can_reattach != nullptr; }
+  bool supports_reconcile() const { return desc_.on_reconcile != nullptr; }
+  bool supports_release() const { return desc_.on_release != nullptr; }
   CallCounts calls() const;  // safe from any thread; each field is exact, the set is not one instant
 
   // The per-call methods are inline (below): they run on every plugin call, and the shim's whole job is

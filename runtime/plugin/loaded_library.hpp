@@ -11,6 +11,8 @@
 // thread; construction and destruction happen on one host thread.
 #pragma once
 
+#include "plugin/loaded_code.hpp"
+
 #include <boost/dll/shared_library.hpp>
 
 #include <memory>
@@ -19,14 +21,12 @@
 
 namespace taskhost::plugin {
 
-class LoadedLibrary {
+class LoadedLibrary final : public LoadedCode {
  public:
   // Copies `image` into a new memfd called `memfd_name` and opens it. Returns null on failure with
   // `error` set to the real dlerror() text (or the failing system call), without a file prefix.
   static std::unique_ptr<LoadedLibrary> open(std::string_view image, const std::string& memfd_name, std::string* error);
-  ~LoadedLibrary();
-  LoadedLibrary(const LoadedLibrary&) = delete;
-  LoadedLibrary& operator=(const LoadedLibrary&) = delete;
+  ~LoadedLibrary() override;
 
   // The address of exported symbol `name`, or null. Belongs to the library: valid while it is loaded.
   void* symbol(const char* name) const;

@@ -2,6 +2,7 @@
 
 #include "plugin/descriptor_check.hpp"
 #include "plugin/file_bytes.hpp"
+#include "plugin/isolated/isolated_plugin.hpp"
 #include "plugin/loaded_library.hpp"
 #include "plugin/sha256.hpp"
 
@@ -59,15 +60,21 @@ LoadResult load_generation(const std::filesystem::path& file, uint64_t generatio
   std::string why;
   const std::optional<std::string> image = read_file_bytes(file, &why);
   if (!image) return failure(file, why);
-  std::string hash = sha256_hex(*image);
+  return load_generation_image(file, *image, generation_id, host, table);
+}
+
+LoadResult load_generation_image(const std::filesystem::path& file, const std::string& image, uint64_t generation_id,
+                                 const th_host_api& host, HostTable table) {
+  std::string why;
+  std::string hash = sha256_hex(image);
 
   // Inspect the bytes we are about to open, before dlopen: an incompatible or malformed file is refused
   // before any of its static constructors can run.
-  Inspection inspection = inspect_image(file, *image);
+  Inspection inspection = inspect_image(file, image);
   if (!inspection.ok()) return LoadResult{nullptr, inspection.error};
   PluginManifest manifest = std::move(*inspection.manifest);
 
-  std::unique_ptr<LoadedLibrary> library = LoadedLibrary::open(*image, memfd_name(manifest.name, hash), &why);
+  std::unique_ptr<LoadedLibrary> library = LoadedLibrary::open(image, memfd_name(manifest.name, hash), &why);
   if (!library) return failure(file, "dlopen refused it: " + why);
 
   const auto entry = reinterpret_cast<th_plugin_entry_fn>(library->symbol(TASKHOST_ENTRY_SYMBOL));
@@ -87,6 +94,28 @@ LoadResult load_generation(const std::filesystem::path& file, uint64_t generatio
     if (executor == nullptr) return failure(file, why);
     generation->add_executor(std::make_unique<KindExecutor>(kind, executor));
   }
+  return LoadResult{std::move(generation), {}};
+}
+
+LoadResult load_isolated_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host,
+                                    HostTable table, const isolated::ProcessOptions& options) {
+  std::string why;
+  const std::optional<std::string> image = read_file_bytes(file, &why);
+  if (!image) return failure(file, why);
+  Inspection inspection = inspect_image(file, *image);
+  if (!inspection.ok()) return LoadResult{nullptr, inspection.error};
+  PluginManifest manifest = std::move(*inspection.manifest);
+
+  std::unique_ptr<isolated::IsolatedPlugin> process = isolated::IsolatedPlugin::launch(file, *image, manifest, options, &why);
+  if (!process) return LoadResult{nullptr, why};
+  isolated::IsolatedPlugin& plugin = *process;
+  auto generation =
+      std::make_unique<Generation>(generation_id, file, sha256_hex(*image), std::move(manifest), std::move(process));
+  const th_host_api& sink = table == HostTable::scoped ? generation->scope_host_api(host) : host;
+  for (size_t i = 0; i < plugin.kind_count(); ++i) {
+    generation->add_executor(std::make_unique<KindExecutor>(plugin.descriptor(i), plugin.executor(i)));
+  }
+  plugin.serve(sink);
   return LoadResult{std::move(generation), {}};
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "plugin/generation.hpp"
+#include "plugin/isolation.hpp"
 
 #include <taskhost/plugin.h>
 
@@ -32,6 +33,17 @@ enum class HostTable { shared, scoped };
 
 LoadResult load_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host,
                            HostTable table = HostTable::shared);
+
+// The same from bytes already read (`file` names them in errors and becomes the generation's source):
+// what a plugin process does with the image the host handed it.
+LoadResult load_generation_image(const std::filesystem::path& file, const std::string& image, uint64_t generation_id,
+                                 const th_host_api& host, HostTable table = HostTable::shared);
+
+// isolation = "process": the same reading and inspection (no plugin code runs in the host), then the
+// plugin is loaded and run by a plugin process (isolated/isolated_plugin.hpp). A refusal reads as it would
+// in-process; the process's own failures (cannot start, dies while loading) name the file too.
+LoadResult load_isolated_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host,
+                                    HostTable table, const isolated::ProcessOptions& options);
 
 // The content hash load_generation would give `file` (hex), or empty with `error` set.
 std::string content_hash_of(const std::filesystem::path& file, std::string* error);

@@ -12,8 +12,27 @@
 
 namespace taskhost::registry {
 
-BoundedLoader::BoundedLoader(const th_host_api& host, std::chrono::milliseconds deadline)
-    : host_(host), deadline_(deadline) {}
+namespace {
+
+plugin::LoadResult load_as(const plugin::IsolationPolicy& isolation, const std::filesystem::path& file,
+                           uint64_t generation_id, const th_host_api& host) {
+  if (isolation.of(file) == plugin::Isolation::process) {
+    return plugin::load_isolated_generation(file, generation_id, host, plugin::HostTable::scoped, isolation.process);
+  }
+  return plugin::load_generation(file, generation_id, host, plugin::HostTable::scoped);
+}
+
+std::shared_ptr<const plugin::IsolationPolicy> with_deadline(plugin::IsolationPolicy isolation,
+                                                             std::chrono::milliseconds deadline) {
+  isolation.process.load_timeout = deadline;
+  return std::make_shared<const plugin::IsolationPolicy>(std::move(isolation));
+}
+
+}  // namespace
+
+BoundedLoader::BoundedLoader(const th_host_api& host, std::chrono::milliseconds deadline,
+                             plugin::IsolationPolicy isolation)
+    : host_(host), deadline_(deadline), isolation_(with_deadline(std::move(isolation), deadline)) {}
 
 BoundedLoader::~BoundedLoader() {
   std::lock_guard lock(shared_->mu);  // waits for a late load's destruction in progress
@@ -21,7 +40,7 @@ BoundedLoader::~BoundedLoader() {
 }
 
 plugin::LoadResult BoundedLoader::load(const std::filesystem::path& file, uint64_t generation_id) {
-  if (deadline_.count() <= 0) return plugin::load_generation(file, generation_id, host_, plugin::HostTable::scoped);
+  if (deadline_.count() <= 0) return load_as(*isolation_, file, generation_id, host_);
   struct Load {
     std::mutex mu;
     std::condition_variable cv;
@@ -32,8 +51,8 @@ plugin::LoadResult BoundedLoader::load(const std::filesystem::path& file, uint64
   auto load = std::make_shared<Load>();
   std::thread worker;
   try {
-    worker = std::thread([load, shared = shared_, file, generation_id, host = &host_] {
-      plugin::LoadResult result = plugin::load_generation(file, generation_id, *host, plugin::HostTable::scoped);
+    worker = std::thread([load, shared = shared_, isolation = isolation_, file, generation_id, host = &host_] {
+      plugin::LoadResult result = load_as(*isolation, file, generation_id, *host);
       std::unique_lock lock(load->mu);
       if (!load->abandoned) {
         load->result = std::move(result);
@@ -56,7 +75,7 @@ plugin::LoadResult BoundedLoader::load(const std::filesystem::path& file, uint64
       }
     });
   } catch (const std::system_error&) {
-    return plugin::load_generation(file, generation_id, host_, plugin::HostTable::scoped);  // no thread to spare: load here
+    return load_as(*isolation_, file, generation_id, host_);  // no thread to spare: load here
   }
   std::unique_lock lock(load->mu);
   if (load->cv.wait_for(lock, deadline_, [&] { return load->done; })) {

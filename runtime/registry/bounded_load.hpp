@@ -23,8 +23,9 @@ namespace taskhost::registry {
 
 class BoundedLoader {
  public:
-  // `host` must outlive this loader. A `deadline` of 0 loads on the calling thread, without a limit.
-  BoundedLoader(const th_host_api& host, std::chrono::milliseconds deadline);
+  // `host` must outlive this loader. A `deadline` of 0 loads on the calling thread, without a limit. Files
+  // `isolation` puts in a process of their own are loaded there, their process given the same deadline.
+  BoundedLoader(const th_host_api& host, std::chrono::milliseconds deadline, plugin::IsolationPolicy isolation = {});
   ~BoundedLoader();  // late loads finishing from now on leave their generation alone
   BoundedLoader(const BoundedLoader&) = delete;
   BoundedLoader& operator=(const BoundedLoader&) = delete;
@@ -38,6 +39,7 @@ class BoundedLoader {
   };
   const th_host_api& host_;
   const std::chrono::milliseconds deadline_;
+  std::shared_ptr<const plugin::IsolationPolicy> isolation_;  // shared with loads that outlive a deadline
   std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
 };
 

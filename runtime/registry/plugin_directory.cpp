@@ -13,8 +13,8 @@ bool is_plugin_file_name(std::string_view name) {
 }
 
 PluginDirectory::PluginDirectory(std::filesystem::path dir, KindRegistry& registry, const th_host_api& host,
-                                 std::chrono::milliseconds load_timeout)
-    : dir_(std::move(dir)), registry_(registry), loader_(host, load_timeout) {}
+                                 std::chrono::milliseconds load_timeout, plugin::IsolationPolicy isolation)
+    : dir_(std::move(dir)), registry_(registry), loader_(host, load_timeout, std::move(isolation)) {}
 
 PluginDirectory::~PluginDirectory() { releaser_->stop(); }
 

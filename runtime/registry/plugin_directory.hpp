@@ -68,7 +68,8 @@ class PluginDirectory {
   // `host` (the router's sink table) must outlive every generation loaded here. A file still loading
   // after `load_timeout` fails (0: no limit; see registry/bounded_load.hpp).
   PluginDirectory(std::filesystem::path dir, KindRegistry& registry, const th_host_api& host,
-                  std::chrono::milliseconds load_timeout = std::chrono::seconds(10));
+                  std::chrono::milliseconds load_timeout = std::chrono::seconds(10),
+                  plugin::IsolationPolicy isolation = {});
   // Destroys the generations queued for destruction, and those released from now on where they drop.
   ~PluginDirectory();
   PluginDirectory(const PluginDirectory&) = delete;

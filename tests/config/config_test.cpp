@@ -168,6 +168,28 @@ max_active = 5
   CHECK(host_options(Config{}).watch);  // on unless turned off
 }
 
+TEST_CASE("[plugins] isolation: a default for every file, and per file in [plugins.files.\"NAME.so\"]") {
+  const Config c = parse_config(R"(
+[plugins]
+isolation = "process"
+process_program = "bin/child"
+[plugins.files."trusted.so"]
+isolation = "in_process"
+)", "t.toml", "/base");
+  const taskhost::HostOptions ho = host_options(c);
+  CHECK(ho.isolation.of("/p/other.so") == taskhost::plugin::Isolation::process);
+  CHECK(ho.isolation.of("/p/trusted.so") == taskhost::plugin::Isolation::in_process);
+  CHECK(ho.isolation.process.program == "/base/bin/child");
+  CHECK(host_options(Config{}).isolation.of("/p/x.so") == taskhost::plugin::Isolation::in_process);
+
+  CHECK(error_of("[plugins]\nisolation = \"sandbox\"\n") ==
+        "t.toml:2: plugins.isolation: must be \"in_process\" or \"process\", not \"sandbox\"");
+  CHECK(error_of("[plugins.files.\"x.so\"]\nisolation = 1\n").find("t.toml:2: plugins.files.\"x.so\".isolation: must be a string") == 0);
+  CHECK(error_of("[plugins.files.\"x.so\"]\nisolate = \"process\"\n") == "t.toml:2: unknown key 'plugins.files.\"x.so\".isolate'");
+  CHECK(error_of("[plugins.files.\"sub/x.so\"]\nisolation = \"process\"\n")
+            .find("plugins.files.\"sub/x.so\": must be a plugin file's name in the plugins directory") != std::string::npos);
+}
+
 TEST_CASE("unknown keys are errors naming the key and its line") {
   CHECK(error_of("plugins_dir = \"p\"\nplugin_dir = \"x\"\n") == "t.toml:2: unknown key 'plugin_dir'");
   CHECK(error_of("[nats]\nurl = \"nats://x\"\n\nurll = \"y\"\n") == "t.toml:4: unknown key 'nats.urll'");

@@ -1,0 +1,80 @@
+#include "plugin/isolated/frame_socket.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace taskhost::plugin::isolated {
+
+FrameSocket::~FrameSocket() { ::close(fd_); }
+
+bool FrameSocket::send(const v1::ChildFrame& frame) {
+  const size_t size = frame.ByteSizeLong();
+  if (size > kMaxFrameBytes) return false;
+  std::lock_guard lock(send_mu_);
+  send_buffer_.resize(4 + size);
+  const auto n = static_cast<uint32_t>(size);
+  for (int i = 0; i < 4; ++i) send_buffer_[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
+  if (!frame.SerializeToArray(send_buffer_.data() + 4, static_cast<int>(size))) return false;
+  const char* at = send_buffer_.data();
+  size_t left = send_buffer_.size();
+  while (left > 0) {
+    const ssize_t wrote = ::send(fd_, at, left, MSG_NOSIGNAL);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) return false;
+    at += wrote;
+    left -= static_cast<size_t>(wrote);
+  }
+  if (send_buffer_.capacity() > (1u << 20)) send_buffer_ = std::string();  // do not keep a huge frame's buffer
+  return true;
+}
+
+bool FrameSocket::read_exact(char* data, size_t size, int timeout_ms, Received* failure) {
+  while (size > 0) {
+    if (timeout_ms >= 0) {
+      pollfd p{fd_, POLLIN, 0};
+      const int ready = ::poll(&p, 1, timeout_ms);
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {
+        *failure = Received::timed_out;
+        return false;
+      }
+    }
+    const ssize_t got = ::read(fd_, data, size);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      *failure = Received::closed;  // EOF, or the peer reset the connection: either way it is gone
+      return false;
+    }
+    data += got;
+    size -= static_cast<size_t>(got);
+  }
+  return true;
+}
+
+FrameSocket::Received FrameSocket::receive(v1::ChildFrame& frame, std::string* why, int timeout_ms) {
+  Received failure = Received::closed;
+  unsigned char prefix[4];
+  if (!read_exact(reinterpret_cast<char*>(prefix), sizeof prefix, timeout_ms, &failure)) return failure;
+  const size_t size = size_t{prefix[0]} | size_t{prefix[1]} << 8 | size_t{prefix[2]} << 16 | size_t{prefix[3]} << 24;
+  if (size > kMaxFrameBytes) {
+    *why = "a frame of " + std::to_string(size) + " bytes (the limit is " + std::to_string(kMaxFrameBytes) + ")";
+    return Received::corrupt;
+  }
+  receive_buffer_.resize(size);
+  // A frame once begun is read to its end: the timeout is for waiting on a frame, not inside one.
+  if (!read_exact(receive_buffer_.data(), size, -1, &failure)) return failure;
+  if (!frame.ParseFromArray(receive_buffer_.data(), static_cast<int>(size))) {
+    *why = "a frame of " + std::to_string(size) + " bytes that is not a ChildFrame";
+    return Received::corrupt;
+  }
+  if (receive_buffer_.capacity() > (1u << 20)) receive_buffer_ = std::string();
+  return Received::frame;
+}
+
+void FrameSocket::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
+}  // namespace taskhost::plugin::isolated

@@ -1,0 +1,542 @@
+#include "plugin/isolated/isolated_plugin.hpp"
+
+#include "common/log.hpp"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace taskhost::plugin::isolated {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// A kind as the host sees it: the descriptor this host made for it, whose executor pointer is the Kind.
+struct IsolatedPlugin::Kind {
+  IsolatedPlugin* plugin = nullptr;
+  std::string kind, description, input_schema, output_schema;
+  th_kind_descriptor descriptor{};
+};
+
+struct IsolatedPlugin::Pending {
+  std::condition_variable done_cv;
+  bool done = false;
+  v1::PluginReply reply;
+};
+
+namespace {
+
+// A process that ran this long before it ended is not crash-looping: the next restart waits the least.
+constexpr auto kStableRun = std::chrono::seconds(60);
+// How long a process may take to exit once the host closed its socket (its executors destroyed, the
+// plugin's threads joined) before it is killed.
+constexpr auto kExitGrace = milliseconds(5'000);
+
+void fill(v1::TaskInfoFrame& f, const th_task_info* info) {
+  f.set_task_ref(info->task);
+  if (info->task_id) f.set_task_id(info->task_id);
+  if (info->kind) f.set_kind(info->kind);
+  f.set_attempt(info->attempt);
+  if (info->input.data) f.set_input(reinterpret_cast<const char*>(info->input.data), info->input.size);
+  f.set_reattach(info->reattach != 0);
+  if (info->checkpoint.data) f.set_checkpoint(reinterpret_cast<const char*>(info->checkpoint.data), info->checkpoint.size);
+}
+
+const char* text_or_null(bool present, const std::string& s) { return present ? s.c_str() : nullptr; }
+
+}  // namespace
+
+// The C functions in the descriptors this host makes: each turns a call into a frame.
+struct Trampolines {
+  static IsolatedPlugin::Kind& kind(th_executor* self) { return *reinterpret_cast<IsolatedPlugin::Kind*>(self); }
+
+  static void destroy(th_executor*) {}  // the process destroys its executors when it exits
+
+  static th_status start(th_executor* self, const th_task_info* info, th_error_buf* err) {
+    v1::ChildFrame frame;
+    fill(*frame.mutable_call()->mutable_start(), info);
+    return kind(self).plugin->call(frame, info->task, true, err, nullptr);
+  }
+
+  // A task the current process does not run ended already: its process died and lost() failed it.
+  static th_status cancel(th_executor* self, const th_task_info* info, th_error_buf* err) {
+    IsolatedPlugin& p = *kind(self).plugin;
+    if (!p.is_live(info->task)) return TH_OK;
+    v1::ChildFrame frame;
+    fill(*frame.mutable_call()->mutable_cancel(), info);
+    return p.call(frame, info->task, false, err, nullptr);
+  }
+
+  static th_status deliver(th_executor* self, const th_task_info* info, const th_message* message, th_error_buf* err) {
+    IsolatedPlugin& p = *kind(self).plugin;
+    if (!p.is_live(info->task)) return th_error_set(err, TH_FAILED, "the plugin process that ran this task has exited");
+    v1::ChildFrame frame;
+    v1::DeliverFrame& d = *frame.mutable_call()->mutable_deliver();
+    fill(*d.mutable_task(), info);
+    if (message->message_id) d.set_message_id(message->message_id);
+    if (message->text) d.set_text(message->text);
+    if (message->data.data) d.set_data(reinterpret_cast<const char*>(message->data.data), message->data.size);
+    if (message->in_reply_to) d.set_in_reply_to(message->in_reply_to);
+    return p.call(frame, info->task, false, err, nullptr);
+  }
+
+  static th_status reconcile(th_executor* self, const th_task_info* info, th_error_buf* err) {
+    IsolatedPlugin& p = *kind(self).plugin;
+    if (!p.is_live(info->task)) return TH_OK;
+    v1::ChildFrame frame;
+    fill(*frame.mutable_call()->mutable_reconcile(), info);
+    return p.call(frame, info->task, false, err, nullptr);
+  }
+
+  static void release(th_executor* self, const th_task_info* info) {
+    IsolatedPlugin& p = *kind(self).plugin;
+    if (!p.is_live(info->task)) return;
+    p.forget(info->task);
+    v1::ChildFrame frame;
+    fill(*frame.mutable_call()->mutable_release(), info);
+    (void)p.call(frame, info->task, false, nullptr, nullptr);
+  }
+
+  // Asked before a re-attaching start, so for a task no process runs yet.
+  static int32_t can_reattach(th_executor* self, const th_task_info* info) {
+    v1::ChildFrame frame;
+    fill(*frame.mutable_call()->mutable_can_reattach(), info);
+    bool flag = false;
+    const th_status status = kind(self).plugin->call(frame, info->task, false, nullptr, &flag);
+    return status == TH_OK && flag ? 1 : 0;
+  }
+
+  static th_status detach(th_executor* self, const th_task_info* info, th_error_buf* err) {
+    IsolatedPlugin& p = *kind(self).plugin;
+    if (!p.is_live(info->task)) return th_error_set(err, TH_FAILED, "the plugin process that ran this task has exited");
+    v1::ChildFrame frame;
+    fill(*frame.mutable_call()->mutable_detach(), info);
+    return p.call(frame, info->task, false, err, nullptr);
+  }
+};
+
+IsolatedPlugin::IsolatedPlugin(std::filesystem::path file, std::string name, ProcessOptions options, int image_fd)
+    : file_(std::move(file)), name_(std::move(name)), options_(std::move(options)), image_fd_(image_fd) {}
+
+std::unique_ptr<IsolatedPlugin> IsolatedPlugin::launch(const std::filesystem::path& file, const std::string& image,
+                                                       const PluginManifest& manifest, const ProcessOptions& options,
+                                                       std::string* error) {
+  std::string why;
+  const int fd = image_memfd(image, "taskhost-isolated-" + manifest.name.substr(0, 200), &why);
+  if (fd < 0) {
+    *error = file.string() + ": " + why;
+    return nullptr;
+  }
+  std::unique_ptr<IsolatedPlugin> plugin(new IsolatedPlugin(file, manifest.name, options, fd));
+  v1::ChildHello hello;
+  if (!plugin->start_process(error, &hello)) return nullptr;
+  for (const v1::KindHello& k : hello.kinds()) {
+    auto kind = std::make_unique<Kind>();
+    kind->plugin = plugin.get();
+    kind->kind = k.kind();
+    kind->description = k.description();
+    kind->input_schema = k.input_schema();
+    kind->output_schema = k.output_schema();
+    th_kind_descriptor& d = kind->descriptor;
+    d.struct_size = sizeof(th_kind_descriptor);
+    d.kind = kind->kind.c_str();
+    d.encoding = k.encoding();
+    d.on_destroy_executor = Trampolines::destroy;
+    d.on_start = Trampolines::start;
+    d.on_cancel = Trampolines::cancel;
+    // Absent entry points stay absent, so the host answers them with its defaults without a round trip.
+    if (k.deliver()) d.on_deliver = Trampolines::deliver;
+    if (k.reconcile()) d.on_reconcile = Trampolines::reconcile;
+    if (k.release()) d.on_release = Trampolines::release;
+    if (k.reattach()) {
+      d.on_can_reattach = Trampolines::can_reattach;
+      d.on_detach = Trampolines::detach;
+    }
+    d.description = kind->description.empty() ? nullptr : kind->description.c_str();
+    d.input_schema_json = kind->input_schema.empty() ? nullptr : kind->input_schema.c_str();
+    d.output_schema_json = kind->output_schema.empty() ? nullptr : kind->output_schema.c_str();
+    plugin->kinds_.push_back(std::move(kind));
+  }
+  return plugin;
+}
+
+IsolatedPlugin::~IsolatedPlugin() {
+  std::shared_ptr<FrameSocket> socket;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    socket = socket_;
+  }
+  wake_.notify_all();
+  if (socket) socket->shutdown_write();  // the process destroys its executors and exits
+  if (supervisor_.joinable()) {
+    {
+      // The supervisor reaps the process once it closed the socket. One that hangs in on_destroy_executor
+      // never closes it, so it is killed after kExitGrace. Killed under mu_: the supervisor clears
+      // child_pid_ under it before it reaps, so the pid cannot belong to another process by then.
+      std::unique_lock lock(mu_);
+      if (!wake_.wait_for(lock, kExitGrace, [&] { return supervisor_done_; }) && child_pid_ > 0) {
+        ::kill(child_pid_, SIGKILL);
+      }
+    }
+    supervisor_.join();
+  } else if (process_) {
+    (void)process_->reap(kExitGrace);  // never served: it saw the socket close and exits by itself
+  }
+  ::close(image_fd_);
+}
+
+const th_kind_descriptor& IsolatedPlugin::descriptor(size_t i) const { return kinds_[i]->descriptor; }
+
+th_executor* IsolatedPlugin::executor(size_t i) const { return reinterpret_cast<th_executor*>(kinds_[i].get()); }
+
+void IsolatedPlugin::serve(const th_host_api& host) {
+  host_ = &host;
+  supervisor_ = std::thread([this] {
+    supervise();
+    std::lock_guard lock(mu_);
+    supervisor_done_ = true;
+    wake_.notify_all();
+  });
+}
+
+std::optional<PluginProcessInfo> IsolatedPlugin::process() const {
+  std::lock_guard lock(mu_);
+  return PluginProcessInfo{socket_ && process_ ? process_->pid() : -1, restarts_};
+}
+
+bool IsolatedPlugin::start_process(std::string* error, v1::ChildHello* hello) {
+  const std::string prefix = file_.string() + ": ";
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    *error = prefix + "socketpair for the plugin process: " + std::strerror(errno);
+    return false;
+  }
+  auto socket = std::make_shared<FrameSocket>(pair[0]);
+  const std::filesystem::path program = options_.program.empty() ? default_plugin_process_program() : options_.program;
+  std::string why;
+  std::unique_ptr<PluginProcess> process = PluginProcess::spawn(program, pair[1], image_fd_, file_, &why);
+  ::close(pair[1]);
+  if (!process) {
+    *error = prefix + "isolation = \"process\": " + why;
+    return false;
+  }
+  set_child_pid(process->pid());
+  const bool bounded = options_.load_timeout.count() > 0;
+  const auto deadline = Clock::now() + options_.load_timeout;
+  for (;;) {
+    int wait_ms = -1;
+    if (bounded) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+      wait_ms = static_cast<int>(std::max<int64_t>(left, 0));
+    }
+    v1::ChildFrame frame;
+    const FrameSocket::Received got = socket->receive(frame, &why, wait_ms);
+    if (got == FrameSocket::Received::frame) {
+      if (frame.has_hello()) {
+        *hello = std::move(*frame.mutable_hello());
+        break;
+      }
+      handle(frame, *socket);  // what its factories logged while loading
+      continue;
+    }
+    if (got != FrameSocket::Received::closed) ::kill(process->pid(), SIGKILL);
+    set_child_pid(-1);
+    const std::string how = process->reap(milliseconds(1'000));
+    if (got == FrameSocket::Received::timed_out) {
+      *error = prefix + "the plugin process did not finish loading the plugin within " +
+               std::to_string(options_.load_timeout.count()) + " ms; it was killed";
+    } else if (got == FrameSocket::Received::corrupt) {
+      *error = prefix + "the plugin process sent " + why + "; it was killed";
+    } else {
+      *error = prefix + "the plugin process " + how + " before it finished loading the plugin";
+    }
+    return false;
+  }
+  if (!hello->error().empty()) {
+    *error = hello->error();  // names the file already, in the words the in-process loader uses
+    set_child_pid(-1);
+    (void)process->reap(kExitGrace);
+    return false;
+  }
+  std::lock_guard lock(mu_);
+  socket_ = std::move(socket);
+  process_ = std::move(process);
+  down_reason_.clear();
+  return true;
+}
+
+bool IsolatedPlugin::same_kinds(const v1::ChildHello& hello) const {
+  if (static_cast<size_t>(hello.kinds_size()) != kinds_.size()) return false;
+  for (size_t i = 0; i < kinds_.size(); ++i) {
+    const v1::KindHello& k = hello.kinds(static_cast<int>(i));
+    const th_kind_descriptor& d = kinds_[i]->descriptor;
+    if (k.kind() != kinds_[i]->kind || k.encoding() != d.encoding || k.deliver() != (d.on_deliver != nullptr) ||
+        k.reconcile() != (d.on_reconcile != nullptr) || k.release() != (d.on_release != nullptr) ||
+        k.reattach() != (d.on_can_reattach != nullptr)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void IsolatedPlugin::supervise() {
+  milliseconds backoff = options_.first_backoff;
+  for (;;) {
+    std::shared_ptr<FrameSocket> socket;
+    {
+      std::lock_guard lock(mu_);
+      socket = socket_;
+    }
+    const auto started = Clock::now();
+    std::string why;
+    FrameSocket::Received got;
+    for (;;) {
+      v1::ChildFrame frame;
+      got = socket->receive(frame, &why);
+      if (got != FrameSocket::Received::frame) break;
+      handle(frame, *socket);
+    }
+    if (got == FrameSocket::Received::corrupt) {
+      log::error("plugins: {}: the plugin process of '{}' sent {}; killing it", file_.string(), name_, why);
+      ::kill(process_->pid(), SIGKILL);
+    }
+    set_child_pid(-1);
+    const std::string how = "(pid " + std::to_string(process_->pid()) + ") " + process_->reap(kExitGrace);
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) {
+        socket_.reset();
+        return;
+      }
+    }
+    lost(how);
+    if (Clock::now() - started >= kStableRun) backoff = options_.first_backoff;
+    // Started again until it loads, waiting longer each time it fails.
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        if (wake_.wait_for(lock, backoff, [&] { return stopping_; })) return;
+      }
+      backoff = std::min(backoff * 2, options_.max_backoff);
+      std::string error;
+      v1::ChildHello hello;
+      if (!start_process(&error, &hello)) {
+        log::warn("plugins: restarting the plugin process of '{}' failed: {}; trying again in {} ms", name_, error,
+                  backoff.count());
+        continue;
+      }
+      if (!same_kinds(hello)) {
+        // The same bytes loaded differently: nothing this generation promised can be trusted to it.
+        std::lock_guard lock(mu_);
+        socket_.reset();
+        down_reason_ = "the plugin process of '" + name_ + "' came back with other kinds than it had; not used";
+        log::error("plugins: {}: {}", file_.string(), down_reason_);
+        continue;
+      }
+      {
+        std::lock_guard lock(mu_);
+        ++incarnation_;
+        ++restarts_;
+      }
+      log::info("plugins: {}: the plugin process of '{}' runs again (pid {})", file_.string(), name_, process_->pid());
+      break;
+    }
+  }
+}
+
+void IsolatedPlugin::lost(const std::string& how) {
+  std::vector<th_task_ref> orphans;
+  std::string reason;
+  {
+    std::lock_guard lock(mu_);
+    socket_.reset();
+    reason = "the plugin process of '" + name_ + "' " + how;
+    down_reason_ = reason + "; it is being started again";
+    for (auto& [id, pending] : pending_) {
+      pending->reply.set_status(TH_FAILED);
+      pending->reply.set_error(reason);
+      pending->done = true;
+      pending->done_cv.notify_one();
+    }
+    pending_.clear();
+    for (auto it = live_.begin(); it != live_.end();) {
+      if (it->second == incarnation_) {
+        orphans.push_back(it->first);
+        it = live_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  const std::string message = reason + " while the task ran";
+  for (const th_task_ref ref : orphans) {
+    th_result result{};
+    result.struct_size = sizeof(result);
+    result.state = TH_STATE_FAILED;
+    result.error_code = TH_ERROR_WORKER_ERROR;
+    result.error_message = message.c_str();
+    (void)host_->complete(host_->context, ref, &result);
+  }
+  log::error("plugins: {}: {}; {} task(s) it ran failed; starting it again", file_.string(), reason, orphans.size());
+}
+
+void IsolatedPlugin::set_child_pid(pid_t pid) {
+  std::lock_guard lock(mu_);
+  child_pid_ = pid;
+}
+
+void IsolatedPlugin::handle(v1::ChildFrame& frame, FrameSocket& socket) {
+  if (frame.has_reply()) {
+    std::lock_guard lock(mu_);
+    const auto it = pending_.find(frame.reply().call_id());
+    if (it == pending_.end()) return;
+    it->second->reply = std::move(*frame.mutable_reply());
+    it->second->done = true;
+    it->second->done_cv.notify_one();
+    pending_.erase(it);
+  } else if (frame.has_sink()) {
+    handle_sink(frame.sink(), socket);
+  }
+}
+
+void IsolatedPlugin::handle_sink(const v1::SinkFrame& sink, FrameSocket& socket) {
+  if (host_ == nullptr) {  // still loading: no task exists yet
+    if (sink.has_log()) log::info("plugin {}: {}", name_, sink.log().message());
+    if (sink.call_id() != 0) {
+      v1::ChildFrame answer;
+      answer.mutable_sink_reply()->set_call_id(sink.call_id());
+      answer.mutable_sink_reply()->set_status(TH_UNKNOWN_TASK);
+      (void)socket.send(answer);
+    }
+    return;
+  }
+  const th_host_api& h = *host_;
+  th_host_context* const ctx = h.context;
+  const th_task_ref ref = sink.task_ref();
+  const auto span = [&](bool present, const std::string& bytes) -> th_bytes {
+    if (present) return th_bytes{reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
+    return th_bytes{nullptr, static_cast<size_t>(sink.null_data_size())};
+  };
+  th_status status = TH_INVALID_ARGUMENT;
+  switch (sink.call_case()) {
+    case v1::SinkFrame::kState: {
+      const auto& m = sink.state();
+      status = h.set_state(ctx, ref, m.state(), text_or_null(m.has_detail(), m.detail()));
+      break;
+    }
+    case v1::SinkFrame::kProgress: {
+      const auto& m = sink.progress();
+      status = h.progress(ctx, ref, m.current(), m.total(), text_or_null(m.has_unit(), m.unit()),
+                          text_or_null(m.has_label(), m.label()));
+      break;
+    }
+    case v1::SinkFrame::kOutput: {
+      const auto& m = sink.output();
+      status = h.output(ctx, ref, text_or_null(m.has_stream(), m.stream()), span(m.has_delta(), m.delta()));
+      break;
+    }
+    case v1::SinkFrame::kPost: {
+      const auto& m = sink.post();
+      status = h.post(ctx, ref, text_or_null(m.has_text(), m.text()), span(m.has_data(), m.data()));
+      break;
+    }
+    case v1::SinkFrame::kRequestInput: {
+      const auto& m = sink.request_input();
+      status = h.request_input(ctx, ref, text_or_null(m.has_request_id(), m.request_id()),
+                               text_or_null(m.has_prompt(), m.prompt()),
+                               text_or_null(m.has_expected_schema(), m.expected_schema()));
+      break;
+    }
+    case v1::SinkFrame::kArtifact: {
+      const auto& m = sink.artifact();
+      status = h.append_artifact(ctx, ref, text_or_null(m.has_name(), m.name()),
+                                 text_or_null(m.has_media_type(), m.media_type()), text_or_null(m.has_uri(), m.uri()));
+      break;
+    }
+    case v1::SinkFrame::kCheckpoint:
+      status = h.checkpoint(ctx, ref, span(sink.null_data_size() == 0, sink.checkpoint()));
+      break;
+    case v1::SinkFrame::kHeartbeat: {
+      const auto& m = sink.heartbeat();
+      status = h.heartbeat(ctx, ref, m.fraction(), text_or_null(m.has_status_message(), m.status_message()));
+      break;
+    }
+    case v1::SinkFrame::kComplete: {
+      const auto& m = sink.complete();
+      if (m.null_result()) {
+        status = h.complete(ctx, ref, nullptr);
+        break;
+      }
+      th_result result{};
+      result.struct_size = std::min<uint32_t>(m.struct_size(), sizeof(th_result));
+      result.state = m.state();
+      result.output = span(m.has_output(), m.output());
+      result.error_code = m.error_code();
+      result.error_message = text_or_null(m.has_error_message(), m.error_message());
+      status = h.complete(ctx, ref, &result);
+      break;
+    }
+    case v1::SinkFrame::kLog:
+      h.log(ctx, ref, sink.log().level(), text_or_null(sink.log().has_message(), sink.log().message()));
+      return;  // a log line answers nothing
+    default:
+      break;
+  }
+  if (sink.call_id() == 0) return;
+  v1::ChildFrame answer;
+  answer.mutable_sink_reply()->set_call_id(sink.call_id());
+  answer.mutable_sink_reply()->set_status(status);
+  (void)socket.send(answer);
+}
+
+th_status IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref ref, bool start, th_error_buf* err, bool* flag) {
+  Pending pending;
+  std::shared_ptr<FrameSocket> socket;
+  uint64_t id = 0;
+  uint64_t incarnation = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (!socket_) return th_error_set(err, TH_FAILED, down_reason_.c_str());
+    id = ++next_call_;
+    pending_[id] = &pending;
+    socket = socket_;
+    incarnation = incarnation_;
+    if (start) live_[ref] = incarnation;  // before it goes out: a crash during the call must fail the task
+  }
+  frame.mutable_call()->set_call_id(id);
+  const bool sent = socket->send(frame);
+  std::unique_lock lock(mu_);
+  if (!sent && !pending.done) {
+    // The process is gone (lost() will answer the other calls) or the frame was too large to send.
+    pending_.erase(id);
+    pending.done = true;
+    pending.reply.set_status(TH_FAILED);
+    pending.reply.set_error("the call could not be sent to the plugin process of '" + name_ + "'");
+  }
+  pending.done_cv.wait(lock, [&] { return pending.done; });
+  if (start && pending.reply.status() != TH_OK) {
+    const auto it = live_.find(ref);
+    if (it != live_.end() && it->second == incarnation) live_.erase(it);
+  }
+  if (flag) *flag = pending.reply.flag();
+  if (!pending.reply.error().empty()) (void)th_error_set(err, TH_OK, pending.reply.error().c_str());
+  return pending.reply.status();
+}
+
+bool IsolatedPlugin::is_live(th_task_ref ref) {
+  std::lock_guard lock(mu_);
+  const auto it = live_.find(ref);
+  return it != live_.end() && it->second == incarnation_ && socket_ != nullptr;
+}
+
+void IsolatedPlugin::forget(th_task_ref ref) {
+  std::lock_guard lock(mu_);
+  live_.erase(ref);
+}
+
+}  // namespace taskhost::plugin::isolated

@@ -1,0 +1,108 @@
+// The host's side of a plugin running in a process of its own (isolation = "process").
+//
+// To the rest of the host it is just another plugin behind the C ABI: it makes a th_kind_descriptor per
+// kind whose functions turn each call into a PluginCall frame and wait for the PluginReply, so the
+// router, KindExecutor and Generation work unchanged. The plugin's sink calls arrive as SinkFrames and are
+// made on the generation's own host table, exactly as the plugin would have made them in-process.
+//
+// What isolation buys: a plugin that crashes (abort, SIGSEGV, exit) ends its process, not the host. The
+// supervisor thread sees the socket close, fails the tasks that process was running (WORKER_ERROR,
+// naming how the process ended), answers the calls in flight TH_FAILED, and starts the plugin again with
+// a growing backoff (100 ms doubling to 10 s; back to 100 ms after it ran for a minute). Calls made while
+// it is down fail with the reason. Other plugins and their tasks never notice.
+//
+// Thread rule: the trampolines are safe from any thread, like any plugin's entry points; calls for one task
+// arrive serialized (the router's strand) and are answered in order. Sink frames are handled on the
+// supervisor thread, in the order the plugin sent them. Ownership: owns the process, the socket and the
+// supervisor; the destructor closes the socket, waits for the process to exit (its executors destroyed,
+// its threads joined) and kills it if it does not.
+#pragma once
+
+#include "plugin/isolated/frame_socket.hpp"
+#include "plugin/isolated/plugin_process.hpp"
+#include "plugin/isolated/process_options.hpp"
+#include "plugin/loaded_code.hpp"
+#include "plugin/manifest.hpp"
+
+#include <taskhost/plugin.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace taskhost::plugin::isolated {
+
+class IsolatedPlugin final : public LoadedCode {
+ public:
+  // Starts the plugin process for `image` (the bytes of `file`, already inspected as `manifest`) and waits
+  // for its hello. Null with `error` ("FILE: reason") when the process cannot start, refuses the plugin
+  // (its reason, as in-process), or dies before it answered.
+  static std::unique_ptr<IsolatedPlugin> launch(const std::filesystem::path& file, const std::string& image,
+                                                const PluginManifest& manifest, const ProcessOptions& options,
+                                                std::string* error);
+  ~IsolatedPlugin() override;
+
+  // The kinds the process serves, as C-ABI descriptors of this host's making, and their executors.
+  size_t kind_count() const { return kinds_.size(); }
+  const th_kind_descriptor& descriptor(size_t i) const;
+  th_executor* executor(size_t i) const;
+
+  // From now on the process's sink calls are made on `host` (which must outlive this object: it is the
+  // generation's scoped table) and the process is supervised. Called once, before any task call.
+  void serve(const th_host_api& host);
+
+  std::optional<PluginProcessInfo> process() const override;
+
+ private:
+  struct Kind;
+  struct Pending;
+  friend struct Trampolines;
+
+  IsolatedPlugin(std::filesystem::path file, std::string name, ProcessOptions options, int image_fd);
+
+  // Starts a process and reads its hello. On success `socket_` and `process_` are the new ones.
+  bool start_process(std::string* error, v1::ChildHello* hello);
+  bool same_kinds(const v1::ChildHello& hello) const;
+  void supervise();
+  // A frame from the process on `socket` (answers go back on it). Supervisor thread, or launch's.
+  void handle(v1::ChildFrame& frame, FrameSocket& socket);
+  void handle_sink(const v1::SinkFrame& sink, FrameSocket& socket);
+  void set_child_pid(pid_t pid);
+  // The process ended (`how`): calls in flight and its tasks fail. Supervisor thread only.
+  void lost(const std::string& how);
+
+  // One call into the process. `ref` is the task's; `start` marks it live before the call goes out.
+  th_status call(v1::ChildFrame& frame, th_task_ref ref, bool start, th_error_buf* err, bool* flag);
+  bool is_live(th_task_ref ref);  // started in the current process and not released
+  void forget(th_task_ref ref);
+
+  const std::filesystem::path file_;
+  const std::string name_;
+  const ProcessOptions options_;
+  const int image_fd_;  // the sealed image, kept for restarts
+  std::vector<std::unique_ptr<Kind>> kinds_;
+  const th_host_api* host_ = nullptr;  // set by serve(), before the supervisor starts
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;                   // the supervisor's backoff, cut short by the destructor
+  std::shared_ptr<FrameSocket> socket_;            // guarded by mu_; null while the process is down
+  std::unique_ptr<PluginProcess> process_;         // supervisor's (launch's before serve)
+  uint64_t incarnation_ = 1;                       // guarded by mu_
+  uint64_t restarts_ = 0;                          // guarded by mu_
+  std::string down_reason_;                        // guarded by mu_
+  uint64_t next_call_ = 0;                         // guarded by mu_
+  std::unordered_map<uint64_t, Pending*> pending_;           // guarded by mu_: calls awaiting a reply
+  std::unordered_map<th_task_ref, uint64_t> live_;           // guarded by mu_: task ref → incarnation
+  bool stopping_ = false;                                    // guarded by mu_
+  bool supervisor_done_ = false;                             // guarded by mu_
+  pid_t child_pid_ = -1;  // guarded by mu_: a process started and not yet being reaped (safe to kill)
+  std::thread supervisor_;
+};
+
+}  // namespace taskhost::plugin::isolated

@@ -1,0 +1,31 @@
+// Which plugin files run in a process of their own ([plugins] isolation, per file in
+// [plugins.files."NAME.so"]), and how such processes are run.
+//
+// In-process is the fast default: a plugin call is a function call. isolation = "process" costs a round
+// trip over a socket per call and per sink call, and buys that a plugin's crash (abort, SIGSEGV, a corrupt
+// image that kills the dynamic loader) fails only that plugin's running tasks instead of the host
+// (isolated/isolated_plugin.hpp).
+#pragma once
+
+#include "plugin/isolated/process_options.hpp"
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace taskhost::plugin {
+
+enum class Isolation { in_process, process };
+
+struct IsolationPolicy {
+  Isolation by_default = Isolation::in_process;
+  std::map<std::string, Isolation> by_file;  // plugin file name ("NAME.so") → its isolation
+  isolated::ProcessOptions process;          // how isolated plugins' processes run
+
+  Isolation of(const std::filesystem::path& file) const {
+    const auto it = by_file.find(file.filename().string());
+    return it == by_file.end() ? by_default : it->second;
+  }
+};
+
+}  // namespace taskhost::plugin

@@ -1,0 +1,243 @@
+// isolation = "process" end to end: a real Host, the real scripted fixture .so loaded by the real
+// taskhost-plugin-child, every call and sink call over the socket; and what isolation is for, a plugin
+// that aborts, which ends only its own process and its own running tasks.
+#include "eventually.hpp"
+#include "host_fixture.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+using namespace taskhost;
+using namespace taskhost::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string json(const google::protobuf::Value& v) {
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(v, &out);
+  return out;
+}
+
+plugin::IsolationPolicy isolate(std::map<std::string, plugin::Isolation> by_file,
+                                plugin::Isolation by_default = plugin::Isolation::in_process) {
+  plugin::IsolationPolicy policy;
+  policy.by_default = by_default;
+  policy.by_file = std::move(by_file);
+  policy.process.program = fs::path(TASKHOST_BIN_DIR) / "taskhost-plugin-child";
+  return policy;
+}
+
+// A host over `dir` with `isolation`; the scan's errors are the caller's to check.
+struct IsolatedHost {
+  IsolatedHost(const fs::path& dir, plugin::IsolationPolicy isolation) {
+    HostOptions options;
+    options.plugins_dir = dir;
+    options.isolation = std::move(isolation);
+    host = std::make_unique<Host>(std::move(options), outbox);
+  }
+  tasks::Router& router() { return host->router(); }
+  RecordingOutbox outbox;  // outlives the host
+  std::unique_ptr<Host> host;
+};
+
+// The scripted fixture isolated as scripted.so, next to the in-process "hold" fixture (hold.forever).
+struct ScriptedIsolated {
+  ScriptedIsolated() {
+    install_plugin_file(fixture("scripted-v1.so"), dir.path(), "scripted.so");
+    install_plugin_file(fixture("hold.so"), dir.path(), "hold.so");
+    host = std::make_unique<IsolatedHost>(dir.path(), isolate({{"scripted.so", plugin::Isolation::process}}));
+    REQUIRE_MESSAGE(host->host->initial_scan().errors.empty(),
+                    (host->host->initial_scan().errors.empty() ? "" : host->host->initial_scan().errors.front()));
+  }
+  tasks::Router& router() { return host->router(); }
+  RecordingOutbox& outbox() { return host->outbox; }
+
+  // The pid of the process running the plugin, asked of the plugin itself through a held task.
+  pid_t plugin_pid(const std::string& task_id) {
+    router().deliver(message(task_id, "pid"));
+    const auto text = outbox().wait_message(task_id, "pid:");
+    REQUIRE(text);
+    return static_cast<pid_t>(std::stol(text->substr(4)));
+  }
+
+  TempDir dir;
+  std::unique_ptr<IsolatedHost> host;
+};
+
+bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+}  // namespace
+
+TEST_CASE("an isolated plugin runs tasks as it does in-process: events, steering, input, progress, cancel") {
+  ScriptedIsolated f;
+  REQUIRE(f.router().assign(assignment("i1", "test.instant", R"({"x":1})")).accepted());
+  auto c = f.outbox().wait_completion("i1");
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+  CHECK(json(c->output()) == R"({"x":1})");
+
+  REQUIRE(f.router().assign(assignment("h1", "test.hold")).accepted());
+  REQUIRE(f.outbox().wait_state("h1", v1::RUNNING));
+  const pid_t pid = f.plugin_pid("h1");
+  CHECK(pid != ::getpid());  // the plugin code really runs elsewhere
+
+  f.router().deliver(message("h1", "ask"));
+  REQUIRE(f.outbox().wait_state("h1", v1::WAITING_INPUT));
+  f.router().deliver(message("h1", "blue", "q1"));
+  CHECK(f.outbox().wait_message("h1", "answer:blue"));
+  f.router().deliver(message("h1", "progress"));
+  CHECK(eventually([&] {
+    for (const auto& e : f.outbox().events_of("h1")) {
+      if (e.has_progress() && e.progress().current() == 3 && e.progress().unit() == "items") return true;
+    }
+    return false;
+  }));
+  f.router().deliver(message("h1", "finish"));
+  c = f.outbox().wait_completion("h1");
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+  CHECK(json(c->output()) == R"("finished attempt 1")");
+
+  // A worker thread of the plugin's own reporting progress and checkpoints from outside any call.
+  REQUIRE(f.router().assign(assignment("t1", "test.thread", "5")).accepted());
+  c = f.outbox().wait_completion("t1");
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+  CHECK(f.outbox().checkpoint("t1") == "5");
+
+  REQUIRE(f.router().assign(assignment("k1", "test.hold")).accepted());
+  REQUIRE(f.outbox().wait_state("k1", v1::RUNNING));
+  f.router().cancel(cancel_request("k1"));
+  c = f.outbox().wait_completion("k1");
+  REQUIRE(c);
+  CHECK(c->state() == v1::CANCELED);
+
+  // The plugin's start error and its text cross back as they would in-process.
+  REQUIRE(f.router().assign(assignment("r1", "test.hold", R"("reject-start")")).accepted());
+  c = f.outbox().wait_completion("r1");
+  REQUIRE(c);
+  CHECK(c->error().code() == v1::INVALID_INPUT);
+  CHECK(c->error().message().find("input says reject-start") != std::string::npos);
+}
+
+TEST_CASE("a plugin that aborts fails only its own running tasks; the host and other plugins go on") {
+  ScriptedIsolated f;
+  REQUIRE(f.router().assign(assignment("a1", "test.hold")).accepted());
+  REQUIRE(f.router().assign(assignment("a2", "test.hold")).accepted());
+  REQUIRE(f.router().assign(assignment("other", "hold.forever")).accepted());  // in-process plugin
+  REQUIRE(f.outbox().wait_state("a1", v1::RUNNING));
+  REQUIRE(f.outbox().wait_state("a2", v1::RUNNING));
+  REQUIRE(f.outbox().wait_state("other", v1::RUNNING));
+  const pid_t first = f.plugin_pid("a1");
+
+  f.router().deliver(message("a1", "abort"));
+  for (const std::string id : {"a1", "a2"}) {
+    const auto c = f.outbox().wait_completion(id);
+    REQUIRE_MESSAGE(c, id);
+    CHECK(c->state() == v1::FAILED);
+    CHECK(c->error().code() == v1::WORKER_ERROR);
+    CHECK_MESSAGE(c->error().message().find("killed by signal 6") != std::string::npos, c->error().message());
+    CHECK_MESSAGE(c->error().message().find("'scripted'") != std::string::npos, c->error().message());
+  }
+  CHECK(eventually([&] { return process_gone(first); }));  // reaped, not a zombie
+
+  // The other plugin's task never noticed.
+  const auto other = f.router().snapshot("other");
+  REQUIRE(other);
+  CHECK(other->state == v1::RUNNING);
+
+  // The plugin is started again (after its first backoff) and serves new tasks, in a new process.
+  REQUIRE(eventually(
+      [&] {
+        static int n = 0;
+        const std::string id = "after-" + std::to_string(n++);
+        if (!f.router().assign(assignment(id, "test.instant", "7")).accepted()) return false;
+        const auto c = f.outbox().wait_completion(id);
+        return c && c->state() == v1::SUCCEEDED;
+      },
+      10s, 50ms));
+  REQUIRE(f.router().assign(assignment("a3", "test.hold")).accepted());
+  REQUIRE(f.outbox().wait_state("a3", v1::RUNNING));
+  CHECK(f.plugin_pid("a3") != first);
+
+  f.router().cancel(cancel_request("other"));
+  CHECK(f.outbox().wait_completion("other"));
+}
+
+TEST_CASE("a task whose start crashes its plugin fails, and the plugin serves the next task") {
+  ScriptedIsolated f;
+  REQUIRE(f.router().assign(assignment("boom", "test.hold", R"("abort-start")")).accepted());
+  const auto c = f.outbox().wait_completion("boom");
+  REQUIRE(c);
+  CHECK(c->state() == v1::FAILED);
+  CHECK_MESSAGE(c->error().message().find("killed by signal 6") != std::string::npos, c->error().message());
+  CHECK(f.outbox().completion_count("boom") == 1);  // one terminal record, although the start call failed too
+  REQUIRE(eventually(
+      [&] {
+        static int n = 0;
+        const std::string id = "next-" + std::to_string(n++);
+        if (!f.router().assign(assignment(id, "test.instant", "1")).accepted()) return false;
+        const auto done = f.outbox().wait_completion(id);
+        return done && done->state() == v1::SUCCEEDED;
+      },
+      10s, 50ms));
+}
+
+TEST_CASE("the host's shutdown ends the plugin process, after its executors were destroyed") {
+  pid_t pid = -1;
+  {
+    ScriptedIsolated f;
+    REQUIRE(f.router().assign(assignment("s1", "test.hold")).accepted());
+    REQUIRE(f.outbox().wait_state("s1", v1::RUNNING));
+    pid = f.plugin_pid("s1");
+    CHECK(!process_gone(pid));
+  }
+  CHECK(process_gone(pid));  // exited and reaped by the time the host is gone
+}
+
+TEST_CASE("a bad plugin file is refused with the same words isolated as in-process") {
+  for (const std::string name : {"loader-broken-no-entry", "loader-broken-small-struct", "loader-broken-missing-cancel",
+                                 "loader-broken-half-reattach", "loader-broken-factory-error",
+                                 "loader-broken-factory-null", "loader-broken-manifest-mismatch",
+                                 "loader-broken-kind-count"}) {
+    CAPTURE(name);
+    TempDir dir;
+    install_plugin_file(fixture(name + ".so"), dir.path(), "p.so");
+    IsolatedHost in_process(dir.path(), isolate({}));
+    IsolatedHost isolated(dir.path(), isolate({}, plugin::Isolation::process));
+    REQUIRE(in_process.host->initial_scan().errors.size() == 1);
+    REQUIRE(isolated.host->initial_scan().errors.size() == 1);
+    CHECK(isolated.host->initial_scan().errors.front() == in_process.host->initial_scan().errors.front());
+  }
+}
+
+TEST_CASE("a plugin that crashes while loading fails its file, naming it and the signal; the rest loads") {
+  TempDir dir;
+  install_plugin_file(fixture("loader-broken-factory-abort.so"), dir.path(), "crashy.so");
+  install_plugin_file(fixture("hold.so"), dir.path(), "hold.so");
+  IsolatedHost f(dir.path(), isolate({}, plugin::Isolation::process));
+  const auto& errors = f.host->initial_scan().errors;
+  REQUIRE(errors.size() == 1);
+  CHECK_MESSAGE(errors.front().find("crashy.so") != std::string::npos, errors.front());
+  CHECK_MESSAGE(errors.front().find("killed by signal 6") != std::string::npos, errors.front());
+  CHECK_MESSAGE(errors.front().find("before it finished loading") != std::string::npos, errors.front());
+  REQUIRE(f.router().assign(assignment("h", "hold.forever")).accepted());
+  REQUIRE(f.outbox.wait_state("h", v1::RUNNING));
+  f.router().cancel(cancel_request("h"));
+  CHECK(f.outbox.wait_completion("h"));
+}
+
+TEST_CASE("a missing plugin process program is a load error naming the file and the program") {
+  TempDir dir;
+  install_plugin_file(fixture("hold.so"), dir.path(), "hold.so");
+  plugin::IsolationPolicy policy = isolate({}, plugin::Isolation::process);
+  policy.process.program = dir.path() / "no-such-program";
+  IsolatedHost f(dir.path(), policy);
+  const auto& errors = f.host->initial_scan().errors;
+  REQUIRE(errors.size() == 1);
+  CHECK_MESSAGE(errors.front().find("hold.so") != std::string::npos, errors.front());
+  CHECK_MESSAGE(errors.front().find("no-such-program") != std::string::npos, errors.front());
+}
