@@ -33,6 +33,13 @@ std::string plugins_json(Host& host) {
       o["generation"] = f.current->id();
       o["active_tasks"] = active_by_generation[f.current->id()];
       for (const auto& e : f.current->executors()) kinds.emplace_back(e->kind());
+      if (const auto process = f.current->process()) {
+        o["isolation"] = "process";
+        o["pid"] = process->pid;  // -1 while it is down
+        o["process_restarts"] = process->restarts;
+      } else {
+        o["isolation"] = "in_process";
+      }
     } else {
       o["plugin"] = "";
       o["version"] = "";

@@ -31,6 +31,19 @@ std::string str(const json::object& o, const char* key) {
   return json::serialize(*v);
 }
 
+// "host" for a plugin in the host's own process; "pid N" for one in a process of its own (isolation =
+// "process"), "restarting" while that process is down, and how often it was started again.
+std::string runs_in(const json::object& plugin) {
+  const std::string isolation = str(plugin, "isolation");
+  if (isolation.empty()) return "";  // not serving
+  if (isolation != "process") return "host";
+  const int64_t pid = plugin.at("pid").to_number<int64_t>();
+  const int64_t restarts = plugin.at("process_restarts").to_number<int64_t>();
+  std::string text = pid > 0 ? "pid " + std::to_string(pid) : "restarting";
+  if (restarts > 0) text += " (" + std::to_string(restarts) + " restart" + (restarts == 1 ? ")" : "s)");
+  return text;
+}
+
 }  // namespace
 
 int plugins_command(const Args& args) {
@@ -50,14 +63,15 @@ int plugins_command(const Args& args) {
     return kExitOk;
   }
   const auto root = parse_object(body, "plugins");
-  std::vector<std::vector<std::string>> rows = {{"FILE", "STATE", "PLUGIN", "VERSION", "GEN", "KINDS", "ACTIVE", "ERROR"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"FILE", "STATE", "PLUGIN", "VERSION", "GEN", "KINDS", "ACTIVE", "RUNS IN", "ERROR"}};
   std::vector<std::string> draining_lines;
   for (const auto& v : root.at("plugins").as_array()) {
     const auto& p = v.as_object();
     std::string kinds;
     for (const auto& k : p.at("kinds").as_array()) kinds += (kinds.empty() ? "" : ",") + std::string(k.as_string());
     rows.push_back({str(p, "file"), str(p, "state"), str(p, "plugin"), str(p, "version"), str(p, "generation"), kinds,
-                    str(p, "active_tasks"), str(p, "last_error")});
+                    str(p, "active_tasks"), runs_in(p), str(p, "last_error")});
     for (const auto& d : p.at("draining").as_array()) {
       const auto& g = d.as_object();
       draining_lines.push_back("  " + str(p, "file") + ": generation " + str(g, "generation") + " (" + str(g, "version") +

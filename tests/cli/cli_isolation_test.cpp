@@ -1,0 +1,147 @@
+// isolation = "process" as an operator uses it: `taskhost serve` with the setting in its config file,
+// the sample plugins each in a taskhost-plugin-child process, tasks driven by the CLI; a plugin that
+// aborts, which fails its own task while the host and the other plugin go on; and a host killed with
+// SIGKILL, whose plugin processes die with it.
+#include "cli_harness.hpp"
+
+#include <boost/json.hpp>
+
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <fstream>
+#include <thread>
+
+using namespace taskhost::clitest;
+namespace json = boost::json;
+
+namespace {
+
+fs::path write_config(const fs::path& dir, const std::string& text) {
+  const fs::path file = dir / "taskhost.toml";
+  std::ofstream(file) << text;
+  return file;
+}
+
+json::object plugin_entry(const Host& host, const std::string& file) {
+  const Result r = host.cli({"plugins", "--json"});
+  INFO(r);
+  REQUIRE(r.code == 0);
+  const json::value root = parse_json(r.out);
+  const json::object* p = find_plugin(root.as_object(), file);
+  REQUIRE_MESSAGE(p, file);
+  return *p;
+}
+
+int64_t pid_of(const json::object& plugin) { return plugin.at("pid").to_number<int64_t>(); }
+
+// Gone: no such process, or a zombie nobody reaped yet (this test is not its parent).
+bool process_gone(int64_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+}
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+std::string submit(const Host& host, const std::vector<std::string>& args) {
+  std::vector<std::string> a = {"submit"};
+  a.insert(a.end(), args.begin(), args.end());
+  a.push_back("--json");
+  const Result r = host.cli(a);
+  INFO(r);
+  REQUIRE(r.code == 0);
+  return str(parse_json(r.out).as_object(), "task_id");
+}
+
+}  // namespace
+
+TEST_CASE("serve with [plugins] isolation = \"process\" runs the samples in plugin processes, steering included") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so"), built_plugin("cpp-interactive.so")});
+  const fs::path config = write_config(dir.path(), "[plugins]\nisolation = \"process\"\n");
+  Host host(plugins, dir.path() / "state", {"--config", config.string()});
+
+  for (const std::string file : {"hello-c.so", "cpp-interactive.so"}) {
+    const json::object p = plugin_entry(host, file);
+    CHECK(str(p, "isolation") == "process");
+    CHECK(pid_of(p) > 0);
+    CHECK(pid_of(p) != host.pid());
+  }
+  const Result table = host.cli({"plugins"});
+  CHECK(table.out.find("RUNS IN") != std::string::npos);
+  CHECK(table.out.find("pid ") != std::string::npos);
+
+  const Result greet = host.cli({"submit", "hello.greet", "--input", R"({"name":"Ada"})", "--wait"});
+  INFO(greet);
+  CHECK(greet.code == 0);
+  CHECK(greet.out == "Hello, Ada!\n");
+
+  const std::string id = submit(host, {"interactive.count", "--input", R"({"steps":3,"delay_ms":20,"ask":true})"});
+  const auto waiting = wait_for_status(host, id, [](const json::object& o) { return str(o, "state") == "WAITING_INPUT"; });
+  REQUIRE(str(waiting, "state") == "WAITING_INPUT");
+  const Result sent = host.cli({"send", id, "yes", "--reply-to", "confirm", "--json"});
+  INFO(sent);
+  CHECK(str(parse_json(sent.out).as_object(), "outcome") == "ACCEPTED");
+  const auto done = wait_for_status(host, id, [](const json::object& o) { return str(o, "state") == "SUCCEEDED"; });
+  CHECK(str(done, "state") == "SUCCEEDED");
+
+  const std::string long_one = submit(host, {"interactive.count", "--input", R"({"steps":1000,"delay_ms":50})"});
+  wait_for_status(host, long_one, [](const json::object& o) { return str(o, "state") == "RUNNING"; });
+  CHECK(host.cli({"cancel", long_one}).code == 0);
+  const auto canceled = wait_for_status(host, long_one, [](const json::object& o) { return str(o, "state") == "CANCELED"; });
+  CHECK(str(canceled, "state") == "CANCELED");
+}
+
+TEST_CASE("a plugin that aborts fails its task; the host and an in-process plugin go on; the plugin comes back") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so"), fixture_plugin("scripted-v1.so")});
+  const fs::path config = write_config(dir.path(), "[plugins.files.\"scripted-v1.so\"]\nisolation = \"process\"\n");
+  Host host(plugins, dir.path() / "state", {"--config", config.string()});
+  CHECK(str(plugin_entry(host, "hello-c.so"), "isolation") == "in_process");
+  const int64_t first = pid_of(plugin_entry(host, "scripted-v1.so"));
+  REQUIRE(first > 0);
+
+  const std::string id = submit(host, {"test.hold"});
+  wait_for_status(host, id, [](const json::object& o) { return str(o, "state") == "RUNNING"; });
+  (void)host.cli({"send", id, "abort"});  // the plugin dies inside this delivery: its answer is a failure
+  const auto failed = wait_for_status(host, id, [](const json::object& o) { return str(o, "state") == "FAILED"; });
+  REQUIRE(str(failed, "state") == "FAILED");
+  const std::string status_text = host.cli({"status", id}).out;
+  CHECK_MESSAGE(status_text.find("killed by signal 6") != std::string::npos, status_text);
+
+  CHECK(host.wait_exit(0ms) == std::nullopt);  // the host is still running
+  const Result greet = host.cli({"submit", "hello.greet", "--input", R"({"name":"Bo"})", "--wait"});
+  CHECK(greet.out == "Hello, Bo!\n");
+  CHECK(eventually([&] {
+    const json::object p = plugin_entry(host, "scripted-v1.so");
+    return pid_of(p) > 0 && pid_of(p) != first && p.at("process_restarts").to_number<int64_t>() == 1;
+  }));
+  const Result instant = host.cli({"submit", "test.instant", "--input", "5", "--wait"});
+  INFO(instant);
+  CHECK(instant.code == 0);
+  CHECK(host.log().find("killed by signal 6") != std::string::npos);
+}
+
+TEST_CASE("a host killed with SIGKILL takes its plugin processes with it") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  const fs::path config = write_config(dir.path(), "[plugins]\nisolation = \"process\"\n");
+  Host host(plugins, dir.path() / "state", {"--config", config.string()});
+  const int64_t pid = pid_of(plugin_entry(host, "hello-c.so"));
+  REQUIRE(pid > 0);
+  CHECK_FALSE(process_gone(pid));
+  host.signal(SIGKILL);
+  CHECK(host.wait_exit(10s).has_value());
+  CHECK(eventually([&] { return process_gone(pid); }));
+}
