@@ -6,6 +6,11 @@
 //                           memfd copy: the shim builds th_task_info and a host-owned error buffer, calls
 //                           through a function pointer into the .so, and copies the error text out.
 // The difference is the shim's price per call.
+//
+// BM_isolated_call (information, no goal): a call into the same plugin run with isolation = "process", a
+// frame to taskhost-plugin-child and its answer back: what isolating a plugin costs a call. It calls
+// start (which this kind refuses, with an error text to copy back), not reconcile: a plugin process
+// forwards calls only for tasks it runs, and this kind runs none.
 #include "plugin/loader.hpp"
 #include "ratio_main.hpp"
 
@@ -86,6 +91,23 @@ void BM_c_abi_shim_call(benchmark::State& state) {
   }
 }
 
+void BM_isolated_call(benchmark::State& state) {
+  taskhost::plugin::isolated::ProcessOptions options;
+  options.program = TASKHOST_PLUGIN_CHILD;
+  taskhost::plugin::LoadResult loaded = taskhost::plugin::load_isolated_generation(
+      TASKHOST_BENCH_PLUGIN, 1, quiet_host(), taskhost::plugin::HostTable::shared, options);
+  if (!loaded.generation) {
+    state.SkipWithError(loaded.error.c_str());
+    return;
+  }
+  const taskhost::plugin::KindExecutor* executor = loaded.generation->find("bench.abi_call");
+  const TaskCall task = bench_task();
+  for (auto _ : state) {
+    CallResult result = executor->start(task);
+    benchmark::DoNotOptimize(result);
+  }
+}
+
 // The floor under the shim: the plugin's own function pointer called with a prebuilt th_task_info, as a
 // host with no C++ layer at all would. Opened with plain dlopen so nothing of ours is in between.
 void BM_raw_c_function_pointer(benchmark::State& state) {
@@ -118,4 +140,5 @@ void BM_raw_c_function_pointer(benchmark::State& state) {
 BENCHMARK(BM_raw_c_function_pointer);
 BENCHMARK(BM_direct_virtual_call);
 BENCHMARK(BM_c_abi_shim_call);
+BENCHMARK(BM_isolated_call)->UseRealTime();  // the work happens in another process
 TASKHOST_BENCH_MAIN({{"BM_c_abi_shim_call", "BM_direct_virtual_call", 1.5, false}})
