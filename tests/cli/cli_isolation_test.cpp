@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <fstream>
 #include <thread>
@@ -64,6 +65,12 @@ std::string submit(const Host& host, const std::vector<std::string>& args) {
   return str(parse_json(r.out).as_object(), "task_id");
 }
 
+// The plugin processes these tests crash write no core files into the build tree.
+const bool no_core_files = [] {
+  const rlimit none{0, 0};
+  return ::setrlimit(RLIMIT_CORE, &none) == 0;
+}();
+
 }  // namespace
 
 TEST_CASE("serve with [plugins] isolation = \"process\" runs the samples in plugin processes, steering included") {
@@ -115,7 +122,8 @@ TEST_CASE("a plugin that aborts fails its task; the host and an in-process plugi
   const std::string id = submit(host, {"test.hold"});
   wait_for_status(host, id, [](const json::object& o) { return str(o, "state") == "RUNNING"; });
   (void)host.cli({"send", id, "abort"});  // the plugin dies inside this delivery: its answer is a failure
-  const auto failed = wait_for_status(host, id, [](const json::object& o) { return str(o, "state") == "FAILED"; });
+  const auto failed =
+      wait_for_status(host, id, [](const json::object& o) { return str(o, "state") == "FAILED"; }, 30s);
   REQUIRE(str(failed, "state") == "FAILED");
   const std::string status_text = host.cli({"status", id}).out;
   CHECK_MESSAGE(status_text.find("killed by signal 6") != std::string::npos, status_text);
@@ -126,7 +134,7 @@ TEST_CASE("a plugin that aborts fails its task; the host and an in-process plugi
   CHECK(eventually([&] {
     const json::object p = plugin_entry(host, "scripted-v1.so");
     return pid_of(p) > 0 && pid_of(p) != first && p.at("process_restarts").to_number<int64_t>() == 1;
-  }));
+  }, 30s));
   const Result instant = host.cli({"submit", "test.instant", "--input", "5", "--wait"});
   INFO(instant);
   CHECK(instant.code == 0);
