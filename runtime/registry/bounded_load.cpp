@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <system_error>
 #include <thread>
@@ -24,7 +25,11 @@ plugin::LoadResult load_as(const plugin::IsolationPolicy& isolation, const std::
 
 std::shared_ptr<const plugin::IsolationPolicy> with_deadline(plugin::IsolationPolicy isolation,
                                                              std::chrono::milliseconds deadline) {
-  isolation.process.load_timeout = deadline;
+  // A little under the loader's own deadline, so that a plugin process that does not finish loading is
+  // killed, and its file fails with that reason, before the loader gives up with a vaguer one.
+  isolation.process.load_timeout =
+      deadline.count() > 0 ? deadline - std::min<std::chrono::milliseconds>(deadline / 10, std::chrono::seconds(1))
+                           : deadline;
   return std::make_shared<const plugin::IsolationPolicy>(std::move(isolation));
 }
 

@@ -197,6 +197,18 @@ TEST_CASE("a task whose start crashes its plugin fails, and the plugin serves th
       kCrashSeen, 50ms));
 }
 
+TEST_CASE("a crash is seen although a process the plugin forked still holds the socket") {
+  ScriptedIsolated f;
+  REQUIRE(f.router().assign(assignment("f1", "test.hold")).accepted());
+  REQUIRE(f.outbox().wait_state("f1", v1::RUNNING));
+  const auto before = std::chrono::steady_clock::now();
+  f.router().deliver(message("f1", "fork-abort"));
+  const auto c = f.outbox().wait_completion("f1", kCrashSeen);
+  REQUIRE(c);
+  CHECK_MESSAGE(c->error().message().find("killed by signal 6") != std::string::npos, c->error().message());
+  CHECK(std::chrono::steady_clock::now() - before < 10s);  // not when the fork exits, 15 s later
+}
+
 TEST_CASE("the host's shutdown ends the plugin process, after its executors were destroyed") {
   pid_t pid = -1;
   {

@@ -1,18 +1,23 @@
 #include "plugin/isolated/child_side.hpp"
 
-#include "plugin/file_bytes.hpp"
 #include "plugin/isolated/frame_socket.hpp"
 #include "plugin/isolated/plugin_process.hpp"
 #include "plugin/loader.hpp"
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
-
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <condition_variable>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -21,8 +26,78 @@
 namespace taskhost::plugin::isolated {
 namespace {
 
-// Calls for different tasks run concurrently in-process; so they do here, up to this many at once.
-constexpr size_t kCallThreads = 4;
+// Calls for different tasks run concurrently in-process, and the host's pool grows while calls block;
+// so here: a few threads wait for calls, and a call finding none idle gets a new one, up to a bound.
+constexpr size_t kIdleCallThreads = 4;
+constexpr size_t kMaxCallThreads = 256;
+
+class CallThreads {
+ public:
+  ~CallThreads() { join(); }
+
+  void post(std::function<void()> call) {
+    std::unique_lock lock(mu_);
+    queue_.push_back(std::move(call));
+    if (idle_ == 0 && threads_.size() < kMaxCallThreads) {
+      threads_.emplace_back([this] { run(); });
+    } else {
+      cv_.notify_one();
+    }
+  }
+
+  // Runs what was posted, then stops every thread.
+  void join() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    threads_.clear();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      ++idle_;
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      --idle_;
+      if (queue_.empty()) return;  // stopping, and nothing left
+      std::function<void()> call = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      call();
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;  // guarded by mu_
+  std::vector<std::thread> threads_;         // guarded by mu_ (post), then join()'s
+  size_t idle_ = 0;                          // guarded by mu_
+  bool stopping_ = false;                    // guarded by mu_
+};
+
+// A sink call too large for one frame (past kMaxFrameBytes; the host's payload limit is far lower unless
+// raised): a completion still ends the task, FAILED and saying why, as the host does with an output over
+// its limit; any other call is refused. True when `sink` now fits.
+bool fit_frame_limit(v1::SinkFrame& sink) {
+  if (!sink.has_complete()) return false;
+  v1::SinkComplete& c = *sink.mutable_complete();
+  const size_t size = c.output().size();
+  c.Clear();
+  c.set_struct_size(sizeof(th_result));
+  c.set_state(TH_STATE_FAILED);
+  c.set_error_code(TH_ERROR_COMPONENT_FAILED);
+  c.set_error_message("the task's output of " + std::to_string(size) +
+                      " bytes is larger than a plugin process may send in one frame (" +
+                      std::to_string(kMaxFrameBytes) + " bytes)");
+  return true;
+}
 
 class Child {
  public:
@@ -39,6 +114,11 @@ class Child {
       waiters_[id] = &waiter;
     }
     frame.mutable_sink()->set_call_id(id);
+    if (frame.ByteSizeLong() > kMaxFrameBytes && !fit_frame_limit(*frame.mutable_sink())) {
+      std::lock_guard lock(mu_);
+      waiters_.erase(id);
+      return TH_INVALID_ARGUMENT;
+    }
     if (!socket.send(frame)) {
       std::lock_guard lock(mu_);
       waiters_.erase(id);
@@ -83,6 +163,8 @@ class Child {
 };
 
 Child* g_child = nullptr;  // the process has exactly one; the sink functions below reach it here
+
+
 
 // ---- the sink the plugin gets: each call becomes a frame -----------------------------------------------
 
@@ -162,8 +244,8 @@ th_status child_append_artifact(th_host_context*, th_task_ref task, const char* 
 th_status child_checkpoint(th_host_context*, th_task_ref task, th_bytes state) {
   v1::ChildFrame frame;
   v1::SinkFrame& sink = sink_of(frame, task);
+  sink.set_checkpoint("");  // the call is a checkpoint, also when its span is {NULL, size}
   set_span(sink, state, [&](std::string b) { sink.set_checkpoint(std::move(b)); });
-  if (!sink.has_checkpoint() && sink.null_data_size() == 0) sink.set_checkpoint("");
   return g_child->sink(frame);
 }
 
@@ -283,6 +365,27 @@ void serve_call(const Generation& generation, const v1::PluginCall& call) {
   (void)g_child->socket.send(frame);
 }
 
+// The whole image in `fd`, read from its start whatever the descriptor's offset (pread: no /proc needed).
+std::optional<std::string> read_image(int fd, std::string* why) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    *why = std::string("fstat: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string image(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < image.size()) {
+    const ssize_t got = ::pread(fd, image.data() + done, image.size() - done, static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      *why = got == 0 ? std::string("the image ended early") : std::string("pread: ") + std::strerror(errno);
+      return std::nullopt;
+    }
+    done += static_cast<size_t>(got);
+  }
+  return image;
+}
+
 v1::ChildFrame hello_of(const LoadResult& loaded) {
   v1::ChildFrame frame;
   v1::ChildHello& hello = *frame.mutable_hello();
@@ -321,15 +424,17 @@ int run_plugin_process(int argc, char** argv) {
   }
   (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a killed host takes its plugin processes with it
   if (std::to_string(::getppid()) != argv[2]) return 1;  // the host died before that was in place
-  (void)::signal(SIGPIPE, SIG_IGN);
+  // Nothing this process starts (a plugin's system(), popen(), fork+exec) may inherit the socket: it
+  // would keep the host from seeing this process end. Nor anything else inherited by mistake.
+  (void)::fcntl(kChildSocketFd, F_SETFD, FD_CLOEXEC);
+  (void)::close_range(kChildImageFd + 1, ~0U, CLOSE_RANGE_CLOEXEC);
   const std::filesystem::path source = argv[1];
 
   Child child;
   g_child = &child;
   const th_host_api api = child_host_api();
-  // Opened by name, not read from the descriptor, so the read starts at the beginning of the image.
   std::string why;
-  const std::optional<std::string> image = read_file_bytes("/proc/self/fd/" + std::to_string(kChildImageFd), &why);
+  const std::optional<std::string> image = read_image(kChildImageFd, &why);
   ::close(kChildImageFd);
   LoadResult loaded;
   if (!image) {
@@ -344,7 +449,7 @@ int run_plugin_process(int argc, char** argv) {
   }
 
   const Generation& generation = *loaded.generation;
-  boost::asio::thread_pool calls(kCallThreads);
+  CallThreads calls;
   for (;;) {
     v1::ChildFrame frame;
     const FrameSocket::Received got = child.socket.receive(frame, &why);
@@ -352,7 +457,7 @@ int run_plugin_process(int argc, char** argv) {
     if (frame.has_sink_reply()) {
       child.answered(frame.sink_reply());
     } else if (frame.has_call()) {
-      boost::asio::post(calls, [&generation, call = std::move(*frame.mutable_call())] { serve_call(generation, call); });
+      calls.post([&generation, call = std::move(*frame.mutable_call())] { serve_call(generation, call); });
     }
   }
   // Nothing reads the socket any more, so sink calls answer TH_FAILED from now on instead of waiting

@@ -4,7 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <new>
 #include <cstring>
 
 namespace taskhost::plugin::isolated {
@@ -32,19 +34,27 @@ bool FrameSocket::send(const v1::ChildFrame& frame) {
   return true;
 }
 
-bool FrameSocket::read_exact(char* data, size_t size, int timeout_ms, Received* failure) {
+bool FrameSocket::read_exact(char* data, size_t size, const std::chrono::steady_clock::time_point* deadline,
+                             Received* failure) {
   while (size > 0) {
-    if (timeout_ms >= 0) {
-      pollfd p{fd_, POLLIN, 0};
-      const int ready = ::poll(&p, 1, timeout_ms);
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready == 0) {
-        *failure = Received::timed_out;
-        return false;
-      }
+    int wait_ms = -1;
+    if (deadline) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+      wait_ms = static_cast<int>(std::max<int64_t>(left.count(), 0));
+    }
+    pollfd p[2] = {{fd_, POLLIN, 0}, {pidfd_, POLLIN, 0}};
+    const int ready = ::poll(p, pidfd_ >= 0 ? 2 : 1, wait_ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      *failure = Received::timed_out;
+      return false;
+    }
+    if (ready > 0 && p[0].revents == 0) {  // the process exited and left nothing more to read
+      *failure = Received::closed;
+      return false;
     }
     const ssize_t got = ::read(fd_, data, size);
-    if (got < 0 && errno == EINTR) continue;
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (got <= 0) {
       *failure = Received::closed;  // EOF, or the peer reset the connection: either way it is gone
       return false;
@@ -56,17 +66,23 @@ bool FrameSocket::read_exact(char* data, size_t size, int timeout_ms, Received* 
 }
 
 FrameSocket::Received FrameSocket::receive(v1::ChildFrame& frame, std::string* why, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  const auto* bound = timeout_ms >= 0 ? &deadline : nullptr;
   Received failure = Received::closed;
   unsigned char prefix[4];
-  if (!read_exact(reinterpret_cast<char*>(prefix), sizeof prefix, timeout_ms, &failure)) return failure;
+  if (!read_exact(reinterpret_cast<char*>(prefix), sizeof prefix, bound, &failure)) return failure;
   const size_t size = size_t{prefix[0]} | size_t{prefix[1]} << 8 | size_t{prefix[2]} << 16 | size_t{prefix[3]} << 24;
   if (size > kMaxFrameBytes) {
     *why = "a frame of " + std::to_string(size) + " bytes (the limit is " + std::to_string(kMaxFrameBytes) + ")";
     return Received::corrupt;
   }
-  receive_buffer_.resize(size);
-  // A frame once begun is read to its end: the timeout is for waiting on a frame, not inside one.
-  if (!read_exact(receive_buffer_.data(), size, -1, &failure)) return failure;
+  try {
+    receive_buffer_.resize(size);
+  } catch (const std::bad_alloc&) {
+    *why = "a frame of " + std::to_string(size) + " bytes, more than this host could allocate";
+    return Received::corrupt;
+  }
+  if (!read_exact(receive_buffer_.data(), size, bound, &failure)) return failure;
   if (!frame.ParseFromArray(receive_buffer_.data(), static_cast<int>(size))) {
     *why = "a frame of " + std::to_string(size) + " bytes that is not a ChildFrame";
     return Received::corrupt;

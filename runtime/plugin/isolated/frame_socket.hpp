@@ -10,6 +10,7 @@
 
 #include "taskhost/v1/plugin_frames.pb.h"
 
+#include <chrono>
 #include <mutex>
 #include <string>
 
@@ -29,18 +30,24 @@ class FrameSocket {
   bool send(const v1::ChildFrame& frame);
 
   enum class Received { frame, closed, timed_out, corrupt };
-  // Blocks for the next frame; `timeout_ms` < 0 waits for as long as it takes. On corrupt, `why` says
-  // what was wrong with the stream.
+  // Blocks for the next whole frame; `timeout_ms` < 0 waits for as long as it takes, otherwise it bounds
+  // the whole frame, not only its start. On corrupt, `why` says what was wrong with the stream.
   Received receive(v1::ChildFrame& frame, std::string* why, int timeout_ms = -1);
+
+  // Also ends receive() (as closed) when `pidfd` becomes readable, i.e. the process at the other end
+  // exited, once nothing is left to read: a process it forked may still hold the other end open, and
+  // the socket alone would then never report the exit. Not owned.
+  void watch_process(int pidfd) { pidfd_ = pidfd; }
 
   // No more frames from this end: the peer's receive() then answers closed once it read the rest.
   void shutdown_write();
   int fd() const { return fd_; }
 
  private:
-  bool read_exact(char* data, size_t size, int timeout_ms, Received* failure);
+  bool read_exact(char* data, size_t size, const std::chrono::steady_clock::time_point* deadline, Received* failure);
 
   const int fd_;
+  int pidfd_ = -1;
   std::mutex send_mu_;
   std::string send_buffer_;  // guarded by send_mu_; reused so a frame is one allocation-free write
   std::string receive_buffer_;

@@ -1,6 +1,7 @@
 #include "plugin/isolated/isolated_plugin.hpp"
 
 #include "common/log.hpp"
+#include "common/utf8.hpp"
 
 #include <signal.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@ using std::chrono::milliseconds;
 // A kind as the host sees it: the descriptor this host made for it, whose executor pointer is the Kind.
 struct IsolatedPlugin::Kind {
   IsolatedPlugin* plugin = nullptr;
+  bool has_release = false;  // the plugin's own on_release, to be called
   std::string kind, description, input_schema, output_schema;
   th_kind_descriptor descriptor{};
 };
@@ -50,8 +52,11 @@ const char* text_or_null(bool present, const std::string& s) { return present ? 
 
 }  // namespace
 
-// The C functions in the descriptors this host makes: each turns a call into a frame.
+// The C functions in the descriptors this host makes: each turns a call into a frame. Calls for a task
+// must reach the process that started it; for one the current process does not run (its process died,
+// and lost() failed it), each answers as the host would for an ended task, without a frame.
 struct Trampolines {
+  using Live = IsolatedPlugin::Live;
   static IsolatedPlugin::Kind& kind(th_executor* self) { return *reinterpret_cast<IsolatedPlugin::Kind*>(self); }
 
   static void destroy(th_executor*) {}  // the process destroys its executors when it exits
@@ -59,21 +64,16 @@ struct Trampolines {
   static th_status start(th_executor* self, const th_task_info* info, th_error_buf* err) {
     v1::ChildFrame frame;
     fill(*frame.mutable_call()->mutable_start(), info);
-    return kind(self).plugin->call(frame, info->task, true, err, nullptr);
+    return *kind(self).plugin->call(frame, info->task, Live::starts, err, nullptr);
   }
 
-  // A task the current process does not run ended already: its process died and lost() failed it.
   static th_status cancel(th_executor* self, const th_task_info* info, th_error_buf* err) {
-    IsolatedPlugin& p = *kind(self).plugin;
-    if (!p.is_live(info->task)) return TH_OK;
     v1::ChildFrame frame;
     fill(*frame.mutable_call()->mutable_cancel(), info);
-    return p.call(frame, info->task, false, err, nullptr);
+    return kind(self).plugin->call(frame, info->task, Live::required, err, nullptr).value_or(TH_OK);
   }
 
   static th_status deliver(th_executor* self, const th_task_info* info, const th_message* message, th_error_buf* err) {
-    IsolatedPlugin& p = *kind(self).plugin;
-    if (!p.is_live(info->task)) return th_error_set(err, TH_FAILED, "the plugin process that ran this task has exited");
     v1::ChildFrame frame;
     v1::DeliverFrame& d = *frame.mutable_call()->mutable_deliver();
     fill(*d.mutable_task(), info);
@@ -81,24 +81,26 @@ struct Trampolines {
     if (message->text) d.set_text(message->text);
     if (message->data.data) d.set_data(reinterpret_cast<const char*>(message->data.data), message->data.size);
     if (message->in_reply_to) d.set_in_reply_to(message->in_reply_to);
-    return p.call(frame, info->task, false, err, nullptr);
+    const auto status = kind(self).plugin->call(frame, info->task, Live::required, err, nullptr);
+    return status ? *status : th_error_set(err, TH_FAILED, "the plugin process that ran this task has exited");
   }
 
   static th_status reconcile(th_executor* self, const th_task_info* info, th_error_buf* err) {
-    IsolatedPlugin& p = *kind(self).plugin;
-    if (!p.is_live(info->task)) return TH_OK;
     v1::ChildFrame frame;
     fill(*frame.mutable_call()->mutable_reconcile(), info);
-    return p.call(frame, info->task, false, err, nullptr);
+    return kind(self).plugin->call(frame, info->task, Live::required, err, nullptr).value_or(TH_OK);
   }
 
+  // Installed whether or not the plugin has on_release: the task stops being the process's either way.
   static void release(th_executor* self, const th_task_info* info) {
-    IsolatedPlugin& p = *kind(self).plugin;
-    if (!p.is_live(info->task)) return;
-    p.forget(info->task);
+    IsolatedPlugin::Kind& k = kind(self);
+    if (!k.has_release) {
+      k.plugin->forget(info->task);
+      return;
+    }
     v1::ChildFrame frame;
     fill(*frame.mutable_call()->mutable_release(), info);
-    (void)p.call(frame, info->task, false, nullptr, nullptr);
+    (void)k.plugin->call(frame, info->task, Live::releases, nullptr, nullptr);
   }
 
   // Asked before a re-attaching start, so for a task no process runs yet.
@@ -106,21 +108,25 @@ struct Trampolines {
     v1::ChildFrame frame;
     fill(*frame.mutable_call()->mutable_can_reattach(), info);
     bool flag = false;
-    const th_status status = kind(self).plugin->call(frame, info->task, false, nullptr, &flag);
+    const auto status = kind(self).plugin->call(frame, info->task, Live::any, nullptr, &flag);
     return status == TH_OK && flag ? 1 : 0;
   }
 
   static th_status detach(th_executor* self, const th_task_info* info, th_error_buf* err) {
-    IsolatedPlugin& p = *kind(self).plugin;
-    if (!p.is_live(info->task)) return th_error_set(err, TH_FAILED, "the plugin process that ran this task has exited");
     v1::ChildFrame frame;
     fill(*frame.mutable_call()->mutable_detach(), info);
-    return p.call(frame, info->task, false, err, nullptr);
+    const auto status = kind(self).plugin->call(frame, info->task, Live::required, err, nullptr);
+    return status ? *status : th_error_set(err, TH_FAILED, "the plugin process that ran this task has exited");
   }
 };
 
-IsolatedPlugin::IsolatedPlugin(std::filesystem::path file, std::string name, ProcessOptions options, int image_fd)
-    : file_(std::move(file)), name_(std::move(name)), options_(std::move(options)), image_fd_(image_fd) {}
+IsolatedPlugin::IsolatedPlugin(std::filesystem::path file, const PluginManifest& manifest, ProcessOptions options,
+                               int image_fd)
+    : file_(std::move(file)),
+      name_(manifest.name),
+      manifest_kinds_(manifest.kinds),
+      options_(std::move(options)),
+      image_fd_(image_fd) {}
 
 std::unique_ptr<IsolatedPlugin> IsolatedPlugin::launch(const std::filesystem::path& file, const std::string& image,
                                                        const PluginManifest& manifest, const ProcessOptions& options,
@@ -131,9 +137,9 @@ std::unique_ptr<IsolatedPlugin> IsolatedPlugin::launch(const std::filesystem::pa
     *error = file.string() + ": " + why;
     return nullptr;
   }
-  std::unique_ptr<IsolatedPlugin> plugin(new IsolatedPlugin(file, manifest.name, options, fd));
+  std::unique_ptr<IsolatedPlugin> plugin(new IsolatedPlugin(file, manifest, options, fd));
   v1::ChildHello hello;
-  if (!plugin->start_process(error, &hello)) return nullptr;
+  if (!plugin->start_process(false, error, &hello)) return nullptr;
   for (const v1::KindHello& k : hello.kinds()) {
     auto kind = std::make_unique<Kind>();
     kind->plugin = plugin.get();
@@ -151,7 +157,8 @@ std::unique_ptr<IsolatedPlugin> IsolatedPlugin::launch(const std::filesystem::pa
     // Absent entry points stay absent, so the host answers them with its defaults without a round trip.
     if (k.deliver()) d.on_deliver = Trampolines::deliver;
     if (k.reconcile()) d.on_reconcile = Trampolines::reconcile;
-    if (k.release()) d.on_release = Trampolines::release;
+    kind->has_release = k.release();
+    d.on_release = Trampolines::release;
     if (k.reattach()) {
       d.on_can_reattach = Trampolines::can_reattach;
       d.on_detach = Trampolines::detach;
@@ -209,7 +216,7 @@ std::optional<PluginProcessInfo> IsolatedPlugin::process() const {
   return PluginProcessInfo{socket_ && process_ ? process_->pid() : -1, restarts_};
 }
 
-bool IsolatedPlugin::start_process(std::string* error, v1::ChildHello* hello) {
+bool IsolatedPlugin::start_process(bool restart, std::string* error, v1::ChildHello* hello) {
   const std::string prefix = file_.string() + ": ";
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
@@ -225,17 +232,18 @@ bool IsolatedPlugin::start_process(std::string* error, v1::ChildHello* hello) {
     *error = prefix + "isolation = \"process\": " + why;
     return false;
   }
+  socket->watch_process(process->pidfd());
   set_child_pid(process->pid());
-  const bool bounded = options_.load_timeout.count() > 0;
+  const int wait_ms = options_.load_timeout.count() > 0 ? static_cast<int>(options_.load_timeout.count()) : -1;
   const auto deadline = Clock::now() + options_.load_timeout;
   for (;;) {
-    int wait_ms = -1;
-    if (bounded) {
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-      wait_ms = static_cast<int>(std::max<int64_t>(left, 0));
+    int left_ms = wait_ms;
+    if (wait_ms >= 0) {
+      left_ms = static_cast<int>(std::max<int64_t>(
+          std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count(), 0));
     }
     v1::ChildFrame frame;
-    const FrameSocket::Received got = socket->receive(frame, &why, wait_ms);
+    const FrameSocket::Received got = socket->receive(frame, &why, left_ms);
     if (got == FrameSocket::Received::frame) {
       if (frame.has_hello()) {
         *hello = std::move(*frame.mutable_hello());
@@ -257,26 +265,66 @@ bool IsolatedPlugin::start_process(std::string* error, v1::ChildHello* hello) {
     }
     return false;
   }
-  if (!hello->error().empty()) {
-    *error = hello->error();  // names the file already, in the words the in-process loader uses
+  std::string problem = hello->error();  // names the file already, in the words the in-process loader uses
+  if (problem.empty()) {
+    problem = restart ? (same_kinds(*hello) ? "" : prefix + "the plugin process came back with other kinds than it had")
+                      : hello_problem(*hello);
+  }
+  if (!problem.empty()) {
+    *error = std::move(problem);
+    if (hello->error().empty()) ::kill(process->pid(), SIGKILL);  // it loaded, but not what was declared
     set_child_pid(-1);
     (void)process->reap(kExitGrace);
     return false;
   }
-  std::lock_guard lock(mu_);
-  socket_ = std::move(socket);
-  process_ = std::move(process);
-  down_reason_.clear();
+  // Published at once: a call sees either no process or this one with its own incarnation.
+  bool stopping = false;
+  {
+    std::lock_guard lock(mu_);
+    socket_ = socket;
+    process_ = std::move(process);
+    if (restart) {
+      ++incarnation_;
+      ++restarts_;
+    }
+    down_reason_.clear();
+    stopping = stopping_;
+  }
+  if (stopping) socket->shutdown_write();  // the destructor came while it started: let it exit at once
   return true;
+}
+
+// What the host itself checks of a first hello: the process loaded exactly the kinds the file's manifest
+// (which the host read) declares, each once, in an encoding the host knows. The process checked the
+// same, but it runs the plugin's code, and what it says is not taken on trust.
+std::string IsolatedPlugin::hello_problem(const v1::ChildHello& hello) const {
+  const std::string prefix = file_.string() + ": the plugin process answered ";
+  if (static_cast<size_t>(hello.kinds_size()) != manifest_kinds_.size()) {
+    return prefix + std::to_string(hello.kinds_size()) + " kinds, the manifest declares " +
+           std::to_string(manifest_kinds_.size());
+  }
+  for (const v1::KindHello& k : hello.kinds()) {
+    if (std::count(manifest_kinds_.begin(), manifest_kinds_.end(), k.kind()) != 1) {
+      return prefix + "a kind the manifest does not declare";
+    }
+    if (std::count_if(hello.kinds().begin(), hello.kinds().end(), [&](const auto& o) { return o.kind() == k.kind(); }) != 1) {
+      return prefix + "a kind twice";
+    }
+    if (k.encoding() != TH_ENCODING_JSON && k.encoding() != TH_ENCODING_PROTOBUF) {
+      return prefix + "an unknown encoding";
+    }
+  }
+  return {};
 }
 
 bool IsolatedPlugin::same_kinds(const v1::ChildHello& hello) const {
   if (static_cast<size_t>(hello.kinds_size()) != kinds_.size()) return false;
   for (size_t i = 0; i < kinds_.size(); ++i) {
     const v1::KindHello& k = hello.kinds(static_cast<int>(i));
-    const th_kind_descriptor& d = kinds_[i]->descriptor;
-    if (k.kind() != kinds_[i]->kind || k.encoding() != d.encoding || k.deliver() != (d.on_deliver != nullptr) ||
-        k.reconcile() != (d.on_reconcile != nullptr) || k.release() != (d.on_release != nullptr) ||
+    const Kind& mine = *kinds_[i];
+    const th_kind_descriptor& d = mine.descriptor;
+    if (k.kind() != mine.kind || k.encoding() != d.encoding || k.deliver() != (d.on_deliver != nullptr) ||
+        k.reconcile() != (d.on_reconcile != nullptr) || k.release() != mine.has_release ||
         k.reattach() != (d.on_can_reattach != nullptr)) {
       return false;
     }
@@ -325,23 +373,10 @@ void IsolatedPlugin::supervise() {
       backoff = std::min(backoff * 2, options_.max_backoff);
       std::string error;
       v1::ChildHello hello;
-      if (!start_process(&error, &hello)) {
+      if (!start_process(true, &error, &hello)) {
         log::warn("plugins: restarting the plugin process of '{}' failed: {}; trying again in {} ms", name_, error,
                   backoff.count());
         continue;
-      }
-      if (!same_kinds(hello)) {
-        // The same bytes loaded differently: nothing this generation promised can be trusted to it.
-        std::lock_guard lock(mu_);
-        socket_.reset();
-        down_reason_ = "the plugin process of '" + name_ + "' came back with other kinds than it had; not used";
-        log::error("plugins: {}: {}", file_.string(), down_reason_);
-        continue;
-      }
-      {
-        std::lock_guard lock(mu_);
-        ++incarnation_;
-        ++restarts_;
       }
       log::info("plugins: {}: the plugin process of '{}' runs again (pid {})", file_.string(), name_, process_->pid());
       break;
@@ -406,7 +441,12 @@ void IsolatedPlugin::handle(v1::ChildFrame& frame, FrameSocket& socket) {
 
 void IsolatedPlugin::handle_sink(const v1::SinkFrame& sink, FrameSocket& socket) {
   if (host_ == nullptr) {  // still loading: no task exists yet
-    if (sink.has_log()) log::info("plugin {}: {}", name_, sink.log().message());
+    if (sink.has_log()) {
+      const int32_t level = sink.log().level();
+      const std::string_view text = std::string_view(sink.log().message()).substr(0, 64 * 1024);
+      log::write(level >= TH_LOG_DEBUG && level <= TH_LOG_ERROR ? static_cast<log::Level>(level) : log::Level::info,
+                 "plugin " + name_ + ": " + (valid_utf8(text) ? std::string(text) : utf8_sanitized(text)));
+    }
     if (sink.call_id() != 0) {
       v1::ChildFrame answer;
       answer.mutable_sink_reply()->set_call_id(sink.call_id());
@@ -494,19 +534,27 @@ void IsolatedPlugin::handle_sink(const v1::SinkFrame& sink, FrameSocket& socket)
   (void)socket.send(answer);
 }
 
-th_status IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref ref, bool start, th_error_buf* err, bool* flag) {
+std::optional<th_status> IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref ref, Live live, th_error_buf* err,
+                                              bool* flag) {
   Pending pending;
   std::shared_ptr<FrameSocket> socket;
   uint64_t id = 0;
   uint64_t incarnation = 0;
   {
     std::lock_guard lock(mu_);
+    if (live == Live::required || live == Live::releases) {
+      // Checked here, with the frame's destination: a process started since must not get a call for a
+      // task it never started.
+      const auto it = live_.find(ref);
+      if (!socket_ || it == live_.end() || it->second != incarnation_) return std::nullopt;
+      if (live == Live::releases) live_.erase(it);
+    }
     if (!socket_) return th_error_set(err, TH_FAILED, down_reason_.c_str());
     id = ++next_call_;
     pending_[id] = &pending;
     socket = socket_;
     incarnation = incarnation_;
-    if (start) live_[ref] = incarnation;  // before it goes out: a crash during the call must fail the task
+    if (live == Live::starts) live_[ref] = incarnation;  // before it goes out: a crash during it fails the task
   }
   frame.mutable_call()->set_call_id(id);
   const bool sent = socket->send(frame);
@@ -519,19 +567,15 @@ th_status IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref ref, bool star
     pending.reply.set_error("the call could not be sent to the plugin process of '" + name_ + "'");
   }
   pending.done_cv.wait(lock, [&] { return pending.done; });
-  if (start && pending.reply.status() != TH_OK) {
+  const th_status status = pending.reply.status();
+  // A task whose start failed, or that was detached, is no longer the process's.
+  if ((live == Live::starts && status != TH_OK) || (frame.call().has_detach() && status == TH_OK)) {
     const auto it = live_.find(ref);
     if (it != live_.end() && it->second == incarnation) live_.erase(it);
   }
   if (flag) *flag = pending.reply.flag();
   if (!pending.reply.error().empty()) (void)th_error_set(err, TH_OK, pending.reply.error().c_str());
-  return pending.reply.status();
-}
-
-bool IsolatedPlugin::is_live(th_task_ref ref) {
-  std::lock_guard lock(mu_);
-  const auto it = live_.find(ref);
-  return it != live_.end() && it->second == incarnation_ && socket_ != nullptr;
+  return status;
 }
 
 void IsolatedPlugin::forget(th_task_ref ref) {

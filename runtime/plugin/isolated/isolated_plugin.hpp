@@ -31,6 +31,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -64,11 +65,13 @@ class IsolatedPlugin final : public LoadedCode {
   struct Pending;
   friend struct Trampolines;
 
-  IsolatedPlugin(std::filesystem::path file, std::string name, ProcessOptions options, int image_fd);
+  IsolatedPlugin(std::filesystem::path file, const PluginManifest& manifest, ProcessOptions options, int image_fd);
 
-  // Starts a process and reads its hello. On success `socket_` and `process_` are the new ones.
-  bool start_process(std::string* error, v1::ChildHello* hello);
-  bool same_kinds(const v1::ChildHello& hello) const;
+  // Starts a process (the first, or again after a crash) and reads its hello. On success `socket_` and
+  // `process_` are the new ones, published together with the new incarnation.
+  bool start_process(bool restart, std::string* error, v1::ChildHello* hello);
+  std::string hello_problem(const v1::ChildHello& hello) const;  // "" when the first hello is acceptable
+  bool same_kinds(const v1::ChildHello& hello) const;             // as the first process had them
   void supervise();
   // A frame from the process on `socket` (answers go back on it). Supervisor thread, or launch's.
   void handle(v1::ChildFrame& frame, FrameSocket& socket);
@@ -77,13 +80,20 @@ class IsolatedPlugin final : public LoadedCode {
   // The process ended (`how`): calls in flight and its tasks fail. Supervisor thread only.
   void lost(const std::string& how);
 
-  // One call into the process. `ref` is the task's; `start` marks it live before the call goes out.
-  th_status call(v1::ChildFrame& frame, th_task_ref ref, bool start, th_error_buf* err, bool* flag);
-  bool is_live(th_task_ref ref);  // started in the current process and not released
+  // How a call relates to the task's place in the current process.
+  enum class Live {
+    any,       // no task of its own yet (can_reattach)
+    starts,    // start: the task is the process's from before the frame goes out
+    required,  // the task must be the current process's, else no frame and nullopt
+    releases,  // as required, and the task stops being the process's
+  };
+  // One call into the process for task `ref`; nullopt when `live` required a task it does not run.
+  std::optional<th_status> call(v1::ChildFrame& frame, th_task_ref ref, Live live, th_error_buf* err, bool* flag);
   void forget(th_task_ref ref);
 
   const std::filesystem::path file_;
   const std::string name_;
+  const std::vector<std::string> manifest_kinds_;
   const ProcessOptions options_;
   const int image_fd_;  // the sealed image, kept for restarts
   std::vector<std::unique_ptr<Kind>> kinds_;

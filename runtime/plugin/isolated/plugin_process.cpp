@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,6 +101,17 @@ std::unique_ptr<PluginProcess> PluginProcess::spawn(const std::filesystem::path&
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, sock, kChildSocketFd);
   posix_spawn_file_actions_adddup2(&actions, image, kChildImageFd);
+  // Not the host's signal state: `serve` blocks SIGTERM/SIGINT/SIGHUP on its threads to wait for them.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (const int sig : {SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGALRM, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   const std::string program_text = program.string();
   const std::string source_text = source.string();
   const std::string host_pid = std::to_string(::getpid());
@@ -108,10 +120,11 @@ std::unique_ptr<PluginProcess> PluginProcess::spawn(const std::filesystem::path&
   int rc = 0;
   const pid_t pid = Spawner::instance().spawn([&] {
     pid_t child = -1;
-    rc = ::posix_spawn(&child, program_text.c_str(), &actions, nullptr, argv.data(), environ);
+    rc = ::posix_spawn(&child, program_text.c_str(), &actions, &attr, argv.data(), environ);
     return child;
   });
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
   ::close(sock);
   ::close(image);
   if (rc != 0) {
@@ -121,8 +134,13 @@ std::unique_ptr<PluginProcess> PluginProcess::spawn(const std::filesystem::path&
   return std::unique_ptr<PluginProcess>(new PluginProcess(pid));
 }
 
+PluginProcess::PluginProcess(pid_t pid) : pid_(pid) {
+  pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));  // -1 on kernels before 5.3: the socket alone
+}
+
 PluginProcess::~PluginProcess() {
   if (!reaped_) (void)reap(std::chrono::milliseconds(0));
+  if (pidfd_ >= 0) ::close(pidfd_);
 }
 
 std::string PluginProcess::reap(std::chrono::milliseconds grace) {

@@ -1,6 +1,10 @@
 // Starting, watching and ending one plugin process: the program `taskhost-plugin-child`, which loads a
 // plugin image and speaks frames with the host over a socket (child_side.hpp is its half).
 //
+// It starts in a process group of its own, with no signal blocked and default signal dispositions, so a
+// Ctrl-C at the host's terminal is the host's to handle (it drains), and what the plugin starts behaves as
+// it would under an in-process plugin.
+//
 // The child gets exactly two descriptors beyond stdin/stdout/stderr: the socket as fd 3 and the plugin
 // image (a sealed in-memory copy, the bytes the host inspected and hashed) as fd 4. Its arguments are the
 // plugin file's name and the host's pid. It dies with the host (PR_SET_PDEATHSIG), so no plugin process
@@ -34,13 +38,16 @@ class PluginProcess {
   PluginProcess& operator=(const PluginProcess&) = delete;
 
   pid_t pid() const { return pid_; }
+  // A pidfd of the child (readable once it exited), or -1 where the kernel has none. Owned.
+  int pidfd() const { return pidfd_; }
   // Waits up to `grace` for the child to exit by itself, then kills it (SIGKILL) and reaps it. Returns
   // how it ended, in words ("exited with status 3", "killed by signal 11 (Segmentation fault)").
   std::string reap(std::chrono::milliseconds grace);
 
  private:
-  explicit PluginProcess(pid_t pid) : pid_(pid) {}
+  explicit PluginProcess(pid_t pid);
   pid_t pid_;
+  int pidfd_ = -1;
   bool reaped_ = false;
 };
 
