@@ -37,6 +37,7 @@ std::string plugins_json(Host& host) {
         o["isolation"] = "process";
         o["pid"] = process->pid;  // -1 while it is down
         o["process_restarts"] = process->restarts;
+        if (!process->down.empty()) o["process_down"] = process->down;
       } else {
         o["isolation"] = "in_process";
       }

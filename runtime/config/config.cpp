@@ -159,6 +159,9 @@ void read_plugins(const Section& parent, const toml::node& node, const std::stri
   });
   s.on("isolation", [&](const toml::node& n, const std::string& k) { c.isolation = isolation(s, n, k); });
   s.on("process_program", [&](const toml::node& n, const std::string& k) { c.plugin_process_program = s.path(n, k); });
+  s.on("process_call_timeout_ms", [&](const toml::node& n, const std::string& k) {
+    c.plugin_process_call_timeout = std::chrono::milliseconds(s.integer(n, k, 0, 86'400'000));
+  });
   // [plugins.files."NAME.so"]: settings of one plugin file, by its name in the plugins directory.
   s.on("files", [&](const toml::node& n, const std::string& k) {
     for (auto&& [file, settings] : s.table(n, k)) {

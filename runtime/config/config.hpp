@@ -75,6 +75,7 @@ struct Config {
   plugin::Isolation isolation = plugin::Isolation::in_process;
   std::map<std::string, plugin::Isolation> file_isolation;
   std::filesystem::path plugin_process_program;            // empty = taskhost-plugin-child next to taskhost
+  std::chrono::milliseconds plugin_process_call_timeout{30'000};  // an isolated call running longer: killed
   std::filesystem::path state_dir = ".taskhost-state";  // local transport's SQLite store
   std::string worker_id;              // empty = the machine's host name
   std::string transport = "local";    // "local" or "nats"

@@ -21,6 +21,7 @@ HostOptions host_options(const Config& c) {
   ho.isolation.by_default = c.isolation;
   ho.isolation.by_file = c.file_isolation;
   ho.isolation.process.program = c.plugin_process_program;
+  ho.isolation.process.call_timeout = c.plugin_process_call_timeout;
   return ho;
 }
 

@@ -9,11 +9,20 @@ Host::Host(HostOptions options, transport::TaskOutbox& outbox)
       registry_(std::make_unique<registry::KindRegistry>()),
       router_(std::make_unique<tasks::Router>(std::move(options.router), *registry_, outbox)),
       plugins_(std::make_unique<registry::PluginDirectory>(options.plugins_dir, *registry_, router_->host_api(),
-                                                          options.load_timeout, std::move(options.isolation))),
+                                                          options.load_timeout, options.isolation)),
       drainer_(std::make_unique<GenerationDrainer>(*router_, options.drain_deadline)) {
   plugins_->on_scan([this](const registry::ScanReport& report) { after_scan(report); });
   if (options.watch) watcher_ = std::make_unique<registry::DirectoryWatcher>(*plugins_, options.watcher);
   initial_scan_ = plugins_->scan();
+  // A per-file setting for a name the directory does not have is most likely a typo (names are
+  // case-sensitive), and would silently leave that plugin in-process.
+  for (const auto& [name, isolation] : options.isolation.by_file) {
+    std::error_code ec;
+    if (!std::filesystem::exists(options.plugins_dir / name, ec)) {
+      log::warn("plugins: [plugins.files.\"{}\"] names no file in {} (yet); names are case-sensitive", name,
+                options.plugins_dir.string());
+    }
+  }
 }
 
 Host::~Host() {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace taskhost::plugin {
 
@@ -14,6 +15,7 @@ namespace taskhost::plugin {
 struct PluginProcessInfo {
   pid_t pid = -1;         // -1 while it is down (crashed, waiting to be started again)
   uint64_t restarts = 0;  // processes started after the first
+  std::string down;       // while it is down: why, and what happens next
 };
 
 class LoadedCode {

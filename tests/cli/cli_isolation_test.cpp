@@ -76,8 +76,11 @@ const bool no_core_files = [] {
 TEST_CASE("serve with [plugins] isolation = \"process\" runs the samples in plugin processes, steering included") {
   TempDir dir;
   const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so"), built_plugin("cpp-interactive.so")});
-  const fs::path config = write_config(dir.path(), "[plugins]\nisolation = \"process\"\n");
+  const fs::path config = write_config(
+      dir.path(), "[plugins]\nisolation = \"process\"\n[plugins.files.\"Hello-C.so\"]\nisolation = \"in_process\"\n");
   Host host(plugins, dir.path() / "state", {"--config", config.string()});
+  // A per-file setting whose name matches no file (here: the case) is a warning, not silence.
+  CHECK(host.log().find("[plugins.files.\"Hello-C.so\"] names no file") != std::string::npos);
 
   for (const std::string file : {"hello-c.so", "cpp-interactive.so"}) {
     const json::object p = plugin_entry(host, file);

@@ -173,6 +173,7 @@ TEST_CASE("[plugins] isolation: a default for every file, and per file in [plugi
 [plugins]
 isolation = "process"
 process_program = "bin/child"
+process_call_timeout_ms = 5000
 [plugins.files."trusted.so"]
 isolation = "in_process"
 )", "t.toml", "/base");
@@ -180,6 +181,8 @@ isolation = "in_process"
   CHECK(ho.isolation.of("/p/other.so") == taskhost::plugin::Isolation::process);
   CHECK(ho.isolation.of("/p/trusted.so") == taskhost::plugin::Isolation::in_process);
   CHECK(ho.isolation.process.program == "/base/bin/child");
+  CHECK(ho.isolation.process.call_timeout.count() == 5000);
+  CHECK(host_options(Config{}).isolation.process.call_timeout.count() == 30'000);
   CHECK(host_options(Config{}).isolation.of("/p/x.so") == taskhost::plugin::Isolation::in_process);
 
   CHECK(error_of("[plugins]\nisolation = \"sandbox\"\n") ==

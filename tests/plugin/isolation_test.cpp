@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
 
 using namespace taskhost;
 using namespace taskhost::testing;
@@ -46,10 +47,12 @@ struct IsolatedHost {
 
 // The scripted fixture isolated as scripted.so, next to the in-process "hold" fixture (hold.forever).
 struct ScriptedIsolated {
-  ScriptedIsolated() {
+  explicit ScriptedIsolated(std::chrono::milliseconds call_timeout = 30s) {
     install_plugin_file(fixture("scripted-v1.so"), dir.path(), "scripted.so");
     install_plugin_file(fixture("hold.so"), dir.path(), "hold.so");
-    host = std::make_unique<IsolatedHost>(dir.path(), isolate({{"scripted.so", plugin::Isolation::process}}));
+    plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
+    policy.process.call_timeout = call_timeout;
+    host = std::make_unique<IsolatedHost>(dir.path(), std::move(policy));
     REQUIRE_MESSAGE(host->host->initial_scan().errors.empty(),
                     (host->host->initial_scan().errors.empty() ? "" : host->host->initial_scan().errors.front()));
   }
@@ -68,7 +71,14 @@ struct ScriptedIsolated {
   std::unique_ptr<IsolatedHost> host;
 };
 
-bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+// Gone: no such process, or a zombie its new parent has not reaped yet.
+bool process_gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+}
 
 // A crash is seen when the dying process's socket closes; a sanitizer build on a loaded machine can take
 // seconds to get there.
@@ -185,6 +195,7 @@ TEST_CASE("a task whose start crashes its plugin fails, and the plugin serves th
   REQUIRE(c);
   CHECK(c->state() == v1::FAILED);
   CHECK_MESSAGE(c->error().message().find("killed by signal 6") != std::string::npos, c->error().message());
+  CHECK(c->error().code() == v1::WORKER_ERROR);  // the process's end, as for running tasks, not a refused start
   CHECK(f.outbox().completion_count("boom") == 1);  // one terminal record, although the start call failed too
   REQUIRE(eventually(
       [&] {
@@ -207,6 +218,47 @@ TEST_CASE("a crash is seen although a process the plugin forked still holds the 
   REQUIRE(c);
   CHECK_MESSAGE(c->error().message().find("killed by signal 6") != std::string::npos, c->error().message());
   CHECK(std::chrono::steady_clock::now() - before < 10s);  // not when the fork exits, 15 s later
+  // What the plugin process started ends with it (its process group).
+  const auto forked = f.outbox().wait_message("f1", "forked:");
+  REQUIRE(forked);
+  const auto forked_pid = static_cast<pid_t>(std::stol(forked->substr(7)));
+  CHECK(eventually([&] { return process_gone(forked_pid); }, 5s));
+}
+
+TEST_CASE("a call that does not return within the call timeout kills its process; the task fails, the host goes on") {
+  ScriptedIsolated f(1s);
+  TempDir gate;  // never created: the start blocks (the fixture gives up after 20 s)
+  const std::string input = "\"block-start:" + (gate.path() / "never").string() + "\"";
+  REQUIRE(f.router().assign(assignment("stuck", "test.instant", input)).accepted());
+  const auto c = f.outbox().wait_completion("stuck", kCrashSeen);
+  REQUIRE(c);
+  CHECK(c->state() == v1::FAILED);
+  CHECK(c->error().code() == v1::WORKER_ERROR);
+  CHECK_MESSAGE(c->error().message().find("killed by signal 9") != std::string::npos, c->error().message());
+  REQUIRE(eventually(
+      [&] {
+        static int n = 0;
+        const std::string id = "free-" + std::to_string(n++);
+        if (!f.router().assign(assignment(id, "test.instant", "3")).accepted()) return false;
+        const auto done = f.outbox().wait_completion(id);
+        return done && done->state() == v1::SUCCEEDED;
+      },
+      kCrashSeen, 50ms));
+}
+
+TEST_CASE("a plugin that breaks its socket (a frame size, then nothing) is killed, not waited on forever") {
+  ScriptedIsolated f;
+  REQUIRE(f.router().assign(assignment("w1", "test.hold")).accepted());
+  REQUIRE(f.router().assign(assignment("w2", "test.hold")).accepted());
+  REQUIRE(f.outbox().wait_state("w1", v1::RUNNING));
+  REQUIRE(f.outbox().wait_state("w2", v1::RUNNING));
+  f.router().deliver(message("w1", "stall-frame"));
+  for (const std::string id : {"w1", "w2"}) {
+    const auto c = f.outbox().wait_completion(id, kCrashSeen);
+    REQUIRE_MESSAGE(c, id);
+    CHECK(c->error().code() == v1::WORKER_ERROR);
+    CHECK_MESSAGE(c->error().message().find("killed by signal 9") != std::string::npos, c->error().message());
+  }
 }
 
 TEST_CASE("the host's shutdown ends the plugin process, after its executors were destroyed") {

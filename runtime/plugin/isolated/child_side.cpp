@@ -92,7 +92,7 @@ bool fit_frame_limit(v1::SinkFrame& sink) {
   c.Clear();
   c.set_struct_size(sizeof(th_result));
   c.set_state(TH_STATE_FAILED);
-  c.set_error_code(TH_ERROR_COMPONENT_FAILED);
+  c.set_error_code(TH_ERROR_WORKER_ERROR);  // as the host ends an output over its own limit
   c.set_error_message("the task's output of " + std::to_string(size) +
                       " bytes is larger than a plugin process may send in one frame (" +
                       std::to_string(kMaxFrameBytes) + " bytes)");
@@ -453,7 +453,14 @@ int run_plugin_process(int argc, char** argv) {
   for (;;) {
     v1::ChildFrame frame;
     const FrameSocket::Received got = child.socket.receive(frame, &why);
-    if (got != FrameSocket::Received::frame) break;  // the host closed the socket (or sent garbage): stop
+    if (got == FrameSocket::Received::corrupt) {
+      // Not the host's writing (the plugin read from, or wrote to, the socket itself): nothing can be
+      // trusted any more, not even that the calls in flight will return. Gone at once; the host sees it.
+      std::fprintf(stderr, "taskhost-plugin-child %s: the host's stream broke (%s); exiting\n", argv[1], why.c_str());
+      std::fflush(nullptr);
+      std::_Exit(70);
+    }
+    if (got != FrameSocket::Received::frame) break;  // the host closed the socket: stop
     if (frame.has_sink_reply()) {
       child.answered(frame.sink_reply());
     } else if (frame.has_call()) {

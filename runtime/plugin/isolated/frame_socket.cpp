@@ -76,13 +76,28 @@ FrameSocket::Received FrameSocket::receive(v1::ChildFrame& frame, std::string* w
     *why = "a frame of " + std::to_string(size) + " bytes (the limit is " + std::to_string(kMaxFrameBytes) + ")";
     return Received::corrupt;
   }
-  try {
-    receive_buffer_.resize(size);
-  } catch (const std::bad_alloc&) {
-    *why = "a frame of " + std::to_string(size) + " bytes, more than this host could allocate";
-    return Received::corrupt;
+  // The body is read as it arrives, its buffer grown as it does: a size prefix alone (from a broken
+  // writer) costs no allocation of that size.
+  const auto body_deadline = std::chrono::steady_clock::now() + kFrameBodyTimeout;
+  const auto* body_bound = bound && *bound < body_deadline ? bound : &body_deadline;
+  constexpr size_t kChunk = 1u << 20;
+  receive_buffer_.clear();
+  while (receive_buffer_.size() < size) {
+    const size_t have = receive_buffer_.size();
+    const size_t step = std::min(kChunk, size - have);
+    try {
+      receive_buffer_.resize(have + step);
+    } catch (const std::bad_alloc&) {
+      *why = "a frame of " + std::to_string(size) + " bytes, more than this host could allocate";
+      return Received::corrupt;
+    }
+    if (!read_exact(receive_buffer_.data() + have, step, body_bound, &failure)) {
+      if (failure != Received::timed_out || body_bound == bound) return failure;
+      *why = "a frame of " + std::to_string(size) + " bytes of which " + std::to_string(have) + " arrived within " +
+             std::to_string(kFrameBodyTimeout.count()) + " ms";
+      return Received::corrupt;
+    }
   }
-  if (!read_exact(receive_buffer_.data(), size, bound, &failure)) return failure;
   if (!frame.ParseFromArray(receive_buffer_.data(), static_cast<int>(size))) {
     *why = "a frame of " + std::to_string(size) + " bytes that is not a ChildFrame";
     return Received::corrupt;

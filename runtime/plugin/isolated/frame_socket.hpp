@@ -18,6 +18,9 @@ namespace taskhost::plugin::isolated {
 
 // A frame past this is not a frame but a corrupt stream: the reader stops instead of allocating it.
 inline constexpr size_t kMaxFrameBytes = 256u << 20;
+// A frame once begun must be whole within this: a writer that stops halfway (a plugin writing to the
+// socket itself, or reading from it) has broken the stream, and waiting on would wedge the reader.
+inline constexpr std::chrono::milliseconds kFrameBodyTimeout{10'000};
 
 class FrameSocket {
  public:
@@ -31,7 +34,8 @@ class FrameSocket {
 
   enum class Received { frame, closed, timed_out, corrupt };
   // Blocks for the next whole frame; `timeout_ms` < 0 waits for as long as it takes, otherwise it bounds
-  // the whole frame, not only its start. On corrupt, `why` says what was wrong with the stream.
+  // the whole frame, not only its start. A frame whose body does not follow its size within
+  // kFrameBodyTimeout is corrupt. On corrupt, `why` says what was wrong with the stream.
   Received receive(v1::ChildFrame& frame, std::string* why, int timeout_ms = -1);
 
   // Also ends receive() (as closed) when `pidfd` becomes readable, i.e. the process at the other end

@@ -50,6 +50,19 @@ void fill(v1::TaskInfoFrame& f, const th_task_info* info) {
 
 const char* text_or_null(bool present, const std::string& s) { return present ? s.c_str() : nullptr; }
 
+const char* call_name(const v1::PluginCall& call) {
+  switch (call.call_case()) {
+    case v1::PluginCall::kStart: return "start";
+    case v1::PluginCall::kCancel: return "cancel";
+    case v1::PluginCall::kDeliver: return "deliver";
+    case v1::PluginCall::kReconcile: return "reconcile";
+    case v1::PluginCall::kCanReattach: return "can_reattach";
+    case v1::PluginCall::kDetach: return "detach";
+    case v1::PluginCall::kRelease: return "release";
+    default: return "plugin";
+  }
+}
+
 }  // namespace
 
 // The C functions in the descriptors this host makes: each turns a call into a frame. Calls for a task
@@ -187,6 +200,9 @@ IsolatedPlugin::~IsolatedPlugin() {
       // child_pid_ under it before it reaps, so the pid cannot belong to another process by then.
       std::unique_lock lock(mu_);
       if (!wake_.wait_for(lock, kExitGrace, [&] { return supervisor_done_; }) && child_pid_ > 0) {
+        log::warn("plugins: {}: the plugin process of '{}' (pid {}) did not exit within {} ms of being asked to "
+                  "(an on_destroy_executor that does not return?); killed",
+                  file_.string(), name_, child_pid_, kExitGrace.count());
         ::kill(child_pid_, SIGKILL);
       }
     }
@@ -213,7 +229,8 @@ void IsolatedPlugin::serve(const th_host_api& host) {
 
 std::optional<PluginProcessInfo> IsolatedPlugin::process() const {
   std::lock_guard lock(mu_);
-  return PluginProcessInfo{socket_ && process_ ? process_->pid() : -1, restarts_};
+  const bool up = socket_ && process_;
+  return PluginProcessInfo{up ? process_->pid() : -1, restarts_, up ? std::string() : down_reason_};
 }
 
 bool IsolatedPlugin::start_process(bool restart, std::string* error, v1::ChildHello* hello) {
@@ -254,6 +271,7 @@ bool IsolatedPlugin::start_process(bool restart, std::string* error, v1::ChildHe
     }
     if (got != FrameSocket::Received::closed) ::kill(process->pid(), SIGKILL);
     set_child_pid(-1);
+    process->kill_group();
     const std::string how = process->reap(milliseconds(1'000));
     if (got == FrameSocket::Received::timed_out) {
       *error = prefix + "the plugin process did not finish loading the plugin within " +
@@ -354,6 +372,8 @@ void IsolatedPlugin::supervise() {
       ::kill(process_->pid(), SIGKILL);
     }
     set_child_pid(-1);
+    // The process has ended, or broke its socket: what it started (its process group) ends with it.
+    process_->kill_group();
     const std::string how = "(pid " + std::to_string(process_->pid()) + ") " + process_->reap(kExitGrace);
     {
       std::lock_guard lock(mu_);
@@ -386,19 +406,11 @@ void IsolatedPlugin::supervise() {
 
 void IsolatedPlugin::lost(const std::string& how) {
   std::vector<th_task_ref> orphans;
-  std::string reason;
+  const std::string reason = "the plugin process of '" + name_ + "' " + how;
   {
     std::lock_guard lock(mu_);
-    socket_.reset();
-    reason = "the plugin process of '" + name_ + "' " + how;
-    down_reason_ = reason + "; it is being started again";
-    for (auto& [id, pending] : pending_) {
-      pending->reply.set_status(TH_FAILED);
-      pending->reply.set_error(reason);
-      pending->done = true;
-      pending->done_cv.notify_one();
-    }
-    pending_.clear();
+    socket_.reset();  // no call goes out from here on; those in flight are answered below
+    down_reason_ = "not started: the plugin process of '" + name_ + "' is being started again (the last one, " + how + ")";
     for (auto it = live_.begin(); it != live_.end();) {
       if (it->second == incarnation_) {
         orphans.push_back(it->first);
@@ -408,6 +420,8 @@ void IsolatedPlugin::lost(const std::string& how) {
       }
     }
   }
+  // Its tasks end first, then the calls in flight fail: a task whose start was in flight ends as the
+  // others do (WORKER_ERROR, the process's end), not as a start the plugin refused.
   const std::string message = reason + " while the task ran";
   for (const th_task_ref ref : orphans) {
     th_result result{};
@@ -416,6 +430,16 @@ void IsolatedPlugin::lost(const std::string& how) {
     result.error_code = TH_ERROR_WORKER_ERROR;
     result.error_message = message.c_str();
     (void)host_->complete(host_->context, ref, &result);
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, pending] : pending_) {
+      pending->reply.set_status(TH_FAILED);
+      pending->reply.set_error(reason);
+      pending->done = true;
+      pending->done_cv.notify_one();
+    }
+    pending_.clear();
   }
   log::error("plugins: {}: {}; {} task(s) it ran failed; starting it again", file_.string(), reason, orphans.size());
 }
@@ -565,6 +589,17 @@ std::optional<th_status> IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref
     pending.done = true;
     pending.reply.set_status(TH_FAILED);
     pending.reply.set_error("the call could not be sent to the plugin process of '" + name_ + "'");
+  }
+  if (options_.call_timeout.count() > 0 &&
+      !pending.done_cv.wait_for(lock, options_.call_timeout, [&] { return pending.done; })) {
+    // Hung: the process that has the call is killed (under mu_, so child_pid_ is not yet reaped), and
+    // lost() then answers this call and fails that process's tasks.
+    if (incarnation_ == incarnation && child_pid_ > 0) {
+      log::error("plugins: {}: a {} call of the plugin process of '{}' (pid {}) did not return within {} ms; "
+                 "killing the process",
+                 file_.string(), call_name(frame.call()), name_, child_pid_, options_.call_timeout.count());
+      ::kill(child_pid_, SIGKILL);
+    }
   }
   pending.done_cv.wait(lock, [&] { return pending.done; });
   const th_status status = pending.reply.status();

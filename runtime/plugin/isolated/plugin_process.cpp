@@ -143,6 +143,10 @@ PluginProcess::~PluginProcess() {
   if (pidfd_ >= 0) ::close(pidfd_);
 }
 
+void PluginProcess::kill_group() {
+  if (!reaped_) ::kill(-pid_, SIGKILL);
+}
+
 std::string PluginProcess::reap(std::chrono::milliseconds grace) {
   if (reaped_) return "already reaped";
   const auto until = std::chrono::steady_clock::now() + grace;

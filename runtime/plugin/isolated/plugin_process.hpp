@@ -40,6 +40,9 @@ class PluginProcess {
   pid_t pid() const { return pid_; }
   // A pidfd of the child (readable once it exited), or -1 where the kernel has none. Owned.
   int pidfd() const { return pidfd_; }
+  // SIGKILLs what is left of the child's process group (what the plugin started), the child included.
+  // Only before reap(): until then the child's pid cannot name another process group.
+  void kill_group();
   // Waits up to `grace` for the child to exit by itself, then kills it (SIGKILL) and reaps it. Returns
   // how it ended, in words ("exited with status 3", "killed by signal 11 (Segmentation fault)").
   std::string reap(std::chrono::milliseconds grace);
