@@ -336,4 +336,14 @@ const boost::json::object& obj(const boost::json::object& o, const char* key) {
   return v && v->is_object() ? v->as_object() : empty;
 }
 
+std::string submit(const Host& host, const std::vector<std::string>& args) {
+  std::vector<std::string> a = {"submit"};
+  a.insert(a.end(), args.begin(), args.end());
+  a.push_back("--json");
+  const Result r = host.cli(a);
+  INFO(r);
+  REQUIRE(r.code == 0);
+  return str(parse_json(r.out).as_object(), "task_id");
+}
+
 }  // namespace taskhost::clitest

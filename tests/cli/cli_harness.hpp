@@ -111,6 +111,8 @@ std::vector<std::string> lines(const std::string& text);
 boost::json::object wait_for_status(const Host& host, const std::string& id,
                                     const std::function<bool(const boost::json::object&)>& pred,
                                     std::chrono::milliseconds timeout = 15s);
+// `taskhost submit ARGS... --json` on `host`, failing the test unless it succeeded; the new task's id.
+std::string submit(const Host& host, const std::vector<std::string>& args);
 // The entry for the plugin file named `file_name` in `taskhost plugins --json` output, or null.
 const boost::json::object* find_plugin(const boost::json::object& root, const std::string& file_name);
 // Convenience accessors on parsed JSON: a member as string ("" if absent), as nested object.

@@ -3,6 +3,7 @@
 // aborts, which fails its own task while the host and the other plugin go on; and a host killed with
 // SIGKILL, whose plugin processes die with it.
 #include "cli_harness.hpp"
+#include "eventually.hpp"
 
 #include <boost/json.hpp>
 
@@ -15,6 +16,7 @@
 #include <thread>
 
 using namespace taskhost::clitest;
+using taskhost::testing::eventually;
 namespace json = boost::json;
 
 namespace {
@@ -44,25 +46,6 @@ bool process_gone(int64_t pid) {
   if (!std::getline(stat, line)) return true;
   const size_t paren = line.rfind(')');
   return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
-}
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
-std::string submit(const Host& host, const std::vector<std::string>& args) {
-  std::vector<std::string> a = {"submit"};
-  a.insert(a.end(), args.begin(), args.end());
-  a.push_back("--json");
-  const Result r = host.cli(a);
-  INFO(r);
-  REQUIRE(r.code == 0);
-  return str(parse_json(r.out).as_object(), "task_id");
 }
 
 // The plugin processes these tests crash write no core files into the build tree.

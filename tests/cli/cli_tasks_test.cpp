@@ -24,16 +24,6 @@ struct Fixture {
   Host host{plugins, dir.path() / "state"};
 };
 
-std::string submit(const Host& host, const std::vector<std::string>& args) {
-  std::vector<std::string> a = {"submit"};
-  a.insert(a.end(), args.begin(), args.end());
-  a.push_back("--json");
-  const Result r = host.cli(a);
-  INFO(r);
-  REQUIRE(r.code == 0);
-  return str(parse_json(r.out).as_object(), "task_id");
-}
-
 bool has_state(const json::object& s, const char* state) { return str(s, "state") == state; }
 
 // A process's peak resident set (VmHWM), in kB; 0 if unreadable.
