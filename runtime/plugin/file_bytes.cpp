@@ -16,22 +16,26 @@ std::optional<std::string> read_file_bytes(const std::filesystem::path& file, st
     if (error) *error = std::string("cannot open: ") + std::strerror(errno);
     return std::nullopt;
   }
+  std::optional<std::string> bytes = read_fd_bytes(fd, error);
+  ::close(fd);
+  return bytes;
+}
+
+std::optional<std::string> read_fd_bytes(int fd, std::string* error) {
   std::string bytes;
   struct stat st {};
   if (::fstat(fd, &st) == 0 && st.st_size > 0) bytes.reserve(static_cast<size_t>(st.st_size));
   char buffer[64 * 1024];
   for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    const ssize_t n = ::pread(fd, buffer, sizeof(buffer), static_cast<off_t>(bytes.size()));
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
       if (error) *error = std::string("cannot read: ") + std::strerror(errno);
-      ::close(fd);
       return std::nullopt;
     }
     bytes.append(buffer, static_cast<size_t>(n));
   }
-  ::close(fd);
   return bytes;
 }
 

@@ -63,30 +63,43 @@ LoadResult load_generation(const std::filesystem::path& file, uint64_t generatio
   return load_generation_image(file, *image, generation_id, host, table);
 }
 
+namespace {
+
+// Inspects the bytes about to be loaded, before any of their code runs (dlopen, or a plugin process): an
+// incompatible or malformed file is refused before its static constructors can run.
+std::optional<PluginManifest> inspect_for_load(const std::filesystem::path& file, const std::string& image,
+                                               LoadResult* refused) {
+  Inspection inspection = inspect_image(file, image);
+  if (!inspection.ok()) {
+    refused->error = inspection.error;
+    return std::nullopt;
+  }
+  return std::move(*inspection.manifest);
+}
+
+}  // namespace
+
 LoadResult load_generation_image(const std::filesystem::path& file, const std::string& image, uint64_t generation_id,
                                  const th_host_api& host, HostTable table) {
   std::string why;
   std::string hash = sha256_hex(image);
+  LoadResult refused;
+  std::optional<PluginManifest> manifest = inspect_for_load(file, image, &refused);
+  if (!manifest) return refused;
 
-  // Inspect the bytes we are about to open, before dlopen: an incompatible or malformed file is refused
-  // before any of its static constructors can run.
-  Inspection inspection = inspect_image(file, image);
-  if (!inspection.ok()) return LoadResult{nullptr, inspection.error};
-  PluginManifest manifest = std::move(*inspection.manifest);
-
-  std::unique_ptr<LoadedLibrary> library = LoadedLibrary::open(image, memfd_name(manifest.name, hash), &why);
+  std::unique_ptr<LoadedLibrary> library = LoadedLibrary::open(image, memfd_name(manifest->name, hash), &why);
   if (!library) return failure(file, "dlopen refused it: " + why);
 
   const auto entry = reinterpret_cast<th_plugin_entry_fn>(library->symbol(TASKHOST_ENTRY_SYMBOL));
   if (entry == nullptr) return failure(file, std::string("dlsym cannot find ") + TASKHOST_ENTRY_SYMBOL);
   const th_plugin_descriptor* descriptor = entry();
-  why = check_descriptor(descriptor, manifest);
+  why = check_descriptor(descriptor, *manifest);
   if (!why.empty()) return failure(file, why);
 
   // From here the generation owns the library; on any failure below, destroying it destroys the
   // executors created so far and then unloads the library, in that order.
   auto generation =
-      std::make_unique<Generation>(generation_id, file, std::move(hash), std::move(manifest), std::move(library));
+      std::make_unique<Generation>(generation_id, file, std::move(hash), std::move(*manifest), std::move(library));
   const th_host_api& factory_host = table == HostTable::scoped ? generation->scope_host_api(host) : host;
   for (size_t i = 0; i < descriptor->kind_count; ++i) {
     const th_kind_descriptor& kind = *descriptor->kinds[i];
@@ -102,20 +115,26 @@ LoadResult load_isolated_generation(const std::filesystem::path& file, uint64_t 
   std::string why;
   const std::optional<std::string> image = read_file_bytes(file, &why);
   if (!image) return failure(file, why);
-  Inspection inspection = inspect_image(file, *image);
-  if (!inspection.ok()) return LoadResult{nullptr, inspection.error};
-  PluginManifest manifest = std::move(*inspection.manifest);
+  LoadResult refused;
+  std::optional<PluginManifest> manifest = inspect_for_load(file, *image, &refused);
+  if (!manifest) return refused;
 
-  std::unique_ptr<isolated::IsolatedPlugin> process = isolated::IsolatedPlugin::launch(file, *image, manifest, options, &why);
+  std::unique_ptr<isolated::IsolatedPlugin> process = isolated::IsolatedPlugin::open(file, *image, *manifest, options, &why);
   if (!process) return LoadResult{nullptr, why};
+  // The generation exists before the process starts, so that the process's sink calls (its factories'
+  // log lines included) go through the generation's own table from the first one, as in-process.
   isolated::IsolatedPlugin& plugin = *process;
   auto generation =
-      std::make_unique<Generation>(generation_id, file, sha256_hex(*image), std::move(manifest), std::move(process));
+      std::make_unique<Generation>(generation_id, file, sha256_hex(*image), std::move(*manifest), std::move(process));
   const th_host_api& sink = table == HostTable::scoped ? generation->scope_host_api(host) : host;
-  for (size_t i = 0; i < plugin.kind_count(); ++i) {
-    generation->add_executor(std::make_unique<KindExecutor>(plugin.descriptor(i), plugin.executor(i)));
+  if (!plugin.launch(sink, &why)) return LoadResult{nullptr, why};
+  why = check_descriptor(&plugin.descriptor(), generation->manifest());
+  if (!why.empty()) return failure(file, why);
+  const th_plugin_descriptor& descriptor = plugin.descriptor();
+  for (size_t i = 0; i < descriptor.kind_count; ++i) {
+    generation->add_executor(std::make_unique<KindExecutor>(*descriptor.kinds[i], plugin.executor(i)));
   }
-  plugin.serve(sink);
+  plugin.serve();
   return LoadResult{std::move(generation), {}};
 }
 

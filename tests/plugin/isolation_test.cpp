@@ -17,12 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string json(const google::protobuf::Value& v) {
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(v, &out);
-  return out;
-}
-
 plugin::IsolationPolicy isolate(std::map<std::string, plugin::Isolation> by_file,
                                 plugin::Isolation by_default = plugin::Isolation::in_process) {
   plugin::IsolationPolicy policy;
@@ -98,7 +92,7 @@ TEST_CASE("an isolated plugin runs tasks as it does in-process: events, steering
   auto c = f.outbox().wait_completion("i1");
   REQUIRE(c);
   CHECK(c->state() == v1::SUCCEEDED);
-  CHECK(json(c->output()) == R"({"x":1})");
+  CHECK(value_json(c->output()) == R"({"x":1})");
 
   REQUIRE(f.router().assign(assignment("h1", "test.hold")).accepted());
   REQUIRE(f.outbox().wait_state("h1", v1::RUNNING));
@@ -120,7 +114,7 @@ TEST_CASE("an isolated plugin runs tasks as it does in-process: events, steering
   c = f.outbox().wait_completion("h1");
   REQUIRE(c);
   CHECK(c->state() == v1::SUCCEEDED);
-  CHECK(json(c->output()) == R"("finished attempt 1")");
+  CHECK(value_json(c->output()) == R"("finished attempt 1")");
 
   // A worker thread of the plugin's own reporting progress and checkpoints from outside any call.
   REQUIRE(f.router().assign(assignment("t1", "test.thread", "5")).accepted());
@@ -287,6 +281,14 @@ TEST_CASE("a bad plugin file is refused with the same words isolated as in-proce
     REQUIRE(isolated.host->initial_scan().errors.size() == 1);
     CHECK(isolated.host->initial_scan().errors.front() == in_process.host->initial_scan().errors.front());
   }
+}
+
+TEST_CASE("a plugin built against ABI 1.0 loads isolated as it does in-process") {
+  TempDir dir;
+  install_plugin_file(fixture("abi-v1-0.so"), dir.path(), "old.so");
+  IsolatedHost f(dir.path(), isolate({}, plugin::Isolation::process));
+  CHECK(f.host->initial_scan().errors.empty());
+  CHECK(f.host->initial_scan().errors == IsolatedHost(dir.path(), isolate({})).host->initial_scan().errors);
 }
 
 TEST_CASE("a plugin that crashes while loading fails its file, naming it and the signal; the rest loads") {

@@ -59,6 +59,13 @@ inline google::protobuf::Value json_value(const std::string& json) {
   return v;
 }
 
+// A Value as JSON text, for comparing outputs.
+inline std::string value_json(const google::protobuf::Value& v) {
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(v, &out);
+  return out;
+}
+
 inline v1::TaskAssignment assignment(const std::string& id, const std::string& kind, const std::string& input_json = "null",
                                      uint32_t attempt = 1, uint32_t heartbeat_secs = 0) {
   v1::TaskAssignment a;

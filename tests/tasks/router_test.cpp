@@ -16,11 +16,6 @@ using namespace taskhost::testing;
 using namespace std::chrono_literals;
 
 namespace {
-std::string json(const google::protobuf::Value& v) {
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(v, &out);
-  return out;
-}
 
 // Starts a test.hold task `id`, sends it the fixture's `script` and returns how it ended.
 std::optional<v1::TaskCompletion> held_task_after(HostFixture& f, const std::string& id, const std::string& script) {
@@ -37,7 +32,7 @@ TEST_CASE("a task completes through the plugin, with events in order and the gen
   auto c = f.outbox.wait_completion("t1");
   REQUIRE(c);
   CHECK(c->state() == v1::SUCCEEDED);
-  CHECK(json(c->output()) == R"({"x":1})");
+  CHECK(value_json(c->output()) == R"({"x":1})");
   CHECK(c->generation() != 0);
   CHECK(c->plugin_version() == "1.0.0");
   CHECK(c->kind() == "test.instant");
@@ -100,7 +95,7 @@ TEST_CASE("steering reaches the running task in order and a finish message ends 
   CHECK(f.router().deliver(message("s1", "finish")).outcome() == v1::DeliveryReceipt::ACCEPTED);
   auto c = f.outbox.wait_completion("s1");
   REQUIRE(c);
-  CHECK(json(c->output()) == R"("finished attempt 1")");
+  CHECK(value_json(c->output()) == R"("finished attempt 1")");
   bool saw_progress = false;
   for (const auto& e : f.outbox.events_of("s1")) saw_progress |= e.has_progress() && e.progress().total() == 10;
   CHECK(saw_progress);
@@ -236,7 +231,7 @@ TEST_CASE("re-attach starts with the checkpoint and the bumped attempt; a kind t
   REQUIRE(rc);
   CHECK(rc->error().kind() == "orphaned");
   f.router().deliver(message("ra", "finish"));
-  CHECK(json(f.outbox.wait_completion("ra")->output()) == R"("finished attempt 2")");
+  CHECK(value_json(f.outbox.wait_completion("ra")->output()) == R"("finished attempt 2")");
 }
 
 TEST_CASE("sink writes after the task ended are dropped with TASK_ENDED, never a crash or a second completion") {
@@ -429,7 +424,7 @@ TEST_CASE("a batch is answered in order, each assignment as if alone, and the li
   auto c = f.outbox.wait_completion("b3");
   REQUIRE(c);
   CHECK(c->state() == v1::SUCCEEDED);
-  CHECK(json(c->output()) == R"({"x":3})");
+  CHECK(value_json(c->output()) == R"({"x":3})");
   std::vector<v1::TaskState> states;
   for (const auto& e : f.outbox.events_of("b3")) {
     if (e.has_state()) states.push_back(e.state().state());
@@ -591,7 +586,7 @@ TEST_CASE("a new generation takes new tasks; migrate re-attaches running ones an
   f.router().deliver(message("m1", "finish"));
   auto c = f.outbox.wait_completion("m1");
   REQUIRE(c);
-  CHECK(json(c->output()) == R"("finished attempt 2")");
+  CHECK(value_json(c->output()) == R"("finished attempt 2")");
   CHECK(c->plugin_version() == "2.0.0");
   CHECK(f.router().tasks_by_generation()[gen1] == 1);
   CHECK(f.router().cancel_generation(gen1, "drain deadline") == 1);
@@ -643,7 +638,7 @@ TEST_CASE("a plugin cannot write to a task another generation runs, whatever ref
   const auto c = f.outbox.wait_completion("victim");
   REQUIRE(c);
   CHECK(c->state() == v1::SUCCEEDED);
-  CHECK(json(c->output()) == R"("finished attempt 1")");
+  CHECK(value_json(c->output()) == R"("finished attempt 1")");
   f.router().deliver(message("raider", "finish"));
   CHECK(f.router().wait_idle(5s));
 }

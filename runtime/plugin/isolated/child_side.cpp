@@ -1,5 +1,6 @@
 #include "plugin/isolated/child_side.hpp"
 
+#include "plugin/file_bytes.hpp"
 #include "plugin/isolated/frame_socket.hpp"
 #include "plugin/isolated/plugin_process.hpp"
 #include "plugin/loader.hpp"
@@ -7,21 +8,17 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include <condition_variable>
-#include <deque>
-#include <functional>
-#include <thread>
-#include <vector>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 namespace taskhost::plugin::isolated {
 namespace {
@@ -365,27 +362,6 @@ void serve_call(const Generation& generation, const v1::PluginCall& call) {
   (void)g_child->socket.send(frame);
 }
 
-// The whole image in `fd`, read from its start whatever the descriptor's offset (pread: no /proc needed).
-std::optional<std::string> read_image(int fd, std::string* why) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    *why = std::string("fstat: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  std::string image(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < image.size()) {
-    const ssize_t got = ::pread(fd, image.data() + done, image.size() - done, static_cast<off_t>(done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      *why = got == 0 ? std::string("the image ended early") : std::string("pread: ") + std::strerror(errno);
-      return std::nullopt;
-    }
-    done += static_cast<size_t>(got);
-  }
-  return image;
-}
-
 v1::ChildFrame hello_of(const LoadResult& loaded) {
   v1::ChildFrame frame;
   v1::ChildHello& hello = *frame.mutable_hello();
@@ -396,6 +372,8 @@ v1::ChildFrame hello_of(const LoadResult& loaded) {
   const Generation& g = *loaded.generation;
   hello.set_name(g.name());
   hello.set_version(g.version());
+  hello.set_abi_major(g.manifest().abi_major);  // the descriptor's: the loader checked they agree
+  hello.set_abi_minor(g.manifest().abi_minor);
   for (const auto& executor : g.executors()) {
     v1::KindHello& kind = *hello.add_kinds();
     kind.set_kind(executor->kind());
@@ -434,7 +412,7 @@ int run_plugin_process(int argc, char** argv) {
   g_child = &child;
   const th_host_api api = child_host_api();
   std::string why;
-  const std::optional<std::string> image = read_image(kChildImageFd, &why);
+  const std::optional<std::string> image = read_fd_bytes(kChildImageFd, &why);
   ::close(kChildImageFd);
   LoadResult loaded;
   if (!image) {

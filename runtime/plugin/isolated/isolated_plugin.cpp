@@ -1,7 +1,6 @@
 #include "plugin/isolated/isolated_plugin.hpp"
 
 #include "common/log.hpp"
-#include "common/utf8.hpp"
 
 #include <signal.h>
 #include <sys/socket.h>
@@ -72,6 +71,11 @@ struct Trampolines {
   using Live = IsolatedPlugin::Live;
   static IsolatedPlugin::Kind& kind(th_executor* self) { return *reinterpret_cast<IsolatedPlugin::Kind*>(self); }
 
+  // The executors are made and destroyed in the process: the host's descriptor hands out a Kind as
+  // executor (IsolatedPlugin::executor) and never calls a factory.
+  static th_status create(const th_host_api*, th_executor**, th_error_buf* err) {
+    return th_error_set(err, TH_UNSUPPORTED, "an isolated plugin's executors are made in its process");
+  }
   static void destroy(th_executor*) {}  // the process destroys its executors when it exits
 
   static th_status start(th_executor* self, const th_task_info* info, th_error_buf* err) {
@@ -133,29 +137,32 @@ struct Trampolines {
   }
 };
 
-IsolatedPlugin::IsolatedPlugin(std::filesystem::path file, const PluginManifest& manifest, ProcessOptions options,
-                               int image_fd)
-    : file_(std::move(file)),
-      name_(manifest.name),
-      manifest_kinds_(manifest.kinds),
-      options_(std::move(options)),
-      image_fd_(image_fd) {}
+IsolatedPlugin::IsolatedPlugin(std::filesystem::path file, ProcessOptions options, int image_fd)
+    : file_(std::move(file)), options_(std::move(options)), image_fd_(image_fd) {}
 
-std::unique_ptr<IsolatedPlugin> IsolatedPlugin::launch(const std::filesystem::path& file, const std::string& image,
-                                                       const PluginManifest& manifest, const ProcessOptions& options,
-                                                       std::string* error) {
+std::unique_ptr<IsolatedPlugin> IsolatedPlugin::open(const std::filesystem::path& file, const std::string& image,
+                                                     const PluginManifest& manifest, const ProcessOptions& options,
+                                                     std::string* error) {
   std::string why;
   const int fd = image_memfd(image, "taskhost-isolated-" + manifest.name.substr(0, 200), &why);
   if (fd < 0) {
     *error = file.string() + ": " + why;
     return nullptr;
   }
-  std::unique_ptr<IsolatedPlugin> plugin(new IsolatedPlugin(file, manifest, options, fd));
+  auto plugin = std::unique_ptr<IsolatedPlugin>(new IsolatedPlugin(file, options, fd));
+  plugin->name_ = manifest.name;  // until the process says its own
+  return plugin;
+}
+
+bool IsolatedPlugin::launch(const th_host_api& host, std::string* error) {
+  host_ = &host;
   v1::ChildHello hello;
-  if (!plugin->start_process(false, error, &hello)) return nullptr;
+  if (!start_process(false, error, &hello)) return false;
+  name_ = hello.name();
+  version_ = hello.version();
   for (const v1::KindHello& k : hello.kinds()) {
     auto kind = std::make_unique<Kind>();
-    kind->plugin = plugin.get();
+    kind->plugin = this;
     kind->kind = k.kind();
     kind->description = k.description();
     kind->input_schema = k.input_schema();
@@ -164,6 +171,7 @@ std::unique_ptr<IsolatedPlugin> IsolatedPlugin::launch(const std::filesystem::pa
     d.struct_size = sizeof(th_kind_descriptor);
     d.kind = kind->kind.c_str();
     d.encoding = k.encoding();
+    d.on_create_executor = Trampolines::create;
     d.on_destroy_executor = Trampolines::destroy;
     d.on_start = Trampolines::start;
     d.on_cancel = Trampolines::cancel;
@@ -179,9 +187,17 @@ std::unique_ptr<IsolatedPlugin> IsolatedPlugin::launch(const std::filesystem::pa
     d.description = kind->description.empty() ? nullptr : kind->description.c_str();
     d.input_schema_json = kind->input_schema.empty() ? nullptr : kind->input_schema.c_str();
     d.output_schema_json = kind->output_schema.empty() ? nullptr : kind->output_schema.c_str();
-    plugin->kinds_.push_back(std::move(kind));
+    kind_list_.push_back(&kind->descriptor);
+    kinds_.push_back(std::move(kind));
   }
-  return plugin;
+  descriptor_.struct_size = sizeof(th_plugin_descriptor);
+  descriptor_.abi_major = hello.abi_major();
+  descriptor_.abi_minor = hello.abi_minor();
+  descriptor_.name = name_.c_str();
+  descriptor_.version = version_.c_str();
+  descriptor_.kind_count = kind_list_.size();
+  descriptor_.kinds = kind_list_.data();
+  return true;
 }
 
 IsolatedPlugin::~IsolatedPlugin() {
@@ -213,12 +229,9 @@ IsolatedPlugin::~IsolatedPlugin() {
   ::close(image_fd_);
 }
 
-const th_kind_descriptor& IsolatedPlugin::descriptor(size_t i) const { return kinds_[i]->descriptor; }
-
 th_executor* IsolatedPlugin::executor(size_t i) const { return reinterpret_cast<th_executor*>(kinds_[i].get()); }
 
-void IsolatedPlugin::serve(const th_host_api& host) {
-  host_ = &host;
+void IsolatedPlugin::serve() {
   supervisor_ = std::thread([this] {
     supervise();
     std::lock_guard lock(mu_);
@@ -283,14 +296,15 @@ bool IsolatedPlugin::start_process(bool restart, std::string* error, v1::ChildHe
     }
     return false;
   }
-  std::string problem = hello->error();  // names the file already, in the words the in-process loader uses
-  if (problem.empty()) {
-    problem = restart ? (same_kinds(*hello) ? "" : prefix + "the plugin process came back with other kinds than it had")
-                      : hello_problem(*hello);
+  // A refusal names the file already, in the words the in-process loader uses. What a first process
+  // loaded is checked by the loader (check_descriptor on descriptor()), as an in-process plugin's is.
+  std::string problem = hello->error();
+  if (problem.empty() && restart && !same_kinds(*hello)) {
+    problem = prefix + "the plugin process came back with other kinds than it had";
   }
   if (!problem.empty()) {
     *error = std::move(problem);
-    if (hello->error().empty()) ::kill(process->pid(), SIGKILL);  // it loaded, but not what was declared
+    if (hello->error().empty()) ::kill(process->pid(), SIGKILL);  // it loaded, but not what it had
     set_child_pid(-1);
     (void)process->reap(kExitGrace);
     return false;
@@ -310,29 +324,6 @@ bool IsolatedPlugin::start_process(bool restart, std::string* error, v1::ChildHe
   }
   if (stopping) socket->shutdown_write();  // the destructor came while it started: let it exit at once
   return true;
-}
-
-// What the host itself checks of a first hello: the process loaded exactly the kinds the file's manifest
-// (which the host read) declares, each once, in an encoding the host knows. The process checked the
-// same, but it runs the plugin's code, and what it says is not taken on trust.
-std::string IsolatedPlugin::hello_problem(const v1::ChildHello& hello) const {
-  const std::string prefix = file_.string() + ": the plugin process answered ";
-  if (static_cast<size_t>(hello.kinds_size()) != manifest_kinds_.size()) {
-    return prefix + std::to_string(hello.kinds_size()) + " kinds, the manifest declares " +
-           std::to_string(manifest_kinds_.size());
-  }
-  for (const v1::KindHello& k : hello.kinds()) {
-    if (std::count(manifest_kinds_.begin(), manifest_kinds_.end(), k.kind()) != 1) {
-      return prefix + "a kind the manifest does not declare";
-    }
-    if (std::count_if(hello.kinds().begin(), hello.kinds().end(), [&](const auto& o) { return o.kind() == k.kind(); }) != 1) {
-      return prefix + "a kind twice";
-    }
-    if (k.encoding() != TH_ENCODING_JSON && k.encoding() != TH_ENCODING_PROTOBUF) {
-      return prefix + "an unknown encoding";
-    }
-  }
-  return {};
 }
 
 bool IsolatedPlugin::same_kinds(const v1::ChildHello& hello) const {
@@ -464,21 +455,6 @@ void IsolatedPlugin::handle(v1::ChildFrame& frame, FrameSocket& socket) {
 }
 
 void IsolatedPlugin::handle_sink(const v1::SinkFrame& sink, FrameSocket& socket) {
-  if (host_ == nullptr) {  // still loading: no task exists yet
-    if (sink.has_log()) {
-      const int32_t level = sink.log().level();
-      const std::string_view text = std::string_view(sink.log().message()).substr(0, 64 * 1024);
-      log::write(level >= TH_LOG_DEBUG && level <= TH_LOG_ERROR ? static_cast<log::Level>(level) : log::Level::info,
-                 "plugin " + name_ + ": " + (valid_utf8(text) ? std::string(text) : utf8_sanitized(text)));
-    }
-    if (sink.call_id() != 0) {
-      v1::ChildFrame answer;
-      answer.mutable_sink_reply()->set_call_id(sink.call_id());
-      answer.mutable_sink_reply()->set_status(TH_UNKNOWN_TASK);
-      (void)socket.send(answer);
-    }
-    return;
-  }
   const th_host_api& h = *host_;
   th_host_context* const ctx = h.context;
   const th_task_ref ref = sink.task_ref();

@@ -1,8 +1,9 @@
 // The host's side of a plugin running in a process of its own (isolation = "process").
 //
-// To the rest of the host it is just another plugin behind the C ABI: it makes a th_kind_descriptor per
-// kind whose functions turn each call into a PluginCall frame and wait for the PluginReply, so the
-// router, KindExecutor and Generation work unchanged. The plugin's sink calls arrive as SinkFrames and are
+// To the rest of the host it is just another plugin behind the C ABI: from the process's hello it makes a
+// th_plugin_descriptor (which the loader checks with check_descriptor, as any plugin's) whose kinds'
+// functions turn each call into a PluginCall frame and wait for the PluginReply, so the router,
+// KindExecutor and Generation work unchanged. The plugin's sink calls arrive as SinkFrames and are
 // made on the generation's own host table, exactly as the plugin would have made them in-process.
 //
 // What isolation buys: a plugin that crashes (abort, SIGSEGV, exit) ends its process, not the host. The
@@ -41,22 +42,27 @@ namespace taskhost::plugin::isolated {
 
 class IsolatedPlugin final : public LoadedCode {
  public:
-  // Starts the plugin process for `image` (the bytes of `file`, already inspected as `manifest`) and waits
-  // for its hello. Null with `error` ("FILE: reason") when the process cannot start, refuses the plugin
-  // (its reason, as in-process), or dies before it answered.
-  static std::unique_ptr<IsolatedPlugin> launch(const std::filesystem::path& file, const std::string& image,
-                                                const PluginManifest& manifest, const ProcessOptions& options,
-                                                std::string* error);
+  // Readies `image` (the bytes of `file`, already inspected as `manifest`) for plugin processes. Null with
+  // `error` ("FILE: reason") when it cannot.
+  static std::unique_ptr<IsolatedPlugin> open(const std::filesystem::path& file, const std::string& image,
+                                              const PluginManifest& manifest, const ProcessOptions& options,
+                                              std::string* error);
   ~IsolatedPlugin() override;
 
-  // The kinds the process serves, as C-ABI descriptors of this host's making, and their executors.
-  size_t kind_count() const { return kinds_.size(); }
-  const th_kind_descriptor& descriptor(size_t i) const;
+  // Starts the plugin process and waits for its hello; from then on its sink calls are made on `host`
+  // (which must outlive this object: the generation's scoped table), those of its factories included.
+  // False with `error` ("FILE: reason") when the process cannot start, refuses the plugin (its reason, as
+  // in-process), or dies before it answered.
+  bool launch(const th_host_api& host, std::string* error);
+
+  // What the process loaded, as a C-ABI descriptor of this host's making (for check_descriptor, as an
+  // in-process plugin's), and each kind's executor.
+  const th_plugin_descriptor& descriptor() const { return descriptor_; }
   th_executor* executor(size_t i) const;
 
-  // From now on the process's sink calls are made on `host` (which must outlive this object: it is the
-  // generation's scoped table) and the process is supervised. Called once, before any task call.
-  void serve(const th_host_api& host);
+  // Supervises the process from now on: a crash fails its tasks and starts it again. Called once, after
+  // launch() and before any task call.
+  void serve();
 
   std::optional<PluginProcessInfo> process() const override;
 
@@ -65,13 +71,12 @@ class IsolatedPlugin final : public LoadedCode {
   struct Pending;
   friend struct Trampolines;
 
-  IsolatedPlugin(std::filesystem::path file, const PluginManifest& manifest, ProcessOptions options, int image_fd);
+  IsolatedPlugin(std::filesystem::path file, ProcessOptions options, int image_fd);
 
   // Starts a process (the first, or again after a crash) and reads its hello. On success `socket_` and
   // `process_` are the new ones, published together with the new incarnation.
   bool start_process(bool restart, std::string* error, v1::ChildHello* hello);
-  std::string hello_problem(const v1::ChildHello& hello) const;  // "" when the first hello is acceptable
-  bool same_kinds(const v1::ChildHello& hello) const;             // as the first process had them
+  bool same_kinds(const v1::ChildHello& hello) const;  // as the first process had them
   void supervise();
   // A frame from the process on `socket` (answers go back on it). Supervisor thread, or launch's.
   void handle(v1::ChildFrame& frame, FrameSocket& socket);
@@ -92,12 +97,13 @@ class IsolatedPlugin final : public LoadedCode {
   void forget(th_task_ref ref);
 
   const std::filesystem::path file_;
-  const std::string name_;
-  const std::vector<std::string> manifest_kinds_;
+  std::string name_, version_;  // as the first process said (launch), checked against the manifest
   const ProcessOptions options_;
   const int image_fd_;  // the sealed image, kept for restarts
   std::vector<std::unique_ptr<Kind>> kinds_;
-  const th_host_api* host_ = nullptr;  // set by serve(), before the supervisor starts
+  std::vector<const th_kind_descriptor*> kind_list_;  // descriptor_.kinds
+  th_plugin_descriptor descriptor_{};
+  const th_host_api* host_ = nullptr;  // set by launch(), before the first process starts
 
   mutable std::mutex mu_;
   std::condition_variable wake_;                   // the supervisor's backoff, cut short by the destructor
