@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/serve_nats.hpp"
+#include "common/crash_report.hpp"
 #include "common/log.hpp"
 #include "common/stop_signals.hpp"
 #include "config/config.hpp"
@@ -94,7 +95,11 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   transport::local::LocalOptions lo;
   lo.state_dir = c.state_dir;
   lo.default_heartbeat_secs = c.heartbeat_interval_secs;
+  lo.max_plugin_crashes = c.max_plugin_crashes;
   transport::local::LocalTransport transport(lo);
+  // From here a fatal signal in a task's call is named on stderr and noted for the next run's recovery;
+  // the note file is the transport's, so the handler stops writing to it before the transport goes.
+  const crash_report::Installed crash_handler(transport.crash_note_fd());
 
   const HostOptions ho = config::host_options(c);
   Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
@@ -108,9 +113,12 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
 
   transport.attach(host.router());
   const auto rec = transport.recover();
-  if (rec.restarted + rec.reattached + rec.canceled > 0) {
-    log::info("recovery: {} queued task(s) restarted, {} running task(s) re-attached, {} canceled, {} message(s) redelivered",
-              rec.restarted, rec.reattached, rec.canceled, rec.redelivered);
+  if (rec.restarted + rec.reattached + rec.canceled + rec.crashed > 0) {
+    log::info("recovery: {} queued task(s) restarted, {} running task(s) re-attached, {} canceled, {} message(s) "
+              "redelivered{}",
+              rec.restarted, rec.reattached, rec.canceled, rec.redelivered,
+              rec.crashed == 0 ? std::string()
+                               : fmt::format(", {} failed for crashing the host (max_plugin_crashes)", rec.crashed));
   }
 
   server.start();

@@ -230,6 +230,9 @@ void read_tasks(const Section& parent, const toml::node& node, const std::string
   s.on("drain_grace_ms", [&](const toml::node& n, const std::string& k) {
     c.drain_grace = std::chrono::milliseconds(s.integer(n, k, 0, 3'600'000));
   });
+  s.on("max_plugin_crashes", [&](const toml::node& n, const std::string& k) {
+    c.max_plugin_crashes = static_cast<uint32_t>(s.integer(n, k, 0, 1000));
+  });
   s.run();
 }
 

@@ -96,6 +96,9 @@ struct Config {
   uint32_t heartbeat_interval_secs = 5;         // for submitted tasks that do not set one
   std::chrono::milliseconds cancel_deadline{10'000};
   std::chrono::milliseconds drain_grace{30'000};
+  // Local transport: a task in a call when the host died of a fatal signal this many times is failed at
+  // the next start instead of started again (transport/local LocalOptions); 0 = no limit.
+  uint32_t max_plugin_crashes = 2;
 
   NatsConfig nats;
 };

@@ -1,5 +1,6 @@
 #include "tasks/call_pool.hpp"
 
+#include "common/crash_report.hpp"
 #include "common/log.hpp"
 #include "common/spin_wait.hpp"
 #include "common/thread_sched.hpp"
@@ -280,6 +281,8 @@ void Strand::run_turn(const TaskPtr& self) {
     }
     // A host call that throws is a host bug; log it and keep the pool's thread serving other tasks.
     try {
+      // A fatal signal inside the call names this task (common/crash_report.hpp).
+      const crash_report::TaskScope scope(self->id, self->kind);
       call(self);
     } catch (const std::exception& e) {
       log::error("task call failed with an exception: {}", e.what());

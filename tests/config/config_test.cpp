@@ -41,6 +41,7 @@ TEST_CASE("an empty file means every default") {
   CHECK(c.drain_deadline.count() == 0);
   CHECK_FALSE(c.migrate_on_reload);
   CHECK(c.api_idle_timeout.count() == 60'000);
+  CHECK(c.max_plugin_crashes == 2);
 }
 
 TEST_CASE("samples/taskhost.toml is valid and sets what it documents") {
@@ -85,6 +86,7 @@ kinds = { "a.b" = 1 }
 heartbeat_interval_secs = 0
 cancel_deadline_ms = 500
 drain_grace_ms = 0
+max_plugin_crashes = 0
 [nats]
 url = "nats://n:4222"
 credentials = "/c.creds"
@@ -121,6 +123,7 @@ host_dead_after_secs = 4
   CHECK(c.kind_limits.at("a.b") == 1);
   CHECK(c.heartbeat_interval_secs == 0);
   CHECK(c.cancel_deadline.count() == 500);
+  CHECK(c.max_plugin_crashes == 0);
   CHECK(c.nats.ack_mode == NatsConfig::AckMode::on_completion);
   CHECK(c.nats.tls_key == "/key.pem");
   CHECK(c.nats.user == "svc");

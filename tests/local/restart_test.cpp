@@ -8,6 +8,9 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -33,6 +36,12 @@ std::map<std::string, json::object> all_tasks(const Host& host) {
 }
 
 int64_t attempt_of(const json::object& o) { return o.contains("attempt") ? o.at("attempt").as_int64() : 0; }
+
+// The hosts the crash test aborts write no core files into the build tree.
+const bool no_core_files = [] {
+  const rlimit none{0, 0};
+  return ::setrlimit(RLIMIT_CORE, &none) == 0;
+}();
 
 }  // namespace
 
@@ -132,4 +141,62 @@ TEST_CASE("SIGKILL with tasks queued and running, then a restart: every accepted
   CHECK(str(tasks["greet-queued"], "state") == "SUCCEEDED");
   CHECK(str(obj(tasks["greet-queued"], "completion"), "output") == "Hello, queued!");
   CHECK(host.log().find("recovery: 4 queued task(s) restarted, 3 running task(s) re-attached") != std::string::npos);
+}
+
+TEST_CASE("a task whose plugin call crashes the host is named, and failed after max_plugin_crashes instead of a crash loop") {
+  // test.hold with "abort-start" aborts in every start, re-attach included: in-process, it ends the host.
+  // The innocent counter runs beside it through every crash, and must not be blamed.
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(
+      dir.path(), {fixture_plugin("scripted-v1.so"), built_plugin("cpp-interactive.so"), built_plugin("hello-c.so")});
+  const fs::path cfg = dir.path() / "taskhost.toml";
+  std::ofstream(cfg) << "[tasks]\nmax_plugin_crashes = 2\n";
+  const fs::path state = dir.path() / "state";
+  const std::vector<std::string> serve_args = {"--config", cfg.string()};
+  const std::string named = "fatal SIGABRT in a call of task 'crash-1' (kind 'test.hold')";
+
+  {  // Run 1: the crash happens in a fresh start.
+    Host host(plugins, state, serve_args);
+    submit(host, {"interactive.count", "--input", R"({"steps":400,"delay_ms":100})", "--id", "innocent"});
+    wait_for_status(host, "innocent", [](const json::object& o) { return str(o, "state") == "RUNNING"; });
+    host.cli({"submit", "test.hold", "--input", R"("abort-start")", "--id", "crash-1"});  // may lose its answer
+    const auto status = host.wait_exit(30s);
+    INFO(host.log());
+    REQUIRE(status.has_value());
+    CHECK(WIFSIGNALED(*status));
+    CHECK(WTERMSIG(*status) == SIGABRT);
+    CHECK(host.log().find(named) != std::string::npos);
+  }
+  {  // Run 2: counted once, below the limit: started again, and it crashes the host again.
+    const Result r = run({"serve", "--plugins", plugins.string(), "--state", state.string(), "--api", "127.0.0.1:0",
+                          "--config", cfg.string()},
+                         {}, 60s);
+    INFO(r);
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.code == -1);  // ended by a signal
+    CHECK(r.err.find("the last run died of SIGABRT in a call of task 'crash-1' (kind 'test.hold'); crashes of this "
+                     "task so far: 1") != std::string::npos);
+    CHECK(r.err.find(named) != std::string::npos);
+  }
+  // Run 3: the second crash reached the limit. The host stays up, the task is failed, the innocent task runs on.
+  Host host(plugins, state, serve_args);
+  INFO(host.log());
+  const auto crashed = wait_for_status(host, "crash-1", [](const json::object& o) { return str(o, "state") == "FAILED"; });
+  REQUIRE(str(crashed, "state") == "FAILED");
+  const auto& error = obj(obj(crashed, "completion"), "error");
+  CHECK(str(error, "kind") == "plugin_crash");
+  CHECK(str(error, "code") == "WORKER_ERROR");
+  CHECK(str(error, "message").find("was in a call when the host died of a fatal signal 2 times (last SIGABRT)") !=
+        std::string::npos);
+  CHECK(host.log().find("1 failed for crashing the host (max_plugin_crashes)") != std::string::npos);
+
+  const auto innocent = wait_for_status(host, "innocent", [](const json::object& o) { return str(o, "state") == "RUNNING"; });
+  CHECK(str(innocent, "state") == "RUNNING");
+  CHECK(attempt_of(innocent) >= 2);  // re-attached after each crash, never blamed for one
+
+  const Result greet = host.cli({"submit", "hello.greet", "--input", R"({"name":"after"})", "--wait"});
+  INFO(greet);
+  CHECK(greet.code == 0);
+  CHECK(greet.out.find("Hello, after!") != std::string::npos);
+  CHECK(no_core_files);
 }

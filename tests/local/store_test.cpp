@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <csignal>
+
 #include <sqlite3.h>
 
 #include <atomic>
@@ -125,6 +127,24 @@ TEST_CASE("state survives closing and reopening the store") {
   CHECK(c->state == v1::SUCCEEDED);
   CHECK(c->completion->output().string_value() == "done");
   CHECK_FALSE(store.task("nope"));
+}
+
+TEST_CASE("a task's crash count is durable and grows by one per recorded crash") {
+  TempDir dir;
+  {
+    Store store(dir.path);
+    CHECK_FALSE(store.crashes("t1"));
+    CHECK(store.record_crash("t1", SIGSEGV) == 1);
+    CHECK(store.record_crash("t1", SIGABRT) == 2);
+    CHECK(store.record_crash("t2", SIGBUS) == 1);
+  }
+  Store store(dir.path);
+  const auto t1 = store.crashes("t1");
+  REQUIRE(t1);
+  CHECK(t1->count == 2);
+  CHECK(t1->last_signal == SIGABRT);
+  CHECK(store.crashes("t2")->count == 1);
+  CHECK_FALSE(store.crashes("t3"));
 }
 
 TEST_CASE("the first completion wins") {

@@ -57,6 +57,10 @@ struct LocalOptions {
   size_t watch_capacity = 10'000;       // items a watcher may fall behind before it is closed
   size_t watch_capacity_bytes = 16u << 20;  // and bytes (serialized items)
   std::chrono::milliseconds delivery_timeout{5'000};  // how long send/cancel wait for the plugin's answer
+  // A task that was in a call when the host died of a fatal signal this many times (crash notes, see
+  // common/crash_report.hpp) is not started again by recover(): it ends FAILED, error kind
+  // "plugin_crash". 0 = no limit (a plugin that crashes on every start keeps the host in a crash loop).
+  uint32_t max_plugin_crashes = 2;
 };
 
 struct SubmitResult {
@@ -78,6 +82,7 @@ struct RecoveryReport {
   size_t reattached = 0;   // had started: assigned again with reattach, attempt + 1
   size_t canceled = 0;     // a cancel had been requested: ended canceled
   size_t redelivered = 0;  // recorded messages that had no delivery outcome: delivered again
+  size_t crashed = 0;      // crashed the host max_plugin_crashes times: ended failed, not started
 };
 
 // Counters for GET /metrics. Label keys are (kind) or (kind, state/outcome).
@@ -105,6 +110,9 @@ class LocalTransport final : public TaskOutbox {
   void attach(tasks::Router& router);  // `router` must outlive detach()
   void detach();
   RecoveryReport recover();            // once, after attach, before serving clients
+  // The state directory's crash-notes file, open for appending, for crash_report::install: the notes of
+  // a crash during this run are what the next run's recover() counts. -1 if it could not be opened.
+  int crash_note_fd() const { return crash_notes_fd_; }
   void set_accepting(bool accepting);  // false while draining: submits answer `unavailable`
   bool accepting() const { return accepting_.load(); }
 
@@ -153,8 +161,13 @@ class LocalTransport final : public TaskOutbox {
   void end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code, std::string message,
                    std::string error_kind);
 
+  // recover()'s first step: counts each crash the last run noted against its task, then empties the file.
+  void take_crash_notes();
+
   const LocalOptions options_;
   Store store_;
+  const std::filesystem::path crash_notes_path_;
+  int crash_notes_fd_ = -1;
   std::atomic<tasks::Router*> router_{nullptr};
   std::atomic<bool> accepting_{true};
 

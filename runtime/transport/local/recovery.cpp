@@ -1,17 +1,32 @@
 // LocalTransport::recover(): what a restarted host does with the store a previous run left behind.
 //
-// Unfinished tasks, in the order they were accepted:
+// First the crash notes the last run left (common/crash_report.hpp): each counts a fatal signal during a
+// call of its task. Then unfinished tasks, in the order they were accepted:
 //   - a cancel had been asked for        → ends canceled here (nobody wants it resumed);
+//   - it crashed the host max_plugin_crashes times → ends failed, error kind "plugin_crash", unstarted:
+//                                          started again it would only crash the host again;
 //   - it had reached a plugin (started)  → assigned again with Resume{reattach, last checkpoint} as
 //                                          attempt + 1; the router fails it with error kind "orphaned"
 //                                          when its kind cannot re-attach;
 //   - it never started                   → assigned again as it was;
 // then its recorded messages that never got a delivery outcome are delivered again (the router queues
 // them until the task starts). Recently ended tasks are loaded too, so status/wait answer across a restart.
+// The new attempts are committed before the first task starts: a start that crashes the host again must
+// not hand the next run the same attempt number again.
+#include "common/crash_report.hpp"
 #include "common/log.hpp"
 #include "tasks/router.hpp"
 #include "transport/local/local_transport.hpp"
 #include "transport/local/task_view.hpp"
+
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace taskhost::transport::local {
 
@@ -30,9 +45,34 @@ void LocalTransport::end_locally(const StoredTask& task, v1::TaskState state, v1
   on_completion(c);
 }
 
+void LocalTransport::take_crash_notes() {
+  if (crash_notes_fd_ < 0) return;
+  std::ifstream in(crash_notes_path_, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (text.str().empty()) return;
+  size_t unreadable = 0;
+  for (const auto& note : crash_report::parse_notes(text.str(), &unreadable)) {
+    const uint32_t count = store_.record_crash(note.task_id, note.signal);
+    log::error("recovery: the last run died of {} in a call of task '{}' (kind '{}'); crashes of this task so far: "
+               "{}{}",
+               crash_report::signal_name(note.signal), note.task_id, note.kind, count,
+               options_.max_plugin_crashes == 0
+                   ? std::string()
+                   : fmt::format(" (at {} it is failed instead of started again: [tasks] max_plugin_crashes)",
+                                 options_.max_plugin_crashes));
+  }
+  if (unreadable > 0) log::warn("recovery: {}: {} unreadable line(s) skipped", crash_notes_path_.string(), unreadable);
+  // Counted (record_crash commits before it returns): the next run must not count them again.
+  if (::ftruncate(crash_notes_fd_, 0) != 0) {
+    log::warn("recovery: cannot empty {}: {}", crash_notes_path_.string(), std::strerror(errno));
+  }
+}
+
 RecoveryReport LocalTransport::recover() {
   RecoveryReport report;
   tasks::Router* router = router_.load();
+  take_crash_notes();
   // Recently ended tasks first, so status and wait answer across a restart.
   for (auto& t : store_.recent(options_.finished_memory)) {
     if (!t.completion) continue;
@@ -40,6 +80,11 @@ RecoveryReport LocalTransport::recover() {
     tasks_[t.task_id].status = status_from_stored(t);
     ended_order_.push_back(t.task_id);
   }
+  struct Restart {
+    v1::TaskAssignment assignment;
+    tasks::Resume resume;
+  };
+  std::vector<Restart> restarts;
   for (auto& t : store_.unfinished()) {
     {
       auto history = store_.events(t.task_id, options_.history_per_task);
@@ -55,12 +100,25 @@ RecoveryReport LocalTransport::recover() {
       ++report.canceled;
       continue;
     }
-    v1::TaskAssignment a = t.assignment;
-    tasks::Resume resume;
-    if (t.started && a.has_execute()) {
-      a.mutable_execute()->set_attempt(t.attempt + 1);
-      resume.reattach = true;
-      resume.checkpoint = t.checkpoint;
+    if (const auto crashed = store_.crashes(t.task_id);
+        crashed && options_.max_plugin_crashes > 0 && crashed->count >= options_.max_plugin_crashes) {
+      // Whether or not its start was recorded: a crash in the first start often comes before that write.
+      end_locally(t, v1::FAILED, v1::WORKER_ERROR,
+                  fmt::format("task '{}' (kind '{}') was in a call when the host died of a fatal signal {} times "
+                              "(last {}); it is not started again ([tasks] max_plugin_crashes = {}). Its plugin "
+                              "may crash on this input: run it with [plugins] isolation = \"process\" to keep "
+                              "such a crash from ending the host",
+                              t.task_id, t.kind, crashed->count, crash_report::signal_name(crashed->last_signal),
+                              options_.max_plugin_crashes),
+                  "plugin_crash");
+      ++report.crashed;
+      continue;
+    }
+    Restart r{t.assignment, {}};
+    if (t.started && r.assignment.has_execute()) {
+      r.assignment.mutable_execute()->set_attempt(t.attempt + 1);
+      r.resume.reattach = true;
+      r.resume.checkpoint = t.checkpoint;
       store_.record_attempt(t.task_id, t.attempt + 1);
       ++report.reattached;
       log::info("recovery: re-attaching task '{}' ({}) as attempt {}{}", t.task_id, t.kind, t.attempt + 1,
@@ -69,12 +127,16 @@ RecoveryReport LocalTransport::recover() {
       ++report.restarted;
       log::info("recovery: starting queued task '{}' ({})", t.task_id, t.kind);
     }
-    if (router == nullptr) continue;
-    router->assign(a, resume);
-    for (const auto& m : store_.messages(t.task_id)) {
+    restarts.push_back(std::move(r));
+  }
+  store_.flush();  // every new attempt is durable before the first start (see the top)
+  if (router == nullptr) return report;
+  for (const auto& r : restarts) {
+    router->assign(r.assignment, r.resume);
+    for (const auto& m : store_.messages(r.assignment.task_id())) {
       if (m.answered) continue;
-      const auto r = router->deliver(m.message, options_.delivery_timeout);
-      if (!r.queued()) store_.record_message_outcome(m.message.message_id(), r);
+      const auto receipt = router->deliver(m.message, options_.delivery_timeout);
+      if (!receipt.queued()) store_.record_message_outcome(m.message.message_id(), receipt);
       ++report.redelivered;
     }
   }

@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS messages(
   detail TEXT NOT NULL DEFAULT '',
   created_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS messages_by_task ON messages(task_id, id);
+CREATE TABLE IF NOT EXISTS crashes(
+  task_id TEXT PRIMARY KEY,
+  count INTEGER NOT NULL,
+  last_signal INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL);
 )sql";
 
 constexpr const char* kTaskColumns =
@@ -365,6 +370,30 @@ void Store::record_attempt(const std::string& task_id, uint32_t attempt) {
   enqueue([this, task_id, attempt] {
     writes_->attempt.bind(1, task_id).bind(2, int64_t{attempt}).bind(3, unix_ms_now()).run();
   });
+}
+
+uint32_t Store::record_crash(const std::string& task_id, int signal) {
+  uint32_t count = 0;
+  run_sync([&] {
+    auto st = writer_db_->prepare(
+        "INSERT INTO crashes(task_id, count, last_signal, updated_ms) VALUES(?1, 1, ?2, ?3) "
+        "ON CONFLICT(task_id) DO UPDATE SET count = count + 1, last_signal = ?2, updated_ms = ?3 RETURNING count");
+    st.bind(1, task_id).bind(2, int64_t{signal}).bind(3, unix_ms_now());
+    if (st.step()) count = static_cast<uint32_t>(st.column_int(0));
+  });
+  return count;
+}
+
+std::optional<TaskCrashes> Store::crashes(const std::string& task_id) {
+  std::lock_guard lock(read_mu_);
+  try {
+    auto st = reader_db_->prepare("SELECT count, last_signal FROM crashes WHERE task_id = ?1");
+    st.bind(1, task_id);
+    if (!st.step()) return std::nullopt;
+    return TaskCrashes{static_cast<uint32_t>(st.column_int(0)), static_cast<int>(st.column_int(1))};
+  } catch (const SqliteError& e) {
+    throw StoreError(fmt::format("state store read failed: {}", e.what()));
+  }
 }
 
 void Store::flush() {

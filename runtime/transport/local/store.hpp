@@ -64,6 +64,12 @@ struct StoredTask {
   int64_t updated_ms = 0;
 };
 
+// How often a task was in a call when its host died of a fatal signal (common/crash_report.hpp).
+struct TaskCrashes {
+  uint32_t count = 0;
+  int last_signal = 0;
+};
+
 struct StoredMessage {
   v1::SteeringMessage message;
   bool answered = false;  // a delivery outcome was recorded
@@ -93,6 +99,8 @@ class Store {
   bool insert_message(const v1::SteeringMessage& message);
   // Records that a cancel was asked for, so a restart does not resume a task someone canceled.
   void record_cancel_request(const std::string& task_id);
+  // Counts one more host crash during a call of the task; returns its count so far.
+  uint32_t record_crash(const std::string& task_id, int signal);
 
   // ---- queued (ordered after every write queued or committed before them) -----------------------------
   // State changes update the task row (and are kept as events), the latest progress replaces the previous
@@ -120,6 +128,8 @@ class Store {
   std::optional<std::vector<StoredTask>> page(const std::string& after, size_t limit);
   // The task's durable events, oldest first, at most the last `limit`.
   std::vector<v1::TaskEvent> events(const std::string& task_id, size_t limit);
+  // The task's crash count, if it ever crashed its host.
+  std::optional<TaskCrashes> crashes(const std::string& task_id);
   // Messages for the task in arrival order.
   std::vector<StoredMessage> messages(const std::string& task_id);
 

@@ -2,6 +2,7 @@
 
 #include "transport/nats/connection.hpp"
 
+#include "common/crash_report.hpp"
 #include "common/log.hpp"
 #include "common/stop_signals.hpp"
 #include "config/host_options.hpp"
@@ -29,6 +30,9 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
   config::require_plugins_dir(c);
   const std::string worker_id = config::effective_worker_id(c);
   NatsTransport transport(nats_options(c.nats, worker_id));
+  // A fatal signal in a task's call is named on stderr. Nothing is noted for a next run: on NATS the
+  // task's record counts its starts, and max_deliver ends one that keeps crashing its hosts.
+  const crash_report::Installed crash_handler(-1);
 
   // The same host options as the local transport: limits, deadlines, the watcher and hot reload. Declared
   // after the transport: destroyed first, while it can still publish.
