@@ -47,7 +47,7 @@ struct NatsConfig {
   std::string tls_key;
   AckMode ack_mode = AckMode::on_receipt;
   std::string stream_prefix = "TASKHOST";
-  uint32_t max_deliver = 5;             // on_completion: deliveries before JetStream gives up
+  uint32_t max_deliver = 5;             // starts of a task (deliveries, rescues) before it ends "poisoned"
   uint32_t ack_wait_secs = 30;          // on_completion: redelivery after this long without an ack
   std::string kv_bucket;                // task ownership and checkpoints; empty = the prefix's (Names)
   uint32_t host_dead_after_secs = 15;   // another host re-attaches a dead host's tasks after this

@@ -10,11 +10,13 @@
 #include <fmt/format.h>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 using namespace taskhost;
 using namespace taskhost::testing;
@@ -22,12 +24,20 @@ namespace tn = taskhost::transport::nats;
 
 namespace {
 
+// The hosts a test crashes on purpose write no core files into the build tree.
+const bool no_core_files = [] {
+  const rlimit none{0, 0};
+  return ::setrlimit(RLIMIT_CORE, &none) == 0;
+}();
+
 struct HostSpec {
   std::string worker;
   std::string url;
   std::string ack_mode = "on_receipt";
   size_t max_active = 64;
   std::vector<std::string> env = {};  // NAME=value, e.g. TASKHOST_FAILPOINTS (common/failpoint.hpp)
+  std::string plugins_dir = TASKHOST_PLUGIN_DIR;
+  uint32_t max_deliver = 10;
 };
 
 // One `taskhost serve --transport nats` process with a config written for it.
@@ -51,9 +61,9 @@ stream_prefix = "F"
 kv_bucket = "f_tasks"
 ack_wait_secs = 3
 host_dead_after_secs = 2
-max_deliver = 10
+max_deliver = {}
 )",
-                       TASKHOST_PLUGIN_DIR, spec.worker, spec.max_active, spec.url, spec.ack_mode);
+                       spec.plugins_dir, spec.worker, spec.max_active, spec.url, spec.ack_mode, spec.max_deliver);
     out.close();
     process_ = std::make_unique<Subprocess>(
         std::vector<std::string>{std::string(TASKHOST_BIN_DIR) + "/taskhost", "serve", "--config", conf.string()}, log_,
@@ -749,4 +759,50 @@ TEST_CASE("SIGKILL of a host running long tasks: a surviving host re-attaches th
   }
   CHECK(survivor.log().find("rescuing 4 task(s) of victim") != std::string::npos);
   stop_cleanly(survivor);
+}
+
+TEST_CASE("a task whose plugin crashes every host that resumes it is failed \"poisoned\" after max_deliver starts") {
+  // test.hold with "abort-reattach" runs on its first start and aborts the host on every re-attach:
+  // in-process, each rescue would take down the next host of the fleet.
+  NatsSingle nats;
+  TempDir dir("taskhost-nats-fault");
+  const auto plugins = dir.path() / "plugins";
+  std::filesystem::create_directories(plugins);
+  std::filesystem::copy_file(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", plugins / "scripted.so");
+  auto spec = [&](const std::string& worker) {
+    HostSpec s{worker, nats.url()};
+    s.plugins_dir = plugins.string();
+    s.max_deliver = 2;
+    return s;
+  };
+  NatsTaskClient client(client_options(nats.url()));
+
+  HostProcess first(dir, spec("first"));
+  REQUIRE_MESSAGE(first.wait_ready(), first.log());
+  const std::string id = client.submit(assignment("resume-crash", "test.hold", R"("abort-reattach")"));
+  REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
+  std::this_thread::sleep_for(1s);  // past record_after: the record makes it a task to rescue
+  first.process().kill_now();
+
+  // Start 2 of 2 crashes the rescuer.
+  HostProcess second(dir, spec("second"));
+  const int crashed = second.process().wait(30s);
+  INFO(second.log());
+  REQUIRE(crashed != -1);
+  CHECK(WIFSIGNALED(crashed));
+  CHECK(second.log().find("fatal SIGABRT in a call of task 'resume-crash' (kind 'test.hold')") != std::string::npos);
+
+  // The next rescuer counts two starts: the task ends, the host stays up.
+  HostProcess third(dir, spec("third"));
+  REQUIRE_MESSAGE(third.wait_ready(), third.log());
+  INFO(third.log());
+  const auto c = client.wait(id, 30s);
+  CHECK(c.state() == v1::FAILED);
+  CHECK(c.error().kind() == "poisoned");
+  CHECK(c.error().code() == v1::WORKER_ERROR);
+  CHECK(c.error().message().find("was started 2 times and the host running it died each time (the last was second)") !=
+        std::string::npos);
+  CHECK(third.process().running());
+  CHECK(no_core_files);
+  stop_cleanly(third);
 }

@@ -240,7 +240,7 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     f.task_id = id;
     f.kind = d.kind;
     f.attempt = attempt;
-    f.assignment = a.SerializeAsString();
+    f.assignment = d.data;  // as first queued: its attempt is the base that rescues count starts from
     f.reply = d.reply;
     f.received = std::chrono::steady_clock::now();
     f.last_progress_ack = f.received;

@@ -16,7 +16,8 @@
 //   on_completion  acked after the completion is stored; in-progress acks every ack_wait/3 keep it;
 //                  if the host dies JetStream redelivers it, and the next host re-attaches it from its
 //                  record (attempt + 1) when the kind can, else runs it again.
-//   Either way a task delivered more than max_deliver times ends failed (error kind "poisoned").
+//   Either way a task delivered more than max_deliver times ends failed (error kind "poisoned"), and so
+//   does one whose hosts died running it max_deliver times (a plugin that crashes its host on it).
 //
 // Host death (on_receipt): hosts watch each other's liveness keys (host_liveness.hpp). One survivor
 // takes over each of the dead host's recorded tasks by compare-and-set on its record (which fences any

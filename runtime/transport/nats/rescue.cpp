@@ -1,8 +1,9 @@
 // Rescuing the recorded tasks of a dead host (or of this worker id's previous run): each record is
 // taken over by compare-and-set, which fences any later write of the old attempt; then the task is
-// re-attached here with attempt + 1 and its last checkpoint, or ended failed "orphaned" when no plugin
-// here serves its kind. Records of on_completion hosts are left alone: JetStream redelivers those tasks,
-// and the next host resumes them from the record (intake.cpp).
+// re-attached here with attempt + 1 and its last checkpoint, or ended failed: "orphaned" when no plugin
+// here serves its kind, "poisoned" when hosts died running it max_deliver times. Records of on_completion
+// hosts are left alone: JetStream redelivers those tasks, and the next host resumes them from the record
+// (intake.cpp).
 #include "common/failpoint.hpp"
 #include "common/log.hpp"
 #include "common/unix_time.hpp"
@@ -89,8 +90,23 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   const bool parsed = !rec.assignment.empty() && a.ParseFromString(rec.assignment) && a.has_execute();
   const auto binding = registry->resolve(rec.kind);
   if (!parsed || !binding) {
-    orphan(rec, revision,
-           !parsed ? "its assignment was not recorded" : "no plugin on " + options.worker_id + " serves kind '" + rec.kind + "'");
+    end_unresumed(rec, revision, "orphaned",
+                  fmt::format("task '{}' was running on {}, which died; {}", rec.task_id, rec.owner,
+                              !parsed ? "its assignment was not recorded"
+                                      : "no plugin on " + options.worker_id + " serves kind '" + rec.kind + "'"));
+    return true;
+  }
+  // Each host that took the record started it once (attempt + 1 each time). A task that every host dies
+  // running — a plugin that crashes its host on resuming it — would otherwise take down one host after
+  // another: the count that poisons a redelivered task (intake.cpp) stops the rescues too.
+  const uint32_t base = std::max<uint32_t>(1, a.execute().attempt());
+  const uint64_t starts = rec.attempt >= base ? uint64_t{rec.attempt} - base + 1 : 1;
+  if (starts >= options.max_deliver) {
+    end_unresumed(rec, revision, "poisoned",
+                  fmt::format("task '{}' was started {} time{} and the host running it died each time (the last "
+                              "was {}); max_deliver {}: attempt {} is not started",
+                              rec.task_id, starts, starts == 1 ? "" : "s", rec.owner, options.max_deliver,
+                              rec.attempt + 1));
     return true;
   }
   const uint32_t attempt = rec.attempt + 1;
@@ -99,7 +115,7 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   f.task_id = rec.task_id;
   f.kind = rec.kind;
   f.attempt = attempt;
-  f.assignment = a.SerializeAsString();
+  f.assignment = std::move(rec.assignment);  // unchanged: its attempt stays the base counted above
   f.acked = true;  // there is no delivery: the record is the task
   f.received = std::chrono::steady_clock::now();
   f.last_progress_ack = f.received;
@@ -122,7 +138,8 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   return true;
 }
 
-void NatsTransport::Impl::orphan(const TaskRecord& rec, uint64_t revision, const std::string& why) {
+void NatsTransport::Impl::end_unresumed(const TaskRecord& rec, uint64_t revision, const std::string& error_kind,
+                                        const std::string& message) {
   TaskRecord ended = rec;
   ended.owner = options.worker_id;
   ended.attempt = rec.attempt + 1;
@@ -137,8 +154,8 @@ void NatsTransport::Impl::orphan(const TaskRecord& rec, uint64_t revision, const
   c.set_kind(rec.kind);
   auto* err = c.mutable_error();
   err->set_code(v1::WORKER_ERROR);
-  err->set_kind("orphaned");
-  err->set_message(fmt::format("task '{}' was running on {}, which died; {}", rec.task_id, rec.owner, why));
+  err->set_kind(error_kind);
+  err->set_message(message);
   Inflight f;
   f.task_id = rec.task_id;
   f.kind = rec.kind;
@@ -152,7 +169,7 @@ void NatsTransport::Impl::orphan(const TaskRecord& rec, uint64_t revision, const
     std::lock_guard lock(mu);
     inflight.emplace(f.task_id, std::move(f));
   }
-  orphaned++;
+  if (error_kind == "orphaned") orphaned++;
   log::warn("nats: {}", err->message());
   batcher->completion(c);
 }

@@ -37,7 +37,7 @@ struct Inflight {
   std::string task_id;
   std::string kind;
   uint32_t attempt = 1;
-  std::string assignment;  // serialized, with `attempt` set: what another host re-attaches from
+  std::string assignment;  // serialized as first queued (its attempt is the first): what a rescuer re-attaches
   std::string reply;       // ack subject of the delivery held; empty for a task rescued from a dead host
   bool acked = false;
   std::chrono::steady_clock::time_point received{};
@@ -139,7 +139,9 @@ class NatsTransport::Impl {
   void rescue(const std::string& dead_worker);
   bool rescue_all(const std::string& dead_worker);  // false: some record may be left; try again
   bool rescue_task(TaskRecord record, uint64_t revision);  // false: left alone (this host is draining)
-  void orphan(const TaskRecord& record, uint64_t revision, const std::string& why);
+  // Ends a dead host's recorded task failed (WORKER_ERROR, `error_kind`) instead of re-attaching it.
+  void end_unresumed(const TaskRecord& record, uint64_t revision, const std::string& error_kind,
+                     const std::string& message);
 
   // ---- state ------------------------------------------------------------------------------------------
   NatsOptions options;  // replicas resolved at construction, then read-only

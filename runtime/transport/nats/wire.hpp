@@ -39,7 +39,8 @@ struct TaskRecord {
   std::string owner;          // worker id holding the task; empty while queued (written by a client)
   uint32_t attempt = 0;
   v1::TaskState state = v1::PENDING;
-  std::string assignment;     // serialized TaskAssignment; may be empty in a client's queued record
+  std::string assignment;     // serialized TaskAssignment as queued (execute.attempt is the task's first
+                              // attempt, `attempt` the latest); may be empty in a client's queued record
   std::string checkpoint;     // the last checkpoint of `attempt`
   bool ack_on_completion = false;  // the owner's ack mode: JetStream redelivers it if the owner dies
   int64_t created_unix_ms = 0;
