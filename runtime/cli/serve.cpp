@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "config/endpoint.hpp"
 #include "config/host_options.hpp"
+#include "host/crash_ledger.hpp"
 #include "host/host.hpp"
 #include "transport/local/local_transport.hpp"
 
@@ -96,12 +97,16 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   lo.state_dir = c.state_dir;
   lo.default_heartbeat_secs = c.heartbeat_interval_secs;
   lo.max_plugin_crashes = c.max_plugin_crashes;
-  transport::local::LocalTransport transport(lo);
-  // From here a fatal signal in a task's call is named on stderr and noted for the next run's recovery;
-  // the note file is the transport's, so the handler stops writing to it before the transport goes.
-  const crash_report::Installed crash_handler(transport.crash_note_fd());
+  transport::local::LocalTransport transport(lo);  // takes the state directory's lock first
+  // The last run's crashes: counted against their tasks, or their plugin content refused in-process. From
+  // here a fatal signal in a task's call or a plugin load is named on stderr and noted for the next run.
+  CrashLedger ledger(c.state_dir);
+  const crash_report::Installed crash_handler(ledger.note_fd());
+  transport.record_crashes(ledger.task_crashes());
+  ledger.settle();
 
-  const HostOptions ho = config::host_options(c);
+  HostOptions ho = config::host_options(c);
+  ho.isolation.refused_in_process = ledger.quarantined();
   Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
   log_scan(host.initial_scan(), c.plugins_dir);
 

@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 namespace taskhost::crash_report {
 namespace {
@@ -12,10 +14,19 @@ namespace {
 // Initial-exec TLS of the executable: reading it in a signal handler allocates nothing and takes no lock.
 thread_local const std::string* current_task_id = nullptr;
 thread_local const std::string* current_kind = nullptr;
+thread_local const std::string* current_file = nullptr;
+thread_local const std::string* current_hash = nullptr;
 
-int note_fd = -1;
+// Written by install() while a handler on another thread may read them: atomics (lock-free) are safe there.
+std::atomic<int> note_fd{-1};
+std::atomic<pid_t> host_pid{0};
+// Each thread that runs tasks' calls or plugin loads handles its fatal signals on a stack of its own
+// (AltStack), so that a plugin's runaway recursion is noted too instead of faulting again in the handler.
+constexpr size_t kAltStackBytes = 64u << 10;
 constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
 constexpr std::string_view kNoteTag = "crash v1 ";
+constexpr std::string_view kTaskTag = "task";  // then the task id and its kind
+constexpr std::string_view kLoadTag = "load";  // then the file and its content hash
 // A field longer than this is cut in the note (it then names no task the store knows; ids are <= 256).
 constexpr size_t kMaxNoteField = 512;
 
@@ -31,6 +42,8 @@ const char* name_of(int sig) {
     default: return nullptr;
   }
 }
+
+constexpr char kHex[] = "0123456789abcdef";
 
 // A fixed buffer filled without allocating: everything the handler writes is built in one, so that one
 // write(2) puts a whole line out (O_APPEND keeps concurrent crashing threads' lines whole).
@@ -49,7 +62,6 @@ class Line {
     while (n > 0) put(digits[--n]);
   }
   void hex(std::string_view s) {
-    static constexpr char kHex[] = "0123456789abcdef";
     for (size_t i = 0; i < s.size() && i < kMaxNoteField; ++i) {
       const auto b = static_cast<unsigned char>(s[i]);
       put(kHex[b >> 4]);
@@ -58,7 +70,6 @@ class Line {
   }
   // For people: printable ASCII as it is, the rest (and the quote) as \xNN.
   void quoted(std::string_view s) {
-    static constexpr char kHex[] = "0123456789abcdef";
     put('\'');
     for (size_t i = 0; i < s.size() && i < kMaxNoteField; ++i) {
       const auto b = static_cast<unsigned char>(s[i]);
@@ -99,40 +110,76 @@ void signal_text(Line& line, int sig) {
   }
 }
 
-void note_line(Line& note, int sig, std::string_view task_id, std::string_view kind) {
+void note_line(Line& note, int sig, std::string_view what, std::string_view first, std::string_view second) {
   note.text(kNoteTag);
   note.number(static_cast<unsigned>(sig));
   note.text(" ");
-  note.hex(task_id);
+  note.text(what);
   note.text(" ");
-  note.hex(kind);
+  note.hex(first);
+  note.text(" ");
+  note.hex(second);
   note.text("\n");
 }
 
-void on_fatal_signal(int sig, siginfo_t*, void*) {
+// Whether this process brought the signal on itself (a fault, or abort()/raise() on some thread of it):
+// only then did the thread's task or load cause it. A SIGABRT or SIGSEGV sent from outside (a watchdog, an
+// operator) blames nothing that happens to run on the thread it lands on.
+bool self_inflicted(const siginfo_t* info) {
+  if (info == nullptr) return false;
+  if (info->si_code > 0) return true;  // raised by the kernel for this thread's own instruction
+  return (info->si_code == SI_TKILL || info->si_code == SI_USER) && info->si_pid == ::getpid();
+}
+
+void on_fatal_signal(int sig, siginfo_t* info, void*) {
   const int saved_errno = errno;
+  // A process a plugin forked (without exec) inherits this handler and the thread's scope: its crash is not
+  // the host's, and must note nothing.
+  const bool host = ::getpid() == host_pid.load(std::memory_order_relaxed);
+  const bool attributable = host && self_inflicted(info);
   const std::string* id = current_task_id;
   const std::string* kind = current_kind;
-  {
+  const std::string* file = current_file;
+  const std::string* hash = current_hash;
+  const bool in_task = attributable && id != nullptr && kind != nullptr;
+  const bool in_load = attributable && !in_task && file != nullptr && hash != nullptr;
+  const int fd = note_fd.load(std::memory_order_relaxed);
+  // The note first: stderr may be a pipe nobody reads (it blocks) or a closed one (SIGPIPE is blocked in
+  // here, so the write fails instead of killing the process before its note is out).
+  if ((in_task || in_load) && fd >= 0) {
+    Line note;
+    if (in_task) {
+      note_line(note, sig, kTaskTag, *id, *kind);
+    } else {
+      note_line(note, sig, kLoadTag, *file, *hash);
+    }
+    note.flush_to(fd);
+  }
+  if (host) {
     Line say;
     say.text("taskhost: fatal ");
     signal_text(say, sig);
-    if (id != nullptr && kind != nullptr) {
+    if (in_task) {
       say.text(" in a call of task ");
       say.quoted(*id);
       say.text(" (kind ");
       say.quoted(*kind);
       say.text("), most likely in its plugin's code; the host ends with it (a plugin that may crash belongs in "
                "[plugins] isolation = \"process\")\n");
+    } else if (in_load) {
+      say.text(" while loading plugin file ");
+      say.quoted(*file);
+      say.text("; the host ends with it");
+      if (fd >= 0) say.text(" (noted: the next start does not load this content in-process again)");
+      say.text("\n");
+    } else if (!attributable) {
+      say.text(" sent by process ");
+      say.number(info != nullptr ? static_cast<unsigned>(info->si_pid) : 0u);
+      say.text("\n");
     } else {
-      say.text(" outside any task's call\n");
+      say.text(" outside any task's call or plugin load\n");
     }
     say.flush_to(STDERR_FILENO);
-  }
-  if (id != nullptr && kind != nullptr && note_fd >= 0) {
-    Line note;
-    note_line(note, sig, *id, *kind);
-    note.flush_to(note_fd);
   }
   // Die of the same signal: with the default action restored, the signal raised here is delivered as
   // soon as this handler returns (it is blocked while the handler runs), and a fault that was not raised
@@ -176,13 +223,46 @@ TaskScope::~TaskScope() {
   current_kind = outer_kind_;
 }
 
+LoadScope::LoadScope(const std::string& file, const std::string& content_hash) noexcept
+    : outer_file_(current_file), outer_hash_(current_hash) {
+  current_file = &file;
+  current_hash = &content_hash;
+}
+
+LoadScope::~LoadScope() {
+  current_file = outer_file_;
+  current_hash = outer_hash_;
+}
+
 void install(int fd) {
-  note_fd = fd;
+  note_fd.store(fd, std::memory_order_relaxed);
+  host_pid.store(::getpid(), std::memory_order_relaxed);
   struct sigaction sa {};
   sa.sa_sigaction = on_fatal_signal;
-  sa.sa_flags = SA_SIGINFO;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGPIPE);
+  for (int sig : kSignals) sigaddset(&sa.sa_mask, sig);  // a second fatal signal waits for the first to end
   for (int sig : kSignals) ::sigaction(sig, &sa, nullptr);
+}
+
+AltStack::AltStack() : memory_(new (std::nothrow) char[kAltStackBytes]) {
+  if (memory_ == nullptr) return;
+  stack_t ss{};
+  ss.ss_sp = memory_;
+  ss.ss_size = kAltStackBytes;
+  if (::sigaltstack(&ss, nullptr) != 0) {
+    delete[] memory_;
+    memory_ = nullptr;
+  }
+}
+
+AltStack::~AltStack() {
+  if (memory_ == nullptr) return;
+  stack_t off{};
+  off.ss_flags = SS_DISABLE;
+  ::sigaltstack(&off, nullptr);  // before the memory goes
+  delete[] memory_;
 }
 
 std::vector<Note> parse_notes(std::string_view text, size_t* unreadable) {
@@ -191,29 +271,37 @@ std::vector<Note> parse_notes(std::string_view text, size_t* unreadable) {
   while (!text.empty()) {
     const size_t eol = text.find('\n');
     const bool whole = eol != std::string_view::npos;  // a last line without its newline was torn
-    std::string_view line = text.substr(0, whole ? eol : text.size());
+    const std::string_view line = text.substr(0, whole ? eol : text.size());
     text.remove_prefix(whole ? eol + 1 : text.size());
     if (line.empty()) continue;
-    Note n;
-    bool ok = whole && line.substr(0, kNoteTag.size()) == kNoteTag;
-    if (ok) {
-      line.remove_prefix(kNoteTag.size());
-      const size_t a = line.find(' ');
-      const size_t b = a == std::string_view::npos ? a : line.find(' ', a + 1);
-      ok = b != std::string_view::npos && a > 0;
-      if (ok) {
-        const std::string_view sig = line.substr(0, a);
-        ok = sig.find_first_not_of("0123456789") == std::string_view::npos && sig.size() <= 3;
-        if (ok) n.signal = std::stoi(std::string(sig));
-        ok = ok && unhex(line.substr(a + 1, b - a - 1), n.task_id) && unhex(line.substr(b + 1), n.kind) &&
-             !n.task_id.empty();
+    // "crash v1 SIGNO task|load HEX HEX"
+    std::vector<std::string_view> fields;
+    if (whole && line.substr(0, kNoteTag.size()) == kNoteTag) {
+      std::string_view rest = line.substr(kNoteTag.size());
+      for (size_t sp; (sp = rest.find(' ')) != std::string_view::npos; rest.remove_prefix(sp + 1)) {
+        fields.push_back(rest.substr(0, sp));
       }
+      fields.push_back(rest);
     }
-    if (ok) {
-      out.push_back(std::move(n));
-    } else {
+    Note n;
+    std::string first, second;
+    const bool ok = fields.size() == 4 && !fields[0].empty() && fields[0].size() <= 3 &&
+                    fields[0].find_first_not_of("0123456789") == std::string_view::npos &&
+                    (fields[1] == kTaskTag || fields[1] == kLoadTag) && unhex(fields[2], first) &&
+                    unhex(fields[3], second) && !first.empty();
+    if (!ok) {
       ++bad;
+      continue;
     }
+    n.signal = std::stoi(std::string(fields[0]));
+    if (fields[1] == kTaskTag) {
+      n.task_id = std::move(first);
+      n.kind = std::move(second);
+    } else {
+      n.file = std::move(first);
+      n.content_hash = std::move(second);
+    }
+    out.push_back(std::move(n));
   }
   if (unreadable != nullptr) *unreadable = bad;
   return out;
@@ -221,7 +309,11 @@ std::vector<Note> parse_notes(std::string_view text, size_t* unreadable) {
 
 std::string format_note(const Note& note) {
   Line line;
-  note_line(line, note.signal, note.task_id, note.kind);
+  if (note.is_load()) {
+    note_line(line, note.signal, kLoadTag, note.file, note.content_hash);
+  } else {
+    note_line(line, note.signal, kTaskTag, note.task_id, note.kind);
+  }
   return std::string(line.view());
 }
 

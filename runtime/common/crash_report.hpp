@@ -1,22 +1,27 @@
-// Which task a fatal signal interrupted, so that a plugin that crashes the host is named, and a task
-// that crashes it every time it starts can be failed instead of started again (a crash loop).
+// What a fatal signal interrupted — a task's call, or the loading of a plugin file — so that a plugin that
+// crashes the host is named, and neither a task that crashes it on every start nor a file that crashes it
+// while loading can keep it in a crash loop.
 //
 // A plugin runs in the host's process unless isolated, and a crash in its code (a bad pointer, an
 // abort, an exception escaping it) ends the host. Recovery re-attaches the tasks that were running, so
-// a task whose start crashes the host crashed it again on every restart, and the host stayed down until
-// someone found and removed the plugin file. Here every call a task's strand runs names the task on its
-// thread (TaskScope, two thread-local pointers); a fatal signal handler installed by `taskhost serve`
-// writes, before the process dies of the signal as it would have:
-//   - a line to stderr naming the signal, the task and its kind;
-//   - a note to the state directory's crash-notes file, which the next run reads (parse_notes) to count
-//     the task's crashes (transport/local: [tasks] max_plugin_crashes).
+// a task whose start crashes the host crashed it again on every restart; and a file whose initializers
+// or factories crash was loaded again by every restart's first scan. The host stayed down until someone
+// found and removed the file. Here every call a task's strand runs names the task on its thread
+// (TaskScope), and every in-process load names the file and its content hash (LoadScope): two
+// thread-local pointers each. A fatal signal handler installed by `taskhost serve` writes, before the
+// process dies of the signal as it would have:
+//   - a line to stderr naming the signal and the task (and kind) or the file;
+//   - a note to the state directory's crash-notes file (host/crash_ledger.hpp), which the next run reads
+//     (parse_notes): a task is counted ([tasks] max_plugin_crashes), a file's content is not loaded
+//     in-process again.
 //
-// Only calls on the host's threads are attributed: a crash on a thread the plugin started itself, or
-// while loading a plugin, names no task (stderr still names the signal). The handler is async-signal-safe:
-// it formats by hand, writes with write(2), then restores the default action and raises the signal again,
-// so the exit status and any core dump are those of the original crash.
+// Only the host's own threads are attributed: a crash on a thread the plugin started itself names
+// nothing (stderr still names the signal). The handler is async-signal-safe: it formats by hand, writes
+// with write(2), then restores the default action and raises the signal again, so the exit status and
+// any core dump are those of the original crash.
 //
-// Thread rule: TaskScope is per thread; install() once, from the main thread, before tasks run.
+// Thread rule: scopes and AltStack are per thread; install() from the main thread, before plugins load (it
+// may be called again: Installed undoes it with install(-1)).
 #pragma once
 
 #include <string>
@@ -25,7 +30,7 @@
 
 namespace taskhost::crash_report {
 
-// Names the task whose call runs on this thread for the scope's life (nests: the outer one is restored).
+// Names the task whose call runs on this thread for the scope's life (nests: the outer scope is restored).
 // The strings must outlive the scope (they are the task's own immutable id and kind).
 class TaskScope {
  public:
@@ -39,25 +44,62 @@ class TaskScope {
   const std::string* outer_kind_;
 };
 
+// Names the plugin file this thread is loading in-process (dlopen, its initializers, its factories), the
+// same way. The strings must outlive the scope.
+class LoadScope {
+ public:
+  LoadScope(const std::string& file, const std::string& content_hash) noexcept;
+  ~LoadScope();
+  LoadScope(const LoadScope&) = delete;
+  LoadScope& operator=(const LoadScope&) = delete;
+
+ private:
+  const std::string* outer_file_;
+  const std::string* outer_hash_;
+};
+
 // Installs the handler for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS and SIGTRAP. `note_fd` (opened
-// with O_APPEND) receives one line per attributed crash; -1 writes only to stderr.
+// with O_APPEND) receives one line per attributed crash; -1 writes only to stderr. Only a signal the process
+// brought on itself is attributed (a fault, abort()), never one sent by another process; a process the
+// plugin forked (without exec) notes nothing.
 void install(int note_fd);
 
-// install(note_fd) for the object's life; then install(-1), so that the handler never writes to a note
-// file its owner closed.
+// A stack of its own for this thread's fatal signal handler, for the object's life: without it a stack
+// overflow (a plugin's runaway recursion) faults again in the handler and dies unnoted. Each thread that
+// runs tasks' calls or plugin loads makes one first thing (64 KiB).
+class AltStack {
+ public:
+  AltStack();
+  ~AltStack();
+  AltStack(const AltStack&) = delete;
+  AltStack& operator=(const AltStack&) = delete;
+
+ private:
+  char* memory_;
+};
+
+// install(note_fd) for the object's life, with an AltStack for the installing thread; then install(-1), so
+// that the handler never writes to a note file its owner closed.
 class Installed {
  public:
   explicit Installed(int note_fd) { install(note_fd); }
   ~Installed() { install(-1); }
   Installed(const Installed&) = delete;
   Installed& operator=(const Installed&) = delete;
+
+ private:
+  AltStack alt_stack_;
 };
 
-// One line of the notes file: the signal and the task it interrupted.
+// One line of the notes file: the signal and what it interrupted — a task's call (task_id, kind) or a
+// plugin file's load (file, content_hash).
 struct Note {
   int signal = 0;
   std::string task_id;
   std::string kind;
+  std::string file;
+  std::string content_hash;
+  bool is_load() const { return !file.empty(); }
 };
 // Parses a notes file's text. Lines it cannot read (a torn write from a process killed mid-line) are
 // skipped and counted in `*unreadable`.

@@ -21,6 +21,9 @@ struct IsolationPolicy {
   Isolation by_default = Isolation::in_process;
   std::map<std::string, Isolation> by_file;  // plugin file name ("NAME.so") → its isolation
   isolated::ProcessOptions process;          // how isolated plugins' processes run
+  // Contents (SHA-256, hex) that crashed the host while it loaded them in-process, with why they are not
+  // loaded in-process again (host/crash_ledger.hpp). Isolated, they load as any file.
+  std::map<std::string, std::string> refused_in_process;
 
   Isolation of(const std::filesystem::path& file) const {
     const auto it = by_file.find(file.filename().string());

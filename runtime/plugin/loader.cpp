@@ -1,5 +1,6 @@
 #include "plugin/loader.hpp"
 
+#include "common/crash_report.hpp"
 #include "plugin/descriptor_check.hpp"
 #include "plugin/file_bytes.hpp"
 #include "plugin/isolated/isolated_plugin.hpp"
@@ -56,11 +57,11 @@ th_executor* create_executor(const th_kind_descriptor& kind, const th_host_api& 
 }  // namespace
 
 LoadResult load_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host,
-                           HostTable table) {
+                           HostTable table, const RefusedContents* refused) {
   std::string why;
   const std::optional<std::string> image = read_file_bytes(file, &why);
   if (!image) return failure(file, why);
-  return load_generation_image(file, *image, generation_id, host, table);
+  return load_generation_image(file, *image, generation_id, host, table, refused);
 }
 
 namespace {
@@ -80,12 +81,19 @@ std::optional<PluginManifest> inspect_for_load(const std::filesystem::path& file
 }  // namespace
 
 LoadResult load_generation_image(const std::filesystem::path& file, const std::string& image, uint64_t generation_id,
-                                 const th_host_api& host, HostTable table) {
+                                 const th_host_api& host, HostTable table, const RefusedContents* refused_contents) {
   std::string why;
   std::string hash = sha256_hex(image);
+  if (refused_contents != nullptr) {
+    if (const auto it = refused_contents->find(hash); it != refused_contents->end()) return failure(file, it->second);
+  }
   LoadResult refused;
   std::optional<PluginManifest> manifest = inspect_for_load(file, image, &refused);
   if (!manifest) return refused;
+
+  // From the first line of the plugin's code (its initializers, in dlopen) to its last factory.
+  const std::string file_name = file.string();
+  const crash_report::LoadScope loading(file_name, hash);
 
   std::unique_ptr<LoadedLibrary> library = LoadedLibrary::open(image, memfd_name(manifest->name, hash), &why);
   if (!library) return failure(file, "dlopen refused it: " + why);
@@ -98,8 +106,8 @@ LoadResult load_generation_image(const std::filesystem::path& file, const std::s
 
   // From here the generation owns the library; on any failure below, destroying it destroys the
   // executors created so far and then unloads the library, in that order.
-  auto generation =
-      std::make_unique<Generation>(generation_id, file, std::move(hash), std::move(*manifest), std::move(library));
+  // `hash` copied, not moved: `loading` names it until the last factory returned.
+  auto generation = std::make_unique<Generation>(generation_id, file, hash, std::move(*manifest), std::move(library));
   const th_host_api& factory_host = table == HostTable::scoped ? generation->scope_host_api(host) : host;
   for (size_t i = 0; i < descriptor->kind_count; ++i) {
     const th_kind_descriptor& kind = *descriptor->kinds[i];

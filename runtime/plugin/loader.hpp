@@ -8,6 +8,8 @@
 //   4. validate the descriptor: struct sizes, ABI, agreement with the manifest, required functions,
 //      whole capability groups, non-empty unique kinds;
 //   5. call each kind's factory; a failing or NULL factory fails the load (nothing half-loaded).
+// Steps 3 to 5 run the plugin's code: they name the file to the fatal signal handler (crash_report.hpp), so
+// that content which crashes the host while loading is refused by the next run instead of crashing it again.
 #pragma once
 
 #include "plugin/generation.hpp"
@@ -16,6 +18,7 @@
 #include <taskhost/plugin.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -31,13 +34,17 @@ struct LoadResult {
 // it (host_scope.hpp); `host.context` must then be a HostScope, as the router's is.
 enum class HostTable { shared, scoped };
 
+// Contents (SHA-256 hex → why) refused before any of their code runs: what crashed the host loading earlier.
+using RefusedContents = std::map<std::string, std::string>;
+
 LoadResult load_generation(const std::filesystem::path& file, uint64_t generation_id, const th_host_api& host,
-                           HostTable table = HostTable::shared);
+                           HostTable table = HostTable::shared, const RefusedContents* refused = nullptr);
 
 // The same from bytes already read (`file` names them in errors and becomes the generation's source):
 // what a plugin process does with the image the host handed it.
 LoadResult load_generation_image(const std::filesystem::path& file, const std::string& image, uint64_t generation_id,
-                                 const th_host_api& host, HostTable table = HostTable::shared);
+                                 const th_host_api& host, HostTable table = HostTable::shared,
+                                 const RefusedContents* refused = nullptr);
 
 // isolation = "process": the same reading and inspection (no plugin code runs in the host), then the
 // plugin is loaded and run by a plugin process (isolated/isolated_plugin.hpp). A refusal reads as it would

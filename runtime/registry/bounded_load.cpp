@@ -1,5 +1,6 @@
 #include "registry/bounded_load.hpp"
 
+#include "common/crash_report.hpp"
 #include "common/log.hpp"
 
 #include <fmt/format.h>
@@ -20,7 +21,7 @@ plugin::LoadResult load_as(const plugin::IsolationPolicy& isolation, const std::
   if (isolation.of(file) == plugin::Isolation::process) {
     return plugin::load_isolated_generation(file, generation_id, host, plugin::HostTable::scoped, isolation.process);
   }
-  return plugin::load_generation(file, generation_id, host, plugin::HostTable::scoped);
+  return plugin::load_generation(file, generation_id, host, plugin::HostTable::scoped, &isolation.refused_in_process);
 }
 
 std::shared_ptr<const plugin::IsolationPolicy> with_deadline(plugin::IsolationPolicy isolation,
@@ -57,6 +58,7 @@ plugin::LoadResult BoundedLoader::load(const std::filesystem::path& file, uint64
   std::thread worker;
   try {
     worker = std::thread([load, shared = shared_, isolation = isolation_, file, generation_id, host = &host_] {
+      const crash_report::AltStack alt_stack;  // a load's stack overflow is noted too (crash_report.hpp)
       plugin::LoadResult result = load_as(*isolation, file, generation_id, *host);
       std::unique_lock lock(load->mu);
       if (!load->abandoned) {

@@ -126,6 +126,7 @@ void CallPool::run_turn_later(Strand* strand, TaskPtr self) {
 }
 
 void CallPool::work(Workers::iterator self) {
+  const crash_report::AltStack alt_stack;  // a plugin's stack overflow is noted too (crash_report.hpp)
   self->tid.store(current_thread_id(), std::memory_order_relaxed);
   bool just_ran = false;
   for (;;) {

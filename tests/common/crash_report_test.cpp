@@ -105,7 +105,7 @@ TEST_CASE("a fault after a nested scope ended names the outer task; outside any 
   const Crash outside = crash_in_child([] { std::abort(); });
   REQUIRE(WIFSIGNALED(outside.status));
   CHECK(WTERMSIG(outside.status) == SIGABRT);
-  CHECK(outside.err.find("taskhost: fatal SIGABRT outside any task's call") != std::string::npos);
+  CHECK(outside.err.find("taskhost: fatal SIGABRT outside any task's call or plugin load") != std::string::npos);
   CHECK(outside.note.empty());
 
   const Crash no_file = crash_in_child(
@@ -119,23 +119,117 @@ TEST_CASE("a fault after a nested scope ended names the outer task; outside any 
   CHECK(no_file.note.empty());
 }
 
+TEST_CASE("a crash while loading a plugin names the file and its content hash; a task's call inside wins") {
+  const std::string file = "plugins/bad.so", hash(64, 'a'), id = "t", kind = "k";
+  const Crash loading = crash_in_child([&] {
+    const crash_report::LoadScope scope(file, hash);
+    std::abort();
+  });
+  REQUIRE(WIFSIGNALED(loading.status));
+  CHECK(WTERMSIG(loading.status) == SIGABRT);
+  CHECK(loading.err.find("taskhost: fatal SIGABRT while loading plugin file 'plugins/bad.so'; the host ends with it "
+                         "(noted: the next start does not load this content in-process again)") != std::string::npos);
+  auto notes = crash_report::parse_notes(loading.note);
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].is_load());
+  CHECK(notes[0].file == file);
+  CHECK(notes[0].content_hash == hash);
+  CHECK(notes[0].task_id.empty());
+
+  // Both scopes on one thread: the task's call is the narrower one, and it is what is named.
+  const Crash both = crash_in_child([&] {
+    const crash_report::LoadScope load(file, hash);
+    const crash_report::TaskScope task(id, kind);
+    std::abort();
+  });
+  notes = crash_report::parse_notes(both.note);
+  REQUIRE(notes.size() == 1);
+  CHECK_FALSE(notes[0].is_load());
+  CHECK(notes[0].task_id == id);
+}
+
+// Deep enough to overflow any thread stack (the limit is never reached); noinline and the volatile frame
+// keep it a real recursion.
+volatile int recursion_limit = 1 << 30;
+[[gnu::noinline]] int recurse(int depth) {
+  volatile char frame[512];
+  frame[0] = static_cast<char>(depth);
+  if (depth >= recursion_limit) return frame[0];
+  return recurse(depth + 1) + frame[0];
+}
+
+TEST_CASE("a stack overflow in a task's call is noted: the handler runs on the thread's own alternate stack") {
+  const std::string id = "deep", kind = "k";
+  const Crash c = crash_in_child([&] {
+    const crash_report::AltStack alt;
+    const crash_report::TaskScope scope(id, kind);
+    std::_Exit(recurse(0));
+  });
+  REQUIRE(WIFSIGNALED(c.status));
+  CHECK(WTERMSIG(c.status) == SIGSEGV);
+  const auto notes = crash_report::parse_notes(c.note);
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].task_id == id);
+}
+
+TEST_CASE("a signal sent by another process blames no task; a crash in a process the plugin forked notes nothing") {
+  const std::string id = "bystander", kind = "k";
+  // Inside a task's scope the host waits; another process (a watchdog, say) sends it SIGABRT.
+  const Crash sent = crash_in_child([&] {
+    const crash_report::TaskScope scope(id, kind);
+    const pid_t host = ::getpid();
+    if (::fork() == 0) {
+      ::usleep(50'000);
+      ::kill(host, SIGABRT);
+      ::_exit(0);
+    }
+    for (;;) ::pause();
+  });
+  REQUIRE(WIFSIGNALED(sent.status));
+  CHECK(WTERMSIG(sent.status) == SIGABRT);
+  CHECK(sent.note.empty());
+  CHECK(sent.err.find("taskhost: fatal SIGABRT sent by process ") != std::string::npos);
+
+  // The host forks (as a plugin might, without exec); the copy aborts inside the task's scope.
+  const Crash forked = crash_in_child([&] {
+    const crash_report::TaskScope scope(id, kind);
+    const pid_t copy = ::fork();
+    if (copy == 0) std::abort();
+    int st = 0;
+    ::waitpid(copy, &st, 0);
+    ::_exit(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT ? 0 : 1);
+  });
+  CHECK(WIFEXITED(forked.status));
+  CHECK(WEXITSTATUS(forked.status) == 0);
+  CHECK(forked.note.empty());
+  CHECK(forked.err.empty());
+}
+
 TEST_CASE("notes read back exactly; torn and foreign lines are skipped and counted") {
-  const crash_report::Note a{SIGSEGV, std::string("a\0b", 3), "kind.one"};
-  const crash_report::Note b{SIGBUS, "b", ""};
-  const std::string good = crash_report::format_note(a) + crash_report::format_note(b);
+  crash_report::Note a{SIGSEGV, std::string("a\0b", 3), "kind.one", "", ""};
+  crash_report::Note b{SIGBUS, "b", "", "", ""};
+  crash_report::Note c;
+  c.signal = SIGILL;
+  c.file = "p/x y.so";
+  c.content_hash = std::string(64, 'f');
+  const std::string good = crash_report::format_note(a) + crash_report::format_note(b) + crash_report::format_note(c);
   size_t unreadable = 0;
   auto notes = crash_report::parse_notes(good, &unreadable);
-  REQUIRE(notes.size() == 2);
+  REQUIRE(notes.size() == 3);
   CHECK(unreadable == 0);
   CHECK(notes[0].task_id == a.task_id);
   CHECK(notes[0].kind == a.kind);
   CHECK(notes[1].signal == SIGBUS);
   CHECK(notes[1].kind.empty());
+  CHECK(notes[2].is_load());
+  CHECK(notes[2].file == c.file);
+  CHECK(notes[2].content_hash == c.content_hash);
 
   const std::string torn = crash_report::format_note(a).substr(0, 20);  // the writer died mid-line
-  notes = crash_report::parse_notes(good + "garbage line\ncrash v1 6 zz 00\ncrash v1 6  00\n" + torn, &unreadable);
-  CHECK(notes.size() == 2);
-  CHECK(unreadable == 4);
+  notes = crash_report::parse_notes(
+      good + "garbage line\ncrash v1 6 task zz 00\ncrash v1 6 task  00\ncrash v1 6 boot 61 62\n" + torn, &unreadable);
+  CHECK(notes.size() == 3);
+  CHECK(unreadable == 5);
 
   CHECK(crash_report::signal_name(SIGABRT) == "SIGABRT");
   CHECK(crash_report::signal_name(64) == "signal 64");

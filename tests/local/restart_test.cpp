@@ -192,11 +192,65 @@ TEST_CASE("a task whose plugin call crashes the host is named, and failed after 
 
   const auto innocent = wait_for_status(host, "innocent", [](const json::object& o) { return str(o, "state") == "RUNNING"; });
   CHECK(str(innocent, "state") == "RUNNING");
-  CHECK(attempt_of(innocent) >= 2);  // re-attached after each crash, never blamed for one
+  // Re-attached after each crash (its start was committed before crash-1 was even accepted), never blamed.
+  CHECK(attempt_of(innocent) == 3);
 
   const Result greet = host.cli({"submit", "hello.greet", "--input", R"({"name":"after"})", "--wait"});
   INFO(greet);
   CHECK(greet.code == 0);
   CHECK(greet.out.find("Hello, after!") != std::string::npos);
+  CHECK(no_core_files);
+}
+
+TEST_CASE("a plugin file that crashes the host while loading is refused in-process by the next start") {
+  // The operator's mistake: a file whose factory aborts, dropped into a running host's plugins directory.
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  const fs::path state = dir.path() / "state";
+  const fs::path bad = fixture_plugin("loader-broken-factory-abort.so");
+  const auto plugin_entry = [](const Host& host, const std::string& file) {
+    const Result r = host.cli({"plugins", "--json"});
+    REQUIRE(r.code == 0);
+    const json::value root = parse_json(r.out);
+    const json::object* p = find_plugin(root.as_object(), file);
+    REQUIRE_MESSAGE(p, r.out);
+    return *p;
+  };
+  {
+    Host host(plugins, state);
+    fs::copy_file(bad, plugins / "bad.so.tmp");
+    fs::rename(plugins / "bad.so.tmp", plugins / "bad.so");  // picked up by the watcher: the host dies loading it
+    const auto status = host.wait_exit(30s);
+    INFO(host.log());
+    REQUIRE(status.has_value());
+    CHECK(WIFSIGNALED(*status));
+    CHECK(WTERMSIG(*status) == SIGABRT);
+    CHECK(host.log().find("fatal SIGABRT while loading plugin file '" + (plugins / "bad.so").string() + "'") !=
+          std::string::npos);
+  }
+  {  // Before the quarantine, this start died in its first scan, and so did every later one.
+    Host host(plugins, state);
+    INFO(host.log());
+    CHECK(host.log().find("the last run died of SIGABRT while loading plugin file") != std::string::npos);
+    const auto entry = plugin_entry(host, "bad.so");
+    CHECK(str(entry, "state") == "failed");
+    CHECK(str(entry, "last_error").find("crashed the host while loading in-process (SIGABRT); it is not loaded "
+                                         "in-process again") != std::string::npos);
+    const Result greet = host.cli({"submit", "hello.greet", "--input", R"({"name":"still"})", "--wait"});
+    INFO(greet);
+    CHECK(greet.code == 0);
+    CHECK(greet.out.find("Hello, still!") != std::string::npos);
+  }
+  {  // Isolated, the same content is tried again: its crash now ends only its own process.
+    const fs::path cfg = dir.path() / "isolated.toml";
+    std::ofstream(cfg) << "[plugins.files.\"bad.so\"]\nisolation = \"process\"\n";
+    Host host(plugins, state, {"--config", cfg.string()});
+    INFO(host.log());
+    const auto entry = plugin_entry(host, "bad.so");
+    CHECK(str(entry, "state") == "failed");
+    CHECK(str(entry, "last_error").find("crashed the host") == std::string::npos);
+    CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"again"})", "--wait"}).code == 0);
+    CHECK(host.wait_exit(0ms) == std::nullopt);  // still serving
+  }
   CHECK(no_core_files);
 }

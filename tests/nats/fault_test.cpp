@@ -3,7 +3,9 @@
 // the events stream must hold exactly one terminal record for every task.
 #include "nats_server.hpp"
 #include "rig.hpp"
+#include "transport/nats/connection.hpp"
 #include "transport/nats/control_channel.hpp"
+#include "transport/nats/record_store.hpp"
 
 #include <doctest/doctest.h>
 
@@ -780,8 +782,16 @@ TEST_CASE("a task whose plugin crashes every host that resumes it is failed \"po
   HostProcess first(dir, spec("first"));
   REQUIRE_MESSAGE(first.wait_ready(), first.log());
   const std::string id = client.submit(assignment("resume-crash", "test.hold", R"("abort-reattach")"));
-  REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
-  std::this_thread::sleep_for(1s);  // past record_after: the record makes it a task to rescue
+  {  // Killed once its record names it (record_after): the record is what makes it a task to rescue.
+    const auto options = client_options(nats.url());
+    const tn::Names names(options.stream_prefix, options.kv_bucket);
+    tn::Connection connection(options, "record probe");
+    const tn::RecordStore records(connection, names);
+    REQUIRE(eventually([&] {
+      const auto held = records.task(id);
+      return held && held->record.owner == "first";
+    }, 10s, kServerPoll));
+  }
   first.process().kill_now();
 
   // Start 2 of 2 crashes the rescuer.

@@ -10,12 +10,7 @@
 #include <boost/uuid/uuid_generators.hpp>
 #include <boost/uuid/uuid_io.hpp>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 
 namespace taskhost::transport::local {
 namespace {
@@ -27,14 +22,7 @@ std::string new_id() {
 
 }  // namespace
 
-LocalTransport::LocalTransport(LocalOptions options)
-    : options_(std::move(options)), store_(options_.state_dir), crash_notes_path_(options_.state_dir / "crash-notes") {
-  crash_notes_fd_ = ::open(crash_notes_path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (crash_notes_fd_ < 0) {
-    log::warn("cannot open {}: {}; a task that crashes the host will not be counted", crash_notes_path_.string(),
-              std::strerror(errno));
-  }
-}
+LocalTransport::LocalTransport(LocalOptions options) : options_(std::move(options)), store_(options_.state_dir) {}
 
 LocalTransport::~LocalTransport() {
   std::vector<std::shared_ptr<Subscription>> open;
@@ -47,7 +35,6 @@ LocalTransport::~LocalTransport() {
   }
   for (auto& s : open) s->close();
   store_.flush();
-  if (crash_notes_fd_ >= 0) ::close(crash_notes_fd_);
 }
 
 void LocalTransport::attach(tasks::Router& router) { router_.store(&router); }

@@ -20,6 +20,7 @@
 // blocking ones (submit, send, cancel) wait for a commit and, for send/cancel, for the plugin's answer.
 #pragma once
 
+#include "common/crash_report.hpp"
 #include "transport/local/store.hpp"
 #include "transport/local/subscription.hpp"
 #include "transport/outbox.hpp"
@@ -110,9 +111,9 @@ class LocalTransport final : public TaskOutbox {
   void attach(tasks::Router& router);  // `router` must outlive detach()
   void detach();
   RecoveryReport recover();            // once, after attach, before serving clients
-  // The state directory's crash-notes file, open for appending, for crash_report::install: the notes of
-  // a crash during this run are what the next run's recover() counts. -1 if it could not be opened.
-  int crash_note_fd() const { return crash_notes_fd_; }
+  // Counts the last run's crashes during task calls (host/crash_ledger.hpp) against their tasks, durably,
+  // before recover() decides which tasks to start again.
+  void record_crashes(const std::vector<crash_report::Note>& crashes);
   void set_accepting(bool accepting);  // false while draining: submits answer `unavailable`
   bool accepting() const { return accepting_.load(); }
 
@@ -161,13 +162,8 @@ class LocalTransport final : public TaskOutbox {
   void end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code, std::string message,
                    std::string error_kind);
 
-  // recover()'s first step: counts each crash the last run noted against its task, then empties the file.
-  void take_crash_notes();
-
   const LocalOptions options_;
   Store store_;
-  const std::filesystem::path crash_notes_path_;
-  int crash_notes_fd_ = -1;
   std::atomic<tasks::Router*> router_{nullptr};
   std::atomic<bool> accepting_{true};
 

@@ -1,7 +1,7 @@
 // LocalTransport::recover(): what a restarted host does with the store a previous run left behind.
 //
-// First the crash notes the last run left (common/crash_report.hpp): each counts a fatal signal during a
-// call of its task. Then unfinished tasks, in the order they were accepted:
+// Crashes during a task's call were counted before (record_crashes). Unfinished tasks, in the order they
+// were accepted:
 //   - a cancel had been asked for        → ends canceled here (nobody wants it resumed);
 //   - it crashed the host max_plugin_crashes times → ends failed, error kind "plugin_crash", unstarted:
 //                                          started again it would only crash the host again;
@@ -21,13 +21,6 @@
 
 #include <fmt/format.h>
 
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-
 namespace taskhost::transport::local {
 
 void LocalTransport::end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code,
@@ -45,14 +38,8 @@ void LocalTransport::end_locally(const StoredTask& task, v1::TaskState state, v1
   on_completion(c);
 }
 
-void LocalTransport::take_crash_notes() {
-  if (crash_notes_fd_ < 0) return;
-  std::ifstream in(crash_notes_path_, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (text.str().empty()) return;
-  size_t unreadable = 0;
-  for (const auto& note : crash_report::parse_notes(text.str(), &unreadable)) {
+void LocalTransport::record_crashes(const std::vector<crash_report::Note>& crashes) {
+  for (const auto& note : crashes) {
     const uint32_t count = store_.record_crash(note.task_id, note.signal);
     log::error("recovery: the last run died of {} in a call of task '{}' (kind '{}'); crashes of this task so far: "
                "{}{}",
@@ -62,17 +49,11 @@ void LocalTransport::take_crash_notes() {
                    : fmt::format(" (at {} it is failed instead of started again: [tasks] max_plugin_crashes)",
                                  options_.max_plugin_crashes));
   }
-  if (unreadable > 0) log::warn("recovery: {}: {} unreadable line(s) skipped", crash_notes_path_.string(), unreadable);
-  // Counted (record_crash commits before it returns): the next run must not count them again.
-  if (::ftruncate(crash_notes_fd_, 0) != 0) {
-    log::warn("recovery: cannot empty {}: {}", crash_notes_path_.string(), std::strerror(errno));
-  }
 }
 
 RecoveryReport LocalTransport::recover() {
   RecoveryReport report;
   tasks::Router* router = router_.load();
-  take_crash_notes();
   // Recently ended tasks first, so status and wait answer across a restart.
   for (auto& t : store_.recent(options_.finished_memory)) {
     if (!t.completion) continue;

@@ -30,8 +30,9 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
   config::require_plugins_dir(c);
   const std::string worker_id = config::effective_worker_id(c);
   NatsTransport transport(nats_options(c.nats, worker_id));
-  // A fatal signal in a task's call is named on stderr. Nothing is noted for a next run: on NATS the
-  // task's record counts its starts, and max_deliver ends one that keeps crashing its hosts.
+  // A fatal signal in a task's call or a plugin load is named on stderr. Nothing is noted for a next run
+  // (a NATS host keeps no state directory): the task's record counts its starts, and max_deliver ends one
+  // that keeps crashing its hosts; a plugin file that crashes the host while loading is not refused.
   const crash_report::Installed crash_handler(-1);
 
   // The same host options as the local transport: limits, deadlines, the watcher and hot reload. Declared

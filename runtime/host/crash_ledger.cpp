@@ -1,0 +1,124 @@
+#include "host/crash_ledger.hpp"
+
+#include "common/log.hpp"
+#include "common/unix_time.hpp"
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+namespace taskhost {
+namespace {
+
+std::string read_all(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  return text.str();
+}
+
+// Writes `text` to `file` and syncs it; false (logged) on failure.
+bool write_synced(const std::filesystem::path& file, std::string_view text, int flags) {
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0600);
+  bool ok = fd >= 0;
+  for (size_t off = 0; ok && off < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+    ok = n > 0;
+    if (ok) off += static_cast<size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  if (!ok) log::warn("crash ledger: cannot write {}: {}", file.string(), std::strerror(errno));
+  if (fd >= 0) ::close(fd);
+  return ok;
+}
+
+std::string hex(std::string_view bytes) {
+  std::string out;
+  for (unsigned char b : bytes) out += fmt::format("{:02x}", b);
+  return out;
+}
+
+std::string refusal(const std::string& signal, const std::string& hash) {
+  return fmt::format("this content (sha256 {}) crashed the host while loading in-process ({}); it is not loaded "
+                     "in-process again: run it with isolation = \"process\", or replace the file (or remove its line "
+                     "from the state directory's plugin-quarantine) to try again",
+                     hash.substr(0, 16), signal);
+}
+
+}  // namespace
+
+CrashLedger::CrashLedger(const std::filesystem::path& state_dir)
+    : notes_path_(state_dir / "crash-notes"),
+      taken_path_(state_dir / "crash-notes.taken"),
+      quarantine_path_(state_dir / "plugin-quarantine") {
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  read_quarantine();
+  take_notes();
+  note_fd_ = ::open(notes_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (note_fd_ < 0) {
+    log::warn("crash ledger: cannot open {}: {}; a crash during this run will not be remembered", notes_path_.string(),
+              std::strerror(errno));
+  }
+}
+
+CrashLedger::~CrashLedger() {
+  if (note_fd_ >= 0) ::close(note_fd_);
+}
+
+void CrashLedger::take_notes() {
+  // Notes a run died before settling are still in the taken file: they come first.
+  const std::string text = read_all(taken_path_) + read_all(notes_path_);
+  if (text.empty()) return;
+  if (!write_synced(taken_path_, text, O_TRUNC)) return;  // left where they are: read again next time
+  std::error_code ec;
+  std::filesystem::remove(notes_path_, ec);
+  size_t unreadable = 0;
+  for (auto& note : crash_report::parse_notes(text, &unreadable)) {
+    if (note.is_load()) {
+      log::error("the last run died of {} while loading plugin file '{}'; its content is not loaded in-process again",
+                 crash_report::signal_name(note.signal), note.file);
+      quarantine(note);
+    } else {
+      task_crashes_.push_back(std::move(note));
+    }
+  }
+  if (unreadable > 0) log::warn("crash ledger: {}: {} unreadable line(s) skipped", taken_path_.string(), unreadable);
+}
+
+void CrashLedger::read_quarantine() {
+  std::istringstream in(read_all(quarantine_path_));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string hash, file;
+    int signal = 0;
+    int64_t unix_ms = 0;
+    if (!(fields >> hash >> signal >> unix_ms >> file) || hash.size() != 64) {
+      if (!line.empty()) log::warn("crash ledger: {}: unreadable line skipped: {}", quarantine_path_.string(), line);
+      continue;
+    }
+    quarantined_[hash] = refusal(crash_report::signal_name(signal), hash);
+  }
+}
+
+void CrashLedger::quarantine(const crash_report::Note& load_crash) {
+  const std::string& hash = load_crash.content_hash;
+  if (hash.size() != 64 || quarantined_.count(hash)) return;
+  const std::string line = fmt::format("{} {} {} {}\n", hash, load_crash.signal, unix_ms_now(), hex(load_crash.file));
+  if (!write_synced(quarantine_path_, line, O_APPEND)) return;
+  quarantined_[hash] = refusal(crash_report::signal_name(load_crash.signal), hash);
+}
+
+void CrashLedger::settle() {
+  std::error_code ec;
+  std::filesystem::remove(taken_path_, ec);
+}
+
+}  // namespace taskhost
