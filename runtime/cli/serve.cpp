@@ -41,7 +41,10 @@ sigset_t block_host_signals() {
 config::Config load(const CommandLine& cl) {
   config::Config c = cl.has("config") ? config::load_config(cl.get<std::string>("config")) : config::Config{};
   if (cl.has("plugins")) c.plugins_dir = cl.get<std::string>("plugins");
-  if (cl.has("state")) c.state_dir = cl.get<std::string>("state");
+  if (cl.has("state")) {
+    c.state_dir = cl.get<std::string>("state");
+    c.state_dir_given = true;
+  }
   if (cl.has("api")) c.api_address = cl.get<std::string>("api");
   if (cl.has("transport")) c.transport = cl.get<std::string>("transport");
   if (cl.has("nats")) c.nats.url = cl.get<std::string>("nats");

@@ -315,7 +315,10 @@ Config parse_config(std::string_view text, const std::string& source, const std:
   Config c;
   Section s(root, "", source, base);
   s.on("plugins_dir", [&](const toml::node& n, const std::string& k) { c.plugins_dir = s.path(n, k); });
-  s.on("state_dir", [&](const toml::node& n, const std::string& k) { c.state_dir = s.path(n, k); });
+  s.on("state_dir", [&](const toml::node& n, const std::string& k) {
+    c.state_dir = s.path(n, k);
+    c.state_dir_given = true;
+  });
   s.on("worker_id", [&](const toml::node& n, const std::string& k) { c.worker_id = s.string(n, k); });
   s.on("transport", [&](const toml::node& n, const std::string& k) {
     c.transport = s.string(n, k);

@@ -76,7 +76,10 @@ struct Config {
   std::map<std::string, plugin::Isolation> file_isolation;
   std::filesystem::path plugin_process_program;            // empty = taskhost-plugin-child next to taskhost
   std::chrono::milliseconds plugin_process_call_timeout{30'000};  // an isolated call running longer: killed
-  std::filesystem::path state_dir = ".taskhost-state";  // local transport's SQLite store
+  // The host's own state: the local transport's SQLite store, and the crash ledger (host/crash_ledger.hpp).
+  // A NATS host keeps a crash ledger only when one is given (state_dir_given: the key or --state).
+  std::filesystem::path state_dir = ".taskhost-state";
+  bool state_dir_given = false;
   std::string worker_id;              // empty = the machine's host name
   std::string transport = "local";    // "local" or "nats"
 

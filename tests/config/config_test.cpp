@@ -42,6 +42,7 @@ TEST_CASE("an empty file means every default") {
   CHECK_FALSE(c.migrate_on_reload);
   CHECK(c.api_idle_timeout.count() == 60'000);
   CHECK(c.max_plugin_crashes == 2);
+  CHECK_FALSE(c.state_dir_given);
 }
 
 TEST_CASE("samples/taskhost.toml is valid and sets what it documents") {
@@ -103,6 +104,8 @@ kv_bucket = "kv"
 host_dead_after_secs = 4
 )", "t.toml", "/base");
   CHECK(c.plugins_dir == "/p");
+  CHECK(c.state_dir == "/s");
+  CHECK(c.state_dir_given);
   CHECK(c.worker_id == "w1");
   CHECK(c.transport == "nats");
   CHECK(c.api_address == "unix:/tmp/th.sock");

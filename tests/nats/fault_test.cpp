@@ -40,6 +40,7 @@ struct HostSpec {
   std::vector<std::string> env = {};  // NAME=value, e.g. TASKHOST_FAILPOINTS (common/failpoint.hpp)
   std::string plugins_dir = TASKHOST_PLUGIN_DIR;
   uint32_t max_deliver = 10;
+  std::string state_dir = {};  // empty: none (a NATS host then keeps no crash ledger)
 };
 
 // One `taskhost serve --transport nats` process with a config written for it.
@@ -48,6 +49,7 @@ class HostProcess {
   HostProcess(const TempDir& dir, const HostSpec& spec) : worker_(spec.worker), log_(dir.path() / (spec.worker + ".log")) {
     const auto conf = dir.path() / (spec.worker + ".toml");
     std::ofstream out(conf);
+    if (!spec.state_dir.empty()) out << fmt::format("state_dir = \"{}\"\n", spec.state_dir);
     out << fmt::format(R"(transport = "nats"
 plugins_dir = "{}"
 worker_id = "{}"
@@ -815,4 +817,43 @@ TEST_CASE("a task whose plugin crashes every host that resumes it is failed \"po
   CHECK(third.process().running());
   CHECK(no_core_files);
   stop_cleanly(third);
+}
+
+TEST_CASE("with a state_dir, a NATS host refuses in-process the plugin content that crashed it while loading") {
+  NatsSingle nats;
+  TempDir dir("taskhost-nats-fault");
+  const auto plugins = dir.path() / "plugins";
+  std::filesystem::create_directories(plugins);
+  std::filesystem::copy_file(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", plugins / "scripted.so");
+  auto spec = [&](const std::string& worker) {
+    HostSpec s{worker, nats.url()};
+    s.plugins_dir = plugins.string();
+    s.state_dir = (dir.path() / "state").string();
+    return s;
+  };
+  {
+    HostProcess host(dir, spec("before"));
+    REQUIRE_MESSAGE(host.wait_ready(), host.log());
+    // Dropped into the running host's plugins directory: its factory aborts, and the host with it.
+    std::filesystem::copy_file(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "loader-broken-factory-abort.so",
+                               plugins / "bad.so.tmp");
+    std::filesystem::rename(plugins / "bad.so.tmp", plugins / "bad.so");
+    const int status = host.process().wait(30s);
+    INFO(host.log());
+    REQUIRE(status != -1);
+    CHECK(WIFSIGNALED(status));
+    CHECK(host.log().find("fatal SIGABRT while loading plugin file") != std::string::npos);
+  }
+  HostProcess host(dir, spec("after"));
+  REQUIRE_MESSAGE(host.wait_ready(), host.log());
+  INFO(host.log());
+  CHECK(host.log().find("the last run died of SIGABRT while loading plugin file") != std::string::npos);
+  CHECK(host.log().find("crashed the host while loading in-process (SIGABRT)") != std::string::npos);
+  NatsTaskClient client(client_options(nats.url()));
+  const std::string id = client.submit(assignment("after-crash", "test.instant", R"("still here")"));
+  const auto c = client.wait(id, 30s);
+  CHECK(c.state() == v1::SUCCEEDED);
+  CHECK(c.worker_id() == "after");
+  CHECK(host.process().running());
+  stop_cleanly(host);
 }

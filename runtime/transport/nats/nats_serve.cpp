@@ -6,6 +6,7 @@
 #include "common/log.hpp"
 #include "common/stop_signals.hpp"
 #include "config/host_options.hpp"
+#include "host/crash_ledger.hpp"
 #include "host/host.hpp"
 #include "transport/nats/nats_task_client.hpp"
 #include "transport/nats/nats_transport.hpp"
@@ -13,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <optional>
 
 namespace taskhost::transport::nats {
 
@@ -30,14 +32,26 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
   config::require_plugins_dir(c);
   const std::string worker_id = config::effective_worker_id(c);
   NatsTransport transport(nats_options(c.nats, worker_id));
-  // A fatal signal in a task's call or a plugin load is named on stderr. Nothing is noted for a next run
-  // (a NATS host keeps no state directory): the task's record counts its starts, and max_deliver ends one
-  // that keeps crashing its hosts; a plugin file that crashes the host while loading is not refused.
-  const crash_report::Installed crash_handler(-1);
+  // A fatal signal in a task's call or a plugin load is named on stderr. With a state directory given, it
+  // is also noted there (host/crash_ledger.hpp), and the next start refuses, in-process, a plugin content
+  // that crashed the host while loading. Task crashes are only logged: on NATS a task's record counts its
+  // starts, and max_deliver ends one that keeps crashing its hosts.
+  std::optional<CrashLedger> ledger;
+  if (c.state_dir_given) ledger.emplace(c.state_dir);
+  const crash_report::Installed crash_handler(ledger ? ledger->note_fd() : -1);
+  HostOptions ho = config::host_options(c);
+  if (ledger) {
+    for (const auto& crash : ledger->task_crashes()) {
+      log::error("the last run died of {} in a call of task '{}' (kind '{}'); its starts count against max_deliver",
+                 crash_report::signal_name(crash.signal), crash.task_id, crash.kind);
+    }
+    ledger->settle();
+    ho.isolation.refused_in_process = ledger->quarantined();
+  }
 
   // The same host options as the local transport: limits, deadlines, the watcher and hot reload. Declared
   // after the transport: destroyed first, while it can still publish.
-  Host host(config::host_options(c), transport);
+  Host host(ho, transport);
   log_scan(host.initial_scan());
   transport.start(host.router(), host.registry());
   log::info("taskhost serving over NATS {} (worker {}, ack {}, plugins {})", redact_url(c.nats.url), worker_id,
