@@ -156,6 +156,9 @@ TEST_CASE("a plugin that aborts fails only its own running tasks; the host and o
     CHECK(c->error().code() == v1::WORKER_ERROR);
     CHECK_MESSAGE(c->error().message().find("killed by signal 6") != std::string::npos, c->error().message());
     CHECK_MESSAGE(c->error().message().find("'scripted'") != std::string::npos, c->error().message());
+    // Whose call the process was running when it died: the suspect, and the task that only ran beside it.
+    const std::string said = id == "a1" ? "during this task's deliver call" : "while the task ran (no call of this task";
+    CHECK_MESSAGE(c->error().message().find(said) != std::string::npos, c->error().message());
   }
   CHECK(eventually([&] { return process_gone(first); }));  // reaped, not a zombie
 
@@ -189,6 +192,7 @@ TEST_CASE("a task whose start crashes its plugin fails, and the plugin serves th
   REQUIRE(c);
   CHECK(c->state() == v1::FAILED);
   CHECK_MESSAGE(c->error().message().find("killed by signal 6") != std::string::npos, c->error().message());
+  CHECK_MESSAGE(c->error().message().find("during this task's start call") != std::string::npos, c->error().message());
   CHECK(c->error().code() == v1::WORKER_ERROR);  // the process's end, as for running tasks, not a refused start
   CHECK(f.outbox().completion_count("boom") == 1);  // one terminal record, although the start call failed too
   REQUIRE(eventually(

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 namespace taskhost::plugin::isolated {
 
@@ -27,6 +28,8 @@ struct IsolatedPlugin::Pending {
   std::condition_variable done_cv;
   bool done = false;
   v1::PluginReply reply;
+  th_task_ref task = 0;      // whose call it is (0: none)
+  const char* what = "";     // call_name(): named in the task's failure if the process dies during it
 };
 
 namespace {
@@ -397,6 +400,7 @@ void IsolatedPlugin::supervise() {
 
 void IsolatedPlugin::lost(const std::string& how) {
   std::vector<th_task_ref> orphans;
+  std::map<th_task_ref, std::string> in_flight;  // the tasks whose calls the process was running: suspects
   const std::string reason = "the plugin process of '" + name_ + "' " + how;
   {
     std::lock_guard lock(mu_);
@@ -410,11 +414,22 @@ void IsolatedPlugin::lost(const std::string& how) {
         ++it;
       }
     }
+    for (const auto& [id, pending] : pending_) {
+      if (pending->task == 0) continue;
+      std::string& calls = in_flight[pending->task];
+      calls += calls.empty() ? pending->what : std::string(", ") + pending->what;
+    }
   }
   // Its tasks end first, then the calls in flight fail: a task whose start was in flight ends as the
-  // others do (WORKER_ERROR, the process's end), not as a start the plugin refused.
-  const std::string message = reason + " while the task ran";
+  // others do (WORKER_ERROR, the process's end), not as a start the plugin refused. Each says whether one
+  // of its own calls was running then (most likely what crashed), or it only ran beside the crash.
   for (const th_task_ref ref : orphans) {
+    const auto calls = in_flight.find(ref);
+    const std::string message =
+        calls != in_flight.end()
+            ? reason + " during this task's " + calls->second + " call"
+            : reason + " while the task ran (no call of this task was running: another task's call, or a "
+                       "thread of the plugin, ended it)";
     th_result result{};
     result.struct_size = sizeof(result);
     result.state = TH_STATE_FAILED;
@@ -537,6 +552,8 @@ void IsolatedPlugin::handle_sink(const v1::SinkFrame& sink, FrameSocket& socket)
 std::optional<th_status> IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref ref, Live live, th_error_buf* err,
                                               bool* flag) {
   Pending pending;
+  pending.task = ref;
+  pending.what = call_name(frame.call());
   std::shared_ptr<FrameSocket> socket;
   uint64_t id = 0;
   uint64_t incarnation = 0;
