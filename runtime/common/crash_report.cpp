@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <optional>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -27,6 +29,9 @@ constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SI
 constexpr std::string_view kNoteTag = "crash v1 ";
 constexpr std::string_view kTaskTag = "task";  // then the task id and its kind
 constexpr std::string_view kLoadTag = "load";  // then the file and its content hash
+constexpr std::string_view kLoadBeginTag = "loading";  // the same fields, signal 0
+constexpr std::string_view kLoadEndTag = "loaded";
+constexpr std::string_view kCleanStopTag = "stopped";  // then "686f7374" ("host") and nothing
 // A field longer than this is cut in the note (it then names no task the store knows; ids are <= 256).
 constexpr size_t kMaxNoteField = 512;
 
@@ -223,20 +228,69 @@ TaskScope::~TaskScope() {
   current_kind = outer_kind_;
 }
 
+namespace {
+
+// An intent or mark line for the notes file, from normal code (not the handler); nothing when the handler
+// is not installed in this process.
+void note_mark(std::string_view what, std::string_view first, std::string_view second) {
+  const int fd = note_fd.load(std::memory_order_relaxed);
+  if (fd < 0 || ::getpid() != host_pid.load(std::memory_order_relaxed)) return;
+  Line line;
+  note_line(line, 0, what, first, second);
+  line.flush_to(fd);
+}
+
+// A plugin that calls exit() during a task's call: the process ends without a signal. Runs on the exiting
+// thread, so its scope says whose call it was.
+void on_exit_hook() {
+  const std::string* id = current_task_id;
+  const std::string* kind = current_kind;
+  if (id == nullptr || kind == nullptr) return;
+  note_mark(kTaskTag, *id, *kind);
+  Line say;
+  say.text("taskhost: exit() in a call of task ");
+  say.quoted(*id);
+  say.text(" (kind ");
+  say.quoted(*kind);
+  say.text("), most likely in its plugin's code; the host ends with it\n");
+  say.flush_to(STDERR_FILENO);
+}
+
+}  // namespace
+
 LoadScope::LoadScope(const std::string& file, const std::string& content_hash) noexcept
     : outer_file_(current_file), outer_hash_(current_hash) {
   current_file = &file;
   current_hash = &content_hash;
+  note_mark(kLoadBeginTag, file, content_hash);
 }
 
 LoadScope::~LoadScope() {
+  note_mark(kLoadEndTag, *current_file, *current_hash);
   current_file = outer_file_;
   current_hash = outer_hash_;
+}
+
+void note_clean_stop() { note_mark(kCleanStopTag, "host", ""); }
+
+std::vector<int> reclaim() {
+  std::vector<int> taken_back;
+  if (host_pid.load(std::memory_order_relaxed) != ::getpid()) return taken_back;
+  for (int sig : kSignals) {
+    struct sigaction now {};
+    if (::sigaction(sig, nullptr, &now) != 0) continue;
+    if ((now.sa_flags & SA_SIGINFO) != 0 && now.sa_sigaction == on_fatal_signal) continue;
+    taken_back.push_back(sig);
+  }
+  if (!taken_back.empty()) install(note_fd.load(std::memory_order_relaxed));
+  return taken_back;
 }
 
 void install(int fd) {
   note_fd.store(fd, std::memory_order_relaxed);
   host_pid.store(::getpid(), std::memory_order_relaxed);
+  static const bool exit_hooked = std::atexit(on_exit_hook) == 0 && std::at_quick_exit(on_exit_hook) == 0;
+  (void)exit_hooked;
   struct sigaction sa {};
   sa.sa_sigaction = on_fatal_signal;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
@@ -246,7 +300,10 @@ void install(int fd) {
   for (int sig : kSignals) ::sigaction(sig, &sa, nullptr);
 }
 
-AltStack::AltStack() : memory_(new (std::nothrow) char[kAltStackBytes]) {
+AltStack::AltStack() : memory_(nullptr) {
+  stack_t current{};
+  if (::sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE) == 0) return;  // has one: keep it
+  memory_ = new (std::nothrow) char[kAltStackBytes];
   if (memory_ == nullptr) return;
   stack_t ss{};
   ss.ss_sp = memory_;
@@ -285,19 +342,28 @@ std::vector<Note> parse_notes(std::string_view text, size_t* unreadable) {
     }
     Note n;
     std::string first, second;
-    const bool ok = fields.size() == 4 && !fields[0].empty() && fields[0].size() <= 3 &&
-                    fields[0].find_first_not_of("0123456789") == std::string_view::npos &&
-                    (fields[1] == kTaskTag || fields[1] == kLoadTag) && unhex(fields[2], first) &&
+    const auto what_of = [](std::string_view tag) -> std::optional<Note::What> {
+      if (tag == kTaskTag) return Note::What::task;
+      if (tag == kLoadTag) return Note::What::load;
+      if (tag == kLoadBeginTag) return Note::What::load_begin;
+      if (tag == kLoadEndTag) return Note::What::load_end;
+      if (tag == kCleanStopTag) return Note::What::clean_stop;
+      return std::nullopt;
+    };
+    const std::optional<Note::What> what = fields.size() == 4 ? what_of(fields[1]) : std::nullopt;
+    const bool ok = what && !fields[0].empty() && fields[0].size() <= 3 &&
+                    fields[0].find_first_not_of("0123456789") == std::string_view::npos && unhex(fields[2], first) &&
                     unhex(fields[3], second) && !first.empty();
     if (!ok) {
       ++bad;
       continue;
     }
+    n.what = *what;
     n.signal = std::stoi(std::string(fields[0]));
-    if (fields[1] == kTaskTag) {
+    if (n.what == Note::What::task) {
       n.task_id = std::move(first);
       n.kind = std::move(second);
-    } else {
+    } else if (n.what != Note::What::clean_stop) {
       n.file = std::move(first);
       n.content_hash = std::move(second);
     }
@@ -309,15 +375,18 @@ std::vector<Note> parse_notes(std::string_view text, size_t* unreadable) {
 
 std::string format_note(const Note& note) {
   Line line;
-  if (note.is_load()) {
-    note_line(line, note.signal, kLoadTag, note.file, note.content_hash);
-  } else {
-    note_line(line, note.signal, kTaskTag, note.task_id, note.kind);
+  switch (note.what) {
+    case Note::What::task: note_line(line, note.signal, kTaskTag, note.task_id, note.kind); break;
+    case Note::What::load: note_line(line, note.signal, kLoadTag, note.file, note.content_hash); break;
+    case Note::What::load_begin: note_line(line, 0, kLoadBeginTag, note.file, note.content_hash); break;
+    case Note::What::load_end: note_line(line, 0, kLoadEndTag, note.file, note.content_hash); break;
+    case Note::What::clean_stop: note_line(line, 0, kCleanStopTag, "host", ""); break;
   }
   return std::string(line.view());
 }
 
 std::string signal_name(int sig) {
+  if (sig == 0) return "exit()";
   if (const char* name = name_of(sig)) return name;
   return "signal " + std::to_string(sig);
 }

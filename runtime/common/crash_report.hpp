@@ -78,12 +78,18 @@ class AltStack {
   char* memory_;
 };
 
+// Writes the clean stop mark (Installed's destructor does, at the end of a run that stopped cleanly).
+void note_clean_stop();
+
 // install(note_fd) for the object's life, with an AltStack for the installing thread; then install(-1), so
 // that the handler never writes to a note file its owner closed.
 class Installed {
  public:
   explicit Installed(int note_fd) { install(note_fd); }
-  ~Installed() { install(-1); }
+  ~Installed() {
+    note_clean_stop();
+    install(-1);
+  }
   Installed(const Installed&) = delete;
   Installed& operator=(const Installed&) = delete;
 
@@ -93,13 +99,21 @@ class Installed {
 
 // One line of the notes file: the signal and what it interrupted — a task's call (task_id, kind) or a
 // plugin file's load (file, content_hash).
+//
+// Besides crashes, the file records each in-process load's begin and end and a clean stop: a load that
+// began and never ended in a run that did not stop cleanly ended the process some other way — exit() or
+// _exit() in its initializers, the dynamic loader giving up on a corrupt file ("Inconsistency detected by
+// ld.so", exit 127) — and counts as a crash of that load (CrashLedger). A plugin's exit() during a task's
+// call is noted as a crash with signal 0.
 struct Note {
-  int signal = 0;
+  enum class What { task, load, load_begin, load_end, clean_stop };
+  What what = What::task;
+  int signal = 0;  // 0: exit() (task, load); none (the others)
   std::string task_id;
   std::string kind;
   std::string file;
   std::string content_hash;
-  bool is_load() const { return !file.empty(); }
+  bool is_load() const { return what == What::load; }
 };
 // Parses a notes file's text. Lines it cannot read (a torn write from a process killed mid-line) are
 // skipped and counted in `*unreadable`.
@@ -107,7 +121,12 @@ std::vector<Note> parse_notes(std::string_view text, size_t* unreadable = nullpt
 // The note line for `note` exactly as the handler writes it (for tests and tools).
 std::string format_note(const Note& note);
 
-// "SIGSEGV", "SIGABRT", ...; "signal N" for others.
+// Checks that the host's handler is still the one installed for each fatal signal, and installs it again
+// where it is not: a plugin (or a runtime it embeds) that sets its own SIGSEGV handler would otherwise turn
+// the notes off for every plugin. Returns the signals it took back (none when install() was not called).
+std::vector<int> reclaim();
+
+// "SIGSEGV", "SIGABRT", ...; "exit()" for 0; "signal N" for others.
 std::string signal_name(int sig);
 
 }  // namespace taskhost::crash_report

@@ -48,7 +48,7 @@ std::string hex(std::string_view bytes) {
 std::string refusal(const std::string& signal, const std::string& hash) {
   return fmt::format("this content (sha256 {}) crashed the host while loading in-process ({}); it is not loaded "
                      "in-process again: run it with isolation = \"process\", or replace the file (or remove its line "
-                     "from the state directory's plugin-quarantine) to try again",
+                     "from the state directory's plugin-quarantine and restart the host) to try again",
                      hash.substr(0, 16), signal);
 }
 
@@ -77,19 +77,40 @@ void CrashLedger::take_notes() {
   // Notes a run died before settling are still in the taken file: they come first.
   const std::string text = read_all(taken_path_) + read_all(notes_path_);
   if (text.empty()) return;
-  if (!write_synced(taken_path_, text, O_TRUNC)) return;  // left where they are: read again next time
+  // Moved aside whole (a temporary file renamed over the taken one), so that a failure halfway loses
+  // nothing. If that fails (a full disk: a crash loop writing core files fills one), the notes stay where
+  // they are, to be read again, and are still acted on below.
+  const std::filesystem::path tmp = taken_path_.string() + ".tmp";
   std::error_code ec;
-  std::filesystem::remove(notes_path_, ec);
+  taken_ = write_synced(tmp, text, O_TRUNC) && (std::filesystem::rename(tmp, taken_path_, ec), !ec);
+  if (taken_) std::filesystem::remove(notes_path_, ec);
+
   size_t unreadable = 0;
+  std::map<std::string, crash_report::Note> loading;  // loads begun and not ended, by content hash
+  const auto load_crash = [&](crash_report::Note note, const std::string& how) {
+    log::error("the last run {} while loading plugin file '{}'; its content is not loaded in-process again", how,
+               note.file);
+    note.what = crash_report::Note::What::load;
+    quarantine(note);
+  };
   for (auto& note : crash_report::parse_notes(text, &unreadable)) {
-    if (note.is_load()) {
-      log::error("the last run died of {} while loading plugin file '{}'; its content is not loaded in-process again",
-                 crash_report::signal_name(note.signal), note.file);
-      quarantine(note);
-    } else {
-      task_crashes_.push_back(std::move(note));
+    using What = crash_report::Note::What;
+    switch (note.what) {
+      case What::task: task_crashes_.push_back(std::move(note)); break;
+      case What::load_begin: loading[note.content_hash] = std::move(note); break;
+      case What::load_end: loading.erase(note.content_hash); break;
+      case What::clean_stop: loading.clear(); break;  // a load still running then had hung, not crashed
+      case What::load: {
+        loading.erase(note.content_hash);
+        const std::string how = "died of " + crash_report::signal_name(note.signal);
+        load_crash(std::move(note), how);
+        break;
+      }
     }
   }
+  // Begun and never ended, and no clean stop after: the process ended inside the load without a signal —
+  // exit() in the plugin's initializers, or the dynamic loader giving up on a corrupt file (exit 127).
+  for (auto& [hash, note] : loading) load_crash(std::move(note), "ended without a signal (exit)");
   if (unreadable > 0) log::warn("crash ledger: {}: {} unreadable line(s) skipped", taken_path_.string(), unreadable);
 }
 
@@ -111,12 +132,14 @@ void CrashLedger::read_quarantine() {
 void CrashLedger::quarantine(const crash_report::Note& load_crash) {
   const std::string& hash = load_crash.content_hash;
   if (hash.size() != 64 || quarantined_.count(hash)) return;
-  const std::string line = fmt::format("{} {} {} {}\n", hash, load_crash.signal, unix_ms_now(), hex(load_crash.file));
-  if (!write_synced(quarantine_path_, line, O_APPEND)) return;
+  // Refused in this run whatever becomes of the file (a full disk must not let the crash loop go on).
   quarantined_[hash] = refusal(crash_report::signal_name(load_crash.signal), hash);
+  const std::string line = fmt::format("{} {} {} {}\n", hash, load_crash.signal, unix_ms_now(), hex(load_crash.file));
+  (void)write_synced(quarantine_path_, line, O_APPEND);
 }
 
 void CrashLedger::settle() {
+  if (!taken_) return;  // the notes could not be moved aside: they stay to be read again
   std::error_code ec;
   std::filesystem::remove(taken_path_, ec);
 }

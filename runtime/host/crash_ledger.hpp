@@ -53,6 +53,7 @@ class CrashLedger {
   const std::filesystem::path taken_path_;
   const std::filesystem::path quarantine_path_;
   int note_fd_ = -1;
+  bool taken_ = false;  // the last run's notes were moved aside (settle() may delete them)
   std::vector<crash_report::Note> task_crashes_;
   std::map<std::string, std::string> quarantined_;
 };

@@ -21,7 +21,15 @@ plugin::LoadResult load_as(const plugin::IsolationPolicy& isolation, const std::
   if (isolation.of(file) == plugin::Isolation::process) {
     return plugin::load_isolated_generation(file, generation_id, host, plugin::HostTable::scoped, isolation.process);
   }
-  return plugin::load_generation(file, generation_id, host, plugin::HostTable::scoped, &isolation.refused_in_process);
+  plugin::LoadResult loaded =
+      plugin::load_generation(file, generation_id, host, plugin::HostTable::scoped, &isolation.refused_in_process);
+  // A plugin (or a runtime it embeds) may have set its own fatal signal handlers while loading: the host's
+  // come back, or a crash of any plugin would go unnoted from now on (common/crash_report.hpp).
+  for (const int sig : crash_report::reclaim()) {
+    log::warn("plugins: {} replaced the host's {} handler while loading; the host's is back", file.string(),
+              crash_report::signal_name(sig));
+  }
+  return loaded;
 }
 
 std::shared_ptr<const plugin::IsolationPolicy> with_deadline(plugin::IsolationPolicy isolation,
@@ -46,7 +54,10 @@ BoundedLoader::~BoundedLoader() {
 }
 
 plugin::LoadResult BoundedLoader::load(const std::filesystem::path& file, uint64_t generation_id) {
-  if (deadline_.count() <= 0) return load_as(*isolation_, file, generation_id, host_);
+  if (deadline_.count() <= 0) {
+    const crash_report::AltStack alt_stack;  // the calling thread's, unless it has one already
+    return load_as(*isolation_, file, generation_id, host_);
+  }
   struct Load {
     std::mutex mu;
     std::condition_variable cv;

@@ -130,11 +130,13 @@ TEST_CASE("a crash while loading a plugin names the file and its content hash; a
   CHECK(loading.err.find("taskhost: fatal SIGABRT while loading plugin file 'plugins/bad.so'; the host ends with it "
                          "(noted: the next start does not load this content in-process again)") != std::string::npos);
   auto notes = crash_report::parse_notes(loading.note);
-  REQUIRE(notes.size() == 1);
-  CHECK(notes[0].is_load());
-  CHECK(notes[0].file == file);
-  CHECK(notes[0].content_hash == hash);
-  CHECK(notes[0].task_id.empty());
+  REQUIRE(notes.size() == 2);  // the load's begin mark, then the crash
+  CHECK(notes[0].what == crash_report::Note::What::load_begin);
+  CHECK(notes[1].is_load());
+  CHECK(notes[1].signal == SIGABRT);
+  CHECK(notes[1].file == file);
+  CHECK(notes[1].content_hash == hash);
+  CHECK(notes[1].task_id.empty());
 
   // Both scopes on one thread: the task's call is the narrower one, and it is what is named.
   const Crash both = crash_in_child([&] {
@@ -143,9 +145,9 @@ TEST_CASE("a crash while loading a plugin names the file and its content hash; a
     std::abort();
   });
   notes = crash_report::parse_notes(both.note);
-  REQUIRE(notes.size() == 1);
-  CHECK_FALSE(notes[0].is_load());
-  CHECK(notes[0].task_id == id);
+  REQUIRE(notes.size() == 2);
+  CHECK_FALSE(notes[1].is_load());
+  CHECK(notes[1].task_id == id);
 }
 
 // Deep enough to overflow any thread stack (the limit is never reached); noinline and the volatile frame
@@ -205,10 +207,51 @@ TEST_CASE("a signal sent by another process blames no task; a crash in a process
   CHECK(forked.err.empty());
 }
 
+TEST_CASE("exit() in a task's call is noted as signal 0; a load writes its begin and end marks") {
+  const std::string id = "leaver", kind = "k", file = "plugins/p.so", hash(64, 'b');
+  const Crash exited = crash_in_child([&] {
+    { const crash_report::LoadScope load(file, hash); }
+    const crash_report::TaskScope scope(id, kind);
+    std::exit(3);
+  });
+  REQUIRE(WIFEXITED(exited.status));
+  CHECK(WEXITSTATUS(exited.status) == 3);
+  CHECK(exited.err.find("taskhost: exit() in a call of task 'leaver' (kind 'k')") != std::string::npos);
+  const auto notes = crash_report::parse_notes(exited.note);
+  REQUIRE(notes.size() == 3);
+  CHECK(notes[0].what == crash_report::Note::What::load_begin);
+  CHECK(notes[0].file == file);
+  CHECK(notes[1].what == crash_report::Note::What::load_end);
+  CHECK(notes[1].content_hash == hash);
+  CHECK(notes[2].what == crash_report::Note::What::task);
+  CHECK(notes[2].signal == 0);
+  CHECK(notes[2].task_id == id);
+  CHECK(crash_report::signal_name(0) == "exit()");
+}
+
+TEST_CASE("a handler a plugin put in place of the host's is taken back") {
+  const Crash c = crash_in_child([] {
+    std::signal(SIGSEGV, SIG_DFL);  // what a plugin's initializer, or a runtime it embeds, might do
+    const auto taken = crash_report::reclaim();
+    const bool ok = taken.size() == 1 && taken[0] == SIGSEGV && crash_report::reclaim().empty();
+    if (!ok) ::_exit(1);
+    const std::string id = "after-reclaim", kind = "k";
+    const crash_report::TaskScope scope(id, kind);
+    *reinterpret_cast<volatile int*>(uintptr_t{8}) = 1;
+  });
+  REQUIRE(WIFSIGNALED(c.status));
+  CHECK(WTERMSIG(c.status) == SIGSEGV);
+  const auto notes = crash_report::parse_notes(c.note);
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].task_id == "after-reclaim");
+}
+
 TEST_CASE("notes read back exactly; torn and foreign lines are skipped and counted") {
-  crash_report::Note a{SIGSEGV, std::string("a\0b", 3), "kind.one", "", ""};
-  crash_report::Note b{SIGBUS, "b", "", "", ""};
+  using What = crash_report::Note::What;
+  crash_report::Note a{What::task, SIGSEGV, std::string("a\0b", 3), "kind.one", "", ""};
+  crash_report::Note b{What::task, SIGBUS, "b", "", "", ""};
   crash_report::Note c;
+  c.what = What::load;
   c.signal = SIGILL;
   c.file = "p/x y.so";
   c.content_hash = std::string(64, 'f');

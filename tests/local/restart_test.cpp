@@ -254,3 +254,28 @@ TEST_CASE("a plugin file that crashes the host while loading is refused in-proce
   }
   CHECK(no_core_files);
 }
+
+TEST_CASE("a plugin file that ends the host without a signal while loading (exit, ld.so giving up) is refused too") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(
+      dir.path(), {built_plugin("hello-c.so"), fixture_plugin("loader-broken-ctor-exit.so")});
+  const fs::path state = dir.path() / "state";
+  const std::vector<std::string> serve = {"serve", "--plugins", plugins.string(), "--state", state.string(),
+                                          "--api", "127.0.0.1:0"};
+  const Result first = run(serve, {}, 60s);
+  INFO(first);
+  REQUIRE_FALSE(first.timed_out);
+  CHECK(first.code == 3);  // its initializer's _exit(3): no signal, no handler ran
+
+  Host host(plugins, state);  // before, every start ended the same way
+  INFO(host.log());
+  CHECK(host.log().find("the last run ended without a signal (exit) while loading plugin file") != std::string::npos);
+  const Result listed = host.cli({"plugins", "--json"});
+  REQUIRE(listed.code == 0);
+  const json::value root = parse_json(listed.out);
+  const json::object* entry = find_plugin(root.as_object(), "loader-broken-ctor-exit.so");
+  REQUIRE(entry);
+  CHECK(str(*entry, "state") == "failed");
+  CHECK(str(*entry, "last_error").find("crashed the host while loading in-process (exit())") != std::string::npos);
+  CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"x"})", "--wait"}).code == 0);
+}
