@@ -4,11 +4,11 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <optional>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 
 namespace taskhost::crash_report {
 namespace {
@@ -127,6 +127,16 @@ void note_line(Line& note, int sig, std::string_view what, std::string_view firs
   note.text("\n");
 }
 
+// " in a call of task 'ID' (kind 'K'), most likely in its plugin's code; the host ends with it": what the
+// signal handler and the exit hook say after naming how the process ends.
+void name_task_call(Line& say, const std::string& id, const std::string& kind) {
+  say.text(" in a call of task ");
+  say.quoted(id);
+  say.text(" (kind ");
+  say.quoted(kind);
+  say.text("), most likely in its plugin's code; the host ends with it");
+}
+
 // Whether this process brought the signal on itself (a fault, or abort()/raise() on some thread of it):
 // only then did the thread's task or load cause it. A SIGABRT or SIGSEGV sent from outside (a watchdog, an
 // operator) blames nothing that happens to run on the thread it lands on.
@@ -165,12 +175,8 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
     say.text("taskhost: fatal ");
     signal_text(say, sig);
     if (in_task) {
-      say.text(" in a call of task ");
-      say.quoted(*id);
-      say.text(" (kind ");
-      say.quoted(*kind);
-      say.text("), most likely in its plugin's code; the host ends with it (a plugin that may crash belongs in "
-               "[plugins] isolation = \"process\")\n");
+      name_task_call(say, *id, *kind);
+      say.text(" (a plugin that may crash belongs in [plugins] isolation = \"process\")\n");
     } else if (in_load) {
       say.text(" while loading plugin file ");
       say.quoted(*file);
@@ -248,11 +254,9 @@ void on_exit_hook() {
   if (id == nullptr || kind == nullptr) return;
   note_mark(kTaskTag, *id, *kind);
   Line say;
-  say.text("taskhost: exit() in a call of task ");
-  say.quoted(*id);
-  say.text(" (kind ");
-  say.quoted(*kind);
-  say.text("), most likely in its plugin's code; the host ends with it\n");
+  say.text("taskhost: exit()");
+  name_task_call(say, *id, *kind);
+  say.text("\n");
   say.flush_to(STDERR_FILENO);
 }
 

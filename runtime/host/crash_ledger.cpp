@@ -1,7 +1,7 @@
 #include "host/crash_ledger.hpp"
 
 #include "common/log.hpp"
-#include "common/unix_time.hpp"
+#include "plugin/file_bytes.hpp"
 
 #include <fmt/format.h>
 
@@ -10,18 +10,13 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
 namespace taskhost {
 namespace {
 
 std::string read_all(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream text;
-  if (in) text << in.rdbuf();
-  return text.str();
+  return plugin::read_file_bytes(file, nullptr).value_or(std::string());  // a missing file reads as empty
 }
 
 // Writes `text` to `file` and syncs it; false (logged) on failure.
@@ -37,12 +32,6 @@ bool write_synced(const std::filesystem::path& file, std::string_view text, int 
   if (!ok) log::warn("crash ledger: cannot write {}: {}", file.string(), std::strerror(errno));
   if (fd >= 0) ::close(fd);
   return ok;
-}
-
-std::string hex(std::string_view bytes) {
-  std::string out;
-  for (unsigned char b : bytes) out += fmt::format("{:02x}", b);
-  return out;
 }
 
 std::string refusal(const std::string& signal, const std::string& hash) {
@@ -115,18 +104,15 @@ void CrashLedger::take_notes() {
 }
 
 void CrashLedger::read_quarantine() {
-  std::istringstream in(read_all(quarantine_path_));
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream fields(line);
-    std::string hash, file;
-    int signal = 0;
-    int64_t unix_ms = 0;
-    if (!(fields >> hash >> signal >> unix_ms >> file) || hash.size() != 64) {
-      if (!line.empty()) log::warn("crash ledger: {}: unreadable line skipped: {}", quarantine_path_.string(), line);
-      continue;
+  size_t unreadable = 0;
+  for (const auto& note : crash_report::parse_notes(read_all(quarantine_path_), &unreadable)) {
+    if (note.is_load() && note.content_hash.size() == 64) {
+      quarantined_[note.content_hash] = refusal(crash_report::signal_name(note.signal), note.content_hash);
+    } else {
+      ++unreadable;
     }
-    quarantined_[hash] = refusal(crash_report::signal_name(signal), hash);
   }
+  if (unreadable > 0) log::warn("crash ledger: {}: {} unreadable line(s) skipped", quarantine_path_.string(), unreadable);
 }
 
 void CrashLedger::quarantine(const crash_report::Note& load_crash) {
@@ -134,8 +120,7 @@ void CrashLedger::quarantine(const crash_report::Note& load_crash) {
   if (hash.size() != 64 || quarantined_.count(hash)) return;
   // Refused in this run whatever becomes of the file (a full disk must not let the crash loop go on).
   quarantined_[hash] = refusal(crash_report::signal_name(load_crash.signal), hash);
-  const std::string line = fmt::format("{} {} {} {}\n", hash, load_crash.signal, unix_ms_now(), hex(load_crash.file));
-  (void)write_synced(quarantine_path_, line, O_APPEND);
+  (void)write_synced(quarantine_path_, crash_report::format_note(load_crash), O_APPEND);
 }
 
 void CrashLedger::settle() {

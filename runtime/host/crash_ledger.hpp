@@ -2,7 +2,8 @@
 //
 //   crash-notes        what the fatal signal handler noted during the last run (common/crash_report.hpp);
 //   plugin-quarantine  plugin contents (by SHA-256) that crashed the host while it loaded them in-process:
-//                      one line each, "HASH SIGNAL UNIX_MS FILE(hex)", kept until an operator deletes it.
+//                      one line each, in the notes' own format (the load crash's note), kept until an
+//                      operator deletes it.
 //
 // At start the ledger takes over the last run's notes: it moves them aside (crash-notes.taken), opens a
 // fresh crash-notes for this run's handler, adds the load crashes to plugin-quarantine (synced), and hands

@@ -330,6 +330,16 @@ const boost::json::object* find_plugin(const boost::json::object& root, const st
   return nullptr;
 }
 
+boost::json::object plugin_entry(const Host& host, const std::string& file_name) {
+  const Result r = host.cli({"plugins", "--json"});
+  INFO(r);
+  REQUIRE(r.code == 0);
+  const boost::json::value root = parse_json(r.out);
+  const boost::json::object* p = find_plugin(root.as_object(), file_name);
+  REQUIRE_MESSAGE(p, file_name);
+  return *p;
+}
+
 const boost::json::object& obj(const boost::json::object& o, const char* key) {
   static const boost::json::object empty;
   const auto* v = o.if_contains(key);

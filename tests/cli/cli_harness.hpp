@@ -115,6 +115,9 @@ boost::json::object wait_for_status(const Host& host, const std::string& id,
 std::string submit(const Host& host, const std::vector<std::string>& args);
 // The entry for the plugin file named `file_name` in `taskhost plugins --json` output, or null.
 const boost::json::object* find_plugin(const boost::json::object& root, const std::string& file_name);
+// `taskhost plugins --json` on `host`, and the entry for `file_name` in it (a copy), failing the test when
+// the command fails or has no such entry.
+boost::json::object plugin_entry(const Host& host, const std::string& file_name);
 // Convenience accessors on parsed JSON: a member as string ("" if absent), as nested object.
 std::string str(const boost::json::object& o, const char* key);
 const boost::json::object& obj(const boost::json::object& o, const char* key);

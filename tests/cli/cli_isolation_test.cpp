@@ -27,16 +27,6 @@ fs::path write_config(const fs::path& dir, const std::string& text) {
   return file;
 }
 
-json::object plugin_entry(const Host& host, const std::string& file) {
-  const Result r = host.cli({"plugins", "--json"});
-  INFO(r);
-  REQUIRE(r.code == 0);
-  const json::value root = parse_json(r.out);
-  const json::object* p = find_plugin(root.as_object(), file);
-  REQUIRE_MESSAGE(p, file);
-  return *p;
-}
-
 int64_t pid_of(const json::object& plugin) { return plugin.at("pid").to_number<int64_t>(); }
 
 // Gone: no such process, or a zombie nobody reaped yet (this test is not its parent).

@@ -208,14 +208,6 @@ TEST_CASE("a plugin file that crashes the host while loading is refused in-proce
   const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
   const fs::path state = dir.path() / "state";
   const fs::path bad = fixture_plugin("loader-broken-factory-abort.so");
-  const auto plugin_entry = [](const Host& host, const std::string& file) {
-    const Result r = host.cli({"plugins", "--json"});
-    REQUIRE(r.code == 0);
-    const json::value root = parse_json(r.out);
-    const json::object* p = find_plugin(root.as_object(), file);
-    REQUIRE_MESSAGE(p, r.out);
-    return *p;
-  };
   {
     Host host(plugins, state);
     fs::copy_file(bad, plugins / "bad.so.tmp");
@@ -270,12 +262,8 @@ TEST_CASE("a plugin file that ends the host without a signal while loading (exit
   Host host(plugins, state);  // before, every start ended the same way
   INFO(host.log());
   CHECK(host.log().find("the last run ended without a signal (exit) while loading plugin file") != std::string::npos);
-  const Result listed = host.cli({"plugins", "--json"});
-  REQUIRE(listed.code == 0);
-  const json::value root = parse_json(listed.out);
-  const json::object* entry = find_plugin(root.as_object(), "loader-broken-ctor-exit.so");
-  REQUIRE(entry);
-  CHECK(str(*entry, "state") == "failed");
-  CHECK(str(*entry, "last_error").find("crashed the host while loading in-process (exit())") != std::string::npos);
+  const auto entry = plugin_entry(host, "loader-broken-ctor-exit.so");
+  CHECK(str(entry, "state") == "failed");
+  CHECK(str(entry, "last_error").find("crashed the host while loading in-process (exit())") != std::string::npos);
   CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"x"})", "--wait"}).code == 0);
 }

@@ -90,6 +90,15 @@ max_deliver = {}
   std::unique_ptr<Subprocess> process_;
 };
 
+// A plugins directory of the test's own holding only the scripted fixture (scripted.so), for hosts that
+// crash on purpose.
+std::filesystem::path scripted_plugins_dir(const TempDir& dir) {
+  const auto plugins = dir.path() / "plugins";
+  std::filesystem::create_directories(plugins);
+  std::filesystem::copy_file(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", plugins / "scripted.so");
+  return plugins;
+}
+
 // The warnings every host logged ("worker: line"), for a failure message: what a host decided, and why.
 std::string host_warnings(const std::vector<std::unique_ptr<HostProcess>>& hosts) {
   std::string out;
@@ -770,9 +779,7 @@ TEST_CASE("a task whose plugin crashes every host that resumes it is failed \"po
   // in-process, each rescue would take down the next host of the fleet.
   NatsSingle nats;
   TempDir dir("taskhost-nats-fault");
-  const auto plugins = dir.path() / "plugins";
-  std::filesystem::create_directories(plugins);
-  std::filesystem::copy_file(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", plugins / "scripted.so");
+  const auto plugins = scripted_plugins_dir(dir);
   auto spec = [&](const std::string& worker) {
     HostSpec s{worker, nats.url()};
     s.plugins_dir = plugins.string();
@@ -822,9 +829,7 @@ TEST_CASE("a task whose plugin crashes every host that resumes it is failed \"po
 TEST_CASE("with a state_dir, a NATS host refuses in-process the plugin content that crashed it while loading") {
   NatsSingle nats;
   TempDir dir("taskhost-nats-fault");
-  const auto plugins = dir.path() / "plugins";
-  std::filesystem::create_directories(plugins);
-  std::filesystem::copy_file(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", plugins / "scripted.so");
+  const auto plugins = scripted_plugins_dir(dir);
   auto spec = [&](const std::string& worker) {
     HostSpec s{worker, nats.url()};
     s.plugins_dir = plugins.string();

@@ -139,12 +139,16 @@ struct Store::Writes {
             "UPDATE tasks SET attempt = max(attempt, ?2), updated_ms = ?3 WHERE task_id = ?1")),
         forget_unstarted(db.prepare(
             "DELETE FROM tasks WHERE task_id = ?1 AND started = 0 AND completion IS NOT NULL")),
-        forget_events(db.prepare("DELETE FROM events WHERE task_id = ?1")) {}
+        forget_events(db.prepare("DELETE FROM events WHERE task_id = ?1")),
+        crash(db.prepare(
+            "INSERT INTO crashes(task_id, count, last_signal, updated_ms) VALUES(?1, 1, ?2, ?3) "
+            "ON CONFLICT(task_id) DO UPDATE SET count = count + 1, last_signal = ?2, updated_ms = ?3 "
+            "RETURNING count")) {}
 
   Statement begin, commit, rollback;
   Statement insert_task, insert_message, cancel_request;
   Statement state, progress, input_request, event, checkpoint, completion, outcome, attempt;
-  Statement forget_unstarted, forget_events;
+  Statement forget_unstarted, forget_events, crash;
 };
 
 Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
@@ -375,11 +379,10 @@ void Store::record_attempt(const std::string& task_id, uint32_t attempt) {
 uint32_t Store::record_crash(const std::string& task_id, int signal) {
   uint32_t count = 0;
   run_sync([&] {
-    auto st = writer_db_->prepare(
-        "INSERT INTO crashes(task_id, count, last_signal, updated_ms) VALUES(?1, 1, ?2, ?3) "
-        "ON CONFLICT(task_id) DO UPDATE SET count = count + 1, last_signal = ?2, updated_ms = ?3 RETURNING count");
+    Statement& st = writes_->crash;
     st.bind(1, task_id).bind(2, int64_t{signal}).bind(3, unix_ms_now());
     if (st.step()) count = static_cast<uint32_t>(st.column_int(0));
+    st.reset();  // done with its row before the transaction commits
   });
   return count;
 }
