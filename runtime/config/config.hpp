@@ -100,7 +100,9 @@ struct Config {
   std::chrono::milliseconds cancel_deadline{10'000};
   std::chrono::milliseconds drain_grace{30'000};
   // Local transport: a task in a call when the host died of a fatal signal this many times is failed at
-  // the next start instead of started again (transport/local LocalOptions); 0 = no limit.
+  // the next start instead of started again (transport/local LocalOptions); 0 = no limit. Also, any
+  // transport: an isolated plugin's task re-attached after its process ended beside it, until this many
+  // have (RouterOptions::max_plugin_crashes).
   uint32_t max_plugin_crashes = 2;
 
   NatsConfig nats;

@@ -12,6 +12,7 @@ HostOptions host_options(const Config& c) {
   ho.router.worker_threads = c.worker_threads;
   ho.router.max_worker_threads = c.max_worker_threads;
   ho.router.max_plugin_payload = c.max_plugin_payload;
+  ho.router.max_plugin_crashes = c.max_plugin_crashes;
   ho.watch = c.watch_plugins;
   ho.watcher.settle = c.watch_settle;
   ho.watcher.rescan_interval = c.watch_rescan_interval;

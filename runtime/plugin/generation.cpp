@@ -19,7 +19,8 @@ Generation::~Generation() {
 }
 
 const th_host_api& Generation::scope_host_api(const th_host_api& host) {
-  scope_ = HostScope{host_scope(host.context).host, id_, manifest_.name};
+  const HostScope& router = host_scope(host.context);
+  scope_ = HostScope{router.host, id_, manifest_.name, router.hooks};
   host_api_ = host;
   host_api_.context = reinterpret_cast<th_host_context*>(&scope_);
   return host_api_;

@@ -135,7 +135,9 @@ LoadResult load_isolated_generation(const std::filesystem::path& file, uint64_t 
   auto generation =
       std::make_unique<Generation>(generation_id, file, sha256_hex(*image), std::move(*manifest), std::move(process));
   const th_host_api& sink = table == HostTable::scoped ? generation->scope_host_api(host) : host;
-  if (!plugin.launch(sink, &why)) return LoadResult{nullptr, why};
+  // The router's hooks come with its scoped tables; a table of a test's or a tool's own has none.
+  const HostHooks* hooks = table == HostTable::scoped ? host_scope(sink.context).hooks : nullptr;
+  if (!plugin.launch(sink, hooks, &why)) return LoadResult{nullptr, why};
   why = check_descriptor(&plugin.descriptor(), generation->manifest());
   if (!why.empty()) return failure(file, why);
   const th_plugin_descriptor& descriptor = plugin.descriptor();

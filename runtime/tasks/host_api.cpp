@@ -283,7 +283,35 @@ void sink_log(th_host_context* ctx, th_task_ref ref, int32_t level, const char* 
   }
 }
 
+// HostHooks::reattach_lost_task (plugin/host_scope.hpp), from an isolated plugin's supervisor thread. The
+// decision is made on the task's strand, after any call of the task still queued there.
+th_status hook_reattach_lost_task(th_host_context* ctx, th_task_ref ref, const char* reason) noexcept {
+  try {
+    Impl& impl = *self(ctx);
+    TaskPtr task;
+    uint32_t attempt = 0;
+    {
+      auto locked = impl.lock_ref(ref);
+      if (locked.status != TH_OK) return locked.status;
+      const uint64_t generation = plugin::host_scope(ctx).generation;
+      if (generation != 0 && locked.task->generation_id != generation) return TH_UNKNOWN_TASK;
+      task = locked.task;
+      attempt = task->attempt;
+    }
+    impl.post(task, [&impl, attempt, why = std::string(reason != nullptr ? reason : "")](const TaskPtr& t) {
+      impl.reattach_lost_on_strand(t, attempt, why);
+    });
+    return TH_OK;
+  } catch (...) {
+    return TH_FAILED;
+  }
+}
+
+constexpr plugin::HostHooks kHostHooks{hook_reattach_lost_task};
+
 }  // namespace
+
+const plugin::HostHooks* Impl::host_hooks() { return &kHostHooks; }
 
 TaskPtr Impl::find_by_ref(th_task_ref ref) {
   SerialShard& sh = shard(ref_serial(ref));

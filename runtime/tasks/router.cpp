@@ -40,7 +40,7 @@ Router::Impl::Impl(RouterOptions opts, registry::KindRegistry& reg, transport::T
     : options(std::move(opts)),
       registry(reg),
       outbox(out),
-      own_scope{reinterpret_cast<th_host_context*>(this), 0, {}},
+      own_scope{reinterpret_cast<th_host_context*>(this), 0, {}, host_hooks()},
       api(make_host_api(this)),
       pool(core_pool_size(options), max_pool_size(options)),
       finished(options.finished_memory) {}

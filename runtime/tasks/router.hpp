@@ -53,6 +53,11 @@ struct RouterOptions {
   // carry. A larger one is refused (TH_INVALID_ARGUMENT); a completion's output over it fails the task
   // "too_large". Text fields are cut at kMaxPluginText instead (host_api.cpp).
   size_t max_plugin_payload = 8u << 20;
+  // A task of an isolated plugin whose process ended while the task only ran beside the crash is
+  // re-attached in the next process, until this many of its plugin's processes have ended under it;
+  // then it fails (error kind "plugin_crash"). 0 = no limit. ([tasks] max_plugin_crashes, which in
+  // process counts the host's crashes during the task's calls.)
+  uint32_t max_plugin_crashes = 2;
 };
 
 // A plugin's text (a state detail, a progress label, a prompt, an error message, ...) past this many

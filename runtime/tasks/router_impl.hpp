@@ -103,6 +103,10 @@ class Router::Impl {
   void cancel_on_strand(const TaskPtr& t, v1::CancelRequest request, ReceiptCallback done);
   void reconcile_on_strand(const TaskPtr& t, ReceiptCallback done);
   void migrate_on_strand(const TaskPtr& t);
+  // Attempt `attempt` of the task lost its isolated plugin's process while none of its calls ran, and the
+  // plugin runs again (HostHooks::reattach_lost_task): re-attached as attempt + 1, or failed saying
+  // `reason` and why not.
+  void reattach_lost_on_strand(const TaskPtr& t, uint32_t attempt, const std::string& reason);
   // The end of a started task: on_release, drop the generation, retire. Idempotent.
   void finalize_on_strand(const TaskPtr& t);
   // A call on the strand threw (a plugin that let a C++ exception out through the C ABI, which plugin.h
@@ -120,6 +124,7 @@ class Router::Impl {
   Locked lock_ref(th_task_ref ref);
   TaskPtr find_by_ref(th_task_ref ref);  // the live task of `ref`'s serial (any attempt), unlocked; or null
   static th_host_api make_host_api(Impl* self);
+  static const plugin::HostHooks* host_hooks();  // the router's, in every table's HostScope
 
   // ---- state -------------------------------------------------------------------------------------
   const RouterOptions options;

@@ -57,6 +57,7 @@ struct Task {
   bool released = false;          // on_release called (or never needed)
   bool cancel_requested = false;
   bool reattach = false;          // the next start is a re-attach
+  uint32_t process_losses = 0;    // isolated plugin processes that ended while it ran
   registry::Binding binding;      // generation + executor running this attempt; dropped on the strand
   uint64_t generation_id = 0;     // which generation started the current attempt (kept after release)
   std::string plugin_version;

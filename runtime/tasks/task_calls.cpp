@@ -336,6 +336,48 @@ void Router::Impl::migrate_on_strand(const TaskPtr& t) {
   start_on_strand(t);
 }
 
+void Router::Impl::reattach_lost_on_strand(const TaskPtr& t, uint32_t attempt, const std::string& reason) {
+  registry::Binding old;
+  plugin::TaskCall call;
+  {
+    std::lock_guard tl(t->mu);
+    if (t->ended || t->attempt != attempt || !t->binding) return;  // it ended, or moved on, meanwhile
+    ++t->process_losses;
+    const uint32_t limit = options.max_plugin_crashes;
+    if (t->cancel_requested) {
+      // Its cancel reached no process: nobody wants it resumed.
+      fail_locked(*t, v1::CANCELLED, "task '" + t->id + "' was canceled while its plugin was down: " + reason, "");
+    } else if (limit != 0 && t->process_losses >= limit) {
+      fail_locked(*t, v1::WORKER_ERROR,
+                  fmt::format("{}; it is not re-attached again: its plugin's process has ended {} times while it ran "
+                              "([tasks] max_plugin_crashes = {})",
+                              reason, t->process_losses, limit),
+                  "plugin_crash");
+    } else {
+      old = t->binding;
+      call = make_call(*t, false, {});
+    }
+  }
+  if (!old) {
+    finalize_on_strand(t);
+    return;
+  }
+  old.executor->release(call);  // reaches no process (the one that had the task is gone); forgets the ref
+  {
+    std::lock_guard tl(t->mu);
+    t->binding = {};       // released above: finalize must not release it again
+    if (t->ended) return;  // ended meanwhile (a cancel deadline): that stands
+    ++t->attempt;          // writes of the lost attempt, were any still to come, are stale
+    t->reattach = true;
+    t->pending_request_id.clear();
+    t->pending_prompt.clear();
+    t->asked_input = false;
+  }
+  log::warn("task '{}' ({}): {}; re-attaching it as attempt {}", t->id, t->kind, reason, attempt + 1);
+  old = {};
+  start_on_strand(t);  // on the kind's current generation: the plugin's new process, or a newer load
+}
+
 void Router::Impl::fail_after_exception(const TaskPtr& t, const std::string& what) {
   log::error("task '{}' ({}): a call failed with an exception: {}", t->id, t->kind, what);
   {

@@ -127,6 +127,7 @@ host_dead_after_secs = 4
   CHECK(c.heartbeat_interval_secs == 0);
   CHECK(c.cancel_deadline.count() == 500);
   CHECK(c.max_plugin_crashes == 0);
+  CHECK(taskhost::config::host_options(c).router.max_plugin_crashes == 0);  // isolated tasks: no limit
   CHECK(c.nats.ack_mode == NatsConfig::AckMode::on_completion);
   CHECK(c.nats.tls_key == "/key.pem");
   CHECK(c.nats.user == "svc");

@@ -138,51 +138,148 @@ TEST_CASE("an isolated plugin runs tasks as it does in-process: events, steering
   CHECK(c->error().message().find("input says reject-start") != std::string::npos);
 }
 
-TEST_CASE("a plugin that aborts fails only its own running tasks; the host and other plugins go on") {
+TEST_CASE("a plugin that aborts fails only the task whose call crashed it; tasks beside it are re-attached") {
   ScriptedIsolated f;
   REQUIRE(f.router().assign(assignment("a1", "test.hold")).accepted());
-  REQUIRE(f.router().assign(assignment("a2", "test.hold")).accepted());
+  REQUIRE(f.router().assign(assignment("a2", "test.hold")).accepted());      // re-attachable, beside the crash
+  REQUIRE(f.router().assign(assignment("p1", "test.plain")).accepted());     // cannot re-attach
+  REQUIRE(f.router().assign(assignment("n1", "test.hold", R"("no-reattach")")).accepted());  // its plugin says no
   REQUIRE(f.router().assign(assignment("other", "hold.forever")).accepted());  // in-process plugin
-  REQUIRE(f.outbox().wait_state("a1", v1::RUNNING));
-  REQUIRE(f.outbox().wait_state("a2", v1::RUNNING));
-  REQUIRE(f.outbox().wait_state("other", v1::RUNNING));
+  for (const std::string id : {"a1", "a2", "p1", "n1", "other"}) REQUIRE_MESSAGE(f.outbox().wait_state(id, v1::RUNNING), id);
+  f.router().deliver(message("a2", "ckpt:step-7"));
+  REQUIRE(eventually([&] { return f.outbox().checkpoint("a2") == "step-7"; }));
   const pid_t first = f.plugin_pid("a1");
 
   f.router().deliver(message("a1", "abort"));
-  for (const std::string id : {"a1", "a2"}) {
+  // The suspect (its deliver call was running) and the task that cannot re-attach fail, saying which they were.
+  for (const std::string id : {"a1", "p1"}) {
     const auto c = f.outbox().wait_completion(id, kCrashSeen);
     REQUIRE_MESSAGE(c, id);
     CHECK(c->state() == v1::FAILED);
     CHECK(c->error().code() == v1::WORKER_ERROR);
     CHECK_MESSAGE(c->error().message().find("killed by signal 6") != std::string::npos, c->error().message());
     CHECK_MESSAGE(c->error().message().find("'scripted'") != std::string::npos, c->error().message());
-    // Whose call the process was running when it died: the suspect, and the task that only ran beside it.
     const std::string said = id == "a1" ? "during this task's deliver call" : "while the task ran (no call of this task";
     CHECK_MESSAGE(c->error().message().find(said) != std::string::npos, c->error().message());
   }
   CHECK(eventually([&] { return process_gone(first); }));  // reaped, not a zombie
+
+  // The task beside the crash comes back in the plugin's next process: attempt 2, from its checkpoint,
+  // and runs on to its end there. Between the two, its events said why it waits.
+  CHECK(f.outbox().wait_message("a2", "resumed:step-7:attempt=2", kCrashSeen));
+  CHECK(f.outbox().completion_count("a2") == 0);
+  CHECK(eventually([&] {
+    for (const auto& e : f.outbox().events_of("a2")) {
+      if (e.has_state() && e.state().detail().find("re-attached once the plugin runs again") != std::string::npos) return true;
+    }
+    return false;
+  }));
+  CHECK(f.plugin_pid("a2") != first);
+  f.router().deliver(message("a2", "finish"));
+  auto c = f.outbox().wait_completion("a2");
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+  CHECK(value_json(c->output()) == R"("finished attempt 2")");
+
+  // One whose plugin declines the re-attach (can_reattach) fails, as any task that cannot be resumed.
+  c = f.outbox().wait_completion("n1", kCrashSeen);
+  REQUIRE(c);
+  CHECK(c->state() == v1::FAILED);
+  CHECK(c->error().kind() == "orphaned");
 
   // The other plugin's task never noticed.
   const auto other = f.router().snapshot("other");
   REQUIRE(other);
   CHECK(other->state == v1::RUNNING);
 
-  // The plugin is started again (after its first backoff) and serves new tasks, in a new process.
-  REQUIRE(eventually(
-      [&] {
-        static int n = 0;
-        const std::string id = "after-" + std::to_string(n++);
-        if (!f.router().assign(assignment(id, "test.instant", "7")).accepted()) return false;
-        const auto c = f.outbox().wait_completion(id);
-        return c && c->state() == v1::SUCCEEDED;
-      },
-      kCrashSeen, 50ms));
+  // The plugin serves new tasks, in the new process.
+  REQUIRE(f.router().assign(assignment("after", "test.instant", "7")).accepted());
+  c = f.outbox().wait_completion("after");
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
   REQUIRE(f.router().assign(assignment("a3", "test.hold")).accepted());
   REQUIRE(f.outbox().wait_state("a3", v1::RUNNING));
   CHECK(f.plugin_pid("a3") != first);
 
   f.router().cancel(cancel_request("other"));
   CHECK(f.outbox().wait_completion("other"));
+}
+
+TEST_CASE("a task beside crash after crash is re-attached until max_plugin_crashes, then fails") {
+  ScriptedIsolated f;  // max_plugin_crashes: 2, the default
+  REQUIRE(f.router().assign(assignment("steady", "test.hold")).accepted());
+  REQUIRE(f.outbox().wait_state("steady", v1::RUNNING));
+  int tries = 0;
+  for (int crash = 1; crash <= 2; ++crash) {
+    std::string culprit;
+    REQUIRE(eventually(  // a start while the plugin is still coming back from the last crash fails: again
+        [&] {
+          culprit = "crasher-" + std::to_string(++tries);
+          if (!f.router().assign(assignment(culprit, "test.hold")).accepted()) return false;
+          f.router().deliver(message(culprit, "pid"));  // answered once a process runs it
+          return f.outbox().wait_message(culprit, "pid:", 2s).has_value();
+        },
+        kCrashSeen, 100ms));
+    f.router().deliver(message(culprit, "abort"));
+    REQUIRE(f.outbox().wait_completion(culprit, kCrashSeen));
+    if (crash == 1) CHECK(f.outbox().wait_message("steady", "resumed::attempt=2", kCrashSeen));
+  }
+  const auto c = f.outbox().wait_completion("steady", kCrashSeen);
+  REQUIRE(c);
+  CHECK(c->state() == v1::FAILED);
+  CHECK(c->attempt() == 2);
+  CHECK(c->error().kind() == "plugin_crash");
+  CHECK_MESSAGE(c->error().message().find("has ended 2 times while it ran") != std::string::npos, c->error().message());
+  CHECK_MESSAGE(c->error().message().find("max_plugin_crashes = 2") != std::string::npos, c->error().message());
+}
+
+TEST_CASE("a task beside a crash fails when its plugin cannot be started again") {
+  TempDir dir, programs;
+  install_plugin_file(fixture("scripted-v1.so"), dir.path(), "scripted.so");
+  // A copy of the plugin process program that the test takes away after the first process started.
+  const fs::path program = programs.path() / "taskhost-plugin-child";
+  fs::copy_file(fs::path(TASKHOST_BIN_DIR) / "taskhost-plugin-child", program);
+  plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
+  policy.process.program = program;
+  IsolatedHost h(dir.path(), std::move(policy));
+  REQUIRE(h.host->initial_scan().errors.empty());
+  REQUIRE(h.router().assign(assignment("crasher", "test.hold")).accepted());
+  REQUIRE(h.router().assign(assignment("beside", "test.hold")).accepted());
+  REQUIRE(h.outbox.wait_state("crasher", v1::RUNNING));
+  REQUIRE(h.outbox.wait_state("beside", v1::RUNNING));
+  fs::remove(program);
+  h.router().deliver(message("crasher", "abort"));
+  REQUIRE(h.outbox.wait_completion("crasher", kCrashSeen));
+  const auto c = h.outbox.wait_completion("beside", kCrashSeen);
+  REQUIRE(c);
+  CHECK(c->state() == v1::FAILED);
+  CHECK(c->error().code() == v1::WORKER_ERROR);
+  CHECK_MESSAGE(c->error().message().find("while the task ran (none of its calls was running); the plugin could not "
+                                          "be started again") != std::string::npos,
+                c->error().message());
+  CHECK_MESSAGE(c->error().message().find(program.string()) != std::string::npos, c->error().message());
+}
+
+TEST_CASE("a task canceled while its plugin process is down ends canceled, not re-attached") {
+  TempDir dir;
+  install_plugin_file(fixture("scripted-v1.so"), dir.path(), "scripted.so");
+  plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
+  policy.process.first_backoff = 1500ms;  // time to cancel while no process runs
+  IsolatedHost h(dir.path(), std::move(policy));
+  REQUIRE(h.host->initial_scan().errors.empty());
+  REQUIRE(h.router().assign(assignment("crasher", "test.hold")).accepted());
+  REQUIRE(h.router().assign(assignment("beside", "test.hold")).accepted());
+  REQUIRE(h.outbox.wait_state("crasher", v1::RUNNING));
+  REQUIRE(h.outbox.wait_state("beside", v1::RUNNING));
+  h.router().deliver(message("crasher", "abort"));
+  REQUIRE(h.outbox.wait_completion("crasher", kCrashSeen));
+  h.router().cancel(cancel_request("beside"));
+  const auto c = h.outbox.wait_completion("beside", kCrashSeen);
+  REQUIRE(c);
+  CHECK(c->state() == v1::CANCELED);
+  CHECK(c->attempt() == 1);
+  CHECK_MESSAGE(c->error().message().find("canceled while its plugin was down") != std::string::npos, c->error().message());
+  CHECK_FALSE(h.outbox.wait_message("beside", "resumed:", 200ms));
 }
 
 TEST_CASE("a task whose start crashes its plugin fails, and the plugin serves the next task") {
@@ -251,12 +348,12 @@ TEST_CASE("a plugin that breaks its socket (a frame size, then nothing) is kille
   REQUIRE(f.outbox().wait_state("w1", v1::RUNNING));
   REQUIRE(f.outbox().wait_state("w2", v1::RUNNING));
   f.router().deliver(message("w1", "stall-frame"));
-  for (const std::string id : {"w1", "w2"}) {
-    const auto c = f.outbox().wait_completion(id, kCrashSeen);
-    REQUIRE_MESSAGE(c, id);
-    CHECK(c->error().code() == v1::WORKER_ERROR);
-    CHECK_MESSAGE(c->error().message().find("killed by signal 9") != std::string::npos, c->error().message());
-  }
+  const auto c = f.outbox().wait_completion("w1", kCrashSeen);
+  REQUIRE(c);
+  CHECK(c->error().code() == v1::WORKER_ERROR);
+  CHECK_MESSAGE(c->error().message().find("killed by signal 9") != std::string::npos, c->error().message());
+  // The task beside it is re-attached in the next process.
+  CHECK(f.outbox().wait_message("w2", "resumed::attempt=2", kCrashSeen));
 }
 
 TEST_CASE("the host's shutdown ends the plugin process, after its executors were destroyed") {

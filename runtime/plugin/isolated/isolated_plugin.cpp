@@ -68,8 +68,9 @@ const char* call_name(const v1::PluginCall& call) {
 }  // namespace
 
 // The C functions in the descriptors this host makes: each turns a call into a frame. Calls for a task
-// must reach the process that started it; for one the current process does not run (its process died,
-// and lost() failed it), each answers as the host would for an ended task, without a frame.
+// must reach the process that started it; for one the current process does not run (its process died:
+// lost() failed it, or it waits to be re-attached), each answers as the host would for an ended task,
+// without a frame.
 struct Trampolines {
   using Live = IsolatedPlugin::Live;
   static IsolatedPlugin::Kind& kind(th_executor* self) { return *reinterpret_cast<IsolatedPlugin::Kind*>(self); }
@@ -157,8 +158,9 @@ std::unique_ptr<IsolatedPlugin> IsolatedPlugin::open(const std::filesystem::path
   return plugin;
 }
 
-bool IsolatedPlugin::launch(const th_host_api& host, std::string* error) {
+bool IsolatedPlugin::launch(const th_host_api& host, const HostHooks* hooks, std::string* error) {
   host_ = &host;
+  hooks_ = hooks != nullptr && hooks->reattach_lost_task != nullptr ? hooks : nullptr;
   v1::ChildHello hello;
   if (!start_process(false, error, &hello)) return false;
   name_ = hello.name();
@@ -390,16 +392,18 @@ void IsolatedPlugin::supervise() {
       if (!start_process(true, &error, &hello)) {
         log::warn("plugins: restarting the plugin process of '{}' failed: {}; trying again in {} ms", name_, error,
                   backoff.count());
+        settle_awaiting(error);
         continue;
       }
       log::info("plugins: {}: the plugin process of '{}' runs again (pid {})", file_.string(), name_, process_->pid());
+      settle_awaiting({});
       break;
     }
   }
 }
 
 void IsolatedPlugin::lost(const std::string& how) {
-  std::vector<th_task_ref> orphans;
+  std::vector<std::pair<th_task_ref, bool>> orphans;  // with whether its kind can re-attach
   std::map<th_task_ref, std::string> in_flight;  // the tasks whose calls the process was running: suspects
   const std::string reason = "the plugin process of '" + name_ + "' " + how;
   {
@@ -407,8 +411,8 @@ void IsolatedPlugin::lost(const std::string& how) {
     socket_.reset();  // no call goes out from here on; those in flight are answered below
     down_reason_ = "not started: the plugin process of '" + name_ + "' is being started again (the last one, " + how + ")";
     for (auto it = live_.begin(); it != live_.end();) {
-      if (it->second == incarnation_) {
-        orphans.push_back(it->first);
+      if (it->second.incarnation == incarnation_) {
+        orphans.emplace_back(it->first, it->second.reattachable);
         it = live_.erase(it);
       } else {
         ++it;
@@ -420,22 +424,28 @@ void IsolatedPlugin::lost(const std::string& how) {
       calls += calls.empty() ? pending->what : std::string(", ") + pending->what;
     }
   }
-  // Its tasks end first, then the calls in flight fail: a task whose start was in flight ends as the
-  // others do (WORKER_ERROR, the process's end), not as a start the plugin refused. Each says whether one
-  // of its own calls was running then (most likely what crashed), or it only ran beside the crash.
-  for (const th_task_ref ref : orphans) {
+  // Its tasks are settled first, then the calls in flight fail: a task whose start was in flight ends as
+  // the others do (WORKER_ERROR, the process's end), not as a start the plugin refused. Each says whether
+  // one of its own calls was running then (most likely what crashed), or it only ran beside the crash;
+  // such a task, when its kind can re-attach, waits for the next process instead of failing.
+  size_t failed = 0;
+  for (const auto& [ref, reattachable] : orphans) {
     const auto calls = in_flight.find(ref);
+    if (calls == in_flight.end() && reattachable && hooks_ != nullptr) {
+      std::string waiting = reason + " while the task ran (none of its calls was running)";
+      const std::string detail = waiting + "; it is re-attached once the plugin runs again";
+      if (host_->set_state(host_->context, ref, TH_STATE_RUNNING, detail.c_str()) == TH_OK) {
+        awaiting_.emplace_back(ref, std::move(waiting));
+      }
+      continue;
+    }
     const std::string message =
         calls != in_flight.end()
             ? reason + " during this task's " + calls->second + " call"
             : reason + " while the task ran (no call of this task was running: another task's call, or a "
                        "thread of the plugin, ended it)";
-    th_result result{};
-    result.struct_size = sizeof(result);
-    result.state = TH_STATE_FAILED;
-    result.error_code = TH_ERROR_WORKER_ERROR;
-    result.error_message = message.c_str();
-    (void)host_->complete(host_->context, ref, &result);
+    fail(ref, message);
+    ++failed;
   }
   {
     std::lock_guard lock(mu_);
@@ -447,7 +457,30 @@ void IsolatedPlugin::lost(const std::string& how) {
     }
     pending_.clear();
   }
-  log::error("plugins: {}: {}; {} task(s) it ran failed; starting it again", file_.string(), reason, orphans.size());
+  log::error("plugins: {}: {}; {} task(s) it ran failed, {} wait to be re-attached; starting it again",
+             file_.string(), reason, failed, awaiting_.size());
+}
+
+void IsolatedPlugin::fail(th_task_ref ref, const std::string& message) {
+  th_result result{};
+  result.struct_size = sizeof(result);
+  result.state = TH_STATE_FAILED;
+  result.error_code = TH_ERROR_WORKER_ERROR;
+  result.error_message = message.c_str();
+  (void)host_->complete(host_->context, ref, &result);
+}
+
+void IsolatedPlugin::settle_awaiting(const std::string& error) {
+  std::vector<std::pair<th_task_ref, std::string>> tasks;
+  tasks.swap(awaiting_);
+  for (const auto& [ref, reason] : tasks) {
+    if (error.empty()) {
+      // The host re-attaches it (or fails it, saying why); a task that ended meanwhile is left as it is.
+      (void)hooks_->reattach_lost_task(host_->context, ref, reason.c_str());
+    } else {
+      fail(ref, reason + "; the plugin could not be started again (" + error + ")");
+    }
+  }
 }
 
 void IsolatedPlugin::set_child_pid(pid_t pid) {
@@ -563,7 +596,7 @@ std::optional<th_status> IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref
       // Checked here, with the frame's destination: a process started since must not get a call for a
       // task it never started.
       const auto it = live_.find(ref);
-      if (!socket_ || it == live_.end() || it->second != incarnation_) return std::nullopt;
+      if (!socket_ || it == live_.end() || it->second.incarnation != incarnation_) return std::nullopt;
       if (live == Live::releases) live_.erase(it);
     }
     if (!socket_) return th_error_set(err, TH_FAILED, down_reason_.c_str());
@@ -571,7 +604,8 @@ std::optional<th_status> IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref
     pending_[id] = &pending;
     socket = socket_;
     incarnation = incarnation_;
-    if (live == Live::starts) live_[ref] = incarnation;  // before it goes out: a crash during it fails the task
+    // Before it goes out: a crash during it fails the task.
+    if (live == Live::starts) live_[ref] = LiveTask{incarnation, reattachable(frame.call().start().kind())};
   }
   frame.mutable_call()->set_call_id(id);
   const bool sent = socket->send(frame);
@@ -599,11 +633,18 @@ std::optional<th_status> IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref
   // A task whose start failed, or that was detached, is no longer the process's.
   if ((live == Live::starts && status != TH_OK) || (frame.call().has_detach() && status == TH_OK)) {
     const auto it = live_.find(ref);
-    if (it != live_.end() && it->second == incarnation) live_.erase(it);
+    if (it != live_.end() && it->second.incarnation == incarnation) live_.erase(it);
   }
   if (flag) *flag = pending.reply.flag();
   if (!pending.reply.error().empty()) (void)th_error_set(err, TH_OK, pending.reply.error().c_str());
   return status;
+}
+
+bool IsolatedPlugin::reattachable(const std::string& kind) const {
+  for (const auto& k : kinds_) {
+    if (k->kind == kind) return k->descriptor.on_can_reattach != nullptr;
+  }
+  return false;
 }
 
 void IsolatedPlugin::forget(th_task_ref ref) {

@@ -7,10 +7,15 @@
 // made on the generation's own host table, exactly as the plugin would have made them in-process.
 //
 // What isolation buys: a plugin that crashes (abort, SIGSEGV, exit) ends its process, not the host. The
-// supervisor thread sees the socket close, fails the tasks that process was running (WORKER_ERROR,
-// naming how the process ended), answers the calls in flight TH_FAILED, and starts the plugin again with
-// a growing backoff (100 ms doubling to 10 s; back to 100 ms after it ran for a minute). Calls made while
-// it is down fail with the reason. Other plugins and their tasks never notice.
+// supervisor thread sees the socket close, answers the calls in flight TH_FAILED, and starts the plugin
+// again with a growing backoff (100 ms doubling to 10 s; back to 100 ms after it ran for a minute). Calls
+// made while it is down fail with the reason. Other plugins and their tasks never notice.
+//
+// The tasks that process was running: a task one of whose calls was in flight (most likely what crashed
+// it) fails (WORKER_ERROR, naming how the process ended and the call). A task that only ran beside the
+// crash, of a kind that can re-attach, is handed back to the host once the plugin runs again
+// (HostHooks::reattach_lost_task: the host re-attaches it with its last checkpoint, or fails it), and
+// fails if the plugin cannot be started again. Any other task fails at once.
 //
 // Thread rule: the trampolines are safe from any thread, like any plugin's entry points; calls for one task
 // arrive serialized (the router's strand) and are answered in order. Sink frames are handled on the
@@ -19,6 +24,7 @@
 // its threads joined) and kills it if it does not.
 #pragma once
 
+#include "plugin/host_scope.hpp"
 #include "plugin/isolated/frame_socket.hpp"
 #include "plugin/isolated/plugin_process.hpp"
 #include "plugin/isolated/process_options.hpp"
@@ -53,7 +59,8 @@ class IsolatedPlugin final : public LoadedCode {
   // (which must outlive this object: the generation's scoped table), those of its factories included.
   // False with `error` ("FILE: reason") when the process cannot start, refuses the plugin (its reason, as
   // in-process), or dies before it answered.
-  bool launch(const th_host_api& host, std::string* error);
+  // `hooks` (may be null: tasks then fail with their process, none is re-attached) outlive this object too.
+  bool launch(const th_host_api& host, const HostHooks* hooks, std::string* error);
 
   // What the process loaded, as a C-ABI descriptor of this host's making (for check_descriptor, as an
   // in-process plugin's), and each kind's executor.
@@ -82,8 +89,14 @@ class IsolatedPlugin final : public LoadedCode {
   void handle(v1::ChildFrame& frame, FrameSocket& socket);
   void handle_sink(const v1::SinkFrame& sink, FrameSocket& socket);
   void set_child_pid(pid_t pid);
-  // The process ended (`how`): calls in flight and its tasks fail. Supervisor thread only.
+  // The process ended (`how`): calls in flight fail, its tasks fail or wait for the next process
+  // (awaiting_). Supervisor thread only.
   void lost(const std::string& how);
+  // The next process is up (`error` empty) or could not be started: the tasks awaiting it go back to the
+  // host to be re-attached, or fail. Supervisor thread only.
+  void settle_awaiting(const std::string& error);
+  bool reattachable(const std::string& kind) const;  // its kinds_ entry has on_can_reattach
+  void fail(th_task_ref ref, const std::string& message);  // ends the task failed: WORKER_ERROR
 
   // How a call relates to the task's place in the current process.
   enum class Live {
@@ -104,6 +117,10 @@ class IsolatedPlugin final : public LoadedCode {
   std::vector<const th_kind_descriptor*> kind_list_;  // descriptor_.kinds
   th_plugin_descriptor descriptor_{};
   const th_host_api* host_ = nullptr;  // set by launch(), before the first process starts
+  const HostHooks* hooks_ = nullptr;   // likewise
+  // Tasks that ran beside a crash and wait for the next process, with why they lost the last one.
+  // Supervisor thread only.
+  std::vector<std::pair<th_task_ref, std::string>> awaiting_;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;                   // the supervisor's backoff, cut short by the destructor
@@ -114,7 +131,11 @@ class IsolatedPlugin final : public LoadedCode {
   std::string down_reason_;                        // guarded by mu_
   uint64_t next_call_ = 0;                         // guarded by mu_
   std::unordered_map<uint64_t, Pending*> pending_;           // guarded by mu_: calls awaiting a reply
-  std::unordered_map<th_task_ref, uint64_t> live_;           // guarded by mu_: task ref → incarnation
+  struct LiveTask {
+    uint64_t incarnation = 0;  // of the process that started it
+    bool reattachable = false;  // its kind can re-attach
+  };
+  std::unordered_map<th_task_ref, LiveTask> live_;           // guarded by mu_: the tasks processes run
   bool stopping_ = false;                                    // guarded by mu_
   bool supervisor_done_ = false;                             // guarded by mu_
   pid_t child_pid_ = -1;  // guarded by mu_: a process started and not yet being reaped (safe to kill)
