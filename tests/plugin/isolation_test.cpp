@@ -233,24 +233,40 @@ TEST_CASE("a task beside crash after crash is re-attached until max_plugin_crash
   CHECK_MESSAGE(c->error().message().find("max_plugin_crashes = 2") != std::string::npos, c->error().message());
 }
 
+// The scripted fixture isolated with `policy`, running two held tasks: "crasher", to be made to abort its
+// process, and "beside", a re-attachable task that only runs beside that crash.
+struct CrashBeside {
+  explicit CrashBeside(plugin::IsolationPolicy policy) {
+    install_plugin_file(fixture("scripted-v1.so"), dir.path(), "scripted.so");
+    host = std::make_unique<IsolatedHost>(dir.path(), std::move(policy));
+    REQUIRE(host->host->initial_scan().errors.empty());
+    for (const std::string id : {"crasher", "beside"}) {
+      REQUIRE(router().assign(assignment(id, "test.hold")).accepted());
+      REQUIRE(outbox().wait_state(id, v1::RUNNING));
+    }
+  }
+  tasks::Router& router() { return host->router(); }
+  RecordingOutbox& outbox() { return host->outbox; }
+  void crash() {
+    router().deliver(message("crasher", "abort"));
+    REQUIRE(outbox().wait_completion("crasher", kCrashSeen));
+  }
+
+  TempDir dir;
+  std::unique_ptr<IsolatedHost> host;
+};
+
 TEST_CASE("a task beside a crash fails when its plugin cannot be started again") {
-  TempDir dir, programs;
-  install_plugin_file(fixture("scripted-v1.so"), dir.path(), "scripted.so");
   // A copy of the plugin process program that the test takes away after the first process started.
+  TempDir programs;
   const fs::path program = programs.path() / "taskhost-plugin-child";
   fs::copy_file(fs::path(TASKHOST_BIN_DIR) / "taskhost-plugin-child", program);
   plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
   policy.process.program = program;
-  IsolatedHost h(dir.path(), std::move(policy));
-  REQUIRE(h.host->initial_scan().errors.empty());
-  REQUIRE(h.router().assign(assignment("crasher", "test.hold")).accepted());
-  REQUIRE(h.router().assign(assignment("beside", "test.hold")).accepted());
-  REQUIRE(h.outbox.wait_state("crasher", v1::RUNNING));
-  REQUIRE(h.outbox.wait_state("beside", v1::RUNNING));
+  CrashBeside f(std::move(policy));
   fs::remove(program);
-  h.router().deliver(message("crasher", "abort"));
-  REQUIRE(h.outbox.wait_completion("crasher", kCrashSeen));
-  const auto c = h.outbox.wait_completion("beside", kCrashSeen);
+  f.crash();
+  const auto c = f.outbox().wait_completion("beside", kCrashSeen);
   REQUIRE(c);
   CHECK(c->state() == v1::FAILED);
   CHECK(c->error().code() == v1::WORKER_ERROR);
@@ -261,25 +277,17 @@ TEST_CASE("a task beside a crash fails when its plugin cannot be started again")
 }
 
 TEST_CASE("a task canceled while its plugin process is down ends canceled, not re-attached") {
-  TempDir dir;
-  install_plugin_file(fixture("scripted-v1.so"), dir.path(), "scripted.so");
   plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
-  policy.process.first_backoff = 1500ms;  // time to cancel while no process runs
-  IsolatedHost h(dir.path(), std::move(policy));
-  REQUIRE(h.host->initial_scan().errors.empty());
-  REQUIRE(h.router().assign(assignment("crasher", "test.hold")).accepted());
-  REQUIRE(h.router().assign(assignment("beside", "test.hold")).accepted());
-  REQUIRE(h.outbox.wait_state("crasher", v1::RUNNING));
-  REQUIRE(h.outbox.wait_state("beside", v1::RUNNING));
-  h.router().deliver(message("crasher", "abort"));
-  REQUIRE(h.outbox.wait_completion("crasher", kCrashSeen));
-  h.router().cancel(cancel_request("beside"));
-  const auto c = h.outbox.wait_completion("beside", kCrashSeen);
+  policy.process.first_backoff = 3000ms;  // time to cancel while no process runs
+  CrashBeside f(std::move(policy));
+  f.crash();
+  f.router().cancel(cancel_request("beside"));
+  const auto c = f.outbox().wait_completion("beside", kCrashSeen);
   REQUIRE(c);
   CHECK(c->state() == v1::CANCELED);
   CHECK(c->attempt() == 1);
   CHECK_MESSAGE(c->error().message().find("canceled while its plugin was down") != std::string::npos, c->error().message());
-  CHECK_FALSE(h.outbox.wait_message("beside", "resumed:", 200ms));
+  CHECK_FALSE(f.outbox().wait_message("beside", "resumed:", 200ms));
 }
 
 TEST_CASE("a task whose start crashes its plugin fails, and the plugin serves the next task") {
