@@ -16,12 +16,16 @@ namespace taskhost::plugin {
 
 // Calls for the host's own code that runs plugins (an isolated plugin's supervisor). Never handed to a
 // plugin: they are not in plugin.h, and nothing a plugin is given leads to them.
+// Both: any thread; `ctx` is the table's context, as for the sink; TH_OK when the host took the task, else
+// the ref's status (ended, superseded, unknown).
 struct HostHooks {
-  // Task `ref` ran in a plugin process that ended while none of the task's calls was running, and the
-  // plugin runs again in a new process: the host re-attaches the task there (attempt + 1, its last
-  // checkpoint), or fails it naming `reason` (its kind said no, or its plugin processes have ended too
-  // often under it). TH_OK when the host took it; else the ref's status (ended, superseded, unknown).
-  // Any thread; `ctx` is the table's context, as for the sink.
+  // Task `ref` ran in a plugin process that ended (`reason`) while none of the task's calls was running:
+  // it waits for the plugin's next process. Meanwhile the host holds its steering for the re-attached
+  // attempt, ends it at once on a cancel, and its events say why it waits.
+  th_status (*task_awaits_process)(th_host_context* ctx, th_task_ref ref, const char* reason) = nullptr;
+  // The plugin runs again in a new process: the host re-attaches the waiting task there (attempt + 1, its
+  // last checkpoint), or fails it naming `reason` (its kind said no, or its plugin's processes have
+  // ended too often under it).
   th_status (*reattach_lost_task)(th_host_context* ctx, th_task_ref ref, const char* reason) = nullptr;
 };
 

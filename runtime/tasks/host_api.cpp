@@ -283,23 +283,28 @@ void sink_log(th_host_context* ctx, th_task_ref ref, int32_t level, const char* 
   }
 }
 
-// HostHooks::reattach_lost_task (plugin/host_scope.hpp), from an isolated plugin's supervisor thread. The
-// decision is made on the task's strand, after any call of the task still queued there.
+// The host hooks (plugin/host_scope.hpp), from an isolated plugin's supervisor thread.
+th_status hook_task_awaits_process(th_host_context* ctx, th_task_ref ref, const char* reason) noexcept {
+  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    t.awaiting_process = true;
+    impl.set_state_locked(t, v1::RUNNING, str(reason) + "; it is re-attached once the plugin runs again");
+    return TH_OK;
+  });
+}
+
+// The decision is made on the task's strand, after any call of the task still queued there.
 th_status hook_reattach_lost_task(th_host_context* ctx, th_task_ref ref, const char* reason) noexcept {
   try {
-    Impl& impl = *self(ctx);
     TaskPtr task;
     uint32_t attempt = 0;
-    {
-      auto locked = impl.lock_ref(ref);
-      if (locked.status != TH_OK) return locked.status;
-      const uint64_t generation = plugin::host_scope(ctx).generation;
-      if (generation != 0 && locked.task->generation_id != generation) return TH_UNKNOWN_TASK;
+    const th_status status = with_task(ctx, ref, [&](Impl&, Task&, Impl::Locked& locked) -> th_status {
       task = locked.task;
       attempt = task->attempt;
-    }
-    impl.post(task, [&impl, attempt, why = std::string(reason != nullptr ? reason : "")](const TaskPtr& t) {
-      impl.reattach_lost_on_strand(t, attempt, why);
+      return TH_OK;
+    });
+    if (status != TH_OK) return status;
+    self(ctx)->post(task, [impl = self(ctx), attempt, why = str(reason)](const TaskPtr& t) {
+      impl->reattach_lost_on_strand(t, attempt, why);
     });
     return TH_OK;
   } catch (...) {
@@ -307,7 +312,7 @@ th_status hook_reattach_lost_task(th_host_context* ctx, th_task_ref ref, const c
   }
 }
 
-constexpr plugin::HostHooks kHostHooks{hook_reattach_lost_task};
+constexpr plugin::HostHooks kHostHooks{hook_task_awaits_process, hook_reattach_lost_task};
 
 }  // namespace
 

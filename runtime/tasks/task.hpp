@@ -58,6 +58,7 @@ struct Task {
   bool cancel_requested = false;
   bool reattach = false;          // the next start is a re-attach
   uint32_t process_losses = 0;    // isolated plugin processes that ended while it ran
+  bool awaiting_process = false;  // its isolated plugin's process ended; it waits for the next one
   registry::Binding binding;      // generation + executor running this attempt; dropped on the strand
   uint64_t generation_id = 0;     // which generation started the current attempt (kept after release)
   std::string plugin_version;

@@ -160,7 +160,8 @@ void Router::Impl::start_on_strand(const TaskPtr& t) {
     std::lock_guard tl(t->mu);
     queued.swap(t->queued);
   }
-  for (auto& m : queued) deliver_provisional(t, std::move(m), "sent before the start");
+  const char* sent = reattach ? "sent before this attempt's start" : "sent before the start";
+  for (auto& m : queued) deliver_provisional(t, std::move(m), sent);
 }
 
 void Router::Impl::deliver_provisional(const TaskPtr& t, v1::SteeringMessage message, std::string_view sent) {
@@ -195,6 +196,15 @@ void Router::Impl::deliver_on_strand(const TaskPtr& t, v1::SteeringMessage messa
       return done(receipt(*t, message.message_id(), v1::DeliveryReceipt::REJECTED,
                           fmt::format("message names attempt {} but task '{}' is at attempt {}", message.attempt(),
                                       t->id, t->attempt)));
+    }
+    if (t->awaiting_process) {
+      // No process runs it: the re-attached attempt gets it after its start, as steering sent before a start.
+      v1::DeliveryReceipt held = receipt(*t, message.message_id(), v1::DeliveryReceipt::ACCEPTED,
+                                         "held: delivered when task '" + t->id +
+                                             "' is re-attached in its plugin's next process");
+      held.set_queued(true);
+      t->queued.push_back(std::move(message));
+      return done(held);
     }
     if (!message.in_reply_to().empty()) {
       if (t->pending_request_id.empty() && !t->asked_input) {
@@ -342,12 +352,10 @@ void Router::Impl::reattach_lost_on_strand(const TaskPtr& t, uint32_t attempt, c
   {
     std::lock_guard tl(t->mu);
     if (t->ended || t->attempt != attempt || !t->binding) return;  // it ended, or moved on, meanwhile
+    t->awaiting_process = false;
     ++t->process_losses;
     const uint32_t limit = options.max_plugin_crashes;
-    if (t->cancel_requested) {
-      // Its cancel reached no process: nobody wants it resumed.
-      fail_locked(*t, v1::CANCELLED, "task '" + t->id + "' was canceled while its plugin was down: " + reason, "");
-    } else if (limit != 0 && t->process_losses >= limit) {
+    if (limit != 0 && t->process_losses >= limit) {
       fail_locked(*t, v1::WORKER_ERROR,
                   fmt::format("{}; it is not re-attached again: its plugin's process has ended {} times while it ran "
                               "([tasks] max_plugin_crashes = {})",

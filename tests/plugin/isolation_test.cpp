@@ -276,17 +276,33 @@ TEST_CASE("a task beside a crash fails when its plugin cannot be started again")
   CHECK_MESSAGE(c->error().message().find(program.string()) != std::string::npos, c->error().message());
 }
 
-TEST_CASE("a task canceled while its plugin process is down ends canceled, not re-attached") {
+TEST_CASE("while its plugin process is down, a task's steering is held for its re-attach and a cancel ends it") {
   plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
-  policy.process.first_backoff = 3000ms;  // time to cancel while no process runs
+  policy.process.first_backoff = 3000ms;  // time to steer and cancel while no process runs
   CrashBeside f(std::move(policy));
+  REQUIRE(f.router().assign(assignment("steered", "test.hold")).accepted());
+  REQUIRE(f.outbox().wait_state("steered", v1::RUNNING));
   f.crash();
-  f.router().cancel(cancel_request("beside"));
-  const auto c = f.outbox().wait_completion("beside", kCrashSeen);
+
+  // Held, not refused: the re-attached attempt gets it after its start.
+  const v1::DeliveryReceipt held = f.router().deliver(message("steered", "pid"), 10s);
+  CHECK(held.outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(held.queued());
+  CHECK_MESSAGE(held.detail().find("re-attached in its plugin's next process") != std::string::npos, held.detail());
+
+  // Nobody wants a canceled task re-attached, and no process can wind it down: it ends now.
+  const v1::DeliveryReceipt canceled = f.router().cancel(cancel_request("beside"), 10s);
+  CHECK(canceled.outcome() == v1::DeliveryReceipt::ACCEPTED);
+  const auto c = f.outbox().wait_completion("beside", 2s);  // not at the cancel deadline, nor the restart
   REQUIRE(c);
   CHECK(c->state() == v1::CANCELED);
   CHECK(c->attempt() == 1);
-  CHECK_MESSAGE(c->error().message().find("canceled while its plugin was down") != std::string::npos, c->error().message());
+  CHECK_MESSAGE(c->error().message().find("canceled while its plugin process was down") != std::string::npos,
+                c->error().message());
+
+  const auto pid = f.outbox().wait_message("steered", "pid:", kCrashSeen);
+  REQUIRE(pid);
+  CHECK(f.outbox().wait_message("steered", "resumed::attempt=2"));
   CHECK_FALSE(f.outbox().wait_message("beside", "resumed:", 200ms));
 }
 

@@ -160,7 +160,9 @@ std::unique_ptr<IsolatedPlugin> IsolatedPlugin::open(const std::filesystem::path
 
 bool IsolatedPlugin::launch(const th_host_api& host, const HostHooks* hooks, std::string* error) {
   host_ = &host;
-  hooks_ = hooks != nullptr && hooks->reattach_lost_task != nullptr ? hooks : nullptr;
+  hooks_ = hooks != nullptr && hooks->task_awaits_process != nullptr && hooks->reattach_lost_task != nullptr
+               ? hooks
+               : nullptr;
   v1::ChildHello hello;
   if (!start_process(false, error, &hello)) return false;
   name_ = hello.name();
@@ -433,8 +435,7 @@ void IsolatedPlugin::lost(const std::string& how) {
     const auto calls = in_flight.find(ref);
     if (calls == in_flight.end() && reattachable && hooks_ != nullptr) {
       std::string waiting = reason + " while the task ran (none of its calls was running)";
-      const std::string detail = waiting + "; it is re-attached once the plugin runs again";
-      if (host_->set_state(host_->context, ref, TH_STATE_RUNNING, detail.c_str()) == TH_OK) {
+      if (hooks_->task_awaits_process(host_->context, ref, waiting.c_str()) == TH_OK) {
         awaiting_.emplace_back(ref, std::move(waiting));
       }
       continue;
