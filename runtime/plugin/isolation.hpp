@@ -3,8 +3,8 @@
 //
 // In-process is the fast default: a plugin call is a function call. isolation = "process" costs a round
 // trip over a socket per call and per sink call, and buys that a plugin's crash (abort, SIGSEGV, a corrupt
-// image that kills the dynamic loader) fails only that plugin's running tasks instead of the host
-// (isolated/isolated_plugin.hpp).
+// image that kills the dynamic loader) costs only that plugin's running tasks, not the host: the one whose
+// call crashed it fails, the others are re-attached in its next process (isolated/isolated_plugin.hpp).
 #pragma once
 
 #include "plugin/isolated/process_options.hpp"

@@ -94,7 +94,9 @@ class Router::Impl {
   // inside the call, as instant kinds do), finalizes it right there instead of paying a second hop.
   template <typename Fn>
   void post(const TaskPtr& t, Fn&& fn);
-  void start_on_strand(const TaskPtr& t);
+  // The task's start on `on`, or on its kind's current generation when `on` is empty. `lost`: why a
+  // re-attach is needed (its failure then says so).
+  void start_on_strand(const TaskPtr& t, const registry::Binding& on = {}, std::string_view lost = {});
   void deliver_on_strand(const TaskPtr& t, v1::SteeringMessage message, ReceiptCallback done);
   // A message whose sender had a provisional receipt (queued before the start, or an answer held for
   // its question): delivered now; the final receipt goes to the outbox, and a refusal also shows in the
@@ -103,6 +105,10 @@ class Router::Impl {
   void cancel_on_strand(const TaskPtr& t, v1::CancelRequest request, ReceiptCallback done);
   void reconcile_on_strand(const TaskPtr& t, ReceiptCallback done);
   void migrate_on_strand(const TaskPtr& t);
+  // Releases the attempt `old` runs (with `call`) and starts the next one re-attached on `on` (see
+  // start_on_strand), unless the task ended or was canceled meanwhile.
+  void next_attempt_on_strand(const TaskPtr& t, registry::Binding old, const plugin::TaskCall& call,
+                              const registry::Binding& on, std::string_view lost);
   // Attempt `attempt` of the task lost its isolated plugin's process while none of its calls ran, and the
   // plugin runs again (HostHooks::reattach_lost_task): re-attached as attempt + 1, or failed saying
   // `reason` and why not.

@@ -89,8 +89,8 @@ std::string describe(const plugin::CallResult& r, std::string_view what) {
 
 }  // namespace
 
-void Router::Impl::start_on_strand(const TaskPtr& t) {
-  const registry::Binding binding = registry.resolve(t->kind);
+void Router::Impl::start_on_strand(const TaskPtr& t, const registry::Binding& on, std::string_view lost) {
+  const registry::Binding binding = on ? on : registry.resolve(t->kind);
   bool reattach = false;
   bool ended = false;
   std::string checkpoint;
@@ -131,7 +131,9 @@ void Router::Impl::start_on_strand(const TaskPtr& t) {
     {
       std::lock_guard tl(t->mu);
       fail_locked(*t, v1::WORKER_ERROR,
-                  "task '" + t->id + "' was running on a lost worker and kind '" + t->kind + "' cannot re-attach",
+                  lost.empty() ? "task '" + t->id + "' was running on a lost worker and kind '" + t->kind +
+                                     "' cannot re-attach"
+                               : std::string(lost) + "; the plugin declined to re-attach it (can_reattach)",
                   "orphaned");
     }
     finalize_on_strand(t);
@@ -330,20 +332,37 @@ void Router::Impl::migrate_on_strand(const TaskPtr& t) {
   if (!old.executor->can_reattach(call) || !target.executor->supports_reattach()) return;
   const plugin::CallResult detached = old.executor->detach(call);
   if (!detached.ok()) return;  // the old generation keeps the task; nothing changed
+  next_attempt_on_strand(t, std::move(old), call, {}, {});
+}
+
+void Router::Impl::next_attempt_on_strand(const TaskPtr& t, registry::Binding old, const plugin::TaskCall& call,
+                                          const registry::Binding& on, std::string_view lost) {
   old.executor->release(call);
+  bool canceled = false;
   {
     std::lock_guard tl(t->mu);
     t->binding = {};       // released above: finalize must not release it again
-    if (t->ended) return;  // it completed while detaching: the completion stands
-    ++t->attempt;          // the old ref is now stale: late writes from the old generation are dropped
-    t->reattach = true;
-    // The new attempt asks again what it needs: an answer meanwhile waits for that (held_answers).
-    t->pending_request_id.clear();
-    t->pending_prompt.clear();
-    t->asked_input = false;
+    if (t->ended) return;  // it completed meanwhile: the completion stands
+    if (t->cancel_requested) {
+      // A cancel that came in while it changed hands set its deadline for the attempt that is gone:
+      // nobody wants it started again.
+      canceled = true;
+      fail_locked(*t, v1::CANCELLED, "task '" + t->id + "' was canceled while it was being re-attached");
+    } else {
+      ++t->attempt;  // the old ref is now stale: late writes of the old attempt are dropped
+      t->reattach = true;
+      // The new attempt asks again what it needs: an answer meanwhile waits for that (held_answers).
+      t->pending_request_id.clear();
+      t->pending_prompt.clear();
+      t->asked_input = false;
+    }
   }
   old = {};  // this may have been the last task of the old generation: it is released here, on the strand
-  start_on_strand(t);
+  if (canceled) {
+    finalize_on_strand(t);
+    return;
+  }
+  start_on_strand(t, on, lost);
 }
 
 void Router::Impl::reattach_lost_on_strand(const TaskPtr& t, uint32_t attempt, const std::string& reason) {
@@ -370,20 +389,12 @@ void Router::Impl::reattach_lost_on_strand(const TaskPtr& t, uint32_t attempt, c
     finalize_on_strand(t);
     return;
   }
-  old.executor->release(call);  // reaches no process (the one that had the task is gone); forgets the ref
-  {
-    std::lock_guard tl(t->mu);
-    t->binding = {};       // released above: finalize must not release it again
-    if (t->ended) return;  // ended meanwhile (a cancel deadline): that stands
-    ++t->attempt;          // writes of the lost attempt, were any still to come, are stale
-    t->reattach = true;
-    t->pending_request_id.clear();
-    t->pending_prompt.clear();
-    t->asked_input = false;
-  }
   log::warn("task '{}' ({}): {}; re-attaching it as attempt {}", t->id, t->kind, reason, attempt + 1);
-  old = {};
-  start_on_strand(t);  // on the kind's current generation: the plugin's new process, or a newer load
+  // On its own generation (whose new process it waited for), as any running task stays on the generation
+  // that started it: a reload meanwhile moves it only through migrate(). The release reaches no process
+  // (the one that had the task is gone); it only forgets the ref.
+  const registry::Binding own = old;
+  next_attempt_on_strand(t, std::move(old), call, own, reason);
 }
 
 void Router::Impl::fail_after_exception(const TaskPtr& t, const std::string& what) {

@@ -146,8 +146,9 @@ TEST_CASE("a plugin that aborts fails only the task whose call crashed it; tasks
   REQUIRE(f.router().assign(assignment("n1", "test.hold", R"("no-reattach")")).accepted());  // its plugin says no
   REQUIRE(f.router().assign(assignment("other", "hold.forever")).accepted());  // in-process plugin
   for (const std::string id : {"a1", "a2", "p1", "n1", "other"}) REQUIRE_MESSAGE(f.outbox().wait_state(id, v1::RUNNING), id);
-  f.router().deliver(message("a2", "ckpt:step-7"));
-  REQUIRE(eventually([&] { return f.outbox().checkpoint("a2") == "step-7"; }));
+  // Waited for: no call of a2 may still be running when a1 crashes the process.
+  REQUIRE(f.router().deliver(message("a2", "ckpt:step-7"), 10s).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  REQUIRE(f.outbox().checkpoint("a2") == "step-7");
   const pid_t first = f.plugin_pid("a1");
 
   f.router().deliver(message("a1", "abort"));
@@ -186,6 +187,9 @@ TEST_CASE("a plugin that aborts fails only the task whose call crashed it; tasks
   REQUIRE(c);
   CHECK(c->state() == v1::FAILED);
   CHECK(c->error().kind() == "orphaned");
+  CHECK_MESSAGE(c->error().message().find("killed by signal 6 (Aborted) while the task ran (none of its calls was "
+                                          "running); the plugin declined to re-attach it") != std::string::npos,
+                c->error().message());
 
   // The other plugin's task never noticed.
   const auto other = f.router().snapshot("other");
@@ -255,6 +259,25 @@ struct CrashBeside {
   TempDir dir;
   std::unique_ptr<IsolatedHost> host;
 };
+
+TEST_CASE("a task waiting for its plugin's next process stays on its own version across a reload") {
+  plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
+  policy.process.first_backoff = 2000ms;  // time to reload while no process runs
+  CrashBeside f(std::move(policy));
+  f.crash();
+  // Version 2 replaces the file while the task waits; the reload does not migrate tasks.
+  install_plugin_file(fixture("scripted-v2.so"), f.dir.path(), "scripted.so");
+  REQUIRE(f.host->host->reload().errors.empty());
+  CHECK(f.outbox().wait_message("beside", "resumed::attempt=2", kCrashSeen));
+  const auto s = f.router().snapshot("beside");
+  REQUIRE(s);
+  CHECK(s->state == v1::RUNNING);
+  CHECK(s->plugin_version == "1.0.0");  // the version that started it, in its new process
+  // New tasks get version 2.
+  REQUIRE(f.router().assign(assignment("new", "test.hold")).accepted());
+  REQUIRE(f.outbox().wait_state("new", v1::RUNNING));
+  CHECK(f.router().snapshot("new")->plugin_version == "2.0.0");
+}
 
 TEST_CASE("a task beside a crash fails when its plugin cannot be started again") {
   // A copy of the plugin process program that the test takes away after the first process started.

@@ -597,6 +597,24 @@ TEST_CASE("a new generation takes new tasks; migrate re-attaches running ones an
   CHECK(f.router().wait_idle(5s));
 }
 
+TEST_CASE("a task with a cancel pending is not migrated to a new attempt: it ends canceled") {
+  HostFixture f;  // cancel deadline: the default 10 s, longer than this test waits
+  REQUIRE(f.router().assign(assignment("stubborn", "test.hold", R"("ignore-cancel")")).accepted());
+  REQUIRE(f.outbox.wait_state("stubborn", v1::RUNNING));
+  REQUIRE(f.router().cancel(cancel_request("stubborn"), 10s).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  install_plugin_file(fixture("scripted-v2.so"), f.dir.path(), "scripted.so");
+  REQUIRE(f.host->plugins().scan().errors.empty());
+  // The deadline it has is for attempt 1: started again as attempt 2 it would never end.
+  CHECK(f.router().migrate("test.hold") == 1);
+  const auto c = f.outbox.wait_completion("stubborn", 5s);
+  REQUIRE(c);
+  CHECK(c->state() == v1::CANCELED);
+  CHECK(c->attempt() == 1);
+  CHECK_MESSAGE(c->error().message().find("canceled while it was being re-attached") != std::string::npos,
+                c->error().message());
+  CHECK_FALSE(f.outbox.wait_message("stubborn", "resumed:", 200ms));
+}
+
 TEST_CASE("a span with NULL data and a size is refused, not taken as empty; the task keeps running") {
   HostFixture f;
   REQUIRE(f.router().assign(assignment("nd", "test.hold")).accepted());

@@ -14,8 +14,8 @@ struct ProcessOptions {
   // soon after, up to max_backoff.
   std::chrono::milliseconds first_backoff{100};
   std::chrono::milliseconds max_backoff{10'000};
-  // A plugin call still running after this is taken as hung: the process is killed (its tasks fail, it
-  // is started again), so a plugin that hangs cannot hold the host's call threads, or its shutdown,
+  // A plugin call still running after this is taken as hung: the process is killed (as for a crash: the
+  // task of that call fails, it is started again), so a plugin that hangs cannot hold the host's call threads, or its shutdown,
   // for good. plugin.h asks calls to return promptly. 0 = never.
   std::chrono::milliseconds call_timeout{30'000};
 };
