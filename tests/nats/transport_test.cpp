@@ -453,6 +453,50 @@ TEST_CASE("on_receipt: a dead host's recorded task is re-attached elsewhere from
   CHECK(p.completions(b.transport().names()).at(id).size() == 1);
 }
 
+TEST_CASE("on_receipt: a task re-attached on its own host keeps its record current; a rescuer takes the next attempt") {
+  NatsSingle nats;
+  TempDir dir{"taskhost-nats-migrate"};
+  const auto plugins = dir.path() / "plugins";
+  std::filesystem::create_directories(plugins);
+  std::filesystem::copy_file(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", plugins / "scripted.so");
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  auto a = std::make_unique<HostRig>(test_options(nats.url(), "moves"), plugins);
+  const std::string id = client.submit(assignment("moved", "test.hold", R"("hold")"));
+  REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
+
+  // A reload that migrates: attempt 2 on version 2, on the same host.
+  std::filesystem::copy_file(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "scripted-v2.so", plugins / "scripted.so",
+                             std::filesystem::copy_options::overwrite_existing);
+  REQUIRE(a->host().reload(true).errors.empty());
+  REQUIRE(eventually([&] { return client.status(id).attempt() == 2; }, 10s, kServerPoll));
+  v1::SteeringMessage m;
+  m.set_task_id(id);
+  m.add_parts()->set_text("ckpt:after-move");
+  REQUIRE(client.send(m).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  Probe p(nats.url());
+  const tn::Names& names = a->transport().names();
+  REQUIRE(eventually([&] {  // the record holds attempt 2's checkpoint
+    const auto records = p.read_all(names.kv_stream(), names.kv_subject(tn::Names::task_key(id)));
+    return !records.empty() && records.back().second.find("after-move") != std::string::npos;
+  }, 10s, kServerPoll));
+
+  a->crash();
+  HostRig b(test_options(nats.url(), "rescuer"), plugins);
+  const auto resumed = [&] {
+    for (const auto& i : p.items_of(names, id)) {
+      if (i.has_event() && i.event().has_message() && i.event().message().text().rfind("resumed:", 0) == 0) {
+        if (i.event().attempt() == 3) return i.event().message().text();
+      }
+    }
+    return std::string();
+  };
+  REQUIRE(eventually([&] { return !resumed().empty(); }, 20s, kServerPoll));
+  CHECK(resumed() == "resumed:after-move:attempt=3");
+  v1::CancelRequest cancel;
+  cancel.set_task_id(id);
+  client.cancel(cancel);
+}
+
 TEST_CASE("on_receipt: steering the dead attempt took before its checkpoint is not applied again after re-attach") {
   NatsSingle nats;
   NatsTaskClient client(test_options(nats.url(), "client"));

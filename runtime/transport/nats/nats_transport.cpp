@@ -324,6 +324,17 @@ void NatsTransport::Impl::mark_finishing_locked(Inflight& f) {
   ++finishing_total;
 }
 
+void NatsTransport::Impl::note_attempt(const std::string& id, uint32_t attempt) {
+  std::lock_guard lock(mu);
+  auto it = inflight.find(id);
+  if (it == inflight.end() || it->second.fenced || attempt <= it->second.attempt) return;
+  Inflight& f = it->second;
+  // Its checkpoints come from the new attempt from now on (on_checkpoint drops other attempts'), and a
+  // rescuer would otherwise reuse this attempt's number.
+  f.attempt = attempt;
+  if (!f.completion_sent) write_record_locked(f);
+}
+
 void NatsTransport::Impl::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {
   std::lock_guard lock(mu);
   auto it = inflight.find(task_id);
@@ -366,7 +377,11 @@ NatsTransport::Stats NatsTransport::stats() const {
   return s;
 }
 
-void NatsTransport::on_event(const v1::TaskEvent& event) { impl_->batcher->event(event); }
+void NatsTransport::on_event(const v1::TaskEvent& event) {
+  // Attempts past the first are rare (rescued or re-attached tasks): only their state events look it up.
+  if (event.attempt() > 1 && event.has_state()) impl_->note_attempt(event.task_id(), event.attempt());
+  impl_->batcher->event(event);
+}
 
 void NatsTransport::on_heartbeat(const v1::Heartbeat& heartbeat) {
   // Observers (an orchestrator) may listen; nothing stores it: liveness is the host key's job.

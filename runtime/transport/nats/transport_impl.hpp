@@ -85,6 +85,9 @@ class NatsTransport::Impl {
   void refresh_kinds();
   void tick();
   void on_completion(const v1::TaskCompletion& completion);
+  // The router started task `id` again as `attempt` on this host (a reload's migration, or its isolated
+  // plugin's next process): its record says so, so that a host rescuing it takes a later attempt still.
+  void note_attempt(const std::string& id, uint32_t attempt);
   void on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes);
   void completion_stored(const v1::TaskCompletion& completion, const PublishResult& result);
 
