@@ -237,6 +237,8 @@ TEST_CASE("a task beside crash after crash is re-attached until max_plugin_crash
   CHECK_MESSAGE(c->error().message().find("max_plugin_crashes = 2") != std::string::npos, c->error().message());
 }
 
+namespace {
+
 // The scripted fixture isolated with `policy`, running two held tasks: "crasher", to be made to abort its
 // process, and "beside", a re-attachable task that only runs beside that crash.
 struct CrashBeside {
@@ -259,6 +261,8 @@ struct CrashBeside {
   TempDir dir;
   std::unique_ptr<IsolatedHost> host;
 };
+
+}  // namespace
 
 TEST_CASE("a task waiting for its plugin's next process stays on its own version across a reload") {
   plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
