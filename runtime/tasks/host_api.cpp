@@ -285,7 +285,12 @@ void sink_log(th_host_context* ctx, th_task_ref ref, int32_t level, const char* 
 
 // The host hooks (plugin/host_scope.hpp), from an isolated plugin's supervisor thread.
 th_status hook_task_awaits_process(th_host_context* ctx, th_task_ref ref, const char* reason) noexcept {
-  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+  return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked& locked) -> th_status {
+    if (t.cancel_requested) {  // a cancel came before the crash: nobody wants it re-attached
+      impl.fail_locked(t, v1::CANCELLED, "task '" + t.id + "' was canceled, and then " + str(reason));
+      impl.post(locked.task, [&impl](const TaskPtr& ended) { impl.finalize_on_strand(ended); });
+      return TH_TASK_ENDED;
+    }
     t.awaiting_process = true;
     impl.set_state_locked(t, v1::RUNNING, str(reason) + "; it is re-attached once the plugin runs again");
     return TH_OK;

@@ -326,7 +326,10 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
   // Their senders learn the final outcome.
   for (const auto& m : never_delivered) {
     outbox.on_delivery(make_receipt(t->id, m.message_id(), v1::DeliveryReceipt::TASK_ENDED,
-                                    "task '" + t->id + "' ended before it started; the message was not delivered"));
+                                    "task '" + t->id +
+                                        (held_slot ? "' ended before its next attempt started (the message was held "
+                                                     "for it); the message was not delivered"
+                                                   : "' ended before it started; the message was not delivered")));
   }
   for (const auto& m : never_asked) {
     outbox.on_delivery(make_receipt(t->id, m.message_id(), v1::DeliveryReceipt::TASK_ENDED,

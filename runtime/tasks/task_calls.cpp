@@ -199,6 +199,12 @@ void Router::Impl::deliver_on_strand(const TaskPtr& t, v1::SteeringMessage messa
                           fmt::format("message names attempt {} but task '{}' is at attempt {}", message.attempt(),
                                       t->id, t->attempt)));
     }
+    if (t->awaiting_process && message.attempt() != 0) {
+      return done(receipt(*t, message.message_id(), v1::DeliveryReceipt::REJECTED,
+                          fmt::format("message names attempt {} of task '{}', which ended with its plugin's process; "
+                                      "the task is re-attached as attempt {} once the plugin runs again",
+                                      message.attempt(), t->id, t->attempt + 1)));
+    }
     if (t->awaiting_process) {
       // No process runs it: the re-attached attempt gets it after its start, as steering sent before a start.
       v1::DeliveryReceipt held = receipt(*t, message.message_id(), v1::DeliveryReceipt::ACCEPTED,

@@ -453,7 +453,7 @@ TEST_CASE("on_receipt: a dead host's recorded task is re-attached elsewhere from
   CHECK(p.completions(b.transport().names()).at(id).size() == 1);
 }
 
-TEST_CASE("on_receipt: a task re-attached on its own host keeps its record current; a rescuer takes the next attempt") {
+TEST_CASE("on_receipt: a task re-attached on its own host records its new checkpoints; a rescuer resumes from them") {
   NatsSingle nats;
   TempDir dir{"taskhost-nats-migrate"};
   const auto plugins = dir.path() / "plugins";
@@ -474,7 +474,7 @@ TEST_CASE("on_receipt: a task re-attached on its own host keeps its record curre
   m.add_parts()->set_text("ckpt:after-move");
   REQUIRE(client.send(m).outcome() == v1::DeliveryReceipt::ACCEPTED);
   Probe p(nats.url());
-  const tn::Names& names = a->transport().names();
+  const tn::Names names = a->transport().names();  // a copy: the transport goes with the crash
   REQUIRE(eventually([&] {  // the record holds attempt 2's checkpoint
     const auto records = p.read_all(names.kv_stream(), names.kv_subject(tn::Names::task_key(id)));
     return !records.empty() && records.back().second.find("after-move") != std::string::npos;
@@ -485,13 +485,15 @@ TEST_CASE("on_receipt: a task re-attached on its own host keeps its record curre
   const auto resumed = [&] {
     for (const auto& i : p.items_of(names, id)) {
       if (i.has_event() && i.event().has_message() && i.event().message().text().rfind("resumed:", 0) == 0) {
-        if (i.event().attempt() == 3) return i.event().message().text();
+        if (i.event().attempt() == 2 && i.event().worker_id() == "rescuer") return i.event().message().text();
       }
     }
     return std::string();
   };
   REQUIRE(eventually([&] { return !resumed().empty(); }, 20s, kServerPoll));
-  CHECK(resumed() == "resumed:after-move:attempt=3");
+  // From attempt 2's checkpoint. As attempt 2: the record counts claims by hosts (what max_deliver and an
+  // ownership conflict compare), not the restarts a host made of its own claim.
+  CHECK(resumed() == "resumed:after-move:attempt=2");
   v1::CancelRequest cancel;
   cancel.set_task_id(id);
   client.cancel(cancel);

@@ -256,6 +256,18 @@ struct CrashBeside {
   void crash() {
     router().deliver(message("crasher", "abort"));
     REQUIRE(outbox().wait_completion("crasher", kCrashSeen));
+    REQUIRE(waits("beside"));
+  }
+  // The task's events say it waits for the plugin's next process.
+  bool waits(const std::string& id) {
+    return eventually([&] {
+      for (const auto& e : outbox().events_of(id)) {
+        if (e.has_state() && e.state().detail().find("re-attached once the plugin runs again") != std::string::npos) {
+          return true;
+        }
+      }
+      return false;
+    }, kCrashSeen);
   }
 
   TempDir dir;
@@ -309,7 +321,22 @@ TEST_CASE("while its plugin process is down, a task's steering is held for its r
   CrashBeside f(std::move(policy));
   REQUIRE(f.router().assign(assignment("steered", "test.hold")).accepted());
   REQUIRE(f.outbox().wait_state("steered", v1::RUNNING));
+  // Canceled before the crash, by a plugin that lets it run on: the crash ends it, canceled.
+  REQUIRE(f.router().assign(assignment("stubborn", "test.hold", R"("ignore-cancel")")).accepted());
+  REQUIRE(f.outbox().wait_state("stubborn", v1::RUNNING));
+  REQUIRE(f.router().cancel(cancel_request("stubborn"), 10s).outcome() == v1::DeliveryReceipt::ACCEPTED);
   f.crash();
+  REQUIRE(f.waits("steered"));
+  const auto stubborn = f.outbox().wait_completion("stubborn", 2s);  // not at the deadline (10 s)
+  REQUIRE(stubborn);
+  CHECK(stubborn->state() == v1::CANCELED);
+  CHECK_MESSAGE(stubborn->error().message().find("was canceled, and then the plugin process") != std::string::npos,
+                stubborn->error().message());
+
+  // A message for the attempt that ended with the process cannot reach it.
+  v1::SteeringMessage old_attempt = message("steered", "pid");
+  old_attempt.set_attempt(1);
+  CHECK(f.router().deliver(old_attempt, 10s).outcome() == v1::DeliveryReceipt::REJECTED);
 
   // Held, not refused: the re-attached attempt gets it after its start.
   const v1::DeliveryReceipt held = f.router().deliver(message("steered", "pid"), 10s);

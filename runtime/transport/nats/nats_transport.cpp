@@ -327,19 +327,18 @@ void NatsTransport::Impl::mark_finishing_locked(Inflight& f) {
 void NatsTransport::Impl::note_attempt(const std::string& id, uint32_t attempt) {
   std::lock_guard lock(mu);
   auto it = inflight.find(id);
-  if (it == inflight.end() || it->second.fenced || attempt <= it->second.attempt) return;
-  Inflight& f = it->second;
-  // Its checkpoints come from the new attempt from now on (on_checkpoint drops other attempts'), and a
-  // rescuer would otherwise reuse this attempt's number.
-  f.attempt = attempt;
-  if (!f.completion_sent) write_record_locked(f);
+  if (it == inflight.end() || attempt <= it->second.local_attempt) return;
+  // Its checkpoints come from this attempt from now on; a late one of the attempt it replaced is dropped.
+  it->second.local_attempt = attempt;
 }
 
 void NatsTransport::Impl::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {
   std::lock_guard lock(mu);
   auto it = inflight.find(task_id);
-  if (it == inflight.end() || it->second.attempt != attempt || it->second.fenced) return;
+  if (it == inflight.end() || it->second.fenced) return;
   Inflight& f = it->second;
+  // The attempt this host runs: the one it claimed, or a later one the router started here (local_attempt).
+  if (attempt != std::max(f.attempt, f.local_attempt)) return;
   f.checkpoint.assign(bytes.data(), bytes.size());
   f.checkpoint_control_seq = f.control_seq;
   if (!f.completion_sent) write_record_locked(f);
