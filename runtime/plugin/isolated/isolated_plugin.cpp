@@ -36,6 +36,8 @@ namespace {
 
 // A process that ran this long before it ended is not crash-looping: the next restart waits the least.
 constexpr auto kStableRun = std::chrono::seconds(60);
+// Failed starts in a row after a crash before the tasks waiting to be re-attached fail.
+constexpr int kRestartsAwaited = 3;
 // How long a process may take to exit once the host closed its socket (its executors destroyed, the
 // plugin's threads joined) before it is killed.
 constexpr auto kExitGrace = milliseconds(5'000);
@@ -382,8 +384,10 @@ void IsolatedPlugin::supervise() {
     }
     lost(how);
     if (Clock::now() - started >= kStableRun) backoff = options_.first_backoff;
-    // Started again until it loads, waiting longer each time it fails.
-    for (;;) {
+    // Started again until it loads, waiting longer each time it fails. The tasks waiting for it fail after
+    // kRestartsAwaited failed starts in a row (one can fail for a passing reason: a load timeout on a busy
+    // machine), rather than wait through a backoff that may have grown to max_backoff.
+    for (int failed = 0;;) {
       {
         std::unique_lock lock(mu_);
         if (wake_.wait_for(lock, backoff, [&] { return stopping_; })) return;
@@ -394,7 +398,7 @@ void IsolatedPlugin::supervise() {
       if (!start_process(true, &error, &hello)) {
         log::warn("plugins: restarting the plugin process of '{}' failed: {}; trying again in {} ms", name_, error,
                   backoff.count());
-        settle_awaiting(error);
+        if (++failed >= kRestartsAwaited) settle_awaiting(error);
         continue;
       }
       log::info("plugins: {}: the plugin process of '{}' runs again (pid {})", file_.string(), name_, process_->pid());

@@ -15,7 +15,7 @@
 // it) fails (WORKER_ERROR, naming how the process ended and the call). A task that only ran beside the
 // crash, of a kind that can re-attach, is handed back to the host once the plugin runs again
 // (HostHooks::reattach_lost_task: the host re-attaches it with its last checkpoint, or fails it), and
-// fails if the plugin cannot be started again. Any other task fails at once.
+// fails if the plugin cannot be started again (three tries in a row). Any other task fails at once.
 //
 // Thread rule: the trampolines are safe from any thread, like any plugin's entry points; calls for one task
 // arrive serialized (the router's strand) and are answered in order. Sink frames are handled on the
