@@ -162,9 +162,7 @@ std::unique_ptr<IsolatedPlugin> IsolatedPlugin::open(const std::filesystem::path
 
 bool IsolatedPlugin::launch(const th_host_api& host, const HostHooks* hooks, std::string* error) {
   host_ = &host;
-  hooks_ = hooks != nullptr && hooks->task_awaits_process != nullptr && hooks->reattach_lost_task != nullptr
-               ? hooks
-               : nullptr;
+  hooks_ = hooks;
   v1::ChildHello hello;
   if (!start_process(false, error, &hello)) return false;
   name_ = hello.name();

@@ -324,21 +324,14 @@ void NatsTransport::Impl::mark_finishing_locked(Inflight& f) {
   ++finishing_total;
 }
 
-void NatsTransport::Impl::note_attempt(const std::string& id, uint32_t attempt) {
-  std::lock_guard lock(mu);
-  auto it = inflight.find(id);
-  if (it == inflight.end() || attempt <= it->second.local_attempt) return;
-  // Its checkpoints come from this attempt from now on; a late one of the attempt it replaced is dropped.
-  it->second.local_attempt = attempt;
-}
-
 void NatsTransport::Impl::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {
   std::lock_guard lock(mu);
   auto it = inflight.find(task_id);
-  if (it == inflight.end() || it->second.fenced) return;
+  // The router hands over only the live attempt's checkpoints (the sink fences stale refs), in order under
+  // the task's lock: one above the claimed attempt is the router restarting this host's claim (a reload's
+  // migration, an isolated plugin's next process), recorded under the claimed attempt (Inflight::attempt).
+  if (it == inflight.end() || it->second.fenced || attempt < it->second.attempt) return;
   Inflight& f = it->second;
-  // The attempt this host runs: the one it claimed, or a later one the router started here (local_attempt).
-  if (attempt != std::max(f.attempt, f.local_attempt)) return;
   f.checkpoint.assign(bytes.data(), bytes.size());
   f.checkpoint_control_seq = f.control_seq;
   if (!f.completion_sent) write_record_locked(f);
@@ -376,11 +369,7 @@ NatsTransport::Stats NatsTransport::stats() const {
   return s;
 }
 
-void NatsTransport::on_event(const v1::TaskEvent& event) {
-  // Attempts past the first are rare (rescued or re-attached tasks): only their state events look it up.
-  if (event.attempt() > 1 && event.has_state()) impl_->note_attempt(event.task_id(), event.attempt());
-  impl_->batcher->event(event);
-}
+void NatsTransport::on_event(const v1::TaskEvent& event) { impl_->batcher->event(event); }
 
 void NatsTransport::on_heartbeat(const v1::Heartbeat& heartbeat) {
   // Observers (an orchestrator) may listen; nothing stores it: liveness is the host key's job.

@@ -36,11 +36,11 @@ namespace taskhost::transport::nats {
 struct Inflight {
   std::string task_id;
   std::string kind;
-  uint32_t attempt = 1;  // as claimed (intake, rescue): what the record, its ownership and the start count use
-  // A later attempt the router started on this host (a reload's migration, an isolated plugin's next
-  // process; 0: none). Its checkpoints are recorded, under the claimed attempt: the record's attempt counts
-  // the hosts that claimed the task (max_deliver), and a conflict compares claims, not local restarts.
-  uint32_t local_attempt = 0;
+  // As claimed (intake, rescue): what the record, its ownership and the start count use. The router may
+  // run a later attempt of the claim here (a reload's migration, an isolated plugin's next process); its
+  // checkpoints are recorded under this one: the record's attempt counts the hosts that claimed the task
+  // (max_deliver), and an ownership conflict compares claims, not local restarts.
+  uint32_t attempt = 1;
   std::string assignment;  // serialized as first queued (its attempt is the first): what a rescuer re-attaches
   std::string reply;       // ack subject of the delivery held; empty for a task rescued from a dead host
   bool acked = false;
@@ -89,9 +89,6 @@ class NatsTransport::Impl {
   void refresh_kinds();
   void tick();
   void on_completion(const v1::TaskCompletion& completion);
-  // The router started task `id` again as `attempt` on this host (a reload's migration, or its isolated
-  // plugin's next process): that attempt's checkpoints are the ones to record from now on.
-  void note_attempt(const std::string& id, uint32_t attempt);
   void on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes);
   void completion_stored(const v1::TaskCompletion& completion, const PublishResult& result);
 
