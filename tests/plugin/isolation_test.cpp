@@ -315,6 +315,64 @@ TEST_CASE("a task beside a crash fails when its plugin cannot be started again")
   CHECK_MESSAGE(c->error().message().find(program.string()) != std::string::npos, c->error().message());
 }
 
+namespace {
+
+// A plugin process program that counts its starts in a file beside it and exits at once (before its
+// hello) on starts first_failing..last_failing; every other start runs the real program.
+fs::path program_failing_starts(const fs::path& dir, int first_failing, int last_failing) {
+  const fs::path script = dir / "flaky-plugin-child";
+  std::ofstream(script) << "#!/bin/sh\n"
+                        << "count=\"" << (dir / "starts").string() << "\"\n"
+                        << "n=$(( $(cat \"$count\" 2>/dev/null || echo 0) + 1 ))\n"
+                        << "echo \"$n\" > \"$count\"\n"
+                        << "if [ \"$n\" -ge " << first_failing << " ] && [ \"$n\" -le " << last_failing
+                        << " ]; then exit 3; fi\n"
+                        << "exec \"" << (fs::path(TASKHOST_BIN_DIR) / "taskhost-plugin-child").string()
+                        << "\" \"$@\"\n";
+  fs::permissions(script, fs::perms::owner_all);
+  return script;
+}
+
+}  // namespace
+
+TEST_CASE("a task beside a crash waits through two failed restarts and fails on the third") {
+  // Start 1 is the first process; the restarts after the crash are starts 2, 3, 4, ...
+  SUBCASE("two restarts fail, the third runs: the task is re-attached") {
+    TempDir programs;
+    plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
+    policy.process.program = program_failing_starts(programs.path(), 2, 3);
+    CrashBeside f(std::move(policy));
+    f.crash();
+    CHECK(f.outbox().wait_message("beside", "resumed::attempt=2", kCrashSeen));
+    CHECK(f.outbox().completion_count("beside") == 0);
+    f.router().deliver(message("beside", "finish"));
+    const auto c = f.outbox().wait_completion("beside");
+    REQUIRE(c);
+    CHECK(c->state() == v1::SUCCEEDED);
+  }
+  SUBCASE("three restarts fail: the task fails, and the fourth serves new tasks") {
+    TempDir programs;
+    plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
+    policy.process.program = program_failing_starts(programs.path(), 2, 4);
+    CrashBeside f(std::move(policy));
+    f.crash();
+    const auto c = f.outbox().wait_completion("beside", kCrashSeen);
+    REQUIRE(c);
+    CHECK(c->state() == v1::FAILED);
+    CHECK_MESSAGE(c->error().message().find("the plugin could not be started again") != std::string::npos,
+                  c->error().message());
+    int tries = 0;
+    CHECK(eventually(  // a start before the fourth process runs fails: again
+        [&] {
+          const std::string id = "after-" + std::to_string(++tries);
+          if (!f.router().assign(assignment(id, "test.instant", "1")).accepted()) return false;
+          const auto done = f.outbox().wait_completion(id, 5s);
+          return done && done->state() == v1::SUCCEEDED;
+        },
+        kCrashSeen, 100ms));
+  }
+}
+
 TEST_CASE("while its plugin process is down, a task's steering is held for its re-attach and a cancel ends it") {
   plugin::IsolationPolicy policy = isolate({{"scripted.so", plugin::Isolation::process}});
   policy.process.first_backoff = 3000ms;  // time to steer and cancel while no process runs
