@@ -537,6 +537,92 @@ TEST_CASE("on_receipt: steering the dead attempt took before its checkpoint is n
   client.cancel(cancel);
 }
 
+TEST_CASE("on_receipt: an answer held for its question when the host dies is not skipped by a later message's mark") {
+  NatsSingle nats;
+  TempDir dir{"taskhost-nats-held"};
+  const auto plugins = dir.path() / "plugins";
+  std::filesystem::create_directories(plugins);
+  std::filesystem::copy_file(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", plugins / "scripted.so");
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"), plugins);
+  const std::string id = client.submit(assignment("held", "test.hold", R"("hold")"));
+  REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
+  const auto send = [&](const std::string& text, const std::string& in_reply_to = {}) {
+    v1::SteeringMessage m;
+    m.set_task_id(id);
+    m.add_parts()->set_text(text);
+    m.set_in_reply_to(in_reply_to);
+    return client.send(m);
+  };
+  // The answer comes before its question: the router holds it. The messages after it are taken at once;
+  // the second checkpoint is taken after the first message returned, so its mark is past the answer's.
+  const v1::DeliveryReceipt held = send("blue", "q1");
+  REQUIRE(held.outcome() == v1::DeliveryReceipt::ACCEPTED);
+  REQUIRE(held.queued());
+  REQUIRE(send("ckpt:zero").outcome() == v1::DeliveryReceipt::ACCEPTED);
+  REQUIRE(send("ckpt:one").outcome() == v1::DeliveryReceipt::ACCEPTED);
+  Probe p(nats.url());
+  const tn::Names names = a->transport().names();  // a copy: the transport goes with the crash
+  REQUIRE(eventually([&] {
+    const auto records = p.read_all(names.kv_stream(), names.kv_subject(tn::Names::task_key(id)));
+    return !records.empty() && records.back().second.find("one") != std::string::npos;
+  }, 10s, kServerPoll));
+
+  a->crash();
+  HostRig b(test_options(nats.url(), "rescuer"), plugins);
+  const auto said = [&](const std::string& prefix) {
+    for (const auto& i : p.items_of(names, id)) {
+      if (i.has_event() && i.event().has_message() && i.event().worker_id() == "rescuer" &&
+          i.event().message().text().rfind(prefix, 0) == 0) {
+        return i.event().message().text();
+      }
+    }
+    return std::string();
+  };
+  REQUIRE(eventually([&] { return !said("resumed:").empty(); }, 20s, kServerPoll));
+  CHECK(said("resumed:") == "resumed:one:attempt=2");
+  // The resumed attempt asks the question: the answer the dead attempt never got is there for it.
+  REQUIRE(send("ask").outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(eventually([&] { return said("answer:") == "answer:blue"; }, 10s, kServerPoll));
+  v1::CancelRequest cancel;
+  cancel.set_task_id(id);
+  client.cancel(cancel);
+}
+
+TEST_CASE("on_receipt: an answer taken after being held is not handed again to the re-attached attempt") {
+  NatsSingle nats;
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"));
+  const std::string id = client.submit(
+      assignment("answered", "interactive.count", R"({"steps":40,"delay_ms":100,"ask":true,"ask_at":8})"));
+  REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
+  HostRig b(test_options(nats.url(), "rescuer"));
+  // Sent before the task asks: held by the router, taken when it asks, and the last control message.
+  v1::SteeringMessage answer;
+  answer.set_task_id(id);
+  answer.add_parts()->set_text("yes");
+  answer.set_in_reply_to("confirm");
+  const v1::DeliveryReceipt held = client.send(answer);
+  REQUIRE(held.outcome() == v1::DeliveryReceipt::ACCEPTED);
+  REQUIRE(held.queued());
+  // Steps past the question, each a checkpoint recorded after the answer was taken.
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 12; }, 20s, kServerPoll));
+  Probe p(nats.url());
+  const tn::Names names = b.transport().names();
+  a->crash();
+  const auto c = client.wait(id, 30s);
+  CHECK(c.state() == v1::SUCCEEDED);
+  CHECK(c.worker_id() == "rescuer");
+  CHECK(c.attempt() == 2);
+  // Had the mark stayed below the answer, the rescuer would hand it to attempt 2, which resumed past the
+  // question and never asks it: the task's events would say so as it ended.
+  for (const auto& i : p.items_of(names, id)) {
+    if (!i.has_event() || !i.event().has_state()) continue;
+    CHECK_MESSAGE(i.event().state().detail().find("which the task did not ask for") == std::string::npos,
+                  i.event().state().detail());
+  }
+}
+
 TEST_CASE("on_receipt: an input answer sent while the task's host is dead reaches the re-attached attempt") {
   NatsSingle nats;
   NatsTaskClient client(test_options(nats.url(), "client"));

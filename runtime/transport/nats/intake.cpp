@@ -327,10 +327,17 @@ void NatsTransport::Impl::apply_control(const ControlItem& item) {
   natsConnection* nc = connection->nc();
   auto answer = [this, nc, reply, task_id = item.task_id, seq = item.seq](const v1::DeliveryReceipt& r) {
     // Taken by the plugin (its deliver or cancel returned): a checkpoint from now on reflects it. A
-    // queued message is not taken yet; the next one taken after the start moves the mark past it.
-    if (!r.queued() && seq != 0) {
+    // queued message is not taken yet: the mark stays below it until its outcome (on_delivery).
+    if (seq != 0) {
       std::lock_guard lock(mu);
-      if (auto it = inflight.find(task_id); it != inflight.end()) it->second.control_seq = std::max(it->second.control_seq, seq);
+      if (auto it = inflight.find(task_id); it != inflight.end()) {
+        Inflight& f = it->second;
+        if (r.queued()) {
+          f.held_control.emplace(seq, r.message_id());
+        } else {
+          f.control_seq = std::max(f.control_seq, seq);
+        }
+      }
     }
     ControlChannel::send_receipt(nc, reply, r);
   };

@@ -333,8 +333,24 @@ void NatsTransport::Impl::on_checkpoint(const std::string& task_id, uint32_t att
   if (it == inflight.end() || it->second.fenced || attempt < it->second.attempt) return;
   Inflight& f = it->second;
   f.checkpoint.assign(bytes.data(), bytes.size());
-  f.checkpoint_control_seq = f.control_seq;
+  f.checkpoint_control_seq = f.applied_mark();
   if (!f.completion_sent) write_record_locked(f);
+}
+
+void NatsTransport::Impl::on_delivery(const v1::DeliveryReceipt& receipt) {
+  if (receipt.queued()) return;  // held again (an answer delivered at the start, ahead of its question)
+  std::lock_guard lock(mu);
+  auto it = inflight.find(receipt.task_id());
+  if (it == inflight.end()) return;
+  Inflight& f = it->second;
+  // The held message has its outcome: taken (or refused) by the task, so a checkpoint from now on
+  // reflects it.
+  for (auto h = f.held_control.begin(); h != f.held_control.end(); ++h) {
+    if (h->second != receipt.message_id()) continue;
+    f.control_seq = std::max(f.control_seq, h->first);
+    f.held_control.erase(h);
+    break;
+  }
 }
 
 // =====================================================================================================
@@ -383,6 +399,8 @@ void NatsTransport::on_completion(const v1::TaskCompletion& completion) { impl_-
 void NatsTransport::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {
   impl_->on_checkpoint(task_id, attempt, bytes);
 }
+
+void NatsTransport::on_delivery(const v1::DeliveryReceipt& receipt) { impl_->on_delivery(receipt); }
 
 void NatsTransport::on_capacity(std::string_view) {
   if (impl_->puller) impl_->puller->wake();

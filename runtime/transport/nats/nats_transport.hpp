@@ -95,6 +95,7 @@ class NatsTransport final : public transport::TaskOutbox {
   void on_heartbeat(const v1::Heartbeat& heartbeat) override;
   void on_completion(const v1::TaskCompletion& completion) override;
   void on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) override;
+  void on_delivery(const v1::DeliveryReceipt& receipt) override;
   void on_capacity(std::string_view kind) override;
 
   class Impl;

@@ -55,7 +55,18 @@ struct Inflight {
   bool record_delete = false;  // the task ended: delete the record when nothing is in flight
   std::string checkpoint;
   uint64_t control_seq = 0;             // newest control message the plugin has taken (its deliver returned)
-  uint64_t checkpoint_control_seq = 0;  // control_seq when `checkpoint` was taken: recorded with it
+  // Steering the router holds for later (its receipt said `queued`: the task had not started, waited for
+  // its plugin's next process, or had not asked the question it answers), by sequence: message id, until
+  // the router's final outcome (on_delivery). The recorded mark stays below the oldest of them.
+  std::map<uint64_t, std::string> held_control;
+  uint64_t checkpoint_control_seq = 0;  // applied_mark() when `checkpoint` was taken: recorded with it
+
+  // Every control message up to this sequence has been taken by the plugin: a re-attached attempt that
+  // resumes from a checkpoint taken now skips them. Below a held message, so that one is never skipped
+  // (the messages taken after it are applied again instead: at least once, never lost).
+  uint64_t applied_mark() const {
+    return held_control.empty() ? control_seq : std::min(control_seq, held_control.begin()->first - 1);
+  }
 
   bool completion_sent = false;
   bool finishing = false;      // counted in `finishing`: ended, its delivery still held until stored
@@ -90,6 +101,7 @@ class NatsTransport::Impl {
   void tick();
   void on_completion(const v1::TaskCompletion& completion);
   void on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes);
+  void on_delivery(const v1::DeliveryReceipt& receipt);
   void completion_stored(const v1::TaskCompletion& completion, const PublishResult& result);
 
   // ---- intake (intake.cpp) ------------------------------------------------------------------------
