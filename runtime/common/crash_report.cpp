@@ -1,12 +1,17 @@
 #include "common/crash_report.hpp"
 
+#include <execinfo.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <optional>
 
@@ -29,11 +34,61 @@ constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SI
 constexpr std::string_view kNoteTag = "crash v1 ";
 constexpr std::string_view kTaskTag = "task";  // then the task id and its kind
 constexpr std::string_view kLoadTag = "load";  // then the file and its content hash
+constexpr std::string_view kCodeTag = "code";  // the same fields: a crash in the file's code, outside any scope
 constexpr std::string_view kLoadBeginTag = "loading";  // the same fields, signal 0
 constexpr std::string_view kLoadEndTag = "loaded";
 constexpr std::string_view kCleanStopTag = "stopped";  // then "686f7374" ("host") and nothing
 // A field longer than this is cut in the note (it then names no task the store knows; ids are <= 256).
 constexpr size_t kMaxNoteField = 512;
+
+// The registered code ranges (PluginCode). Writers take code_mu; the handler reads without it: `begin` is
+// stored last on registration (release) and cleared first on removal, so a range it sees has its names.
+struct CodeSlot {
+  std::atomic<uintptr_t> begin{0};
+  std::atomic<uintptr_t> end{0};
+  bool used = false;  // code_mu
+  char file[kMaxNoteField];
+  size_t file_size = 0;
+  char hash[kMaxNoteField];
+  size_t hash_size = 0;
+};
+constexpr size_t kCodeSlots = 256;
+std::array<CodeSlot, kCodeSlots> code_slots;
+std::mutex code_mu;
+
+const CodeSlot* code_at(uintptr_t address) {
+  if (address == 0) return nullptr;
+  for (const CodeSlot& slot : code_slots) {
+    const uintptr_t begin = slot.begin.load(std::memory_order_acquire);
+    if (begin != 0 && address >= begin && address < slot.end.load(std::memory_order_relaxed)) return &slot;
+  }
+  return nullptr;
+}
+
+uintptr_t interrupted_instruction(const void* context) {
+  if (context == nullptr) return 0;
+  const auto* uc = static_cast<const ucontext_t*>(context);
+#if defined(__x86_64__)
+  return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  return static_cast<uintptr_t>(uc->uc_mcontext.pc);
+#else
+  (void)uc;
+  return 0;
+#endif
+}
+
+// The plugin code the crash happened in: the interrupted instruction, else the nearest caller on this
+// thread's stack that is plugin code (abort() and failed assertions stop in the C library).
+const CodeSlot* crashing_code(const void* context) {
+  if (const CodeSlot* slot = code_at(interrupted_instruction(context))) return slot;
+  void* frames[64];
+  const int n = ::backtrace(frames, 64);
+  for (int i = 0; i < n; ++i) {
+    if (const CodeSlot* slot = code_at(reinterpret_cast<uintptr_t>(frames[i]))) return slot;
+  }
+  return nullptr;
+}
 
 const char* name_of(int sig) {
   switch (sig) {
@@ -146,7 +201,7 @@ bool self_inflicted(const siginfo_t* info) {
   return (info->si_code == SI_TKILL || info->si_code == SI_USER) && info->si_pid == ::getpid();
 }
 
-void on_fatal_signal(int sig, siginfo_t* info, void*) {
+void on_fatal_signal(int sig, siginfo_t* info, void* context) {
   const int saved_errno = errno;
   // A process a plugin forked (without exec) inherits this handler and the thread's scope: its crash is not
   // the host's, and must note nothing.
@@ -158,15 +213,20 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
   const std::string* hash = current_hash;
   const bool in_task = attributable && id != nullptr && kind != nullptr;
   const bool in_load = attributable && !in_task && file != nullptr && hash != nullptr;
+  const CodeSlot* code = attributable && !in_task && !in_load ? crashing_code(context) : nullptr;
+  const std::string_view code_file = code ? std::string_view(code->file, code->file_size) : std::string_view();
+  const std::string_view code_hash = code ? std::string_view(code->hash, code->hash_size) : std::string_view();
   const int fd = note_fd.load(std::memory_order_relaxed);
   // The note first: stderr may be a pipe nobody reads (it blocks) or a closed one (SIGPIPE is blocked in
   // here, so the write fails instead of killing the process before its note is out).
-  if ((in_task || in_load) && fd >= 0) {
+  if ((in_task || in_load || code) && fd >= 0) {
     Line note;
     if (in_task) {
       note_line(note, sig, kTaskTag, *id, *kind);
-    } else {
+    } else if (in_load) {
       note_line(note, sig, kLoadTag, *file, *hash);
+    } else {
+      note_line(note, sig, kCodeTag, code_file, code_hash);
     }
     note.flush_to(fd);
   }
@@ -181,6 +241,12 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
       say.text(" while loading plugin file ");
       say.quoted(*file);
       say.text("; the host ends with it");
+      if (fd >= 0) say.text(" (noted: the next start does not load this content in-process again)");
+      say.text("\n");
+    } else if (code) {
+      say.text(" outside any task's call, in the code of plugin file ");
+      say.quoted(code_file);
+      say.text(" (a thread of its own, or its executor's destroy); the host ends with it");
       if (fd >= 0) say.text(" (noted: the next start does not load this content in-process again)");
       say.text("\n");
     } else if (!attributable) {
@@ -291,6 +357,12 @@ std::vector<int> reclaim() {
 }
 
 void install(int fd) {
+  // backtrace(3) loads its unwinder (libgcc_s) on its first call: made here, never first in the handler.
+  static const bool unwinder_loaded = [] {
+    void* frame[1];
+    return ::backtrace(frame, 1) >= 0;
+  }();
+  (void)unwinder_loaded;
   note_fd.store(fd, std::memory_order_relaxed);
   host_pid.store(::getpid(), std::memory_order_relaxed);
   static const bool exit_hooked = std::atexit(on_exit_hook) == 0 && std::at_quick_exit(on_exit_hook) == 0;
@@ -302,6 +374,34 @@ void install(int fd) {
   sigaddset(&sa.sa_mask, SIGPIPE);
   for (int sig : kSignals) sigaddset(&sa.sa_mask, sig);  // a second fatal signal waits for the first to end
   for (int sig : kSignals) ::sigaction(sig, &sa, nullptr);
+}
+
+PluginCode::PluginCode(uintptr_t begin, uintptr_t end, std::string_view file, std::string_view content_hash) noexcept
+    : slot_(-1) {
+  if (begin == 0 || end <= begin) return;
+  std::lock_guard lock(code_mu);
+  for (size_t i = 0; i < kCodeSlots; ++i) {
+    CodeSlot& slot = code_slots[i];
+    if (slot.used) continue;
+    slot.used = true;
+    slot.file_size = std::min(file.size(), kMaxNoteField);
+    std::memcpy(slot.file, file.data(), slot.file_size);
+    slot.hash_size = std::min(content_hash.size(), kMaxNoteField);
+    std::memcpy(slot.hash, content_hash.data(), slot.hash_size);
+    slot.end.store(end, std::memory_order_relaxed);
+    slot.begin.store(begin, std::memory_order_release);
+    slot_ = static_cast<int>(i);
+    return;
+  }
+}
+
+PluginCode::~PluginCode() {
+  if (slot_ < 0) return;
+  std::lock_guard lock(code_mu);
+  CodeSlot& slot = code_slots[static_cast<size_t>(slot_)];
+  slot.begin.store(0, std::memory_order_release);
+  slot.end.store(0, std::memory_order_relaxed);
+  slot.used = false;
 }
 
 AltStack::AltStack() : memory_(nullptr) {
@@ -349,6 +449,7 @@ std::vector<Note> parse_notes(std::string_view text, size_t* unreadable) {
     const auto what_of = [](std::string_view tag) -> std::optional<Note::What> {
       if (tag == kTaskTag) return Note::What::task;
       if (tag == kLoadTag) return Note::What::load;
+      if (tag == kCodeTag) return Note::What::code;
       if (tag == kLoadBeginTag) return Note::What::load_begin;
       if (tag == kLoadEndTag) return Note::What::load_end;
       if (tag == kCleanStopTag) return Note::What::clean_stop;
@@ -382,6 +483,7 @@ std::string format_note(const Note& note) {
   switch (note.what) {
     case Note::What::task: note_line(line, note.signal, kTaskTag, note.task_id, note.kind); break;
     case Note::What::load: note_line(line, note.signal, kLoadTag, note.file, note.content_hash); break;
+    case Note::What::code: note_line(line, note.signal, kCodeTag, note.file, note.content_hash); break;
     case Note::What::load_begin: note_line(line, 0, kLoadBeginTag, note.file, note.content_hash); break;
     case Note::What::load_end: note_line(line, 0, kLoadEndTag, note.file, note.content_hash); break;
     case Note::What::clean_stop: note_line(line, 0, kCleanStopTag, "host", ""); break;

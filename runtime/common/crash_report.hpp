@@ -15,15 +15,24 @@
 //     (parse_notes): a task is counted ([tasks] max_plugin_crashes), a file's content is not loaded
 //     in-process again.
 //
-// Only the host's own threads are attributed: a crash on a thread the plugin started itself names
-// nothing (stderr still names the signal). The handler is async-signal-safe: it formats by hand, writes
-// with write(2), then restores the default action and raises the signal again, so the exit status and
-// any core dump are those of the original crash.
+// A crash outside any task's call or load — on a thread the plugin started itself, or in a plugin call the
+// host makes outside a task (an executor's destroy) — is named by the code it ran: each in-process plugin
+// library registers its executable segments (PluginCode), and the handler looks for the interrupted
+// instruction, then the return addresses of the crashing thread's stack (an abort() called from plugin
+// code stops in the C library), in those ranges. Such a note quarantines the content as a load crash does:
+// with no task to blame, not loading it in-process again is the only end to the crash loop.
+//
+// The handler is async-signal-safe: it formats by hand, writes with write(2), then restores the default
+// action and raises the signal again, so the exit status and any core dump are those of the original
+// crash. Its one exception is the stack walk (backtrace(3)), made only when no scope names the crash; its
+// unwinder is loaded at install() and finds each frame's unwind table without taking the loader's lock
+// (glibc >= 2.35 with GCC >= 12's libgcc, Debian 12's).
 //
 // Thread rule: scopes and AltStack are per thread; install() from the main thread, before plugins load (it
 // may be called again: Installed undoes it with install(-1)).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +65,23 @@ class LoadScope {
  private:
   const std::string* outer_file_;
   const std::string* outer_hash_;
+};
+
+// Names `file` (content `content_hash`) as the owner of the code in [begin, end) for the object's life:
+// a crash there, or below a call from there, outside any TaskScope or LoadScope, is noted as that file's
+// (Note::What::code). At most 256 ranges are held at once; past that a range is not registered (its
+// crashes then name nothing, as before). The strings are copied (at most 512 bytes each).
+// Thread rule: construct and destroy on any thread; the handler reads the ranges without a lock, so a
+// range destroyed while another thread is crashing may still be read (an unloaded plugin is named).
+class PluginCode {
+ public:
+  PluginCode(uintptr_t begin, uintptr_t end, std::string_view file, std::string_view content_hash) noexcept;
+  ~PluginCode();
+  PluginCode(const PluginCode&) = delete;
+  PluginCode& operator=(const PluginCode&) = delete;
+
+ private:
+  int slot_;  // -1: not registered
 };
 
 // Installs the handler for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS and SIGTRAP. `note_fd` (opened
@@ -97,8 +123,8 @@ class Installed {
   AltStack alt_stack_;
 };
 
-// One line of the notes file: the signal and what it interrupted — a task's call (task_id, kind) or a
-// plugin file's load (file, content_hash).
+// One line of the notes file: the signal and what it interrupted — a task's call (task_id, kind), a
+// plugin file's load (file, content_hash), or, outside both, a plugin file's code (file, content_hash).
 //
 // Besides crashes, the file records each in-process load's begin and end and a clean stop: a load that
 // began and never ended in a run that did not stop cleanly ended the process some other way — exit() or
@@ -106,7 +132,7 @@ class Installed {
 // ld.so", exit 127) — and counts as a crash of that load (CrashLedger). A plugin's exit() during a task's
 // call is noted as a crash with signal 0.
 struct Note {
-  enum class What { task, load, load_begin, load_end, clean_stop };
+  enum class What { task, load, code, load_begin, load_end, clean_stop };
   What what = What::task;
   int signal = 0;  // 0: exit() (task, load); none (the others)
   std::string task_id;
@@ -114,6 +140,7 @@ struct Note {
   std::string file;
   std::string content_hash;
   bool is_load() const { return what == What::load; }
+  bool names_file() const { return what == What::load || what == What::code; }  // a crash its file is blamed for
 };
 // Parses a notes file's text. Lines it cannot read (a torn write from a process killed mid-line) are
 // skipped and counted in `*unreadable`.

@@ -34,11 +34,15 @@ bool write_synced(const std::filesystem::path& file, std::string_view text, int 
   return ok;
 }
 
-std::string refusal(const std::string& signal, const std::string& hash) {
-  return fmt::format("this content (sha256 {}) crashed the host while loading in-process ({}); it is not loaded "
+// Why a quarantined content is not loaded in-process: the crash `note` (a load's, or its code's outside
+// any task's call).
+std::string refusal(const crash_report::Note& note) {
+  return fmt::format("this content (sha256 {}) crashed the host {} ({}); it is not loaded "
                      "in-process again: run it with isolation = \"process\", or replace the file (or remove its line "
                      "from the state directory's plugin-quarantine and restart the host) to try again",
-                     hash.substr(0, 16), signal);
+                     note.content_hash.substr(0, 16),
+                     note.is_load() ? "while loading in-process" : "in-process, in its own code outside any task's call",
+                     crash_report::signal_name(note.signal));
 }
 
 }  // namespace
@@ -95,6 +99,13 @@ void CrashLedger::take_notes() {
         load_crash(std::move(note), how);
         break;
       }
+      case What::code:
+        // No task's call to blame (a thread the plugin started, or its executor's destroy): the content is.
+        log::error("the last run died of {} in the code of plugin file '{}', outside any task's call; its content "
+                   "is not loaded in-process again",
+                   crash_report::signal_name(note.signal), note.file);
+        quarantine(note);
+        break;
     }
   }
   // Begun and never ended, and no clean stop after: the process ended inside the load without a signal —
@@ -106,8 +117,8 @@ void CrashLedger::take_notes() {
 void CrashLedger::read_quarantine() {
   size_t unreadable = 0;
   for (const auto& note : crash_report::parse_notes(read_all(quarantine_path_), &unreadable)) {
-    if (note.is_load() && note.content_hash.size() == 64) {
-      quarantined_[note.content_hash] = refusal(crash_report::signal_name(note.signal), note.content_hash);
+    if (note.names_file() && note.content_hash.size() == 64) {
+      quarantined_[note.content_hash] = refusal(note);
     } else {
       ++unreadable;
     }
@@ -115,12 +126,12 @@ void CrashLedger::read_quarantine() {
   if (unreadable > 0) log::warn("crash ledger: {}: {} unreadable line(s) skipped", quarantine_path_.string(), unreadable);
 }
 
-void CrashLedger::quarantine(const crash_report::Note& load_crash) {
-  const std::string& hash = load_crash.content_hash;
+void CrashLedger::quarantine(const crash_report::Note& crash) {
+  const std::string& hash = crash.content_hash;
   if (hash.size() != 64 || quarantined_.count(hash)) return;
   // Refused in this run whatever becomes of the file (a full disk must not let the crash loop go on).
-  quarantined_[hash] = refusal(crash_report::signal_name(load_crash.signal), hash);
-  (void)write_synced(quarantine_path_, crash_report::format_note(load_crash), O_APPEND);
+  quarantined_[hash] = refusal(crash);
+  (void)write_synced(quarantine_path_, crash_report::format_note(crash), O_APPEND);
 }
 
 void CrashLedger::settle() {

@@ -1,13 +1,14 @@
 // The host's memory of its own crashes, across runs, in its state directory:
 //
 //   crash-notes        what the fatal signal handler noted during the last run (common/crash_report.hpp);
-//   plugin-quarantine  plugin contents (by SHA-256) that crashed the host while it loaded them in-process:
-//                      one line each, in the notes' own format (the load crash's note), kept until an
-//                      operator deletes it.
+//   plugin-quarantine  plugin contents (by SHA-256) that crashed the host in-process while it loaded them,
+//                      or in their own code outside any task's call (a thread the plugin started): one
+//                      line each, in the notes' own format (the crash's note), kept until an operator
+//                      deletes it.
 //
 // At start the ledger takes over the last run's notes: it moves them aside (crash-notes.taken), opens a
-// fresh crash-notes for this run's handler, adds the load crashes to plugin-quarantine (synced), and hands
-// the task crashes to the transport (the embedded one counts them per task). settle() then deletes the
+// fresh crash-notes for this run's handler, adds the load and code crashes to plugin-quarantine (synced),
+// and hands the task crashes to the transport (the embedded one counts them per task). settle() then deletes the
 // taken notes, once whatever was in them is durable elsewhere; notes a run died before settling are read
 // again by the next one.
 //
@@ -48,7 +49,7 @@ class CrashLedger {
  private:
   void take_notes();
   void read_quarantine();
-  void quarantine(const crash_report::Note& load_crash);
+  void quarantine(const crash_report::Note& crash);
 
   const std::filesystem::path notes_path_;
   const std::filesystem::path taken_path_;

@@ -1,6 +1,7 @@
 #include "plugin/loaded_library.hpp"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -23,9 +24,32 @@ bool write_all(int fd, std::string_view bytes) {
   return true;
 }
 
+// The executable segments of the loaded object the dynamic loader knows by `name`.
+std::vector<std::pair<uintptr_t, uintptr_t>> executable_ranges(const std::string& name) {
+  struct Search {
+    const std::string* name;
+    std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
+  } search{&name, {}};
+  ::dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) -> int {
+        auto* s = static_cast<Search*>(data);
+        if (info->dlpi_name == nullptr || *s->name != info->dlpi_name) return 0;
+        for (ElfW(Half) i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
+          const uintptr_t begin = info->dlpi_addr + ph.p_vaddr;
+          s->ranges.emplace_back(begin, begin + ph.p_memsz);
+        }
+        return 1;
+      },
+      &search);
+  return std::move(search.ranges);
+}
+
 }  // namespace
 
 std::unique_ptr<LoadedLibrary> LoadedLibrary::open(std::string_view image, const std::string& memfd_name,
+                                                   std::string_view file, std::string_view content_hash,
                                                    std::string* error) {
   const int fd = ::memfd_create(memfd_name.c_str(), MFD_CLOEXEC);
   if (fd < 0) {
@@ -51,13 +75,18 @@ std::unique_ptr<LoadedLibrary> LoadedLibrary::open(std::string_view image, const
     ::close(fd);  // a failed dlopen leaves nothing mapped under this name
     return nullptr;
   }
-  return std::unique_ptr<LoadedLibrary>(new LoadedLibrary(fd, std::move(path), std::move(library)));
+  auto loaded = std::unique_ptr<LoadedLibrary>(new LoadedLibrary(fd, std::move(path), std::move(library)));
+  for (const auto& [begin, end] : executable_ranges(loaded->path_)) {
+    loaded->code_.push_back(std::make_unique<crash_report::PluginCode>(begin, end, file, content_hash));
+  }
+  return loaded;
 }
 
 LoadedLibrary::LoadedLibrary(int fd, std::string path, boost::dll::shared_library library)
     : fd_(fd), path_(std::move(path)), library_(std::move(library)) {}
 
 LoadedLibrary::~LoadedLibrary() {
+  code_.clear();  // before the code goes: its addresses may be another library's next
   library_.unload();
   // RTLD_NOLOAD finds the object only if it is still resident, and then takes a reference we give back.
   if (void* still_mapped = ::dlopen(path_.c_str(), RTLD_LAZY | RTLD_NOLOAD)) {

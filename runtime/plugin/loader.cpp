@@ -95,7 +95,7 @@ LoadResult load_generation_image(const std::filesystem::path& file, const std::s
   const std::string file_name = file.string();
   const crash_report::LoadScope loading(file_name, hash);
 
-  std::unique_ptr<LoadedLibrary> library = LoadedLibrary::open(image, memfd_name(manifest->name, hash), &why);
+  std::unique_ptr<LoadedLibrary> library = LoadedLibrary::open(image, memfd_name(manifest->name, hash), file_name, hash, &why);
   if (!library) return failure(file, "dlopen refused it: " + why);
 
   const auto entry = reinterpret_cast<th_plugin_entry_fn>(library->symbol(TASKHOST_ENTRY_SYMBOL));

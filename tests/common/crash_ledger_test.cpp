@@ -81,3 +81,21 @@ TEST_CASE("notes that cannot be moved aside are still acted on, and kept to be r
   std::string kept((std::istreambuf_iterator<char>(in)), {});
   CHECK(kept.find("crash v1 6 load") != std::string::npos);
 }
+
+TEST_CASE("a crash in a plugin's own code outside any task's call quarantines its content, and says so") {
+  StateDir dir;
+  dir.notes(note(load_note(What::load_begin, "threads.so", 'a')) + note(load_note(What::load_end, "threads.so", 'a')) +
+            note(load_note(What::code, "threads.so", 'a', SIGABRT)));
+  {
+    CrashLedger ledger(dir.path);
+    REQUIRE(ledger.quarantined().count(std::string(64, 'a')) == 1);
+    CHECK(ledger.quarantined().at(std::string(64, 'a')).find("in its own code outside any task's call (SIGABRT)") !=
+          std::string::npos);
+    CHECK(ledger.task_crashes().empty());
+    ledger.settle();
+  }
+  CrashLedger again(dir.path);  // read back from plugin-quarantine, with the same words
+  REQUIRE(again.quarantined().count(std::string(64, 'a')) == 1);
+  CHECK(again.quarantined().at(std::string(64, 'a')).find("in its own code outside any task's call (SIGABRT)") !=
+        std::string::npos);
+}

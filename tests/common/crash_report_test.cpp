@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <thread>
 
 using namespace taskhost;
 
@@ -255,10 +256,17 @@ TEST_CASE("notes read back exactly; torn and foreign lines are skipped and count
   c.signal = SIGILL;
   c.file = "p/x y.so";
   c.content_hash = std::string(64, 'f');
-  const std::string good = crash_report::format_note(a) + crash_report::format_note(b) + crash_report::format_note(c);
+  crash_report::Note d = c;
+  d.what = What::code;
+  const std::string good = crash_report::format_note(a) + crash_report::format_note(b) + crash_report::format_note(c) +
+                           crash_report::format_note(d);
   size_t unreadable = 0;
   auto notes = crash_report::parse_notes(good, &unreadable);
-  REQUIRE(notes.size() == 3);
+  REQUIRE(notes.size() == 4);
+  CHECK(notes[3].what == What::code);
+  CHECK(notes[3].file == d.file);
+  CHECK(notes[3].content_hash == d.content_hash);
+  notes.pop_back();
   CHECK(unreadable == 0);
   CHECK(notes[0].task_id == a.task_id);
   CHECK(notes[0].kind == a.kind);
@@ -271,9 +279,64 @@ TEST_CASE("notes read back exactly; torn and foreign lines are skipped and count
   const std::string torn = crash_report::format_note(a).substr(0, 20);  // the writer died mid-line
   notes = crash_report::parse_notes(
       good + "garbage line\ncrash v1 6 task zz 00\ncrash v1 6 task  00\ncrash v1 6 boot 61 62\n" + torn, &unreadable);
-  CHECK(notes.size() == 3);
+  CHECK(notes.size() == 4);
   CHECK(unreadable == 5);
 
   CHECK(crash_report::signal_name(SIGABRT) == "SIGABRT");
   CHECK(crash_report::signal_name(64) == "signal 64");
+}
+
+namespace {
+
+// Code to register as a plugin's: a fault in it, and an abort() called from it (the signal then comes
+// from the C library, with this function's frame below).
+[[gnu::noinline]] void fault_in_plugin_code() { *reinterpret_cast<volatile int*>(uintptr_t{8}) = 1; }
+[[gnu::noinline]] void abort_from_plugin_code() {
+  std::abort();
+}
+
+uintptr_t address_of(void (*fn)()) { return reinterpret_cast<uintptr_t>(fn); }
+
+}  // namespace
+
+TEST_CASE("a crash outside any scope, in registered plugin code or below a call from it, names the plugin's file") {
+  const std::string hash(64, 'c');
+  SUBCASE("the faulting instruction is plugin code") {
+    const Crash c = crash_in_child([&] {
+      const crash_report::PluginCode code(address_of(fault_in_plugin_code), address_of(fault_in_plugin_code) + 256,
+                                          "/plugins/threads.so", hash);
+      fault_in_plugin_code();
+    });
+    REQUIRE(WIFSIGNALED(c.status));
+    CHECK(WTERMSIG(c.status) == SIGSEGV);
+    CHECK(c.err.find("fatal SIGSEGV outside any task's call, in the code of plugin file '/plugins/threads.so'") !=
+          std::string::npos);
+    const auto notes = crash_report::parse_notes(c.note);
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0].what == crash_report::Note::What::code);
+    CHECK(notes[0].file == "/plugins/threads.so");
+    CHECK(notes[0].content_hash == hash);
+  }
+  SUBCASE("abort() called from plugin code, on a thread the host did not start") {
+    const Crash c = crash_in_child([&] {
+      const crash_report::PluginCode code(address_of(abort_from_plugin_code),
+                                          address_of(abort_from_plugin_code) + 256, "/plugins/threads.so", hash);
+      std::thread(abort_from_plugin_code).join();
+    });
+    REQUIRE(WIFSIGNALED(c.status));
+    CHECK(WTERMSIG(c.status) == SIGABRT);
+    const auto notes = crash_report::parse_notes(c.note);
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0].what == crash_report::Note::What::code);
+  }
+  SUBCASE("a range no longer registered (its library unloaded) names nothing") {
+    const Crash c = crash_in_child([&] {
+      { const crash_report::PluginCode code(address_of(fault_in_plugin_code), address_of(fault_in_plugin_code) + 256,
+                                            "/plugins/gone.so", hash); }
+      fault_in_plugin_code();
+    });
+    REQUIRE(WIFSIGNALED(c.status));
+    CHECK(c.err.find("outside any task's call or plugin load") != std::string::npos);
+    CHECK(c.note.empty());
+  }
 }

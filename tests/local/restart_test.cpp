@@ -202,6 +202,46 @@ TEST_CASE("a task whose plugin call crashes the host is named, and failed after 
   CHECK(no_core_files);
 }
 
+TEST_CASE("a plugin's own thread that crashes the host names its file, and the next start refuses it in-process") {
+  // No task's call is running when the plugin's thread aborts: the crash is known by the code it ran.
+  TempDir dir;
+  const fs::path plugins =
+      make_plugins_dir(dir.path(), {fixture_plugin("scripted-v1.so"), built_plugin("hello-c.so")});
+  const fs::path state = dir.path() / "state";
+  const fs::path file = plugins / "scripted-v1.so";
+  {
+    Host host(plugins, state);
+    submit(host, {"test.hold", "--id", "held"});
+    wait_for_status(host, "held", [](const json::object& o) { return str(o, "state") == "RUNNING"; });
+    const Result sent = host.cli({"send", "held", "abort-thread"});
+    INFO(sent);
+    CHECK(sent.code == 0);  // the deliver call returned; the thread aborts 200 ms later
+    const auto status = host.wait_exit(30s);
+    INFO(host.log());
+    REQUIRE(status.has_value());
+    CHECK(WIFSIGNALED(*status));
+    CHECK(WTERMSIG(*status) == SIGABRT);
+    CHECK(host.log().find("fatal SIGABRT outside any task's call, in the code of plugin file '" + file.string() +
+                          "'") != std::string::npos);
+  }
+  // Before, nothing was noted: every start loaded the file again, and its thread could end that one too.
+  Host host(plugins, state);
+  INFO(host.log());
+  CHECK(host.log().find("the last run died of SIGABRT in the code of plugin file '" + file.string() + "'") !=
+        std::string::npos);
+  const auto entry = plugin_entry(host, "scripted-v1.so");
+  CHECK(str(entry, "state") == "failed");
+  CHECK(str(entry, "last_error").find("crashed the host in-process, in its own code outside any task's call "
+                                      "(SIGABRT); it is not loaded in-process again") != std::string::npos);
+  // The task it ran is not lost: it ends, its kind being gone.
+  const auto held = wait_for_status(host, "held", [](const json::object& o) { return terminal(str(o, "state")); });
+  CHECK(str(held, "state") == "FAILED");
+  const Result greet = host.cli({"submit", "hello.greet", "--input", R"({"name":"after"})", "--wait"});
+  INFO(greet);
+  CHECK(greet.code == 0);
+  CHECK(no_core_files);
+}
+
 TEST_CASE("a plugin file that crashes the host while loading is refused in-process by the next start") {
   // The operator's mistake: a file whose factory aborts, dropped into a running host's plugins directory.
   TempDir dir;
