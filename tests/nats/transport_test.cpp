@@ -594,7 +594,7 @@ TEST_CASE("on_receipt: an answer taken after being held is not handed again to t
   NatsTaskClient client(test_options(nats.url(), "client"));
   auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"));
   const std::string id = client.submit(
-      assignment("answered", "interactive.count", R"({"steps":40,"delay_ms":100,"ask":true,"ask_at":8})"));
+      assignment("answered", "interactive.count", R"({"steps":60,"delay_ms":100,"ask":true,"ask_at":25})"));
   REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
   HostRig b(test_options(nats.url(), "rescuer"));
   // Sent before the task asks: held by the router, taken when it asks, and the last control message.
@@ -606,7 +606,7 @@ TEST_CASE("on_receipt: an answer taken after being held is not handed again to t
   REQUIRE(held.outcome() == v1::DeliveryReceipt::ACCEPTED);
   REQUIRE(held.queued());
   // Steps past the question, each a checkpoint recorded after the answer was taken.
-  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 12; }, 20s, kServerPoll));
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 29; }, 20s, kServerPoll));
   Probe p(nats.url());
   const tn::Names names = b.transport().names();
   a->crash();

@@ -344,11 +344,13 @@ void NatsTransport::Impl::on_delivery(const v1::DeliveryReceipt& receipt) {
   if (it == inflight.end()) return;
   Inflight& f = it->second;
   // The held message has its outcome: taken (or refused) by the task, so a checkpoint from now on
-  // reflects it.
-  for (auto h = f.held_control.begin(); h != f.held_control.end(); ++h) {
+  // reflects it. Message ids are the sender's: two held messages may share one, and the receipt does not
+  // say which was taken. Forgetting the newest of them keeps the oldest tracked, so the mark can only be
+  // too low (a replay), never past a message still held.
+  for (auto h = f.held_control.rbegin(); h != f.held_control.rend(); ++h) {
     if (h->second != receipt.message_id()) continue;
     f.control_seq = std::max(f.control_seq, h->first);
-    f.held_control.erase(h);
+    f.held_control.erase(std::next(h).base());
     break;
   }
 }
