@@ -1,9 +1,10 @@
 #include "common/crash_report.hpp"
 
-#include <execinfo.h>
+#include <link.h>
 #include <signal.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include <unwind.h>
 
 #include <algorithm>
 #include <array>
@@ -41,12 +42,15 @@ constexpr std::string_view kCleanStopTag = "stopped";  // then "686f7374" ("host
 // A field longer than this is cut in the note (it then names no task the store knows; ids are <= 256).
 constexpr size_t kMaxNoteField = 512;
 
-// The registered code ranges (PluginCode). Writers take code_mu; the handler reads without it: `begin` is
-// stored last on registration (release) and cleared first on removal, so a range it sees has its names.
+// The registered code ranges (PluginCode), read by the handler without a lock. Writers take code_mu and
+// bump a slot's `seq` to odd while they change it, even again after (a seqlock): the handler copies what
+// it found and keeps it only if `seq` was even and unchanged around the copy, so a slot being reused as
+// it reads is skipped, never mixed with the next one.
 struct CodeSlot {
-  std::atomic<uintptr_t> begin{0};
+  std::atomic<uint64_t> seq{0};
+  std::atomic<uintptr_t> begin{0};  // 0: free
   std::atomic<uintptr_t> end{0};
-  bool used = false;  // code_mu
+  uint64_t owner = 0;  // the registration holding it (code_mu)
   char file[kMaxNoteField];
   size_t file_size = 0;
   char hash[kMaxNoteField];
@@ -55,14 +59,43 @@ struct CodeSlot {
 constexpr size_t kCodeSlots = 256;
 std::array<CodeSlot, kCodeSlots> code_slots;
 std::mutex code_mu;
+uint64_t next_code_owner = 1;  // code_mu
 
-const CodeSlot* code_at(uintptr_t address) {
-  if (address == 0) return nullptr;
+// The host executable's own code (install()): a frame there means the host, not a plugin, called what
+// crashed.
+std::atomic<uintptr_t> host_code_begin{0};
+std::atomic<uintptr_t> host_code_end{0};
+
+// The file and hash of a plugin code range, copied out of its slot by the handler.
+struct FoundCode {
+  char file[kMaxNoteField];
+  size_t file_size = 0;
+  char hash[kMaxNoteField];
+  size_t hash_size = 0;
+  std::string_view file_view() const { return {file, file_size}; }
+  std::string_view hash_view() const { return {hash, hash_size}; }
+};
+
+bool plugin_code_at(uintptr_t address, FoundCode* out) {
+  if (address == 0) return false;
   for (const CodeSlot& slot : code_slots) {
-    const uintptr_t begin = slot.begin.load(std::memory_order_acquire);
-    if (begin != 0 && address >= begin && address < slot.end.load(std::memory_order_relaxed)) return &slot;
+    const uint64_t before = slot.seq.load(std::memory_order_acquire);
+    if ((before & 1) != 0) continue;
+    const uintptr_t begin = slot.begin.load(std::memory_order_relaxed);
+    if (begin == 0 || address < begin || address >= slot.end.load(std::memory_order_relaxed)) continue;
+    out->file_size = std::min(slot.file_size, kMaxNoteField);
+    std::memcpy(out->file, slot.file, out->file_size);
+    out->hash_size = std::min(slot.hash_size, kMaxNoteField);
+    std::memcpy(out->hash, slot.hash, out->hash_size);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (slot.seq.load(std::memory_order_relaxed) == before) return true;
   }
-  return nullptr;
+  return false;
+}
+
+bool host_code_at(uintptr_t address) {
+  return address >= host_code_begin.load(std::memory_order_relaxed) &&
+         address < host_code_end.load(std::memory_order_relaxed);
 }
 
 uintptr_t interrupted_instruction(const void* context) {
@@ -78,16 +111,71 @@ uintptr_t interrupted_instruction(const void* context) {
 #endif
 }
 
-// The plugin code the crash happened in: the interrupted instruction, else the nearest caller on this
-// thread's stack that is plugin code (abort() and failed assertions stop in the C library).
-const CodeSlot* crashing_code(const void* context) {
-  if (const CodeSlot* slot = code_at(interrupted_instruction(context))) return slot;
-  void* frames[64];
-  const int n = ::backtrace(frames, 64);
-  for (int i = 0; i < n; ++i) {
-    if (const CodeSlot* slot = code_at(reinterpret_cast<uintptr_t>(frames[i]))) return slot;
+// The walk up the crashing thread's stack: past the handler's own frames to the interrupted one, then
+// caller by caller until the first frame that is plugin code (blamed) or host code (nothing blamed: the
+// host called what crashed), skipping the system libraries in between (the C library's abort(), say).
+// It stops at the first such frame, so it never unwinds the frames above: a smashed stack's garbage.
+struct Walk {
+  uintptr_t interrupted = 0;
+  bool past_handler = false;
+  int frames = 0;
+  bool found = false;
+  FoundCode* out = nullptr;
+};
+constexpr int kMaxFrames = 32;
+
+_Unwind_Reason_Code walk_step(_Unwind_Context* frame, void* arg) {
+  auto* walk = static_cast<Walk*>(arg);
+  if (++walk->frames > kMaxFrames) return _URC_END_OF_STACK;
+  int before_instruction = 0;
+  const uintptr_t ip = _Unwind_GetIPInfo(frame, &before_instruction);
+  if (!walk->past_handler) {
+    // The interrupted frame is the signal frame: its IP is the interrupted instruction itself.
+    if (ip != walk->interrupted) return _URC_NO_REASON;
+    walk->past_handler = true;
   }
-  return nullptr;
+  // A caller's IP is its return address, which for a call to a function that does not return (abort) may
+  // be the first byte past the caller: the call itself is the byte before.
+  const uintptr_t at = before_instruction != 0 ? ip : ip - 1;
+  if (plugin_code_at(at, walk->out)) {
+    walk->found = true;
+    return _URC_END_OF_STACK;
+  }
+  return host_code_at(at) ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+// The plugin code the crash happened in: the interrupted instruction, else the nearest caller on this
+// thread's stack that is not system library code, if that is a plugin's.
+bool crashing_code(const void* context, FoundCode* out) {
+  const uintptr_t interrupted = interrupted_instruction(context);
+  if (interrupted == 0) return false;
+  if (plugin_code_at(interrupted, out)) return true;
+  if (host_code_at(interrupted)) return false;
+  Walk walk;
+  walk.interrupted = interrupted;
+  walk.out = out;
+  _Unwind_Backtrace(walk_step, &walk);
+  return walk.found;
+}
+
+// The executable segments of the main program (the first object dl_iterate_phdr reports).
+void find_host_code() {
+  ::dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void*) -> int {
+        uintptr_t begin = UINTPTR_MAX, end = 0;
+        for (ElfW(Half) i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
+          begin = std::min<uintptr_t>(begin, info->dlpi_addr + ph.p_vaddr);
+          end = std::max<uintptr_t>(end, info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
+        }
+        if (end != 0) {
+          host_code_begin.store(begin, std::memory_order_relaxed);
+          host_code_end.store(end, std::memory_order_relaxed);
+        }
+        return 1;  // the first object only
+      },
+      nullptr);
 }
 
 const char* name_of(int sig) {
@@ -213,9 +301,10 @@ void on_fatal_signal(int sig, siginfo_t* info, void* context) {
   const std::string* hash = current_hash;
   const bool in_task = attributable && id != nullptr && kind != nullptr;
   const bool in_load = attributable && !in_task && file != nullptr && hash != nullptr;
-  const CodeSlot* code = attributable && !in_task && !in_load ? crashing_code(context) : nullptr;
-  const std::string_view code_file = code ? std::string_view(code->file, code->file_size) : std::string_view();
-  const std::string_view code_hash = code ? std::string_view(code->hash, code->hash_size) : std::string_view();
+  FoundCode found;
+  const bool code = attributable && !in_task && !in_load && crashing_code(context, &found);
+  const std::string_view code_file = found.file_view();
+  const std::string_view code_hash = found.hash_view();
   const int fd = note_fd.load(std::memory_order_relaxed);
   // The note first: stderr may be a pipe nobody reads (it blocks) or a closed one (SIGPIPE is blocked in
   // here, so the write fails instead of killing the process before its note is out).
@@ -357,12 +446,13 @@ std::vector<int> reclaim() {
 }
 
 void install(int fd) {
-  // backtrace(3) loads its unwinder (libgcc_s) on its first call: made here, never first in the handler.
-  static const bool unwinder_loaded = [] {
-    void* frame[1];
-    return ::backtrace(frame, 1) >= 0;
+  // The unwinder's first walk sets up what later ones use: made here, never first in the handler.
+  static const bool unwinder_ready = [] {
+    find_host_code();
+    _Unwind_Backtrace([](_Unwind_Context*, void*) { return _URC_END_OF_STACK; }, nullptr);
+    return true;
   }();
-  (void)unwinder_loaded;
+  (void)unwinder_ready;
   note_fd.store(fd, std::memory_order_relaxed);
   host_pid.store(::getpid(), std::memory_order_relaxed);
   static const bool exit_hooked = std::atexit(on_exit_hook) == 0 && std::at_quick_exit(on_exit_hook) == 0;
@@ -377,19 +467,39 @@ void install(int fd) {
 }
 
 PluginCode::PluginCode(uintptr_t begin, uintptr_t end, std::string_view file, std::string_view content_hash) noexcept
-    : slot_(-1) {
+    : slot_(-1), owner_(0) {
   if (begin == 0 || end <= begin) return;
   std::lock_guard lock(code_mu);
+  const auto write = [](CodeSlot& slot, auto&& change) {
+    slot.seq.fetch_add(1, std::memory_order_relaxed);  // odd: being changed
+    std::atomic_thread_fence(std::memory_order_release);
+    change();
+    slot.seq.fetch_add(1, std::memory_order_release);
+  };
+  // A range that overlaps ours belongs to a library unloaded since (its registration is not gone yet, or
+  // was kept for a library that stayed resident and is now gone after all): the address is ours now.
+  for (CodeSlot& slot : code_slots) {
+    const uintptr_t b = slot.begin.load(std::memory_order_relaxed);
+    if (b != 0 && b < end && begin < slot.end.load(std::memory_order_relaxed)) {
+      write(slot, [&] {
+        slot.begin.store(0, std::memory_order_relaxed);
+        slot.owner = 0;
+      });
+    }
+  }
   for (size_t i = 0; i < kCodeSlots; ++i) {
     CodeSlot& slot = code_slots[i];
-    if (slot.used) continue;
-    slot.used = true;
-    slot.file_size = std::min(file.size(), kMaxNoteField);
-    std::memcpy(slot.file, file.data(), slot.file_size);
-    slot.hash_size = std::min(content_hash.size(), kMaxNoteField);
-    std::memcpy(slot.hash, content_hash.data(), slot.hash_size);
-    slot.end.store(end, std::memory_order_relaxed);
-    slot.begin.store(begin, std::memory_order_release);
+    if (slot.owner != 0) continue;
+    owner_ = next_code_owner++;
+    write(slot, [&] {
+      slot.owner = owner_;
+      slot.file_size = std::min(file.size(), kMaxNoteField);
+      std::memcpy(slot.file, file.data(), slot.file_size);
+      slot.hash_size = std::min(content_hash.size(), kMaxNoteField);
+      std::memcpy(slot.hash, content_hash.data(), slot.hash_size);
+      slot.end.store(end, std::memory_order_relaxed);
+      slot.begin.store(begin, std::memory_order_relaxed);
+    });
     slot_ = static_cast<int>(i);
     return;
   }
@@ -399,9 +509,12 @@ PluginCode::~PluginCode() {
   if (slot_ < 0) return;
   std::lock_guard lock(code_mu);
   CodeSlot& slot = code_slots[static_cast<size_t>(slot_)];
-  slot.begin.store(0, std::memory_order_release);
-  slot.end.store(0, std::memory_order_relaxed);
-  slot.used = false;
+  if (slot.owner != owner_) return;  // taken over by a library mapped at the same address since
+  slot.seq.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  slot.begin.store(0, std::memory_order_relaxed);
+  slot.owner = 0;
+  slot.seq.fetch_add(1, std::memory_order_release);
 }
 
 AltStack::AltStack() : memory_(nullptr) {

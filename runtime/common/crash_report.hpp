@@ -15,18 +15,23 @@
 //     (parse_notes): a task is counted ([tasks] max_plugin_crashes), a file's content is not loaded
 //     in-process again.
 //
-// A crash outside any task's call or load — on a thread the plugin started itself, or in a plugin call the
-// host makes outside a task (an executor's destroy) — is named by the code it ran: each in-process plugin
-// library registers its executable segments (PluginCode), and the handler looks for the interrupted
-// instruction, then the return addresses of the crashing thread's stack (an abort() called from plugin
-// code stops in the C library), in those ranges. Such a note quarantines the content as a load crash does:
-// with no task to blame, not loading it in-process again is the only end to the crash loop.
+// A crash outside any task's call or load — on a thread the plugin started itself, in a plugin call the
+// host makes outside a task (an executor's destroy), in its destructors as it unloads — is named by the
+// code it ran: each in-process plugin library registers its executable segments (PluginCode). The handler
+// blames a plugin whose code holds the interrupted instruction or, when that is system library code (an
+// abort() called from plugin code stops in the C library), the nearest caller on the crashing thread's
+// stack that is not: plugin code is blamed, the host's own code blames nothing (the host called what
+// crashed). Such a note quarantines the content as a load crash does: with no task to blame, not loading it
+// in-process again is the only end to the crash loop.
 //
 // The handler is async-signal-safe: it formats by hand, writes with write(2), then restores the default
 // action and raises the signal again, so the exit status and any core dump are those of the original
-// crash. Its one exception is the stack walk (backtrace(3)), made only when no scope names the crash; its
-// unwinder is loaded at install() and finds each frame's unwind table without taking the loader's lock
-// (glibc >= 2.35 with GCC >= 12's libgcc, Debian 12's).
+// crash. Its one exception is that stack walk (_Unwind_Backtrace), made only when no scope names the crash
+// and the interrupted instruction is no one's, and stopped at the first frame that is plugin or host code
+// (the frames above a smashed one are never read). Its unwinder is set up at install() and finds each
+// frame's unwind table without the loader's lock (glibc >= 2.35 with GCC >= 12's libgcc, Debian 12's); it
+// does take a lock of libgcc's own if a plugin registered unwind tables itself (__register_frame, a JIT),
+// and a crash while that lock is held hangs instead of ending: a risk taken for naming the plugin.
 //
 // Thread rule: scopes and AltStack are per thread; install() from the main thread, before plugins load (it
 // may be called again: Installed undoes it with install(-1)).
@@ -69,10 +74,10 @@ class LoadScope {
 
 // Names `file` (content `content_hash`) as the owner of the code in [begin, end) for the object's life:
 // a crash there, or below a call from there, outside any TaskScope or LoadScope, is noted as that file's
-// (Note::What::code). At most 256 ranges are held at once; past that a range is not registered (its
-// crashes then name nothing, as before). The strings are copied (at most 512 bytes each).
-// Thread rule: construct and destroy on any thread; the handler reads the ranges without a lock, so a
-// range destroyed while another thread is crashing may still be read (an unloaded plugin is named).
+// (Note::What::code). A new range takes over any registered range it overlaps (a library unloaded since,
+// whose registration was not destroyed yet). At most 256 ranges are held at once; past that a range is
+// not registered (its crashes then name nothing). The strings are copied (at most 512 bytes each).
+// Thread rule: construct and destroy on any thread (one lock); the handler reads the ranges without it.
 class PluginCode {
  public:
   PluginCode(uintptr_t begin, uintptr_t end, std::string_view file, std::string_view content_hash) noexcept;
@@ -81,7 +86,8 @@ class PluginCode {
   PluginCode& operator=(const PluginCode&) = delete;
 
  private:
-  int slot_;  // -1: not registered
+  int slot_;        // -1: not registered
+  uint64_t owner_;  // this registration's id: its slot may have been taken over since
 };
 
 // Installs the handler for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS and SIGTRAP. `note_fd` (opened

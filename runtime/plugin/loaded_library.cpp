@@ -86,15 +86,19 @@ LoadedLibrary::LoadedLibrary(int fd, std::string path, boost::dll::shared_librar
     : fd_(fd), path_(std::move(path)), library_(std::move(library)) {}
 
 LoadedLibrary::~LoadedLibrary() {
-  code_.clear();  // before the code goes: its addresses may be another library's next
+  // Its code stays registered through the unload (a crash in its destructors is named) and after it, if it
+  // stays resident: its threads may run on. A library mapped at its addresses later takes them over.
   library_.unload();
   // RTLD_NOLOAD finds the object only if it is still resident, and then takes a reference we give back.
   if (void* still_mapped = ::dlopen(path_.c_str(), RTLD_LAZY | RTLD_NOLOAD)) {
     ::dlclose(still_mapped);
     // Deliberate leak: the loader still knows an object by the name /proc/self/fd/N, so N must never be
-    // reused for another plugin copy (see the header). One fd per pinned library is the price.
+    // reused for another plugin copy (see the header). One fd per pinned library is the price, and its
+    // code's registration.
+    for (auto& code : code_) (void)code.release();
     return;
   }
+  code_.clear();
   ::dlerror();  // RTLD_NOLOAD's "not found" is the expected answer; do not leave it for the next caller
   ::close(fd_);
 }

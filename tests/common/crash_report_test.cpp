@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -288,14 +289,25 @@ TEST_CASE("notes read back exactly; torn and foreign lines are skipped and count
 
 namespace {
 
-// Code to register as a plugin's: a fault in it, and an abort() called from it (the signal then comes
-// from the C library, with this function's frame below).
-[[gnu::noinline]] void fault_in_plugin_code() { *reinterpret_cast<volatile int*>(uintptr_t{8}) = 1; }
-[[gnu::noinline]] void abort_from_plugin_code() {
-  std::abort();
+// Code to register as a plugin's, in a section of its own so that its range is exact (the linker defines
+// __start_/__stop_ symbols around it): a fault in it, an abort() called from it (the signal then comes
+// from the C library, this function's frame below), and a call from it into the host's code that aborts.
+[[gnu::noinline]] void host_code_that_aborts() { std::abort(); }
+[[gnu::noinline, gnu::section("th_test_plugin_code")]] void fault_in_plugin_code() {
+  *reinterpret_cast<volatile int*>(uintptr_t{8}) = 1;
 }
+[[gnu::noinline, gnu::section("th_test_plugin_code")]] void abort_from_plugin_code() { std::abort(); }
+// Its call is its last instruction (the callee never returns), so its return address is the first byte
+// past the section: the walk must look up the call, not the return address.
+[[gnu::noinline, gnu::section("th_test_plugin_code")]] void plugin_calls_host_that_aborts() { host_code_that_aborts(); }
 
-uintptr_t address_of(void (*fn)()) { return reinterpret_cast<uintptr_t>(fn); }
+extern "C" const char __start_th_test_plugin_code[];  // NOLINT: linker-defined
+extern "C" const char __stop_th_test_plugin_code[];   // NOLINT
+
+crash_report::PluginCode register_test_plugin(const std::string& file, const std::string& hash) {
+  return crash_report::PluginCode(reinterpret_cast<uintptr_t>(__start_th_test_plugin_code),
+                                  reinterpret_cast<uintptr_t>(__stop_th_test_plugin_code), file, hash);
+}
 
 }  // namespace
 
@@ -303,8 +315,7 @@ TEST_CASE("a crash outside any scope, in registered plugin code or below a call 
   const std::string hash(64, 'c');
   SUBCASE("the faulting instruction is plugin code") {
     const Crash c = crash_in_child([&] {
-      const crash_report::PluginCode code(address_of(fault_in_plugin_code), address_of(fault_in_plugin_code) + 256,
-                                          "/plugins/threads.so", hash);
+      const auto code = register_test_plugin("/plugins/threads.so", hash);
       fault_in_plugin_code();
     });
     REQUIRE(WIFSIGNALED(c.status));
@@ -319,8 +330,7 @@ TEST_CASE("a crash outside any scope, in registered plugin code or below a call 
   }
   SUBCASE("abort() called from plugin code, on a thread the host did not start") {
     const Crash c = crash_in_child([&] {
-      const crash_report::PluginCode code(address_of(abort_from_plugin_code),
-                                          address_of(abort_from_plugin_code) + 256, "/plugins/threads.so", hash);
+      const auto code = register_test_plugin("/plugins/threads.so", hash);
       std::thread(abort_from_plugin_code).join();
     });
     REQUIRE(WIFSIGNALED(c.status));
@@ -329,14 +339,37 @@ TEST_CASE("a crash outside any scope, in registered plugin code or below a call 
     REQUIRE(notes.size() == 1);
     CHECK(notes[0].what == crash_report::Note::What::code);
   }
+  SUBCASE("plugin code called the host's code, which crashed: the host's bug, nothing blamed") {
+    const Crash c = crash_in_child([&] {
+      const auto code = register_test_plugin("/plugins/threads.so", hash);
+      std::thread(plugin_calls_host_that_aborts).join();
+    });
+    REQUIRE(WIFSIGNALED(c.status));
+    CHECK(WTERMSIG(c.status) == SIGABRT);
+    CHECK(c.err.find("outside any task's call or plugin load") != std::string::npos);
+    CHECK(c.note.empty());
+  }
   SUBCASE("a range no longer registered (its library unloaded) names nothing") {
     const Crash c = crash_in_child([&] {
-      { const crash_report::PluginCode code(address_of(fault_in_plugin_code), address_of(fault_in_plugin_code) + 256,
-                                            "/plugins/gone.so", hash); }
+      { const auto code = register_test_plugin("/plugins/gone.so", hash); }
       fault_in_plugin_code();
     });
     REQUIRE(WIFSIGNALED(c.status));
     CHECK(c.err.find("outside any task's call or plugin load") != std::string::npos);
     CHECK(c.note.empty());
+  }
+  SUBCASE("a range mapped again takes over the one registered before it") {
+    const Crash c = crash_in_child([&] {
+      auto old = std::make_unique<crash_report::PluginCode>(
+          reinterpret_cast<uintptr_t>(__start_th_test_plugin_code),
+          reinterpret_cast<uintptr_t>(__stop_th_test_plugin_code), "/plugins/old.so", std::string(64, 'a'));
+      const auto code = register_test_plugin("/plugins/new.so", hash);
+      old.reset();  // the old registration goes after the new one took its addresses: the new one stays
+      fault_in_plugin_code();
+    });
+    REQUIRE(WIFSIGNALED(c.status));
+    const auto notes = crash_report::parse_notes(c.note);
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0].file == "/plugins/new.so");
   }
 }
