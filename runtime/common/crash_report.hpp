@@ -84,9 +84,12 @@ class PluginCode {
   ~PluginCode();
   PluginCode(const PluginCode&) = delete;
   PluginCode& operator=(const PluginCode&) = delete;
+  // The range stays registered after this object is gone (a library that stays mapped for good), until a
+  // range registered later overlaps it.
+  void keep() noexcept { slot_ = -1; }
 
  private:
-  int slot_;        // -1: not registered
+  int slot_;        // -1: not registered, or kept
   uint64_t owner_;  // this registration's id: its slot may have been taken over since
 };
 

@@ -24,26 +24,23 @@ bool write_all(int fd, std::string_view bytes) {
   return true;
 }
 
-// The executable segments of the loaded object the dynamic loader knows by `name`.
-std::vector<std::pair<uintptr_t, uintptr_t>> executable_ranges(const std::string& name) {
-  struct Search {
-    const std::string* name;
-    std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
-  } search{&name, {}};
-  ::dl_iterate_phdr(
-      [](dl_phdr_info* info, size_t, void* data) -> int {
-        auto* s = static_cast<Search*>(data);
-        if (info->dlpi_name == nullptr || *s->name != info->dlpi_name) return 0;
-        for (ElfW(Half) i = 0; i < info->dlpi_phnum; ++i) {
-          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-          if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
-          const uintptr_t begin = info->dlpi_addr + ph.p_vaddr;
-          s->ranges.emplace_back(begin, begin + ph.p_memsz);
-        }
-        return 1;
-      },
-      &search);
-  return std::move(search.ranges);
+// The executable segments of `image` as the loader mapped it at `base` (its link map's l_addr), from the
+// image's own program headers: no walk of the loader's object list, which a concurrent dlclose changes.
+std::vector<std::pair<uintptr_t, uintptr_t>> executable_ranges(std::string_view image, uintptr_t base) {
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
+  ElfW(Ehdr) header;
+  if (image.size() < sizeof header) return ranges;
+  std::memcpy(&header, image.data(), sizeof header);
+  if (header.e_phentsize != sizeof(ElfW(Phdr))) return ranges;
+  for (size_t i = 0; i < header.e_phnum; ++i) {
+    const size_t at = header.e_phoff + i * sizeof(ElfW(Phdr));
+    if (at > image.size() || image.size() - at < sizeof(ElfW(Phdr))) break;
+    ElfW(Phdr) ph;
+    std::memcpy(&ph, image.data() + at, sizeof ph);
+    if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
+    ranges.emplace_back(base + ph.p_vaddr, base + ph.p_vaddr + ph.p_memsz);
+  }
+  return ranges;
 }
 
 }  // namespace
@@ -76,8 +73,12 @@ std::unique_ptr<LoadedLibrary> LoadedLibrary::open(std::string_view image, const
     return nullptr;
   }
   auto loaded = std::unique_ptr<LoadedLibrary>(new LoadedLibrary(fd, std::move(path), std::move(library)));
-  for (const auto& [begin, end] : executable_ranges(loaded->path_)) {
-    loaded->code_.push_back(std::make_unique<crash_report::PluginCode>(begin, end, file, content_hash));
+  // Where the loader mapped it (l_addr): its code's addresses are the image's own plus that.
+  link_map* map = nullptr;
+  if (::dlinfo(loaded->library_.native(), RTLD_DI_LINKMAP, &map) == 0 && map != nullptr) {
+    for (const auto& [begin, end] : executable_ranges(image, map->l_addr)) {
+      loaded->code_.push_back(std::make_unique<crash_report::PluginCode>(begin, end, file, content_hash));
+    }
   }
   return loaded;
 }
@@ -95,7 +96,7 @@ LoadedLibrary::~LoadedLibrary() {
     // Deliberate leak: the loader still knows an object by the name /proc/self/fd/N, so N must never be
     // reused for another plugin copy (see the header). One fd per pinned library is the price, and its
     // code's registration.
-    for (auto& code : code_) (void)code.release();
+    for (auto& code : code_) code->keep();
     return;
   }
   code_.clear();
