@@ -625,6 +625,14 @@ struct LosingHost {
     REQUIRE_MESSAGE(host.wait_ready(), host.log());
     id = submit_counting(client, 1, R"({"steps":2000,"delay_ms":20})").front();
     REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
+    // And its record names the host: the RUNNING event can be stored before the host's ownership write,
+    // and a cancel that finds the record still queued ends the task on the client's side instead.
+    Probe p(nats.url());
+    const tn::Names names("F", "f_tasks");
+    REQUIRE(eventually([&] {
+      const auto records = p.read_all(names.kv_stream(), names.kv_subject(tn::Names::task_key(id)));
+      return !records.empty() && records.back().second.find("loser") != std::string::npos;
+    }, 10s, kServerPoll));
   }
 };
 
