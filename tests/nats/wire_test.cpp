@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <vector>
+
 using namespace taskhost;
 using namespace taskhost::transport::nats;
 
@@ -70,7 +72,7 @@ TEST_CASE("a task record round-trips every field and tolerates unknown ones") {
   r.ack_on_completion = true;
   r.created_unix_ms = 1700000000000;
   r.updated_unix_ms = 1700000000500;
-  r.control_seq = 4242;
+  r.control = ControlMark{4242, 4300, {4243, 4250}};
   std::string bytes = encode_record(r);
   bytes += std::string("\xF8\x07\x01", 3);  // field 127, varint 1: written by a newer host
   auto back = decode_record(bytes);
@@ -85,8 +87,56 @@ TEST_CASE("a task record round-trips every field and tolerates unknown ones") {
   CHECK(back->ack_on_completion);
   CHECK(back->created_unix_ms == r.created_unix_ms);
   CHECK(back->updated_unix_ms == r.updated_unix_ms);
-  CHECK(back->control_seq == 4242);
+  CHECK(back->control == r.control);
   CHECK_FALSE(decode_record(std::string("\x0a\x09short", 7)));
+}
+
+TEST_CASE("a control mark skips what the plugin took and nothing it had not") {
+  const std::vector<uint64_t> none;
+  SUBCASE("taken in order: one number") {
+    const auto m = ControlMark::of(10, none);
+    CHECK(m == ControlMark{10, 0, {}});
+    CHECK(m.taken(10));
+    CHECK_FALSE(m.taken(11));
+  }
+  SUBCASE("held messages below the newest taken are listed as not taken; the ones after them as taken") {
+    const std::vector<uint64_t> held{3, 7, 12};  // 12 is past the newest taken: it needs no listing
+    const auto m = ControlMark::of(10, held);
+    CHECK(m == ControlMark{2, 10, {3, 7}});
+    for (uint64_t seq : {1, 2, 4, 5, 6, 8, 9, 10}) CHECK_MESSAGE(m.taken(seq), seq);
+    for (uint64_t seq : {3, 7, 11, 12}) CHECK_FALSE_MESSAGE(m.taken(seq), seq);
+  }
+  SUBCASE("past the most it lists, the rest counts as not taken") {
+    std::vector<uint64_t> held;
+    for (uint64_t seq = 1; seq <= ControlMark::kMaxHeld + 1; ++seq) held.push_back(seq * 2);  // 2, 4, ...
+    const auto m = ControlMark::of(1000, held);
+    CHECK(m.held.size() == ControlMark::kMaxHeld);
+    CHECK(m.taken_through == held.back() - 1);
+    for (uint64_t seq : held) CHECK_FALSE_MESSAGE(m.taken(seq), seq);
+    CHECK(m.taken(held.back() - 1));
+    CHECK_FALSE(m.taken(held.back() + 1));  // taken, but past what the mark can say: applied again
+  }
+  SUBCASE("a record's mark it would not have written reads as its plain 'through'") {
+    for (const ControlMark& odd : {ControlMark{10, 20, {15, 12}}, ControlMark{10, 20, {5}}, ControlMark{10, 20, {25}},
+                                   ControlMark{10, 20, {12, 12}}, ControlMark{10, 5, {7}}}) {
+      TaskRecord r;
+      r.task_id = "t";
+      r.control = odd;
+      const auto back = decode_record(encode_record(r));
+      REQUIRE(back);
+      CHECK(back->control == ControlMark{10, 0, {}});
+    }
+  }
+  SUBCASE("held sequences written one per tag (unpacked) read the same") {
+    TaskRecord r;
+    r.task_id = "t";
+    r.control = ControlMark{1, 9, {}};
+    std::string bytes = encode_record(r);
+    bytes += std::string("\x68\x03\x68\x05", 4);  // field 13, varint 3; field 13, varint 5
+    const auto back = decode_record(bytes);
+    REQUIRE(back);
+    CHECK(back->control == ControlMark{1, 9, {3, 5}});
+  }
 }
 
 TEST_CASE("ack reply subjects give the delivery count, stream sequence and store time") {

@@ -105,14 +105,14 @@ size_t ControlChannel::catch_up(const std::string& subject, uint64_t from, uint6
 }
 
 void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns,
-                          uint64_t applied_through) {
+                          const ControlMark& resumed) {
   uint64_t newest_kept = 0;
   {
     std::lock_guard lock(mu_);
     if (closed_locked(task_id, attempt)) return;
     const auto it = kept_.find(task_id);
     if (it == kept_.end()) {
-      open_locked(task_id, attempt, assigned_unix_ns, applied_through, {}, {});
+      open_locked(task_id, attempt, assigned_unix_ns, resumed, {}, {});
       return;
     }
     for (const auto& item : it->second) newest_kept = std::max(newest_kept, item.seq);
@@ -130,7 +130,7 @@ void ControlChannel::open(const std::string& task_id, uint32_t attempt, int64_t 
     kept_.erase(it);
     kept_count_ -= std::min(kept_count_, kept.size());
   }
-  open_locked(task_id, attempt, assigned_unix_ns, applied_through, std::move(kept), std::move(found));
+  open_locked(task_id, attempt, assigned_unix_ns, resumed, std::move(kept), std::move(found));
 }
 
 bool ControlChannel::closed_locked(const std::string& task_id, uint32_t attempt) {
@@ -142,12 +142,12 @@ bool ControlChannel::closed_locked(const std::string& task_id, uint32_t attempt)
 }
 
 void ControlChannel::open_locked(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns,
-                                 uint64_t applied_through, std::vector<ControlItem> kept,
+                                 const ControlMark& resumed, std::vector<ControlItem> kept,
                                  std::vector<ControlItem> found) {
   Open& held = open_[task_id];
   held.attempt = attempt;
   held.assigned_unix_ns = assigned_unix_ns;
-  held.applied_through = applied_through;
+  held.resumed = resumed;
   std::vector<ControlItem> items = std::move(kept);
   size_t passed_over = 0;
   for (auto& item : found) {
@@ -169,7 +169,7 @@ void ControlChannel::apply_locked(Open& held, const ControlItem& item) {
   // Stored before this run's assignment (kept, or found late): meant for an earlier run of the task id.
   if (item.stored_unix_ns != 0 && item.stored_unix_ns < held.assigned_unix_ns) return;
   // Taken by an earlier attempt before the checkpoint this one resumes from: applied once already.
-  if (item.seq != 0 && item.seq <= held.applied_through) return;
+  if (item.seq != 0 && held.resumed.taken(item.seq)) return;
   touched_.insert(item.task_id);
   hooks_.apply(item);
 }

@@ -37,6 +37,7 @@
 #pragma once
 
 #include "transport/nats/connection.hpp"
+#include "transport/nats/control_mark.hpp"
 #include "transport/nats/names.hpp"
 #include "transport/nats/nats_options.hpp"
 #include "transport/nats/serial_worker.hpp"
@@ -93,11 +94,11 @@ class ControlChannel {
   static constexpr std::chrono::seconds kAuditEvery{2};
 
   // Attempt `attempt` of the task is now held here (the router knows it): apply its kept messages
-  // stored at or after `assigned_unix_ns` (0 = all) and after sequence `applied_through` (what the
+  // stored at or after `assigned_unix_ns` (0 = all) and not taken according to `resumed` (what the
   // checkpoint a re-attached attempt resumes from already reflects), then live ones. Ignored when that
   // attempt was already closed (a task can end before the code that assigned it gets to open it). Makes
   // direct gets when messages were kept for the task (see above); otherwise no request.
-  void open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns, uint64_t applied_through = 0);
+  void open(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns, const ControlMark& resumed = {});
   // Attempt `attempt` ended here: later messages for the task are answered "ended" for a while.
   // Returns whether any control message reached it (then its subject is worth purging).
   bool close(const std::string& task_id, uint32_t attempt);
@@ -120,7 +121,7 @@ class ControlChannel {
   // True (and nothing changes) when `attempt` of the task already ended here; forgets an older one.
   bool closed_locked(const std::string& task_id, uint32_t attempt);
   // Marks the task open and applies `kept` and the not-yet-handled of `found` in stream order.
-  void open_locked(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns, uint64_t applied_through,
+  void open_locked(const std::string& task_id, uint32_t attempt, int64_t assigned_unix_ns, const ControlMark& resumed,
                    std::vector<ControlItem> kept, std::vector<ControlItem> found);
   struct Open;
   // Counts `item` as handled for its open task and applies it, unless it was meant for an earlier run.
@@ -142,7 +143,7 @@ class ControlChannel {
     int64_t assigned_unix_ns = 0;  // messages stored before it were meant for an earlier run
     size_t handled = 0;            // its messages handled here (applied or passed over as too old)
     uint64_t last_seq = 0;         // stream sequence of the newest of them
-    uint64_t applied_through = 0;  // messages up to this sequence reached an earlier attempt already
+    ControlMark resumed;           // the messages an earlier attempt took before the checkpoint resumed from
   };
   std::unordered_map<std::string, Open> open_;  // tasks held here
   std::unordered_set<std::string> touched_;               // open tasks that got a message

@@ -144,18 +144,9 @@ void NatsTransport::Impl::claim_fresh(std::vector<Fresh>& batch) {
 }
 
 void NatsTransport::Impl::after_assign(const std::string& task_id, uint32_t attempt, const tasks::AssignOutcome& outcome,
-                                       int64_t assigned_unix_ns, const std::string& reply, uint64_t applied_through) {
+                                       int64_t assigned_unix_ns, const std::string& reply, const ControlMark& resumed) {
   if (outcome.result == tasks::AssignOutcome::Result::accepted) {
-    if (applied_through != 0) {
-      // What the checkpoint already reflects counts as taken by this attempt too: a checkpoint it
-      // writes before any new message keeps the same mark.
-      std::lock_guard lock(mu);
-      if (auto it = inflight.find(task_id); it != inflight.end()) {
-        it->second.control_seq = std::max(it->second.control_seq, applied_through);
-        it->second.checkpoint_control_seq = std::max(it->second.checkpoint_control_seq, applied_through);
-      }
-    }
-    control->open(task_id, attempt, assigned_unix_ns, applied_through);
+    control->open(task_id, attempt, assigned_unix_ns, resumed);
     return;
   }
   if (outcome.result == tasks::AssignOutcome::Result::duplicate) {
@@ -246,6 +237,8 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     f.last_progress_ack = f.received;
     f.created_unix_ms = held && held->record.created_unix_ms != 0 ? held->record.created_unix_ms : d.submitted_unix_ms();
     f.checkpoint = checkpoint;
+    const ControlMark resumed = held && reattach ? held->record.control : ControlMark{};
+    f.resume_control(resumed);
     // Take ownership before starting: the compare-and-set fences whoever held it before.
     const uint64_t rev = store->write_task(record_of(f), revision);
     if (rev == 0) {
@@ -268,8 +261,7 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     }
     if (reattach) reattached++;
     const auto outcome = router->assign(a, tasks::Resume{reattach, checkpoint});
-    after_assign(id, attempt, outcome, d.info.stored_unix_ns, d.reply,
-                 held && reattach ? held->record.control_seq : 0);
+    after_assign(id, attempt, outcome, d.info.stored_unix_ns, d.reply, resumed);
   } catch (const std::exception& e) {
     // Most likely the server is busy electing a leader (a node restarted). Handed back at once, the
     // task came straight back and failed again: each round is a delivery, and a few seconds of that
@@ -327,15 +319,16 @@ void NatsTransport::Impl::apply_control(const ControlItem& item) {
   natsConnection* nc = connection->nc();
   auto answer = [this, nc, reply, task_id = item.task_id, seq = item.seq](const v1::DeliveryReceipt& r) {
     // Taken by the plugin (its deliver or cancel returned): a checkpoint from now on reflects it. A
-    // queued message is not taken yet: the mark stays below it until its outcome (on_delivery).
+    // queued message is not taken yet: the mark lists it as not taken until its outcome (on_delivery).
     if (seq != 0) {
       std::lock_guard lock(mu);
       if (auto it = inflight.find(task_id); it != inflight.end()) {
         Inflight& f = it->second;
         if (r.queued()) {
-          f.held_control.emplace(seq, r.message_id());
+          f.held_control.insert_or_assign(seq, r.message_id());  // a re-attach's held one has its id now
         } else {
           f.control_seq = std::max(f.control_seq, seq);
+          f.held_control.erase(seq);  // held by the attempt before, taken by this one
         }
       }
     }

@@ -333,7 +333,7 @@ void NatsTransport::Impl::on_checkpoint(const std::string& task_id, uint32_t att
   if (it == inflight.end() || it->second.fenced || attempt < it->second.attempt) return;
   Inflight& f = it->second;
   f.checkpoint.assign(bytes.data(), bytes.size());
-  f.checkpoint_control_seq = f.applied_mark();
+  f.checkpoint_control = f.applied_mark();
   if (!f.completion_sent) write_record_locked(f);
 }
 
@@ -345,14 +345,19 @@ void NatsTransport::Impl::on_delivery(const v1::DeliveryReceipt& receipt) {
   Inflight& f = it->second;
   // The held message has its outcome: taken (or refused) by the task, so a checkpoint from now on
   // reflects it. Message ids are the sender's: two held messages may share one, and the receipt does not
-  // say which was taken. Forgetting the newest of them keeps the oldest tracked, so the mark can only be
-  // too low (a replay), never past a message still held.
-  for (auto h = f.held_control.rbegin(); h != f.held_control.rend(); ++h) {
-    if (h->second != receipt.message_id()) continue;
-    f.control_seq = std::max(f.control_seq, h->first);
-    f.held_control.erase(std::next(h).base());
-    break;
+  // say which was taken. Then both stay held (the mark lists them as not taken): a replay of the one
+  // taken, never a skip of the one still held.
+  auto match = f.held_control.end();
+  for (auto h = f.held_control.begin(); h != f.held_control.end(); ++h) {
+    // (An empty id is a held message a re-attach inherited: resolved by its sequence when the control
+    // channel hands it over again, apply_control.)
+    if (h->second.empty() || h->second != receipt.message_id()) continue;
+    if (match != f.held_control.end()) return;  // ambiguous
+    match = h;
   }
+  if (match == f.held_control.end()) return;
+  f.control_seq = std::max(f.control_seq, match->first);
+  f.held_control.erase(match);
 }
 
 // =====================================================================================================

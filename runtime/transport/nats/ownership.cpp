@@ -17,7 +17,7 @@ TaskRecord NatsTransport::Impl::record_of(const Inflight& f) const {
   r.state = v1::RUNNING;
   r.assignment = f.assignment;
   r.checkpoint = f.checkpoint;
-  r.control_seq = f.checkpoint_control_seq;
+  r.control = f.checkpoint_control;
   r.ack_on_completion = options.ack_mode == AckMode::on_completion;
   r.created_unix_ms = f.created_unix_ms;
   r.updated_unix_ms = unix_ms_now();

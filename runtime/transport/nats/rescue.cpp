@@ -121,6 +121,7 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   f.last_progress_ack = f.received;
   f.created_unix_ms = rec.created_unix_ms;
   f.checkpoint = rec.checkpoint;
+  f.resume_control(rec.control);
   const uint64_t rev = store->write_task(record_of(f), revision);
   if (rev == 0) return true;  // another survivor took it
   f.record_rev = rev;
@@ -134,7 +135,7 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   reattached++;
   log::info("nats: re-attaching task {} of {} as attempt {}", rec.task_id, dead, attempt);
   const auto outcome = router->assign(a, tasks::Resume{true, rec.checkpoint});
-  after_assign(rec.task_id, attempt, outcome, 0, {}, rec.control_seq);
+  after_assign(rec.task_id, attempt, outcome, 0, {}, rec.control);
   return true;
 }
 

@@ -21,10 +21,12 @@
 #include "transport/nats/serial_worker.hpp"
 #include "transport/nats/wire.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <ranges>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -54,18 +56,24 @@ struct Inflight {
   bool record_dirty = false;   // write again when the one in flight is answered
   bool record_delete = false;  // the task ended: delete the record when nothing is in flight
   std::string checkpoint;
-  uint64_t control_seq = 0;             // newest control message the plugin has taken (its deliver returned)
+  uint64_t control_seq = 0;  // newest control message the plugin has taken (its deliver returned)
   // Steering the router holds for later (its receipt said `queued`: the task had not started, waited for
   // its plugin's next process, or had not asked the question it answers), by sequence: message id, until
-  // the router's final outcome (on_delivery). The recorded mark stays below the oldest of them.
+  // the router's final outcome (on_delivery). A re-attached attempt starts with the ones its checkpoint's
+  // mark lists, id unknown (empty) until the control channel hands them over again.
   std::map<uint64_t, std::string> held_control;
-  uint64_t checkpoint_control_seq = 0;  // applied_mark() when `checkpoint` was taken: recorded with it
+  ControlMark checkpoint_control;  // applied_mark() when `checkpoint` was taken: recorded with it
 
-  // Every control message up to this sequence has been taken by the plugin: a re-attached attempt that
-  // resumes from a checkpoint taken now skips them. Below a held message, so that one is never skipped
-  // (the messages taken after it are applied again instead: at least once, never lost).
-  uint64_t applied_mark() const {
-    return held_control.empty() ? control_seq : std::min(control_seq, held_control.begin()->first - 1);
+  // What a checkpoint taken now reflects: every control message the plugin has taken, the held ones
+  // excepted (ControlMark).
+  ControlMark applied_mark() const { return ControlMark::of(control_seq, held_control | std::views::keys); }
+  // A re-attached attempt resumes from a checkpoint with `mark`: what it reflects counts as taken by this
+  // attempt too (a checkpoint written before any new message keeps the same mark), and what it held is
+  // held again until the control channel hands it over.
+  void resume_control(const ControlMark& mark) {
+    control_seq = std::max(control_seq, mark.newest());
+    for (uint64_t seq : mark.held) held_control.try_emplace(seq);
+    checkpoint_control = mark;
   }
 
   bool completion_sent = false;
@@ -121,10 +129,10 @@ class NatsTransport::Impl {
   // Ends a task started `starts` times already as failed "poisoned", as attempt `refused` (not started).
   void poisoned(const v1::TaskAssignment& assignment, const Delivery& delivery, uint64_t starts, uint32_t refused);
   // After router.assign: open the task's control, or clean up after a duplicate.
-  // `applied_through`: control messages up to this sequence are already reflected in the checkpoint the
-  // task resumes from (a re-attach), 0 for none.
+  // `resumed`: the control messages already reflected in the checkpoint the task resumes from (a
+  // re-attach; its Inflight has them from resume_control()), none for a fresh start.
   void after_assign(const std::string& task_id, uint32_t attempt, const tasks::AssignOutcome& outcome,
-                    int64_t assigned_unix_ns, const std::string& reply, uint64_t applied_through = 0);
+                    int64_t assigned_unix_ns, const std::string& reply, const ControlMark& resumed = {});
   void apply_control(const ControlItem& item);
   void answer_ended(const ControlItem& item);
   void ack(const std::string& reply, const char* kind = "+ACK");

@@ -4,6 +4,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/wire_format_lite.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 
@@ -82,7 +83,9 @@ constexpr int checkpoint = 7;
 constexpr int ack_on_completion = 8;
 constexpr int created_unix_ms = 9;
 constexpr int updated_unix_ms = 10;
-constexpr int control_seq = 11;
+constexpr int control_through = 11;  // ControlMark::through (hosts before fields 12 and 13 read only this)
+constexpr int control_taken_through = 12;
+constexpr int control_held = 13;     // packed
 }  // namespace field
 
 std::string encode_record(const TaskRecord& r) {
@@ -100,7 +103,17 @@ std::string encode_record(const TaskRecord& r) {
     if (r.ack_on_completion) WireFormatLite::WriteBool(field::ack_on_completion, true, &o);
     WireFormatLite::WriteInt64(field::created_unix_ms, r.created_unix_ms, &o);
     WireFormatLite::WriteInt64(field::updated_unix_ms, r.updated_unix_ms, &o);
-    if (r.control_seq != 0) WireFormatLite::WriteUInt64(field::control_seq, r.control_seq, &o);
+    if (r.control.through != 0) WireFormatLite::WriteUInt64(field::control_through, r.control.through, &o);
+    if (r.control.taken_through != 0) {
+      WireFormatLite::WriteUInt64(field::control_taken_through, r.control.taken_through, &o);
+      std::string packed;
+      {
+        pbio::StringOutputStream raw_held(&packed);
+        pbio::CodedOutputStream h(&raw_held);
+        for (uint64_t seq : r.control.held) h.WriteVarint64(seq);
+      }
+      WireFormatLite::WriteBytes(field::control_held, packed, &o);
+    }
   }
   return out;
 }
@@ -118,6 +131,24 @@ std::optional<TaskRecord> decode_record(std::string_view bytes) {
       return type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED && WireFormatLite::ReadString(&in, s);
     };
     auto read_varint = [&](uint64_t* v) { return type == WireFormatLite::WIRETYPE_VARINT && in.ReadVarint64(v); };
+    // A repeated varint, packed (as written) or one per tag (as any protobuf encoder may write it).
+    auto read_held = [&](std::vector<uint64_t>& out) {
+      uint64_t seq = 0;
+      if (type == WireFormatLite::WIRETYPE_VARINT) {
+        if (!in.ReadVarint64(&seq)) return false;
+        out.push_back(seq);
+        return true;
+      }
+      uint32_t length = 0;
+      if (type != WireFormatLite::WIRETYPE_LENGTH_DELIMITED || !in.ReadVarint32(&length)) return false;
+      const auto limit = in.PushLimit(static_cast<int>(length));
+      while (in.BytesUntilLimit() > 0) {
+        if (!in.ReadVarint64(&seq)) return false;
+        out.push_back(seq);
+      }
+      in.PopLimit(limit);
+      return true;
+    };
     uint64_t v = 0;
     switch (number) {
       case field::task_id: ok = read_string(&r.task_id); break;
@@ -130,13 +161,25 @@ std::optional<TaskRecord> decode_record(std::string_view bytes) {
       case field::ack_on_completion: ok = read_varint(&v); r.ack_on_completion = v != 0; break;
       case field::created_unix_ms: ok = read_varint(&v); r.created_unix_ms = static_cast<int64_t>(v); break;
       case field::updated_unix_ms: ok = read_varint(&v); r.updated_unix_ms = static_cast<int64_t>(v); break;
-      case field::control_seq: ok = read_varint(&v); r.control_seq = v; break;
+      case field::control_through: ok = read_varint(&v); r.control.through = v; break;
+      case field::control_taken_through: ok = read_varint(&v); r.control.taken_through = v; break;
+      case field::control_held: ok = read_held(r.control.held); break;
       default: ok = WireFormatLite::SkipField(&in, tag); break;
     }
     if (!ok) return std::nullopt;
   }
   if (in.CurrentPosition() != static_cast<int>(bytes.size())) return std::nullopt;
   if (!v1::TaskState_IsValid(r.state)) r.state = v1::TASK_STATE_UNSPECIFIED;
+  // A mark this host would not have written (held sequences out of order or outside their range, or more
+  // of them than it records) is read as its plain `through`: fewer messages skipped, none lost.
+  ControlMark& m = r.control;
+  const bool held_ok = m.held.size() <= ControlMark::kMaxHeld && std::is_sorted(m.held.begin(), m.held.end()) &&
+                       std::adjacent_find(m.held.begin(), m.held.end()) == m.held.end() &&
+                       (m.held.empty() || (m.held.front() > m.through && m.held.back() <= m.taken_through));
+  if (m.taken_through <= m.through || !held_ok) {
+    m.taken_through = 0;
+    m.held.clear();
+  }
   return r;
 }
 

@@ -9,6 +9,7 @@
 // Thread rule: free functions over values; safe from any thread.
 #pragma once
 
+#include "transport/nats/control_mark.hpp"
 #include "taskhost/v1/completion.pb.h"
 #include "taskhost/v1/events.pb.h"
 #include "taskhost/v1/status.pb.h"
@@ -45,10 +46,9 @@ struct TaskRecord {
   bool ack_on_completion = false;  // the owner's ack mode: JetStream redelivers it if the owner dies
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
-  // The control stream's sequence through which steering and cancels had been delivered (and returned
-  // from the plugin) when `checkpoint` was taken: an attempt resuming from it skips those, or they would
-  // be applied twice.
-  uint64_t control_seq = 0;
+  // The control messages (steering, cancels) the plugin had taken when `checkpoint` was taken: an attempt
+  // resuming from it skips those, or they would be applied twice.
+  ControlMark control;
 };
 
 std::string encode_record(const TaskRecord& record);
