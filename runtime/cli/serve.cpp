@@ -120,13 +120,21 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   server.bind();  // a taken address ends this run before recovery touches any task
 
   transport.attach(host.router());
+  // Recovered tasks whose kind no plugin serves yet start when a scan loads one.
+  host.registry().on_switch([&transport](const std::string& kind, const registry::Binding& now) {
+    if (now) transport.kind_served(kind);
+  });
   const auto rec = transport.recover();
-  if (rec.restarted + rec.reattached + rec.canceled + rec.crashed > 0) {
+  if (rec.restarted + rec.reattached + rec.canceled + rec.crashed + rec.orphaned + rec.waiting > 0) {
     log::info("recovery: {} queued task(s) restarted, {} running task(s) re-attached, {} canceled, {} message(s) "
-              "redelivered{}",
+              "redelivered{}{}{}",
               rec.restarted, rec.reattached, rec.canceled, rec.redelivered,
               rec.crashed == 0 ? std::string()
-                               : fmt::format(", {} failed for crashing the host (max_plugin_crashes)", rec.crashed));
+                               : fmt::format(", {} failed for crashing the host (max_plugin_crashes)", rec.crashed),
+              rec.orphaned == 0 ? std::string()
+                                : fmt::format(", {} failed orphaned (their kind cannot re-attach)", rec.orphaned),
+              rec.waiting == 0 ? std::string()
+                               : fmt::format(", {} waiting for a plugin that serves their kind", rec.waiting));
   }
 
   server.start();

@@ -595,6 +595,12 @@ size_t Router::active_count() const {
   return impl_->by_id.size();
 }
 
+std::optional<Router::KindService> Router::service_of(std::string_view kind) const {
+  const registry::Binding b = impl_->registry.resolve(kind);
+  if (!b) return std::nullopt;
+  return KindService{b.executor->supports_reattach()};
+}
+
 std::optional<TaskSnapshot> Router::snapshot(std::string_view task_id) const {
   if (auto t = impl_->find_active(task_id)) {
     std::lock_guard tl(t->mu);

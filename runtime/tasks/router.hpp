@@ -152,6 +152,12 @@ class Router {
   // Free slots for `kind` right now (min of its kind limit and the host limit), for pulling transports.
   size_t free_slots(std::string_view kind) const;
   size_t active_count() const;   // pending + running + waiting_input
+  // Whether a plugin serves `kind` now (nullopt: none, an assignment would be rejected), and whether it
+  // can re-attach a task that ran before (a restart's recovery says which tasks wait and which end).
+  struct KindService {
+    bool reattach = false;
+  };
+  std::optional<KindService> service_of(std::string_view kind) const;
   std::optional<TaskSnapshot> snapshot(std::string_view task_id) const;
   std::vector<TaskSnapshot> snapshots() const;  // active tasks, then recently ended ones
   RouterStats stats() const;  // safe from any thread; cheap enough for a metrics scrape

@@ -140,7 +140,76 @@ TEST_CASE("SIGKILL with tasks queued and running, then a restart: every accepted
   CHECK(fresh == 3);
   CHECK(str(tasks["greet-queued"], "state") == "SUCCEEDED");
   CHECK(str(obj(tasks["greet-queued"], "completion"), "output") == "Hello, queued!");
-  CHECK(host.log().find("recovery: 4 queued task(s) restarted, 3 running task(s) re-attached") != std::string::npos);
+  CHECK(host.log().find("recovery: 4 queued task(s) restarted, 2 running task(s) re-attached") != std::string::npos);
+  CHECK(host.log().find("1 failed orphaned (their kind cannot re-attach)") != std::string::npos);
+}
+
+TEST_CASE("a task whose plugin file is missing at the restart waits for it, and runs when the file is back") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(
+      dir.path(), {built_plugin("hello-c.so"), built_plugin("cpp-interactive.so"), fixture_plugin("hold.so")});
+  const fs::path aside = dir.path() / "aside";
+  fs::create_directories(aside);
+  const fs::path cfg = dir.path() / "taskhost.toml";
+  std::ofstream(cfg) << "[limits]\nmax_active = 1\n";
+  const fs::path state = dir.path() / "state";
+  const std::vector<std::string> serve_args = {"--config", cfg.string()};
+  {
+    Host host(plugins, state, serve_args);
+    // One slot: the counter runs (and checkpoints), the others queue behind it.
+    submit(host, {"interactive.count", "--input", R"({"steps":30,"delay_ms":150})", "--id", "count-run"});
+    submit(host, {"interactive.count", "--input", R"({"steps":5,"delay_ms":10})", "--id", "count-cancel"});
+    submit(host, {"hello.greet", "--input", R"({"name":"queued"})", "--id", "greet-queued"});
+    wait_for_status(host, "count-run", [](const json::object& o) {
+      return o.contains("progress") && obj(o, "progress").contains("current") &&
+             obj(o, "progress").at("current").to_number<double>() >= 3;
+    });
+    host.signal(SIGKILL);
+    REQUIRE(host.wait_exit(5s).has_value());
+  }
+  // The deploy that restarts the host has not put the two files back yet.
+  fs::rename(plugins / "cpp-interactive.so", aside / "cpp-interactive.so");
+  fs::rename(plugins / "hello-c.so", aside / "hello-c.so");
+
+  Host host(plugins, state, serve_args);
+  INFO(host.log());
+  CHECK(host.log().find("recovery: task 'count-run' waits: no plugin serves its kind 'interactive.count' now") !=
+        std::string::npos);
+  CHECK(host.log().find("3 waiting for a plugin that serves their kind") != std::string::npos);
+  for (const char* id : {"count-run", "count-cancel", "greet-queued"}) {
+    INFO(id);
+    const auto t = all_tasks(host)[id];
+    CHECK(str(t, "state") == "PENDING");
+    CHECK(str(t, "detail").find("waiting for a plugin that serves kind") != std::string::npos);
+  }
+  // Steering for a waiting task is held for its start; a cancel ends it at once.
+  const Result sent = host.cli({"send", "count-run", "faster"});
+  INFO(sent);
+  CHECK(sent.code == 0);
+  CHECK(sent.out.find("held for the task's start") != std::string::npos);
+  const Result canceled = host.cli({"cancel", "count-cancel"});
+  INFO(canceled);
+  CHECK(canceled.code == 0);
+  const auto gone = wait_for_status(host, "count-cancel", [](const json::object& o) { return terminal(str(o, "state")); });
+  CHECK(str(gone, "state") == "CANCELED");
+
+  // The files are back: the watcher loads them, and the waiting tasks start.
+  fs::rename(aside / "cpp-interactive.so", plugins / "cpp-interactive.so");
+  fs::rename(aside / "hello-c.so", plugins / "hello-c.so");
+  const auto counted = wait_for_status(host, "count-run", [](const json::object& o) { return terminal(str(o, "state")); }, 60s);
+  REQUIRE(str(counted, "state") == "SUCCEEDED");
+  CHECK(attempt_of(counted) == 2);  // re-attached from the checkpoint the killed host left
+  const auto out = parse_json(str(obj(counted, "completion"), "output")).as_object();
+  CHECK(out.at("counted").to_number<int>() == 30);
+  CHECK(out.at("resumed_from").to_number<int>() >= 3);
+  const auto greeted = wait_for_status(host, "greet-queued", [](const json::object& o) { return terminal(str(o, "state")); });
+  CHECK(str(greeted, "state") == "SUCCEEDED");
+  CHECK(str(obj(greeted, "completion"), "output") == "Hello, queued!");
+  // The held steering reached the re-attached run.
+  const Result history = host.cli({"watch", "count-run"});
+  INFO(history);
+  CHECK(history.out.find("faster: step delay is now") != std::string::npos);
+  CHECK(str(all_tasks(host)["count-cancel"], "state") == "CANCELED");  // not started by the files' return
 }
 
 TEST_CASE("a task whose plugin call crashes the host is named, and failed after max_plugin_crashes instead of a crash loop") {
@@ -233,9 +302,14 @@ TEST_CASE("a plugin's own thread that crashes the host names its file, and the n
   CHECK(str(entry, "state") == "failed");
   CHECK(str(entry, "last_error").find("crashed the host in-process, in its own code outside any task's call "
                                       "(SIGABRT); it is not loaded in-process again") != std::string::npos);
-  // The task it ran is not lost: it ends, its kind being gone.
-  const auto held = wait_for_status(host, "held", [](const json::object& o) { return terminal(str(o, "state")); });
-  CHECK(str(held, "state") == "FAILED");
+  // The task it ran is not lost: it waits for a plugin that serves its kind (a fixed file), and a cancel
+  // ends it.
+  const auto held = wait_for_status(host, "held", [](const json::object& o) { return str(o, "state") == "PENDING"; });
+  CHECK(str(held, "state") == "PENDING");
+  CHECK(str(held, "detail").find("waiting for a plugin that serves kind 'test.hold'") != std::string::npos);
+  CHECK(host.cli({"cancel", "held"}).code == 0);
+  CHECK(str(wait_for_status(host, "held", [](const json::object& o) { return terminal(str(o, "state")); }), "state") ==
+        "CANCELED");
   const Result greet = host.cli({"submit", "hello.greet", "--input", R"({"name":"after"})", "--wait"});
   INFO(greet);
   CHECK(greet.code == 0);

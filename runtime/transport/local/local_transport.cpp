@@ -175,10 +175,24 @@ v1::DeliveryReceipt LocalTransport::send(v1::SteeringMessage m) {
   if (router == nullptr) {
     return make_receipt(m.task_id(), m.message_id(), v1::DeliveryReceipt::REJECTED, "host is shutting down");
   }
-  if (!store_.insert_message(m)) {
+  const auto duplicate = [&] {
     return make_receipt(m.task_id(), m.message_id(), v1::DeliveryReceipt::REJECTED,
-                   "message '" + m.message_id() + "' was already sent");
+                        "message '" + m.message_id() + "' was already sent");
+  };
+  {
+    // A recovered task waiting for its kind: the message is recorded and held for its start, under the
+    // lock kind_served() takes to read what was held, so it is delivered once, by one of the two.
+    std::lock_guard lock(mu_);
+    if (auto it = tasks_.find(m.task_id()); it != tasks_.end() && it->second.waiting != Waiting::no) {
+      if (!store_.insert_message(m)) return duplicate();
+      v1::DeliveryReceipt r = make_receipt(m.task_id(), m.message_id(), v1::DeliveryReceipt::ACCEPTED,
+                                           "held for the task's start: no plugin serves kind '" +
+                                               it->second.status.kind() + "' yet");
+      r.set_queued(true);
+      return r;
+    }
   }
+  if (!store_.insert_message(m)) return duplicate();
   v1::DeliveryReceipt r = router->deliver(m, options_.delivery_timeout);
   // A queued message has no outcome yet: it comes with on_delivery at the start, and until then a
   // restart delivers the message again.
@@ -197,6 +211,38 @@ v1::DeliveryReceipt LocalTransport::cancel(const v1::CancelRequest& request) {
   tasks::Router* router = router_.load();
   if (router == nullptr) return make_receipt(request.task_id(), {}, v1::DeliveryReceipt::REJECTED, "host is shutting down");
   store_.record_cancel_request(request.task_id());
+  std::optional<StoredTask> waited;  // a recovered task waiting for its kind: it ends here
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = tasks_.find(request.task_id()); it != tasks_.end() && it->second.waiting != Waiting::no) {
+      Entry& e = it->second;
+      auto w = waiting_.find(e.status.kind());
+      auto r = w == waiting_.end() ? std::vector<Restart>::iterator{}
+                                   : std::find_if(w->second.begin(), w->second.end(), [&](const Restart& x) {
+                                       return x.assignment.task_id() == request.task_id();
+                                     });
+      if (w == waiting_.end() || r == w->second.end()) {
+        // kind_served() is assigning it right now: it sends the cancel once the router has the task.
+        e.cancel_while_starting = true;
+        return make_receipt(request.task_id(), {}, v1::DeliveryReceipt::ACCEPTED, "cancel requested; the task is starting");
+      }
+      w->second.erase(r);
+      if (w->second.empty()) waiting_.erase(w);
+      e.waiting = Waiting::no;
+      waited.emplace();
+      waited->task_id = request.task_id();
+      waited->kind = e.status.kind();
+      waited->attempt = e.status.attempt();
+      waited->worker_id = e.status.worker_id();
+    }
+  }
+  if (waited) {
+    end_locally(*waited, v1::CANCELED, v1::CANCELLED,
+                "task '" + waited->task_id + "' was canceled while it waited for a plugin that serves kind '" +
+                    waited->kind + "'",
+                "");
+    return make_receipt(request.task_id(), {}, v1::DeliveryReceipt::ACCEPTED, "canceled");
+  }
   v1::DeliveryReceipt r = router->cancel(request, options_.delivery_timeout);
   std::lock_guard lock(mu_);
   if (const auto it = tasks_.find(request.task_id()); it != tasks_.end()) ++counters_.cancels_total[it->second.status.kind()];

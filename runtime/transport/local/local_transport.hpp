@@ -12,10 +12,13 @@
 // is tried; the first completion for a task id wins. On startup recover() re-assigns what the store
 // holds unfinished: tasks that never started start fresh; tasks that had started are re-attached with
 // attempt + 1 and their last checkpoint (the router ends those whose kind cannot re-attach failed with
-// error kind "orphaned"); tasks someone had asked to cancel end canceled.
+// error kind "orphaned"); tasks someone had asked to cancel end canceled. A task whose kind no plugin
+// serves at the restart (its file missing, failing to load or still loading) waits, PENDING, until a
+// plugin serving the kind is loaded (kind_served): the host accepted it, so a plugin missing for a
+// while must not end it. Meanwhile its steering is held for it and a cancel ends it.
 //
 // Wiring order (cli/serve.cpp): construct; construct the Host with this as its outbox; attach(router);
-// recover(); serve the API; on shutdown stop the API, destroy the Host (the router may still publish
+// the registry's switches to kind_served(); recover(); serve the API; on shutdown stop the API, destroy the Host (the router may still publish
 // while it stops), then destroy this. Thread rule: every public method is safe from any thread; the
 // blocking ones (submit, send, cancel) wait for a commit and, for send/cancel, for the plugin's answer.
 #pragma once
@@ -84,6 +87,8 @@ struct RecoveryReport {
   size_t canceled = 0;     // a cancel had been requested: ended canceled
   size_t redelivered = 0;  // recorded messages that had no delivery outcome: delivered again
   size_t crashed = 0;      // crashed the host max_plugin_crashes times: ended failed, not started
+  size_t orphaned = 0;     // had started, and its kind cannot re-attach: the router ends it failed "orphaned"
+  size_t waiting = 0;      // no plugin serves its kind now: waits for one (kind_served)
 };
 
 // Counters for GET /metrics. Label keys are (kind) or (kind, state/outcome).
@@ -114,6 +119,9 @@ class LocalTransport final : public TaskOutbox {
   // Counts the last run's crashes during task calls (host/crash_ledger.hpp) against their tasks, durably,
   // before recover() decides which tasks to start again.
   void record_crashes(const std::vector<crash_report::Note>& crashes);
+  // A plugin serves `kind` now (wire KindRegistry::on_switch here, before recover()): the recovered tasks
+  // waiting for it start, and their held steering is delivered. Any thread; nothing to do when none waits.
+  void kind_served(const std::string& kind);
   void set_accepting(bool accepting);  // false while draining: submits answer `unavailable`
   bool accepting() const { return accepting_.load(); }
 
@@ -146,8 +154,18 @@ class LocalTransport final : public TaskOutbox {
 
  private:
   using Clock = std::chrono::steady_clock;
+  // A recovered task's next assignment: as it was, or re-attached with attempt + 1 and its checkpoint.
+  struct Restart {
+    v1::TaskAssignment assignment;
+    bool reattach = false;
+    std::string checkpoint;
+  };
+  // Where a recovered task whose kind no plugin served stands (kind_served, send and cancel look).
+  enum class Waiting { no, for_kind, starting };
   struct Entry {
     v1::TaskStatus status;
+    Waiting waiting = Waiting::no;
+    bool cancel_while_starting = false;  // a cancel came while kind_served assigned it: sent after
     std::deque<v1::TaskEvent> history;  // durable events, newest last, bounded; emptied when it ends
     std::chrono::seconds heartbeat_interval{0};
     Clock::time_point last_beat{};      // last heartbeat, or when it started running
@@ -161,6 +179,11 @@ class LocalTransport final : public TaskOutbox {
   void fill_from_router(v1::TaskStatus& status) const;
   void end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code, std::string message,
                    std::string error_kind);
+  // Assigns recovered tasks again (their new attempts committed first), then delivers their recorded
+  // messages that had no outcome. Returns how many messages it delivered.
+  size_t start_recovered(tasks::Router& router, const std::vector<Restart>& restarts);
+  // Keeps a recovered task whose kind no plugin serves until one does; says so in its status.
+  void wait_for_kind(Restart r, const StoredTask& t);
 
   const LocalOptions options_;
   Store store_;
@@ -172,6 +195,7 @@ class LocalTransport final : public TaskOutbox {
   std::deque<std::string> ended_order_;  // ended task ids, oldest first, for eviction
   std::vector<std::weak_ptr<Subscription>> watchers_;
   TransportMetrics counters_;
+  std::unordered_map<std::string, std::vector<Restart>> waiting_;  // kind -> recovered tasks waiting for it
 };
 
 }  // namespace taskhost::transport::local

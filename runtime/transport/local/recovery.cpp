@@ -9,28 +9,45 @@
 //                                          attempt + 1; the router fails it with error kind "orphaned"
 //                                          when its kind cannot re-attach;
 //   - it never started                   → assigned again as it was;
+//   - no plugin serves its kind now      → waits, PENDING, until one is loaded (kind_served), then as
+//                                          above. A file that failed to load, is being replaced or was
+//                                          left out of a deploy for a while must not end accepted tasks;
 // then its recorded messages that never got a delivery outcome are delivered again (the router queues
 // them until the task starts). Recently ended tasks are loaded too, so status/wait answer across a restart.
 // The new attempts are committed before the first task starts: a start that crashes the host again must
 // not hand the next run the same attempt number again.
 #include "common/crash_report.hpp"
 #include "common/log.hpp"
+#include "common/unix_time.hpp"
 #include "tasks/router.hpp"
 #include "transport/local/local_transport.hpp"
 #include "transport/local/task_view.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace taskhost::transport::local {
 
 void LocalTransport::end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code,
                                  std::string message, std::string error_kind) {
+  // Its watchers see the terminal state as an event before the completion, as for every other end.
+  v1::TaskEvent e;
+  e.set_task_id(task.task_id);
+  e.set_attempt(task.attempt);
+  e.set_unix_ms(unix_ms_now());
+  e.set_kind(task.kind);
+  e.set_worker_id(task.worker_id);
+  e.mutable_state()->set_state(state);
+  e.mutable_state()->set_detail(message);
+  on_event(e);
   v1::TaskCompletion c;
   c.set_task_id(task.task_id);
   c.set_attempt(task.attempt);
   c.set_state(state);
   c.set_kind(task.kind);
   c.set_worker_id(task.worker_id);
+  c.set_unix_ms(e.unix_ms());
   auto* err = c.mutable_error();
   err->set_code(code);
   err->set_message(std::move(message));
@@ -61,11 +78,7 @@ RecoveryReport LocalTransport::recover() {
     tasks_[t.task_id].status = status_from_stored(t);
     ended_order_.push_back(t.task_id);
   }
-  struct Restart {
-    v1::TaskAssignment assignment;
-    tasks::Resume resume;
-  };
-  std::vector<Restart> restarts;
+  std::vector<std::pair<Restart, StoredTask>> restarts;
   for (auto& t : store_.unfinished()) {
     {
       auto history = store_.events(t.task_id, options_.history_per_task);
@@ -95,33 +108,130 @@ RecoveryReport LocalTransport::recover() {
       ++report.crashed;
       continue;
     }
-    Restart r{t.assignment, {}};
+    Restart r{t.assignment, false, {}};
     if (t.started && r.assignment.has_execute()) {
       r.assignment.mutable_execute()->set_attempt(t.attempt + 1);
-      r.resume.reattach = true;
-      r.resume.checkpoint = t.checkpoint;
-      store_.record_attempt(t.task_id, t.attempt + 1);
+      r.reattach = true;
+      r.checkpoint = t.checkpoint;
+    }
+    restarts.emplace_back(std::move(r), std::move(t));
+  }
+  if (router == nullptr) return report;
+  std::vector<Restart> now;
+  for (auto& [r, t] : restarts) {
+    const auto service = router->service_of(t.kind);
+    if (!service) {
+      log::warn("recovery: task '{}' waits: no plugin serves its kind '{}' now; it starts when one is loaded", t.task_id,
+                t.kind);
+      wait_for_kind(std::move(r), t);
+      ++report.waiting;
+      continue;
+    }
+    if (!r.reattach) {
+      ++report.restarted;
+      log::info("recovery: starting queued task '{}' ({})", t.task_id, t.kind);
+    } else if (service->reattach) {
       ++report.reattached;
       log::info("recovery: re-attaching task '{}' ({}) as attempt {}{}", t.task_id, t.kind, t.attempt + 1,
                 t.checkpoint.empty() ? "" : " from its checkpoint");
     } else {
-      ++report.restarted;
-      log::info("recovery: starting queued task '{}' ({})", t.task_id, t.kind);
+      ++report.orphaned;
+      log::warn("recovery: task '{}' had started and its kind '{}' cannot re-attach: it ends failed (orphaned)",
+                t.task_id, t.kind);
     }
-    restarts.push_back(std::move(r));
+    now.push_back(std::move(r));
   }
-  store_.flush();  // every new attempt is durable before the first start (see the top)
-  if (router == nullptr) return report;
-  for (const auto& r : restarts) {
-    router->assign(r.assignment, r.resume);
-    for (const auto& m : store_.messages(r.assignment.task_id())) {
-      if (m.answered) continue;
-      const auto receipt = router->deliver(m.message, options_.delivery_timeout);
-      if (!receipt.queued()) store_.record_message_outcome(m.message.message_id(), receipt);
-      ++report.redelivered;
-    }
+  report.redelivered = start_recovered(*router, now);
+  // A plugin loaded while this ran (a watcher's scan) may serve kinds a task above began to wait for.
+  std::vector<std::string> kinds;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [kind, tasks] : waiting_) kinds.push_back(kind);
+  }
+  for (const auto& kind : kinds) {
+    if (router->service_of(kind)) kind_served(kind);
   }
   return report;
+}
+
+size_t LocalTransport::start_recovered(tasks::Router& router, const std::vector<Restart>& restarts) {
+  for (const auto& r : restarts) {
+    if (r.reattach) store_.record_attempt(r.assignment.task_id(), r.assignment.execute().attempt());
+  }
+  store_.flush();  // every new attempt is durable before the first start (see the top)
+  size_t redelivered = 0;
+  for (const auto& r : restarts) {
+    router.assign(r.assignment, tasks::Resume{r.reattach, r.checkpoint});
+    for (const auto& m : store_.messages(r.assignment.task_id())) {
+      if (m.answered) continue;
+      const auto receipt = router.deliver(m.message, options_.delivery_timeout);
+      if (!receipt.queued()) store_.record_message_outcome(m.message.message_id(), receipt);
+      ++redelivered;
+    }
+  }
+  return redelivered;
+}
+
+void LocalTransport::wait_for_kind(Restart r, const StoredTask& t) {
+  v1::TaskEvent e;
+  e.set_task_id(t.task_id);
+  e.set_attempt(t.attempt);  // the attempt that ran last: the next one is counted when it starts
+  e.set_unix_ms(unix_ms_now());
+  e.set_kind(t.kind);
+  e.set_worker_id(t.worker_id);
+  e.mutable_state()->set_state(v1::PENDING);
+  e.mutable_state()->set_detail("waiting for a plugin that serves kind '" + t.kind +
+                                "': none was loaded when the host restarted");
+  on_event(e);
+  std::lock_guard lock(mu_);
+  entry_locked(t.task_id).waiting = Waiting::for_kind;
+  waiting_[t.kind].push_back(std::move(r));
+}
+
+void LocalTransport::kind_served(const std::string& kind) {
+  tasks::Router* router = router_.load();
+  if (router == nullptr) return;
+  std::vector<Restart> restarts;
+  {
+    std::lock_guard lock(mu_);
+    auto it = waiting_.find(kind);
+    if (it == waiting_.end()) return;
+    restarts = std::move(it->second);
+    waiting_.erase(it);
+    for (const auto& r : restarts) entry_locked(r.assignment.task_id()).waiting = Waiting::starting;
+  }
+  log::info("recovery: kind '{}' is served now: starting the {} task(s) that waited for it", kind, restarts.size());
+  for (const auto& r : restarts) {
+    if (r.reattach) store_.record_attempt(r.assignment.task_id(), r.assignment.execute().attempt());
+  }
+  store_.flush();
+  for (const auto& r : restarts) router->assign(r.assignment, tasks::Resume{r.reattach, r.checkpoint});
+  // Steering sent while they waited was recorded (under the lock, send()) and answered "queued": it is
+  // read here, under the same lock as the task stops waiting, so each message is delivered exactly once —
+  // by this, or by send() itself once the task no longer waits.
+  std::vector<v1::SteeringMessage> held;
+  std::vector<std::string> canceled;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& r : restarts) {
+      Entry& e = entry_locked(r.assignment.task_id());
+      e.waiting = Waiting::no;
+      if (e.cancel_while_starting) canceled.push_back(r.assignment.task_id());
+      e.cancel_while_starting = false;
+      for (auto& m : store_.messages(r.assignment.task_id())) {
+        if (!m.answered) held.push_back(std::move(m.message));
+      }
+    }
+  }
+  for (const auto& m : held) {
+    const auto receipt = router->deliver(m, options_.delivery_timeout);
+    if (!receipt.queued()) store_.record_message_outcome(m.message_id(), receipt);
+  }
+  for (const auto& id : canceled) {
+    v1::CancelRequest c;
+    c.set_task_id(id);
+    router->cancel(c, options_.delivery_timeout);
+  }
 }
 
 }  // namespace taskhost::transport::local

@@ -45,6 +45,7 @@ bool apply_completion(v1::TaskStatus& s, const v1::TaskCompletion& c) {
   s.set_state(c.state());
   s.set_attempt(std::max(s.attempt(), c.attempt()));
   if (c.has_error()) s.set_detail(c.error().message());
+  if (c.unix_ms() > s.updated_unix_ms()) s.set_updated_unix_ms(c.unix_ms());
   if (c.generation() != 0) s.set_generation(c.generation());
   if (!c.plugin_version().empty()) s.set_plugin_version(c.plugin_version());
   if (!c.worker_id().empty()) s.set_worker_id(c.worker_id());
