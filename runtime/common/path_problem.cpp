@@ -1,5 +1,7 @@
 #include "common/path_problem.hpp"
 
+#include <unistd.h>
+
 namespace taskhost {
 namespace fs = std::filesystem;
 
@@ -30,8 +32,12 @@ std::string path_problem(const fs::path& path, PathWant want) {
   if (ec) return "cannot be examined: " + ec.message();  // a symlink loop, a directory we may not search
   const bool ok = want == PathWant::directory ? st.type() == fs::file_type::directory
                                               : st.type() == fs::file_type::regular;
+  if (ok && want == PathWant::program && ::access(path.c_str(), X_OK) != 0) return "is not executable";
   if (ok) return {};
-  return std::string("is ") + type_name(st.type()) + (want == PathWant::directory ? ", not a directory" : ", not a plugin file");
+  const char* wanted = want == PathWant::directory ? ", not a directory"
+                       : want == PathWant::program ? ", not a program"
+                                                   : ", not a plugin file";
+  return std::string("is ") + type_name(st.type()) + wanted;
 }
 
 }  // namespace taskhost

@@ -8,7 +8,7 @@
 
 namespace taskhost {
 
-enum class PathWant { regular_file, directory };
+enum class PathWant { regular_file, directory, program };  // program: a regular file we may execute
 
 // Empty when `path` is what is wanted (following symlinks); otherwise what it is instead, e.g.
 // "does not exist", "is a directory, not a file", "is a FIFO, not a regular file", "is a dangling

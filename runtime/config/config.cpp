@@ -158,7 +158,13 @@ void read_plugins(const Section& parent, const toml::node& node, const std::stri
     c.load_timeout = std::chrono::milliseconds(s.integer(n, k, 0, 3'600'000));
   });
   s.on("isolation", [&](const toml::node& n, const std::string& k) { c.isolation = isolation(s, n, k); });
-  s.on("process_program", [&](const toml::node& n, const std::string& k) { c.plugin_process_program = s.path(n, k); });
+  s.on("process_program", [&](const toml::node& n, const std::string& k) {
+    // Checked here: a wrong program would otherwise start a host on which every isolated plugin fails.
+    c.plugin_process_program = s.path(n, k);
+    if (const std::string why = path_problem(c.plugin_process_program, PathWant::program); !why.empty()) {
+      s.fail(n, k, "'" + c.plugin_process_program.string() + "' " + why);
+    }
+  });
   s.on("process_call_timeout_ms", [&](const toml::node& n, const std::string& k) {
     c.plugin_process_call_timeout = std::chrono::milliseconds(s.integer(n, k, 0, 86'400'000));
   });

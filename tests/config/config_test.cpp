@@ -179,15 +179,15 @@ TEST_CASE("[plugins] isolation: a default for every file, and per file in [plugi
   const Config c = parse_config(R"(
 [plugins]
 isolation = "process"
-process_program = "bin/child"
+process_program = "bin/taskhost-plugin-child"
 process_call_timeout_ms = 5000
 [plugins.files."trusted.so"]
 isolation = "in_process"
-)", "t.toml", "/base");
+)", "t.toml", fs::path(TASKHOST_BIN_DIR).parent_path());
   const taskhost::HostOptions ho = host_options(c);
   CHECK(ho.isolation.of("/p/other.so") == taskhost::plugin::Isolation::process);
   CHECK(ho.isolation.of("/p/trusted.so") == taskhost::plugin::Isolation::in_process);
-  CHECK(ho.isolation.process.program == "/base/bin/child");
+  CHECK(ho.isolation.process.program == fs::path(TASKHOST_BIN_DIR) / "taskhost-plugin-child");
   CHECK(ho.isolation.process.call_timeout.count() == 5000);
   CHECK(host_options(Config{}).isolation.process.call_timeout.count() == 30'000);
   CHECK(host_options(Config{}).isolation.of("/p/x.so") == taskhost::plugin::Isolation::in_process);
@@ -196,6 +196,13 @@ isolation = "in_process"
         "t.toml:2: plugins.isolation: must be \"in_process\" or \"process\", not \"sandbox\"");
   CHECK(error_of("[plugins.files.\"x.so\"]\nisolation = 1\n").find("t.toml:2: plugins.files.\"x.so\".isolation: must be a string") == 0);
   CHECK(error_of("[plugins.files.\"x.so\"]\nisolate = \"process\"\n") == "t.toml:2: unknown key 'plugins.files.\"x.so\".isolate'");
+  // A program that cannot run would start a host on which every isolated plugin fails: refused here.
+  CHECK(error_of("[plugins]\nprocess_program = \"/nonexistent/child\"\n") ==
+        "t.toml:2: plugins.process_program: '/nonexistent/child' does not exist");
+  CHECK(error_of("[plugins]\nprocess_program = \"/tmp\"\n") ==
+        "t.toml:2: plugins.process_program: '/tmp' is a directory, not a program");
+  CHECK(error_of("[plugins]\nprocess_program = \"" TASKHOST_SOURCE_DIR "/README.md\"\n") ==
+        "t.toml:2: plugins.process_program: '" TASKHOST_SOURCE_DIR "/README.md' is not executable");
   CHECK(error_of("[plugins.files.\"sub/x.so\"]\nisolation = \"process\"\n")
             .find("plugins.files.\"sub/x.so\": must be a plugin file's name in the plugins directory") != std::string::npos);
 }
