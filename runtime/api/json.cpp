@@ -38,7 +38,16 @@ std::optional<std::string> from_json(std::string_view text, google::protobuf::Me
   options.ignore_unknown_fields = ignore_unknown;
   const auto status = pbu::JsonStringToMessage(std::string(text), &message, options);
   if (status.ok()) return std::nullopt;
-  return std::string(status.message());
+  // protobuf's words, made readable: its first line only (the rest repeats the text with a caret under
+  // the fault), and a duplicate key said as such rather than as a map field of the Struct it fills.
+  std::string why(status.message());
+  if (const auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
+  if (const auto at = why.find("Repeated map key: "); at != std::string::npos) {
+    std::string key = why.substr(at + 18);
+    if (const auto end = key.find(" is already set"); end != std::string::npos) key.resize(end);
+    why = "an object has the key " + key + " twice";
+  }
+  return why;
 }
 
 namespace {

@@ -2,6 +2,7 @@
 
 #include "api/http_client.hpp"
 #include "api/json.hpp"
+#include "common/path_problem.hpp"
 #include "config/config.hpp"
 #include "config/endpoint.hpp"
 
@@ -140,6 +141,9 @@ std::string json_argument(const std::string& value, std::string_view option) {
     if (file == "-") {
       text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     } else {
+      if (const std::string why = path_problem(file, PathWant::data_file); !why.empty()) {
+        throw UsageError(fmt::format("{}: file '{}' {}", option, file, why));
+      }
       std::ifstream in(file, std::ios::binary);
       if (!in) throw UsageError(fmt::format("{}: cannot read file '{}'", option, file));
       std::ostringstream buf;
@@ -149,7 +153,10 @@ std::string json_argument(const std::string& value, std::string_view option) {
   }
   boost::json::error_code ec;
   boost::json::parse(text, ec);
-  if (ec) throw UsageError(fmt::format("{} is not valid JSON: {}", option, ec.message()));
+  if (ec) {
+    const std::string source = value.size() > 1 && value[0] == '@' && value != "@-" ? " (file '" + value.substr(1) + "')" : "";
+    throw UsageError(fmt::format("{}{} is not valid JSON: {}", option, source, ec.message()));
+  }
   return text;
 }
 

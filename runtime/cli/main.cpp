@@ -40,6 +40,27 @@ void print_help(std::ostream& out) {
 }  // namespace
 }  // namespace taskhost::cli
 
+namespace {
+// Errors are one line (README): a message that brought line breaks of its own (a server's error page, a
+// parser's caret under the fault) is joined, and a long one cut.
+std::string one_line(std::string_view text) {
+  constexpr size_t kMax = 400;
+  std::string out;
+  bool space = false;
+  for (char ch : text) {
+    if (ch == '\n' || ch == '\r' || ch == '\t') {
+      space = !out.empty();
+      continue;
+    }
+    if (space && ch != ' ') out += ' ';
+    space = false;
+    out += ch;
+  }
+  if (out.size() > kMax) out = out.substr(0, kMax) + "…";
+  return out;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace taskhost::cli;
   if (argc < 2) {
@@ -57,10 +78,10 @@ int main(int argc, char** argv) {
     try {
       return c.run(args);
     } catch (const UsageError& e) {
-      std::cerr << "taskhost " << name << ": " << e.what() << " (see taskhost " << name << " --help)\n";
+      std::cerr << "taskhost " << name << ": " << one_line(e.what()) << " (see taskhost " << name << " --help)\n";
       return kExitUsage;
     } catch (const std::exception& e) {
-      std::cerr << "taskhost " << name << ": " << e.what() << "\n";
+      std::cerr << "taskhost " << name << ": " << one_line(e.what()) << "\n";
       return kExitError;
     }
   }

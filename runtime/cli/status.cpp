@@ -1,10 +1,12 @@
 // taskhost status [ID]
 #include "api/handlers.hpp"
 #include "api/http_client.hpp"
+#include "api/json.hpp"
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/format.hpp"
 
+#include <boost/json.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
@@ -85,11 +87,11 @@ int status_command(const Args& args) {
     list = make_client(cl)->list();  // every page
   }
   if (cl.json()) {
-    if (list.tasks().empty()) {
-      std::cout << "{\"tasks\":[]}\n";  // protobuf's JSON leaves an empty list out: "{}"
-    } else {
-      print_json(list);
-    }
+    boost::json::object out = api::to_json_value(list).as_object();
+    if (!out.contains("tasks")) out["tasks"] = boost::json::array();  // protobuf's JSON leaves an empty list out
+    // A page says where the next one starts, as the text form's "more:" line does; absent on the last.
+    if (!next_after.empty()) out["next_after"] = next_after;
+    std::cout << boost::json::serialize(out) << "\n";
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows = {{"TASK", "KIND", "STATE", "ATTEMPT", "PROGRESS", "DETAIL"}};

@@ -33,6 +33,8 @@ int submit_command(const Args& args) {
 
   v1::TaskAssignment a;
   if (cl.has("id")) {
+    // An empty one (a script's unset variable) would silently get a new UUID: a second run, not that task.
+    if (cl.get<std::string>("id").empty()) throw UsageError("--id is empty; leave it out for a new UUID");
     a.set_task_id(cl.get<std::string>("id"));
     if (auto why = transport::task_id_problem(a.task_id()); !why.empty()) throw UsageError("--id " + why);
   }

@@ -35,8 +35,9 @@ std::string path_problem(const fs::path& path, PathWant want) {
   if (ok && want == PathWant::program && ::access(path.c_str(), X_OK) != 0) return "is not executable";
   if (ok) return {};
   const char* wanted = want == PathWant::directory ? ", not a directory"
-                       : want == PathWant::program ? ", not a program"
-                                                   : ", not a plugin file";
+                       : want == PathWant::program   ? ", not a program"
+                       : want == PathWant::data_file ? ", not a regular file"
+                                                     : ", not a plugin file";
   return std::string("is ") + type_name(st.type()) + wanted;
 }
 

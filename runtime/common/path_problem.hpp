@@ -8,7 +8,8 @@
 
 namespace taskhost {
 
-enum class PathWant { regular_file, directory, program };  // program: a regular file we may execute
+// regular_file: a plugin file; data_file: any regular file (input); program: a regular file we may execute.
+enum class PathWant { regular_file, directory, program, data_file };
 
 // Empty when `path` is what is wanted (following symlinks); otherwise what it is instead, e.g.
 // "does not exist", "is a directory, not a file", "is a FIFO, not a regular file", "is a dangling

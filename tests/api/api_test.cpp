@@ -228,6 +228,14 @@ TEST_CASE("GET /v1/tasks pages: limit and after visit every task once, in the or
   CHECK(page.out.find(submitted[1]) != std::string::npos);
   CHECK(page.out.find(submitted[3]) == std::string::npos);
   CHECK(page.out.find("more: taskhost status --limit 2 --after " + submitted[2]) != std::string::npos);
+  // --json says where the next page starts too, and nothing on the last page.
+  const Result json_page = host.cli({"status", "--limit", "2", "--after", submitted[0], "--json"});
+  INFO(json_page);
+  const auto json_out = parse_json(json_page.out).as_object();
+  CHECK(json_out.at("tasks").as_array().size() == 2);
+  CHECK(json_out.at("next_after").as_string() == submitted[2]);
+  const Result last_page = host.cli({"status", "--limit", "1000", "--json"});
+  CHECK(parse_json(last_page.out).as_object().contains("next_after") == false);
   CHECK(host.cli({"status", "--limit", "0"}).code == 2);
   CHECK(host.cli({"status", "--after", "x"}).code == 2);
   CHECK(host.cli({"status", "--limit", "2", "--after", "ghost"}).err.find("'after'") != std::string::npos);

@@ -59,7 +59,22 @@ TEST_CASE("bad arguments are one line and exit 2") {
   check_one_line_error(run({"submit", "a", "b"}), 2, "too many arguments");
   check_one_line_error(run({"submit", "hello.greet", "--input", "{not json"}), 2, "--input is not valid JSON");
   check_one_line_error(run({"submit", "hello.greet", "--input", "@/nonexistent/in.json"}), 2,
-                       "--input: cannot read file '/nonexistent/in.json'");
+                       "--input: file '/nonexistent/in.json' does not exist");
+  // A file named by @ says which file, and what is wrong with it.
+  check_one_line_error(run({"submit", "hello.greet", "--input", "@/tmp"}), 2,
+                       "--input: file '/tmp' is a directory, not a regular file");
+  const TempDir dir;
+  const auto bad = dir.path() / "bad.json";
+  std::ofstream(bad) << "{\"name\":";
+  check_one_line_error(run({"submit", "hello.greet", "--input", "@" + bad.string()}), 2,
+                       "--input (file '" + bad.string() + "') is not valid JSON");
+  // The JSON parser's own multi-line message and its Struct jargon, made one line that says the fault.
+  check_one_line_error(run({"submit", "hello.greet", "--input", R"({"ms":1e400})"}), 2,
+                       "--input: Number exceeds the range of double.");
+  check_one_line_error(run({"submit", "hello.greet", "--input", R"({"a":{"b":1,"b":2}})"}), 2,
+                       "--input: an object has the key 'b' twice");
+  // An empty id (a script's unset variable) is not a new UUID: that would run the work twice.
+  check_one_line_error(run({"submit", "hello.greet", "--id", ""}), 2, "--id is empty");
   check_one_line_error(run({"send", "t1"}), 2, "text");
   check_one_line_error(run({"send", "t1", "hi", "--data", "[1,"}), 2, "--data is not valid JSON");
   check_one_line_error(run({"status", "--api", "nowhere"}), 2, "--api 'nowhere'");
