@@ -870,3 +870,38 @@ TEST_CASE("with a state_dir, a NATS host refuses in-process the plugin content t
   CHECK(host.process().running());
   stop_cleanly(host);
 }
+
+TEST_CASE("a task canceled between a host's pull and its start never starts, as the cancel's answer says") {
+  // The client cancels a queued task by marking its record; the host had already pulled the message.
+  // The failpoint holds the host between the pull and its claim on the record: the cancel lands there.
+  NatsSingle nats;
+  TempDir dir;
+  HostProcess host(dir, HostSpec{"puller", nats.url(), "on_receipt", 64, {"TASKHOST_FAILPOINTS=nats.intake.slow_claim=1"}});
+  REQUIRE_MESSAGE(host.wait_ready(), host.log());
+  NatsTaskClient client(client_options(nats.url()));
+  const auto marker = dir.path() / "ran";
+  const std::string id = client.submit(
+      assignment("pulled-then-canceled", "exec.run", R"({"argv":["touch",")" + marker.string() + R"("]})"));
+  REQUIRE_MESSAGE(eventually([&] { return host.log().find("failpoint nats.intake.slow_claim fired") != std::string::npos; },
+                             10s, kServerPoll),
+                  host.log());
+  v1::CancelRequest cancel;
+  cancel.set_task_id(id);
+  const auto receipt = client.cancel(cancel);
+  CHECK_MESSAGE(receipt.outcome() == v1::DeliveryReceipt::ACCEPTED, receipt.detail());
+  REQUIRE_MESSAGE(receipt.detail().find("canceled before any host started it") != std::string::npos, receipt.detail());
+  // The host claims, finds the cancel, and lets the task go: the program never runs, the one terminal
+  // record is the client's, and no record is left behind for `status` to list.
+  CHECK_MESSAGE(eventually([&] { return host.log().find("not starting it") != std::string::npos; }, 10s, kServerPoll),
+                host.log());
+  CHECK(eventually([&] { return client.list().tasks_size() == 0; }, 10s, kServerPoll));
+  std::this_thread::sleep_for(300ms);
+  CHECK_FALSE(std::filesystem::exists(marker));
+  const auto c = client.wait(id, 5s);
+  CHECK(c.state() == v1::CANCELED);
+  CHECK(c.worker_id().empty());
+  // Tasks after it run as usual (the host took the next claim's path too).
+  const auto after = client.submit(assignment("after-the-cancel", "hello.greet", R"({"name":"Ada"})"));
+  CHECK(client.wait(after, 10s).state() == v1::SUCCEEDED);
+  stop_cleanly(host);
+}

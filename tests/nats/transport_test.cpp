@@ -673,13 +673,14 @@ TEST_CASE("on_receipt: an input answer sent while the task's host is dead reache
   CHECK(c.attempt() == 2);
 }
 
-TEST_CASE("on_receipt: a dead host's task of a kind no survivor serves ends failed orphaned") {
+TEST_CASE("on_receipt: a dead host's task of a kind its rescuer does not serve goes to a host that does") {
   NatsSingle nats;
   TempDir only_hello;
   kinds_served(TASKHOST_PLUGIN_DIR, "hello-c.so", only_hello.path());
   NatsTaskClient client(test_options(nats.url(), "client"));
   // The survivor runs first: it learns of the other host from that host's beats, not from the keys it
-  // found at its own start.
+  // found at its own start. It serves only hello.greet, so it wins the dead host's lease but cannot run
+  // the task.
   HostRig b(test_options(nats.url(), "greeter"), only_hello.path());
   auto a = std::make_unique<HostRig>(test_options(nats.url(), "dies"));
   const auto a_started = std::chrono::steady_clock::now();
@@ -690,11 +691,19 @@ TEST_CASE("on_receipt: a dead host's task of a kind no survivor serves ends fail
   REQUIRE(client.status(id).state() == v1::RUNNING);
   CHECK(b.transport().stats().orphaned == 0);  // alive all along
   a->crash();
-  const auto c = client.wait(id, 20s);
-  CHECK(c.state() == v1::FAILED);
-  CHECK(c.error().kind() == "orphaned");
-  CHECK(c.error().code() == v1::WORKER_ERROR);
-  CHECK(b.transport().stats().orphaned == 1);
+  // Not failed "orphaned" (as it was): handed back to its queue, where it waits for a host serving it.
+  REQUIRE(eventually([&] { return b.transport().stats().handed_to_queue == 1; }, 20s, kServerPoll));
+  CHECK(b.transport().stats().orphaned == 0);
+  std::this_thread::sleep_for(500ms);
+  CHECK_FALSE(client.status(id).has_completion());
+  // A host that serves the kind arrives, takes it and re-attaches it from the dead host's checkpoint.
+  HostRig c(test_options(nats.url(), "counter"));
+  const auto done = client.wait(id, 30s);
+  CHECK(done.state() == v1::SUCCEEDED);
+  CHECK(done.worker_id() == "counter");
+  CHECK(done.attempt() == 2);
+  CHECK(done.output().struct_value().fields().at("resumed_from").number_value() >= 2);
+  CHECK(c.transport().stats().reattached == 1);
 }
 
 TEST_CASE("on_completion: a dead host's task comes back by redelivery and resumes from its record") {
@@ -1022,4 +1031,71 @@ TEST_CASE("cancel of a task still queued ends it at once; a host that takes it l
   CHECK(after.state() == v1::CANCELED);
   CHECK(after.completion().error().message() == "not needed any more");
   CHECK(after.worker_id().empty());
+}
+
+TEST_CASE("submitting the id of a task a host is running is that task: its id, and its one result") {
+  NatsSingle nats;
+  HostRig host(test_options(nats.url(), "w1"));
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  const auto task = assignment("running-twice", "interactive.count", R"({"steps":20,"delay_ms":50})");
+  const std::string id = client.submit(task);
+  REQUIRE(eventually([&] { return !client.status(id).worker_id().empty(); }, 10s, kServerPoll));
+  CHECK(client.submit(task) == id);  // was: "task 'running-twice' is running on w1", an error
+  const auto c = client.wait(id, 20s);
+  CHECK(c.state() == v1::SUCCEEDED);
+  CHECK(c.attempt() == 1);
+  CHECK(host.transport().stats().completions == 1);
+}
+
+TEST_CASE("a steering message sent again with the same id is stored once and answered as already sent") {
+  NatsSingle nats;
+  HostRig host(test_options(nats.url(), "w1"));
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  const std::string id = client.submit(assignment("steered-once", "interactive.count", R"({"steps":40,"delay_ms":50})"));
+  REQUIRE(eventually([&] { return client.status(id).state() == v1::RUNNING; }, 10s, kServerPoll));
+  v1::SteeringMessage m;
+  m.set_task_id(id);
+  m.set_message_id("m-fixed");
+  m.add_parts()->set_text("faster");
+  const auto first = client.send(m);
+  CHECK_MESSAGE(first.outcome() == v1::DeliveryReceipt::ACCEPTED, first.detail());
+  const auto again = client.send(m);  // a retry: was applied a second time (the delay halved twice)
+  CHECK(again.outcome() == v1::DeliveryReceipt::REJECTED);
+  CHECK(again.detail() == "message 'm-fixed' was already sent");
+  m.set_message_id("m-other");
+  CHECK(client.send(m).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  Probe p(nats.url());
+  const tn::Names& names = host.transport().names();
+  const auto faster = [&] {
+    int n = 0;
+    for (const auto& i : p.items_of(names, id)) {
+      if (i.has_event() && i.event().has_message() && i.event().message().text().rfind("faster:", 0) == 0) ++n;
+    }
+    return n;
+  };
+  CHECK(eventually([&] { return faster() == 2; }, 10s, kServerPoll));
+  std::this_thread::sleep_for(300ms);
+  CHECK(faster() == 2);
+  v1::CancelRequest cancel;
+  cancel.set_task_id(id);
+  client.cancel(cancel);
+}
+
+TEST_CASE("an assignment that leaves its record no room in the server's max_payload is refused at submit") {
+  NatsSingle nats;
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  // 1 MiB is the server's default max_payload: the assignment alone would fit, its record would not.
+  const std::string pad(1024 * 1024 - 8 * 1024, 'x');
+  try {
+    client.submit(assignment("too-big", "interactive.count", R"({"steps":1,"pad":")" + pad + R"("})"));
+    FAIL("submitted");
+  } catch (const transport::ClientError& e) {
+    const std::string what = e.what();
+    CHECK_MESSAGE(what.find("submit: task 'too-big' is ") != std::string::npos, what);
+    CHECK_MESSAGE(what.find("the server's max_payload is 1048576 bytes") != std::string::npos, what);
+  }
+  CHECK_THROWS_AS(client.status("too-big"), transport::ClientError);  // nothing was queued
+  // Within the room it is queued as usual.
+  const std::string fits(512 * 1024, 'x');
+  CHECK(client.submit(assignment("fits", "interactive.count", R"({"steps":1,"pad":")" + fits + R"("})")) == "fits");
 }

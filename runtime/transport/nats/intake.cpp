@@ -1,8 +1,10 @@
 // Taking tasks in: deliveries from the puller become router assignments. First deliveries take the
 // fast path on the cnats thread (no network round trip), a batch of them admitted with one
-// Router::assign_batch; redeliveries first look at the task's record
+// Router::assign_batch — except those a client queued with a record (taskhost submit), which are
+// claimed on that record first, one round trip per batch (claim_recorded); redeliveries first look at the task's record
 // and completion on the worker thread, because another host may hold it, may have finished it, or may
 // have died holding it. Control messages for held tasks are applied here too.
+#include "common/failpoint.hpp"
 #include "common/log.hpp"
 #include "common/unix_time.hpp"
 #include "transport/nats/transport_impl.hpp"
@@ -10,8 +12,13 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 namespace taskhost::transport::nats {
 namespace {
@@ -60,6 +67,8 @@ void NatsTransport::Impl::on_task_messages(std::vector<Puller::Delivered>& batch
     if (natsMsgHeader_Get(msg, kRecordRevisionHeader, &rev) == NATS_OK && rev != nullptr) {
       std::from_chars(rev, rev + std::strlen(rev), d.client_revision);
     }
+    const char* rescued_from = nullptr;
+    d.rescued = natsMsgHeader_Get(msg, kRescuedHeader, &rescued_from) == NATS_OK;
     reaper.add(msg);
 
     v1::TaskAssignment a;
@@ -79,7 +88,9 @@ void NatsTransport::Impl::on_task_messages(std::vector<Puller::Delivered>& batch
                                 a.task_id(), d.kind, a.execute().component_id()));
       continue;
     }
-    if (d.info.delivered > 1) {  // over max_deliver too: claim_redelivered decides whether it is poisoned
+    // Over max_deliver too: claim_redelivered decides whether it is poisoned. A task a rescuer handed back
+    // goes the same way: its record says who ran it, and what to resume from.
+    if (d.info.delivered > 1 || d.rescued) {
       worker->post([this, a = std::move(a), d = std::move(d)]() mutable { claim_redelivered(std::move(a), std::move(d)); });
       continue;
     }
@@ -94,7 +105,7 @@ void NatsTransport::Impl::claim_fresh(std::vector<Fresh>& batch) {
   for (const auto& f : batch) ++per_kind[f.delivery.kind];
   struct SettleAll {
     Puller* puller;
-    const std::map<std::string, size_t>& counts;
+    const std::map<std::string, size_t>& counts;  // read at the end: claim_recorded settles its own
     ~SettleAll() {
       for (const auto& [kind, n] : counts) puller->settled(kind, n);
     }
@@ -108,6 +119,7 @@ void NatsTransport::Impl::claim_fresh(std::vector<Fresh>& batch) {
   }
   std::vector<v1::TaskAssignment> assignments;
   std::vector<const Delivery*> deliveries;
+  std::vector<Fresh> recorded;
   assignments.reserve(batch.size());
   deliveries.reserve(batch.size());
   {
@@ -129,10 +141,23 @@ void NatsTransport::Impl::claim_fresh(std::vector<Fresh>& batch) {
       f.last_progress_ack = f.received;
       f.created_unix_ms = d.submitted_unix_ms();
       f.record_rev = d.client_revision;
+      if (d.client_revision != 0) {
+        // A client's queued record: the client may cancel it while queued, and says so ("canceled before
+        // any host started it"). Claimed before it starts (claim_recorded), or a cancel landing between
+        // this pull and the start would end a task that runs all the same.
+        f.record_busy = true;
+        inflight.emplace(id, std::move(f));
+        --per_kind[d.kind];  // settled once claimed
+        recorded.push_back(Fresh{std::move(a), std::move(d)});
+        continue;
+      }
       inflight.emplace(id, std::move(f));
       assignments.push_back(std::move(a));
       deliveries.push_back(&d);
     }
+  }
+  if (!recorded.empty()) {
+    worker->post([this, recorded = std::move(recorded)]() mutable { claim_recorded(std::move(recorded)); });
   }
   // One admission call for the whole pull (a router lock and a burst of starts per 16), not one per message.
   const auto outcomes = router->assign_batch(assignments);
@@ -140,6 +165,140 @@ void NatsTransport::Impl::claim_fresh(std::vector<Fresh>& batch) {
     const auto& a = assignments[i];
     const uint32_t attempt = std::max<uint32_t>(1, a.has_execute() ? a.execute().attempt() : 1);
     after_assign(a.task_id(), attempt, outcomes[i], deliveries[i]->info.stored_unix_ns, deliveries[i]->reply);
+  }
+}
+
+void NatsTransport::Impl::claim_recorded(std::vector<Fresh> batch) {
+  struct SettleEach {
+    Puller* puller;
+    const std::vector<Fresh>& batch;
+    ~SettleEach() {
+      for (const auto& f : batch) puller->settled(f.delivery.kind);
+    }
+  } settle{puller.get(), batch};
+  // A test's window between the pull and the claim, for a client's cancel to land in.
+  if (failpoint("nats.intake.slow_claim")) std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::shared_lock intake(intake_mu);
+  if (draining) {
+    std::lock_guard lock(mu);
+    for (const auto& f : batch) {
+      inflight.erase(f.assignment.task_id());
+      ack(f.delivery.reply, "-NAK");
+    }
+    handed_back += batch.size();
+    return;
+  }
+  // The claims go out together (compare-and-set on each client's record) and are waited for together:
+  // one round trip for the batch.
+  struct Claims {
+    std::mutex mu;
+    std::condition_variable done;
+    size_t left = 0;
+    std::vector<std::optional<PublishResult>> results;
+  };
+  auto claims = std::make_shared<Claims>();
+  claims->left = batch.size();
+  claims->results.resize(batch.size());
+  std::vector<std::string> records(batch.size());
+  {
+    std::lock_guard lock(mu);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (auto it = inflight.find(batch[i].assignment.task_id()); it != inflight.end()) {
+        records[i] = encode_record(record_of(it->second));
+      }
+    }
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    std::string record = std::move(records[i]);
+    publisher->publish(names.kv_subject(Names::task_key(batch[i].assignment.task_id())), std::move(record), {}, {},
+                       Expect::subject_at(batch[i].delivery.client_revision), [claims, i](const PublishResult& r) {
+                         std::lock_guard lock(claims->mu);
+                         claims->results[i] = r;
+                         if (--claims->left == 0) claims->done.notify_all();
+                       });
+  }
+  {
+    std::unique_lock lock(claims->mu);
+    claims->done.wait_for(lock, std::chrono::seconds(10), [&] { return claims->left == 0; });
+  }
+  std::vector<v1::TaskAssignment> assignments;
+  std::vector<const Delivery*> deliveries;
+  std::vector<std::string> conflicts;  // claimed by someone else meanwhile: resolved once started
+  std::vector<std::string> acks;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const std::string& id = batch[i].assignment.task_id();
+    std::optional<PublishResult> r;
+    {
+      std::lock_guard lock(claims->mu);
+      r = claims->results[i];
+    }
+    if (r && !r->stored && r->js_code == kJsWrongLastSequence) {
+      // The record changed since the client queued it. A cancel while queued: let it go unstarted.
+      uint64_t revision = 0;
+      std::optional<RecordStore::Task> held;
+      try {
+        held = store->task(id, &revision);
+      } catch (const std::exception& e) {
+        log::warn("nats: record of task {}: {}", id, e.what());
+      }
+      if (held && held->record.owner.empty() && held->record.state == v1::CANCELED) {
+        let_go_unstarted(id, revision);
+        continue;
+      }
+    }
+    {
+      std::lock_guard lock(mu);
+      auto it = inflight.find(id);
+      if (it == inflight.end()) continue;
+      Inflight& f = it->second;
+      f.record_busy = false;
+      if (r && r->stored) {
+        f.record_rev = r->seq;
+        f.record_written = true;
+        if (options.ack_mode == AckMode::on_receipt && !f.acked && !f.reply.empty()) {
+          f.acked = true;  // held durably: on_receipt acks now
+          acks.push_back(f.reply);
+        }
+      } else if (r && r->js_code == kJsWrongLastSequence) {
+        f.record_busy = true;  // resolve_conflict decides, after the start
+        conflicts.push_back(id);
+      } else if (r && r->permanent) {
+        log::error("nats: record of task {} cannot be written, the task runs without one (another host cannot "
+                   "resume it should this one die): {}", id, r->error);
+        f.record_unwritable = true;
+      } else {
+        f.record_dirty = true;  // no answer, or a transient error: the next tick writes it
+      }
+    }
+    assignments.push_back(batch[i].assignment);
+    deliveries.push_back(&batch[i].delivery);
+  }
+  for (const auto& reply : acks) ack(reply);
+  const auto outcomes = router->assign_batch(assignments);
+  for (size_t i = 0; i < assignments.size(); ++i) {
+    const auto& a = assignments[i];
+    const uint32_t attempt = std::max<uint32_t>(1, a.has_execute() ? a.execute().attempt() : 1);
+    after_assign(a.task_id(), attempt, outcomes[i], deliveries[i]->info.stored_unix_ns, deliveries[i]->reply);
+  }
+  for (const auto& id : conflicts) resolve_conflict(id);
+}
+
+void NatsTransport::Impl::let_go_unstarted(const std::string& task_id, uint64_t revision) {
+  std::string reply;
+  {
+    std::lock_guard lock(mu);
+    auto it = inflight.find(task_id);
+    if (it == inflight.end()) return;
+    reply = it->second.reply;
+    inflight.erase(it);
+  }
+  // The client that canceled it stored its one terminal record; the message and the record go.
+  log::info("nats: task {} was canceled while it was queued; not starting it", task_id);
+  ack(reply);
+  try {
+    store->erase(Names::task_key(task_id), revision);
+  } catch (const std::exception& e) {
+    log::warn("nats: record of canceled task {}: {}", task_id, e.what());
   }
 }
 

@@ -19,6 +19,9 @@
 namespace taskhost::transport::nats {
 namespace {
 
+// Room a task's record needs beside its assignment: ids, owner, counters and a modest checkpoint.
+constexpr size_t kRecordRoom = 16 * 1024;
+
 std::string random_id(const char* prefix) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   return fmt::format("{}{:016x}", prefix, rng());
@@ -86,16 +89,26 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
       }
       return id;
     }
+    // The host that runs it records the assignment (and its checkpoints) in one KV value, so that another
+    // host can resume it: an assignment that leaves no room for that in the server's max_payload could
+    // run, but never be rescued.
+    if (const int64_t max_payload = natsConnection_GetMaxPayload(connection_->nc()); max_payload > 0) {
+      const size_t size = a.ByteSizeLong();
+      if (size + kRecordRoom > static_cast<size_t>(max_payload)) {
+        throw ClientError(fmt::format("submit: task '{}' is {} bytes; the server's max_payload is {} bytes, and the "
+                                      "task's record must hold it and {} bytes more: pass large inputs by reference",
+                                      id, size, max_payload, kRecordRoom));
+      }
+    }
     uint64_t revision = 0;
     const auto held = store_->task(id, &revision);
     if (held && held->record.kind != kind) {
       throw ClientError(fmt::format("submit: task '{}' already exists as kind '{}'; not submitted as '{}'", id,
                                     held->record.kind, kind));
     }
-    if (held && !held->record.owner.empty()) {
-      throw ClientError(fmt::format("submit: task '{}' is running on {} (attempt {})", id, held->record.owner,
-                                    held->record.attempt));
-    }
+    // Held by a host: it is that task, running (as on the embedded transport; `submit --wait` waits for
+    // its one result).
+    if (held && !held->record.owner.empty()) return id;
     TaskRecord r;
     r.task_id = id;
     r.kind = kind;
@@ -159,13 +172,31 @@ v1::DeliveryReceipt NatsTaskClient::control(const std::string& task_id, const st
   natsMsgHeader_Set(msg, kReplyHeader, inbox.c_str());
   jsPubAck* pa = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
+  // A steering message's id is the sender's: one sent again (a retry) is stored once, within the stream's
+  // duplicate window, instead of being applied twice.
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  const std::string msg_id = message_id.empty() ? std::string() : fmt::format("{}:{}", task_id, message_id);
+  if (!msg_id.empty()) po.MsgId = msg_id.c_str();
+  int tries = 0;
   // A cluster node's restart can leave the control stream without a leader for several seconds: the
   // message is sent again meanwhile rather than failing the command.
-  natsStatus s = retry_no_responders([&] { return js_PublishMsg(&pa, connection_->js(), msg, nullptr, &code); },
-                                     deadline_in(kClientElectionWait));
+  natsStatus s = retry_no_responders(
+      [&] {
+        ++tries;
+        return js_PublishMsg(&pa, connection_->js(), msg, &po, &code);
+      },
+      deadline_in(kClientElectionWait));
   natsMsg_Destroy(msg);
   check(s, "store control message on " + subject, code);
+  // A duplicate on the first try was sent before, by another command (a later try may only have found
+  // this command's own earlier one, whose answer was lost).
+  const bool sent_before = pa != nullptr && pa->Duplicate && tries == 1;
   jsPubAck_Destroy(pa);
+  if (sent_before) {
+    return make_receipt(task_id, message_id, v1::DeliveryReceipt::REJECTED,
+                        fmt::format("message '{}' was already sent", message_id));
+  }
 
   natsMsg* answer = nullptr;
   if (natsSubscription_NextMsg(&answer, sub, receipt_wait_.count()) == NATS_OK) {

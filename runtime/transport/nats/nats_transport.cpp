@@ -380,6 +380,7 @@ NatsTransport::Stats NatsTransport::stats() const {
   s.duplicates = impl_->duplicates;
   s.reattached = impl_->reattached;
   s.orphaned = impl_->orphaned;
+  s.handed_to_queue = impl_->handed_to_queue;
   s.fenced = impl_->fenced_count;
   if (impl_->puller) {
     const auto p = impl_->puller->stats();

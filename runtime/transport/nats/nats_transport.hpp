@@ -23,7 +23,9 @@
 // takes over each of the dead host's recorded tasks by compare-and-set on its record (which fences any
 // later write of the dead host's attempt): re-attached with attempt + 1 and the last checkpoint when the
 // survivor serves the kind (the router ends it failed "orphaned" if the kind cannot re-attach), else
-// ended failed "orphaned". Tasks it had not recorded yet were never acked and come back by redelivery.
+// handed back to its kind's queue, where a host serving the kind takes it and re-attaches it from the
+// record (or it waits for one, as any queued task of an unserved kind does). Tasks it had not recorded
+// yet were never acked and come back by redelivery.
 //
 // Discovery: every host answers a request on <P>.discover with its worker id and kinds (discovery.hpp).
 //
@@ -82,6 +84,7 @@ class NatsTransport final : public transport::TaskOutbox {
     uint64_t duplicates = 0;     // completions refused because one was stored first
     uint64_t reattached = 0;     // tasks of dead hosts (or redelivered ones) resumed here
     uint64_t orphaned = 0;       // tasks of dead hosts ended failed "orphaned" here
+    uint64_t handed_to_queue = 0;  // tasks of dead hosts handed back to their queue (kind not served here)
     uint64_t fenced = 0;         // local attempts dropped because another host took the task over
     uint64_t pull_requests = 0;
     size_t max_credits = 0;      // most tasks requested + not yet counted by the router, at once

@@ -25,6 +25,7 @@ TaskRecord NatsTransport::Impl::record_of(const Inflight& f) const {
 }
 
 void NatsTransport::Impl::write_record_locked(Inflight& f) {
+  if (f.record_unwritable) return;  // over max_payload once: every later write would be too (logged once)
   if (f.record_busy) {
     f.record_dirty = true;
     return;
@@ -84,7 +85,9 @@ void NatsTransport::Impl::record_written(const std::string& task_id, const Publi
       // In on_receipt mode it is acked now all the same, or JetStream would redeliver it to another host
       // after ack_wait while it still runs here; should this host die, the orchestrator's timeout is
       // what retries it, as on_receipt means.
-      log::error("nats: record of task {} cannot be written, the task runs without one: {}", task_id, r.error);
+      log::error("nats: record of task {} cannot be written, the task runs without one (another host cannot "
+                 "resume it should this one die): {}", task_id, r.error);
+      f.record_unwritable = true;
       ack_on_receipt();
       if (f.record_delete) inflight.erase(it);
     } else {

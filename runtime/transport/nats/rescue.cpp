@@ -1,7 +1,8 @@
 // Rescuing the recorded tasks of a dead host (or of this worker id's previous run): each record is
 // taken over by compare-and-set, which fences any later write of the old attempt; then the task is
-// re-attached here with attempt + 1 and its last checkpoint, or ended failed: "orphaned" when no plugin
-// here serves its kind, "poisoned" when hosts died running it max_deliver times. Records of on_completion
+// re-attached here with attempt + 1 and its last checkpoint, handed back to its kind's queue when no
+// plugin here serves its kind (a host that does re-attaches it), or ended failed: "orphaned" when its
+// assignment was not recorded, "poisoned" when hosts died running it max_deliver times. Records of on_completion
 // hosts are left alone: JetStream redelivers those tasks, and the next host resumes them from the record
 // (intake.cpp).
 #include "common/failpoint.hpp"
@@ -89,11 +90,14 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   v1::TaskAssignment a;
   const bool parsed = !rec.assignment.empty() && a.ParseFromString(rec.assignment) && a.has_execute();
   const auto binding = registry->resolve(rec.kind);
-  if (!parsed || !binding) {
+  if (!parsed) {
     end_unresumed(rec, revision, "orphaned",
-                  fmt::format("task '{}' was running on {}, which died; {}", rec.task_id, rec.owner,
-                              !parsed ? "its assignment was not recorded"
-                                      : "no plugin on " + options.worker_id + " serves kind '" + rec.kind + "'"));
+                  fmt::format("task '{}' was running on {}, which died; its assignment was not recorded", rec.task_id,
+                              rec.owner));
+    return true;
+  }
+  if (!binding) {
+    hand_back_rescued(rec);
     return true;
   }
   // Each host that took the record started it once (attempt + 1 each time). A task that every host dies
@@ -137,6 +141,37 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   const auto outcome = router->assign(a, tasks::Resume{true, rec.checkpoint});
   after_assign(rec.task_id, attempt, outcome, 0, {}, rec.control);
   return true;
+}
+
+void NatsTransport::Impl::hand_back_rescued(const TaskRecord& rec) {
+  // No plugin here serves the kind, but another host may, now or later: the winner of a dead host's
+  // lease is whoever saw it die first, not the host best placed to resume its tasks. The assignment goes
+  // back to its kind's queue, marked; the record stays as the dead host left it, so the host that takes
+  // the message (only hosts serving the kind pull it) re-attaches the task from it as attempt + 1, with
+  // the checkpoint and the poison count (intake: claim_redelivered). With no such host alive, it waits
+  // in the queue, as any task of a kind no host serves does.
+  const std::string subject = names.task_subject(rec.kind);
+  natsMsg* msg = nullptr;
+  if (natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, rec.assignment.data(),
+                                    static_cast<int>(rec.assignment.size()));
+      s != NATS_OK) {
+    throw NatsError(describe(s, "hand task " + rec.task_id + " back to its queue"), s, 0);
+  }
+  natsMsgHeader_Set(msg, kRescuedHeader, rec.owner.c_str());
+  // One copy however often a cut-short rescue of the same death hands it back.
+  const std::string msg_id = fmt::format("{}:rescued:{}", rec.task_id, rec.attempt);
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MsgId = msg_id.c_str();
+  jsPubAck* pa = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s = js_PublishMsg(&pa, connection->js(), msg, &po, &code);
+  natsMsg_Destroy(msg);
+  jsPubAck_Destroy(pa);
+  if (s != NATS_OK) throw NatsError(describe(s, "hand task " + rec.task_id + " back to its queue", code), s, code);
+  handed_to_queue++;
+  log::info("nats: task {} of {}: no plugin on {} serves kind '{}'; handed back to its queue for a host that does",
+            rec.task_id, rec.owner, options.worker_id, rec.kind);
 }
 
 void NatsTransport::Impl::end_unresumed(const TaskRecord& rec, uint64_t revision, const std::string& error_kind,

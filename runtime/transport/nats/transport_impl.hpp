@@ -55,6 +55,7 @@ struct Inflight {
   bool record_busy = false;    // a record write or delete is in flight
   bool record_dirty = false;   // write again when the one in flight is answered
   bool record_delete = false;  // the task ended: delete the record when nothing is in flight
+  bool record_unwritable = false;  // a write was over the server's max_payload: not tried again
   std::string checkpoint;
   uint64_t control_seq = 0;  // newest control message the plugin has taken (its deliver returned)
   // Steering the router holds for later (its receipt said `queued`: the task had not started, waited for
@@ -89,6 +90,7 @@ struct Delivery {
   std::string data;
   DeliveryInfo info;
   uint64_t client_revision = 0;  // the queued record a client wrote when it submitted the task
+  bool rescued = false;          // handed back by a dead host's rescuer: resumed from the record
   // When the task was submitted: the stream's time of the assignment (now, if the server gave none).
   int64_t submitted_unix_ms() const;
 };
@@ -122,6 +124,11 @@ class NatsTransport::Impl {
   };
   void claim_fresh(std::vector<Fresh>& batch);
   void claim_redelivered(v1::TaskAssignment assignment, Delivery delivery);
+  // First deliveries a client queued with a record (worker thread): each is claimed by compare-and-set
+  // on that record before it starts, so one the client canceled meanwhile is let go unstarted.
+  void claim_recorded(std::vector<Fresh> batch);
+  // Lets go of a delivery canceled while queued that never started here: acked, its record removed.
+  void let_go_unstarted(const std::string& task_id, uint64_t revision);
   // Ends a delivered task failed without running it (poisoned, or refused as malformed): its one
   // completion is stored, then the delivery acked.
   void fail_delivery(const v1::TaskAssignment& a, const Delivery& d, uint32_t attempt, v1::ErrorCode code,
@@ -164,6 +171,9 @@ class NatsTransport::Impl {
   bool rescue_all(const std::string& dead_worker);  // false: some record may be left; try again
   bool rescue_task(TaskRecord record, uint64_t revision);  // false: left alone (this host is draining)
   // Ends a dead host's recorded task failed (WORKER_ERROR, `error_kind`) instead of re-attaching it.
+  // A dead host's task of a kind no plugin here serves: back to its kind's queue, for a host that does.
+  // Throws NatsError when it cannot be published (the rescue is tried again).
+  void hand_back_rescued(const TaskRecord& rec);
   void end_unresumed(const TaskRecord& record, uint64_t revision, const std::string& error_kind,
                      const std::string& message);
 
@@ -203,6 +213,7 @@ class NatsTransport::Impl {
 
   std::set<std::string> kinds;  // worker thread only
 
+  std::atomic<uint64_t> handed_to_queue{0};  // dead hosts' tasks of kinds this host does not serve
   std::atomic<uint64_t> received{0}, handed_back{0}, completions{0}, duplicates{0}, reattached{0}, orphaned{0},
       fenced_count{0};
 };

@@ -25,6 +25,9 @@ namespace taskhost::transport::nats {
 // On an assignment a client stored: the revision of the queued record it wrote, so the host taking the
 // task can replace that record by compare-and-set without reading it first.
 inline constexpr const char* kRecordRevisionHeader = "Taskhost-Record-Revision";
+// On an assignment a rescuer handed back to its kind's queue (it serves no plugin of the kind): the
+// worker id of the dead host whose record the taker re-attaches it from.
+inline constexpr const char* kRescuedHeader = "Taskhost-Rescued-From";
 
 std::string encode_items(const std::vector<v1::WatchItem>& items);
 // Appends one item to a batch being built, without building a WatchItem first (same bytes).
