@@ -10,6 +10,15 @@ namespace {
 const char* name_of(int sig) { return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal"; }
 }  // namespace
 
+bool stop_pending(const sigset_t& signals) {
+  sigset_t pending;
+  if (::sigpending(&pending) != 0) return false;
+  for (int sig : {SIGTERM, SIGINT}) {
+    if (sigismember(&signals, sig) == 1 && sigismember(&pending, sig) == 1) return true;
+  }
+  return false;
+}
+
 int wait_for_stop(const sigset_t& signals, const std::function<void()>& on_hup) {
   for (;;) {
     int sig = 0;

@@ -11,6 +11,9 @@ namespace taskhost {
 // Waits for SIGTERM or SIGINT (among `signals`) and returns it; each SIGHUP calls `on_hup` instead.
 int wait_for_stop(const sigset_t& signals, const std::function<void()>& on_hup);
 
+// Whether a SIGTERM or SIGINT (among `signals`, which are blocked) is waiting to be taken: for work done
+// before the serve loop (connecting to a server at start) to give up at once instead of finishing first.
+bool stop_pending(const sigset_t& signals);
 // From now on another SIGTERM or SIGINT ends the process at once (exit status 128 + signal), without
 // waiting for the drain: like a SIGKILL, whatever was still running is resumed by the next run (or, on
 // NATS, by another host). SIGHUP is ignored from here on.

@@ -5,6 +5,8 @@
 #include "config/endpoint.hpp"
 
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <toml++/toml.h>
 
 #include <unistd.h>
@@ -281,7 +283,10 @@ void read_nats(const Section& parent, const toml::node& node, const std::string&
   });
   s.on("max_deliver", u32(c.max_deliver, 1));
   s.on("ack_wait_secs", u32(c.ack_wait_secs, 1));
-  s.on("kv_bucket", text(c.kv_bucket));
+  s.on("kv_bucket", [&](const toml::node& n, const std::string& k) {
+    c.kv_bucket = s.string(n, k);
+    if (const std::string why = stream_prefix_problem(c.kv_bucket); !why.empty()) s.fail(n, k, why);
+  });
   s.on("host_dead_after_secs", u32(c.host_dead_after_secs, 1));
   s.run();
   auto conflict = [&](const char* what) {
@@ -303,8 +308,14 @@ void read_nats(const Section& parent, const toml::node& node, const std::string&
 }  // namespace
 
 std::string stream_prefix_problem(std::string_view prefix) {
-  if (!prefix.empty() && prefix.find_first_of(" .*>/\\\t") == std::string_view::npos) return {};
-  return fmt::format("must be non-empty without spaces, '.', '*', '>', '/' or '\\', not \"{}\"", prefix);
+  // It names JetStream streams and, lowercased, the KV bucket, whose names the server limits to these
+  // (a '$' or an accented letter passed a looser check, then failed the bucket's creation naming no key).
+  const bool ok = !prefix.empty() && std::all_of(prefix.begin(), prefix.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+  });
+  if (ok) return {};
+  return fmt::format("must be non-empty letters, digits, '_' or '-' (it names streams and a KV bucket), not \"{}\"",
+                     prefix);
 }
 
 std::string_view to_string(NatsConfig::AckMode mode) {

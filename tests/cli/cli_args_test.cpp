@@ -86,9 +86,9 @@ TEST_CASE("bad arguments are one line and exit 2") {
   check_one_line_error(run({"serve", "--transport", "pigeon"}), 2, "--transport must be local or nats");
   // A stream prefix JetStream cannot use is refused up front, not after 10 s of server timeouts.
   check_one_line_error(run({"status", "--nats", "nats://127.0.0.1:1", "--nats-prefix", "A B"}), 2,
-                       "--nats-prefix must be non-empty without spaces");
+                       "--nats-prefix must be non-empty letters, digits");
   check_one_line_error(run({"serve", "--transport", "nats", "--nats-prefix", "a.b"}), 2,
-                       "--nats-prefix must be non-empty without spaces");
+                       "--nats-prefix must be non-empty letters, digits");
   check_one_line_error(run({"serve", "--transport", "nats", "--api", "127.0.0.1:0"}), 2,
                        "--api: serve --transport nats has no local API");
 }

@@ -226,6 +226,10 @@ TEST_CASE("bad values are errors naming the key, the line and what was wrong") {
         "t.toml:2: api.address: 'localhost': expected HOST:PORT or unix:PATH");
   CHECK(error_of("[nats]\nack_mode = \"sometimes\"\n").find("t.toml:2: nats.ack_mode: must be") == 0);
   CHECK(error_of("[nats]\nstream_prefix = \"a.b\"\n").find("t.toml:2: nats.stream_prefix:") == 0);
+  // Names JetStream rejects for the KV bucket were let through, and failed later naming no key.
+  CHECK(error_of("[nats]\nstream_prefix = \"$SYS\"\n").find("t.toml:2: nats.stream_prefix: must be non-empty letters") == 0);
+  CHECK(error_of("[nats]\nstream_prefix = \"pr\u00e9\"\n").find("t.toml:2: nats.stream_prefix:") == 0);
+  CHECK(error_of("[nats]\nkv_bucket = \"a.b c\"\n").find("t.toml:2: nats.kv_bucket: must be non-empty letters") == 0);
   CHECK(error_of("[nats]\ntls_cert = \"c.pem\"\n").find("tls_cert and tls_key must be set together") !=
         std::string::npos);
   CHECK(error_of("[nats]\nuser = \"u\"\n") == "t.toml:1: nats: user and password_file must be set together");

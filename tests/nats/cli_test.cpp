@@ -3,6 +3,7 @@
 // plugins (discovery), submit --wait, status, send (steering and input answers), cancel and watch.
 // --nats-prefix picks a non-default deployment, so the flag is proven too.
 #include "cli_harness.hpp"
+#include "eventually.hpp"
 #include "nats_server.hpp"
 
 #include <boost/json.hpp>
@@ -271,4 +272,43 @@ TEST_CASE("SIGTERM with the server gone: the host gives up on what it cannot sto
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(log().find("(the server is unreachable)") != std::string::npos);
+}
+
+TEST_CASE("serve with no server to reach stops at once on SIGTERM, and a NATS host's state directory is its own") {
+  taskhost::testing::TempDir dir{"taskhost-nats-none"};
+  const auto plugins = cli::make_plugins_dir(dir.path(), {cli::built_plugin("hello-c.so")});
+  const auto log_file = dir.path() / "host.log";
+  auto log = [&] {
+    std::ifstream in(log_file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  {
+    // Port 1: nothing listens. It keeps trying for 30 s, and used to hold a SIGTERM until then.
+    Subprocess host{{cli::taskhost_bin().string(), "serve", "--transport", "nats", "--nats", "nats://127.0.0.1:1",
+                     "--plugins", plugins.string(), "--worker-id", "unreached"},
+                    log_file};
+    std::this_thread::sleep_for(1s);
+    host.signal(SIGTERM);
+    const int status = host.wait(5s);
+    INFO(log());
+    REQUIRE(status != -1);  // exited within 5 s of the signal
+    CHECK(log().find("stopped by a signal while waiting for it") != std::string::npos);
+  }
+  // Two NATS hosts on one --state: the second is refused, naming the first, as on the local transport.
+  NatsServer server{server_options(dir.path() / "nats")};
+  const auto state = dir.path() / "state";
+  const auto first_log = dir.path() / "first.log";
+  Subprocess first{{cli::taskhost_bin().string(), "serve", "--transport", "nats", "--nats", server.url(), "--plugins",
+                    plugins.string(), "--worker-id", "first", "--state", state.string()},
+                   first_log};
+  REQUIRE(taskhost::testing::eventually([&] {
+    std::ifstream in(first_log);
+    return std::string(std::istreambuf_iterator<char>(in), {}).find("pulling") != std::string::npos;
+  }, 20s, 50ms));
+  const cli::Result second = cli::run({"serve", "--transport", "nats", "--nats", server.url(), "--plugins",
+                                       plugins.string(), "--worker-id", "second", "--state", state.string()},
+                                      {}, 20s);
+  INFO(second);
+  CHECK(second.code == 1);
+  CHECK(second.err.find("is in use by another taskhost (pid " + std::to_string(first.pid()) + ")") != std::string::npos);
 }

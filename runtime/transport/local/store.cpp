@@ -155,7 +155,7 @@ Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw StoreError(fmt::format("cannot create state directory {}: {}", dir.string(), ec.message()));
-  lock_ = std::make_unique<StateLock>(dir);
+  lock_ = std::make_unique<taskhost::StateLock>(dir);
   try {
     writer_db_ = std::make_unique<Database>(file_, /*create=*/true);
     // WAL: readers never block the writer; FULL: a commit survives power loss, not just a crash.

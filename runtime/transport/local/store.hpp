@@ -12,7 +12,7 @@
 // been committed (call flush() first to include everything queued). Errors throw StoreError.
 #pragma once
 
-#include "transport/local/state_lock.hpp"
+#include "host/state_lock.hpp"
 
 #include "taskhost/v1/assignment.pb.h"
 #include "taskhost/v1/completion.pb.h"
@@ -151,7 +151,7 @@ class Store {
   struct Writes;  // the writer's prepared statements
 
   std::filesystem::path file_;
-  std::unique_ptr<StateLock> lock_;  // taken before the database is opened
+  std::unique_ptr<taskhost::StateLock> lock_;  // taken before the database is opened
   std::unique_ptr<Database> writer_db_;  // writer thread only
   std::unique_ptr<Writes> writes_;       // writer thread only
   std::unique_ptr<Database> reader_db_;  // under read_mu_

@@ -17,6 +17,7 @@ namespace taskhost::transport::nats {
 std::string describe(natsStatus status, std::string_view what, int js_code) {
   std::string text = std::string(what) + ": " + natsStatus_GetText(status);
   if (js_code != 0) text += " (JetStream error " + std::to_string(js_code) + ")";
+  if (js_code == kJsNotEnabled) text += "; JetStream is not enabled on the server (start nats-server with -js)";
   natsStatus last = NATS_OK;
   const char* detail = nats_GetLastError(&last);
   if (detail != nullptr && *detail != '\0' && last == status) text += " [" + std::string(detail) + "]";
@@ -188,6 +189,10 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
     natsStatus s = natsConnection_Connect(&nc_, opts_);
     if (s == NATS_OK) break;
     if (signs_nonce && s == NATS_CONNECTION_AUTH_FAILED && ++refusals < 3) continue;
+    if (o.stop_requested && o.stop_requested()) {
+      natsOptions_Destroy(opts_);
+      throw NatsError(describe(s, "connect to " + redact_url(o.url)) + "; stopped by a signal while waiting for it", s, 0);
+    }
     if (fatal_at_connect(s) || std::chrono::steady_clock::now() >= deadline) {
       natsOptions_Destroy(opts_);
       throw NatsError(describe(s, "connect to " + redact_url(o.url)) + hint_for(s, o, nkey_public), s, 0);

@@ -30,6 +30,7 @@ inline constexpr int kJsNoMessageFound = 10037;
 inline constexpr int kJsStreamNotFound = 10059;
 inline constexpr int kJsConsumerNotFound = 10014;
 inline constexpr int kJsStreamNameInUse = 10058;
+inline constexpr int kJsNotEnabled = 10076;  // "JetStream not enabled" (also for the account)
 
 class NatsError : public std::runtime_error {
  public:

@@ -14,9 +14,8 @@ namespace {
 std::string read_secret(const std::string& path, const char* key) {
   std::ifstream in(path);
   std::string line;
-  if (!in || !std::getline(in, line)) {
-    throw std::runtime_error(fmt::format("[nats] {}: cannot read '{}'", key, path));
-  }
+  if (!in) throw std::runtime_error(fmt::format("[nats] {}: cannot read '{}'", key, path));
+  if (!std::getline(in, line)) throw std::runtime_error(fmt::format("[nats] {}: '{}' is empty", key, path));
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (line.empty()) throw std::runtime_error(fmt::format("[nats] {}: '{}' is empty", key, path));
   return line;

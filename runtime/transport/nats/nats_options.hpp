@@ -7,6 +7,7 @@
 #include "config/config.hpp"
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <string>
 
@@ -46,6 +47,8 @@ struct NatsOptions {
   std::chrono::milliseconds record_after{250};
   std::chrono::milliseconds pull_expiry{5'000};      // a pull request waits this long at the server
   std::chrono::milliseconds connect_timeout{30'000}; // keep trying to reach a server at start
+  // Asked while trying to reach a server at start: true gives up at once (serve: a SIGTERM is waiting).
+  std::function<bool()> stop_requested;
   std::chrono::hours control_max_age{24};            // steering/cancel kept this long for queued tasks
   std::chrono::hours events_max_age{24 * 7};         // events and completions kept this long
 };

@@ -1,4 +1,5 @@
-// One host per state directory: an exclusive lock on STATE/taskhost.lock, held for the host's life.
+// One host per state directory (either transport: the local one keeps its tasks there, and both keep
+// the crash ledger there): an exclusive lock on STATE/taskhost.lock, held for the host's life.
 //
 // Why: two hosts on one state directory both "recover" the same tasks — the second re-attached a task
 // the first was still running (attempt bumped under it) and ended its other tasks "orphaned". flock()
@@ -7,12 +8,19 @@
 #pragma once
 
 #include <filesystem>
+#include <stdexcept>
 
-namespace taskhost::transport::local {
+namespace taskhost {
+
+// The state directory cannot be locked: in use by another host (named by pid when known), or unusable.
+class StateDirError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class StateLock {
  public:
-  // Takes the lock or throws StoreError naming the directory and, when known, the holder's pid.
+  // Takes the lock or throws StateDirError naming the directory and, when known, the holder's pid.
   explicit StateLock(const std::filesystem::path& dir);
   ~StateLock();
   StateLock(const StateLock&) = delete;
@@ -22,4 +30,4 @@ class StateLock {
   int fd_ = -1;
 };
 
-}  // namespace taskhost::transport::local
+}  // namespace taskhost
