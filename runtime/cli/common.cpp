@@ -16,6 +16,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <iterator>
 #include <sstream>
@@ -33,12 +34,14 @@ void CommandLine::json_option() { options_.add_options()("json", "print JSON (on
 
 void CommandLine::client_options(bool reads) {
   options_.add_options()("api", po::value<std::string>()->value_name("ADDR"),
-                         "the host's local API: HOST:PORT or unix:PATH (default: $TASKHOST_API, else 127.0.0.1:7411)");
+                         "the host's local API: HOST:PORT or unix:PATH (default: $TASKHOST_API, else the --config "
+                         "file's [api] address, else 127.0.0.1:7411)");
 #ifdef TASKHOST_WITH_NATS
   options_.add_options()("nats", po::value<std::string>()->value_name("URL"),
                          "talk to a NATS JetStream deployment instead of a local host")(
       "config", po::value<std::string>()->value_name("FILE"),
-      "with --nats: taskhost.toml whose [nats] table (credentials, TLS, stream_prefix, ...) to use")(
+      "the host's taskhost.toml: its [api] address, or with --nats its [nats] table (credentials, TLS, "
+      "stream_prefix, ...)")(
       "nats-prefix", po::value<std::string>()->value_name("PREFIX"),
       "with --nats: the deployment's stream_prefix (overrides --config)");
 #endif
@@ -82,10 +85,16 @@ namespace {
 
 config::Endpoint api_endpoint(const CommandLine& cl) {
   std::string address(config::kDefaultApiAddress);
+  // The host's config, when given, is read (a bad one is an error naming it, not ignored) and says where
+  // its API listens; --api and $TASKHOST_API still come first.
+  const std::optional<config::Config> conf =
+      cl.has("config") ? std::optional(config::load_config(cl.get<std::string>("config"))) : std::nullopt;
   if (cl.has("api")) {
     address = cl.get<std::string>("api");
   } else if (const char* env = std::getenv("TASKHOST_API"); env && *env) {
     address = env;
+  } else if (conf) {
+    address = conf->api_address;
   }
   std::string why;
   auto e = config::parse_endpoint(address, &why);

@@ -132,6 +132,7 @@ SwitchResult KindRegistry::apply(Switch change) {
       FileEntry& entry = files_[file];
       drop_expired(entry.previous);
       entry.removed = true;
+      entry.last_error.clear();  // about content that is gone: `plugins` showed it beside "removed" for good
     }
     for (const auto& g : accepted) retire(g->source(), true);
     std::vector<Change> bound;

@@ -142,6 +142,17 @@ TEST_CASE("the API on a unix socket, with JSON log lines") {
   CHECK(second.code == 1);
   CHECK(second.err.find("Address already in use") != std::string::npos);
   CHECK(host.cli({"plugins"}).code == 0);
+  // A client given the host's config finds the API there; a config that cannot be read is an error
+  // naming it (it used to be ignored without --nats).
+  const fs::path conf = dir.path() / "client.toml";
+  std::ofstream(conf) << "[api]\naddress = \"" << sock << "\"\n";
+  const Result via_config = run({"submit", "hello.greet", "--input", R"({"name":"Conf"})", "--wait", "--config", conf.string()});
+  INFO(via_config);
+  CHECK(via_config.out == "Hello, Conf!\n");
+  const Result bad_config = run({"status", "--config", (dir.path() / "missing.toml").string()});
+  INFO(bad_config);
+  CHECK(bad_config.code != 0);
+  CHECK(bad_config.err.find("missing.toml") != std::string::npos);
   for (const auto& line : lines(host.log())) {
     const auto o = parse_json(line).as_object();
     CHECK(o.contains("ts"));
