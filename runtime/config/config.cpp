@@ -221,10 +221,16 @@ void read_limits(const Section& parent, const toml::node& node, const std::strin
     const auto& kinds = s.table(n, k);
     for (auto&& [kind, limit] : kinds) {
       const std::string name(kind.str());
+      if (name.empty()) s.fail(limit, k + ".\"\"", "a kind name is empty");
       c.kind_limits[name] = static_cast<size_t>(s.integer(limit, k + ".\"" + name + "\"", 1, kMaxCount));
     }
   });
   s.run();
+  // The pool would quietly raise its maximum to the core size.
+  if (c.worker_threads > 0 && c.max_worker_threads > 0 && c.worker_threads > c.max_worker_threads) {
+    parent.fail(node, key,
+                fmt::format("worker_threads ({}) is above max_worker_threads ({})", c.worker_threads, c.max_worker_threads));
+  }
 }
 
 void read_tasks(const Section& parent, const toml::node& node, const std::string& key, Config& c) {
@@ -336,7 +342,11 @@ Config parse_config(std::string_view text, const std::string& source, const std:
     c.state_dir = s.path(n, k);
     c.state_dir_given = true;
   });
-  s.on("worker_id", [&](const toml::node& n, const std::string& k) { c.worker_id = s.string(n, k); });
+  s.on("worker_id", [&](const toml::node& n, const std::string& k) {
+    c.worker_id = s.string(n, k);
+    // Empty would quietly mean the host name: leave the key out for that.
+    if (c.worker_id.empty()) s.fail(n, k, "is empty; leave it out to use the host name");
+  });
   s.on("transport", [&](const toml::node& n, const std::string& k) {
     c.transport = s.string(n, k);
     if (c.transport != "local" && c.transport != "nats")

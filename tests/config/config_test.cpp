@@ -250,6 +250,11 @@ TEST_CASE("bad values are errors naming the key, the line and what was wrong") {
         "t.toml:2: plugins.rescan_interval_ms: must be at least 100, not 5");
   CHECK(error_of("[plugins]\nwatsh = true\n") == "t.toml:2: unknown key 'plugins.watsh'");
   CHECK(error_of("[api]\nidle_timeout_ms = -1\n") == "t.toml:2: api.idle_timeout_ms: must be at least 0, not -1");
+  // Values that used to be taken quietly for something else.
+  CHECK(error_of("worker_id = \"\"\n") == "t.toml:1: worker_id: is empty; leave it out to use the host name");
+  CHECK(error_of("[limits.kinds]\n\"\" = 3\n").find("t.toml:2: limits.kinds.\"\": a kind name is empty") == 0);
+  CHECK(error_of("[limits]\nworker_threads = 10\nmax_worker_threads = 2\n") ==
+        "t.toml:1: limits: worker_threads (10) is above max_worker_threads (2)");
 }
 
 TEST_CASE("TOML syntax errors name the line") {
