@@ -1099,3 +1099,20 @@ TEST_CASE("an assignment that leaves its record no room in the server's max_payl
   const std::string fits(512 * 1024, 'x');
   CHECK(client.submit(assignment("fits", "interactive.count", R"({"steps":1,"pad":")" + fits + R"("})")) == "fits");
 }
+
+TEST_CASE("status lists tasks oldest submission first, whatever changed their records since") {
+  NatsSingle nats;
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  // No host: they stay queued. The cancel rewrites order-2's record, which the bucket then lists last.
+  for (int i = 1; i <= 4; ++i) {
+    client.submit(assignment("order-" + std::to_string(i), "interactive.count", R"({"steps":1})"));
+    std::this_thread::sleep_for(5ms);  // distinct submit times
+  }
+  v1::CancelRequest cancel;
+  cancel.set_task_id("order-2");
+  REQUIRE(client.cancel(cancel).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  std::vector<std::string> listed;
+  const auto list = client.list();
+  for (const auto& t : list.tasks()) listed.push_back(t.task_id());
+  CHECK(listed == std::vector<std::string>{"order-1", "order-2", "order-3", "order-4"});
+}

@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <random>
 #include <string_view>
 
@@ -291,6 +293,7 @@ std::optional<v1::DeliveryReceipt> NatsTaskClient::cancel_queued(const v1::Cance
   c->set_attempt(canceled.attempt);
   c->set_state(v1::CANCELED);
   c->set_unix_ms(canceled.updated_unix_ms);
+  c->set_created_unix_ms(canceled.created_unix_ms);  // its submit time, not the cancel's
   c->mutable_error()->set_code(v1::CANCELLED);
   c->mutable_error()->set_message(reason);
   const std::string bytes = encode_items({ended, done});
@@ -356,14 +359,21 @@ v1::TaskStatusList NatsTaskClient::list() {
     }
     kvStore_Destroy(kv);
     check(s, "list task records");
-    v1::TaskStatusList out;
+    std::vector<v1::TaskStatus> found;
     for (const auto& id : ids) {
       try {
-        *out.add_tasks() = status(id);
+        found.push_back(status(id));
       } catch (const ClientError&) {
         // Ended and cleaned up between the listing and the read.
       }
     }
+    // Oldest submission first, as `status` promises: the bucket lists keys by their last update, so a
+    // task moved to the end whenever its record changed (a claim, a checkpoint, a cancel).
+    std::stable_sort(found.begin(), found.end(), [](const v1::TaskStatus& a, const v1::TaskStatus& b) {
+      return a.created_unix_ms() < b.created_unix_ms();
+    });
+    v1::TaskStatusList out;
+    for (auto& t : found) *out.add_tasks() = std::move(t);
     return out;
   });
 }
