@@ -1,6 +1,7 @@
 // `taskhost`: one binary for the host (`serve`) and every operator command.
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "taskhost/plugin.h"
 
 #include <iostream>
 #include <string>
@@ -33,6 +34,7 @@ void print_help(std::ostream& out) {
   for (const auto& c : subcommands()) {
     out << "  " << c.name << std::string(12 - c.name.size(), ' ') << c.summary << "\n";
   }
+  out << "  --version   print the version and the plugin ABI it loads\n";
   out << "\nClient commands find the host at --api ADDR, else $TASKHOST_API, else 127.0.0.1:7411.\n"
          "Exit codes: 0 ok, 1 error, 2 bad arguments, 3 task failed, 4 task canceled (submit --wait).\n";
 }
@@ -70,6 +72,12 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     print_help(std::cout);
+    return kExitOk;
+  }
+  if (name == "--version" || name == "version") {
+    // What a bug report needs: this build, and the plugin ABI it loads.
+    std::cout << "taskhost " << TASKHOST_VERSION << " (plugin ABI " << TASKHOST_ABI_MAJOR << "." << TASKHOST_ABI_MINOR
+              << ")\n";
     return kExitOk;
   }
   for (const auto& c : subcommands()) {

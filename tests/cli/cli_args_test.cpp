@@ -49,6 +49,14 @@ TEST_CASE("--help on the binary and on every subcommand") {
   CHECK(run({"inspect", "--help"}).out.find("--json") != std::string::npos);
 }
 
+TEST_CASE("--version names the build and the plugin ABI it loads") {
+  const Result r = run({"--version"});
+  CHECK(r.code == 0);
+  INFO(r);
+  CHECK(r.out.rfind("taskhost " TASKHOST_EXPECTED_VERSION " (plugin ABI ", 0) == 0);
+  CHECK(r.out.ends_with(")\n"));
+}
+
 TEST_CASE("bad arguments are one line and exit 2") {
   check_one_line_error(run({}), 2, "missing command");
   check_one_line_error(run({"frobnicate"}), 2, "unknown command 'frobnicate'");
