@@ -14,6 +14,13 @@ Host::Host(HostOptions options, transport::TaskOutbox& outbox)
   plugins_->on_scan([this](const registry::ScanReport& report) { after_scan(report); });
   if (options.watch) watcher_ = std::make_unique<registry::DirectoryWatcher>(*plugins_, options.watcher);
   initial_scan_ = plugins_->scan();
+  // A host that serves nothing refuses every task: most likely the wrong directory, or a deploy that
+  // has not copied the files yet. Said once, at start.
+  if (registry_->bindings().empty()) {
+    log::warn("plugins: no plugin serves any kind: {} holds no loadable .so file; every task is refused (or, on "
+              "NATS, left queued) until one is added{}",
+              options.plugins_dir.string(), options.watch ? " (the directory is watched)" : " and `taskhost reload` runs");
+  }
   // A per-file setting for a name the directory does not have is most likely a typo (names are
   // case-sensitive), and would silently leave that plugin in-process.
   for (const auto& [name, isolation] : options.isolation.by_file) {

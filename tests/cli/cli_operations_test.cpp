@@ -318,3 +318,13 @@ TEST_CASE("a second SIGTERM during the drain exits at once; what ran resumes in 
   CHECK(has_state(s, "RUNNING"));
   CHECK(s.at("attempt").to_number<int>() == 2);  // re-attached, as after a crash
 }
+
+TEST_CASE("a host whose plugins directory serves nothing says so once at start") {
+  TempDir dir;
+  const fs::path plugins = dir.path() / "plugins";
+  fs::create_directories(plugins);
+  Host host(plugins, dir.path() / "state");
+  CHECK(host.log().find("WARN  plugins: no plugin serves any kind: " + plugins.string() + " holds no loadable .so file") !=
+        std::string::npos);
+  CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"x"})"}).code != 0);  // refused, as it said
+}
