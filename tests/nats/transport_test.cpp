@@ -690,7 +690,13 @@ TEST_CASE("on_receipt: a dead host's task of a kind its rescuer does not serve g
   std::this_thread::sleep_until(a_started + 3s);
   REQUIRE(client.status(id).state() == v1::RUNNING);
   CHECK(b.transport().stats().orphaned == 0);  // alive all along
+  const tn::Names names = a->transport().names();
   a->crash();
+  // Steering sent while no host holds the task: kept for whichever host resumes it.
+  v1::SteeringMessage faster;
+  faster.set_task_id(id);
+  faster.add_parts()->set_text("faster");
+  client.send(faster);
   // Not failed "orphaned" (as it was): handed back to its queue, where it waits for a host serving it.
   REQUIRE(eventually([&] { return b.transport().stats().handed_to_queue == 1; }, 20s, kServerPoll));
   CHECK(b.transport().stats().orphaned == 0);
@@ -704,6 +710,37 @@ TEST_CASE("on_receipt: a dead host's task of a kind its rescuer does not serve g
   CHECK(done.attempt() == 2);
   CHECK(done.output().struct_value().fields().at("resumed_from").number_value() >= 2);
   CHECK(c.transport().stats().reattached == 1);
+  // The steering sent while it waited reached the resumed attempt (it was stored before the hand-back).
+  Probe p(nats.url());
+  bool sped_up = false;
+  for (const auto& i : p.items_of(names, id)) {
+    if (i.has_event() && i.event().has_message() && i.event().worker_id() == "counter" &&
+        i.event().message().text().rfind("faster:", 0) == 0)
+      sped_up = true;
+  }
+  CHECK(sped_up);
+}
+
+TEST_CASE("on_receipt: a host restarted without a kind's plugin hands its own task back, and a capable host resumes it") {
+  NatsSingle nats;
+  TempDir only_hello;
+  kinds_served(TASKHOST_PLUGIN_DIR, "hello-c.so", only_hello.path());
+  NatsTaskClient client(test_options(nats.url(), "client"));
+  auto a = std::make_unique<HostRig>(test_options(nats.url(), "w1"));
+  const std::string id = client.submit(assignment("own", "interactive.count", R"({"steps":150,"delay_ms":40})"));
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 2; }, 10s, kServerPoll));
+  a->crash();
+  // The same worker id comes back, without the plugin: its start rescues its previous run's records.
+  HostRig again(test_options(nats.url(), "w1"), only_hello.path());
+  REQUIRE(eventually([&] { return again.transport().stats().handed_to_queue == 1; }, 20s, kServerPoll));
+  // w1 is alive and serves hello.greet only; the record no longer names it, so the capable host does not
+  // take the queued copy for a stale one.
+  HostRig c(test_options(nats.url(), "counter"));
+  const auto done = client.wait(id, 30s);
+  CHECK(done.state() == v1::SUCCEEDED);
+  CHECK(done.worker_id() == "counter");
+  CHECK(done.attempt() == 2);
+  CHECK(done.output().struct_value().fields().at("resumed_from").number_value() >= 2);
 }
 
 TEST_CASE("on_completion: a dead host's task comes back by redelivery and resumes from its record") {

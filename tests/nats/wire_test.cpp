@@ -73,6 +73,7 @@ TEST_CASE("a task record round-trips every field and tolerates unknown ones") {
   r.created_unix_ms = 1700000000000;
   r.updated_unix_ms = 1700000000500;
   r.control = ControlMark{4242, 4300, {4243, 4250}};
+  r.rescued_from = "w1";
   std::string bytes = encode_record(r);
   bytes += std::string("\xF8\x07\x01", 3);  // field 127, varint 1: written by a newer host
   auto back = decode_record(bytes);
@@ -88,6 +89,7 @@ TEST_CASE("a task record round-trips every field and tolerates unknown ones") {
   CHECK(back->created_unix_ms == r.created_unix_ms);
   CHECK(back->updated_unix_ms == r.updated_unix_ms);
   CHECK(back->control == r.control);
+  CHECK(back->rescued_from == "w1");
   CHECK_FALSE(decode_record(std::string("\x0a\x09short", 7)));
 }
 

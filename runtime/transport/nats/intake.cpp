@@ -245,6 +245,25 @@ void NatsTransport::Impl::claim_recorded(std::vector<Fresh> batch) {
         let_go_unstarted(id, revision);
         continue;
       }
+      if (held && !held->record.owner.empty() && held->record.owner != options.worker_id) {
+        // Another host claimed it first (JetStream handed it on while this claim waited, or an id queued
+        // twice): not started here. This copy is acked, or in on_completion mode comes back later.
+        std::string reply;
+        {
+          std::lock_guard lock(mu);
+          if (auto it = inflight.find(id); it != inflight.end()) {
+            reply = it->second.reply;
+            inflight.erase(it);
+          }
+        }
+        log::info("nats: task {} is held by {}; not starting this copy", id, held->record.owner);
+        if (options.ack_mode == AckMode::on_receipt) {
+          ack(reply);
+        } else {
+          nak_later(reply);
+        }
+        continue;
+      }
     }
     {
       std::lock_guard lock(mu);
@@ -263,6 +282,10 @@ void NatsTransport::Impl::claim_recorded(std::vector<Fresh> batch) {
         f.record_busy = true;  // resolve_conflict decides, after the start
         conflicts.push_back(id);
       } else if (r && r->permanent) {
+        if (options.ack_mode == AckMode::on_receipt && !f.acked && !f.reply.empty()) {
+          f.acked = true;  // as record_written does: redelivered, it would run on another host too
+          acks.push_back(f.reply);
+        }
         log::error("nats: record of task {} cannot be written, the task runs without one (another host cannot "
                    "resume it should this one die): {}", id, r->error);
         f.record_unwritable = true;
@@ -367,7 +390,9 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     // Poisoned: started max_deliver times already. A record with an owner counts the starts (each claim
     // wrote attempt + 1); the delivery count would also count every nak_later while a holder that died
     // still looked alive, and failed tasks that had run once. Without one, every delivery may have started it.
-    const bool claimed = held && !held->record.owner.empty() && held->record.attempt >= base;
+    // A record a rescuer handed back has no owner, but counts its starts the same way.
+    const bool ran = held && (!held->record.owner.empty() || !held->record.rescued_from.empty());
+    const bool claimed = ran && held->record.attempt >= base;
     const uint64_t starts = claimed ? held->record.attempt - base + 1 : d.info.delivered - 1;
     // The record knows which attempt ran last; without one, every earlier delivery may have started it.
     const uint32_t attempt = held ? std::max(base, held->record.attempt + 1)
@@ -379,7 +404,7 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     // Started somewhere before (it has an owner): resume it from its checkpoint. In on_completion mode a
     // kind that cannot re-attach simply runs again — redelivery is that mode's retry.
     const auto binding = registry->resolve(d.kind);
-    bool reattach = held && !held->record.owner.empty();
+    bool reattach = ran;
     if (options.ack_mode == AckMode::on_completion && !(binding && binding.executor->supports_reattach())) {
       reattach = false;
     }
@@ -420,7 +445,9 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     }
     if (reattach) reattached++;
     const auto outcome = router->assign(a, tasks::Resume{reattach, checkpoint});
-    after_assign(id, attempt, outcome, d.info.stored_unix_ns, d.reply, resumed);
+    // A handed-back copy was stored after the steering sent to the task while its host was dead: every
+    // control message of the task counts (those its checkpoint reflects are skipped by the mark).
+    after_assign(id, attempt, outcome, d.rescued ? 0 : d.info.stored_unix_ns, d.reply, resumed);
   } catch (const std::exception& e) {
     // Most likely the server is busy electing a leader (a node restarted). Handed back at once, the
     // task came straight back and failed again: each round is a delivery, and a few seconds of that

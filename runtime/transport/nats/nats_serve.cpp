@@ -32,6 +32,14 @@ void log_scan(const registry::ScanReport& report) {
 int serve_nats_host(const config::Config& c, const sigset_t& signals) {
   config::require_plugins_dir(c);
   const std::string worker_id = config::effective_worker_id(c);
+  // One host per state directory, as on the local transport: checked before anything else (connecting
+  // may take up to connect_timeout), and before the ledger takes the notes another host may be writing.
+  std::optional<StateLock> state_lock;
+  if (c.state_dir_given) {
+    std::error_code ec;
+    std::filesystem::create_directories(c.state_dir, ec);  // an unusable one is named by the lock
+    state_lock.emplace(c.state_dir);
+  }
   NatsOptions options = nats_options(c.nats, worker_id);
   options.stop_requested = [&signals] { return stop_pending(signals); };  // a SIGTERM while the server is away
   NatsTransport transport(std::move(options));
@@ -40,13 +48,7 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
   // that crashed the host while loading. Task crashes are only logged: on NATS a task's record counts its
   // starts, and max_deliver ends one that keeps crashing its hosts.
   std::optional<CrashLedger> ledger;
-  std::optional<StateLock> state_lock;  // one host per state directory, as on the local transport
-  if (c.state_dir_given) {
-    std::error_code ec;
-    std::filesystem::create_directories(c.state_dir, ec);  // an unusable one is named by the lock
-    state_lock.emplace(c.state_dir);  // before the ledger takes the notes another host may be writing
-    ledger.emplace(c.state_dir);
-  }
+  if (c.state_dir_given) ledger.emplace(c.state_dir);
   const crash_report::Installed crash_handler(ledger ? ledger->note_fd() : -1);
   HostOptions ho = config::host_options(c);
   if (ledger) {

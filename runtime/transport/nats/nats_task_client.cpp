@@ -111,6 +111,9 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
     // Held by a host: it is that task, running (as on the embedded transport; `submit --wait` waits for
     // its one result).
     if (held && !held->record.owner.empty()) return id;
+    // Handed back to the queue by a dead host's rescuer: that task, waiting to be resumed from its record
+    // (queued again as new, it would lose its checkpoint).
+    if (held && !held->record.rescued_from.empty()) return id;
     TaskRecord r;
     r.task_id = id;
     r.kind = kind;
@@ -314,6 +317,11 @@ std::optional<v1::DeliveryReceipt> NatsTaskClient::cancel_queued(const v1::Cance
   }
   check(s, "store the completion of canceled task " + id, code);
   jsPubAck_Destroy(pa);
+  if (!held->record.rescued_from.empty()) {
+    return make_receipt(id, {}, v1::DeliveryReceipt::ACCEPTED,
+                        fmt::format("task '{}' was waiting for a host to resume it after {} died: canceled", id,
+                                    held->record.rescued_from));
+  }
   return make_receipt(id, {}, v1::DeliveryReceipt::ACCEPTED,
                       fmt::format("task '{}' was queued: canceled before any host started it", id));
 }

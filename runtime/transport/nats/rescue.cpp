@@ -97,7 +97,7 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
     return true;
   }
   if (!binding) {
-    hand_back_rescued(rec);
+    hand_back_rescued(std::move(rec), revision);
     return true;
   }
   // Each host that took the record started it once (attempt + 1 each time). A task that every host dies
@@ -143,13 +143,22 @@ bool NatsTransport::Impl::rescue_task(TaskRecord rec, uint64_t revision) {
   return true;
 }
 
-void NatsTransport::Impl::hand_back_rescued(const TaskRecord& rec) {
+void NatsTransport::Impl::hand_back_rescued(TaskRecord rec, uint64_t revision) {
   // No plugin here serves the kind, but another host may, now or later: the winner of a dead host's
-  // lease is whoever saw it die first, not the host best placed to resume its tasks. The assignment goes
-  // back to its kind's queue, marked; the record stays as the dead host left it, so the host that takes
-  // the message (only hosts serving the kind pull it) re-attaches the task from it as attempt + 1, with
-  // the checkpoint and the poison count (intake: claim_redelivered). With no such host alive, it waits
-  // in the queue, as any task of a kind no host serves does.
+  // lease is whoever saw it die first, not the host best placed to resume its tasks. The record goes
+  // first, by compare-and-set: no owner (so the dead host's late writes are fenced, a worker id that
+  // comes back alive holds nothing, and no later rescue of it finds the task again), `rescued_from` set,
+  // attempt, checkpoint and control mark kept. Then the assignment goes back to its kind's queue,
+  // marked; the host that takes it (only hosts serving the kind pull it) re-attaches the task from the
+  // record as attempt + 1 (intake: claim_redelivered). With no such host alive it waits in the queue,
+  // as any task of a kind no host serves does.
+  const std::string dead = rec.owner;
+  rec.rescued_from = dead;
+  rec.owner.clear();
+  rec.state = v1::PENDING;
+  rec.updated_unix_ms = unix_ms_now();
+  const uint64_t handed = store->write_task(rec, revision);
+  if (handed == 0) return;  // someone else changed it first: theirs
   const std::string subject = names.task_subject(rec.kind);
   natsMsg* msg = nullptr;
   if (natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, rec.assignment.data(),
@@ -157,8 +166,8 @@ void NatsTransport::Impl::hand_back_rescued(const TaskRecord& rec) {
       s != NATS_OK) {
     throw NatsError(describe(s, "hand task " + rec.task_id + " back to its queue"), s, 0);
   }
-  natsMsgHeader_Set(msg, kRescuedHeader, rec.owner.c_str());
-  // One copy however often a cut-short rescue of the same death hands it back.
+  natsMsgHeader_Set(msg, kRescuedHeader, dead.c_str());
+  // One copy however often this is tried (the record write above already makes a second try rare).
   const std::string msg_id = fmt::format("{}:rescued:{}", rec.task_id, rec.attempt);
   jsPubOptions po;
   jsPubOptions_Init(&po);
@@ -167,11 +176,26 @@ void NatsTransport::Impl::hand_back_rescued(const TaskRecord& rec) {
   jsErrCode code = static_cast<jsErrCode>(0);
   const natsStatus s = js_PublishMsg(&pa, connection->js(), msg, &po, &code);
   natsMsg_Destroy(msg);
+  const bool duplicate = pa != nullptr && pa->Duplicate;
   jsPubAck_Destroy(pa);
-  if (s != NATS_OK) throw NatsError(describe(s, "hand task " + rec.task_id + " back to its queue", code), s, code);
+  if (s != NATS_OK) {
+    // Not queued: put the record back as the dead host left it, so that the rescue of that host, tried
+    // again (the throw), finds the task once more.
+    rec.owner = dead;
+    rec.rescued_from.clear();
+    rec.state = v1::RUNNING;
+    try {
+      store->write_task(rec, handed);
+    } catch (const std::exception& e) {
+      log::error("nats: task {} of {} is handed back but not queued, and its record could not be restored: {}",
+                 rec.task_id, dead, e.what());
+    }
+    throw NatsError(describe(s, "hand task " + rec.task_id + " back to its queue", code), s, code);
+  }
+  if (duplicate) return;
   handed_to_queue++;
   log::info("nats: task {} of {}: no plugin on {} serves kind '{}'; handed back to its queue for a host that does",
-            rec.task_id, rec.owner, options.worker_id, rec.kind);
+            rec.task_id, dead, options.worker_id, rec.kind);
 }
 
 void NatsTransport::Impl::end_unresumed(const TaskRecord& rec, uint64_t revision, const std::string& error_kind,

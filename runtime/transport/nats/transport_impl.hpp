@@ -173,7 +173,7 @@ class NatsTransport::Impl {
   // Ends a dead host's recorded task failed (WORKER_ERROR, `error_kind`) instead of re-attaching it.
   // A dead host's task of a kind no plugin here serves: back to its kind's queue, for a host that does.
   // Throws NatsError when it cannot be published (the rescue is tried again).
-  void hand_back_rescued(const TaskRecord& rec);
+  void hand_back_rescued(TaskRecord rec, uint64_t revision);
   void end_unresumed(const TaskRecord& record, uint64_t revision, const std::string& error_kind,
                      const std::string& message);
 

@@ -86,6 +86,7 @@ constexpr int updated_unix_ms = 10;
 constexpr int control_through = 11;  // ControlMark::through (hosts before fields 12 and 13 read only this)
 constexpr int control_taken_through = 12;
 constexpr int control_held = 13;     // packed
+constexpr int rescued_from = 14;
 }  // namespace field
 
 std::string encode_record(const TaskRecord& r) {
@@ -114,6 +115,7 @@ std::string encode_record(const TaskRecord& r) {
       }
       WireFormatLite::WriteBytes(field::control_held, packed, &o);
     }
+    if (!r.rescued_from.empty()) WireFormatLite::WriteString(field::rescued_from, r.rescued_from, &o);
   }
   return out;
 }
@@ -164,6 +166,7 @@ std::optional<TaskRecord> decode_record(std::string_view bytes) {
       case field::control_through: ok = read_varint(&v); r.control.through = v; break;
       case field::control_taken_through: ok = read_varint(&v); r.control.taken_through = v; break;
       case field::control_held: ok = read_held(r.control.held); break;
+      case field::rescued_from: ok = read_string(&r.rescued_from); break;
       default: ok = WireFormatLite::SkipField(&in, tag); break;
     }
     if (!ok) return std::nullopt;

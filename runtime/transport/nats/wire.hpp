@@ -52,6 +52,10 @@ struct TaskRecord {
   // The control messages (steering, cancels) the plugin had taken when `checkpoint` was taken: an attempt
   // resuming from it skips those, or they would be applied twice.
   ControlMark control;
+  // Set when a dead host's rescuer that serves no plugin of the kind handed the task back to its queue:
+  // the dead host's worker id. The record then has no owner, and keeps the attempt, checkpoint and mark
+  // the host that takes the message resumes from.
+  std::string rescued_from;
 };
 
 std::string encode_record(const TaskRecord& record);
