@@ -95,6 +95,11 @@ config::Endpoint api_endpoint(const CommandLine& cl) {
     address = env;
   } else if (conf) {
     address = conf->api_address;
+    // Port 0 lets the host pick one; it writes where it listens to STATE/api.addr.
+    if (auto e = config::parse_endpoint(address, nullptr); e && !e->is_unix && e->port == 0) {
+      std::ifstream in(conf->state_dir / "api.addr");
+      if (std::string written; in && std::getline(in, written) && !written.empty()) address = written;
+    }
   }
   std::string why;
   auto e = config::parse_endpoint(address, &why);

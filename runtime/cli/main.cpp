@@ -58,7 +58,11 @@ std::string one_line(std::string_view text) {
     space = false;
     out += ch;
   }
-  if (out.size() > kMax) out = out.substr(0, kMax) + "…";
+  if (out.size() > kMax) {
+    size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+    out = out.substr(0, cut) + "…";
+  }
   return out;
 }
 }  // namespace

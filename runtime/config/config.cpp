@@ -161,11 +161,10 @@ void read_plugins(const Section& parent, const toml::node& node, const std::stri
   });
   s.on("isolation", [&](const toml::node& n, const std::string& k) { c.isolation = isolation(s, n, k); });
   s.on("process_program", [&](const toml::node& n, const std::string& k) {
-    // Checked here: a wrong program would otherwise start a host on which every isolated plugin fails.
     c.plugin_process_program = s.path(n, k);
-    if (const std::string why = path_problem(c.plugin_process_program, PathWant::program); !why.empty()) {
-      s.fail(n, k, "'" + c.plugin_process_program.string() + "' " + why);
-    }
+    // Checked by serve (require_plugins_dir), not here: a client reading the host's config for its
+    // address may run where that program is not.
+    c.plugin_process_program_at = fmt::format("{}:{}: {}", s.source(), n.source().begin.line, k);
   });
   s.on("process_call_timeout_ms", [&](const toml::node& n, const std::string& k) {
     c.plugin_process_call_timeout = std::chrono::milliseconds(s.integer(n, k, 0, 86'400'000));
@@ -379,6 +378,14 @@ Config load_config(const std::filesystem::path& file) {
 void require_plugins_dir(const Config& config) {
   if (const std::string why = path_problem(config.plugins_dir, PathWant::directory); !why.empty()) {
     throw ConfigError(fmt::format("plugins directory '{}' {} (set --plugins or plugins_dir)", config.plugins_dir.string(), why));
+  }
+  // A wrong program would otherwise start a host on which every isolated plugin fails.
+  if (!config.plugin_process_program.empty()) {
+    if (const std::string why = path_problem(config.plugin_process_program, PathWant::program); !why.empty()) {
+      throw ConfigError(fmt::format("{}: '{}' {}", config.plugin_process_program_at.empty() ? "process_program"
+                                                                                            : config.plugin_process_program_at,
+                                    config.plugin_process_program.string(), why));
+    }
   }
 }
 

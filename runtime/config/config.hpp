@@ -75,6 +75,7 @@ struct Config {
   plugin::Isolation isolation = plugin::Isolation::in_process;
   std::map<std::string, plugin::Isolation> file_isolation;
   std::filesystem::path plugin_process_program;            // empty = taskhost-plugin-child next to taskhost
+  std::string plugin_process_program_at;                   // "FILE:LINE: plugins.process_program", for its error
   std::chrono::milliseconds plugin_process_call_timeout{30'000};  // an isolated call running longer: killed
   // The host's own state: the local transport's SQLite store, and the crash ledger (host/crash_ledger.hpp).
   // A NATS host keeps a crash ledger only when one is given (state_dir_given: the key or --state).
@@ -118,7 +119,8 @@ Config load_config(const std::filesystem::path& file);
 std::string effective_worker_id(const Config& config);
 
 // Throws ConfigError naming the plugins directory and what is wrong with it (missing, a file, a
-// dangling link, ...) unless it is a directory. Both serve loops check it before anything starts.
+// dangling link, ...) unless it is a directory, or naming process_program (file, line, key) unless it is
+// a program we may run. Both serve loops check it before anything starts.
 void require_plugins_dir(const Config& config);
 
 }  // namespace taskhost::config

@@ -196,13 +196,26 @@ isolation = "in_process"
         "t.toml:2: plugins.isolation: must be \"in_process\" or \"process\", not \"sandbox\"");
   CHECK(error_of("[plugins.files.\"x.so\"]\nisolation = 1\n").find("t.toml:2: plugins.files.\"x.so\".isolation: must be a string") == 0);
   CHECK(error_of("[plugins.files.\"x.so\"]\nisolate = \"process\"\n") == "t.toml:2: unknown key 'plugins.files.\"x.so\".isolate'");
-  // A program that cannot run would start a host on which every isolated plugin fails: refused here.
-  CHECK(error_of("[plugins]\nprocess_program = \"/nonexistent/child\"\n") ==
+  // A program that cannot run would start a host on which every isolated plugin fails: serve refuses it
+  // (a client reading the same file for the host's address does not need it).
+  const auto serve_error = [](const std::string& text) {
+    Config c = parse_config(text, "t.toml", "");
+    c.plugins_dir = TASKHOST_SOURCE_DIR;
+    try {
+      require_plugins_dir(c);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(serve_error("[plugins]\nprocess_program = \"/nonexistent/child\"\n") ==
         "t.toml:2: plugins.process_program: '/nonexistent/child' does not exist");
-  CHECK(error_of("[plugins]\nprocess_program = \"/tmp\"\n") ==
+  CHECK(serve_error("[plugins]\nprocess_program = \"/tmp\"\n") ==
         "t.toml:2: plugins.process_program: '/tmp' is a directory, not a program");
-  CHECK(error_of("[plugins]\nprocess_program = \"" TASKHOST_SOURCE_DIR "/README.md\"\n") ==
+  CHECK(serve_error("[plugins]\nprocess_program = \"" TASKHOST_SOURCE_DIR "/README.md\"\n") ==
         "t.toml:2: plugins.process_program: '" TASKHOST_SOURCE_DIR "/README.md' is not executable");
+  CHECK(serve_error("[plugins]\nprocess_program = \"" TASKHOST_BIN_DIR "/taskhost-plugin-child\"\n").empty());
+  CHECK(error_of("[plugins]\nprocess_program = \"/nonexistent/child\"\n").empty());  // parsing alone takes it
   CHECK(error_of("[plugins.files.\"sub/x.so\"]\nisolation = \"process\"\n")
             .find("plugins.files.\"sub/x.so\": must be a plugin file's name in the plugins directory") != std::string::npos);
 }

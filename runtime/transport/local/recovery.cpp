@@ -190,7 +190,9 @@ void LocalTransport::wait_for_kind(Restart r, const StoredTask& t) {
 
 void LocalTransport::kind_served(const std::string& kind) {
   tasks::Router* router = router_.load();
-  if (router == nullptr) return;
+  // Draining, the router would refuse them, and a refusal is a failed completion: they wait for the
+  // next run instead. Unbound again since the switch (a reload racing the watcher): they wait on.
+  if (router == nullptr || !accepting_.load() || !router->service_of(kind)) return;
   std::vector<Restart> restarts;
   {
     std::lock_guard lock(mu_);
