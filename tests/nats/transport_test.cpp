@@ -673,6 +673,18 @@ TEST_CASE("on_receipt: an input answer sent while the task's host is dead reache
   CHECK(c.attempt() == 2);
 }
 
+namespace {
+// A task handed back to its queue ran to the end on the host "counter", re-attached as attempt 2 from
+// the checkpoint its dead host left (it had counted at least 2 steps).
+void check_resumed_by_counter(NatsTaskClient& client, const std::string& id) {
+  const auto done = client.wait(id, 30s);
+  CHECK(done.state() == v1::SUCCEEDED);
+  CHECK(done.worker_id() == "counter");
+  CHECK(done.attempt() == 2);
+  CHECK(done.output().struct_value().fields().at("resumed_from").number_value() >= 2);
+}
+}  // namespace
+
 TEST_CASE("on_receipt: a dead host's task of a kind its rescuer does not serve goes to a host that does") {
   NatsSingle nats;
   TempDir only_hello;
@@ -704,11 +716,7 @@ TEST_CASE("on_receipt: a dead host's task of a kind its rescuer does not serve g
   CHECK_FALSE(client.status(id).has_completion());
   // A host that serves the kind arrives, takes it and re-attaches it from the dead host's checkpoint.
   HostRig c(test_options(nats.url(), "counter"));
-  const auto done = client.wait(id, 30s);
-  CHECK(done.state() == v1::SUCCEEDED);
-  CHECK(done.worker_id() == "counter");
-  CHECK(done.attempt() == 2);
-  CHECK(done.output().struct_value().fields().at("resumed_from").number_value() >= 2);
+  check_resumed_by_counter(client, id);
   CHECK(c.transport().stats().reattached == 1);
   // The steering sent while it waited reached the resumed attempt (it was stored before the hand-back).
   Probe p(nats.url());
@@ -736,11 +744,7 @@ TEST_CASE("on_receipt: a host restarted without a kind's plugin hands its own ta
   // w1 is alive and serves hello.greet only; the record no longer names it, so the capable host does not
   // take the queued copy for a stale one.
   HostRig c(test_options(nats.url(), "counter"));
-  const auto done = client.wait(id, 30s);
-  CHECK(done.state() == v1::SUCCEEDED);
-  CHECK(done.worker_id() == "counter");
-  CHECK(done.attempt() == 2);
-  CHECK(done.output().struct_value().fields().at("resumed_from").number_value() >= 2);
+  check_resumed_by_counter(client, id);
 }
 
 TEST_CASE("on_completion: a dead host's task comes back by redelivery and resumes from its record") {

@@ -179,9 +179,14 @@ class LocalTransport final : public TaskOutbox {
   void fill_from_router(v1::TaskStatus& status) const;
   void end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code, std::string message,
                    std::string error_kind);
-  // Assigns recovered tasks again (their new attempts committed first), then delivers their recorded
-  // messages that had no outcome. Returns how many messages it delivered.
-  size_t start_recovered(tasks::Router& router, const std::vector<Restart>& restarts);
+  // A state event for a task no router holds (recovery decided its fate); returns its time.
+  int64_t emit_state_locally(const StoredTask& task, v1::TaskState state, std::string detail);
+  // Assigns recovered tasks again, their new attempts committed first.
+  void assign_recovered(tasks::Router& router, const std::vector<Restart>& restarts);
+  // The task's recorded steering that never got a delivery outcome, appended to `out`.
+  void append_unanswered(const std::string& task_id, std::vector<v1::SteeringMessage>& out);
+  // Delivers those (after their tasks were assigned); returns how many.
+  size_t deliver_again(tasks::Router& router, const std::vector<v1::SteeringMessage>& messages);
   // Keeps a recovered task whose kind no plugin serves until one does; says so in its status.
   void wait_for_kind(Restart r, const StoredTask& t);
 

@@ -32,27 +32,32 @@ namespace taskhost::transport::local {
 void LocalTransport::end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code,
                                  std::string message, std::string error_kind) {
   // Its watchers see the terminal state as an event before the completion, as for every other end.
-  v1::TaskEvent e;
-  e.set_task_id(task.task_id);
-  e.set_attempt(task.attempt);
-  e.set_unix_ms(unix_ms_now());
-  e.set_kind(task.kind);
-  e.set_worker_id(task.worker_id);
-  e.mutable_state()->set_state(state);
-  e.mutable_state()->set_detail(message);
-  on_event(e);
+  const int64_t now = emit_state_locally(task, state, message);
   v1::TaskCompletion c;
   c.set_task_id(task.task_id);
   c.set_attempt(task.attempt);
   c.set_state(state);
   c.set_kind(task.kind);
   c.set_worker_id(task.worker_id);
-  c.set_unix_ms(e.unix_ms());
+  c.set_unix_ms(now);
   auto* err = c.mutable_error();
   err->set_code(code);
   err->set_message(std::move(message));
   err->set_kind(std::move(error_kind));
   on_completion(c);
+}
+
+int64_t LocalTransport::emit_state_locally(const StoredTask& task, v1::TaskState state, std::string detail) {
+  v1::TaskEvent e;
+  e.set_task_id(task.task_id);
+  e.set_attempt(task.attempt);  // the attempt that ran last
+  e.set_unix_ms(unix_ms_now());
+  e.set_kind(task.kind);
+  e.set_worker_id(task.worker_id);
+  e.mutable_state()->set_state(state);
+  e.mutable_state()->set_detail(std::move(detail));
+  on_event(e);
+  return e.unix_ms();
 }
 
 void LocalTransport::record_crashes(const std::vector<crash_report::Note>& crashes) {
@@ -141,7 +146,10 @@ RecoveryReport LocalTransport::recover() {
     }
     now.push_back(std::move(r));
   }
-  report.redelivered = start_recovered(*router, now);
+  assign_recovered(*router, now);
+  std::vector<v1::SteeringMessage> unanswered;
+  for (const auto& r : now) append_unanswered(r.assignment.task_id(), unanswered);
+  report.redelivered = deliver_again(*router, unanswered);
   // A plugin loaded while this ran (a watcher's scan) may serve kinds a task above began to wait for.
   std::vector<std::string> kinds;
   {
@@ -154,35 +162,32 @@ RecoveryReport LocalTransport::recover() {
   return report;
 }
 
-size_t LocalTransport::start_recovered(tasks::Router& router, const std::vector<Restart>& restarts) {
+void LocalTransport::assign_recovered(tasks::Router& router, const std::vector<Restart>& restarts) {
   for (const auto& r : restarts) {
     if (r.reattach) store_.record_attempt(r.assignment.task_id(), r.assignment.execute().attempt());
   }
   store_.flush();  // every new attempt is durable before the first start (see the top)
-  size_t redelivered = 0;
-  for (const auto& r : restarts) {
-    router.assign(r.assignment, tasks::Resume{r.reattach, r.checkpoint});
-    for (const auto& m : store_.messages(r.assignment.task_id())) {
-      if (m.answered) continue;
-      const auto receipt = router.deliver(m.message, options_.delivery_timeout);
-      if (!receipt.queued()) store_.record_message_outcome(m.message.message_id(), receipt);
-      ++redelivered;
-    }
+  for (const auto& r : restarts) router.assign(r.assignment, tasks::Resume{r.reattach, r.checkpoint});
+}
+
+void LocalTransport::append_unanswered(const std::string& task_id, std::vector<v1::SteeringMessage>& out) {
+  for (auto& m : store_.messages(task_id)) {
+    if (!m.answered) out.push_back(std::move(m.message));
   }
-  return redelivered;
+}
+
+size_t LocalTransport::deliver_again(tasks::Router& router, const std::vector<v1::SteeringMessage>& messages) {
+  for (const auto& m : messages) {
+    const auto receipt = router.deliver(m, options_.delivery_timeout);
+    if (!receipt.queued()) store_.record_message_outcome(m.message_id(), receipt);
+  }
+  return messages.size();
 }
 
 void LocalTransport::wait_for_kind(Restart r, const StoredTask& t) {
-  v1::TaskEvent e;
-  e.set_task_id(t.task_id);
-  e.set_attempt(t.attempt);  // the attempt that ran last: the next one is counted when it starts
-  e.set_unix_ms(unix_ms_now());
-  e.set_kind(t.kind);
-  e.set_worker_id(t.worker_id);
-  e.mutable_state()->set_state(v1::PENDING);
-  e.mutable_state()->set_detail("waiting for a plugin that serves kind '" + t.kind +
-                                "': none was loaded when the host restarted");
-  on_event(e);
+  // Under the attempt that ran last: the next one is counted when it starts.
+  emit_state_locally(t, v1::PENDING,
+                     "waiting for a plugin that serves kind '" + t.kind + "': none was loaded when the host restarted");
   std::lock_guard lock(mu_);
   entry_locked(t.task_id).waiting = Waiting::for_kind;
   waiting_[t.kind].push_back(std::move(r));
@@ -203,11 +208,7 @@ void LocalTransport::kind_served(const std::string& kind) {
     for (const auto& r : restarts) entry_locked(r.assignment.task_id()).waiting = Waiting::starting;
   }
   log::info("recovery: kind '{}' is served now: starting the {} task(s) that waited for it", kind, restarts.size());
-  for (const auto& r : restarts) {
-    if (r.reattach) store_.record_attempt(r.assignment.task_id(), r.assignment.execute().attempt());
-  }
-  store_.flush();
-  for (const auto& r : restarts) router->assign(r.assignment, tasks::Resume{r.reattach, r.checkpoint});
+  assign_recovered(*router, restarts);
   // Steering sent while they waited was recorded (under the lock, send()) and answered "queued": it is
   // read here, under the same lock as the task stops waiting, so each message is delivered exactly once —
   // by this, or by send() itself once the task no longer waits.
@@ -220,15 +221,10 @@ void LocalTransport::kind_served(const std::string& kind) {
       e.waiting = Waiting::no;
       if (e.cancel_while_starting) canceled.push_back(r.assignment.task_id());
       e.cancel_while_starting = false;
-      for (auto& m : store_.messages(r.assignment.task_id())) {
-        if (!m.answered) held.push_back(std::move(m.message));
-      }
+      append_unanswered(r.assignment.task_id(), held);
     }
   }
-  for (const auto& m : held) {
-    const auto receipt = router->deliver(m, options_.delivery_timeout);
-    if (!receipt.queued()) store_.record_message_outcome(m.message_id(), receipt);
-  }
+  deliver_again(*router, held);
   for (const auto& id : canceled) {
     v1::CancelRequest c;
     c.set_task_id(id);

@@ -223,7 +223,7 @@ void NatsTransport::Impl::claim_recorded(std::vector<Fresh> batch) {
   }
   std::vector<v1::TaskAssignment> assignments;
   std::vector<const Delivery*> deliveries;
-  std::vector<std::string> conflicts;  // claimed by someone else meanwhile: resolved once started
+  std::vector<std::string> conflicts;  // lost, and the record could not be read: resolved once started
   std::vector<std::string> acks;
   for (size_t i = 0; i < batch.size(); ++i) {
     const std::string& id = batch[i].assignment.task_id();
@@ -232,39 +232,26 @@ void NatsTransport::Impl::claim_recorded(std::vector<Fresh> batch) {
       std::lock_guard lock(claims->mu);
       r = claims->results[i];
     }
-    if (r && !r->stored && r->js_code == kJsWrongLastSequence) {
-      // The record changed since the client queued it. A cancel while queued: let it go unstarted.
-      uint64_t revision = 0;
-      std::optional<RecordStore::Task> held;
+    // Lost: the record changed since the client queued it. Read it now and decide before the start, as
+    // resolve_conflict decides after one.
+    const bool lost = r && !r->stored && r->js_code == kJsWrongLastSequence;
+    bool read = false;
+    uint64_t revision = 0;
+    std::optional<RecordStore::Task> held;
+    if (lost) {
       try {
         held = store->task(id, &revision);
+        read = true;
       } catch (const std::exception& e) {
         log::warn("nats: record of task {}: {}", id, e.what());
       }
-      if (held && held->record.owner.empty() && held->record.state == v1::CANCELED) {
+      if (read && canceled_while_queued(held)) {
         let_go_unstarted(id, revision);
         continue;
       }
-      if (held && !held->record.owner.empty() && held->record.owner != options.worker_id) {
-        // Another host claimed it first (JetStream handed it on while this claim waited, or an id queued
-        // twice): not started here. This copy is acked, or in on_completion mode comes back later.
-        std::string reply;
-        {
-          std::lock_guard lock(mu);
-          if (auto it = inflight.find(id); it != inflight.end()) {
-            reply = it->second.reply;
-            inflight.erase(it);
-          }
-        }
-        log::info("nats: task {} is held by {}; not starting this copy", id, held->record.owner);
-        if (options.ack_mode == AckMode::on_receipt) {
-          ack(reply);
-        } else {
-          nak_later(reply);
-        }
-        continue;
-      }
     }
+    std::string holder;
+    std::string reply;
     {
       std::lock_guard lock(mu);
       auto it = inflight.find(id);
@@ -274,24 +261,34 @@ void NatsTransport::Impl::claim_recorded(std::vector<Fresh> batch) {
       if (r && r->stored) {
         f.record_rev = r->seq;
         f.record_written = true;
-        if (options.ack_mode == AckMode::on_receipt && !f.acked && !f.reply.empty()) {
-          f.acked = true;  // held durably: on_receipt acks now
-          acks.push_back(f.reply);
+        if (f.receipt_ack_due(options.ack_mode)) acks.push_back(f.reply);  // held durably
+      } else if (lost && read) {
+        if (takes_over_locked(held, f)) {
+          take_over_locked(f, revision);  // claimed again at the record's revision, still before the start
+        } else {
+          // A live host claimed it first (JetStream handed it on while this claim waited, or an id queued
+          // twice): not started here.
+          holder = held->record.owner;
+          reply = f.reply;
+          inflight.erase(it);
         }
-      } else if (r && r->js_code == kJsWrongLastSequence) {
-        f.record_busy = true;  // resolve_conflict decides, after the start
+      } else if (lost) {
+        f.record_busy = true;
         conflicts.push_back(id);
       } else if (r && r->permanent) {
-        if (options.ack_mode == AckMode::on_receipt && !f.acked && !f.reply.empty()) {
-          f.acked = true;  // as record_written does: redelivered, it would run on another host too
-          acks.push_back(f.reply);
-        }
+        // As record_written: redelivered, it would run on another host too.
+        if (f.receipt_ack_due(options.ack_mode)) acks.push_back(f.reply);
         log::error("nats: record of task {} cannot be written, the task runs without one (another host cannot "
                    "resume it should this one die): {}", id, r->error);
         f.record_unwritable = true;
       } else {
         f.record_dirty = true;  // no answer, or a transient error: the next tick writes it
       }
+    }
+    if (!holder.empty()) {
+      log::info("nats: task {} is held by {}; not starting this copy", id, holder);
+      let_go_copy(reply);
+      continue;
     }
     assignments.push_back(batch[i].assignment);
     deliveries.push_back(&batch[i].delivery);
@@ -380,11 +377,7 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
         liveness->alive(held->record.owner) && held->record.attempt >= base) {
       // A live host holds it; this is a stale copy. (Not poisoned however often it came: in on_completion
       // mode each nak_later is a delivery, and a holder still looking alive is no sign of a bad task.)
-      if (options.ack_mode == AckMode::on_receipt) {
-        ack(d.reply);
-      } else {
-        nak_later(d.reply);
-      }
+      let_go_copy(d.reply);
       return;
     }
     // Poisoned: started max_deliver times already. A record with an owner counts the starts (each claim
@@ -426,11 +419,7 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     // Take ownership before starting: the compare-and-set fences whoever held it before.
     const uint64_t rev = store->write_task(record_of(f), revision);
     if (rev == 0) {
-      if (options.ack_mode == AckMode::on_receipt) {
-        ack(d.reply);
-      } else {
-        nak_later(d.reply);
-      }
+      let_go_copy(d.reply);
       return;
     }
     f.record_rev = rev;

@@ -62,10 +62,7 @@ void NatsTransport::Impl::record_written(const std::string& task_id, const Publi
     f.record_busy = false;
     // on_receipt acks a delivery once the host holds it durably (or never can: see `permanent`).
     const auto ack_on_receipt = [&] {
-      if (options.ack_mode == AckMode::on_receipt && !f.acked && !f.reply.empty()) {
-        f.acked = true;
-        reply = f.reply;
-      }
+      if (f.receipt_ack_due(options.ack_mode)) reply = f.reply;
     };
     if (r.stored) {
       f.record_rev = r.seq;
@@ -124,7 +121,7 @@ void NatsTransport::Impl::resolve_conflict(const std::string& task_id) {
     }
     return;
   }
-  if (held && held->record.owner.empty() && held->record.state == v1::CANCELED) {
+  if (canceled_while_queued(held)) {
     drop_canceled_while_queued(task_id, revision);
     return;
   }
@@ -134,22 +131,41 @@ void NatsTransport::Impl::resolve_conflict(const std::string& task_id) {
     auto it = inflight.find(task_id);
     if (it == inflight.end()) return;
     Inflight& f = it->second;
-    f.record_busy = false;
-    const bool take_over = !held || held->record.owner.empty() || held->record.owner == options.worker_id ||
-                           !liveness->alive(held->record.owner) || held->record.attempt < f.attempt;
-    if (take_over) {
-      // A client's queued record, a tombstone, our own earlier write, or a dead or older holder.
-      f.record_rev = revision;
-      if (f.record_delete) {
-        delete_record_locked(f);
-      } else if (!f.completion_sent) {
-        write_record_locked(f);
-      }
+    if (takes_over_locked(held, f)) {
+      take_over_locked(f, revision);
       return;
     }
+    f.record_busy = false;
     owner = held->record.owner;
   }
   fence(task_id, owner);
+}
+
+bool NatsTransport::Impl::canceled_while_queued(const std::optional<RecordStore::Task>& held) {
+  return held && held->record.owner.empty() && held->record.state == v1::CANCELED;
+}
+
+bool NatsTransport::Impl::takes_over_locked(const std::optional<RecordStore::Task>& held, const Inflight& f) const {
+  return !held || held->record.owner.empty() || held->record.owner == options.worker_id ||
+         !liveness->alive(held->record.owner) || held->record.attempt < f.attempt;
+}
+
+void NatsTransport::Impl::take_over_locked(Inflight& f, uint64_t revision) {
+  f.record_busy = false;
+  f.record_rev = revision;
+  if (f.record_delete) {
+    delete_record_locked(f);
+  } else if (!f.completion_sent) {
+    write_record_locked(f);
+  }
+}
+
+void NatsTransport::Impl::let_go_copy(const std::string& reply) {
+  if (options.ack_mode == AckMode::on_receipt) {
+    ack(reply);
+  } else {
+    nak_later(reply);
+  }
 }
 
 void NatsTransport::Impl::fence(const std::string& task_id, const std::string& owner) {

@@ -77,6 +77,14 @@ struct Inflight {
     checkpoint_control = mark;
   }
 
+  // on_receipt acks a delivery once the host holds it durably (or never can): true once, when that ack is
+  // due now (the caller sends it to `reply`).
+  bool receipt_ack_due(AckMode mode) {
+    if (mode != AckMode::on_receipt || acked || reply.empty()) return false;
+    acked = true;
+    return true;
+  }
+
   bool completion_sent = false;
   bool finishing = false;      // counted in `finishing`: ended, its delivery still held until stored
   bool completion_stored = false;
@@ -155,6 +163,17 @@ class NatsTransport::Impl {
   void record_written(const std::string& task_id, const PublishResult& result);
   void record_deleted(const std::string& task_id);
   void resolve_conflict(const std::string& task_id);
+  // What a lost compare-and-set on a task's record means, from the record read after it (`held`, none
+  // if it is gone). canceled_while_queued: the client canceled it before any host held it. Otherwise
+  // takes_over_locked: this host may hold it (a client's queued record, a tombstone, our own earlier
+  // write, a dead or earlier holder), and take_over_locked writes the record again at `revision`; else a
+  // live host holds it.
+  static bool canceled_while_queued(const std::optional<RecordStore::Task>& held);
+  bool takes_over_locked(const std::optional<RecordStore::Task>& held, const Inflight& f) const;
+  void take_over_locked(Inflight& f, uint64_t revision);
+  // A delivery this host does not run, held by another: acked in on_receipt mode (the holder owns it),
+  // handed back for later in on_completion mode (it comes back should the holder die).
+  void let_go_copy(const std::string& reply);
   void fence(const std::string& task_id, const std::string& owner);
   // A client canceled the task while it was queued (its record says so): this attempt must not run.
   void drop_canceled_while_queued(const std::string& task_id, uint64_t revision);
