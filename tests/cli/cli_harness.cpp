@@ -207,7 +207,8 @@ Result Background::finish(std::chrono::milliseconds timeout) {
   return collect(pid, out_fd_, err_fd_, timeout);
 }
 
-Host::Host(fs::path plugins_dir, fs::path state_dir, std::vector<std::string> extra, std::string api)
+Host::Host(fs::path plugins_dir, fs::path state_dir, std::vector<std::string> extra, std::string api,
+           std::vector<std::string> env)
     : plugins_dir_(std::move(plugins_dir)), state_dir_(std::move(state_dir)) {
   log_ = state_dir_.parent_path() / (state_dir_.filename().string() + ".log");
   fs::create_directories(state_dir_);
@@ -217,7 +218,7 @@ Host::Host(fs::path plugins_dir, fs::path state_dir, std::vector<std::string> ex
   std::vector<std::string> args = {"serve", "--plugins", plugins_dir_.string(), "--state", state_dir_.string(),
                                    "--api", api};
   args.insert(args.end(), extra.begin(), extra.end());
-  Exec x(args, {});
+  Exec x(args, env);
   pid_ = ::fork();
   REQUIRE(pid_ >= 0);
   if (pid_ == 0) {

@@ -79,9 +79,9 @@ class Background {
 class Host {
  public:
   // Starts `taskhost serve --plugins PLUGINS --state STATE --api API EXTRA...` and waits until it wrote
-  // its address (10 s), failing the test otherwise.
+  // its address (10 s), failing the test otherwise. `env` entries (KEY=VALUE) are added to its environment.
   Host(fs::path plugins_dir, fs::path state_dir, std::vector<std::string> extra = {},
-       std::string api = "127.0.0.1:0");
+       std::string api = "127.0.0.1:0", std::vector<std::string> env = {});
   ~Host();  // SIGKILL if still running
   Host(const Host&) = delete;
   Host& operator=(const Host&) = delete;

@@ -212,6 +212,60 @@ TEST_CASE("a task whose plugin file is missing at the restart waits for it, and 
   CHECK(str(all_tasks(host)["count-cancel"], "state") == "CANCELED");  // not started by the files' return
 }
 
+TEST_CASE("steering held for a task waiting at a restart reaches it before a message sent while it starts") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("cpp-interactive.so")});
+  const fs::path aside = dir.path() / "aside";
+  fs::create_directories(aside);
+  const fs::path state = dir.path() / "state";
+  {
+    Host host(plugins, state);
+    submit(host, {"interactive.count", "--input", R"({"steps":40,"delay_ms":100})", "--id", "ordered"});
+    wait_for_status(host, "ordered", [](const json::object& o) {
+      return o.contains("progress") && obj(o, "progress").contains("current") &&
+             obj(o, "progress").at("current").to_number<double>() >= 2;
+    });
+    host.signal(SIGKILL);
+    REQUIRE(host.wait_exit(5s).has_value());
+  }
+  fs::rename(plugins / "cpp-interactive.so", aside / "cpp-interactive.so");
+  // The failpoint holds the delivery of what was held back for 2 s, with the task already assigned: the
+  // window in which a message sent "now" once went straight to the task, ahead of the held ones.
+  Host host(plugins, state, {}, "127.0.0.1:0", {"TASKHOST_FAILPOINTS=local.recovery.slow_release"});
+  INFO(host.log());
+  for (const char* text : {"held-one", "held-two"}) {
+    const Result held = host.cli({"send", "ordered", text});
+    INFO(held);
+    CHECK(held.code == 0);
+    CHECK(held.out.find("held for the task's start") != std::string::npos);
+  }
+  fs::rename(aside / "cpp-interactive.so", plugins / "cpp-interactive.so");
+  const auto fired = [&] { return host.log().find("failpoint local.recovery.slow_release fired") != std::string::npos; };
+  for (const auto until = std::chrono::steady_clock::now() + 20s; !fired() && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(fired());
+  const Result late = host.cli({"send", "ordered", "sent-while-starting"});
+  INFO(late);
+  CHECK(late.code == 0);
+  const auto done = wait_for_status(host, "ordered", [](const json::object& o) { return terminal(str(o, "state")); }, 60s);
+  REQUIRE(str(done, "state") == "SUCCEEDED");
+  CHECK(attempt_of(done) == 2);
+  // The plugin answers each message with "echo: TEXT", in the order it got them.
+  const Result history = host.cli({"watch", "ordered"});
+  INFO(history);
+  const size_t one = history.out.find("echo: held-one");
+  const size_t two = history.out.find("echo: held-two");
+  const size_t three = history.out.find("echo: sent-while-starting");
+  REQUIRE(one != std::string::npos);
+  REQUIRE(two != std::string::npos);
+  REQUIRE(three != std::string::npos);
+  CHECK(one < two);
+  CHECK(two < three);
+  CHECK(history.out.find("echo: held-one", one + 1) == std::string::npos);  // each delivered once
+  CHECK(history.out.find("echo: sent-while-starting", three + 1) == std::string::npos);
+}
+
 TEST_CASE("a task whose plugin call crashes the host is named, and failed after max_plugin_crashes instead of a crash loop") {
   // test.hold with "abort-start" aborts in every start, re-attach included: in-process, it ends the host.
   // The innocent counter runs beside it through every crash, and must not be blamed.

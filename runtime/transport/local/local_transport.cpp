@@ -180,14 +180,16 @@ v1::DeliveryReceipt LocalTransport::send(v1::SteeringMessage m) {
                         "message '" + m.message_id() + "' was already sent");
   };
   {
-    // A recovered task waiting for its kind: the message is recorded and held for its start, under the
-    // lock kind_served() takes to read what was held, so it is delivered once, by one of the two.
+    // A recovered task waiting for its kind (or starting): the message is recorded and held for its
+    // start, under the lock release_held() reads what was held with, so it is delivered once, in order.
     std::lock_guard lock(mu_);
     if (auto it = tasks_.find(m.task_id()); it != tasks_.end() && it->second.waiting != Waiting::no) {
       if (!store_.insert_message(m)) return duplicate();
-      v1::DeliveryReceipt r = make_receipt(m.task_id(), m.message_id(), v1::DeliveryReceipt::ACCEPTED,
-                                           "held for the task's start: no plugin serves kind '" +
-                                               it->second.status.kind() + "' yet");
+      v1::DeliveryReceipt r = make_receipt(
+          m.task_id(), m.message_id(), v1::DeliveryReceipt::ACCEPTED,
+          it->second.waiting == Waiting::starting
+              ? "held for the task's start: it is starting, behind the messages held before it"
+              : "held for the task's start: no plugin serves kind '" + it->second.status.kind() + "' yet");
       r.set_queued(true);
       return r;
     }

@@ -189,6 +189,9 @@ class LocalTransport final : public TaskOutbox {
   size_t deliver_again(tasks::Router& router, const std::vector<v1::SteeringMessage>& messages);
   // Keeps a recovered task whose kind no plugin serves until one does; says so in its status.
   void wait_for_kind(Restart r, const StoredTask& t);
+  // After kind_served assigned the tasks that waited: delivers the steering held for them, in the
+  // order it was sent, then ends their wait (and sends a cancel that came meanwhile).
+  void release_held(tasks::Router& router, const std::vector<Restart>& started);
 
   const LocalOptions options_;
   Store store_;

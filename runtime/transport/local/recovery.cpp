@@ -17,6 +17,7 @@
 // The new attempts are committed before the first task starts: a start that crashes the host again must
 // not hand the next run the same attempt number again.
 #include "common/crash_report.hpp"
+#include "common/failpoint.hpp"
 #include "common/log.hpp"
 #include "common/unix_time.hpp"
 #include "tasks/router.hpp"
@@ -26,6 +27,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
+#include <thread>
 
 namespace taskhost::transport::local {
 
@@ -209,26 +212,43 @@ void LocalTransport::kind_served(const std::string& kind) {
   }
   log::info("recovery: kind '{}' is served now: starting the {} task(s) that waited for it", kind, restarts.size());
   assign_recovered(*router, restarts);
-  // Steering sent while they waited was recorded (under the lock, send()) and answered "queued": it is
-  // read here, under the same lock as the task stops waiting, so each message is delivered exactly once —
-  // by this, or by send() itself once the task no longer waits.
-  std::vector<v1::SteeringMessage> held;
-  std::vector<std::string> canceled;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& r : restarts) {
-      Entry& e = entry_locked(r.assignment.task_id());
-      e.waiting = Waiting::no;
-      if (e.cancel_while_starting) canceled.push_back(r.assignment.task_id());
-      e.cancel_while_starting = false;
-      append_unanswered(r.assignment.task_id(), held);
+  release_held(*router, restarts);
+}
+
+void LocalTransport::release_held(tasks::Router& router, const std::vector<Restart>& started) {
+  // Steering sent while they waited was recorded and answered "queued" (send(), under mu_). It is
+  // delivered here, oldest first, while the tasks still count as starting: send() keeps holding what
+  // comes meanwhile, and the next round delivers it. Only a round that finds nothing new, under the lock
+  // send() takes, ends the wait, so no message overtakes one sent before it, and each is delivered once.
+  std::set<std::string> delivered;  // message ids: a queued delivery has no outcome in the store yet
+  for (bool first = true;; first = false) {
+    std::vector<v1::SteeringMessage> held;
+    std::vector<std::string> canceled;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& r : started) append_unanswered(r.assignment.task_id(), held);
+      std::erase_if(held, [&](const v1::SteeringMessage& m) { return delivered.count(m.message_id()) > 0; });
+      if (held.empty()) {
+        for (const auto& r : started) {
+          Entry& e = entry_locked(r.assignment.task_id());
+          e.waiting = Waiting::no;
+          if (e.cancel_while_starting) canceled.push_back(r.assignment.task_id());
+          e.cancel_while_starting = false;
+        }
+      }
     }
-  }
-  deliver_again(*router, held);
-  for (const auto& id : canceled) {
-    v1::CancelRequest c;
-    c.set_task_id(id);
-    router->cancel(c, options_.delivery_timeout);
+    if (held.empty()) {
+      for (const auto& id : canceled) {
+        v1::CancelRequest c;
+        c.set_task_id(id);
+        router.cancel(c, options_.delivery_timeout);
+      }
+      return;
+    }
+    // A test holds the first round back to send a message into this window (tests/local/restart_test.cpp).
+    if (first && failpoint("local.recovery.slow_release")) std::this_thread::sleep_for(std::chrono::seconds(2));
+    deliver_again(router, held);
+    for (const auto& m : held) delivered.insert(m.message_id());
   }
 }
 
