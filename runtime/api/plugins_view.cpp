@@ -55,6 +55,8 @@ std::string plugins_json(Host& host) {
       d["generation"] = g->id();
       d["version"] = g->version();
       d["active_tasks"] = active_by_generation[g->id()];
+      // An isolated one drains in its own process, until its last task ends: the operator may want it.
+      if (const auto process = g->process()) d["pid"] = process->pid;
       draining.emplace_back(std::move(d));
     }
     o["draining"] = std::move(draining);

@@ -74,8 +74,11 @@ int plugins_command(const Args& args) {
                     str(p, "active_tasks"), runs_in(p), str(p, "last_error")});
     for (const auto& d : p.at("draining").as_array()) {
       const auto& g = d.as_object();
+      const auto* pid = g.if_contains("pid");
+      const bool running = pid != nullptr && pid->is_number() && pid->to_number<int64_t>() > 0;
       draining_lines.push_back("  " + str(p, "file") + ": generation " + str(g, "generation") + " (" + str(g, "version") +
-                               ") draining, " + str(g, "active_tasks") + " active task(s)");
+                               ") draining, " + str(g, "active_tasks") + " active task(s)" +
+                               (running ? ", in pid " + str(g, "pid") : ""));
     }
   }
   print_table(std::cout, rows);

@@ -86,6 +86,36 @@ TEST_CASE("serve with [plugins] isolation = \"process\" runs the samples in plug
   CHECK(str(canceled, "state") == "CANCELED");
 }
 
+TEST_CASE("a replaced isolated plugin drains in its own process, which `plugins` names until it ends") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("cpp-interactive.so")});
+  const fs::path config = write_config(dir.path(), "[plugins]\nisolation = \"process\"\n");
+  Host host(plugins, dir.path() / "state", {"--config", config.string(), "--no-watch"});
+  const int64_t first = pid_of(plugin_entry(host, "cpp-interactive.so"));
+  REQUIRE(first > 0);
+  const std::string id = submit(host, {"interactive.count", "--input", R"({"steps":1000,"delay_ms":50})"});
+  wait_for_status(host, id, [](const json::object& o) { return str(o, "state") == "RUNNING"; });
+
+  // A new build (bytes appended: a new content hash) renamed into place, and a reload.
+  fs::copy_file(built_plugin("cpp-interactive.so"), plugins / ".next.tmp");
+  std::ofstream(plugins / ".next.tmp", std::ios::app | std::ios::binary) << std::string(64, '\0') << "build 2";
+  fs::rename(plugins / ".next.tmp", plugins / "cpp-interactive.so");
+  REQUIRE(host.cli({"reload"}).code == 0);
+  const json::object p = plugin_entry(host, "cpp-interactive.so");
+  CHECK(pid_of(p) > 0);
+  CHECK(pid_of(p) != first);  // the new generation has a process of its own
+  const auto& draining = p.at("draining").as_array();
+  REQUIRE(draining.size() == 1);
+  CHECK(pid_of(draining[0].as_object()) == first);  // the old one runs the task on, where it started
+  const Result table = host.cli({"plugins"});
+  INFO(table);
+  CHECK(table.out.find("draining, 1 active task(s), in pid " + std::to_string(first)) != std::string::npos);
+
+  CHECK(host.cli({"cancel", id}).code == 0);
+  CHECK(eventually([&] { return plugin_entry(host, "cpp-interactive.so").at("draining").as_array().empty(); }, 30s));
+  CHECK(eventually([&] { return process_gone(first); }, 30s));
+}
+
 TEST_CASE("a plugin that aborts fails its task; the host and an in-process plugin go on; the plugin comes back") {
   TempDir dir;
   const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so"), fixture_plugin("scripted-v1.so")});
