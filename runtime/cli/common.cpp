@@ -37,13 +37,17 @@ void CommandLine::client_options(bool reads) {
                          "the host's local API: HOST:PORT or unix:PATH (default: $TASKHOST_API, else the --config "
                          "file's [api] address, else 127.0.0.1:7411)");
 #ifdef TASKHOST_WITH_NATS
+  options_.add_options()("config", po::value<std::string>()->value_name("FILE"),
+                         "the host's taskhost.toml: its [api] address, or with --nats its [nats] table "
+                         "(credentials, TLS, stream_prefix, ...)");
   options_.add_options()("nats", po::value<std::string>()->value_name("URL"),
                          "talk to a NATS JetStream deployment instead of a local host")(
-      "config", po::value<std::string>()->value_name("FILE"),
-      "the host's taskhost.toml: its [api] address, or with --nats its [nats] table (credentials, TLS, "
-      "stream_prefix, ...)")(
       "nats-prefix", po::value<std::string>()->value_name("PREFIX"),
       "with --nats: the deployment's stream_prefix (overrides --config)");
+#else
+  // A host built without NATS still has a config file with an [api] address.
+  options_.add_options()("config", po::value<std::string>()->value_name("FILE"),
+                         "the host's taskhost.toml: its [api] address");
 #endif
   if (reads) json_option();
 }
