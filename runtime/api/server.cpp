@@ -1,6 +1,7 @@
 #include "api/server.hpp"
 
 #include "api/json.hpp"
+#include "api/request_guard.hpp"
 #include "common/log.hpp"
 #include "transport/local/local_transport.hpp"
 
@@ -120,11 +121,21 @@ class IdleTimer {
 
 struct ApiServer::Impl {
   Impl(ApiContext c, ServerOptions o)
-      : ctx(c), options(std::move(o)), pool(std::max<size_t>(1, options.worker_threads)),
+      : ctx(c), options(std::move(o)), guard(host_names(options)), pool(std::max<size_t>(1, options.worker_threads)),
         waker(std::make_shared<Waker>(ioc.get_executor())) {}
+
+  // The names clients may put in Host: the listen addresses' own, and the configured ones.
+  static std::vector<std::string> host_names(const ServerOptions& o) {
+    std::vector<std::string> names = o.allowed_hosts;
+    for (const auto& e : o.listen) {
+      if (!e.is_unix) names.push_back(e.host);
+    }
+    return names;
+  }
 
   ApiContext ctx;
   ServerOptions options;
+  RequestGuard guard;
   net::io_context ioc{1};
   net::thread_pool pool;  // destroyed (joined) before ioc: its completions post to ioc
   std::shared_ptr<Waker> waker;
@@ -373,6 +384,18 @@ struct ApiServer::Impl {
       }
       if (ec) break;
       const auto& req = parser.get();
+      if constexpr (std::is_same_v<Socket, tcp::socket>) {
+        const auto header = [&](http::field f) -> std::optional<std::string_view> {
+          const auto it = req.find(f);
+          if (it == req.end()) return std::nullopt;
+          return std::string_view(it->value().data(), it->value().size());
+        };
+        if (auto refused = guard.check(header(http::field::origin), header(http::field::host))) {
+          log::warn("api: {}", refused->message);
+          co_await write(socket, req.version(), false, error_response(refused->status, refused->message));
+          break;
+        }
+      }
       const Target target = parse_target(req.target());
       const Route r = route(req.method_string(), target);
       if (r.endpoint == Endpoint::watch) {
@@ -432,6 +455,11 @@ struct ApiServer::Impl {
     real.port = local.port();
     bound.push_back(real.to_string());
     tcp_acceptors.push_back(std::move(acceptor));
+    if (!local.address().is_loopback()) {
+      log::warn("api: {} is reachable from other machines, and the API has no authentication: whoever reaches "
+                "it can run tasks (with exec.run, programs). Prefer a loopback address or [api] unix_socket.",
+                real.to_string());
+    }
   }
 
   void listen_unix(const config::Endpoint& e) {

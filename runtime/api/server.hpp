@@ -35,6 +35,9 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds default_wait{30'000};      // GET .../wait without timeout_ms
   std::chrono::milliseconds max_wait{300'000};
+  // Host header names clients use besides IP literals, "localhost" and the listen addresses' names
+  // (request_guard.hpp: requests naming any other host are refused).
+  std::vector<std::string> allowed_hosts;
 };
 
 class ApiServer {

@@ -116,6 +116,7 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   api::ServerOptions so;
   so.listen = listen;
   so.idle_timeout = c.api_idle_timeout;
+  so.allowed_hosts = c.api_allowed_hosts;
   api::ApiServer server(api::ApiContext{transport, host}, so);
   server.bind();  // a taken address ends this run before recovery touches any task
 

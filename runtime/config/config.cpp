@@ -133,6 +133,18 @@ void read_api(const Section& parent, const toml::node& node, const std::string& 
   s.on("idle_timeout_ms", [&](const toml::node& n, const std::string& k) {
     c.api_idle_timeout = std::chrono::milliseconds(s.integer(n, k, 0, 3'600'000));
   });
+  s.on("allowed_hosts", [&](const toml::node& n, const std::string& k) {
+    const auto* list = n.as_array();
+    if (!list) s.fail(n, k, "must be an array of host names, like [\"taskhost.internal\"]");
+    c.api_allowed_hosts.clear();
+    for (const auto& item : *list) {
+      const std::string name = s.string(item, k);
+      if (name.empty() || name.find_first_of(" :/[]") != std::string::npos) {
+        s.fail(item, k, fmt::format("'{}' is not a host name (give the name alone, without a port)", name));
+      }
+      c.api_allowed_hosts.push_back(name);
+    }
+  });
   s.run();
 }
 

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace taskhost::config {
 
@@ -87,6 +88,9 @@ struct Config {
   std::string api_address = "127.0.0.1:7411";  // HOST:PORT, or unix:PATH
   std::string api_unix_socket;        // an extra unix socket to listen on; empty = none
   std::chrono::milliseconds api_idle_timeout{60'000};  // idle keep-alive connections closed; 0 = never
+  // Names clients put in the Host header besides IP literals, "localhost" and api_address's own host
+  // (api/request_guard.hpp refuses the rest: DNS rebinding).
+  std::vector<std::string> api_allowed_hosts;
 
   log::Format log_format = log::Format::text;
   log::Level log_level = log::Level::info;

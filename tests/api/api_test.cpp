@@ -345,7 +345,7 @@ TEST_CASE("idle keep-alive connections are closed after idle_timeout; a streamin
   server.start();
   const std::string address = server.addresses().front();
   using clock = std::chrono::steady_clock;
-  const std::string health = "GET /v1/health HTTP/1.1\r\nHost: t\r\n\r\n";
+  const std::string health = "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
   SUBCASE("a connection in use stays open; once idle it is closed") {
     RawConnection c(address);
@@ -373,7 +373,7 @@ TEST_CASE("idle keep-alive connections are closed after idle_timeout; a streamin
   SUBCASE("a watch streams past the idle timeout until its own end") {
     RawConnection c(address);
     const auto start = clock::now();
-    c.send("GET /v1/watch?timeout_ms=2500 HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.send("GET /v1/watch?timeout_ms=2500 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     const std::string r = c.read_until([](const std::string& t) { return t.find("\r\n0\r\n\r\n") != std::string::npos; }, 5s);
     INFO(r);
     CHECK(r.find("HTTP/1.1 200") == 0);
@@ -414,4 +414,52 @@ TEST_CASE("a request that is not HTTP gets a 400 saying why; a body over the lim
     // The host serves on.
     CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"after"})", "--wait"}).code == 0);
   }
+}
+
+TEST_CASE("requests a web page could make are refused: any Origin header, or a Host that names no address of this API") {
+  // The API has no credentials and exec.run runs programs: a page's cross-site POST (no preflight for
+  // text/plain) or a DNS-rebinding page's requests must not reach a handler.
+  clitest::TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  const fs::path cfg = dir.path() / "taskhost.toml";
+  std::ofstream(cfg) << "[api]\nallowed_hosts = [\"taskhost.internal\"]\n";
+  clitest::Host host(plugins, dir.path() / "state", {"--config", cfg.string()});
+  const std::string port = host.api().substr(host.api().rfind(':') + 1);
+  auto request = [&](const std::string& text) {
+    RawConnection c(host.api());
+    c.send(text);
+    return c.read_until(whole_response, 5s);
+  };
+  const std::string body = R"({"kind":"hello.greet","input":{"name":"page"}})";
+  const std::string from_page = request("POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1:" + port +
+                                        "\r\nOrigin: http://evil.example\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+                                        "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  INFO(from_page);
+  CHECK(from_page.find("HTTP/1.1 403") == 0);
+  CHECK(from_page.find("Origin: http://evil.example") != std::string::npos);
+  const std::string rebound = request("GET /v1/tasks HTTP/1.1\r\nHost: evil.example:" + port + "\r\n\r\n");
+  INFO(rebound);
+  CHECK(rebound.find("HTTP/1.1 403") == 0);
+  CHECK(rebound.find("DNS rebinding") != std::string::npos);
+  // Nothing was submitted.
+  const clitest::Result listed = host.cli({"status", "--json"});
+  CHECK(listed.code == 0);
+  CHECK(listed.out.find("hello.greet") == std::string::npos);
+
+  // What clients really send is served: IP literals, localhost, the configured name (any case).
+  const std::vector<std::string> served = {"127.0.0.1:" + port, "localhost:" + port, "localhost", "[::1]:" + port,
+                                           "TaskHost.Internal:" + port};
+  for (const std::string& name : served) {
+    INFO(name);
+    CHECK(request("GET /v1/health HTTP/1.1\r\nHost: " + name + "\r\n\r\n").find("HTTP/1.1 200") == 0);
+  }
+  CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"cli"})", "--wait"}).out == "Hello, cli!\n");
+  CHECK(host.log().find("refused a request sent by a web page") != std::string::npos);
+}
+
+TEST_CASE("an API address other machines can reach is served with a warning that it has no authentication") {
+  clitest::TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  clitest::Host host(plugins, dir.path() / "state", {}, "0.0.0.0:0");
+  CHECK(host.log().find("is reachable from other machines, and the API has no authentication") != std::string::npos);
 }

@@ -68,6 +68,7 @@ transport = "nats"
 address = "unix:/tmp/th.sock"
 unix_socket = "/tmp/extra.sock"
 idle_timeout_ms = 0
+allowed_hosts = ["taskhost.internal", "h2"]
 [plugins]
 watch = false
 settle_ms = 40
@@ -111,6 +112,7 @@ host_dead_after_secs = 4
   CHECK(c.api_address == "unix:/tmp/th.sock");
   CHECK(c.api_unix_socket == "/tmp/extra.sock");
   CHECK(c.api_idle_timeout.count() == 0);
+  CHECK(c.api_allowed_hosts == std::vector<std::string>{"taskhost.internal", "h2"});
   CHECK_FALSE(c.watch_plugins);
   CHECK(c.watch_settle.count() == 40);
   CHECK(c.watch_rescan_interval.count() == 500);
@@ -263,6 +265,10 @@ TEST_CASE("bad values are errors naming the key, the line and what was wrong") {
         "t.toml:2: plugins.rescan_interval_ms: must be at least 100, not 5");
   CHECK(error_of("[plugins]\nwatsh = true\n") == "t.toml:2: unknown key 'plugins.watsh'");
   CHECK(error_of("[api]\nidle_timeout_ms = -1\n") == "t.toml:2: api.idle_timeout_ms: must be at least 0, not -1");
+  CHECK(error_of("[api]\nallowed_hosts = \"h\"\n").find("t.toml:2: api.allowed_hosts: must be an array") == 0);
+  CHECK(error_of("[api]\nallowed_hosts = [\"h:80\"]\n") ==
+        "t.toml:2: api.allowed_hosts: 'h:80' is not a host name (give the name alone, without a port)");
+  CHECK(error_of("[api]\nallowed_hosts = [3]\n") == "t.toml:2: api.allowed_hosts: must be a string, not an integer");
   // Values that used to be taken quietly for something else.
   CHECK(error_of("worker_id = \"\"\n") == "t.toml:1: worker_id: is empty; leave it out to use the host name");
   CHECK(error_of("[limits.kinds]\n\"\" = 3\n").find("t.toml:2: limits.kinds.\"\": a kind name is empty") == 0);
