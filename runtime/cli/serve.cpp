@@ -38,6 +38,18 @@ sigset_t block_host_signals() {
   return set;
 }
 
+// A write into a pipe nobody reads any more (the log piped to a collector that restarted, `| head`) must
+// fail with EPIPE, not end the host with SIGPIPE, silently, tasks and all. A handler that does nothing,
+// rather than SIG_IGN: an ignored signal stays ignored across exec, and a program a plugin starts
+// (exec.run) must get the default SIGPIPE it expects; a handler is reset to the default by exec.
+void no_sigpipe_death() {
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {};
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGPIPE, &sa, nullptr);
+}
+
 config::Config load(const CommandLine& cl) {
   config::Config c = cl.has("config") ? config::load_config(cl.get<std::string>("config")) : config::Config{};
   if (cl.has("plugins")) c.plugins_dir = cl.get<std::string>("plugins");
@@ -190,6 +202,7 @@ int serve_command(const Args& args) {
   }
   log::set_format(c.log_format);
   log::set_level(c.log_level);
+  no_sigpipe_death();
   const sigset_t signals = block_host_signals();
   if (c.transport == "nats") return serve_nats(c, signals);
   return serve_local(c, signals);

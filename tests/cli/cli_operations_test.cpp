@@ -328,3 +328,42 @@ TEST_CASE("a host whose plugins directory serves nothing says so once at start")
         std::string::npos);
   CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"x"})"}).code != 0);  // refused, as it said
 }
+
+TEST_CASE("a host whose log reader goes away keeps serving (SIGPIPE is not its end)") {
+  // `taskhost serve ... | logger`, a log collector restarting, `| head`: writing the log into a pipe no
+  // one reads any more used to kill the host with SIGPIPE, silently, tasks and all.
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  const fs::path state = dir.path() / "state";
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  const std::string bin = taskhost_bin().string();
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    ::close(out[0]);
+    ::execl(bin.c_str(), bin.c_str(), "serve", "--plugins", plugins.c_str(), "--state", state.c_str(), "--api",
+            "127.0.0.1:0", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string addr;
+  CHECK(taskhost::testing::eventually([&] {
+    std::ifstream in(state / "api.addr");
+    return in && std::getline(in, addr) && !addr.empty();
+  }, 10s));
+  ::close(out[0]);  // the reader goes away
+  const Result reloaded = run({"reload", "--api", addr});  // the host logs the rescan: a write into the pipe
+  INFO(reloaded);
+  CHECK(reloaded.code == 0);
+  const Result greeted = run({"submit", "hello.greet", "--input", R"({"name":"still here"})", "--wait", "--api", addr});
+  INFO(greeted);
+  CHECK(greeted.out == "Hello, still here!\n");
+  int status = 0;
+  CHECK(::waitpid(pid, &status, WNOHANG) == 0);  // still running
+  ::kill(pid, SIGTERM);
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+}
