@@ -147,6 +147,35 @@ TEST_CASE("a plugin that aborts fails its task; the host and an in-process plugi
   CHECK(host.log().find("killed by signal 6") != std::string::npos);
 }
 
+TEST_CASE("an isolated plugin's call that lets an exception out fails its task as in-process; its process goes on") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {fixture_plugin("scripted-v1.so")});
+  const fs::path config = write_config(dir.path(), "[plugins]\nisolation = \"process\"\n");
+  Host host(plugins, dir.path() / "state", {"--config", config.string()});
+  const int64_t pid = pid_of(plugin_entry(host, "scripted-v1.so"));
+  REQUIRE(pid > 0);
+  const std::string thrower = submit(host, {"test.hold"});
+  const std::string bystander = submit(host, {"test.hold"});
+  for (const auto& id : {thrower, bystander}) {
+    wait_for_status(host, id, [](const json::object& o) { return str(o, "state") == "RUNNING"; });
+  }
+  (void)host.cli({"send", thrower, "throw"});  // the fixture throws out of its on_deliver, against plugin.h
+  const auto failed = wait_for_status(host, thrower, [](const json::object& o) { return str(o, "state") == "FAILED"; });
+  REQUIRE(str(failed, "state") == "FAILED");
+  const auto& error = obj(obj(failed, "completion"), "error");
+  CHECK(str(error, "code") == "WORKER_ERROR");
+  CHECK(str(error, "kind") == "exception");  // what an in-process plugin's throw gives (tests/tasks/router_test.cpp)
+  CHECK(str(error, "message").find("threw an exception (thrown by the fixture)") != std::string::npos);
+  // The process was not aborted: same pid, no restart, and the other task runs on in it.
+  const json::object p = plugin_entry(host, "scripted-v1.so");
+  CHECK(pid_of(p) == pid);
+  CHECK(p.at("process_restarts").to_number<int64_t>() == 0);
+  CHECK(str(parse_json(host.cli({"status", bystander, "--json"}).out).as_object(), "state") == "RUNNING");
+  CHECK(host.cli({"send", bystander, "finish"}).code == 0);
+  const auto finished = wait_for_status(host, bystander, [](const json::object& o) { return str(o, "state") == "SUCCEEDED"; });
+  CHECK(str(finished, "state") == "SUCCEEDED");
+}
+
 TEST_CASE("a host killed with SIGKILL takes its plugin processes with it") {
   TempDir dir;
   const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});

@@ -16,6 +16,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -340,7 +341,7 @@ void serve_call(const Generation& generation, const v1::PluginCall& call) {
   CallResult result;
   if (executor == nullptr) {
     result = {TH_INVALID_ARGUMENT, "the plugin process has no kind '" + info.kind() + "'"};
-  } else {
+  } else try {
     const TaskCall task = task_call(info);
     switch (call.call_case()) {
       case v1::PluginCall::kStart: result = executor->start(task); break;
@@ -356,6 +357,12 @@ void serve_call(const Generation& generation, const v1::PluginCall& call) {
       }
       default: result = {TH_UNSUPPORTED, "a call this plugin process does not know"}; break;
     }
+  } catch (const std::exception& e) {  // out of the plugin's code, against plugin.h: the task's end, not the process's
+    reply.set_threw(true);
+    result = {TH_FAILED, e.what()};
+  } catch (...) {
+    reply.set_threw(true);
+    result = {TH_FAILED, "an exception that is not a std::exception"};
   }
   reply.set_status(result.status);
   reply.set_error(result.error);

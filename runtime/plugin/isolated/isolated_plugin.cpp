@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <stdexcept>
 
 namespace taskhost::plugin::isolated {
 
@@ -639,6 +640,8 @@ std::optional<th_status> IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref
     if (it != live_.end() && it->second.incarnation == incarnation) live_.erase(it);
   }
   if (flag) *flag = pending.reply.flag();
+  // Thrown on here, as the in-process call would have: the router fails the task the same way.
+  if (pending.reply.threw()) throw std::runtime_error(pending.reply.error());
   if (!pending.reply.error().empty()) (void)th_error_set(err, TH_OK, pending.reply.error().c_str());
   return status;
 }
