@@ -161,12 +161,14 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
     log::info("SIGHUP: reloading {}", c.plugins_dir.string());
     log_scan(host.reload(), c.plugins_dir);
   });
-  log::info("{}: draining (up to {} ms for running tasks, then cancel; again to exit at once)",
+  log::info("{}: draining (up to {} ms for running tasks; then those that can re-attach are left for the next "
+            "run and the others canceled; again to exit at once)",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", c.drain_grace.count());
   exit_on_next_stop(signals);
   transport.set_accepting(false);
-  // Tasks still waiting for a slot stay queued in the store: the next run starts them.
-  host.router().drain(c.drain_grace, tasks::Router::NotStarted::keep);
+  // Tasks still waiting for a slot stay queued in the store, and running tasks whose kind can re-attach
+  // stay running there: the next run starts or re-attaches them, as after a crash.
+  host.router().drain(c.drain_grace, tasks::Router::NotStarted::keep, tasks::Router::Running::leave_reattachable);
   server.stop();
   transport.detach();
   std::error_code ec;
@@ -180,8 +182,8 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
 int serve_command(const Args& args) {
   CommandLine cl("serve", "serve [--config FILE] [--plugins DIR] [--api ADDR] [--state DIR] [--transport local|nats]",
                  "Runs the host: loads every plugin in the plugins directory, serves the local API, runs tasks.\n"
-                 "SIGTERM/SIGINT drain (stop accepting, let running tasks finish up to drain_grace_ms, cancel the\n"
-                 "rest) and exit 0. Plugin files added, replaced or removed are picked up by themselves (unless\n"
+                 "SIGTERM/SIGINT drain (stop accepting, let running tasks finish up to drain_grace_ms, leave those\n"
+                 "that can re-attach for the next run, cancel the rest) and exit 0. Plugin files added, replaced or removed are picked up by themselves (unless\n"
                  "--no-watch); SIGHUP rescans the plugins directory. Flags override the config file.");
   cl.options().add_options()
       ("config,c", po::value<std::string>()->value_name("FILE"), "taskhost.toml (see samples/taskhost.toml)")

@@ -715,22 +715,29 @@ size_t Router::cancel_generation(uint64_t generation_id, const std::string& reas
   return ids.size();
 }
 
-void Router::drain(std::chrono::milliseconds grace, NotStarted not_started) {
+void Router::drain(std::chrono::milliseconds grace, NotStarted not_started, Running running) {
   auto none_started = [&] { return impl_->total.started == 0; };
   {
     std::unique_lock lock(impl_->mu);
     impl_->draining = true;  // from here nothing waiting for a slot starts (collect_admissions_locked)
     impl_->idle.wait_for(lock, grace, none_started);
   }
-  // Cancel what still runs, and (unless kept) what never started: a pending task ends at once.
+  // Cancel (or leave) what still runs, and (unless kept) cancel what never started: a pending task ends
+  // at once.
   std::vector<std::string> ids;
+  std::vector<TaskPtr> left;
   {
     std::lock_guard lock(impl_->mu);
     for (const auto& [id, t] : impl_->by_id) {
       std::lock_guard tl(t->mu);
-      if (t->started || not_started == NotStarted::cancel) ids.emplace_back(id);
+      if (t->started && running == Running::leave_reattachable) {
+        left.push_back(t);
+      } else if (t->started || not_started == NotStarted::cancel) {
+        ids.emplace_back(id);
+      }
     }
   }
+  for (const auto& t : left) impl_->post(t, [this](const TaskPtr& task) { impl_->leave_for_next_run_on_strand(task); });
   for (const auto& id : ids) {
     v1::CancelRequest req;
     req.set_task_id(id);

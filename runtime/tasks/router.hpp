@@ -180,7 +180,13 @@ class Router {
   // (`keep`: a durable transport that still holds them queued starts them in its next run; shutdown()
   // drops them from the router without completing them).
   enum class NotStarted { cancel, keep };
-  void drain(std::chrono::milliseconds grace, NotStarted not_started = NotStarted::cancel);
+  // What `grace` did not see end: canceled (`cancel`), or (`leave_reattachable`, for a durable transport
+  // that re-attaches running tasks in its next run) detached from its plugin and dropped from the router
+  // without completing, when its kind can re-attach it, and canceled only otherwise. A clean stop must
+  // not end for good the work a crash would have kept.
+  enum class Running { cancel, leave_reattachable };
+  void drain(std::chrono::milliseconds grace, NotStarted not_started = NotStarted::cancel,
+             Running running = Running::cancel);
 
   // Wait until no task is active or `timeout` passes; true when idle.
   bool wait_idle(std::chrono::milliseconds timeout) const;

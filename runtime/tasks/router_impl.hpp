@@ -103,6 +103,10 @@ class Router::Impl {
   // task's own events, saying when it was `sent`.
   void deliver_provisional(const TaskPtr& t, v1::SteeringMessage message, std::string_view sent);
   void cancel_on_strand(const TaskPtr& t, v1::CancelRequest request, ReceiptCallback done);
+  // A draining host's running task (Router::drain, Running::leave_reattachable): detached and dropped
+  // without a completion when its kind can re-attach it (the durable transport re-attaches it in its
+  // next run), canceled otherwise.
+  void leave_for_next_run_on_strand(const TaskPtr& t);
   void reconcile_on_strand(const TaskPtr& t, ReceiptCallback done);
   void migrate_on_strand(const TaskPtr& t);
   // Releases the attempt `old` runs (with `call`) and starts the next one re-attached on `on` (see

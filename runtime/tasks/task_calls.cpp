@@ -341,6 +341,43 @@ void Router::Impl::migrate_on_strand(const TaskPtr& t) {
   next_attempt_on_strand(t, std::move(old), call, {}, {});
 }
 
+void Router::Impl::leave_for_next_run_on_strand(const TaskPtr& t) {
+  registry::Binding binding;
+  plugin::TaskCall call;
+  {
+    std::lock_guard tl(t->mu);
+    if (t->ended || t->released || !t->binding || t->cancel_requested) return;  // ending anyway
+    binding = t->binding;
+    call = make_call(*t, false, {});
+  }
+  if (binding.executor->can_reattach(call) && binding.executor->detach(call).ok()) {
+    {
+      std::lock_guard tl(t->mu);
+      if (t->ended) return;  // it completed before the detach: the completion stands
+      t->ended = true;       // late sink calls are answered TASK_ENDED, and nothing is published any more
+      // Steering it had not taken yet stays unanswered in the transport, which delivers it again to the
+      // next run's attempt: no "task ended" receipt for it (retire would send one).
+      t->queued.clear();
+      t->held_answers.clear();
+    }
+    log::info("task '{}' ({}): left for the next run, which re-attaches it from its last checkpoint", t->id, t->kind);
+    binding = {};
+    finalize_on_strand(t);  // releases it from the plugin and frees its slot, without a completion
+    return;
+  }
+  // Canceled as Router::cancel does it (the deadline ends it if the plugin does not), here on its strand.
+  {
+    std::lock_guard tl(t->mu);
+    if (t->ended || t->cancel_requested) return;
+    t->cancel_requested = true;
+    schedule_cancel_deadline(t, t->attempt);
+  }
+  v1::CancelRequest request;
+  request.set_task_id(t->id);
+  request.set_reason("host is shutting down, and kind '" + t->kind + "' cannot re-attach it in the next run");
+  cancel_on_strand(t, std::move(request), [](const v1::DeliveryReceipt&) {});
+}
+
 void Router::Impl::next_attempt_on_strand(const TaskPtr& t, registry::Binding old, const plugin::TaskCall& call,
                                           const registry::Binding& on, std::string_view lost) {
   old.executor->release(call);

@@ -161,16 +161,24 @@ TEST_CASE("the API on a unix socket, with JSON log lines") {
   }
 }
 
-TEST_CASE("SIGTERM drains: new submits are refused, running tasks end canceled after the grace, exit 0") {
+TEST_CASE("SIGTERM drains: after the grace, tasks that can re-attach are left for the next run, the rest canceled") {
+  // A clean stop used to cancel every task still running, for good, while a crash or SIGKILL kept them
+  // (QA): a routine restart was the one way to lose long work.
   TempDir dir;
-  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("cpp-interactive.so")});
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("cpp-interactive.so"), fixture_plugin("hold.so")});
   const fs::path cfg = dir.path() / "taskhost.toml";
   std::ofstream(cfg) << "[tasks]\ndrain_grace_ms = 300\ncancel_deadline_ms = 2000\n";
   Host host(plugins, dir.path() / "state", {"--config", cfg.string()});
   REQUIRE(host.cli({"submit", "interactive.count", "--input", R"({"steps":500,"delay_ms":50})", "--id", "long"}).code == 0);
   REQUIRE(host.cli({"submit", "interactive.count", "--input", R"({"steps":2,"delay_ms":10})", "--id", "short"}).code == 0);
-  const auto running = wait_for_status(host, "long", [](const json::object& o) { return has_state(o, "RUNNING"); });
-  REQUIRE(has_state(running, "RUNNING"));
+  REQUIRE(host.cli({"submit", "hold.forever", "--id", "stuck"}).code == 0);  // its kind cannot re-attach
+  for (const char* id : {"long", "stuck"}) {
+    REQUIRE(has_state(wait_for_status(host, id, [](const json::object& o) { return has_state(o, "RUNNING"); }), "RUNNING"));
+  }
+  wait_for_status(host, "long", [](const json::object& o) {
+    return o.contains("progress") && obj(o, "progress").contains("current") &&
+           obj(o, "progress").at("current").to_number<double>() >= 2;  // it has checkpointed
+  });
   wait_for_status(host, "short", [](const json::object& o) { return has_state(o, "SUCCEEDED"); });
 
   Background watcher({"watch", "--json", "--api", host.api()});  // open until the host stops
@@ -183,18 +191,24 @@ TEST_CASE("SIGTERM drains: new submits are refused, running tasks end canceled a
   CHECK(WEXITSTATUS(*status) == 0);
   CHECK_FALSE(fs::exists(dir.path() / "state" / "api.addr"));
   CHECK(host.log().find("SIGTERM: draining") != std::string::npos);
-  // A watch open during the drain saw the long task end canceled, then its stream ended cleanly.
+  CHECK(host.log().find("task 'long' (interactive.count): left for the next run") != std::string::npos);
+  // A watch open during the drain saw the stuck task end canceled, and no end of the long one.
   const Result watched = watcher.finish(10s);
   INFO(watched);
   CHECK(watched.code == 0);
-  CHECK(watched.out.find(R"("completion":{"task_id":"long")") != std::string::npos);
+  CHECK(watched.out.find(R"("completion":{"task_id":"stuck")") != std::string::npos);
+  CHECK(watched.out.find(R"("completion":{"task_id":"long")") == std::string::npos);
 
-  // The drained task ended canceled: a restart has nothing to resume and shows it so.
+  // The next run re-attaches the long task from its checkpoint, as after a crash.
   Host again(plugins, dir.path() / "state");
-  const auto s = wait_for_status(again, "long", [](const json::object& o) { return !str(o, "state").empty(); });
-  CHECK(has_state(s, "CANCELED"));
-  CHECK(str(obj(s, "completion"), "state") == "CANCELED");
+  const auto s = wait_for_status(again, "long", [](const json::object& o) { return has_state(o, "RUNNING"); });
+  CHECK(has_state(s, "RUNNING"));
+  CHECK(s.at("attempt").to_number<int>() == 2);
+  const auto stuck = wait_for_status(again, "stuck", [](const json::object& o) { return !str(o, "state").empty(); });
+  CHECK(has_state(stuck, "CANCELED"));
+  CHECK(str(obj(stuck, "completion"), "state") == "CANCELED");
   CHECK(has_state(wait_for_status(again, "short", [](const json::object&) { return true; }), "SUCCEEDED"));
+  CHECK(again.cli({"cancel", "long"}).code == 0);
 }
 
 TEST_CASE("a program exec.run starts holds only its stdio: not the API's sockets, which die with the host") {
