@@ -135,6 +135,7 @@ th_status sink_request_input(th_host_context* ctx, th_task_ref ref, const char* 
     if (!transition_allowed(t.state, v1::WAITING_INPUT)) return TH_INVALID_ARGUMENT;
     t.pending_request_id = str(request_id);
     t.pending_prompt = str(prompt);
+    ++t.input_requests;
     impl.emit_locked(t, [&](v1::TaskEvent& e) {
       auto* r = e.mutable_input_request();
       r->set_request_id(t.pending_request_id);

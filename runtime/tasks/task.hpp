@@ -77,6 +77,9 @@ struct Task {
   std::vector<v1::SteeringMessage> held_answers;
   bool asked_input = false;  // this attempt has made an input request
   std::string pending_request_id;
+  // Input requests made so far: an answer clears the request it answered only if no request (the same
+  // id asked again, from inside the delivery) came after it.
+  uint64_t input_requests = 0;
   std::string pending_prompt;
   std::optional<v1::Progress> progress;
   std::optional<double> beat_fraction;

@@ -188,6 +188,7 @@ void Router::Impl::deliver_on_strand(const TaskPtr& t, v1::SteeringMessage messa
   plugin::TaskCall call;
   std::string text, data;
   bool answers_request = false;
+  uint64_t answered_request = 0;  // Task::input_requests when this answer was let through
   {
     std::lock_guard tl(t->mu);
     if (t->ended) {
@@ -231,6 +232,7 @@ void Router::Impl::deliver_on_strand(const TaskPtr& t, v1::SteeringMessage messa
                                                                : " (it waits for '" + t->pending_request_id + "')")));
       }
       answers_request = true;
+      answered_request = t->input_requests;
     }
     binding = t->binding;
     call = make_call(*t, false, {});
@@ -271,7 +273,9 @@ void Router::Impl::deliver_on_strand(const TaskPtr& t, v1::SteeringMessage messa
   }
   if (answers_request) {
     std::lock_guard tl(t->mu);
-    if (t->pending_request_id == message.in_reply_to()) {
+    // Asked again during the delivery (a plugin that checks an answer and asks anew, even under the same
+    // id): that newer question stands.
+    if (t->pending_request_id == message.in_reply_to() && t->input_requests == answered_request) {
       t->pending_request_id.clear();
       t->pending_prompt.clear();
       set_state_locked(*t, v1::RUNNING, "input '" + message.in_reply_to() + "' answered");

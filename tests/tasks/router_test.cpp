@@ -124,6 +124,27 @@ TEST_CASE("an input request moves to waiting_input and only the matching answer 
   CHECK(f.outbox.wait_completion("i1")->state() == v1::SUCCEEDED);
 }
 
+TEST_CASE("a question asked again under the same id while its answer is delivered stands: the task waits for it") {
+  // QA: the answer's delivery then cleared the new question, left the task running with nothing pending,
+  // and refused every later answer to it: only a cancel ended the task.
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("re1", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("re1", v1::RUNNING));
+  f.router().deliver(message("re1", "ask"));
+  REQUIRE(f.outbox.wait_state("re1", v1::WAITING_INPUT));
+  CHECK(f.router().deliver(message("re1", "again", "q1")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(f.outbox.wait_message("re1", "answer:again"));
+  auto snap = f.router().snapshot("re1");
+  REQUIRE(snap);
+  CHECK(snap->state == v1::WAITING_INPUT);
+  CHECK(snap->pending_request_id == "q1");
+  CHECK(f.router().deliver(message("re1", "yes", "q1")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  CHECK(f.outbox.wait_message("re1", "answer:yes"));
+  CHECK(f.router().snapshot("re1")->state == v1::RUNNING);
+  f.router().deliver(message("re1", "finish"));
+  CHECK(f.outbox.wait_completion("re1")->state() == v1::SUCCEEDED);
+}
+
 TEST_CASE("an answer ahead of its question waits for it; once the task has asked, a stray answer is refused") {
   HostFixture f;
   REQUIRE(f.router().assign(assignment("a1", "test.hold")).accepted());
