@@ -42,6 +42,9 @@ constexpr int kRestartsAwaited = 3;
 // How long a process may take to exit once the host closed its socket (its executors destroyed, the
 // plugin's threads joined) before it is killed.
 constexpr auto kExitGrace = milliseconds(5'000);
+// How long a start that came while the process was down waits for the next one (past the longest
+// restart backoff, 10 s, and a default load_timeout, 10 s).
+constexpr auto kStartWaitsForProcess = std::chrono::seconds(30);
 
 void fill(v1::TaskInfoFrame& f, const th_task_info* info) {
   f.set_task_ref(info->task);
@@ -216,6 +219,7 @@ IsolatedPlugin::~IsolatedPlugin() {
     socket = socket_;
   }
   wake_.notify_all();
+  up_.notify_all();
   if (socket) socket->shutdown_write();  // the process destroys its executors and exits
   if (supervisor_.joinable()) {
     {
@@ -245,6 +249,7 @@ void IsolatedPlugin::serve() {
     std::lock_guard lock(mu_);
     supervisor_done_ = true;
     wake_.notify_all();
+    up_.notify_all();
   });
 }
 
@@ -330,6 +335,7 @@ bool IsolatedPlugin::start_process(bool restart, std::string* error, v1::ChildHe
     down_reason_.clear();
     stopping = stopping_;
   }
+  up_.notify_all();
   if (stopping) socket->shutdown_write();  // the destructor came while it started: let it exit at once
   return true;
 }
@@ -595,7 +601,13 @@ std::optional<th_status> IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref
   uint64_t id = 0;
   uint64_t incarnation = 0;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    if (live == Live::starts && !socket_ && !stopping_ && !supervisor_done_) {
+      // The process is being started again (a crash): a new task waits for it, as tasks that ran beside
+      // the crash do, instead of failing without having run. Bounded: a process that does not come back
+      // (its backoff is at most 10 s, its load at most load_timeout) fails the start with why.
+      up_.wait_for(lock, kStartWaitsForProcess, [&] { return socket_ || stopping_ || supervisor_done_; });
+    }
     if (live == Live::required || live == Live::releases) {
       // Checked here, with the frame's destination: a process started since must not get a call for a
       // task it never started.

@@ -124,6 +124,9 @@ class IsolatedPlugin final : public LoadedCode {
 
   mutable std::mutex mu_;
   std::condition_variable wake_;                   // the supervisor's backoff, cut short by the destructor
+  // A process is up again (or none will come: stopping, or the supervisor ended). Starts that came while
+  // it was down wait on it, up to kStartWaitsForProcess.
+  std::condition_variable up_;
   std::shared_ptr<FrameSocket> socket_;            // guarded by mu_; null while the process is down
   std::unique_ptr<PluginProcess> process_;         // supervisor's (launch's before serve)
   uint64_t incarnation_ = 1;                       // guarded by mu_
