@@ -77,9 +77,12 @@ int watch_command(const Args& args) {
   const std::chrono::seconds timeout = timeout_flag(cl);
   const std::string id = cl.has("id") ? cl.get<std::string>("id") : std::string();
   Printer printer(!cl.json() && ::isatty(STDOUT_FILENO) == 1);
+  bool ended = false;  // the watched task's completion came
+  const auto started = std::chrono::steady_clock::now();
   make_client(cl)->watch(
       id,
       [&](const v1::WatchItem& item) {
+        ended = ended || item.has_completion();
         if (cl.json()) {
           print_json(item);
           std::cout.flush();
@@ -90,6 +93,12 @@ int watch_command(const Args& args) {
       },
       timeout);
   printer.finish();
+  // A stream of one task that ends before the task did, and not at --timeout, was ended by the host (it
+  // is stopping): a script must not take that for the task's end.
+  if (!id.empty() && !ended && (timeout.count() == 0 || std::chrono::steady_clock::now() - started < timeout)) {
+    throw transport::ClientError("the watch of task '" + id + "' ended before the task did (the host stopped?); `taskhost status " +
+                      id + "` says where it is");
+  }
   return kExitOk;
 }
 

@@ -182,7 +182,8 @@ TEST_CASE("SIGTERM drains: after the grace, tasks that can re-attach are left fo
   wait_for_status(host, "short", [](const json::object& o) { return has_state(o, "SUCCEEDED"); });
 
   Background watcher({"watch", "--json", "--api", host.api()});  // open until the host stops
-  REQUIRE(wait_for_watchers(host, 1));
+  Background long_watcher({"watch", "long", "--api", host.api()});
+  REQUIRE(wait_for_watchers(host, 2));
   host.signal(SIGTERM);
   const auto status = host.wait_exit(15s);
   INFO(host.log());
@@ -192,6 +193,11 @@ TEST_CASE("SIGTERM drains: after the grace, tasks that can re-attach are left fo
   CHECK_FALSE(fs::exists(dir.path() / "state" / "api.addr"));
   CHECK(host.log().find("SIGTERM: draining") != std::string::npos);
   CHECK(host.log().find("task 'long' (interactive.count): left for the next run") != std::string::npos);
+  // The watch of the one task ended with the host, not with the task: it says so, and fails.
+  const Result watched_long = long_watcher.finish(10s);
+  INFO(watched_long);
+  CHECK(watched_long.code == 1);
+  CHECK(watched_long.err.find("the watch of task 'long' ended before the task did") != std::string::npos);
   // A watch open during the drain saw the stuck task end canceled, and no end of the long one.
   const Result watched = watcher.finish(10s);
   INFO(watched);
