@@ -656,7 +656,7 @@ RouterStats Router::stats() const {
   return s;
 }
 
-size_t Router::migrate(std::string_view kind) {
+size_t Router::migrate(std::string_view kind, std::chrono::milliseconds decide) {
   const auto current = impl_->registry.resolve(kind);
   if (!current) return 0;
   std::vector<TaskPtr> candidates;
@@ -666,17 +666,34 @@ size_t Router::migrate(std::string_view kind) {
       if (t->kind == kind) candidates.push_back(t);
     }
   }
-  size_t moved = 0;
+  // The answers of the tasks' strands (shared: a strand may answer after this returned).
+  struct Tally {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t asked = 0, answered = 0, moved = 0;
+  };
+  auto tally = std::make_shared<Tally>();
   for (const auto& t : candidates) {
     {
       std::lock_guard tl(t->mu);
       if (t->ended || !t->started || !t->binding || t->binding.generation == current.generation) continue;
       if (!t->binding.executor->supports_reattach()) continue;
     }
-    ++moved;
-    impl_->post(t, [impl = impl_.get()](const TaskPtr& task) { impl->migrate_on_strand(task); });
+    {
+      std::lock_guard lock(tally->mu);
+      ++tally->asked;
+    }
+    impl_->post(t, [impl = impl_.get(), tally](const TaskPtr& task) {
+      const bool moved = impl->migrate_on_strand(task);
+      std::lock_guard lock(tally->mu);
+      ++tally->answered;
+      if (moved) ++tally->moved;
+      tally->cv.notify_all();
+    });
   }
-  return moved;
+  std::unique_lock lock(tally->mu);
+  tally->cv.wait_for(lock, decide, [&] { return tally->answered == tally->asked; });
+  return tally->moved;
 }
 
 std::map<uint64_t, size_t> Router::tasks_by_generation() const {

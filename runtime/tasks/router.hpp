@@ -164,8 +164,10 @@ class Router {
 
   // Hot reload: move every active, re-attachable task of `kind` that runs on an older generation to the
   // kind's current generation (detach from the old one, start re-attached with attempt + 1 and the last
-  // checkpoint). Returns how many tasks were asked to move.
-  size_t migrate(std::string_view kind);
+  // checkpoint). Each task's plugin decides (can_reattach, detach) on its strand; this waits up to
+  // `decide` for those answers and returns how many tasks moved. A task whose strand was busy longer
+  // still moves if it can, uncounted.
+  size_t migrate(std::string_view kind, std::chrono::milliseconds decide = std::chrono::seconds(2));
 
   // Active tasks per generation id (tasks not started yet are not counted), for `taskhost plugins`.
   std::map<uint64_t, size_t> tasks_by_generation() const;

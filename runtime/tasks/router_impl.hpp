@@ -108,7 +108,7 @@ class Router::Impl {
   // next run), canceled otherwise.
   void leave_for_next_run_on_strand(const TaskPtr& t);
   void reconcile_on_strand(const TaskPtr& t, ReceiptCallback done);
-  void migrate_on_strand(const TaskPtr& t);
+  bool migrate_on_strand(const TaskPtr& t);  // true: it moved
   // Releases the attempt `old` runs (with `call`) and starts the next one re-attached on `on` (see
   // start_on_strand), unless the task ended or was canceled meanwhile.
   void next_attempt_on_strand(const TaskPtr& t, registry::Binding old, const plugin::TaskCall& call,

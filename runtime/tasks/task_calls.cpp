@@ -329,20 +329,21 @@ void Router::Impl::reconcile_on_strand(const TaskPtr& t, ReceiptCallback done) {
   done(receipt(*t, {}, v1::DeliveryReceipt::ACCEPTED, "reconciled"));
 }
 
-void Router::Impl::migrate_on_strand(const TaskPtr& t) {
+bool Router::Impl::migrate_on_strand(const TaskPtr& t) {
   const registry::Binding target = registry.resolve(t->kind);
   registry::Binding old;
   plugin::TaskCall call;
   {
     std::lock_guard tl(t->mu);
-    if (t->ended || !t->binding || !target || t->binding.generation == target.generation) return;
+    if (t->ended || !t->binding || !target || t->binding.generation == target.generation) return false;
     old = t->binding;
     call = make_call(*t, false, {});
   }
-  if (!old.executor->can_reattach(call) || !target.executor->supports_reattach()) return;
+  if (!old.executor->can_reattach(call) || !target.executor->supports_reattach()) return false;
   const plugin::CallResult detached = old.executor->detach(call);
-  if (!detached.ok()) return;  // the old generation keeps the task; nothing changed
+  if (!detached.ok()) return false;  // the old generation keeps the task; nothing changed
   next_attempt_on_strand(t, std::move(old), call, {}, {});
+  return true;
 }
 
 void Router::Impl::leave_for_next_run_on_strand(const TaskPtr& t) {

@@ -199,3 +199,26 @@ TEST_CASE("taskhost reload --migrate moves a re-attachable running task to the n
   CHECK(sample(m, "taskhost_plugin_reloads_total") == "2");
   CHECK(host.cli({"cancel", "long-1"}).code == 0);
 }
+
+TEST_CASE("reload --migrate counts the tasks that moved, not those its plugin kept (can_reattach said no)") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {});
+  fs::copy_file(fixture_plugin("scripted-v1.so"), plugins / "scripted.so");
+  Host host(plugins, dir.path() / "state", {"--no-watch"});
+  const std::string movable = submit(host, {"test.hold"});
+  const std::string kept = submit(host, {"test.hold", "--input", R"("no-reattach")"});
+  for (const auto& id : {movable, kept}) {
+    wait_for_status(host, id, [](const json::object& s) { return str(s, "state") == "RUNNING"; });
+  }
+  fs::copy_file(fixture_plugin("scripted-v2.so"), plugins / ".scripted.so.tmp");
+  fs::rename(plugins / ".scripted.so.tmp", plugins / "scripted.so");
+  const Result migrate = host.cli({"reload", "--migrate"});
+  INFO(migrate);
+  CHECK(migrate.code == 0);
+  CHECK(migrate.out.find("moved    1 running task(s) to the current generations\n") != std::string::npos);  // was: 2
+  const auto moved = wait_for_status(host, movable, [](const json::object& s) { return number(s, "attempt") == 2; });
+  CHECK(number(moved, "attempt") == 2);
+  CHECK(number(parse_json(host.cli({"status", kept, "--json"}).out).as_object(), "attempt") == 1);
+  CHECK(sample(client_of(host).metrics_text(), "taskhost_plugin_tasks_migrated_total") == "1");
+  for (const auto& id : {movable, kept}) CHECK(host.cli({"cancel", id}).code == 0);
+}
