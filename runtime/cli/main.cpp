@@ -1,6 +1,7 @@
 // `taskhost`: one binary for the host (`serve`) and every operator command.
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "common/utf8.hpp"
 #include "taskhost/plugin.h"
 
 #include <iostream>
@@ -59,9 +60,7 @@ std::string one_line(std::string_view text) {
     out += ch;
   }
   if (out.size() > kMax) {
-    size_t cut = kMax;
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
-    out = out.substr(0, cut) + "…";
+    out = out.substr(0, taskhost::utf8_cut(out, kMax)) + "…";  // not inside a UTF-8 character
   }
   return out;
 }

@@ -68,4 +68,13 @@ inline std::string utf8_sanitized(std::string_view s) {
   return out;
 }
 
+// Where to cut `s` to keep at most `max` bytes without splitting a character: `max`, moved back past
+// the continuation bytes (at most 3) of a character the cut would split. s.size() when it fits.
+inline size_t utf8_cut(std::string_view s, size_t max) {
+  if (s.size() <= max) return s.size();
+  size_t cut = max;
+  for (int k = 0; k < 3 && cut > 0 && (static_cast<uint8_t>(s[cut]) & 0xC0) == 0x80; ++k) --cut;
+  return cut;
+}
+
 }  // namespace taskhost

@@ -25,12 +25,12 @@ using Impl = Router::Impl;
 Impl* self(th_host_context* ctx) { return reinterpret_cast<Impl*>(plugin::host_scope(ctx).host); }
 // A plugin's C string as event text. Not UTF-8, it would make protobuf drop the field (or the rest of the
 // message) and JSON readers choke: the bytes that break it become U+FFFD instead (common/utf8.hpp). Past
-// kMaxPluginText it is cut (a sequence the cut splits becomes U+FFFD too), and says so.
+// kMaxPluginText it is cut, before a character the cut would split, and says so.
 std::string str(const char* s) {
   if (s == nullptr) return {};
   std::string_view view(s, ::strnlen(s, kMaxPluginText + 1));
   const bool cut = view.size() > kMaxPluginText;
-  if (cut) view = view.substr(0, kMaxPluginText);
+  if (cut) view = view.substr(0, utf8_cut(view, kMaxPluginText));  // not inside a character
   std::string out = valid_utf8(view) ? std::string(view) : utf8_sanitized(view);
   if (cut) out += fmt::format(" [cut at {} bytes]", kMaxPluginText);
   return out;

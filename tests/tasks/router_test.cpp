@@ -352,6 +352,27 @@ TEST_CASE("a plugin's payloads over the host's limit are refused and its text is
   CHECK(f.router().wait_idle(5s));
 }
 
+TEST_CASE("plugin text cut at 64 KiB is cut before a character the limit would split") {
+  // QA: the cut fell inside "é", which became U+FFFD: text the plugin sent valid came out broken.
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("u8cut", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("u8cut", v1::RUNNING));
+  f.router().deliver(message("u8cut", "long-utf8"));
+  std::string label;
+  CHECK(eventually([&] {
+    for (const auto& e : f.outbox.events_of("u8cut")) {
+      if (e.has_progress()) label = e.progress().label();
+    }
+    return !label.empty();
+  }));
+  std::string expected = "a";
+  while (expected.size() + 2 <= tasks::kMaxPluginText) expected += "\xC3\xA9";
+  CHECK(label == expected + " [cut at 65536 bytes]");
+  CHECK(label.find("\xEF\xBF\xBD") == std::string::npos);
+  f.router().deliver(message("u8cut", "finish"));
+  CHECK(f.outbox.wait_completion("u8cut"));
+}
+
 TEST_CASE("a start the plugin refuses fails the task with the plugin's reason") {
   HostFixture f;
   REQUIRE(f.router().assign(assignment("rs", "test.hold", R"("reject-start")")).accepted());
