@@ -2,6 +2,7 @@
 
 #include "api/json.hpp"
 #include "common/escape_controls.hpp"
+#include "common/utf8.hpp"
 
 #include <fmt/format.h>
 
@@ -144,11 +145,35 @@ size_t display_width(std::string_view text) {
   return width;
 }
 
+namespace {
+
+// A table cell of at most `max` columns: a longer one is cut before the character that would pass
+// max - 1 and ends in "…". One task's 64 KiB detail padded every row of a list to its width (QA: 1.5 MB
+// printed for 40 tasks); the whole text is in `status ID` and --json.
+std::string clipped(const std::string& cell, size_t max) {
+  if (display_width(cell) <= max) return cell;
+  size_t end = 0;
+  size_t width = 0;
+  while (end < cell.size()) {
+    size_t n = utf8_sequence_length(cell, end);
+    if (n == 0) n = 1;
+    const size_t w = display_width(std::string_view(cell).substr(end, n));
+    if (width + w > max - 1) break;
+    width += w;
+    end += n;
+  }
+  return cell.substr(0, end) + "…";
+}
+
+constexpr size_t kMaxCellWidth = 100;
+
+}  // namespace
+
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& raw_rows) {
-  // One row, one line: cells hold plugin text (details, versions, errors).
+  // One row, one line: cells hold plugin text (details, versions, errors), each clipped to kMaxCellWidth.
   std::vector<std::vector<std::string>> rows = raw_rows;
   for (auto& row : rows) {
-    for (auto& cell : row) cell = escaped_controls(cell);
+    for (auto& cell : row) cell = clipped(escaped_controls(cell), kMaxCellWidth);
   }
   std::vector<size_t> widths;
   for (const auto& row : rows) {

@@ -29,7 +29,7 @@ std::string event_text(const v1::TaskEvent& event);
 std::string shell_word(std::string_view word);
 
 // Aligned columns, the first row the header, one line per row: columns by display width (UTF-8 aware:
-// wide characters take two), control characters in cells escaped.
+// wide characters take two), control characters in cells escaped, cells over 100 columns clipped ("…").
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 // Terminal columns `text` (UTF-8) takes.
 size_t display_width(std::string_view text);

@@ -471,3 +471,18 @@ TEST_CASE_FIXTURE(Fixture, "the status table lines columns up by display width: 
   CHECK(gaps[0] == gaps[1]);
   CHECK(gaps[1] == gaps[2]);
 }
+
+TEST_CASE_FIXTURE(Fixture, "a task's long text does not widen every row of the status table: cells are clipped") {
+  // QA: one task's 64 KiB detail padded every row of the list to its width (1.5 MB for 40 tasks).
+  const std::string name(200, 'n');  // hello-c answers "Hello, NAME!": 208 bytes
+  REQUIRE(host.cli({"submit", "hello.greet", "--id", "wordy", "--input", R"({"name":")" + name + R"("})", "--wait"}).code == 0);
+  REQUIRE(host.cli({"submit", "hello.greet", "--id", "terse", "--input", R"({"name":"x"})", "--wait"}).code == 0);
+  const Result table = host.cli({"status"});
+  INFO(table);
+  REQUIRE(table.code == 0);
+  for (const auto& line : lines(table.out)) CHECK(line.size() < 180);  // the detail column at most 100
+  CHECK(table.out.find("…") != std::string::npos);
+  // The whole text is one command away.
+  const Result one = host.cli({"status", "wordy", "--json"});
+  CHECK(one.out.find(name) != std::string::npos);
+}
