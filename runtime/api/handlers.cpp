@@ -162,11 +162,18 @@ HttpResponse reload(ApiContext& ctx, const Target& target, std::string_view body
 HttpResponse dispatch(ApiContext& ctx, const Route& route, const Target& target, std::string_view body) {
   switch (route.endpoint) {
     case Endpoint::health: {
+      // "failing" while the state store's latest transaction failed: the host runs, but what it does
+      // is not recorded (a restart would not know it). A 503, so that a probe or a monitor notices.
+      const auto store = ctx.transport.store_health();
       json::object out;
-      out["status"] = "ok";
+      out["status"] = store.failing ? "failing" : "ok";
       out["accepting"] = ctx.transport.accepting();
       out["active"] = ctx.host.router().active_count();
-      return json_response(200, json::serialize(out));
+      if (store.failed_writes > 0) {
+        out["store_failed_writes"] = store.failed_writes;
+        out["store_last_error"] = store.last_error;
+      }
+      return json_response(store.failing ? 503 : 200, json::serialize(out));
     }
     case Endpoint::submit: return submit(ctx, body);
     case Endpoint::list: return list(ctx, target);

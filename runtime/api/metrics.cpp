@@ -198,6 +198,9 @@ std::string metrics_text(transport::local::LocalTransport& transport, Host& host
   w.sample("taskhost_watchers", "", m.watchers);
   w.family("taskhost_store_commits_total", "counter", "Transactions committed to the state store.");
   w.sample("taskhost_store_commits_total", "", m.store_commits);
+  w.family("taskhost_store_failed_writes_total", "counter",
+           "Writes to the state store that failed (full disk, read-only or corrupt file): what they recorded is lost.");
+  w.sample("taskhost_store_failed_writes_total", "", m.store_failed_writes);
   return w.take();
 }
 

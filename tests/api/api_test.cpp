@@ -463,3 +463,30 @@ TEST_CASE("an API address other machines can reach is served with a warning that
   clitest::Host host(plugins, dir.path() / "state", {}, "0.0.0.0:0");
   CHECK(host.log().find("is reachable from other machines, and the API has no authentication") != std::string::npos);
 }
+
+TEST_CASE("a state store that cannot write makes /v1/health answer 503 \"failing\" and counts the lost writes") {
+  // QA: with the disk full, the host logged "a queued write was lost" and health still said "ok".
+  clitest::TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  clitest::Host healthy(plugins, dir.path() / "ok-state");
+  RawConnection ok(healthy.api());
+  ok.send("GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  const std::string fine = ok.read_until(whole_response, 5s);
+  CHECK(fine.find("HTTP/1.1 200") == 0);
+  CHECK(fine.find(R"("status":"ok")") != std::string::npos);
+
+  clitest::Host host(plugins, dir.path() / "state", {}, "127.0.0.1:0", {"TASKHOST_FAILPOINTS=local.store.fail_task_write=1000000"});
+  const clitest::Result submitted = host.cli({"submit", "hello.greet", "--input", R"({"name":"lost"})"});
+  INFO(submitted);
+  CHECK(submitted.code != 0);  // its record could not be written: refused, not accepted and forgotten
+  RawConnection c(host.api());
+  c.send("GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  const std::string r = c.read_until(whole_response, 5s);
+  INFO(r);
+  CHECK(r.find("HTTP/1.1 503") == 0);
+  CHECK(r.find(R"("status":"failing")") != std::string::npos);
+  CHECK(r.find("failpoint local.store.fail_task_write") != std::string::npos);  // the store's own error
+  const std::string metrics = api::HttpTaskClient(*config::parse_endpoint(host.api(), nullptr)).metrics_text();
+  CHECK(metrics.find("taskhost_store_failed_writes_total 0") == std::string::npos);
+  CHECK(metrics.find("taskhost_store_failed_writes_total") != std::string::npos);
+}

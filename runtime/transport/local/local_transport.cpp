@@ -34,7 +34,13 @@ LocalTransport::~LocalTransport() {
     watchers_.clear();
   }
   for (auto& s : open) s->close();
-  store_.flush();
+  // Never thrown from here: this also runs while an error (a store that cannot write, say) unwinds the
+  // host, and a second exception would abort it instead of letting it exit saying why.
+  try {
+    store_.flush();
+  } catch (const std::exception& e) {
+    log::error("state store: the last writes could not be flushed: {}", e.what());
+  }
 }
 
 void LocalTransport::attach(tasks::Router& router) { router_.store(&router); }
@@ -378,6 +384,7 @@ TransportMetrics LocalTransport::metrics() const {
         std::count_if(watchers_.begin(), watchers_.end(), [](const auto& w) { return !w.expired(); }));
   }
   m.store_commits = store_.commits();
+  m.store_failed_writes = store_.write_health().failed_writes;
   return m;
 }
 

@@ -103,6 +103,7 @@ struct TransportMetrics {
   std::map<std::string, double> heartbeat_lag_seconds;  // max over running tasks: overdue beyond interval
   uint64_t watchers = 0;
   uint64_t store_commits = 0;
+  uint64_t store_failed_writes = 0;
 };
 
 class LocalTransport final : public TaskOutbox {
@@ -124,6 +125,7 @@ class LocalTransport final : public TaskOutbox {
   void kind_served(const std::string& kind);
   void set_accepting(bool accepting);  // false while draining: submits answer `unavailable`
   bool accepting() const { return accepting_.load(); }
+  Store::WriteHealth store_health() const { return store_.write_health(); }
 
   SubmitResult submit(v1::TaskAssignment assignment);
   v1::DeliveryReceipt send(v1::SteeringMessage message);

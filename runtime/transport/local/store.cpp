@@ -1,11 +1,13 @@
 #include "transport/local/store.hpp"
 
+#include "common/failpoint.hpp"
 #include "common/log.hpp"
 #include "common/unix_time.hpp"
 #include "transport/local/sqlite.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <system_error>
 
@@ -242,6 +244,7 @@ void Store::commit_batch(std::deque<Op>& batch) {
     writes_->commit.run();
     std::lock_guard lock(mu_);
     ++commits_;
+    health_.failing = false;
   } catch (const std::exception& e) {
     commit_error = std::make_exception_ptr(StoreError(fmt::format("state store commit failed: {}", e.what())));
     try {
@@ -249,6 +252,21 @@ void Store::commit_batch(std::deque<Op>& batch) {
     } catch (const std::exception&) {
       // The transaction is already gone (SQLite rolls back on some errors by itself).
     }
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const std::exception_ptr error = commit_error ? commit_error : errors[i];
+      if (!error) continue;
+      ++health_.failed_writes;
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        health_.last_error = e.what();
+      }
+    }
+    if (commit_error) health_.failing = true;
+    else if (std::any_of(errors.begin(), errors.end(), [](const auto& e) { return e != nullptr; })) health_.failing = true;
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     const std::exception_ptr error = commit_error ? commit_error : errors[i];
@@ -285,6 +303,8 @@ bool Store::replace_unstarted_task(const v1::TaskAssignment& assignment) {
 }
 
 bool Store::insert_task_now(const v1::TaskAssignment& assignment, const std::string& body) {
+  // A test makes task records fail to write, as on a full disk (tests/api/api_test.cpp).
+  if (failpoint("local.store.fail_task_write")) throw StoreError("failpoint local.store.fail_task_write");
   const uint32_t attempt = assignment.has_execute() && assignment.execute().attempt() > 0
                                ? assignment.execute().attempt() : 1;
   writes_->insert_task.bind(1, assignment.task_id())
@@ -406,6 +426,11 @@ void Store::flush() {
 uint64_t Store::commits() const {
   std::lock_guard lock(mu_);
   return commits_;
+}
+
+Store::WriteHealth Store::write_health() const {
+  std::lock_guard lock(mu_);
+  return health_;
 }
 
 // ---- reads ------------------------------------------------------------------------------------------

@@ -135,6 +135,15 @@ class Store {
 
   // Writes committed since open, for metrics/tests.
   uint64_t commits() const;
+  // Writes that failed (a full disk, a read-only or corrupt file), and the latest one's error; `failing`
+  // while the latest transaction failed (a commit since clears it). For /v1/health and /metrics: a host
+  // that cannot record what it does must say so, not only log it.
+  struct WriteHealth {
+    uint64_t failed_writes = 0;
+    bool failing = false;
+    std::string last_error;
+  };
+  WriteHealth write_health() const;
 
  private:
   struct Op {
@@ -162,6 +171,7 @@ class Store {
   std::deque<Op> queue_;
   bool stopping_ = false;
   uint64_t commits_ = 0;
+  WriteHealth health_;  // under mu_
   std::thread writer_;
 };
 
