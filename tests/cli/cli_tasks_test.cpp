@@ -124,11 +124,25 @@ TEST_CASE_FIXTURE(Fixture, "an id the host cannot take is a usage error (exit 2)
     CHECK(r.code == 2);
     CHECK(r.err.find("--id ") != std::string::npos);
   }
-  // Nothing reached the host: the task list is empty.
+  // Beyond ASCII (QA): bytes that are not UTF-8 (the id was silently cut to "badid"), and characters
+  // that make an id look like another: a right-to-left override, a C1 control.
+  const std::vector<std::pair<std::string, std::string>> unicode = {
+      {"bad\xff" "id", "is not UTF-8"},
+      {"rtl\xe2\x80\xae" "exe.txt", "text direction"},
+      {"c1\xc2\x85x", "control"}};
+  for (const auto& [id, rule] : unicode) {
+    const Result r = host.cli({"submit", "hello.greet", "--id", id});
+    INFO(r);
+    CHECK(r.code == 2);
+    CHECK(r.err.find(rule) != std::string::npos);
+  }
+  CHECK(host.cli({"submit", "hello.greet", "--id", "caf\xc3\xa9-\xe4\xb8\xad", "--input", R"({"name":"u"})"}).code == 0);
+  // Nothing refused reached the host: the task list holds the one good id.
   const Result all = host.cli({"status", "--json"});
   REQUIRE(all.code == 0);
   const auto listed = parse_json(all.out).as_object();
-  CHECK((!listed.contains("tasks") || listed.at("tasks").as_array().empty()));
+  REQUIRE(listed.contains("tasks"));
+  CHECK(listed.at("tasks").as_array().size() == 1);
 }
 
 TEST_CASE_FIXTURE(Fixture, "an unknown task id is one line naming it, for every command") {
