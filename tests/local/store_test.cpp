@@ -261,6 +261,27 @@ TEST_CASE("pages visit every task once in the order accepted; an unknown cursor 
   CHECK(store.page("new-3", 5)->empty());
 }
 
+TEST_CASE("a refused task submitted again keeps its place: paging past it skips nothing") {
+  // QA: it was deleted and inserted anew, at the end, so "--after p2" found nothing after it and every
+  // task accepted after its first submission was never listed.
+  TempDir dir;
+  Store store(dir.path);
+  for (const char* id : {"p1", "p2", "p3", "p4"}) REQUIRE(store.insert_task(assignment(id)));
+  store.record_completion(completion("p2", v1::FAILED, "no plugin serves kind"));  // refused, never started
+  store.flush();
+  REQUIRE(store.replace_unstarted_task(assignment("p2")));
+  const auto first = store.page("", 2);
+  REQUIRE(first);
+  REQUIRE(first->size() == 2);
+  CHECK(first->back().task_id == "p2");
+  const auto rest = store.page("p2", 10);
+  REQUIRE(rest);
+  std::vector<std::string> ids;
+  for (const auto& t : *rest) ids.push_back(t.task_id);
+  CHECK(ids == std::vector<std::string>{"p3", "p4"});
+  CHECK_FALSE(store.task("p2")->completion.has_value());  // replaced: the refusal is gone
+}
+
 TEST_CASE("a state directory that cannot be created is an error naming it") {
   TempDir dir;
   const fs::path file = dir.path / "a-file";

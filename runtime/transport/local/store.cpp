@@ -294,10 +294,19 @@ bool Store::insert_task(const v1::TaskAssignment& assignment) {
 bool Store::replace_unstarted_task(const v1::TaskAssignment& assignment) {
   bool replaced = false;
   run_sync([&, body = serialize(assignment)] {
+    // It keeps its place in the list (its seq): a client paging with --after past this id would
+    // otherwise find it moved to the end, and skip every task accepted after it the first time.
+    auto seq_of = writer_db_->prepare("SELECT seq FROM tasks WHERE task_id = ?1");
+    seq_of.bind(1, assignment.task_id());
+    const int64_t seq = seq_of.step() ? seq_of.column_int(0) : 0;
     writes_->forget_unstarted.bind(1, assignment.task_id()).run();
     if (writer_db_->changes() != 1) return;  // started, unfinished or gone meanwhile: not ours to replace
     writes_->forget_events.bind(1, assignment.task_id()).run();
     replaced = insert_task_now(assignment, body);
+    if (replaced && seq != 0) {
+      auto keep = writer_db_->prepare("UPDATE tasks SET seq = ?1 WHERE task_id = ?2");
+      keep.bind(1, seq).bind(2, assignment.task_id()).run();
+    }
   });
   return replaced;
 }
