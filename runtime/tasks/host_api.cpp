@@ -133,6 +133,8 @@ th_status sink_request_input(th_host_context* ctx, th_task_ref ref, const char* 
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked& locked) -> th_status {
     if (!request_id || !*request_id) return TH_INVALID_ARGUMENT;
     if (!transition_allowed(t.state, v1::WAITING_INPUT)) return TH_INVALID_ARGUMENT;
+    // No on_deliver: no answer could ever reach it, and the task would wait for good (QA).
+    if (t.binding && !t.binding.executor->supports_deliver()) return TH_UNSUPPORTED;
     t.pending_request_id = str(request_id);
     t.pending_prompt = str(prompt);
     ++t.input_requests;

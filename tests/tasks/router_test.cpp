@@ -145,6 +145,17 @@ TEST_CASE("a question asked again under the same id while its answer is delivere
   CHECK(f.outbox.wait_completion("re1")->state() == v1::SUCCEEDED);
 }
 
+TEST_CASE("a kind without on_deliver cannot ask for input: request_input answers UNSUPPORTED") {
+  // QA: the task went to waiting_input for good, every answer refused UNSUPPORTED, until a cancel.
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("noask", "test.instant", R"("ask-first")")).accepted());
+  const auto c = f.outbox.wait_completion("noask");
+  REQUIRE(c);
+  CHECK(c->state() == v1::SUCCEEDED);
+  CHECK(c->output().string_value() == "request_input:" + std::to_string(TH_UNSUPPORTED));
+  for (const auto& e : f.outbox.events_of("noask")) CHECK_FALSE(e.has_input_request());
+}
+
 TEST_CASE("an answer ahead of its question waits for it; once the task has asked, a stray answer is refused") {
   HostFixture f;
   REQUIRE(f.router().assign(assignment("a1", "test.hold")).accepted());

@@ -182,7 +182,8 @@ typedef struct th_host_api {
   th_status (*post)(th_host_context* ctx, th_task_ref task, const char* text, th_bytes data);
 
   /* Ask for input. Moves the task to waiting_input; a steering message with in_reply_to ==
-   * request_id moves it back to running. expected_schema_json may be NULL. */
+   * request_id moves it back to running. expected_schema_json may be NULL. A kind without
+   * on_deliver can receive no answer: TH_UNSUPPORTED, and the task stays running. */
   th_status (*request_input)(th_host_context* ctx, th_task_ref task, const char* request_id,
                              const char* prompt, const char* expected_schema_json);
 
