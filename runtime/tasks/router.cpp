@@ -507,6 +507,10 @@ void Router::deliver(const v1::SteeringMessage& message, ReceiptCallback done) {
 void Router::cancel(const v1::CancelRequest& request, ReceiptCallback done) {
   auto t = impl_->find_active(request.task_id());
   if (!t) return done(impl_->receipt_for_missing(request.task_id(), {}));
+  impl_->request_cancel(t, request, std::move(done));
+}
+
+void Router::Impl::request_cancel(const TaskPtr& t, const v1::CancelRequest& request, ReceiptCallback done) {
   bool was_pending = false;
   bool was_awaiting = false;
   {
@@ -526,28 +530,28 @@ void Router::cancel(const v1::CancelRequest& request, ReceiptCallback done) {
     t->cancel_requested = true;
     if (!t->started) {
       was_pending = true;
-      impl_->fail_locked(*t, v1::CANCELLED,
-                         request.reason().empty() ? "canceled before start" : "canceled before start: " + request.reason());
+      fail_locked(*t, v1::CANCELLED,
+                  request.reason().empty() ? "canceled before start" : "canceled before start: " + request.reason());
     } else if (t->awaiting_process) {
       // No process runs it to wind it down, and nobody wants it re-attached: it ends now.
       was_awaiting = true;
-      impl_->fail_locked(*t, v1::CANCELLED,
-                         "task '" + t->id + "' was canceled while its plugin process was down" +
-                             (request.reason().empty() ? std::string() : ": " + request.reason()));
+      fail_locked(*t, v1::CANCELLED,
+                  "task '" + t->id + "' was canceled while its plugin process was down" +
+                      (request.reason().empty() ? std::string() : ": " + request.reason()));
     } else {
-      impl_->schedule_cancel_deadline(t, t->attempt);
+      schedule_cancel_deadline(t, t->attempt);
     }
   }
   if (was_pending) {
-    impl_->retire(t, /*held_slot=*/false);
+    retire(t, /*held_slot=*/false);
     return done(make_receipt(t->id, {}, v1::DeliveryReceipt::ACCEPTED, "canceled before start"));
   }
   if (was_awaiting) {
-    impl_->post(t, [impl = impl_.get()](const TaskPtr& ended) { impl->finalize_on_strand(ended); });
+    post(t, [this](const TaskPtr& ended) { finalize_on_strand(ended); });
     return done(make_receipt(t->id, {}, v1::DeliveryReceipt::ACCEPTED, "canceled while its plugin process was down"));
   }
-  impl_->post(t, [impl = impl_.get(), request, done = std::move(done)](const TaskPtr& task) mutable {
-    impl->cancel_on_strand(task, std::move(request), std::move(done));
+  post(t, [this, request, done = std::move(done)](const TaskPtr& task) mutable {
+    cancel_on_strand(task, std::move(request), std::move(done));
   });
 }
 

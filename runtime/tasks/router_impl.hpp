@@ -102,6 +102,9 @@ class Router::Impl {
   // its question): delivered now; the final receipt goes to the outbox, and a refusal also shows in the
   // task's own events, saying when it was `sent`.
   void deliver_provisional(const TaskPtr& t, v1::SteeringMessage message, std::string_view sent);
+  // Router::cancel for a task found active: ends it at once when it never started or its plugin
+  // process is down; otherwise sets its cancel deadline and queues the plugin's cancel on its strand.
+  void request_cancel(const TaskPtr& t, const v1::CancelRequest& request, ReceiptCallback done);
   void cancel_on_strand(const TaskPtr& t, v1::CancelRequest request, ReceiptCallback done);
   // A draining host's running task (Router::drain, Running::leave_reattachable): detached and dropped
   // without a completion when its kind can re-attach it (the durable transport re-attaches it in its

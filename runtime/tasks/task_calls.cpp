@@ -370,17 +370,10 @@ void Router::Impl::leave_for_next_run_on_strand(const TaskPtr& t) {
     finalize_on_strand(t);  // releases it from the plugin and frees its slot, without a completion
     return;
   }
-  // Canceled as Router::cancel does it (the deadline ends it if the plugin does not), here on its strand.
-  {
-    std::lock_guard tl(t->mu);
-    if (t->ended || t->cancel_requested) return;
-    t->cancel_requested = true;
-    schedule_cancel_deadline(t, t->attempt);
-  }
   v1::CancelRequest request;
   request.set_task_id(t->id);
   request.set_reason("host is shutting down, and kind '" + t->kind + "' cannot re-attach it in the next run");
-  cancel_on_strand(t, std::move(request), [](const v1::DeliveryReceipt&) {});
+  request_cancel(t, request, [](const v1::DeliveryReceipt&) {});
 }
 
 void Router::Impl::next_attempt_on_strand(const TaskPtr& t, registry::Binding old, const plugin::TaskCall& call,

@@ -140,8 +140,9 @@ struct Store::Writes {
         attempt(db.prepare(
             "UPDATE tasks SET attempt = max(attempt, ?2), updated_ms = ?3 WHERE task_id = ?1")),
         forget_unstarted(db.prepare(
-            "DELETE FROM tasks WHERE task_id = ?1 AND started = 0 AND completion IS NOT NULL")),
+            "DELETE FROM tasks WHERE task_id = ?1 AND started = 0 AND completion IS NOT NULL RETURNING seq")),
         forget_events(db.prepare("DELETE FROM events WHERE task_id = ?1")),
+        set_seq(db.prepare("UPDATE tasks SET seq = ?2 WHERE task_id = ?1")),
         crash(db.prepare(
             "INSERT INTO crashes(task_id, count, last_signal, updated_ms) VALUES(?1, 1, ?2, ?3) "
             "ON CONFLICT(task_id) DO UPDATE SET count = count + 1, last_signal = ?2, updated_ms = ?3 "
@@ -150,7 +151,7 @@ struct Store::Writes {
   Statement begin, commit, rollback;
   Statement insert_task, insert_message, cancel_request;
   Statement state, progress, input_request, event, checkpoint, completion, outcome, attempt;
-  Statement forget_unstarted, forget_events, crash;
+  Statement forget_unstarted, forget_events, set_seq, crash;
 };
 
 Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
@@ -230,23 +231,22 @@ void Store::writer_loop() {
 }
 
 void Store::commit_batch(std::deque<Op>& batch) {
-  std::vector<std::exception_ptr> errors(batch.size());
-  std::exception_ptr commit_error;
+  std::vector<std::string> errors(batch.size());  // per write: empty, or why it was lost
+  bool committed = false;
   try {
     writes_->begin.run();
     for (size_t i = 0; i < batch.size(); ++i) {
       try {
         batch[i].write();
       } catch (const std::exception& e) {
-        errors[i] = std::make_exception_ptr(StoreError(fmt::format("state store write failed: {}", e.what())));
+        errors[i] = fmt::format("state store write failed: {}", e.what());
       }
     }
     writes_->commit.run();
-    std::lock_guard lock(mu_);
-    ++commits_;
-    health_.failing = false;
+    committed = true;
   } catch (const std::exception& e) {
-    commit_error = std::make_exception_ptr(StoreError(fmt::format("state store commit failed: {}", e.what())));
+    const std::string why = fmt::format("state store commit failed: {}", e.what());
+    for (auto& error : errors) error = why;  // the whole transaction is gone
     try {
       writes_->rollback.run();
     } catch (const std::exception&) {
@@ -255,30 +255,22 @@ void Store::commit_batch(std::deque<Op>& batch) {
   }
   {
     std::lock_guard lock(mu_);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const std::exception_ptr error = commit_error ? commit_error : errors[i];
-      if (!error) continue;
-      ++health_.failed_writes;
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        health_.last_error = e.what();
-      }
+    if (committed) ++commits_;
+    const auto lost = std::find_if(errors.rbegin(), errors.rend(), [](const std::string& e) { return !e.empty(); });
+    health_.failing = lost != errors.rend();
+    if (health_.failing) {
+      health_.failed_writes += static_cast<uint64_t>(
+          std::count_if(errors.begin(), errors.end(), [](const std::string& e) { return !e.empty(); }));
+      health_.last_error = *lost;
     }
-    if (commit_error) health_.failing = true;
-    else if (std::any_of(errors.begin(), errors.end(), [](const auto& e) { return e != nullptr; })) health_.failing = true;
   }
   for (size_t i = 0; i < batch.size(); ++i) {
-    const std::exception_ptr error = commit_error ? commit_error : errors[i];
-    if (batch[i].done) {
-      if (error) batch[i].done->set_exception(error);
-      else batch[i].done->set_value();
-    } else if (error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        log::error("state store: a queued write was lost: {}", e.what());
-      }
+    if (errors[i].empty()) {
+      if (batch[i].done) batch[i].done->set_value();
+    } else if (batch[i].done) {
+      batch[i].done->set_exception(std::make_exception_ptr(StoreError(errors[i])));
+    } else {
+      log::error("state store: a queued write was lost: {}", errors[i]);
     }
   }
 }
@@ -294,19 +286,16 @@ bool Store::insert_task(const v1::TaskAssignment& assignment) {
 bool Store::replace_unstarted_task(const v1::TaskAssignment& assignment) {
   bool replaced = false;
   run_sync([&, body = serialize(assignment)] {
-    // It keeps its place in the list (its seq): a client paging with --after past this id would
-    // otherwise find it moved to the end, and skip every task accepted after it the first time.
-    auto seq_of = writer_db_->prepare("SELECT seq FROM tasks WHERE task_id = ?1");
-    seq_of.bind(1, assignment.task_id());
-    const int64_t seq = seq_of.step() ? seq_of.column_int(0) : 0;
-    writes_->forget_unstarted.bind(1, assignment.task_id()).run();
-    if (writer_db_->changes() != 1) return;  // started, unfinished or gone meanwhile: not ours to replace
+    Statement& forget = writes_->forget_unstarted;
+    const bool forgotten = forget.bind(1, assignment.task_id()).step();
+    const int64_t seq = forgotten ? forget.column_int(0) : 0;
+    forget.reset();
+    if (!forgotten) return;  // started, unfinished or gone meanwhile: not ours to replace
     writes_->forget_events.bind(1, assignment.task_id()).run();
     replaced = insert_task_now(assignment, body);
-    if (replaced && seq != 0) {
-      auto keep = writer_db_->prepare("UPDATE tasks SET seq = ?1 WHERE task_id = ?2");
-      keep.bind(1, seq).bind(2, assignment.task_id()).run();
-    }
+    // It keeps its place in the list (its seq): a client paging with --after past this id would
+    // otherwise find it moved to the end, and skip every task accepted after it the first time.
+    if (replaced) writes_->set_seq.bind(1, assignment.task_id()).bind(2, seq).run();
   });
   return replaced;
 }
