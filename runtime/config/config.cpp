@@ -258,6 +258,9 @@ void read_tasks(const Section& parent, const toml::node& node, const std::string
   s.on("max_plugin_crashes", [&](const toml::node& n, const std::string& k) {
     c.max_plugin_crashes = static_cast<uint32_t>(s.integer(n, k, 0, 1000));
   });
+  s.on("keep_ended_secs", [&](const toml::node& n, const std::string& k) {
+    c.keep_ended = std::chrono::seconds(s.integer(n, k, 0, int64_t{10} * 365 * 24 * 3600));
+  });
   s.run();
 }
 

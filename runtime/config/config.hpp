@@ -109,6 +109,8 @@ struct Config {
   // transport: an isolated plugin's task re-attached after its process ended beside it, until this many
   // have (RouterOptions::max_plugin_crashes).
   uint32_t max_plugin_crashes = 2;
+  // Local transport: ended tasks are deleted this long after they ended (LocalOptions::keep_ended); 0 = never.
+  std::chrono::seconds keep_ended{std::chrono::hours(24 * 7)};
 
   NatsConfig nats;
 };

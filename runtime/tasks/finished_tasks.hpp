@@ -52,10 +52,21 @@ class FinishedTasks {
     auto it = index_.find(Key{id, std::hash<std::string_view>{}(id)});
     return it == index_.end() ? nullptr : &slots_[it->second].snapshot;
   }
+  // Drops the snapshot of `id`, if kept: its id may be used by a new task. Its slot stays in the ring,
+  // empty, until its turn to be overwritten comes.
+  void forget(std::string_view id) {
+    auto it = index_.find(Key{id, std::hash<std::string_view>{}(id)});
+    if (it == index_.end()) return;
+    slots_[it->second].snapshot = TaskSnapshot{};  // an empty id: for_each skips it, no index key matches it
+    index_.erase(it);
+  }
   // Oldest first.
   template <typename Fn>
   void for_each(Fn&& fn) const {
-    for (size_t i = 0; i < slots_.size(); ++i) fn(slots_[(oldest_ + i) % slots_.size()].snapshot);
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      const TaskSnapshot& s = slots_[(oldest_ + i) % slots_.size()].snapshot;
+      if (!s.task_id.empty()) fn(s);
+    }
   }
 
  private:

@@ -615,6 +615,11 @@ std::optional<TaskSnapshot> Router::snapshot(std::string_view task_id) const {
   return std::nullopt;
 }
 
+void Router::forget_ended(std::span<const std::string> task_ids) {
+  std::lock_guard lock(impl_->mu);
+  for (const auto& id : task_ids) impl_->finished.forget(id);
+}
+
 std::vector<TaskSnapshot> Router::snapshots() const {
   std::vector<TaskPtr> active;
   std::vector<TaskSnapshot> out;

@@ -190,6 +190,11 @@ class Router {
   void drain(std::chrono::milliseconds grace, NotStarted not_started = NotStarted::cancel,
              Running running = Running::cancel);
 
+  // The transport deleted these ended tasks for good (a retention period passed): the router forgets them
+  // too, so each id is free for a new task instead of answered as a duplicate of the one that ended.
+  // Active tasks are not touched. Any thread.
+  void forget_ended(std::span<const std::string> task_ids);
+
   // Wait until no task is active or `timeout` passes; true when idle.
   bool wait_idle(std::chrono::milliseconds timeout) const;
 

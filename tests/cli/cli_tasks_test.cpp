@@ -468,6 +468,29 @@ TEST_CASE("a submit refused because no plugin served its kind leaves its id free
   CHECK(r.out == "Hello, x!\n");
 }
 
+TEST_CASE("[tasks] keep_ended_secs: an ended task is deleted after it, and its id runs again as a new task") {
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  const fs::path config = dir.path() / "taskhost.toml";
+  std::ofstream(config) << "[tasks]\nkeep_ended_secs = 1\n";
+  Host host(plugins, dir.path() / "state", {"--config", config.string(), "--no-watch"});
+  Result r = host.cli({"submit", "hello.greet", "--id", "short-lived", "--input", R"({"name":"x"})", "--wait"});
+  REQUIRE(r.code == 0);
+  CHECK(r.out == "Hello, x!\n");
+  // Known until the pruner's next pass after a second; then gone: status names the id as unknown.
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while ((r = host.cli({"status", "short-lived"})).code == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(r);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("short-lived") != std::string::npos);
+  CHECK(host.log().find("deleted 1 task(s) that ended over 1 s ago") != std::string::npos);
+  r = host.cli({"submit", "hello.greet", "--id", "short-lived", "--input", R"({"name":"y"})", "--wait"});
+  CHECK(r.code == 0);
+  CHECK(r.out == "Hello, y!\n");  // run anew, not answered with the first task's result
+}
+
 TEST_CASE_FIXTURE(Fixture, "the status table lines columns up by display width: wide and accented ids too") {
   // Four columns each: two wide characters, four ASCII letters, an accented letter and three more.
   const std::vector<std::string> ids = {"中中", "abcd", "\xc3\xa9" "abc"};

@@ -42,6 +42,7 @@ TEST_CASE("an empty file means every default") {
   CHECK_FALSE(c.migrate_on_reload);
   CHECK(c.api_idle_timeout.count() == 60'000);
   CHECK(c.max_plugin_crashes == 2);
+  CHECK(c.keep_ended == std::chrono::hours(24 * 7));
   CHECK_FALSE(c.state_dir_given);
 }
 
@@ -56,6 +57,7 @@ TEST_CASE("samples/taskhost.toml is valid and sets what it documents") {
   CHECK(c.watch_plugins);
   CHECK(c.watch_settle.count() == 150);
   CHECK(c.api_idle_timeout.count() == 60'000);
+  CHECK(c.keep_ended == std::chrono::hours(24 * 7));
 }
 
 TEST_CASE("every key can be set") {
@@ -89,6 +91,7 @@ heartbeat_interval_secs = 0
 cancel_deadline_ms = 500
 drain_grace_ms = 0
 max_plugin_crashes = 0
+keep_ended_secs = 0
 [nats]
 url = "nats://n:4222"
 credentials = "/c.creds"
@@ -130,6 +133,7 @@ host_dead_after_secs = 4
   CHECK(c.cancel_deadline.count() == 500);
   CHECK(c.max_plugin_crashes == 0);
   CHECK(taskhost::config::host_options(c).router.max_plugin_crashes == 0);  // isolated tasks: no limit
+  CHECK(c.keep_ended.count() == 0);
   CHECK(c.nats.ack_mode == NatsConfig::AckMode::on_completion);
   CHECK(c.nats.tls_key == "/key.pem");
   CHECK(c.nats.user == "svc");

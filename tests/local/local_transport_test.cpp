@@ -48,14 +48,16 @@ struct TempDir {
 
 // A transport and a host wired as `taskhost serve` wires them.
 struct Node {
-  explicit Node(const fs::path& dir) : transport(options(dir)), host(host_options(dir), transport) {
+  explicit Node(const fs::path& dir, std::chrono::seconds keep_ended = LocalOptions{}.keep_ended)
+      : transport(options(dir, keep_ended)), host(host_options(dir), transport) {
     transport.attach(host.router());
     report = transport.recover();
   }
   ~Node() { transport.detach(); }
-  static LocalOptions options(const fs::path& dir) {
+  static LocalOptions options(const fs::path& dir, std::chrono::seconds keep_ended) {
     LocalOptions o;
     o.state_dir = dir / "state";
+    o.keep_ended = keep_ended;
     return o;
   }
   static taskhost::HostOptions host_options(const fs::path& dir) {
@@ -197,6 +199,44 @@ TEST_CASE("receipts: unknown and ended tasks are answered without recording anyt
   node.transport.set_accepting(false);
   CHECK(node.transport.submit(assignment("late", "hello.greet", "{}")).result == SubmitResult::Result::unavailable);
   CHECK_FALSE(node.transport.status("late"));
+}
+
+TEST_CASE("an ended task is deleted once keep_ended has passed, and its id then runs as a new task") {
+  TempDir dir;
+  Node node(dir.path, 1s);
+  REQUIRE(node.transport.submit(assignment("brief", "hello.greet", R"({"name":"A"})")).result ==
+          SubmitResult::Result::accepted);
+  REQUIRE(node.transport.submit(assignment("held", "hold.forever", "{}")).result == SubmitResult::Result::accepted);
+  const auto first = wait_ended(node.transport, "brief");
+  REQUIRE(first);
+  REQUIRE(first->state() == v1::SUCCEEDED);
+  REQUIRE(wait_state(node.transport, "held", v1::RUNNING));
+
+  // The pruner runs every 500 ms here; the task is gone within a few seconds of ending, store and memory.
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (node.transport.status("brief") && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+  CHECK_FALSE(node.transport.status("brief"));
+  CHECK_FALSE(node.transport.store().task("brief"));
+  CHECK(node.transport.store().events("brief", 10).empty());
+  CHECK_FALSE(node.host.router().snapshot("brief"));
+
+  // A running task is older than keep_ended too, and stays.
+  const auto held = node.transport.status("held");
+  REQUIRE(held);
+  CHECK(held->state() == v1::RUNNING);
+
+  // The same id again is a new task, and it runs (the router must not take it for the ended one).
+  REQUIRE(node.transport.submit(assignment("brief", "hello.greet", R"({"name":"B"})")).result ==
+          SubmitResult::Result::accepted);
+  const auto again = wait_ended(node.transport, "brief");
+  REQUIRE(again);
+  CHECK(again->state() == v1::SUCCEEDED);
+  CHECK(again->completion().output().string_value().find('B') != std::string::npos);
+
+  v1::CancelRequest cancel;
+  cancel.set_task_id("held");
+  node.transport.cancel(cancel);
+  REQUIRE(wait_ended(node.transport, "held"));
 }
 
 TEST_CASE("watching one task replays its events, then its completion, in order") {

@@ -8,7 +8,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -233,6 +235,49 @@ TEST_CASE("messages are recorded before delivery, once per message id, with thei
   CHECK(msgs[0].answered);
 }
 
+TEST_CASE("ended tasks past the retention are deleted whole; running ones and their messages stay") {
+  TempDir dir;
+  Store store(dir.path);
+  for (const char* id : {"old-done", "old-failed", "running"}) REQUIRE(store.insert_task(assignment(id)));
+  v1::SteeringMessage m;
+  m.set_message_id("m-old");
+  m.set_task_id("old-done");
+  REQUIRE(store.insert_message(m));
+  m.set_message_id("m-running");
+  m.set_task_id("running");
+  REQUIRE(store.insert_message(m));
+  store.record_event(state_event("old-done", 1, v1::RUNNING));
+  store.record_event(state_event("running", 1, v1::RUNNING));
+  CHECK(store.record_crash("old-failed", SIGSEGV) == 1);
+  store.record_completion(completion("old-done", v1::SUCCEEDED, "out"));
+  store.record_completion(completion("old-failed", v1::FAILED, "boom"));
+  store.flush();
+
+  const int64_t later = std::numeric_limits<int64_t>::max();  // "every ended task is old enough"
+  CHECK(store.ended_before(0, 10).empty());  // nothing ended before the epoch
+  auto ended = store.ended_before(later, 10);
+  std::sort(ended.begin(), ended.end());
+  CHECK(ended == std::vector<std::string>{"old-done", "old-failed"});
+  CHECK(store.ended_before(later, 1).size() == 1);
+
+  // "running" is not deleted even when named: only ended tasks are.
+  CHECK(store.delete_ended({"old-done", "old-failed", "running", "never-was"}) == 2);
+  CHECK_FALSE(store.task("old-done"));
+  CHECK_FALSE(store.task("old-failed"));
+  CHECK_FALSE(store.crashes("old-failed"));
+  CHECK(count_rows(store.file(), "SELECT count(*) FROM events WHERE task_id LIKE 'old-%'") == 0);
+  CHECK(count_rows(store.file(), "SELECT count(*) FROM messages WHERE task_id LIKE 'old-%'") == 0);
+  REQUIRE(store.task("running"));
+  CHECK(store.messages("running").size() == 1);
+  CHECK(store.events("running", 10).size() == 1);
+
+  // Both ids, the task's and its message's, are free again.
+  CHECK(store.insert_task(assignment("old-done")));
+  m.set_message_id("m-old");
+  m.set_task_id("old-done");
+  CHECK(store.insert_message(m));
+}
+
 TEST_CASE("a cancel request is durable and marks the task") {
   TempDir dir;
   Store store(dir.path);
@@ -280,6 +325,40 @@ TEST_CASE("a refused task submitted again keeps its place: paging past it skips 
   for (const auto& t : *rest) ids.push_back(t.task_id);
   CHECK(ids == std::vector<std::string>{"p3", "p4"});
   CHECK_FALSE(store.task("p2")->completion.has_value());  // replaced: the refusal is gone
+}
+
+TEST_CASE("a damaged database is refused at open, naming the file and what to do") {
+  TempDir dir;
+  fs::path file;
+  {
+    Store store(dir.path);
+    file = store.file();
+    // Enough rows for the tasks table to span many pages past the header page.
+    for (int i = 0; i < 300; ++i) {
+      auto a = assignment("t" + std::to_string(i));
+      (*a.mutable_execute()->mutable_input()->mutable_struct_value()->mutable_fields())["pad"].set_string_value(
+          std::string(400, 'x'));
+      REQUIRE(store.insert_task(a));
+    }
+  }
+  REQUIRE(fs::file_size(file) > 16 * 4096);
+  {
+    // Garbage over one page in the middle of the file (not its header): the file still opens as a database.
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(file) / 2 / 4096 * 4096));
+    const std::string junk(4096, '\xA5');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  try {
+    Store store(dir.path);
+    FAIL("a damaged store opened");
+  } catch (const StoreError& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find(file.string()) != std::string::npos);
+    CHECK(what.find("is damaged") != std::string::npos);
+    CHECK(what.find(".recover") != std::string::npos);
+  }
 }
 
 TEST_CASE("a state directory that cannot be created is an error naming it") {

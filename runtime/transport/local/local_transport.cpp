@@ -22,9 +22,17 @@ std::string new_id() {
 
 }  // namespace
 
-LocalTransport::LocalTransport(LocalOptions options) : options_(std::move(options)), store_(options_.state_dir) {}
+LocalTransport::LocalTransport(LocalOptions options) : options_(std::move(options)), store_(options_.state_dir) {
+  if (options_.keep_ended.count() > 0) pruner_ = std::thread([this] { prune_loop(); });
+}
 
 LocalTransport::~LocalTransport() {
+  {
+    std::lock_guard lock(prune_mu_);
+    prune_stop_ = true;
+  }
+  prune_cv_.notify_all();
+  if (pruner_.joinable()) pruner_.join();
   std::vector<std::shared_ptr<Subscription>> open;
   {
     std::lock_guard lock(mu_);
@@ -80,6 +88,52 @@ void LocalTransport::evict_locked() {
     auto it = tasks_.find(ended_order_.front());
     if (it != tasks_.end() && it->second.status.has_completion()) tasks_.erase(it);
     ended_order_.pop_front();
+  }
+}
+
+// ---- retention ---------------------------------------------------------------------------------------
+
+void LocalTransport::prune_loop() {
+  // Often enough that a task outlives its keep_ended by at most a minute (or half of a short keep_ended).
+  const auto interval = std::clamp<std::chrono::milliseconds>(options_.keep_ended / 2, std::chrono::milliseconds(250),
+                                                              std::chrono::minutes(1));
+  std::unique_lock lock(prune_mu_);
+  while (!prune_cv_.wait_for(lock, interval, [&] { return prune_stop_; })) {
+    lock.unlock();
+    try {
+      if (const size_t n = prune_ended(); n > 0) {
+        log::info("state store: deleted {} task(s) that ended over {} s ago", n, options_.keep_ended.count());
+      }
+    } catch (const std::exception& e) {  // a store that cannot write says so in /v1/health; try again later
+      log::warn("state store: ended tasks could not be deleted: {}", e.what());
+    }
+    lock.lock();
+  }
+}
+
+size_t LocalTransport::prune_ended() {
+  constexpr size_t kPerTransaction = 500;  // the writer's other work waits for one such transaction at most
+  const int64_t cutoff = unix_ms_now() - static_cast<int64_t>(options_.keep_ended.count()) * 1000;
+  size_t total = 0;
+  for (;;) {
+    std::vector<std::string> ids = store_.ended_before(cutoff, kPerTransaction);
+    if (ids.empty()) return total;
+    // Forgotten here first, deleted from the store after: until the store lets go of an id, a submit of
+    // it is still answered from the store (a duplicate); once it does, nothing else remembers it, so the
+    // same id submitted again is a new task (a router that still knew it would refuse to start it).
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& id : ids) {
+        if (auto it = tasks_.find(id); it != tasks_.end() && it->second.status.has_completion()) tasks_.erase(it);
+      }
+      std::erase_if(ended_order_, [&](const std::string& id) { return !tasks_.count(id); });
+    }
+    if (tasks::Router* router = router_.load()) router->forget_ended(ids);
+    total += store_.delete_ended(ids);
+    {
+      std::lock_guard lock(prune_mu_);
+      if (prune_stop_ || ids.size() < kPerTransaction) return total;
+    }
   }
 }
 

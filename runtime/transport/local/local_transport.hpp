@@ -34,6 +34,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -42,6 +43,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -65,6 +67,10 @@ struct LocalOptions {
   // common/crash_report.hpp) is not started again by recover(): it ends FAILED, error kind
   // "plugin_crash". 0 = no limit (a plugin that crashes on every start keeps the host in a crash loop).
   uint32_t max_plugin_crashes = 2;
+  // Ended tasks are deleted (from the store and from memory, with their events and messages) once they
+  // have been over for this long, so a long-running host's state stays bounded; their ids may then be
+  // used again. 0 = kept for good.
+  std::chrono::seconds keep_ended{std::chrono::hours(24 * 7)};
 };
 
 struct SubmitResult {
@@ -144,6 +150,10 @@ class LocalTransport final : public TaskOutbox {
   // completion) or every task (live only). The subscription ends when the transport is destroyed; drop it to unsubscribe.
   std::shared_ptr<Subscription> watch(const std::string& task_id, std::function<void()> notify);
 
+  // Deletes the tasks that ended more than keep_ended ago, oldest first; returns how many. The transport
+  // does this by itself (every minute, or sooner for a short keep_ended); any thread.
+  size_t prune_ended();
+
   TransportMetrics metrics() const;
   Store& store() { return store_; }
 
@@ -195,6 +205,8 @@ class LocalTransport final : public TaskOutbox {
   // order it was sent, then ends their wait (and sends a cancel that came meanwhile).
   void release_held(tasks::Router& router, const std::vector<Restart>& started);
 
+  void prune_loop();
+
   const LocalOptions options_;
   Store store_;
   std::atomic<tasks::Router*> router_{nullptr};
@@ -206,6 +218,11 @@ class LocalTransport final : public TaskOutbox {
   std::vector<std::weak_ptr<Subscription>> watchers_;
   TransportMetrics counters_;
   std::unordered_map<std::string, std::vector<Restart>> waiting_;  // kind -> recovered tasks waiting for it
+
+  std::mutex prune_mu_;  // guards prune_stop_
+  std::condition_variable prune_cv_;
+  bool prune_stop_ = false;
+  std::thread pruner_;  // runs prune_loop while keep_ended is set; last member: started once the rest exists
 };
 
 }  // namespace taskhost::transport::local

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS tasks(
   created_ms INTEGER NOT NULL,
   updated_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks(seq) WHERE completion IS NULL;
+CREATE INDEX IF NOT EXISTS tasks_ended ON tasks(updated_ms) WHERE completion IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   task_id TEXT NOT NULL,
@@ -101,6 +102,27 @@ StoredTask read_task(const Statement& st) {
   return t;
 }
 
+// A damaged file found now is one clear error at start; found later, it would be a write failing at some
+// task's record, or a read returning garbage to a client. quick_check reads every page (O(size): the
+// store stays small because ended tasks are deleted after keep_ended) without the index cross-checks of
+// a full integrity_check.
+void check_integrity(Database& db, const std::filesystem::path& file) {
+  std::string problems;
+  try {
+    auto check = db.prepare("PRAGMA quick_check(3)");
+    while (check.step()) {
+      const std::string line = check.column_text(0);
+      if (line == "ok") return;
+      problems += problems.empty() ? line : "; " + line;
+    }
+  } catch (const SqliteError& e) {  // damage that stops the check itself (a page that is not a b-tree page)
+    problems = e.what();
+  }
+  throw StoreError(fmt::format("state store {} is damaged ({}): move it (with its -wal and -shm files) aside to "
+                               "start with an empty store, or try to salvage it with `sqlite3 {} .recover`",
+                               file.string(), problems, file.string()));
+}
+
 }  // namespace
 
 // Prepared once, used only on the writer thread.
@@ -143,6 +165,9 @@ struct Store::Writes {
             "DELETE FROM tasks WHERE task_id = ?1 AND started = 0 AND completion IS NOT NULL RETURNING seq")),
         forget_events(db.prepare("DELETE FROM events WHERE task_id = ?1")),
         set_seq(db.prepare("UPDATE tasks SET seq = ?2 WHERE task_id = ?1")),
+        delete_ended(db.prepare("DELETE FROM tasks WHERE task_id = ?1 AND completion IS NOT NULL")),
+        forget_messages(db.prepare("DELETE FROM messages WHERE task_id = ?1")),
+        forget_crashes(db.prepare("DELETE FROM crashes WHERE task_id = ?1")),
         crash(db.prepare(
             "INSERT INTO crashes(task_id, count, last_signal, updated_ms) VALUES(?1, 1, ?2, ?3) "
             "ON CONFLICT(task_id) DO UPDATE SET count = count + 1, last_signal = ?2, updated_ms = ?3 "
@@ -151,7 +176,7 @@ struct Store::Writes {
   Statement begin, commit, rollback;
   Statement insert_task, insert_message, cancel_request;
   Statement state, progress, input_request, event, checkpoint, completion, outcome, attempt;
-  Statement forget_unstarted, forget_events, set_seq, crash;
+  Statement forget_unstarted, forget_events, set_seq, delete_ended, forget_messages, forget_crashes, crash;
 };
 
 Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
@@ -163,6 +188,7 @@ Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
     writer_db_ = std::make_unique<Database>(file_, /*create=*/true);
     // WAL: readers never block the writer; FULL: a commit survives power loss, not just a crash.
     writer_db_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+    check_integrity(*writer_db_, file_);
     writer_db_->exec(kSchema);
     auto version = writer_db_->prepare("SELECT value FROM meta WHERE key = 'schema_version'");
     if (version.step()) {
@@ -300,6 +326,22 @@ bool Store::replace_unstarted_task(const v1::TaskAssignment& assignment) {
   return replaced;
 }
 
+size_t Store::delete_ended(const std::vector<std::string>& task_ids) {
+  size_t deleted = 0;
+  run_sync([&] {
+    deleted = 0;  // (a failed transaction deleted nothing)
+    for (const auto& id : task_ids) {
+      writes_->delete_ended.bind(1, id).run();
+      if (writer_db_->changes() == 0) continue;  // not there, or not ended: kept whole
+      ++deleted;
+      writes_->forget_events.bind(1, id).run();
+      writes_->forget_messages.bind(1, id).run();
+      writes_->forget_crashes.bind(1, id).run();
+    }
+  });
+  return deleted;
+}
+
 bool Store::insert_task_now(const v1::TaskAssignment& assignment, const std::string& body) {
   // A test makes task records fail to write, as on a full disk (tests/api/api_test.cpp).
   if (failpoint("local.store.fail_task_write")) throw StoreError("failpoint local.store.fail_task_write");
@@ -412,6 +454,20 @@ std::optional<TaskCrashes> Store::crashes(const std::string& task_id) {
     st.bind(1, task_id);
     if (!st.step()) return std::nullopt;
     return TaskCrashes{static_cast<uint32_t>(st.column_int(0)), static_cast<int>(st.column_int(1))};
+  } catch (const SqliteError& e) {
+    throw StoreError(fmt::format("state store read failed: {}", e.what()));
+  }
+}
+
+std::vector<std::string> Store::ended_before(int64_t unix_ms, size_t limit) {
+  std::lock_guard lock(read_mu_);
+  try {
+    auto st = reader_db_->prepare(
+        "SELECT task_id FROM tasks WHERE completion IS NOT NULL AND updated_ms < ?1 ORDER BY updated_ms LIMIT ?2");
+    st.bind(1, unix_ms).bind(2, static_cast<int64_t>(limit));
+    std::vector<std::string> out;
+    while (st.step()) out.push_back(st.column_text(0));
+    return out;
   } catch (const SqliteError& e) {
     throw StoreError(fmt::format("state store read failed: {}", e.what()));
   }

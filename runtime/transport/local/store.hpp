@@ -1,7 +1,8 @@
 // The local transport's durable state: one SQLite database (WAL, synchronous=FULL) under the state
 // directory, holding every accepted task with its assignment, attempt, last state and progress,
 // checkpoint, durable events (not output deltas: those are ephemeral), steering messages with their
-// outcomes, and its completion.
+// outcomes, and its completion, until the transport deletes it a while after it ended (delete_ended).
+// Opening checks the file (quick_check): a damaged one is refused at once, naming it.
 //
 // Writes go through one writer thread that commits whatever has queued up in one transaction (group
 // commit), so the router's hot path only enqueues. The three writes a client waits for — a task being
@@ -113,6 +114,10 @@ class Store {
   // A new attempt started for the task (a restart re-assigned it).
   void record_attempt(const std::string& task_id, uint32_t attempt);
 
+  // Deletes these tasks, if they have ended, with their events, messages and crash counts, in one
+  // transaction; returns how many were deleted. Their ids (and their messages' ids) are free again.
+  size_t delete_ended(const std::vector<std::string>& task_ids);
+
   // Blocks until everything queued so far is committed.
   void flush();
 
@@ -122,7 +127,7 @@ class Store {
   std::vector<StoredTask> unfinished();
   // The `limit` most recently accepted tasks (finished or not), oldest first.
   std::vector<StoredTask> recent(size_t limit);
-  // A page of every task ever accepted, in the order they were accepted: up to `limit` tasks accepted after
+  // A page of every task the store holds, in the order they were accepted: up to `limit` tasks accepted after
   // the task `after` (from the first when empty). The order never changes (new tasks only append), so
   // paging with the last id of each page visits every task once. nullopt when `after` names no task.
   std::optional<std::vector<StoredTask>> page(const std::string& after, size_t limit);
@@ -130,6 +135,8 @@ class Store {
   std::vector<v1::TaskEvent> events(const std::string& task_id, size_t limit);
   // The task's crash count, if it ever crashed its host.
   std::optional<TaskCrashes> crashes(const std::string& task_id);
+  // Up to `limit` ids of tasks whose last record (their completion) is older than `unix_ms`, oldest first.
+  std::vector<std::string> ended_before(int64_t unix_ms, size_t limit);
   // Messages for the task in arrival order.
   std::vector<StoredMessage> messages(const std::string& task_id);
 
