@@ -148,6 +148,13 @@ void Router::Impl::admit(std::span<Candidate> candidates) {
       c.in_maps = true;
     }
     collect_admissions_locked(admitted);  // in the same critical section: usually admits them at once
+    if (!pending.empty()) {  // some wait for a slot: their PENDING event says which limit holds them
+      for (Candidate& c : candidates) {
+        if (c.in_maps && std::find(admitted.begin(), admitted.end(), c.task) == admitted.end()) {
+          c.queued = queued_reason_locked(*c.task);
+        }
+      }
+    }
   }
   for (Candidate& c : candidates) {
     if (!c.task) continue;
@@ -157,7 +164,7 @@ void Router::Impl::admit(std::span<Candidate> candidates) {
     // pool thread was (the plugin's own work is on the pool, so that is the usual case).
     if (c.in_maps) {
       std::lock_guard tl(c.task->mu);
-      if (c.task->pending_event_deferred) emit_pending_locked(*c.task);
+      if (c.task->pending_event_deferred) emit_pending_locked(*c.task, std::move(c.queued));
     }
     if (c.outcome.result == AssignOutcome::Result::rejected) {
       c.outcome = reject(*c.assignment, c.task->kind, c.outcome.code, std::move(c.outcome.message));
@@ -344,12 +351,30 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
 // Impl: lifecycle
 // =====================================================================================================
 
-void Router::Impl::emit_pending_locked(Task& t) {
+void Router::Impl::emit_pending_locked(Task& t, std::string queued) {
   t.pending_event_deferred = false;
+  if (!queued.empty()) t.detail = queued;  // (not stored on the usual path: the event says "accepted")
   emit_locked(t, [&](v1::TaskEvent& e) {
     e.mutable_state()->set_state(v1::PENDING);
-    e.mutable_state()->set_detail(t.reattach ? "accepted for re-attach" : "accepted");
+    if (queued.empty()) {
+      e.mutable_state()->set_detail(t.reattach ? "accepted for re-attach" : "accepted");
+    } else {
+      e.mutable_state()->set_detail(std::move(queued));
+    }
   });
+}
+
+std::string Router::Impl::queued_reason_locked(const Task& t) const {
+  const std::string what = t.reattach ? "accepted for re-attach; queued: " : "accepted; queued: ";
+  if (t.kind_counts != nullptr && t.kind_counts->started >= t.kind_counts->limit && options.kind_limits.count(t.kind)) {
+    return what + "kind '" + t.kind + "' has its limit of " + std::to_string(t.kind_counts->limit) +
+           " tasks running ([limits.kinds])";
+  }
+  if (total.started >= options.max_active) {
+    return what + "the host has its limit of " + std::to_string(options.max_active) +
+           " tasks running ([limits] max_active)";
+  }
+  return what + "behind " + std::to_string(total.pending - 1) + " earlier task(s) waiting for a slot";
 }
 
 bool Router::Impl::set_state_locked(Task& t, v1::TaskState state, std::string detail) {

@@ -50,6 +50,7 @@ class Router::Impl {
     std::string encoded;
     TaskPtr task;  // null: answered by prepare()
     bool in_maps = false;
+    std::string queued;  // why it waits, when the limits did not let it start at admission
     AssignOutcome outcome;
   };
   // Validation and input encoding, outside every lock. Returns the answer for an assignment settled
@@ -79,7 +80,10 @@ class Router::Impl {
   // All *_locked helpers require t.mu held.
   template <typename Fill>
   void emit_locked(Task& t, Fill&& fill);
-  void emit_pending_locked(Task& t);
+  // `queued`: why the task waits for a slot (its detail then), or empty when it is merely accepted.
+  void emit_pending_locked(Task& t, std::string queued = {});
+  // Why a pending task has not started (router lock held): its kind's limit, or the host's.
+  std::string queued_reason_locked(const Task& t) const;
   bool set_state_locked(Task& t, v1::TaskState state, std::string detail);
   // Fills `c` (usually a scratch message) with the completion header of t's current attempt.
   void completion_locked(const Task& t, v1::TaskState state, v1::TaskCompletion& c) const;

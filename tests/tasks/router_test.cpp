@@ -423,6 +423,10 @@ TEST_CASE("limits per kind and per host: excess tasks wait as pending, in order,
   REQUIRE(f.outbox.wait_state("l0", v1::RUNNING));
   REQUIRE(f.outbox.wait_state("l1", v1::RUNNING));
   CHECK(f.router().snapshot("l2")->state == v1::PENDING);
+  // Its status says why it waits, not merely "accepted".
+  CHECK(f.router().snapshot("l2")->detail == "accepted; queued: kind 'test.hold' has its limit of 2 tasks running ([limits.kinds])");
+  CHECK(f.outbox.events_of("l2").at(0).state().detail() == f.router().snapshot("l2")->detail);
+  CHECK(f.outbox.events_of("l0").at(0).state().detail() == "accepted");
   CHECK(f.router().free_slots("test.hold") == 0);
   CHECK(f.router().free_slots("test.instant") == 0);  // the host limit counts the pending task too
 
@@ -471,6 +475,7 @@ TEST_CASE("a batch is answered in order, each assignment as if alone, and the li
   REQUIRE(f.outbox.wait_state("b0", v1::RUNNING));
   REQUIRE(f.outbox.wait_state("b1", v1::RUNNING));
   CHECK(f.router().snapshot("b3")->state == v1::PENDING);
+  CHECK(f.router().snapshot("b3")->detail == "accepted; queued: the host has its limit of 3 tasks running ([limits] max_active)");
   CHECK(f.outbox.wait_completion("b2")->error().code() == v1::COMPONENT_NOT_FOUND);
   CHECK(f.outbox.wait_completion("b-disco")->has_components());
   f.router().deliver(message("b0", "finish"));
