@@ -10,9 +10,11 @@
 #include "tasks/router_impl.hpp"
 #include "tasks/task_ref.hpp"
 
+#include <boost/json/parse.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace taskhost::tasks {
@@ -85,6 +87,10 @@ th_status sink_set_state(th_host_context* ctx, th_task_ref ref, th_task_state st
 th_status sink_progress(th_host_context* ctx, th_task_ref ref, double current, double total, const char* unit,
                         const char* label) {
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
+    // NaN or infinity would reach every reader (JSON has no such numbers; bars and ETAs divide by them).
+    if (!std::isfinite(current) || !std::isfinite(total)) {
+      return refused(t, fmt::format("progress({}, {}) is not a pair of finite numbers", current, total));
+    }
     v1::Progress p;
     p.set_current(current);
     p.set_total(total);
@@ -133,6 +139,21 @@ th_status sink_request_input(th_host_context* ctx, th_task_ref ref, const char* 
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked& locked) -> th_status {
     if (!request_id || !*request_id) return TH_INVALID_ARGUMENT;
     if (!transition_allowed(t.state, v1::WAITING_INPUT)) return TH_INVALID_ARGUMENT;
+    // The schema goes to clients as JSON: text that is not JSON would reach them as a question no one can
+    // validate an answer against.
+    if (schema != nullptr && *schema != '\0') {
+      const size_t size = ::strnlen(schema, kMaxPluginText + 1);
+      if (size > kMaxPluginText) {
+        return refused(t, fmt::format("request_input '{}': expected_schema_json is over {} bytes", str(request_id),
+                                      kMaxPluginText));
+      }
+      boost::system::error_code ec;
+      boost::json::parse(std::string_view(schema, size), ec);
+      if (ec) {
+        return refused(t, fmt::format("request_input '{}': expected_schema_json is not JSON ({})", str(request_id),
+                                      ec.message()));
+      }
+    }
     // No on_deliver: no answer could ever reach it, and the task would wait for good (QA).
     if (t.binding && !t.binding.executor->supports_deliver()) return TH_UNSUPPORTED;
     t.pending_request_id = str(request_id);
@@ -187,7 +208,11 @@ th_status sink_checkpoint(th_host_context* ctx, th_task_ref ref, th_bytes state)
 
 th_status sink_heartbeat(th_host_context* ctx, th_task_ref ref, double fraction, const char* message) {
   return with_task(ctx, ref, [&](Impl&, Task& t, Impl::Locked&) -> th_status {
-    if (fraction >= 0) t.beat_fraction = std::min(fraction, 1.0);
+    // Negative: no fraction. Above 1 or NaN is a plugin bug; clamping it would hide the bug in the beat.
+    if (std::isnan(fraction) || fraction > 1) {
+      return refused(t, fmt::format("heartbeat fraction {} is not within 0..1 (negative for none)", fraction));
+    }
+    if (fraction >= 0) t.beat_fraction = fraction;
     if (message) t.beat_message = str(message);
     return TH_OK;
   });

@@ -688,6 +688,30 @@ TEST_CASE("a span with NULL data and a size is refused, not taken as empty; the 
   CHECK(c->state() == v1::SUCCEEDED);
 }
 
+TEST_CASE("progress and heartbeats that are not finite numbers in range, and a schema that is not JSON, are refused") {
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("bn", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("bn", v1::RUNNING));
+  f.router().deliver(message("bn", "bad-numbers"));
+  const auto report = f.outbox.wait_message("bn", "bad-numbers:");
+  REQUIRE(report);
+  CHECK(*report == "bad-numbers:INVALID_ARGUMENT,INVALID_ARGUMENT,INVALID_ARGUMENT,INVALID_ARGUMENT,"
+                   "INVALID_ARGUMENT,OK,OK,OK,OK");
+  // Only the good calls left a trace: one progress event (3 of unknown), one question (q-good, with its schema).
+  std::vector<v1::TaskEvent> progress, questions;
+  for (const auto& e : f.outbox.events_of("bn")) {
+    if (e.has_progress()) progress.push_back(e);
+    if (e.has_input_request()) questions.push_back(e);
+  }
+  REQUIRE(progress.size() == 1);
+  CHECK(progress[0].progress().current() == 3);
+  REQUIRE(questions.size() == 1);
+  CHECK(questions[0].input_request().request_id() == "q-good");
+  CHECK(questions[0].input_request().expected_schema() == R"({"type":"string"})");
+  f.router().cancel(cancel_request("bn"));
+  REQUIRE(f.outbox.wait_completion("bn"));
+}
+
 TEST_CASE("a plugin cannot write to a task another generation runs, whatever ref it makes up") {
   // Refs are plain numbers. Each generation's factories got a host table of their own, so the sink
   // knows who calls: a ref of another plugin's live task is answered as unknown, and nothing is written.

@@ -171,7 +171,8 @@ typedef struct th_host_api {
    * Terminal states go through `complete`. */
   th_status (*set_state)(th_host_context* ctx, th_task_ref task, th_task_state state, const char* detail);
 
-  /* Progress {current, total, unit, label}; total <= 0 means unknown. unit/label may be NULL. */
+  /* Progress {current, total, unit, label}; total <= 0 means unknown. unit/label may be NULL.
+   * current and total must be finite (not NaN or infinite): TH_INVALID_ARGUMENT otherwise. */
   th_status (*progress)(th_host_context* ctx, th_task_ref task, double current, double total,
                         const char* unit, const char* label);
 
@@ -182,8 +183,9 @@ typedef struct th_host_api {
   th_status (*post)(th_host_context* ctx, th_task_ref task, const char* text, th_bytes data);
 
   /* Ask for input. Moves the task to waiting_input; a steering message with in_reply_to ==
-   * request_id moves it back to running. expected_schema_json may be NULL. A kind without
-   * on_deliver can receive no answer: TH_UNSUPPORTED, and the task stays running. */
+   * request_id moves it back to running. expected_schema_json may be NULL or empty; otherwise it
+   * must be JSON (TH_INVALID_ARGUMENT, nothing asked). A kind without on_deliver can receive no
+   * answer: TH_UNSUPPORTED, and the task stays running. */
   th_status (*request_input)(th_host_context* ctx, th_task_ref task, const char* request_id,
                              const char* prompt, const char* expected_schema_json);
 
@@ -195,7 +197,8 @@ typedef struct th_host_api {
    * previous one. Bytes are copied. */
   th_status (*checkpoint)(th_host_context* ctx, th_task_ref task, th_bytes state);
 
-  /* A liveness beat with optional progress fraction (0..1, negative = none) and status message.
+  /* A liveness beat with optional progress fraction (0..1, negative = none; NaN or above 1:
+   * TH_INVALID_ARGUMENT, nothing recorded) and status message.
    * The host already heartbeats every running task on its own; this adds progress to the next beat. */
   th_status (*heartbeat)(th_host_context* ctx, th_task_ref task, double fraction, const char* status_message);
 
