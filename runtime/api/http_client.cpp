@@ -174,14 +174,15 @@ HttpTaskClient::Response HttpTaskClient::checked(const std::string& method, cons
   return r;
 }
 
-std::string HttpTaskClient::submit(const v1::TaskAssignment& assignment) {
+transport::TaskClient::Submitted HttpTaskClient::submit_task(const v1::TaskAssignment& assignment) {
   const auto r = checked("POST", "/v1/tasks", to_json(assignment));
   boost::json::error_code ec;
   const auto v = boost::json::parse(r.body, ec);
   if (ec || !v.is_object() || !v.as_object().contains("task_id") || !v.at("task_id").is_string()) {
     throw ClientError("unexpected submit reply from the API: " + r.body.substr(0, 200));
   }
-  return std::string(v.at("task_id").as_string());
+  const auto* duplicate = v.as_object().if_contains("duplicate");
+  return Submitted{std::string(v.at("task_id").as_string()), duplicate != nullptr && duplicate->is_bool() && duplicate->as_bool()};
 }
 
 v1::DeliveryReceipt HttpTaskClient::send(const v1::SteeringMessage& message) {

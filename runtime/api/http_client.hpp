@@ -21,7 +21,7 @@ class HttpTaskClient final : public transport::TaskClient {
  public:
   explicit HttpTaskClient(config::Endpoint endpoint);
 
-  std::string submit(const v1::TaskAssignment& assignment) override;
+  Submitted submit_task(const v1::TaskAssignment& assignment) override;
   v1::DeliveryReceipt send(const v1::SteeringMessage& message) override;
   v1::DeliveryReceipt cancel(const v1::CancelRequest& request) override;
   v1::TaskStatus status(const std::string& task_id) override;

@@ -45,11 +45,19 @@ int submit_command(const Args& args) {
   if (auto why = api::from_json(input, *exec->mutable_input())) throw UsageError("--input: " + *why);
 
   auto client = make_client(cl);
-  const std::string id = client->submit(a);
+  const auto submitted = client->submit_task(a);
+  const std::string& id = submitted.task_id;
+  // Idempotent by design (a retried submit must not run twice), but not silently: a caller who meant a new
+  // task with a new input learns that this input was not used.
+  if (submitted.existing) {
+    std::cerr << "taskhost: task '" << id << "' was submitted before; this is that task (the --input given now "
+              << "was not used)\n";
+  }
   if (!cl.has("wait")) {
     if (cl.json()) {
       std::string line = "{\"task_id\":";
       append_json_string(line, id);  // an id may hold quotes or backslashes
+      if (submitted.existing) line += ",\"duplicate\":true";
       std::cout << line << "}\n";
     } else {
       std::cout << id << "\n";

@@ -27,8 +27,14 @@ class TaskClient {
  public:
   virtual ~TaskClient() = default;
 
-  // Accepts the assignment durably and returns its task id (generated when the assignment has none).
-  virtual std::string submit(const v1::TaskAssignment& assignment) = 0;
+  struct Submitted {
+    std::string task_id;    // generated when the assignment had none
+    bool existing = false;  // a task of this id was submitted before: this is that task, the input unused
+  };
+  // Accepts the assignment durably.
+  virtual Submitted submit_task(const v1::TaskAssignment& assignment) = 0;
+  // The same, for callers that need only the id.
+  std::string submit(const v1::TaskAssignment& assignment) { return submit_task(assignment).task_id; }
   virtual v1::DeliveryReceipt send(const v1::SteeringMessage& message) = 0;
   virtual v1::DeliveryReceipt cancel(const v1::CancelRequest& request) = 0;
   // One task (throws ClientError "unknown task 'ID'" if none) or every known task.

@@ -349,11 +349,19 @@ TEST_CASE("steering sent while a task waits for a slot survives a crash; an answ
 }
 
 TEST_CASE_FIXTURE(Fixture, "an id submitted again is the same task, unless it names another kind; --json escapes ids") {
-  REQUIRE(host.cli({"submit", "hello.greet", "--id", "X", "--input", R"({"name":"a"})"}).code == 0);
-  const Result same = host.cli({"submit", "hello.greet", "--id", "X", "--input", R"({"name":"a"})", "--wait"});
+  const Result first = host.cli({"submit", "hello.greet", "--id", "X", "--input", R"({"name":"a"})"});
+  REQUIRE(first.code == 0);
+  CHECK(first.err.empty());
+  const Result same = host.cli({"submit", "hello.greet", "--id", "X", "--input", R"({"name":"b"})", "--wait"});
   INFO(same);
-  CHECK(same.code == 0);  // idempotent: the one task's result
+  CHECK(same.code == 0);  // idempotent: the one task's result...
   CHECK(same.out == "Hello, a!\n");
+  // ... said, not silent: the input given this time was not used.
+  CHECK(same.err.find("task 'X' was submitted before; this is that task (the --input given now was not used)") !=
+        std::string::npos);
+  const Result same_json = host.cli({"submit", "hello.greet", "--id", "X", "--json"});
+  REQUIRE(same_json.code == 0);
+  CHECK(parse_json(same_json.out).as_object().at("duplicate").as_bool());
   const Result other = host.cli({"submit", "interactive.count", "--id", "X", "--wait"});
   INFO(other);
   CHECK(other.code == 1);

@@ -132,6 +132,7 @@ TEST_CASE("taskhost CLI with --nats: discovery, submit --wait, input answer, ste
     INFO(r);
     CHECK(r.code == 0);
     CHECK(r.out == "Hello, Ada!\n");
+    CHECK(r.err.find("task 'again-1' was submitted before; this is that task") != std::string::npos);
     const cli::Result s = d.cli({"status", "again-1", "--json"});
     INFO(s);
     CHECK(cli::str(cli::parse_json(s.out).as_object(), "state") == "SUCCEEDED");

@@ -67,7 +67,7 @@ std::vector<v1::TaskCompletion> NatsTaskClient::discover(std::chrono::millisecon
   return guarded("discover", [&] { return nats::discover(*connection_, *names_, wait); });
 }
 
-std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
+TaskClient::Submitted NatsTaskClient::submit_task(const v1::TaskAssignment& in) {
   return guarded("submit", [&] {
     if (!in.has_execute()) throw ClientError("submit: only 'execute' assignments can be queued over NATS");
     const std::string& kind = in.execute().component_id();
@@ -89,7 +89,7 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
                                         item.completion().kind(), kind));
         }
       }
-      return id;
+      return Submitted{id, true};
     }
     // The host that runs it records the assignment (and its checkpoints) in one KV value, so that another
     // host can resume it: an assignment that leaves no room for that in the server's max_payload could
@@ -110,10 +110,10 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
     }
     // Held by a host: it is that task, running (as on the embedded transport; `submit --wait` waits for
     // its one result).
-    if (held && !held->record.owner.empty()) return id;
+    if (held && !held->record.owner.empty()) return Submitted{id, true};
     // Handed back to the queue by a dead host's rescuer: that task, waiting to be resumed from its record
     // (queued again as new, it would lose its checkpoint).
-    if (held && !held->record.rescued_from.empty()) return id;
+    if (held && !held->record.rescued_from.empty()) return Submitted{id, true};
     TaskRecord r;
     r.task_id = id;
     r.kind = kind;
@@ -148,7 +148,7 @@ std::string NatsTaskClient::submit(const v1::TaskAssignment& in) {
     }
     check(s, "store assignment on " + subject, code);
     jsPubAck_Destroy(pa);
-    return id;
+    return Submitted{id, false};
   });
 }
 

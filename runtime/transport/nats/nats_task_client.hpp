@@ -35,7 +35,7 @@ class NatsTaskClient final : public transport::TaskClient {
   NatsTaskClient(const NatsTaskClient&) = delete;
   NatsTaskClient& operator=(const NatsTaskClient&) = delete;
 
-  std::string submit(const v1::TaskAssignment& assignment) override;
+  Submitted submit_task(const v1::TaskAssignment& assignment) override;
   v1::DeliveryReceipt send(const v1::SteeringMessage& message) override;
   v1::DeliveryReceipt cancel(const v1::CancelRequest& request) override;
   v1::TaskStatus status(const std::string& task_id) override;
