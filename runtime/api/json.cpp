@@ -1,4 +1,5 @@
 #include "api/json.hpp"
+#include "api/duplicate_keys.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -65,6 +66,10 @@ std::optional<json::object> parse_object(std::string_view body, std::string& why
   }
   if (!v.is_object()) {
     why = "request body must be a JSON object";
+    return std::nullopt;
+  }
+  if (auto key = first_duplicate_key(body)) {
+    why = fmt::format("request body has the key \"{}\" twice in one object", *key);
     return std::nullopt;
   }
   return std::move(v.as_object());

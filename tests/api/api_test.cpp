@@ -85,6 +85,16 @@ TEST_CASE("submit bodies: the simple form and TaskAssignment JSON; errors name t
   CHECK(api::parse_submit_body("{nope", x)->find("request body is not valid JSON") == 0);
   CHECK(api::parse_submit_body("[1]", x)->find("must be a JSON object") != std::string::npos);
   CHECK(api::parse_submit_body(R"({"task_idd":"x"})", x)->find("not a TaskAssignment") == 0);
+
+  // A key twice in one object, at any depth, is refused: it would otherwise be the last one, silently.
+  CHECK(*api::parse_submit_body(R"({"kind":"a","input":{},"kind":"b"})", x) ==
+        R"(request body has the key "kind" twice in one object)");
+  CHECK(*api::parse_submit_body(R"({"kind":"a","input":{"n":[{"m":1,"m":2}]}})", x) ==
+        R"(request body has the key "m" twice in one object)");
+  // The same key in different objects is fine.
+  v1::TaskAssignment ok;
+  REQUIRE_FALSE(api::parse_submit_body(R"({"kind":"a","input":{"n":{"kind":1},"m":[{"n":1},{"n":2}]}})", ok));
+  CHECK(ok.execute().component_id() == "a");
 }
 
 TEST_CASE("message bodies: simple form, SteeringMessage, and a task id that must match the path") {
@@ -102,6 +112,9 @@ TEST_CASE("message bodies: simple form, SteeringMessage, and a task id that must
         "field 'task_id' ('other') does not match the task in the path ('t1')");
   v1::SteeringMessage empty;
   CHECK(*api::parse_message_body("{}", "t1", empty) == "a message needs 'text' or 'data'");
+  v1::SteeringMessage twice;
+  CHECK(*api::parse_message_body(R"({"text":"yes","text":"no"})", "t1", twice) ==
+        R"(request body has the key "text" twice in one object)");
 }
 
 TEST_CASE("the HTTP contract of a real host") {
@@ -121,6 +134,11 @@ TEST_CASE("the HTTP contract of a real host") {
   r = client.request("POST", "/v1/tasks", R"({"kind":"hello.greet","id":"h1"})");
   CHECK(r.status == 200);
   CHECK(parse_json(r.body).as_object().at("duplicate").as_bool());
+
+  r = client.request("POST", "/v1/tasks", R"({"kind":"exec.run","kind":"hello.greet","id":"twice"})");
+  CHECK(r.status == 400);
+  CHECK(error_of(r) == R"(request body has the key "kind" twice in one object)");
+  CHECK(client.request("GET", "/v1/tasks/twice", "").status == 404);  // nothing was recorded
 
   r = client.request("POST", "/v1/tasks", R"({"kind":"hello.greet","knd":1})");
   CHECK(r.status == 400);
