@@ -260,8 +260,11 @@ TEST_CASE("ended tasks past the retention are deleted whole; running ones and th
   CHECK(ended == std::vector<std::string>{"old-done", "old-failed"});
   CHECK(store.ended_before(later, 1).size() == 1);
 
+  // Nor one that ended after the cutoff (a new task that took a freed id meanwhile).
+  CHECK(store.delete_ended({"old-done"}, 0) == 0);
+  REQUIRE(store.task("old-done"));
   // "running" is not deleted even when named: only ended tasks are.
-  CHECK(store.delete_ended({"old-done", "old-failed", "running", "never-was"}) == 2);
+  CHECK(store.delete_ended({"old-done", "old-failed", "running", "never-was"}, later) == 2);
   CHECK_FALSE(store.task("old-done"));
   CHECK_FALSE(store.task("old-failed"));
   CHECK_FALSE(store.crashes("old-failed"));

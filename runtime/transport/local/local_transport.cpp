@@ -129,7 +129,7 @@ size_t LocalTransport::prune_ended() {
       std::erase_if(ended_order_, [&](const std::string& id) { return !tasks_.count(id); });
     }
     if (tasks::Router* router = router_.load()) router->forget_ended(ids);
-    total += store_.delete_ended(ids);
+    total += store_.delete_ended(ids, cutoff);
     {
       std::lock_guard lock(prune_mu_);
       if (prune_stop_ || ids.size() < kPerTransaction) return total;

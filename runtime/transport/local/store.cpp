@@ -165,7 +165,7 @@ struct Store::Writes {
             "DELETE FROM tasks WHERE task_id = ?1 AND started = 0 AND completion IS NOT NULL RETURNING seq")),
         forget_events(db.prepare("DELETE FROM events WHERE task_id = ?1")),
         set_seq(db.prepare("UPDATE tasks SET seq = ?2 WHERE task_id = ?1")),
-        delete_ended(db.prepare("DELETE FROM tasks WHERE task_id = ?1 AND completion IS NOT NULL")),
+        delete_ended(db.prepare("DELETE FROM tasks WHERE task_id = ?1 AND completion IS NOT NULL AND updated_ms < ?2")),
         forget_messages(db.prepare("DELETE FROM messages WHERE task_id = ?1")),
         forget_crashes(db.prepare("DELETE FROM crashes WHERE task_id = ?1")),
         crash(db.prepare(
@@ -326,12 +326,12 @@ bool Store::replace_unstarted_task(const v1::TaskAssignment& assignment) {
   return replaced;
 }
 
-size_t Store::delete_ended(const std::vector<std::string>& task_ids) {
+size_t Store::delete_ended(const std::vector<std::string>& task_ids, int64_t ended_before_ms) {
   size_t deleted = 0;
   run_sync([&] {
     deleted = 0;  // (a failed transaction deleted nothing)
     for (const auto& id : task_ids) {
-      writes_->delete_ended.bind(1, id).run();
+      writes_->delete_ended.bind(1, id).bind(2, ended_before_ms).run();
       if (writer_db_->changes() == 0) continue;  // not there, or not ended: kept whole
       ++deleted;
       writes_->forget_events.bind(1, id).run();

@@ -114,9 +114,10 @@ class Store {
   // A new attempt started for the task (a restart re-assigned it).
   void record_attempt(const std::string& task_id, uint32_t attempt);
 
-  // Deletes these tasks, if they have ended, with their events, messages and crash counts, in one
-  // transaction; returns how many were deleted. Their ids (and their messages' ids) are free again.
-  size_t delete_ended(const std::vector<std::string>& task_ids);
+  // Deletes these tasks, if they ended before `ended_before_ms` (so not a task that took a freed id since
+  // ended_before() named it), with their events, messages and crash counts, in one transaction; returns
+  // how many were deleted. Their ids (and their messages' ids) are free again.
+  size_t delete_ended(const std::vector<std::string>& task_ids, int64_t ended_before_ms);
 
   // Blocks until everything queued so far is committed.
   void flush();
