@@ -95,8 +95,9 @@ void LocalTransport::evict_locked() {
 
 void LocalTransport::prune_loop() {
   // Often enough that a task outlives its keep_ended by at most a minute (or half of a short keep_ended).
-  const auto interval = std::clamp<std::chrono::milliseconds>(options_.keep_ended / 2, std::chrono::milliseconds(250),
-                                                              std::chrono::minutes(1));
+  const auto interval = std::clamp<std::chrono::milliseconds>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.keep_ended) / 2, std::chrono::milliseconds(250),
+      std::chrono::minutes(1));
   std::unique_lock lock(prune_mu_);
   while (!prune_cv_.wait_for(lock, interval, [&] { return prune_stop_; })) {
     lock.unlock();
