@@ -80,7 +80,14 @@ th_status sink_set_state(th_host_context* ctx, th_task_ref ref, th_task_state st
   return with_task(ctx, ref, [&](Impl& impl, Task& t, Impl::Locked&) -> th_status {
     const auto s = from_abi_state(state);
     if (!s || (*s != v1::RUNNING && *s != v1::WAITING_INPUT)) return TH_INVALID_ARGUMENT;  // terminal: use complete
-    return impl.set_state_locked(t, *s, str(detail)) ? TH_OK : TH_INVALID_ARGUMENT;
+    if (!impl.set_state_locked(t, *s, str(detail))) return TH_INVALID_ARGUMENT;
+    // Running again withdraws the question (as the store, `status` and the SDK test kit take it): an answer
+    // sent now is refused instead of delivered to a task that no longer waits for it.
+    if (*s == v1::RUNNING && !t.pending_request_id.empty()) {
+      t.pending_request_id.clear();
+      t.pending_prompt.clear();
+    }
+    return TH_OK;
   });
 }
 

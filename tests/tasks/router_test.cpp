@@ -145,6 +145,26 @@ TEST_CASE("a question asked again under the same id while its answer is delivere
   CHECK(f.outbox.wait_completion("re1")->state() == v1::SUCCEEDED);
 }
 
+TEST_CASE("a task set running again while it waited for input withdrew its question: an answer is refused") {
+  // QA: `status` (the store) showed no question, yet the host still delivered an answer to it.
+  HostFixture f;
+  REQUIRE(f.router().assign(assignment("wd", "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("wd", v1::RUNNING));
+  f.router().deliver(message("wd", "ask"));
+  REQUIRE(f.outbox.wait_state("wd", v1::WAITING_INPUT));
+  CHECK(f.router().deliver(message("wd", "resume")).outcome() == v1::DeliveryReceipt::ACCEPTED);
+  auto snap = f.router().snapshot("wd");
+  REQUIRE(snap);
+  CHECK(snap->state == v1::RUNNING);
+  CHECK(snap->pending_request_id.empty());
+  const auto late = f.router().deliver(message("wd", "yes", "q1"));
+  CHECK(late.outcome() == v1::DeliveryReceipt::REJECTED);
+  CHECK(late.detail().find("is not waiting for input 'q1'") != std::string::npos);
+  CHECK_FALSE(f.outbox.wait_message("wd", "answer:yes", 200ms));
+  f.router().deliver(message("wd", "finish"));
+  CHECK(f.outbox.wait_completion("wd")->state() == v1::SUCCEEDED);
+}
+
 TEST_CASE("a kind without on_deliver cannot ask for input: request_input answers UNSUPPORTED") {
   // QA: the task went to waiting_input for good, every answer refused UNSUPPORTED, until a cancel.
   HostFixture f;

@@ -168,7 +168,8 @@ typedef struct th_host_api {
    * "too_large". */
 
   /* Non-terminal state change with a short detail (TH_STATE_RUNNING or TH_STATE_WAITING_INPUT).
-   * Terminal states go through `complete`. */
+   * Terminal states go through `complete`. TH_STATE_RUNNING while a question (request_input) is
+   * pending withdraws it: an answer sent afterwards is refused. */
   th_status (*set_state)(th_host_context* ctx, th_task_ref task, th_task_state state, const char* detail);
 
   /* Progress {current, total, unit, label}; total <= 0 means unknown. unit/label may be NULL.
