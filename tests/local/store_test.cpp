@@ -364,6 +364,78 @@ TEST_CASE("a damaged database is refused at open, naming the file and what to do
   }
 }
 
+namespace {
+
+// A copy of a store as an unclean stop leaves it: taken while the store is open, so the latest commits
+// are only in taskhost.db-wal (a clean close checkpoints the log into the file and deletes it).
+fs::path crash_copy(const fs::path& from, const fs::path& to, int tasks) {
+  Store store(from);
+  for (int i = 0; i < tasks; ++i) {
+    auto a = assignment("w" + std::to_string(i));
+    (*a.mutable_execute()->mutable_input()->mutable_struct_value()->mutable_fields())["pad"].set_string_value(
+        std::string(300, 'x'));
+    REQUIRE(store.insert_task(a));
+  }
+  store.flush();
+  fs::create_directories(to);
+  fs::copy_file(store.file(), to / "taskhost.db");
+  fs::copy_file(store.file().string() + "-wal", to / "taskhost.db-wal");
+  REQUIRE(fs::file_size(to / "taskhost.db-wal") > 64 * 4096);  // every commit since open is in the log
+  return to / "taskhost.db-wal";
+}
+
+void overwrite(const fs::path& file, uintmax_t at, size_t n) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(at));
+  const std::string junk(n, 'U');
+  f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+}
+
+std::string open_error(const fs::path& dir) {
+  try {
+    Store store(dir);
+  } catch (const StoreError& e) {
+    return e.what();
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("a store whose write-ahead log is damaged is refused, the log kept; a torn last write is not damage") {
+  TempDir dir;
+  const fs::path wal = crash_copy(dir.path / "live", dir.path / "copy", 200);
+
+  SUBCASE("intact: every committed task is there") {
+    Store store(dir.path / "copy");
+    CHECK(store.task("w199"));
+  }
+  SUBCASE("a torn tail (the last frame cut short) is what a crash leaves: opened, the committed tasks there") {
+    fs::resize_file(wal, fs::file_size(wal) - 1000);
+    Store store(dir.path / "copy");
+    CHECK(store.task("w150"));
+  }
+  SUBCASE("garbage in the middle, before later commits: refused, naming the log, the log left as it was") {
+    overwrite(wal, fs::file_size(wal) / 2, 8192);
+    const auto before = fs::file_size(wal);
+    const std::string what = open_error(dir.path / "copy");
+    INFO(what);
+    CHECK(what.find("taskhost.db-wal is damaged at frame") != std::string::npos);
+    CHECK(what.find("committed writes would be lost") != std::string::npos);
+    CHECK(fs::file_size(wal) == before);
+  }
+  SUBCASE("a damaged header: refused") {
+    overwrite(wal, 0, 28);
+    const std::string what = open_error(dir.path / "copy");
+    INFO(what);
+    CHECK(what.find("does not start with a write-ahead log header") != std::string::npos);
+  }
+  SUBCASE("a log cut inside its header: refused") {
+    fs::resize_file(wal, 20);
+    CHECK(open_error(dir.path / "copy").find("shorter than a write-ahead log's header") != std::string::npos);
+  }
+}
+
 TEST_CASE("a state directory that cannot be created is an error naming it") {
   TempDir dir;
   const fs::path file = dir.path / "a-file";

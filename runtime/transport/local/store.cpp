@@ -4,6 +4,7 @@
 #include "common/log.hpp"
 #include "common/unix_time.hpp"
 #include "transport/local/sqlite.hpp"
+#include "transport/local/wal_check.hpp"
 
 #include <fmt/format.h>
 
@@ -184,6 +185,13 @@ Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
   std::filesystem::create_directories(dir, ec);
   if (ec) throw StoreError(fmt::format("cannot create state directory {}: {}", dir.string(), ec.message()));
   lock_ = std::make_unique<taskhost::StateLock>(dir);
+  // Before SQLite opens it: it would replay the log up to the damage and reset it (wal_check.hpp).
+  if (const std::string damage = wal_damage(file_); !damage.empty()) {
+    throw StoreError(fmt::format("state store {}: {}: committed writes would be lost. Keep both files: move them "
+                                 "aside to start with an empty store, or try to salvage a copy of both with "
+                                 "`sqlite3 {} .recover`",
+                                 file_.string(), damage, file_.string()));
+  }
   try {
     writer_db_ = std::make_unique<Database>(file_, /*create=*/true);
     // WAL: readers never block the writer; FULL: a commit survives power loss, not just a crash.
