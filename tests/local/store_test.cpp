@@ -274,6 +274,15 @@ TEST_CASE("ended tasks past the retention are deleted whole; running ones and th
   CHECK(store.messages("running").size() == 1);
   CHECK(store.events("running", 10).size() == 1);
 
+  // A client paging with --after a task deleted since goes on from where that task was.
+  REQUIRE(store.insert_task(assignment("after-old")));
+  const auto page = store.page("old-failed", 10);
+  REQUIRE(page);
+  std::vector<std::string> ids;
+  for (const auto& t : *page) ids.push_back(t.task_id);
+  CHECK(ids == std::vector<std::string>{"running", "after-old"});
+  CHECK_FALSE(store.page("never-was", 10));
+
   // Both ids, the task's and its message's, are free again.
   CHECK(store.insert_task(assignment("old-done")));
   m.set_message_id("m-old");

@@ -166,7 +166,8 @@ struct Store::Writes {
             "DELETE FROM tasks WHERE task_id = ?1 AND started = 0 AND completion IS NOT NULL RETURNING seq")),
         forget_events(db.prepare("DELETE FROM events WHERE task_id = ?1")),
         set_seq(db.prepare("UPDATE tasks SET seq = ?2 WHERE task_id = ?1")),
-        delete_ended(db.prepare("DELETE FROM tasks WHERE task_id = ?1 AND completion IS NOT NULL AND updated_ms < ?2")),
+        delete_ended(db.prepare(
+            "DELETE FROM tasks WHERE task_id = ?1 AND completion IS NOT NULL AND updated_ms < ?2 RETURNING seq")),
         forget_messages(db.prepare("DELETE FROM messages WHERE task_id = ?1")),
         forget_crashes(db.prepare("DELETE FROM crashes WHERE task_id = ?1")),
         crash(db.prepare(
@@ -339,9 +340,14 @@ size_t Store::delete_ended(const std::vector<std::string>& task_ids, int64_t end
   run_sync([&] {
     deleted = 0;  // (a failed transaction deleted nothing)
     for (const auto& id : task_ids) {
-      writes_->delete_ended.bind(1, id).bind(2, ended_before_ms).run();
-      if (writer_db_->changes() == 0) continue;  // not there, or not ended: kept whole
+      Statement& del = writes_->delete_ended;
+      del.bind(1, id).bind(2, ended_before_ms);
+      const bool gone = del.step();
+      const int64_t seq = gone ? del.column_int(0) : 0;
+      del.reset();
+      if (!gone) continue;  // not there, or not ended: kept whole
       ++deleted;
+      remember_deleted(id, seq);
       writes_->forget_events.bind(1, id).run();
       writes_->forget_messages.bind(1, id).run();
       writes_->forget_crashes.bind(1, id).run();
@@ -467,6 +473,15 @@ std::optional<TaskCrashes> Store::crashes(const std::string& task_id) {
   }
 }
 
+void Store::remember_deleted(const std::string& task_id, int64_t seq) {
+  std::lock_guard lock(mu_);
+  if (deleted_seq_.emplace(task_id, seq).second) deleted_order_.push_back(task_id);
+  while (deleted_order_.size() > kDeletedRemembered) {
+    deleted_seq_.erase(deleted_order_.front());
+    deleted_order_.pop_front();
+  }
+}
+
 std::vector<std::string> Store::ended_before(int64_t unix_ms, size_t limit) {
   std::lock_guard lock(read_mu_);
   try {
@@ -533,8 +548,15 @@ std::optional<std::vector<StoredTask>> Store::page(const std::string& after, siz
     try {
       auto st = reader_db_->prepare("SELECT seq FROM tasks WHERE task_id = ?1");
       st.bind(1, after);
-      if (!st.step()) return std::nullopt;
-      after_seq = st.column_int(0);
+      if (st.step()) {
+        after_seq = st.column_int(0);
+      } else {
+        // Deleted since the client read its page (retention): the page goes on from where it was.
+        std::lock_guard deleted_lock(mu_);
+        const auto it = deleted_seq_.find(after);
+        if (it == deleted_seq_.end()) return std::nullopt;
+        after_seq = it->second;
+      }
     } catch (const SqliteError& e) {
       throw StoreError(fmt::format("state store read failed: {}", e.what()));
     }

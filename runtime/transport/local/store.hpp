@@ -33,6 +33,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace taskhost::transport::local {
@@ -130,7 +131,8 @@ class Store {
   std::vector<StoredTask> recent(size_t limit);
   // A page of every task the store holds, in the order they were accepted: up to `limit` tasks accepted after
   // the task `after` (from the first when empty). The order never changes (new tasks only append), so
-  // paging with the last id of each page visits every task once. nullopt when `after` names no task.
+  // paging with the last id of each page visits every task once. `after` may be a task deleted since
+  // (delete_ended; remembered while this store is open). nullopt when `after` names no task.
   std::optional<std::vector<StoredTask>> page(const std::string& after, size_t limit);
   // The task's durable events, oldest first, at most the last `limit`.
   std::vector<v1::TaskEvent> events(const std::string& task_id, size_t limit);
@@ -180,6 +182,12 @@ class Store {
   bool stopping_ = false;
   uint64_t commits_ = 0;
   WriteHealth health_;  // under mu_
+  // Where deleted tasks were in the accepted order, the latest kDeletedRemembered (under mu_): a client
+  // paging with --after the id of a task deleted meanwhile goes on from there instead of failing.
+  static constexpr size_t kDeletedRemembered = 100'000;
+  void remember_deleted(const std::string& task_id, int64_t seq);
+  std::unordered_map<std::string, int64_t> deleted_seq_;
+  std::deque<std::string> deleted_order_;
   std::thread writer_;
 };
 
