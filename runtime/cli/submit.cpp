@@ -6,6 +6,8 @@
 #include "cli/format.hpp"
 #include "transport/task_id.hpp"
 
+#include <boost/json/serialize.hpp>
+
 #include <fmt/format.h>
 
 #include <chrono>
@@ -50,8 +52,7 @@ int submit_command(const Args& args) {
   // Idempotent by design (a retried submit must not run twice), but not silently: a caller who meant a new
   // task with a new input learns that this input was not used.
   if (submitted.existing) {
-    std::cerr << "taskhost: task '" << id << "' was submitted before; this is that task (the --input given now "
-              << "was not used)\n";
+    std::cerr << "taskhost: task '" << id << "' was submitted before; this is that task (nothing new was submitted)\n";
   }
   if (!cl.has("wait")) {
     if (cl.json()) {
@@ -66,7 +67,11 @@ int submit_command(const Args& args) {
   }
   if (!cl.json()) std::cerr << id << "\n";  // the id on stderr keeps stdout for the result
   const auto completion = client->wait(id, timeout);
-  if (cl.json()) {
+  if (cl.json() && submitted.existing) {
+    boost::json::value out = api::to_json_value(completion);
+    out.as_object()["duplicate"] = true;  // as without --wait: a script learns the result is the earlier task's
+    std::cout << boost::json::serialize(out) << "\n";
+  } else if (cl.json()) {
     print_json(completion);
   } else if (completion.state() == v1::SUCCEEDED && completion.has_output()) {
     std::cout << value_text(completion.output()) << "\n";

@@ -95,9 +95,15 @@ int watch_command(const Args& args) {
   printer.finish();
   // A stream of one task that ends before the task did, and not at --timeout, was ended by the host (it
   // is stopping): a script must not take that for the task's end.
-  if (!id.empty() && !ended && (timeout.count() == 0 || std::chrono::steady_clock::now() - started < timeout)) {
+  const bool before_timeout = timeout.count() == 0 || std::chrono::steady_clock::now() - started < timeout;
+  if (!id.empty() && !ended && before_timeout) {
     throw transport::ClientError("the watch of task '" + id + "' ended before the task did (the host stopped?); `taskhost status " +
                       id + "` says where it is");
+  }
+  // The stream of every task ends only at --timeout, or when the host ends it: a monitoring script must
+  // tell that from its own timeout.
+  if (id.empty() && before_timeout) {
+    throw transport::ClientError("the watch ended before its --timeout: the host ended it (it stopped?)");
   }
   return kExitOk;
 }

@@ -357,11 +357,17 @@ TEST_CASE_FIXTURE(Fixture, "an id submitted again is the same task, unless it na
   CHECK(same.code == 0);  // idempotent: the one task's result...
   CHECK(same.out == "Hello, a!\n");
   // ... said, not silent: the input given this time was not used.
-  CHECK(same.err.find("task 'X' was submitted before; this is that task (the --input given now was not used)") !=
+  CHECK(same.err.find("task 'X' was submitted before; this is that task (nothing new was submitted)") !=
         std::string::npos);
   const Result same_json = host.cli({"submit", "hello.greet", "--id", "X", "--json"});
   REQUIRE(same_json.code == 0);
   CHECK(parse_json(same_json.out).as_object().at("duplicate").as_bool());
+  // With --wait too: the earlier task's completion, marked as such.
+  const Result waited_json = host.cli({"submit", "hello.greet", "--id", "X", "--json", "--wait"});
+  REQUIRE(waited_json.code == 0);
+  const auto waited = parse_json(waited_json.out).as_object();
+  CHECK(waited.at("duplicate").as_bool());
+  CHECK(str(waited, "state") == "SUCCEEDED");
   const Result other = host.cli({"submit", "interactive.count", "--id", "X", "--wait"});
   INFO(other);
   CHECK(other.code == 1);

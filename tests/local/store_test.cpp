@@ -445,6 +445,27 @@ TEST_CASE("a store whose write-ahead log is damaged is refused, the log kept; a 
   }
 }
 
+TEST_CASE("a database file that SQLite cannot open as one gets the same advice") {
+  TempDir dir;
+  fs::path file;
+  {
+    Store store(dir.path);
+    file = store.file();
+    for (int i = 0; i < 50; ++i) REQUIRE(store.insert_task(assignment("t" + std::to_string(i))));
+  }
+  SUBCASE("random bytes") {
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << std::string(8192, '\x5a');
+  }
+  SUBCASE("page 1 overwritten") {
+    overwrite(file, 100, 3000);
+  }
+  const std::string what = open_error(dir.path);
+  INFO(what);
+  CHECK(what.find(file.string() + " is damaged") != std::string::npos);
+  CHECK(what.find(".recover") != std::string::npos);
+  CHECK(what.find("PRAGMA") == std::string::npos);  // the host's own statement is no help to an operator
+}
+
 TEST_CASE("a state directory that cannot be created is an error naming it") {
   TempDir dir;
   const fs::path file = dir.path / "a-file";

@@ -213,7 +213,14 @@ Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
     writes_ = std::make_unique<Writes>(*writer_db_);
     reader_db_ = std::make_unique<Database>(file_, /*create=*/false, /*read_only=*/true);
   } catch (const SqliteError& e) {
-    throw StoreError(fmt::format("state store {}: {}", file_.string(), e.what()));
+    const std::string what = e.what();
+    // Damage that stops SQLite before quick_check can run (a cut or overwritten file): the same advice.
+    if (what.find("malformed") != std::string::npos || what.find("not a database") != std::string::npos) {
+      throw StoreError(fmt::format("state store {} is damaged ({}): move it (with its -wal and -shm files) aside to "
+                                   "start with an empty store, or try to salvage it with `sqlite3 {} .recover`",
+                                   file_.string(), what.substr(0, what.find(" (in: ")), file_.string()));
+    }
+    throw StoreError(fmt::format("state store {}: {}", file_.string(), what));
   }
   writer_ = std::thread([this] { writer_loop(); });
 }
