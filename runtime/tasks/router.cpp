@@ -141,6 +141,7 @@ void Router::Impl::admit(std::span<Candidate> candidates) {
       t.checkpoint = c.resume->checkpoint;
       by_id.emplace(t.id, c.task);  // the serial index gets it at its start, when the plugin learns its ref
       pending.push_back(c.task);
+      t.waiting_for_slot = true;
       t.kind_counts = &counts_locked(t.kind);
       t.strand.set_lane(plugin_lane_locked(c.plugin));  // before its first call is posted (launch)
       ++t.kind_counts->pending;
@@ -244,6 +245,7 @@ void Router::Impl::collect_admissions_locked(Admitted& admitted) {
     ++c.started;
     --total.pending;
     ++total.started;
+    (*it)->waiting_for_slot = false;
     admitted.push_back(*it);
     it = pending.erase(it);
   }
@@ -314,6 +316,7 @@ void Router::Impl::retire(const TaskPtr& t, bool held_slot) {
       --c.started;
       --total.started;
     } else if (auto p = std::find(pending.begin(), pending.end(), t); p != pending.end()) {
+      t->waiting_for_slot = false;
       pending.erase(p);
       --c.pending;
       --total.pending;
@@ -632,8 +635,17 @@ std::optional<Router::KindService> Router::service_of(std::string_view kind) con
 
 std::optional<TaskSnapshot> Router::snapshot(std::string_view task_id) const {
   if (auto t = impl_->find_active(task_id)) {
+    // A task still waiting for a slot says which limit holds it now: the reason its PENDING event gave
+    // may have changed since (a host limit that freed up, behind which its kind's limit now holds it).
+    std::string queued;
+    {
+      std::lock_guard lock(impl_->mu);
+      if (t->waiting_for_slot) queued = impl_->queued_reason_locked(*t);
+    }
     std::lock_guard tl(t->mu);
-    return impl_->snapshot_locked(*t);
+    TaskSnapshot s = impl_->snapshot_locked(*t);
+    if (!queued.empty() && s.state == v1::PENDING && !t->started) s.detail = std::move(queued);
+    return s;
   }
   std::lock_guard lock(impl_->mu);
   if (const auto* done = impl_->finished.find(task_id)) return *done;

@@ -46,6 +46,7 @@ struct Task {
   // Its kind's entry in the router's per-kind counts, set at admission under the router's lock (the
   // table never moves an entry): admitting and retiring do not hash the kind again.
   SlotCounts* kind_counts = nullptr;
+  bool waiting_for_slot = false;  // under the router's lock: in its pending queue (why it waits: snapshot)
 
   std::mutex mu;
   // --- guarded by mu ---

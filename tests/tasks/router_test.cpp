@@ -462,6 +462,31 @@ TEST_CASE("limits per kind and per host: excess tasks wait as pending, in order,
   CHECK(f.router().free_slots("test.hold") == 2);
 }
 
+TEST_CASE("a waiting task's status names the limit that holds it now, not the one that held it at first") {
+  // QA: worked out once, at admission, the reason went stale: "the host has its limit" while the host had
+  // room and the task's own kind limit held it.
+  tasks::RouterOptions o;
+  o.max_active = 2;
+  o.kind_limits["test.hold"] = 1;
+  HostFixture f(o);
+  for (const char* id : {"p1", "p2"}) REQUIRE(f.router().assign(assignment(id, "test.plain")).accepted());
+  for (const char* id : {"h1", "h2"}) REQUIRE(f.router().assign(assignment(id, "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state("p2", v1::RUNNING));
+  const std::string host_full = "accepted; queued: the host has its limit of 2 tasks running ([limits] max_active)";
+  CHECK(f.router().snapshot("h1")->detail == host_full);
+  CHECK(f.router().snapshot("h2")->detail == host_full);
+  f.router().cancel(cancel_request("p1"));
+  REQUIRE(f.outbox.wait_state("h1", v1::RUNNING));
+  CHECK(f.router().snapshot("h2")->detail ==
+        "accepted; queued: kind 'test.hold' has its limit of 1 tasks running ([limits.kinds])");
+  f.router().deliver(message("h1", "finish"));
+  REQUIRE(f.outbox.wait_state("h2", v1::RUNNING));
+  CHECK(f.router().snapshot("h2")->detail.find("queued") == std::string::npos);
+  f.router().deliver(message("h2", "finish"));
+  f.router().cancel(cancel_request("p2"));
+  CHECK(f.router().wait_idle(5s));
+}
+
 TEST_CASE("a batch is answered in order, each assignment as if alone, and the limits hold across it") {
   tasks::RouterOptions o;
   o.max_active = 3;

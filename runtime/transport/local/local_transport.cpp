@@ -318,6 +318,10 @@ void LocalTransport::fill_from_router(v1::TaskStatus& status) const {
   if (const auto snap = router->snapshot(status.task_id())) {
     if (snap->generation != 0) status.set_generation(snap->generation);
     if (!snap->plugin_version.empty()) status.set_plugin_version(snap->plugin_version);
+    // Waiting for a slot: which limit holds it now (the router works it out at each look).
+    if (status.state() == v1::PENDING && snap->state == v1::PENDING && !snap->detail.empty()) {
+      status.set_detail(snap->detail);
+    }
   }
 }
 
