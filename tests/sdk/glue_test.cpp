@@ -3,6 +3,8 @@
 // answer, and that the FakeHost enforces what the real host enforces.
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -303,6 +305,20 @@ TEST_CASE("test kit host rules: stale attempts, released tasks, unknown refs, ba
   // Terminal states go through complete, not set_state; request_input needs an id.
   CHECK(api->set_state(api->context, second.ref, TH_STATE_SUCCEEDED, "") == TH_INVALID_ARGUMENT);
   CHECK(api->request_input(api->context, second.ref, "", "prompt", nullptr) == TH_INVALID_ARGUMENT);
+
+  // Numbers no reader can use, and a schema that is not JSON, are refused as by the host (QA: the kit said
+  // OK, so an author's tests passed while the host refused the same calls).
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  CHECK(api->progress(api->context, second.ref, nan, 1, nullptr, nullptr) == TH_INVALID_ARGUMENT);
+  CHECK(api->progress(api->context, second.ref, 1, std::numeric_limits<double>::infinity(), nullptr, nullptr) ==
+        TH_INVALID_ARGUMENT);
+  CHECK(api->heartbeat(api->context, second.ref, nan, nullptr) == TH_INVALID_ARGUMENT);
+  CHECK(api->heartbeat(api->context, second.ref, 1.5, nullptr) == TH_INVALID_ARGUMENT);
+  CHECK(api->heartbeat(api->context, second.ref, -1, "alive") == TH_OK);
+  CHECK(api->request_input(api->context, second.ref, "q", "which?", "{not json") == TH_INVALID_ARGUMENT);
+  CHECK(plugin.view(second).state == TH_STATE_RUNNING);  // the refused question asked nothing
+  CHECK(api->request_input(api->context, second.ref, "q", "which?", R"({"type":"string"})") == TH_OK);
+  CHECK(api->set_state(api->context, second.ref, TH_STATE_RUNNING, "on with it") == TH_OK);
   th_result weird{};
   weird.struct_size = sizeof(weird);
   weird.state = TH_STATE_RUNNING;

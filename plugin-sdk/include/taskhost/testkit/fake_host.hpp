@@ -8,6 +8,8 @@
 //     moves it to waiting_input; complete takes only a terminal state;
 //   - for JSON kinds, message data must be JSON, and a success whose output is not JSON ends the task
 //     failed (TH_ERROR_WORKER_ERROR) and answers TH_INVALID_ARGUMENT, as the host does;
+//   - progress must be finite, a heartbeat fraction NaN-free and at most 1, an input request's schema
+//     (when given) JSON of at most 64 KiB: otherwise TH_INVALID_ARGUMENT, and nothing changes;
 //   - a call after the executors were destroyed is noted as a violation.
 // The harness side (PluginUnderTest) drives the host-made changes: opening attempts, running before
 // on_start, back to running when an answer is delivered, failing a start, the cancel deadline.
@@ -20,6 +22,7 @@
 #include <taskhost/plugin.h>
 
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -194,6 +197,8 @@ class FakeHost {
     return a->view.events.back().answer;
   }
 
+  static constexpr size_t kMaxSchemaBytes = 64u << 10;  // the host's limit on a text a plugin sends
+
   static th_status sink_set_state(th_host_context* ctx, th_task_ref task, th_task_state state, const char* detail) {
     Event e;
     e.type = EventType::state;
@@ -215,7 +220,9 @@ class FakeHost {
     e.total = total;
     e.unit = str(unit);
     e.label = str(label);
-    return self(ctx).write(task, std::move(e), [](Attempt&, Event&) { return TH_OK; });
+    return self(ctx).write(task, std::move(e), [](Attempt&, Event& ev) {
+      return std::isfinite(ev.current) && std::isfinite(ev.total) ? TH_OK : TH_INVALID_ARGUMENT;
+    });
   }
 
   static th_status sink_output(th_host_context* ctx, th_task_ref task, const char* stream, th_bytes delta) {
@@ -249,6 +256,9 @@ class FakeHost {
     return self(ctx).write(task, std::move(e), [](Attempt& a, Event& ev) {
       if (ev.request_id.empty()) return TH_INVALID_ARGUMENT;
       if (a.view.state != TH_STATE_RUNNING && a.view.state != TH_STATE_WAITING_INPUT) return TH_INVALID_ARGUMENT;
+      if (!ev.schema.empty() && (ev.schema.size() > kMaxSchemaBytes || !internal::JsonCheck::valid(ev.schema))) {
+        return TH_INVALID_ARGUMENT;
+      }
       a.view.state = TH_STATE_WAITING_INPUT;
       a.view.pending_request = ev.request_id;
       return TH_OK;
@@ -281,7 +291,9 @@ class FakeHost {
     e.type = EventType::heartbeat;
     e.fraction = fraction;
     e.text = str(message);
-    return self(ctx).write(task, std::move(e), [](Attempt&, Event&) { return TH_OK; });
+    return self(ctx).write(task, std::move(e), [](Attempt&, Event& ev) {
+      return std::isnan(ev.fraction) || ev.fraction > 1 ? TH_INVALID_ARGUMENT : TH_OK;  // negative: none
+    });
   }
 
   static th_status sink_complete(th_host_context* ctx, th_task_ref task, const th_result* result) {
