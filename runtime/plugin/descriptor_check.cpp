@@ -2,6 +2,9 @@
 
 #include "common/utf8.hpp"
 
+#include <boost/json/parse.hpp>
+
+#include <cstring>
 #include <set>
 #include <string_view>
 #include <vector>
@@ -11,6 +14,8 @@ namespace {
 
 // More kinds than this in one plugin means the pointer or count is garbage, not a real plugin.
 constexpr size_t kMaxKinds = 4096;
+// A discovery schema longer than this is taken as not terminated (and so refused as not JSON).
+constexpr size_t kMaxSchemaBytes = 1u << 20;
 
 // The plugin's own strings in an error: not trusted to be UTF-8 (the error is shown in JSON listings).
 std::string quote(std::string_view s) { return "'" + utf8_sanitized(s) + "'"; }
@@ -29,6 +34,19 @@ std::string check_kind(const th_kind_descriptor& k, const std::string& name) {
   };
   for (const auto& [field, present] : required) {
     if (!present) return who + "required function " + field + " is NULL";
+  }
+  // Discovery publishes these as JSON: text that is not would reach every client that lists the kinds.
+  if (TH_HAS_FIELD(&k, th_kind_descriptor, output_schema_json)) {
+    const std::pair<const char*, const char*> schemas[] = {{"input_schema_json", k.input_schema_json},
+                                                           {"output_schema_json", k.output_schema_json}};
+    for (const auto& [field, text] : schemas) {
+      if (text == nullptr || *text == '\0') continue;
+      boost::system::error_code ec;
+      boost::json::parse_options deep;
+      deep.max_depth = 256;  // as for request_input's schema
+      boost::json::parse(std::string_view(text, ::strnlen(text, kMaxSchemaBytes + 1)), ec, {}, deep);
+      if (ec) return who + field + " is not JSON (" + ec.message() + ")";
+    }
   }
   // Capability group: both or neither.
   const bool can_reattach = k.on_can_reattach != nullptr;

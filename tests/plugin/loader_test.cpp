@@ -162,6 +162,7 @@ TEST_CASE("a broken descriptor or factory fails the whole load with the field or
       {"loader-broken-factory-null",
        "kind '" + prefix + "factory-null': on_create_executor returned TH_OK but a NULL executor"},
       {"loader-broken-manifest-mismatch", "descriptor version '9.9.9' differs from the manifest's version '1.0.0'"},
+      {"loader-broken-bad-schema", "kind '" + prefix + "bad-schema': output_schema_json is not JSON (syntax error)"},
       // Refused before kinds[2], past the array's end, is read (it used to be, and the host crashed).
       {"loader-broken-kind-count", "descriptor kind_count is 3 but the manifest lists 2 kind(s) (" + prefix +
                                        "kind-count.helper," + prefix + "kind-count)"},

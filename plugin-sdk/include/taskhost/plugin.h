@@ -286,7 +286,7 @@ typedef struct th_kind_descriptor {
 
   /* --- appended in ABI 1.1: discovery metadata (all optional, may be NULL) ---------------------- */
   const char* description;
-  const char* input_schema_json;  /* JSON Schema as a JSON string */
+  const char* input_schema_json;  /* JSON Schema as a JSON string; not JSON: the plugin is refused */
   const char* output_schema_json;
 } th_kind_descriptor;
 
