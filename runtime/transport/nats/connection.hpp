@@ -82,6 +82,15 @@ natsStatus retry_read(Call&& call, std::chrono::steady_clock::time_point until =
   }
 }
 
+// A read JetStream answered "system temporarily unavailable" (JSClusterNotAvailErr: the cluster has no
+// meta leader for a moment, as while a node restarts) is asked again like one that timed out: returns
+// NATS_TIMEOUT for retry_read, after a short pause (the answer came at once). Other answers pass through.
+inline natsStatus retryable_read(natsStatus s, jsErrCode code) {
+  if (s == NATS_OK || code != JSClusterNotAvailErr) return s;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return NATS_TIMEOUT;
+}
+
 // Calls fn(msg, seq) for every message stored under `subject` (wildcards allowed) in `stream` with a
 // sequence in [from, before), in stream order, by direct gets ("the next message on this subject from
 // sequence n"; the stream must allow direct gets); fn takes ownership of msg. Needs no subscription.

@@ -48,7 +48,10 @@ natsStatus RecordStore::writing(Call&& call) const {
 std::optional<std::string> RecordStore::last_on(const std::string& stream, const std::string& subject) const {
   natsMsg* msg = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  auto get = [&] { return js_GetLastMsg(&msg, connection_.js(), stream.c_str(), subject.c_str(), nullptr, &code); };
+  auto get = [&] {
+    code = static_cast<jsErrCode>(0);
+    return retryable_read(js_GetLastMsg(&msg, connection_.js(), stream.c_str(), subject.c_str(), nullptr, &code), code);
+  };
   natsStatus s = reading(get);
   if (not_found(s, code)) return std::nullopt;
   check(s, "read last message of " + subject, code);
@@ -72,7 +75,9 @@ RecordStore::Raw RecordStore::read_with(const std::string& key, Call&& retry) co
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string subject = names_.kv_subject(key);
   auto get = [&] {
-    return js_GetLastMsg(&msg, connection_.js(), names_.kv_stream().c_str(), subject.c_str(), nullptr, &code);
+    code = static_cast<jsErrCode>(0);
+    return retryable_read(
+        js_GetLastMsg(&msg, connection_.js(), names_.kv_stream().c_str(), subject.c_str(), nullptr, &code), code);
   };
   natsStatus s = retry(get);
   if (not_found(s, code)) return raw;
