@@ -134,6 +134,12 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   server.bind();  // a taken address ends this run before recovery touches any task
 
   transport.attach(host.router());
+  // Detached before the host (and its router) is destroyed on every path, an error's too: the transport's
+  // pruner calls the router while attached.
+  struct Detach {
+    transport::local::LocalTransport& t;
+    ~Detach() { t.detach(); }
+  } detach_on_exit{transport};
   // Recovered tasks whose kind no plugin serves yet start when a scan loads one.
   host.registry().on_switch([&transport](const std::string& kind, const registry::Binding& now) {
     if (now) transport.kind_served(kind);

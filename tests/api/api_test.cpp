@@ -354,6 +354,10 @@ TEST_CASE("idle keep-alive connections are closed after idle_timeout; a streamin
   ho.plugins_dir = dir.path() / "plugins";
   taskhost::Host host(ho, transport);
   transport.attach(host.router());
+  struct Detach {  // before the host is destroyed (LocalTransport::detach)
+    transport::local::LocalTransport& t;
+    ~Detach() { t.detach(); }
+  } detach_on_exit{transport};
   api::ServerOptions so;
   std::string why;
   so.listen.push_back(*config::parse_endpoint("127.0.0.1:0", &why));

@@ -52,7 +52,10 @@ LocalTransport::~LocalTransport() {
 }
 
 void LocalTransport::attach(tasks::Router& router) { router_.store(&router); }
-void LocalTransport::detach() { router_.store(nullptr); }
+void LocalTransport::detach() {
+  router_.store(nullptr);
+  const std::lock_guard in_flight(prune_run_mu_);  // a prune that loaded the router before is done with it
+}
 void LocalTransport::set_accepting(bool accepting) { accepting_.store(accepting); }
 
 LocalTransport::Entry& LocalTransport::entry_locked(const std::string& task_id) {
@@ -113,6 +116,7 @@ void LocalTransport::prune_loop() {
 }
 
 size_t LocalTransport::prune_ended() {
+  const std::lock_guard run(prune_run_mu_);
   constexpr size_t kPerTransaction = 500;  // the writer's other work waits for one such transaction at most
   const int64_t cutoff = unix_ms_now() - static_cast<int64_t>(options_.keep_ended.count()) * 1000;
   size_t total = 0;

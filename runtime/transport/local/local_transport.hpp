@@ -121,6 +121,8 @@ class LocalTransport final : public TaskOutbox {
   LocalTransport& operator=(const LocalTransport&) = delete;
 
   void attach(tasks::Router& router);  // `router` must outlive detach()
+  // From here on nothing in the transport calls the router (it waits for a prune in flight). Call it
+  // before the router is destroyed, on every path (cli/serve.cpp: a guard).
   void detach();
   RecoveryReport recover();            // once, after attach, before serving clients
   // Counts the last run's crashes during task calls (host/crash_ledger.hpp) against their tasks, durably,
@@ -219,7 +221,8 @@ class LocalTransport final : public TaskOutbox {
   TransportMetrics counters_;
   std::unordered_map<std::string, std::vector<Restart>> waiting_;  // kind -> recovered tasks waiting for it
 
-  std::mutex prune_mu_;  // guards prune_stop_
+  std::mutex prune_run_mu_;  // held through each prune_ended(): detach() waits for one in flight
+  std::mutex prune_mu_;      // guards prune_stop_
   std::condition_variable prune_cv_;
   bool prune_stop_ = false;
   std::thread pruner_;  // runs prune_loop while keep_ended is set; last member: started once the rest exists
