@@ -1,8 +1,7 @@
 #include "plugin/descriptor_check.hpp"
 
+#include "common/json_text.hpp"
 #include "common/utf8.hpp"
-
-#include <boost/json/parse.hpp>
 
 #include <cstring>
 #include <set>
@@ -41,11 +40,8 @@ std::string check_kind(const th_kind_descriptor& k, const std::string& name) {
                                                            {"output_schema_json", k.output_schema_json}};
     for (const auto& [field, text] : schemas) {
       if (text == nullptr || *text == '\0') continue;
-      boost::system::error_code ec;
-      boost::json::parse_options deep;
-      deep.max_depth = 256;  // as for request_input's schema
-      boost::json::parse(std::string_view(text, ::strnlen(text, kMaxSchemaBytes + 1)), ec, {}, deep);
-      if (ec) return who + field + " is not JSON (" + ec.message() + ")";
+      const std::string problem = json_text_problem(std::string_view(text, ::strnlen(text, kMaxSchemaBytes + 1)));
+      if (!problem.empty()) return who + field + " is not JSON (" + problem + ")";
     }
   }
   // Capability group: both or neither.

@@ -3,6 +3,7 @@
 // Every function looks its task up by ref (never dereferences anything the plugin hands back), answers
 // TASK_ENDED / STALE_ATTEMPT / UNKNOWN_TASK synchronously, applies the write under the task's mutex and
 // publishes it in order. Nothing here calls back into the plugin and nothing throws across the ABI.
+#include "common/json_text.hpp"
 #include "common/log.hpp"
 #include "common/utf8.hpp"
 #include "tasks/lifecycle.hpp"
@@ -10,7 +11,6 @@
 #include "tasks/router_impl.hpp"
 #include "tasks/task_ref.hpp"
 
-#include <boost/json/parse.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -154,13 +154,9 @@ th_status sink_request_input(th_host_context* ctx, th_task_ref ref, const char* 
         return refused(t, fmt::format("request_input '{}': expected_schema_json is over {} bytes", str(request_id),
                                       kMaxPluginText));
       }
-      boost::system::error_code ec;
-      boost::json::parse_options deep;
-      deep.max_depth = 256;  // a schema nests deeper than data usually does (the SDK test kit: the same)
-      boost::json::parse(std::string_view(schema, size), ec, {}, deep);
-      if (ec) {
+      if (const std::string problem = json_text_problem(std::string_view(schema, size)); !problem.empty()) {
         return refused(t, fmt::format("request_input '{}': expected_schema_json is not JSON ({})", str(request_id),
-                                      ec.message()));
+                                      problem));
       }
     }
     // No on_deliver: no answer could ever reach it, and the task would wait for good (QA).

@@ -634,22 +634,24 @@ std::optional<Router::KindService> Router::service_of(std::string_view kind) con
 }
 
 std::optional<TaskSnapshot> Router::snapshot(std::string_view task_id) const {
-  if (auto t = impl_->find_active(task_id)) {
+  TaskPtr t;
+  std::string queued;
+  {
+    std::lock_guard lock(impl_->mu);
+    const auto it = impl_->by_id.find(task_id);
+    if (it == impl_->by_id.end()) {
+      if (const auto* done = impl_->finished.find(task_id)) return *done;
+      return std::nullopt;
+    }
+    t = it->second;
     // A task still waiting for a slot says which limit holds it now: the reason its PENDING event gave
     // may have changed since (a host limit that freed up, behind which its kind's limit now holds it).
-    std::string queued;
-    {
-      std::lock_guard lock(impl_->mu);
-      if (t->waiting_for_slot) queued = impl_->queued_reason_locked(*t);
-    }
-    std::lock_guard tl(t->mu);
-    TaskSnapshot s = impl_->snapshot_locked(*t);
-    if (!queued.empty() && s.state == v1::PENDING && !t->started) s.detail = std::move(queued);
-    return s;
+    if (t->waiting_for_slot) queued = impl_->queued_reason_locked(*t);
   }
-  std::lock_guard lock(impl_->mu);
-  if (const auto* done = impl_->finished.find(task_id)) return *done;
-  return std::nullopt;
+  std::lock_guard tl(t->mu);
+  TaskSnapshot s = impl_->snapshot_locked(*t);
+  if (!queued.empty() && s.state == v1::PENDING && !t->started) s.detail = std::move(queued);
+  return s;
 }
 
 void Router::forget_ended(std::span<const std::string> task_ids) {

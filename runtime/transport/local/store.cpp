@@ -468,16 +468,24 @@ uint32_t Store::record_crash(const std::string& task_id, int signal) {
   return count;
 }
 
-std::optional<TaskCrashes> Store::crashes(const std::string& task_id) {
+template <typename Fn>
+auto Store::read(std::string_view sql, Fn&& fn) {
   std::lock_guard lock(read_mu_);
   try {
-    auto st = reader_db_->prepare("SELECT count, last_signal FROM crashes WHERE task_id = ?1");
-    st.bind(1, task_id);
-    if (!st.step()) return std::nullopt;
-    return TaskCrashes{static_cast<uint32_t>(st.column_int(0)), static_cast<int>(st.column_int(1))};
+    auto st = reader_db_->prepare(sql);
+    return fn(st);
   } catch (const SqliteError& e) {
     throw StoreError(fmt::format("state store read failed: {}", e.what()));
   }
+}
+
+std::optional<TaskCrashes> Store::crashes(const std::string& task_id) {
+  return read("SELECT count, last_signal FROM crashes WHERE task_id = ?1",
+              [&](Statement& st) -> std::optional<TaskCrashes> {
+                st.bind(1, task_id);
+                if (!st.step()) return std::nullopt;
+                return TaskCrashes{static_cast<uint32_t>(st.column_int(0)), static_cast<int>(st.column_int(1))};
+              });
 }
 
 void Store::remember_deleted(const std::string& task_id, int64_t seq) {
@@ -490,17 +498,13 @@ void Store::remember_deleted(const std::string& task_id, int64_t seq) {
 }
 
 std::vector<std::string> Store::ended_before(int64_t unix_ms, size_t limit) {
-  std::lock_guard lock(read_mu_);
-  try {
-    auto st = reader_db_->prepare(
-        "SELECT task_id FROM tasks WHERE completion IS NOT NULL AND updated_ms < ?1 ORDER BY updated_ms LIMIT ?2");
-    st.bind(1, unix_ms).bind(2, static_cast<int64_t>(limit));
-    std::vector<std::string> out;
-    while (st.step()) out.push_back(st.column_text(0));
-    return out;
-  } catch (const SqliteError& e) {
-    throw StoreError(fmt::format("state store read failed: {}", e.what()));
-  }
+  return read("SELECT task_id FROM tasks WHERE completion IS NOT NULL AND updated_ms < ?1 ORDER BY updated_ms LIMIT ?2",
+              [&](Statement& st) {
+                st.bind(1, unix_ms).bind(2, static_cast<int64_t>(limit));
+                std::vector<std::string> out;
+                while (st.step()) out.push_back(st.column_text(0));
+                return out;
+              });
 }
 
 void Store::flush() {
@@ -519,18 +523,14 @@ Store::WriteHealth Store::write_health() const {
 
 // ---- reads ------------------------------------------------------------------------------------------
 
-std::vector<StoredTask> Store::select_tasks(const char* where_order_limit,
+std::vector<StoredTask> Store::select_tasks(std::string_view where_order_limit,
                                             const std::function<void(Statement&)>& bind) {
-  std::lock_guard lock(read_mu_);
-  try {
-    auto st = reader_db_->prepare(fmt::format("SELECT {} FROM tasks {}", kTaskColumns, where_order_limit));
+  return read(fmt::format("SELECT {} FROM tasks {}", kTaskColumns, where_order_limit), [&](Statement& st) {
     bind(st);
     std::vector<StoredTask> out;
     while (st.step()) out.push_back(read_task(st));
     return out;
-  } catch (const SqliteError& e) {
-    throw StoreError(fmt::format("state store read failed: {}", e.what()));
-  }
+  });
 }
 
 std::optional<StoredTask> Store::task(const std::string& task_id) {
@@ -551,22 +551,17 @@ std::vector<StoredTask> Store::recent(size_t limit) {
 std::optional<std::vector<StoredTask>> Store::page(const std::string& after, size_t limit) {
   int64_t after_seq = 0;
   if (!after.empty()) {
-    std::lock_guard lock(read_mu_);
-    try {
-      auto st = reader_db_->prepare("SELECT seq FROM tasks WHERE task_id = ?1");
+    const auto seq = read("SELECT seq FROM tasks WHERE task_id = ?1", [&](Statement& st) -> std::optional<int64_t> {
       st.bind(1, after);
-      if (st.step()) {
-        after_seq = st.column_int(0);
-      } else {
-        // Deleted since the client read its page (retention): the page goes on from where it was.
-        std::lock_guard deleted_lock(mu_);
-        const auto it = deleted_seq_.find(after);
-        if (it == deleted_seq_.end()) return std::nullopt;
-        after_seq = it->second;
-      }
-    } catch (const SqliteError& e) {
-      throw StoreError(fmt::format("state store read failed: {}", e.what()));
-    }
+      if (st.step()) return st.column_int(0);
+      // Deleted since the client read its page (retention): the page goes on from where it was.
+      std::lock_guard deleted_lock(mu_);
+      const auto it = deleted_seq_.find(after);
+      if (it == deleted_seq_.end()) return std::nullopt;
+      return it->second;
+    });
+    if (!seq) return std::nullopt;
+    after_seq = *seq;
   }
   return select_tasks("WHERE seq > ?1 ORDER BY seq LIMIT ?2", [&](Statement& st) {
     st.bind(1, after_seq);
@@ -575,27 +570,21 @@ std::optional<std::vector<StoredTask>> Store::page(const std::string& after, siz
 }
 
 std::vector<v1::TaskEvent> Store::events(const std::string& task_id, size_t limit) {
-  std::lock_guard lock(read_mu_);
-  try {
-    auto st = reader_db_->prepare(
-        "SELECT body FROM (SELECT id, body FROM events WHERE task_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id");
-    st.bind(1, task_id).bind(2, static_cast<int64_t>(limit));
-    std::vector<v1::TaskEvent> out;
-    while (st.step()) {
-      v1::TaskEvent e;
-      e.ParseFromString(st.column_blob(0));
-      out.push_back(std::move(e));
-    }
-    return out;
-  } catch (const SqliteError& e) {
-    throw StoreError(fmt::format("state store read failed: {}", e.what()));
-  }
+  return read("SELECT body FROM (SELECT id, body FROM events WHERE task_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+              [&](Statement& st) {
+                st.bind(1, task_id).bind(2, static_cast<int64_t>(limit));
+                std::vector<v1::TaskEvent> out;
+                while (st.step()) {
+                  v1::TaskEvent e;
+                  e.ParseFromString(st.column_blob(0));
+                  out.push_back(std::move(e));
+                }
+                return out;
+              });
 }
 
 std::vector<StoredMessage> Store::messages(const std::string& task_id) {
-  std::lock_guard lock(read_mu_);
-  try {
-    auto st = reader_db_->prepare("SELECT body, outcome IS NOT NULL FROM messages WHERE task_id = ?1 ORDER BY id");
+  return read("SELECT body, outcome IS NOT NULL FROM messages WHERE task_id = ?1 ORDER BY id", [&](Statement& st) {
     st.bind(1, task_id);
     std::vector<StoredMessage> out;
     while (st.step()) {
@@ -605,9 +594,7 @@ std::vector<StoredMessage> Store::messages(const std::string& task_id) {
       out.push_back(std::move(m));
     }
     return out;
-  } catch (const SqliteError& e) {
-    throw StoreError(fmt::format("state store read failed: {}", e.what()));
-  }
+  });
 }
 
 }  // namespace taskhost::transport::local

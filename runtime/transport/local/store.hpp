@@ -32,6 +32,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -166,7 +167,10 @@ class Store {
   // Writer thread: the INSERT of insert_task (a no-op for an id that exists); true if it inserted.
   bool insert_task_now(const v1::TaskAssignment& assignment, const std::string& body);
   void commit_batch(std::deque<Op>& batch);
-  std::vector<StoredTask> select_tasks(const char* where_order_limit, const std::function<void(Statement&)>& bind);
+  std::vector<StoredTask> select_tasks(std::string_view where_order_limit, const std::function<void(Statement&)>& bind);
+  // Runs fn(statement) for `sql` on the reader connection under read_mu_; a SQLite error is a StoreError.
+  template <typename Fn>
+  auto read(std::string_view sql, Fn&& fn);
   struct Writes;  // the writer's prepared statements
 
   std::filesystem::path file_;
