@@ -6,15 +6,9 @@
 // must be short, and must not call plugin code.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-
-#include <atomic>
 #include <chrono>
 #include <functional>
-#include <queue>
-#include <thread>
-#include <vector>
+#include <memory>
 
 namespace taskhost::tasks {
 
@@ -44,26 +38,10 @@ class Scheduler {
   Lateness lateness() const;
 
  private:
-  struct Entry {
-    Clock::time_point due;
-    uint64_t order;  // FIFO among equal deadlines
-    Callback callback;
-    bool operator>(const Entry& other) const {
-      return due != other.due ? due > other.due : order > other.order;
-    }
-  };
-  void add(Entry entry);  // scheduler thread only
-  void arm();             // scheduler thread only
-  void fire();            // scheduler thread only
-
-  boost::asio::io_context io_;
-  boost::asio::steady_timer timer_;
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
-  uint64_t next_order_ = 0;
-  Clock::time_point armed_for_ = Clock::time_point::max();
-  std::thread thread_;
-  bool stopped_ = false;
-  std::atomic<int64_t> last_late_ns_{0}, max_late_ns_{0};  // written by the scheduler thread only
+  // Asio, the heap and the thread live in scheduler.cpp: this header reaches most of the host (through
+  // the router and the host), and Asio's headers alone cost every includer seconds of compile time.
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace taskhost::tasks
