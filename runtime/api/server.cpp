@@ -405,6 +405,11 @@ struct ApiServer::Impl {
       HttpResponse out;
       if (r.endpoint == Endpoint::wait && target.ok) {
         out = co_await serve_wait(r, target);
+      } else if (r.endpoint == Endpoint::health) {
+        // Answered here, not on the worker pool: it reads counters under short locks and never waits on
+        // the store or a plugin, and a liveness probe must not queue behind blocking requests (a reload
+        // waiting on a slow plugin factory, submits waiting on a slow disk) and then kill a busy host.
+        out = handle(ctx, r, target, req.body());
       } else {
         auto work = [this, r, target, body = req.body()] { return handle(ctx, r, target, body); };
         out = co_await run_blocking(std::move(work));

@@ -328,6 +328,11 @@ class RawConnection {
     }
     return got;
   }
+  // Whether the server has sent something (or closed) by now, without waiting.
+  bool answered() const {
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  }
   bool closed = false;
 
  private:
@@ -511,4 +516,33 @@ TEST_CASE("a state store that cannot write makes /v1/health answer 503 \"failing
   const std::string metrics = api::HttpTaskClient(*config::parse_endpoint(host.api(), nullptr)).metrics_text();
   CHECK(metrics.find("taskhost_store_failed_writes_total 0") == std::string::npos);
   CHECK(metrics.find("taskhost_store_failed_writes_total") != std::string::npos);
+}
+
+TEST_CASE("/v1/health answers while every API worker is busy with a request that blocks") {
+  // A liveness probe queued behind blocking requests on the API's workers timed out, and a supervisor
+  // would then restart a host that was only busy. Here a plugin whose factory takes 2 s is dropped in,
+  // and eight reloads wait on it: more than the API has workers (4), so each worker holds one.
+  clitest::TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  clitest::Host host(plugins, dir.path() / "state");
+  fs::copy_file(fixture_plugin("loader-broken-factory-hang.so"), plugins / "slow-factory.so");
+  std::vector<std::unique_ptr<RawConnection>> reloads;
+  for (int i = 0; i < 8; ++i) {
+    reloads.push_back(std::make_unique<RawConnection>(host.api()));
+    reloads.back()->send("POST /v1/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
+  }
+  std::this_thread::sleep_for(300ms);  // the reloads reach the workers; the factory still sleeps
+  RawConnection probe(host.api());
+  probe.send("GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  const std::string r = probe.read_until(whole_response, 10s);
+  INFO(r);
+  CHECK(r.find("HTTP/1.1 200") == 0);
+  int reloads_answered_first = 0;
+  for (const auto& c : reloads) reloads_answered_first += c->answered() ? 1 : 0;
+  CHECK(reloads_answered_first == 0);  // the probe did not wait for them
+  for (const auto& c : reloads) {
+    const std::string done = c->read_until(whole_response, 60s);
+    INFO(done);
+    CHECK(done.find("HTTP/1.1 200") == 0);
+  }
 }
