@@ -33,6 +33,7 @@
 #include <charconv>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <type_traits>
 
@@ -120,8 +121,8 @@ class IdleTimer {
 }  // namespace
 
 struct ApiServer::Impl {
-  Impl(ApiContext c, ServerOptions o)
-      : ctx(c), options(std::move(o)), guard(host_names(options)), pool(std::max<size_t>(1, options.worker_threads)),
+  explicit Impl(ServerOptions o)
+      : options(std::move(o)), guard(host_names(options)), pool(std::max<size_t>(1, options.worker_threads)),
         waker(std::make_shared<Waker>(ioc.get_executor())) {}
 
   // The names clients may put in Host: the listen addresses' own, and the configured ones.
@@ -133,7 +134,7 @@ struct ApiServer::Impl {
     return names;
   }
 
-  ApiContext ctx;
+  std::optional<ApiContext> context;  // set by start(), before any connection is accepted
   ServerOptions options;
   RequestGuard guard;
   net::io_context ioc{1};
@@ -162,7 +163,7 @@ struct ApiServer::Impl {
 
   std::shared_ptr<transport::local::Subscription> subscribe(const std::string& id,
                                                             const std::shared_ptr<net::steady_timer>& timer) {
-    auto sub = ctx.transport.watch(id, [w = waker, timer] { w->wake(timer); });
+    auto sub = context->transport.watch(id, [w = waker, timer] { w->wake(timer); });
     std::lock_guard lock(streams_mu);
     std::erase_if(stream_subs, [](const auto& w) { return w.expired(); });
     stream_subs.push_back(sub);
@@ -232,7 +233,7 @@ struct ApiServer::Impl {
     if (!why.empty()) co_return error_response(400, why);
     const auto timeout = std::min(ms ? std::chrono::milliseconds(*ms) : options.default_wait, options.max_wait);
     const std::string id = route.task_id;
-    auto& transport = ctx.transport;
+    auto& transport = context->transport;
     auto lookup = [&transport, id] { return transport.status(id); };
     const auto first = co_await run_blocking(lookup);
     if (!first) co_return error_response(404, "unknown task '" + id + "'", "", id);
@@ -266,7 +267,7 @@ struct ApiServer::Impl {
     }
     const auto task_it = target.query.find("task");
     const std::string id = task_it == target.query.end() ? std::string() : task_it->second;
-    auto& transport = ctx.transport;
+    auto& transport = context->transport;
     if (!id.empty()) {
       auto lookup = [&transport, id] { return transport.status(id).has_value(); };
       const bool known = co_await run_blocking(lookup);
@@ -409,9 +410,9 @@ struct ApiServer::Impl {
         // Answered here, not on the worker pool: it reads counters under short locks and never waits on
         // the store or a plugin, and a liveness probe must not queue behind blocking requests (a reload
         // waiting on a slow plugin factory, submits waiting on a slow disk) and then kill a busy host.
-        out = handle(ctx, r, target, req.body());
+        out = handle(*context, r, target, req.body());
       } else {
-        auto work = [this, r, target, body = req.body()] { return handle(ctx, r, target, body); };
+        auto work = [this, r, target, body = req.body()] { return handle(*context, r, target, body); };
         out = co_await run_blocking(std::move(work));
       }
       const bool keep_alive = req.keep_alive();
@@ -507,8 +508,7 @@ struct ApiServer::Impl {
   }
 };
 
-ApiServer::ApiServer(ApiContext context, ServerOptions options)
-    : impl_(std::make_unique<Impl>(context, std::move(options))) {}
+ApiServer::ApiServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 ApiServer::~ApiServer() { stop(); }
 
@@ -527,7 +527,8 @@ void ApiServer::bind() {
   }
 }
 
-void ApiServer::start() {
+void ApiServer::start(ApiContext context) {
+  impl_->context.emplace(context);
   bind();
   for (auto& a : impl_->tcp_acceptors) net::co_spawn(impl_->ioc, impl_->accept_loop(*a), net::detached);
   for (auto& a : impl_->unix_acceptors) net::co_spawn(impl_->ioc, impl_->accept_loop(*a), net::detached);

@@ -6,7 +6,8 @@
 // long-lived requests — GET .../wait and GET /v1/watch — wait on the network thread without a thread of
 // their own, woken by the transport's subscription.
 //
-// Thread rule: construct, start() and stop() from one thread. The context must outlive the server.
+// Thread rule: construct, bind(), start() and stop() from one thread. The context given to start() must
+// outlive the server, or its stop().
 #pragma once
 
 #include "api/handlers.hpp"
@@ -42,17 +43,17 @@ struct ServerOptions {
 
 class ApiServer {
  public:
-  ApiServer(ApiContext context, ServerOptions options);
+  explicit ApiServer(ServerOptions options);
   ~ApiServer();  // stop()
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
   // Binds every endpoint (connections wait in the backlog until start()). Throws ApiError naming the
-  // address that could not be bound (nothing is left listening then). Lets a host find out that its
-  // address is taken before it changes any state.
+  // address that could not be bound (nothing is left listening then). Needs no host: a host finds out
+  // that its address is taken before it loads a plugin or changes any state.
   void bind();
-  // bind() if not done, then serves on a thread of its own.
-  void start();
+  // bind() if not done, then serves `context` on a thread of its own.
+  void start(ApiContext context);
   // The bound addresses, with the real port where port 0 was asked for: "127.0.0.1:40123", "unix:/p".
   std::vector<std::string> addresses() const;
   // Stops accepting, drops open connections, waits for running handlers. Idempotent.

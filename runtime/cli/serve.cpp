@@ -121,17 +121,17 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   transport.record_crashes(ledger.task_crashes());
   ledger.settle();
 
-  HostOptions ho = config::host_options(c);
-  ho.isolation.refused_in_process = ledger.quarantined();
-  Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
-  log_scan(host.initial_scan(), c.plugins_dir);
-
   api::ServerOptions so;
   so.listen = listen;
   so.idle_timeout = c.api_idle_timeout;
   so.allowed_hosts = c.api_allowed_hosts;
-  api::ApiServer server(api::ApiContext{transport, host}, so);
-  server.bind();  // a taken address ends this run before recovery touches any task
+  api::ApiServer server(so);
+  server.bind();  // a taken address ends this run before a plugin is loaded or recovery touches any task
+
+  HostOptions ho = config::host_options(c);
+  ho.isolation.refused_in_process = ledger.quarantined();
+  Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
+  log_scan(host.initial_scan(), c.plugins_dir);
 
   transport.attach(host.router());
   // Detached before the host (and its router) is destroyed on every path, an error's too: the transport's
@@ -140,6 +140,11 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
     transport::local::LocalTransport& t;
     ~Detach() { t.detach(); }
   } detach_on_exit{transport};
+  // Likewise the API, declared before the host but serving it: stopped first on every path.
+  struct StopServer {
+    api::ApiServer& s;
+    ~StopServer() { s.stop(); }
+  } stop_server_on_exit{server};
   // Recovered tasks whose kind no plugin serves yet start when a scan loads one.
   host.registry().on_switch([&transport](const std::string& kind, const registry::Binding& now) {
     if (now) transport.kind_served(kind);
@@ -157,7 +162,7 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
                                : fmt::format(", {} waiting for a plugin that serves their kind", rec.waiting));
   }
 
-  server.start();
+  server.start(api::ApiContext{transport, host});
   const auto addresses = server.addresses();
   write_address_file(c.state_dir, addresses.front());
   for (const auto& a : addresses) log::info("api: listening on {}", a);

@@ -368,8 +368,8 @@ TEST_CASE("idle keep-alive connections are closed after idle_timeout; a streamin
   so.listen.push_back(*config::parse_endpoint("127.0.0.1:0", &why));
   so.idle_timeout = 1000ms;
   so.keepalive = 100ms;  // the watch stream writes keep-alives more often than the idle timeout
-  api::ApiServer server(api::ApiContext{transport, host}, so);
-  server.start();
+  api::ApiServer server(so);
+  server.start(api::ApiContext{transport, host});
   const std::string address = server.addresses().front();
   using clock = std::chrono::steady_clock;
   const std::string health = "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";

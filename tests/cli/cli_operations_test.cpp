@@ -262,7 +262,7 @@ TEST_CASE("one host per state directory: a second is refused, naming the holder,
   CHECK(fs::exists(state / "api.addr"));
 }
 
-TEST_CASE("a host whose API address is taken exits before recovery touches its tasks") {
+TEST_CASE("a host whose API address is taken exits before it loads a plugin or recovery touches its tasks") {
   TempDir dir;
   const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("timer.so")});
   const fs::path state = dir.path() / "state";
@@ -278,6 +278,10 @@ TEST_CASE("a host whose API address is taken exits before recovery touches its t
   CHECK(taken.code == 1);
   CHECK(taken.err.find("cannot listen on " + other.api()) != std::string::npos);
   CHECK(taken.err.find("re-attach") == std::string::npos);
+  // Nor did it load a plugin first (a factory may connect or spawn): the host that got the address
+  // logs its load, the one that did not has none.
+  CHECK(other.log().find("plugins: loaded") != std::string::npos);
+  CHECK(taken.err.find("plugins: loaded") == std::string::npos);
 
   // The first recovery is still owed: the task comes back as attempt 2, not 3.
   Host again(plugins, state);
