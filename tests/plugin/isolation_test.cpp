@@ -517,6 +517,32 @@ TEST_CASE("the host's shutdown ends the plugin process, after its executors were
   CHECK(process_gone(pid));  // exited and reaped by the time the host is gone
 }
 
+TEST_CASE("a sink call from a plugin thread that the executor's destroy is joining answers TH_TASK_ENDED, isolated as in-process") {
+  // QA: isolated, the call answered TH_FAILED, which tells the plugin something failed that a retry might
+  // mend; a thread that retries then holds up the destroy joining it. Its task has ended either way.
+  for (const auto isolation : {plugin::Isolation::in_process, plugin::Isolation::process}) {
+    CAPTURE(static_cast<int>(isolation));
+    TempDir dir;
+    const fs::path plugins = dir.path() / "plugins";
+    fs::create_directories(plugins);
+    install_plugin_file(fixture("scripted-v1.so"), plugins, "scripted.so");
+    const fs::path probe = dir.path() / "probe";
+    {
+      IsolatedHost f(plugins, isolate({{"scripted.so", isolation}}));
+      REQUIRE(f.host->initial_scan().errors.empty());
+      REQUIRE(f.router().assign(assignment("p1", "test.thread", "\"probe-at-destroy:" + probe.string() + "\"")).accepted());
+      const auto c = f.outbox.wait_completion("p1");
+      REQUIRE(c);
+      CHECK(c->state() == v1::SUCCEEDED);
+      CHECK_FALSE(fs::exists(probe));  // the thread waits for the destroy
+    }  // the host unloads the plugin: on_destroy_executor sets the thread off and joins it
+    std::ifstream in(probe);
+    std::string answer;
+    std::getline(in, answer);
+    CHECK(answer == "TASK_ENDED");
+  }
+}
+
 TEST_CASE("a bad plugin file is refused with the same words isolated as in-process") {
   for (const std::string name : {"loader-broken-no-entry", "loader-broken-small-struct", "loader-broken-missing-cancel",
                                  "loader-broken-half-reattach", "loader-broken-factory-error",

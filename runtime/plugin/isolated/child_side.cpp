@@ -101,13 +101,18 @@ class Child {
  public:
   FrameSocket socket{kChildSocketFd};
 
-  // One sink call: send it, wait for the host's answer. TH_FAILED once the host is gone.
+  // One sink call: send it, wait for the host's answer. Once the host has closed the socket it answers
+  // TH_TASK_ENDED without sending: the host closes it when it unloads the plugin, after the plugin's
+  // tasks ended or moved on, or when it exits, and either way nothing more is written for them. That is
+  // what the host answers a thread writing for an ended task in-process, and it tells the plugin to stop
+  // (TH_FAILED would invite a retry, which holds up the destroy joining that thread). Calls already sent
+  // when the host left get TH_FAILED (host_gone): whether the host wrote them is unknown.
   th_status sink(v1::ChildFrame& frame) {
     Waiter waiter;
     uint64_t id = 0;
     {
       std::lock_guard lock(mu_);
-      if (host_gone_) return TH_FAILED;
+      if (host_gone_) return TH_TASK_ENDED;
       id = ++next_id_;
       waiters_[id] = &waiter;
     }
@@ -452,8 +457,8 @@ int run_plugin_process(int argc, char** argv) {
       calls.post([&generation, call = std::move(*frame.mutable_call())] { serve_call(generation, call); });
     }
   }
-  // Nothing reads the socket any more, so sink calls answer TH_FAILED from now on instead of waiting
-  // for a reply; then the calls in flight finish (their replies go nowhere).
+  // Nothing reads the socket any more, so sink calls answer at once from now on (Child::sink) instead of
+  // waiting for a reply; then the calls in flight finish (their replies go nowhere).
   child.host_gone();
   calls.join();
   loaded.generation.reset();  // on_destroy_executor joins the plugin's threads
