@@ -133,14 +133,8 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   Host host(ho, transport);  // declared after the transport: destroyed first, while it can still publish
   log_scan(host.initial_scan(), c.plugins_dir);
 
-  transport.attach(host.router());
-  // Detached before the host (and its router) is destroyed on every path, an error's too: the transport's
-  // pruner calls the router while attached.
-  struct Detach {
-    transport::local::LocalTransport& t;
-    ~Detach() { t.detach(); }
-  } detach_on_exit{transport};
-  // Likewise the API, declared before the host but serving it: stopped first on every path.
+  const auto attached = transport.attach(host.router());  // detached before the host is destroyed
+  // The API too, declared before the host but serving it: stopped before the host on every path.
   struct StopServer {
     api::ApiServer& s;
     ~StopServer() { s.stop(); }
@@ -182,7 +176,7 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   // stay running there: the next run starts or re-attaches them, as after a crash.
   host.router().drain(c.drain_grace, tasks::Router::NotStarted::keep, tasks::Router::Running::leave_reattachable);
   server.stop();
-  transport.detach();
+  transport.detach();  // before "stopped": nothing calls the router after this
   std::error_code ec;
   fs::remove(c.state_dir / "api.addr", ec);
   log::info("stopped");

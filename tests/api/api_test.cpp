@@ -358,11 +358,7 @@ TEST_CASE("idle keep-alive connections are closed after idle_timeout; a streamin
   taskhost::HostOptions ho;
   ho.plugins_dir = dir.path() / "plugins";
   taskhost::Host host(ho, transport);
-  transport.attach(host.router());
-  struct Detach {  // before the host is destroyed (LocalTransport::detach)
-    transport::local::LocalTransport& t;
-    ~Detach() { t.detach(); }
-  } detach_on_exit{transport};
+  const auto attached = transport.attach(host.router());
   api::ServerOptions so;
   std::string why;
   so.listen.push_back(*config::parse_endpoint("127.0.0.1:0", &why));
@@ -408,7 +404,6 @@ TEST_CASE("idle keep-alive connections are closed after idle_timeout; a streamin
     CHECK(clock::now() - start >= 2400ms);
   }
   server.stop();
-  transport.detach();
 }
 
 TEST_CASE("a request that is not HTTP gets a 400 saying why; a body over the limit a 413 the CLI shows") {

@@ -49,11 +49,9 @@ struct TempDir {
 // A transport and a host wired as `taskhost serve` wires them.
 struct Node {
   explicit Node(const fs::path& dir, std::chrono::seconds keep_ended = LocalOptions{}.keep_ended)
-      : transport(options(dir, keep_ended)), host(host_options(dir), transport) {
-    transport.attach(host.router());
+      : transport(options(dir, keep_ended)), host(host_options(dir), transport), attached(transport.attach(host.router())) {
     report = transport.recover();
   }
-  ~Node() { transport.detach(); }
   static LocalOptions options(const fs::path& dir, std::chrono::seconds keep_ended) {
     LocalOptions o;
     o.state_dir = dir / "state";
@@ -68,6 +66,7 @@ struct Node {
   }
   LocalTransport transport;
   taskhost::Host host;
+  LocalTransport::Attachment attached;  // ends first: detached before the host is destroyed
   taskhost::transport::local::RecoveryReport report;
 };
 

@@ -24,6 +24,14 @@ std::optional<v1::TaskCompletion> held_task_after(HostFixture& f, const std::str
   f.router().deliver(message(id, script));
   return f.outbox.wait_completion(id);
 }
+
+// Starts a test.hold task `id` and has it ask its question "q1": it waits for input on return.
+void held_task_asking(HostFixture& f, const std::string& id) {
+  REQUIRE(f.router().assign(assignment(id, "test.hold")).accepted());
+  REQUIRE(f.outbox.wait_state(id, v1::RUNNING));
+  f.router().deliver(message(id, "ask"));
+  REQUIRE(f.outbox.wait_state(id, v1::WAITING_INPUT));
+}
 }  // namespace
 
 TEST_CASE("a task completes through the plugin, with events in order and the generation that ran it") {
@@ -103,10 +111,7 @@ TEST_CASE("steering reaches the running task in order and a finish message ends 
 
 TEST_CASE("an input request moves to waiting_input and only the matching answer moves it back") {
   HostFixture f;
-  REQUIRE(f.router().assign(assignment("i1", "test.hold")).accepted());
-  REQUIRE(f.outbox.wait_state("i1", v1::RUNNING));
-  f.router().deliver(message("i1", "ask"));
-  REQUIRE(f.outbox.wait_state("i1", v1::WAITING_INPUT));
+  held_task_asking(f, "i1");
   auto snap = f.router().snapshot("i1");
   REQUIRE(snap);
   CHECK(snap->state == v1::WAITING_INPUT);
@@ -128,10 +133,7 @@ TEST_CASE("a question asked again under the same id while its answer is delivere
   // QA: the answer's delivery then cleared the new question, left the task running with nothing pending,
   // and refused every later answer to it: only a cancel ended the task.
   HostFixture f;
-  REQUIRE(f.router().assign(assignment("re1", "test.hold")).accepted());
-  REQUIRE(f.outbox.wait_state("re1", v1::RUNNING));
-  f.router().deliver(message("re1", "ask"));
-  REQUIRE(f.outbox.wait_state("re1", v1::WAITING_INPUT));
+  held_task_asking(f, "re1");
   CHECK(f.router().deliver(message("re1", "again", "q1")).outcome() == v1::DeliveryReceipt::ACCEPTED);
   CHECK(f.outbox.wait_message("re1", "answer:again"));
   auto snap = f.router().snapshot("re1");
@@ -148,10 +150,7 @@ TEST_CASE("a question asked again under the same id while its answer is delivere
 TEST_CASE("a task set running again while it waited for input withdrew its question: an answer is refused") {
   // QA: `status` (the store) showed no question, yet the host still delivered an answer to it.
   HostFixture f;
-  REQUIRE(f.router().assign(assignment("wd", "test.hold")).accepted());
-  REQUIRE(f.outbox.wait_state("wd", v1::RUNNING));
-  f.router().deliver(message("wd", "ask"));
-  REQUIRE(f.outbox.wait_state("wd", v1::WAITING_INPUT));
+  held_task_asking(f, "wd");
   CHECK(f.router().deliver(message("wd", "resume")).outcome() == v1::DeliveryReceipt::ACCEPTED);
   auto snap = f.router().snapshot("wd");
   REQUIRE(snap);

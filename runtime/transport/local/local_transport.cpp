@@ -51,7 +51,10 @@ LocalTransport::~LocalTransport() {
   }
 }
 
-void LocalTransport::attach(tasks::Router& router) { router_.store(&router); }
+LocalTransport::Attachment LocalTransport::attach(tasks::Router& router) {
+  router_.store(&router);
+  return Attachment(*this);
+}
 void LocalTransport::detach() {
   router_.store(nullptr);
   const std::lock_guard in_flight(prune_run_mu_);  // a prune that loaded the router before is done with it

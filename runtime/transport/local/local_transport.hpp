@@ -120,9 +120,21 @@ class LocalTransport final : public TaskOutbox {
   LocalTransport(const LocalTransport&) = delete;
   LocalTransport& operator=(const LocalTransport&) = delete;
 
-  void attach(tasks::Router& router);  // `router` must outlive detach()
-  // From here on nothing in the transport calls the router (it waits for a prune in flight). Call it
-  // before the router is destroyed, on every path (cli/serve.cpp: a guard).
+  // The transport calls `router` (submits, steering, the pruner) while an Attachment lives: declared after
+  // the router's owner, it ends first on every path, an error's too.
+  class [[nodiscard]] Attachment {
+   public:
+    explicit Attachment(LocalTransport& t) : transport_(t) {}
+    ~Attachment() { transport_.detach(); }
+    Attachment(const Attachment&) = delete;
+    Attachment& operator=(const Attachment&) = delete;
+
+   private:
+    LocalTransport& transport_;
+  };
+  Attachment attach(tasks::Router& router);
+  // From here on nothing in the transport calls the router (it waits for a prune in flight). Idempotent:
+  // the Attachment's end, for one that must come earlier.
   void detach();
   RecoveryReport recover();            // once, after attach, before serving clients
   // Counts the last run's crashes during task calls (host/crash_ledger.hpp) against their tasks, durably,

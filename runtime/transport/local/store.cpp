@@ -107,6 +107,13 @@ StoredTask read_task(const Statement& st) {
 // task's record, or a read returning garbage to a client. quick_check reads every page (O(size): the
 // store stays small because ended tasks are deleted after keep_ended) without the index cross-checks of
 // a full integrity_check.
+// A damaged database file, found by quick_check or by SQLite opening it: what to do about it.
+StoreError damaged(const std::filesystem::path& file, const std::string& problems) {
+  return StoreError(fmt::format("state store {} is damaged ({}): move it (with its -wal and -shm files) aside to "
+                                "start with an empty store, or try to salvage it with `sqlite3 {} .recover`",
+                                file.string(), problems, file.string()));
+}
+
 void check_integrity(Database& db, const std::filesystem::path& file) {
   std::string problems;
   try {
@@ -119,9 +126,7 @@ void check_integrity(Database& db, const std::filesystem::path& file) {
   } catch (const SqliteError& e) {  // damage that stops the check itself (a page that is not a b-tree page)
     problems = e.what();
   }
-  throw StoreError(fmt::format("state store {} is damaged ({}): move it (with its -wal and -shm files) aside to "
-                               "start with an empty store, or try to salvage it with `sqlite3 {} .recover`",
-                               file.string(), problems, file.string()));
+  throw damaged(file, problems);
 }
 
 }  // namespace
@@ -216,9 +221,7 @@ Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
     const std::string what = e.what();
     // Damage that stops SQLite before quick_check can run (a cut or overwritten file): the same advice.
     if (what.find("malformed") != std::string::npos || what.find("not a database") != std::string::npos) {
-      throw StoreError(fmt::format("state store {} is damaged ({}): move it (with its -wal and -shm files) aside to "
-                                   "start with an empty store, or try to salvage it with `sqlite3 {} .recover`",
-                                   file_.string(), what.substr(0, what.find(" (in: ")), file_.string()));
+      throw damaged(file_, what.substr(0, what.find(" (in: ")));
     }
     throw StoreError(fmt::format("state store {}: {}", file_.string(), what));
   }

@@ -82,11 +82,15 @@ natsStatus retry_read(Call&& call, std::chrono::steady_clock::time_point until =
   }
 }
 
-// A read JetStream answered "system temporarily unavailable" (JSClusterNotAvailErr: the cluster has no
-// meta leader for a moment, as while a node restarts) is asked again like one that timed out: returns
-// NATS_TIMEOUT for retry_read, after a short pause (the answer came at once). Other answers pass through.
-inline natsStatus retryable_read(natsStatus s, jsErrCode code) {
-  if (s == NATS_OK || code != JSClusterNotAvailErr) return s;
+// One read of the last message on `subject` in `stream`, for retry_read: JetStream's "system temporarily
+// unavailable" (JSClusterNotAvailErr: the cluster has no meta leader for a moment, as while a node
+// restarts) is asked again like a read that timed out, so it answers NATS_TIMEOUT for it, after a short
+// pause (that answer comes at once). Other answers pass through, with their code in *code.
+inline natsStatus get_last_msg(natsMsg** msg, jsCtx* js, const std::string& stream, const std::string& subject,
+                               jsErrCode* code) {
+  *code = static_cast<jsErrCode>(0);
+  const natsStatus s = js_GetLastMsg(msg, js, stream.c_str(), subject.c_str(), nullptr, code);
+  if (s == NATS_OK || *code != JSClusterNotAvailErr) return s;
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return NATS_TIMEOUT;
 }

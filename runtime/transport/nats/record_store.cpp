@@ -48,10 +48,7 @@ natsStatus RecordStore::writing(Call&& call) const {
 std::optional<std::string> RecordStore::last_on(const std::string& stream, const std::string& subject) const {
   natsMsg* msg = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  auto get = [&] {
-    code = static_cast<jsErrCode>(0);
-    return retryable_read(js_GetLastMsg(&msg, connection_.js(), stream.c_str(), subject.c_str(), nullptr, &code), code);
-  };
+  auto get = [&] { return get_last_msg(&msg, connection_.js(), stream, subject, &code); };
   natsStatus s = reading(get);
   if (not_found(s, code)) return std::nullopt;
   check(s, "read last message of " + subject, code);
@@ -74,11 +71,7 @@ RecordStore::Raw RecordStore::read_with(const std::string& key, Call&& retry) co
   natsMsg* msg = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string subject = names_.kv_subject(key);
-  auto get = [&] {
-    code = static_cast<jsErrCode>(0);
-    return retryable_read(
-        js_GetLastMsg(&msg, connection_.js(), names_.kv_stream().c_str(), subject.c_str(), nullptr, &code), code);
-  };
+  auto get = [&] { return get_last_msg(&msg, connection_.js(), names_.kv_stream(), subject, &code); };
   natsStatus s = retry(get);
   if (not_found(s, code)) return raw;
   check(s, "read KV key " + key, code);
