@@ -245,6 +245,11 @@ TEST_CASE("steering held for a task waiting at a restart reaches it before a mes
     std::this_thread::sleep_for(20ms);
   }
   REQUIRE(fired());
+  // That release runs on the transport's own thread: a reload meanwhile scans at once. It used to wait
+  // out the failpoint's 2 s, because the release ran on the thread that scans the plugins directory.
+  const Result reloaded = host.cli({"reload"});
+  INFO(reloaded);
+  CHECK(reloaded.code == 0);
   const Result late = host.cli({"send", "ordered", "sent-while-starting"});
   INFO(late);
   CHECK(late.code == 0);
@@ -264,6 +269,13 @@ TEST_CASE("steering held for a task waiting at a restart reaches it before a mes
   CHECK(two < three);
   CHECK(history.out.find("echo: held-one", one + 1) == std::string::npos);  // each delivered once
   CHECK(history.out.find("echo: sent-while-starting", three + 1) == std::string::npos);
+  // The two held before, and the one sent while it started (held behind them); the reload scanned while
+  // they were held.
+  const std::string log = host.log();
+  const size_t released = log.find("recovery: kind 'interactive.count': the 1 task(s) that waited for it started; 3 "
+                                   "message(s) held for them delivered");
+  REQUIRE(released != std::string::npos);
+  CHECK(log.find("api: reload: 0 loaded, 0 removed, 0 failed") < released);
 }
 
 TEST_CASE("a task whose plugin call crashes the host is named, and failed after max_plugin_crashes instead of a crash loop") {

@@ -27,6 +27,7 @@ LocalTransport::LocalTransport(LocalOptions options) : options_(std::move(option
 }
 
 LocalTransport::~LocalTransport() {
+  stop_starter();
   {
     std::lock_guard lock(prune_mu_);
     prune_stop_ = true;
@@ -56,6 +57,7 @@ LocalTransport::Attachment LocalTransport::attach(tasks::Router& router) {
   return Attachment(*this);
 }
 void LocalTransport::detach() {
+  stop_starter();  // its work in flight may still call the router
   router_.store(nullptr);
   const std::lock_guard in_flight(prune_run_mu_);  // a prune that loaded the router before is done with it
 }

@@ -142,6 +142,9 @@ class LocalTransport final : public TaskOutbox {
   void record_crashes(const std::vector<crash_report::Note>& crashes);
   // A plugin serves `kind` now (wire KindRegistry::on_switch here, before recover()): the recovered tasks
   // waiting for it start, and their held steering is delivered. Any thread; nothing to do when none waits.
+  // Returns at once: the work runs on the transport's starter thread (start_waiting), not on the caller,
+  // which is the thread scanning the plugins directory; the next scan (a reload, the watcher's) must not
+  // wait for deliveries to plugins.
   void kind_served(const std::string& kind);
   void set_accepting(bool accepting);  // false while draining: submits answer `unavailable`
   bool accepting() const { return accepting_.load(); }
@@ -215,9 +218,15 @@ class LocalTransport final : public TaskOutbox {
   size_t deliver_again(tasks::Router& router, const std::vector<v1::SteeringMessage>& messages);
   // Keeps a recovered task whose kind no plugin serves until one does; says so in its status.
   void wait_for_kind(Restart r, const StoredTask& t);
+  // kind_served's work, on the starter thread: assigns the tasks that waited for `kind`, then
+  // release_held.
+  void start_waiting(const std::string& kind);
+  void starter_loop();
+  void stop_starter();  // detach() and the destructor: waits for the work in flight, runs no more
   // After kind_served assigned the tasks that waited: delivers the steering held for them, in the
   // order it was sent, then ends their wait (and sends a cancel that came meanwhile).
-  void release_held(tasks::Router& router, const std::vector<Restart>& started);
+  // Returns how many messages it delivered.
+  size_t release_held(tasks::Router& router, const std::vector<Restart>& started);
 
   void prune_loop();
 
@@ -232,6 +241,14 @@ class LocalTransport final : public TaskOutbox {
   std::vector<std::weak_ptr<Subscription>> watchers_;
   TransportMetrics counters_;
   std::unordered_map<std::string, std::vector<Restart>> waiting_;  // kind -> recovered tasks waiting for it
+
+  // The starter thread (kind_served): made at the first kind served while tasks wait for it, so a host
+  // with nothing waiting never has one. Kinds are handled in the order they were served.
+  std::mutex starter_mu_;  // guards the four below
+  std::condition_variable starter_cv_;
+  std::deque<std::string> served_kinds_;
+  bool starter_stop_ = false;
+  std::thread starter_;
 
   std::mutex prune_run_mu_;  // held through each prune_ended(): detach() waits for one in flight
   std::mutex prune_mu_;      // guards prune_stop_

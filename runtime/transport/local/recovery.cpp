@@ -197,6 +197,45 @@ void LocalTransport::wait_for_kind(Restart r, const StoredTask& t) {
 }
 
 void LocalTransport::kind_served(const std::string& kind) {
+  {
+    std::lock_guard lock(mu_);
+    if (!waiting_.contains(kind)) return;  // the usual case: no thread, no queue
+  }
+  std::lock_guard lock(starter_mu_);
+  if (starter_stop_) return;  // detached: the tasks wait for the next run, as when draining
+  served_kinds_.push_back(kind);
+  if (!starter_.joinable()) starter_ = std::thread([this] { starter_loop(); });
+  starter_cv_.notify_one();
+}
+
+void LocalTransport::starter_loop() {
+  std::unique_lock lock(starter_mu_);
+  for (;;) {
+    starter_cv_.wait(lock, [&] { return starter_stop_ || !served_kinds_.empty(); });
+    if (starter_stop_) return;
+    const std::string kind = std::move(served_kinds_.front());
+    served_kinds_.pop_front();
+    lock.unlock();
+    try {
+      start_waiting(kind);
+    } catch (const std::exception& e) {  // a store that cannot write, say: said; the store still has
+                                         // what did not start, for the next run
+      log::error("recovery: starting the tasks that waited for kind '{}' failed: {}", kind, e.what());
+    }
+    lock.lock();
+  }
+}
+
+void LocalTransport::stop_starter() {
+  {
+    std::lock_guard lock(starter_mu_);
+    starter_stop_ = true;
+  }
+  starter_cv_.notify_all();
+  if (starter_.joinable() && starter_.get_id() != std::this_thread::get_id()) starter_.join();
+}
+
+void LocalTransport::start_waiting(const std::string& kind) {
   tasks::Router* router = router_.load();
   // Draining, the router would refuse them, and a refusal is a failed completion: they wait for the
   // next run instead. Unbound again since the switch (a reload racing the watcher): they wait on.
@@ -212,10 +251,12 @@ void LocalTransport::kind_served(const std::string& kind) {
   }
   log::info("recovery: kind '{}' is served now: starting the {} task(s) that waited for it", kind, restarts.size());
   assign_recovered(*router, restarts);
-  release_held(*router, restarts);
+  const size_t delivered = release_held(*router, restarts);
+  log::info("recovery: kind '{}': the {} task(s) that waited for it started; {} message(s) held for them delivered",
+            kind, restarts.size(), delivered);
 }
 
-void LocalTransport::release_held(tasks::Router& router, const std::vector<Restart>& started) {
+size_t LocalTransport::release_held(tasks::Router& router, const std::vector<Restart>& started) {
   // Steering sent while they waited was recorded and answered "queued" (send(), under mu_). It is
   // delivered here, oldest first, while the tasks still count as starting: send() keeps holding what
   // comes meanwhile, and the next round delivers it. Only a round that finds nothing new, under the lock
@@ -243,7 +284,7 @@ void LocalTransport::release_held(tasks::Router& router, const std::vector<Resta
         c.set_task_id(id);
         router.cancel(c, options_.delivery_timeout);
       }
-      return;
+      return delivered.size();
     }
     // A test holds the first round back to send a message into this window (tests/local/restart_test.cpp).
     if (first && failpoint("local.recovery.slow_release")) std::this_thread::sleep_for(std::chrono::seconds(2));
