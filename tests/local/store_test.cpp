@@ -466,6 +466,29 @@ TEST_CASE("a database file that SQLite cannot open as one gets the same advice")
   CHECK(what.find("PRAGMA") == std::string::npos);  // the host's own statement is no help to an operator
 }
 
+TEST_CASE("a store file emptied to nothing is refused, naming the file, and left as it was") {
+  TempDir dir;
+  fs::path file;
+  {
+    Store store(dir.path);
+    file = store.file();
+    CHECK(fs::file_size(file) > 0);  // made whole before it is opened: a store's file is never empty
+    REQUIRE(store.insert_task(assignment("accepted-before")));
+  }
+  REQUIRE_FALSE(fs::exists(file.string() + "-wal"));  // closed cleanly: everything is in the file
+  fs::resize_file(file, 0);  // as `> taskhost.db`, or a copy that ran out of disk
+  const std::string what = open_error(dir.path);
+  INFO(what);
+  CHECK(what.find(file.string() + " is empty (0 bytes)") != std::string::npos);
+  CHECK(what.find("Restore it from a copy") != std::string::npos);
+  CHECK(fs::file_size(file) == 0);
+  // Moved aside, as the error says: a new store starts.
+  fs::rename(file, file.string() + ".emptied");
+  Store fresh(dir.path);
+  CHECK_FALSE(fresh.task("accepted-before"));
+  CHECK(fs::file_size(fresh.file()) > 0);
+}
+
 TEST_CASE("a state directory that cannot be created is an error naming it") {
   TempDir dir;
   const fs::path file = dir.path / "a-file";

@@ -8,7 +8,11 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <system_error>
 
@@ -129,6 +133,41 @@ void check_integrity(Database& db, const std::filesystem::path& file) {
   throw damaged(file, problems);
 }
 
+// Makes a rename in `dir` durable: the new name is on disk once the directory itself is synced.
+void sync_directory(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    throw std::system_error(err, std::generic_category(), "syncing directory " + dir.string());
+  }
+  ::close(fd);
+}
+
+// A new store is made whole under a temporary name, schema and version included, and renamed into place
+// (the directory synced after): so an existing taskhost.db is never empty. SQLite takes an empty file for
+// a new database, and a file truncated to nothing (a full disk's failed copy, a restore gone wrong, an
+// operator's `> taskhost.db`) would start a host that had forgotten every task it accepted. It is
+// refused instead (Store::Store). Rollback-journal mode here: the commit is in the file itself when the
+// connection closes, with no log beside it to lose in the rename; the store switches to WAL when it opens.
+void create_store_file(const std::filesystem::path& file) {
+  const std::filesystem::path fresh = file.string() + ".new";
+  std::error_code ignored;
+  for (const char* leftover : {"", "-journal"}) {  // from a creation interrupted earlier
+    std::filesystem::remove(fresh.string() + leftover, ignored);
+  }
+  {
+    Database db(fresh, /*create=*/true);
+    db.exec("PRAGMA synchronous=FULL;");
+    db.exec("BEGIN");
+    db.exec(kSchema);
+    db.exec(fmt::format("INSERT INTO meta(key, value) VALUES('schema_version', '{}')", kSchemaVersion));
+    db.exec("COMMIT");
+  }
+  std::filesystem::rename(fresh, file);
+  sync_directory(file.parent_path());
+}
+
 }  // namespace
 
 // Prepared once, used only on the writer thread.
@@ -191,6 +230,19 @@ Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
   std::filesystem::create_directories(dir, ec);
   if (ec) throw StoreError(fmt::format("cannot create state directory {}: {}", dir.string(), ec.message()));
   lock_ = std::make_unique<taskhost::StateLock>(dir);
+  if (!std::filesystem::exists(file_, ec)) {
+    try {
+      create_store_file(file_);
+    } catch (const std::exception& e) {
+      throw StoreError(fmt::format("cannot create state store {}: {}", file_.string(), e.what()));
+    }
+  } else if (std::filesystem::file_size(file_, ec) == 0 && !ec) {
+    throw StoreError(fmt::format("state store {} is empty (0 bytes), but a store is never empty once made: it "
+                                 "was truncated or replaced, and the tasks it held are not in it. Restore it "
+                                 "from a copy, or move it (with its -wal and -shm files) aside to start with an "
+                                 "empty store",
+                                 file_.string()));
+  }
   // Before SQLite opens it: it would replay the log up to the damage and reset it (wal_check.hpp).
   if (const std::string damage = wal_damage(file_); !damage.empty()) {
     throw StoreError(fmt::format("state store {}: {}: committed writes would be lost. Keep both files: move them "
