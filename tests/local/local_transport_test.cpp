@@ -35,7 +35,7 @@ struct TempDir {
                                         std::to_string(std::random_device{}()));
     fs::create_directories(path / "plugins");
     for (const auto& f : {fs::path(TASKHOST_PLUGIN_DIR) / "hello-c.so", fs::path(TASKHOST_PLUGIN_DIR) / "cpp-interactive.so",
-                          fs::path(TASKHOST_FIXTURE_DIR) / "hold.so"}) {
+                          fs::path(TASKHOST_FIXTURE_DIR) / "hold.so", fs::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so"}) {
       fs::copy_file(f, path / "plugins" / f.filename());
     }
   }
@@ -48,14 +48,18 @@ struct TempDir {
 
 // A transport and a host wired as `taskhost serve` wires them.
 struct Node {
-  explicit Node(const fs::path& dir, std::chrono::seconds keep_ended = LocalOptions{}.keep_ended)
-      : transport(options(dir, keep_ended)), host(host_options(dir), transport), attached(transport.attach(host.router())) {
+  explicit Node(const fs::path& dir, std::chrono::seconds keep_ended = LocalOptions{}.keep_ended,
+                size_t finished_memory_bytes = LocalOptions{}.finished_memory_bytes)
+      : transport(options(dir, keep_ended, finished_memory_bytes)),
+        host(host_options(dir), transport),
+        attached(transport.attach(host.router())) {
     report = transport.recover();
   }
-  static LocalOptions options(const fs::path& dir, std::chrono::seconds keep_ended) {
+  static LocalOptions options(const fs::path& dir, std::chrono::seconds keep_ended, size_t finished_memory_bytes) {
     LocalOptions o;
     o.state_dir = dir / "state";
     o.keep_ended = keep_ended;
+    o.finished_memory_bytes = finished_memory_bytes;
     return o;
   }
   static taskhost::HostOptions host_options(const fs::path& dir) {
@@ -137,6 +141,39 @@ TEST_CASE("concurrent submits and watchers: every task completes exactly once an
   node.transport.store().flush();
   CHECK(node.transport.store().unfinished().empty());
   CHECK(node.transport.metrics().completed_total.at({"hello.greet", v1::SUCCEEDED}) == kThreads * kPerThread);
+}
+
+TEST_CASE("ended tasks in memory are bounded by bytes too; the ones let go are answered from the store") {
+  TempDir dir;
+  constexpr size_t kBudget = 1u << 20;
+  const std::string pad(100'000, 'p');  // test.instant completes with its input: ~100 KB per ended task
+  auto ended_in_memory = [](LocalTransport& t) {
+    const auto m = t.metrics().tasks;
+    const auto it = m.find({"test.instant", v1::SUCCEEDED});
+    return it == m.end() ? uint64_t{0} : it->second;
+  };
+  {
+    Node node(dir.path, LocalOptions{}.keep_ended, kBudget);
+    for (int i = 0; i < 30; ++i) {
+      const std::string id = "big-" + std::to_string(i);
+      REQUIRE(node.transport.submit(assignment(id, "test.instant", R"({"pad":")" + pad + R"("})")).result ==
+              SubmitResult::Result::accepted);
+      const auto s = wait_ended(node.transport, id);
+      REQUIRE(s);
+      REQUIRE(s->state() == v1::SUCCEEDED);
+    }
+    const uint64_t kept = ended_in_memory(node.transport);
+    CHECK(kept >= 5);                      // the newest are kept...
+    CHECK(kept <= kBudget / pad.size());  // ...within the budget, not all 30
+    const auto oldest = node.transport.status("big-0");  // let go: read from the store, output and all
+    REQUIRE(oldest);
+    CHECK(oldest->state() == v1::SUCCEEDED);
+    CHECK(oldest->completion().output().struct_value().fields().at("pad").string_value() == pad);
+  }
+  // A restart loads the most recently ended tasks within the same budget.
+  Node again(dir.path, LocalOptions{}.keep_ended, kBudget);
+  CHECK(ended_in_memory(again.transport) <= kBudget / pad.size());
+  CHECK(again.transport.status("big-29"));
 }
 
 TEST_CASE("the first completion wins, even over the router's own") {

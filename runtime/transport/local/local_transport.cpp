@@ -91,12 +91,25 @@ void LocalTransport::remember_history_locked(Entry& entry, const v1::TaskEvent& 
   while (entry.history.size() > options_.history_per_task) entry.history.pop_front();
 }
 
+void LocalTransport::keep_ended_locked(const std::string& task_id, Entry& entry) {
+  entry.ended_bytes = entry.status.ByteSizeLong();
+  ended_bytes_ += entry.ended_bytes;
+  ended_order_.push_back(task_id);
+  evict_locked();
+}
+
 void LocalTransport::evict_locked() {
-  while (ended_order_.size() > options_.finished_memory) {
+  while (!ended_order_.empty() &&
+         (ended_order_.size() > options_.finished_memory || ended_bytes_ > options_.finished_memory_bytes)) {
     auto it = tasks_.find(ended_order_.front());
-    if (it != tasks_.end() && it->second.status.has_completion()) tasks_.erase(it);
+    if (it != tasks_.end() && it->second.status.has_completion()) erase_ended_locked(it);
     ended_order_.pop_front();
   }
+}
+
+void LocalTransport::erase_ended_locked(std::unordered_map<std::string, Entry>::iterator it) {
+  ended_bytes_ -= it->second.ended_bytes;
+  tasks_.erase(it);
 }
 
 // ---- retention ---------------------------------------------------------------------------------------
@@ -134,7 +147,7 @@ size_t LocalTransport::prune_ended() {
     {
       std::lock_guard lock(mu_);
       for (const auto& id : ids) {
-        if (auto it = tasks_.find(id); it != tasks_.end() && it->second.status.has_completion()) tasks_.erase(it);
+        if (auto it = tasks_.find(id); it != tasks_.end() && it->second.status.has_completion()) erase_ended_locked(it);
       }
       std::erase_if(ended_order_, [&](const std::string& id) { return !tasks_.count(id); });
     }
@@ -496,11 +509,10 @@ void LocalTransport::on_completion(const v1::TaskCompletion& completion) {
   ++counters_.completed_total[{e.status.kind(), completion.state()}];
   e.history = {};  // watchers of an ended task replay from the store: memory holds only live histories
   store_.record_completion(completion);
-  ended_order_.push_back(completion.task_id());
   v1::WatchItem item;
   *item.mutable_completion() = completion;
   broadcast_locked(item, completion.task_id());
-  evict_locked();
+  keep_ended_locked(completion.task_id(), e);  // last: it may evict this very entry
 }
 
 void LocalTransport::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {

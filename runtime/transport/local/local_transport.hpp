@@ -58,6 +58,8 @@ struct LocalOptions {
   std::filesystem::path state_dir = ".taskhost-state";
   uint32_t default_heartbeat_secs = 5;  // for assignments that set none
   size_t finished_memory = 10'000;      // ended tasks kept in memory (older ones are read from the store)
+  size_t finished_memory_bytes = 64u << 20;  // and bytes (their statuses, outputs included): many large
+                                             // outputs must not grow the host without bound
   size_t history_per_task = 256;        // durable events replayed to a new watcher of one task (kept in
                                         // memory while it runs, read from the store once it ended)
   size_t watch_capacity = 10'000;       // items a watcher may fall behind before it is closed
@@ -199,11 +201,16 @@ class LocalTransport final : public TaskOutbox {
     std::chrono::seconds heartbeat_interval{0};
     Clock::time_point last_beat{};      // last heartbeat, or when it started running
     uint32_t started_attempt = 0;
+    size_t ended_bytes = 0;             // its status's size once it ended, counted in ended_bytes_
   };
   Entry& entry_locked(const std::string& task_id);
   void broadcast_locked(const v1::WatchItem& item, const std::string& task_id);
   void remember_history_locked(Entry& entry, const v1::TaskEvent& event);
+  // An ended task's entry joins the ones kept in memory; the oldest go while there are more than
+  // finished_memory of them or they hold more than finished_memory_bytes.
+  void keep_ended_locked(const std::string& task_id, Entry& entry);
   void evict_locked();
+  void erase_ended_locked(std::unordered_map<std::string, Entry>::iterator it);
   v1::DeliveryReceipt answer_locally(const std::string& task_id, const std::string& message_id);
   void fill_from_router(v1::TaskStatus& status) const;
   void end_locally(const StoredTask& task, v1::TaskState state, v1::ErrorCode code, std::string message,
@@ -238,6 +245,7 @@ class LocalTransport final : public TaskOutbox {
   mutable std::mutex mu_;  // guards everything below; never held while calling the router
   std::unordered_map<std::string, Entry> tasks_;
   std::deque<std::string> ended_order_;  // ended task ids, oldest first, for eviction
+  size_t ended_bytes_ = 0;               // the ended tasks' ended_bytes in memory, for eviction
   std::vector<std::weak_ptr<Subscription>> watchers_;
   TransportMetrics counters_;
   std::unordered_map<std::string, std::vector<Restart>> waiting_;  // kind -> recovered tasks waiting for it

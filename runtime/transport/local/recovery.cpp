@@ -83,8 +83,9 @@ RecoveryReport LocalTransport::recover() {
   for (auto& t : store_.recent(options_.finished_memory)) {
     if (!t.completion) continue;
     std::lock_guard lock(mu_);
-    tasks_[t.task_id].status = status_from_stored(t);
-    ended_order_.push_back(t.task_id);
+    Entry& e = tasks_[t.task_id];
+    e.status = status_from_stored(t);
+    keep_ended_locked(t.task_id, e);
   }
   std::vector<std::pair<Restart, StoredTask>> restarts;
   for (auto& t : store_.unfinished()) {
