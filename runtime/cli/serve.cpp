@@ -113,6 +113,7 @@ int serve_local(const config::Config& c, const sigset_t& signals) {
   lo.default_heartbeat_secs = c.heartbeat_interval_secs;
   lo.max_plugin_crashes = c.max_plugin_crashes;
   lo.keep_ended = c.keep_ended;
+  lo.finished_memory_bytes = c.ended_memory_bytes;
   transport::local::LocalTransport transport(lo);  // takes the state directory's lock first
   // The last run's crashes: counted against their tasks, or their plugin content refused in-process. From
   // here a fatal signal in a task's call or a plugin load is named on stderr and noted for the next run.

@@ -261,6 +261,9 @@ void read_tasks(const Section& parent, const toml::node& node, const std::string
   s.on("keep_ended_secs", [&](const toml::node& n, const std::string& k) {
     c.keep_ended = std::chrono::seconds(s.integer(n, k, 0, int64_t{10} * 365 * 24 * 3600));
   });
+  s.on("ended_memory_mb", [&](const toml::node& n, const std::string& k) {
+    c.ended_memory_bytes = static_cast<size_t>(s.integer(n, k, 1, 1 << 20)) << 20;
+  });
   s.run();
 }
 

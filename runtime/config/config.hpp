@@ -111,6 +111,9 @@ struct Config {
   uint32_t max_plugin_crashes = 2;
   // Local transport: ended tasks are deleted this long after they ended (LocalOptions::keep_ended); 0 = never.
   std::chrono::seconds keep_ended{std::chrono::hours(24 * 7)};
+  // Local transport: ended tasks kept in memory with their outputs, up to this many bytes (older ones
+  // are read from the store; LocalOptions::finished_memory_bytes).
+  size_t ended_memory_bytes = size_t{64} << 20;
 
   NatsConfig nats;
 };

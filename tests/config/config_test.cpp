@@ -43,6 +43,7 @@ TEST_CASE("an empty file means every default") {
   CHECK(c.api_idle_timeout.count() == 60'000);
   CHECK(c.max_plugin_crashes == 2);
   CHECK(c.keep_ended == std::chrono::hours(24 * 7));
+  CHECK(c.ended_memory_bytes == size_t{64} << 20);
   CHECK_FALSE(c.state_dir_given);
 }
 
@@ -58,6 +59,7 @@ TEST_CASE("samples/taskhost.toml is valid and sets what it documents") {
   CHECK(c.watch_settle.count() == 150);
   CHECK(c.api_idle_timeout.count() == 60'000);
   CHECK(c.keep_ended == std::chrono::hours(24 * 7));
+  CHECK(c.ended_memory_bytes == size_t{64} << 20);
 }
 
 TEST_CASE("every key can be set") {
@@ -92,6 +94,7 @@ cancel_deadline_ms = 500
 drain_grace_ms = 0
 max_plugin_crashes = 0
 keep_ended_secs = 0
+ended_memory_mb = 3
 [nats]
 url = "nats://n:4222"
 credentials = "/c.creds"
@@ -134,6 +137,7 @@ host_dead_after_secs = 4
   CHECK(c.max_plugin_crashes == 0);
   CHECK(taskhost::config::host_options(c).router.max_plugin_crashes == 0);  // isolated tasks: no limit
   CHECK(c.keep_ended.count() == 0);
+  CHECK(c.ended_memory_bytes == size_t{3} << 20);
   CHECK(c.nats.ack_mode == NatsConfig::AckMode::on_completion);
   CHECK(c.nats.tls_key == "/key.pem");
   CHECK(c.nats.user == "svc");
@@ -239,6 +243,7 @@ TEST_CASE("bad values are errors naming the key, the line and what was wrong") {
   CHECK(error_of("[limits]\n\nmax_active = 0\n") == "t.toml:3: limits.max_active: must be at least 1, not 0");
   CHECK(error_of("[limits]\nmax_plugin_payload_bytes = 10\n") ==
         "t.toml:2: limits.max_plugin_payload_bytes: must be at least 1024, not 10");
+  CHECK(error_of("[tasks]\nended_memory_mb = 0\n") == "t.toml:2: tasks.ended_memory_mb: must be at least 1, not 0");
   CHECK(error_of("[log]\nformat = \"xml\"\n") ==
         "t.toml:2: log.format: must be \"text\" or \"json\", not \"xml\"");
   CHECK(error_of("[api]\naddress = \"localhost\"\n") ==
