@@ -91,8 +91,8 @@ void LocalTransport::remember_history_locked(Entry& entry, const v1::TaskEvent& 
   while (entry.history.size() > options_.history_per_task) entry.history.pop_front();
 }
 
-void LocalTransport::keep_ended_locked(const std::string& task_id, Entry& entry) {
-  entry.ended_bytes = entry.status.ByteSizeLong();
+void LocalTransport::keep_ended_locked(const std::string& task_id, Entry& entry, size_t bytes) {
+  entry.ended_bytes = bytes;
   ended_bytes_ += entry.ended_bytes;
   ended_order_.push_back(task_id);
   evict_locked();
@@ -499,6 +499,8 @@ void LocalTransport::on_heartbeat(const v1::Heartbeat& heartbeat) {
 }
 
 void LocalTransport::on_completion(const v1::TaskCompletion& completion) {
+  // What it will hold in memory, measured before the lock: a walk over the whole output.
+  const size_t bytes = completion.ByteSizeLong();
   std::lock_guard lock(mu_);
   Entry& e = entry_locked(completion.task_id());
   if (!apply_completion(e.status, completion)) {
@@ -512,7 +514,7 @@ void LocalTransport::on_completion(const v1::TaskCompletion& completion) {
   v1::WatchItem item;
   *item.mutable_completion() = completion;
   broadcast_locked(item, completion.task_id());
-  keep_ended_locked(completion.task_id(), e);  // last: it may evict this very entry
+  keep_ended_locked(completion.task_id(), e, bytes);  // last: it may evict this very entry
 }
 
 void LocalTransport::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {

@@ -58,7 +58,7 @@ struct LocalOptions {
   std::filesystem::path state_dir = ".taskhost-state";
   uint32_t default_heartbeat_secs = 5;  // for assignments that set none
   size_t finished_memory = 10'000;      // ended tasks kept in memory (older ones are read from the store)
-  size_t finished_memory_bytes = 64u << 20;  // and bytes (their statuses, outputs included): many large
+  size_t finished_memory_bytes = 64u << 20;  // and bytes (their completions, outputs included): many large
                                              // outputs must not grow the host without bound
   size_t history_per_task = 256;        // durable events replayed to a new watcher of one task (kept in
                                         // memory while it runs, read from the store once it ended)
@@ -201,14 +201,15 @@ class LocalTransport final : public TaskOutbox {
     std::chrono::seconds heartbeat_interval{0};
     Clock::time_point last_beat{};      // last heartbeat, or when it started running
     uint32_t started_attempt = 0;
-    size_t ended_bytes = 0;             // its status's size once it ended, counted in ended_bytes_
+    size_t ended_bytes = 0;             // its completion's size once it ended, counted in ended_bytes_
   };
   Entry& entry_locked(const std::string& task_id);
   void broadcast_locked(const v1::WatchItem& item, const std::string& task_id);
   void remember_history_locked(Entry& entry, const v1::TaskEvent& event);
-  // An ended task's entry joins the ones kept in memory; the oldest go while there are more than
-  // finished_memory of them or they hold more than finished_memory_bytes.
-  void keep_ended_locked(const std::string& task_id, Entry& entry);
+  // An ended task's entry, holding about `bytes` (its completion's size), joins the ones kept in memory;
+  // the oldest go while there are more than finished_memory of them or they hold more than
+  // finished_memory_bytes.
+  void keep_ended_locked(const std::string& task_id, Entry& entry, size_t bytes);
   void evict_locked();
   void erase_ended_locked(std::unordered_map<std::string, Entry>::iterator it);
   v1::DeliveryReceipt answer_locally(const std::string& task_id, const std::string& message_id);

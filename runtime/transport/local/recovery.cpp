@@ -85,7 +85,7 @@ RecoveryReport LocalTransport::recover() {
     std::lock_guard lock(mu_);
     Entry& e = tasks_[t.task_id];
     e.status = status_from_stored(t);
-    keep_ended_locked(t.task_id, e);
+    keep_ended_locked(t.task_id, e, e.status.completion().ByteSizeLong());
   }
   std::vector<std::pair<Restart, StoredTask>> restarts;
   for (auto& t : store_.unfinished()) {
@@ -233,7 +233,7 @@ void LocalTransport::stop_starter() {
     starter_stop_ = true;
   }
   starter_cv_.notify_all();
-  if (starter_.joinable() && starter_.get_id() != std::this_thread::get_id()) starter_.join();
+  if (starter_.joinable()) starter_.join();
 }
 
 void LocalTransport::start_waiting(const std::string& kind) {
