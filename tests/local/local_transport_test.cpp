@@ -237,6 +237,41 @@ TEST_CASE("receipts: unknown and ended tasks are answered without recording anyt
   CHECK_FALSE(node.transport.status("late"));
 }
 
+TEST_CASE("steering message ids are per task: two running tasks each take an \"m1\", a task's own again is refused") {
+  TempDir dir;
+  Node node(dir.path);
+  for (const char* id : {"a", "b"}) {
+    REQUIRE(node.transport.submit(assignment(id, "interactive.count", R"({"steps":200,"delay_ms":50})")).result ==
+            SubmitResult::Result::accepted);
+    REQUIRE(wait_state(node.transport, id, v1::RUNNING));
+  }
+  v1::SteeringMessage m;
+  m.set_message_id("m1");
+  m.add_parts()->set_text("faster");
+  m.set_task_id("a");
+  const auto to_a = node.transport.send(m);
+  CHECK_MESSAGE(to_a.outcome() == v1::DeliveryReceipt::ACCEPTED, to_a.detail());
+  m.set_task_id("b");
+  const auto to_b = node.transport.send(m);
+  CHECK_MESSAGE(to_b.outcome() == v1::DeliveryReceipt::ACCEPTED, to_b.detail());
+  m.set_task_id("a");
+  const auto again = node.transport.send(m);
+  CHECK(again.outcome() == v1::DeliveryReceipt::REJECTED);
+  CHECK(again.detail() == "message 'm1' was already sent");
+  node.transport.store().flush();
+  for (const char* id : {"a", "b"}) {
+    const auto stored = node.transport.store().messages(id);
+    REQUIRE(stored.size() == 1);
+    CHECK(stored[0].answered);
+    v1::CancelRequest c;
+    c.set_task_id(id);
+    node.transport.cancel(c);
+    const auto s = wait_ended(node.transport, id);
+    REQUIRE(s);
+    CHECK(s->state() == v1::CANCELED);
+  }
+}
+
 TEST_CASE("an ended task is deleted once keep_ended has passed, and its id then runs as a new task") {
   TempDir dir;
   Node node(dir.path, 1s);

@@ -229,10 +229,128 @@ TEST_CASE("messages are recorded before delivery, once per message id, with thei
   CHECK(msgs[0].message.parts(0).text() == "faster");
   v1::DeliveryReceipt r;
   r.set_outcome(v1::DeliveryReceipt::ACCEPTED);
-  store.record_message_outcome("m1", r);
+  store.record_message_outcome("t", "m1", r);
   store.flush();
   msgs = store.messages("t");
   CHECK(msgs[0].answered);
+}
+
+TEST_CASE("message ids are per task: another task may use the same id, and outcomes land on their own task") {
+  TempDir dir;
+  Store store(dir.path);
+  REQUIRE(store.insert_task(assignment("a")));
+  REQUIRE(store.insert_task(assignment("b")));
+  v1::SteeringMessage m;
+  m.set_message_id("m1");
+  m.set_task_id("a");
+  m.add_parts()->set_text("for a");
+  REQUIRE(store.insert_message(m));
+  m.set_task_id("b");
+  m.mutable_parts(0)->set_text("for b");
+  CHECK(store.insert_message(m));       // the same id on another task
+  CHECK_FALSE(store.insert_message(m));  // again on the same task: a duplicate
+  v1::DeliveryReceipt r;
+  r.set_outcome(v1::DeliveryReceipt::ACCEPTED);
+  store.record_message_outcome("b", "m1", r);
+  store.flush();
+  const auto a = store.messages("a");
+  const auto b = store.messages("b");
+  REQUIRE(a.size() == 1);
+  REQUIRE(b.size() == 1);
+  CHECK(a[0].message.parts(0).text() == "for a");
+  CHECK(b[0].message.parts(0).text() == "for b");
+  CHECK_FALSE(a[0].answered);
+  CHECK(b[0].answered);
+}
+
+TEST_CASE("a schema 1 store is migrated at open: its messages keep their order and outcomes, ids become per task") {
+  TempDir dir;
+  fs::path file;
+  {
+    Store store(dir.path);
+    file = store.file();
+    REQUIRE(store.insert_task(assignment("a")));
+    REQUIRE(store.insert_task(assignment("b")));
+    for (const char* id : {"m1", "m2"}) {
+      v1::SteeringMessage m;
+      m.set_message_id(id);
+      m.set_task_id("a");
+      m.add_parts()->set_text(id);
+      REQUIRE(store.insert_message(m));
+    }
+    v1::DeliveryReceipt r;
+    r.set_outcome(v1::DeliveryReceipt::ACCEPTED);
+    store.record_message_outcome("a", "m1", r);
+  }
+  {
+    // Back to the file an older taskhost made: schema 1's messages table (message ids unique across the
+    // store) and its version.
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open_v2(file.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    const char* sql = R"sql(
+      BEGIN;
+      CREATE TABLE messages_old(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL UNIQUE,
+        task_id TEXT NOT NULL,
+        body BLOB NOT NULL,
+        outcome INTEGER,
+        detail TEXT NOT NULL DEFAULT '',
+        created_ms INTEGER NOT NULL);
+      INSERT INTO messages_old SELECT id, message_id, task_id, body, outcome, detail, created_ms FROM messages;
+      DROP TABLE messages;
+      ALTER TABLE messages_old RENAME TO messages;
+      CREATE INDEX messages_by_task ON messages(task_id, id);
+      UPDATE meta SET value = '1' WHERE key = 'schema_version';
+      COMMIT;)sql";
+    char* err = nullptr;
+    REQUIRE_MESSAGE(sqlite3_exec(h, sql, nullptr, nullptr, &err) == SQLITE_OK, (err ? err : ""));
+    sqlite3_close(h);
+  }
+  REQUIRE(count_rows(file, "SELECT count(*) FROM meta WHERE key = 'schema_version' AND value = '1'") == 1);
+  Store store(dir.path);
+  CHECK(count_rows(file, "SELECT count(*) FROM meta WHERE key = 'schema_version' AND value = '2'") == 1);
+  CHECK(count_rows(file, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_schema_1'") == 0);
+  const auto a = store.messages("a");
+  REQUIRE(a.size() == 2);
+  CHECK(a[0].message.message_id() == "m1");
+  CHECK(a[0].answered);
+  CHECK(a[1].message.message_id() == "m2");
+  CHECK_FALSE(a[1].answered);
+  v1::SteeringMessage m;
+  m.set_message_id("m1");
+  m.set_task_id("b");
+  m.add_parts()->set_text("for b");
+  CHECK(store.insert_message(m));  // refused under schema 1: "m1" was a's
+  m.set_task_id("a");
+  CHECK_FALSE(store.insert_message(m));
+  m.set_message_id("m3");
+  REQUIRE(store.insert_message(m));  // new rows come after the copied ones
+  const auto again = store.messages("a");
+  REQUIRE(again.size() == 3);
+  CHECK(again[2].message.message_id() == "m3");
+}
+
+TEST_CASE("a store from a newer taskhost is refused, naming the file and both versions") {
+  TempDir dir;
+  fs::path file;
+  {
+    Store store(dir.path);
+    file = store.file();
+  }
+  sqlite3* h = nullptr;
+  REQUIRE(sqlite3_open_v2(file.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(h, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  sqlite3_close(h);
+  try {
+    Store store(dir.path);
+    FAIL("a store of schema 99 opened");
+  } catch (const StoreError& e) {
+    const std::string what = e.what();
+    CHECK(what.find(file.string()) != std::string::npos);
+    CHECK(what.find("schema version 99, this taskhost uses 2") != std::string::npos);
+  }
 }
 
 TEST_CASE("ended tasks past the retention are deleted whole; running ones and their messages stay") {

@@ -281,7 +281,7 @@ v1::DeliveryReceipt LocalTransport::send(v1::SteeringMessage m) {
   v1::DeliveryReceipt r = router->deliver(m, options_.delivery_timeout);
   // A queued message has no outcome yet: it comes with on_delivery at the start, and until then a
   // restart delivers the message again.
-  if (!r.queued()) store_.record_message_outcome(m.message_id(), r);
+  if (!r.queued()) store_.record_message_outcome(m.task_id(), m.message_id(), r);
   std::lock_guard lock(mu_);
   const auto it = tasks_.find(m.task_id());
   ++counters_.deliveries_total[{it == tasks_.end() ? std::string() : it->second.status.kind(),
@@ -523,7 +523,7 @@ void LocalTransport::on_checkpoint(const std::string& task_id, uint32_t attempt,
 }
 
 void LocalTransport::on_delivery(const v1::DeliveryReceipt& receipt) {
-  store_.record_message_outcome(receipt.message_id(), receipt);
+  store_.record_message_outcome(receipt.task_id(), receipt.message_id(), receipt);
 }
 
 }  // namespace taskhost::transport::local

@@ -183,7 +183,7 @@ void LocalTransport::append_unanswered(const std::string& task_id, std::vector<v
 size_t LocalTransport::deliver_again(tasks::Router& router, const std::vector<v1::SteeringMessage>& messages) {
   for (const auto& m : messages) {
     const auto receipt = router.deliver(m, options_.delivery_timeout);
-    if (!receipt.queued()) store_.record_message_outcome(m.message_id(), receipt);
+    if (!receipt.queued()) store_.record_message_outcome(m.task_id(), m.message_id(), receipt);
   }
   return messages.size();
 }
@@ -262,14 +262,16 @@ size_t LocalTransport::release_held(tasks::Router& router, const std::vector<Res
   // delivered here, oldest first, while the tasks still count as starting: send() keeps holding what
   // comes meanwhile, and the next round delivers it. Only a round that finds nothing new, under the lock
   // send() takes, ends the wait, so no message overtakes one sent before it, and each is delivered once.
-  std::set<std::string> delivered;  // message ids: a queued delivery has no outcome in the store yet
+  // (task id, message id): a queued delivery has no outcome in the store yet. Ids are per task, so two
+  // of these tasks may each hold an "m1".
+  std::set<std::pair<std::string, std::string>> delivered;
   for (bool first = true;; first = false) {
     std::vector<v1::SteeringMessage> held;
     std::vector<std::string> canceled;
     {
       std::lock_guard lock(mu_);
       for (const auto& r : started) append_unanswered(r.assignment.task_id(), held);
-      std::erase_if(held, [&](const v1::SteeringMessage& m) { return delivered.count(m.message_id()) > 0; });
+      std::erase_if(held, [&](const v1::SteeringMessage& m) { return delivered.count({m.task_id(), m.message_id()}) > 0; });
       if (held.empty()) {
         for (const auto& r : started) {
           Entry& e = entry_locked(r.assignment.task_id());
@@ -290,7 +292,7 @@ size_t LocalTransport::release_held(tasks::Router& router, const std::vector<Res
     // A test holds the first round back to send a message into this window (tests/local/restart_test.cpp).
     if (first && failpoint("local.recovery.slow_release")) std::this_thread::sleep_for(std::chrono::seconds(2));
     deliver_again(router, held);
-    for (const auto& m : held) delivered.insert(m.message_id());
+    for (const auto& m : held) delivered.emplace(m.task_id(), m.message_id());
   }
 }
 

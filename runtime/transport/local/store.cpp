@@ -19,7 +19,8 @@
 namespace taskhost::transport::local {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 2: a steering message's id is unique per task (UNIQUE(task_id, message_id)), not across the store.
+constexpr int kSchemaVersion = 2;
 constexpr size_t kMaxBatch = 2048;  // one transaction never grows without bound under a flood
 
 constexpr const char* kSchema = R"sql(
@@ -52,12 +53,13 @@ CREATE TABLE IF NOT EXISTS events(
 CREATE INDEX IF NOT EXISTS events_by_task ON events(task_id, id);
 CREATE TABLE IF NOT EXISTS messages(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
-  message_id TEXT NOT NULL UNIQUE,
+  message_id TEXT NOT NULL,
   task_id TEXT NOT NULL,
   body BLOB NOT NULL,
   outcome INTEGER,
   detail TEXT NOT NULL DEFAULT '',
-  created_ms INTEGER NOT NULL);
+  created_ms INTEGER NOT NULL,
+  UNIQUE(task_id, message_id));
 CREATE INDEX IF NOT EXISTS messages_by_task ON messages(task_id, id);
 CREATE TABLE IF NOT EXISTS crashes(
   task_id TEXT PRIMARY KEY,
@@ -150,6 +152,27 @@ void sync_directory(const std::filesystem::path& dir) {
 // operator's `> taskhost.db`) would start a host that had forgotten every task it accepted. It is
 // refused instead (Store::Store). Rollback-journal mode here: the commit is in the file itself when the
 // connection closes, with no log beside it to lose in the rename; the store switches to WAL when it opens.
+// Schema 1 made a message id unique across the whole store, so an id one task had used was refused for
+// every other task until the first was deleted. SQLite cannot change a table's constraints in place: the
+// table is rebuilt under the new schema and its rows copied, ids and outcomes included, in one
+// transaction with the version bump (a crash leaves either store whole).
+void migrate_from_1(Database& db) {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    db.exec("ALTER TABLE messages RENAME TO messages_schema_1; DROP INDEX IF EXISTS messages_by_task;");
+    db.exec(kSchema);  // makes the new messages table and its index; the other tables exist
+    db.exec(
+        "INSERT INTO messages(id, message_id, task_id, body, outcome, detail, created_ms) "
+        "SELECT id, message_id, task_id, body, outcome, detail, created_ms FROM messages_schema_1 ORDER BY id; "
+        "DROP TABLE messages_schema_1;");
+    db.exec(fmt::format("UPDATE meta SET value = '{}' WHERE key = 'schema_version'", kSchemaVersion));
+    db.exec("COMMIT");
+  } catch (...) {
+    db.exec("ROLLBACK");
+    throw;
+  }
+}
+
 void create_store_file(const std::filesystem::path& file) {
   const std::filesystem::path fresh = file.string() + ".new";
   std::error_code ignored;
@@ -203,7 +226,7 @@ struct Store::Writes {
             "UPDATE tasks SET completion = ?2, state = ?3, attempt = max(attempt, ?4), "
             "pending_request_id = '', pending_prompt = '', updated_ms = ?5 "
             "WHERE task_id = ?1 AND completion IS NULL")),
-        outcome(db.prepare("UPDATE messages SET outcome = ?2, detail = ?3 WHERE message_id = ?1")),
+        outcome(db.prepare("UPDATE messages SET outcome = ?3, detail = ?4 WHERE task_id = ?1 AND message_id = ?2")),
         attempt(db.prepare(
             "UPDATE tasks SET attempt = max(attempt, ?2), updated_ms = ?3 WHERE task_id = ?1")),
         forget_unstarted(db.prepare(
@@ -259,7 +282,10 @@ Store::Store(const std::filesystem::path& dir) : file_(dir / "taskhost.db") {
     auto version = writer_db_->prepare("SELECT value FROM meta WHERE key = 'schema_version'");
     if (version.step()) {
       const auto found = version.column_text(0);
-      if (found != std::to_string(kSchemaVersion)) {
+      version.reset();
+      if (found == "1") {
+        migrate_from_1(*writer_db_);
+      } else if (found != std::to_string(kSchemaVersion)) {
         throw StoreError(fmt::format("{} has schema version {}, this taskhost uses {}", file_.string(), found,
                                      kSchemaVersion));
       }
@@ -500,9 +526,10 @@ void Store::record_completion(const v1::TaskCompletion& completion) {
   });
 }
 
-void Store::record_message_outcome(const std::string& message_id, const v1::DeliveryReceipt& receipt) {
-  enqueue([this, message_id, outcome = int64_t{receipt.outcome()}, detail = receipt.detail()] {
-    writes_->outcome.bind(1, message_id).bind(2, outcome).bind(3, detail).run();
+void Store::record_message_outcome(const std::string& task_id, const std::string& message_id,
+                                   const v1::DeliveryReceipt& receipt) {
+  enqueue([this, task_id, message_id, outcome = int64_t{receipt.outcome()}, detail = receipt.detail()] {
+    writes_->outcome.bind(1, task_id).bind(2, message_id).bind(3, outcome).bind(4, detail).run();
   });
 }
 

@@ -98,7 +98,8 @@ class Store {
   // events), as a new task (last in the accepted order). False when that task started, has not ended,
   // or is gone. In one transaction: of two racing replacements one wins.
   bool replace_unstarted_task(const v1::TaskAssignment& assignment);
-  // Records an inbound message before delivery is tried. False when its message id already exists.
+  // Records an inbound message before delivery is tried. False when its task already has a message of
+  // that id (ids are per task: two tasks may each get an "m1").
   bool insert_message(const v1::SteeringMessage& message);
   // Records that a cancel was asked for, so a restart does not resume a task someone canceled.
   void record_cancel_request(const std::string& task_id);
@@ -112,7 +113,8 @@ class Store {
   void record_checkpoint(const std::string& task_id, uint32_t attempt, std::string bytes);
   // The first completion for a task id wins; later ones are ignored.
   void record_completion(const v1::TaskCompletion& completion);
-  void record_message_outcome(const std::string& message_id, const v1::DeliveryReceipt& receipt);
+  void record_message_outcome(const std::string& task_id, const std::string& message_id,
+                              const v1::DeliveryReceipt& receipt);
   // A new attempt started for the task (a restart re-assigned it).
   void record_attempt(const std::string& task_id, uint32_t attempt);
 
