@@ -66,6 +66,14 @@ v1::TaskCompletion completion(const std::string& id, v1::TaskState s, const std:
   return c;
 }
 
+v1::SteeringMessage message(const std::string& task_id, const std::string& id, const std::string& text) {
+  v1::SteeringMessage m;
+  m.set_task_id(task_id);
+  m.set_message_id(id);
+  m.add_parts()->set_text(text);
+  return m;
+}
+
 // Reads a row count with a separate, plain sqlite3 connection: proves data is in the file, not in memory.
 int64_t count_rows(const fs::path& db, const std::string& sql) {
   sqlite3* h = nullptr;
@@ -216,10 +224,7 @@ TEST_CASE("messages are recorded before delivery, once per message id, with thei
   TempDir dir;
   Store store(dir.path);
   REQUIRE(store.insert_task(assignment("t")));
-  v1::SteeringMessage m;
-  m.set_message_id("m1");
-  m.set_task_id("t");
-  m.add_parts()->set_text("faster");
+  const v1::SteeringMessage m = message("t", "m1", "faster");
   REQUIRE(store.insert_message(m));
   CHECK(count_rows(store.file(), "SELECT count(*) FROM messages WHERE message_id = 'm1'") == 1);
   CHECK_FALSE(store.insert_message(m));
@@ -240,15 +245,9 @@ TEST_CASE("message ids are per task: another task may use the same id, and outco
   Store store(dir.path);
   REQUIRE(store.insert_task(assignment("a")));
   REQUIRE(store.insert_task(assignment("b")));
-  v1::SteeringMessage m;
-  m.set_message_id("m1");
-  m.set_task_id("a");
-  m.add_parts()->set_text("for a");
-  REQUIRE(store.insert_message(m));
-  m.set_task_id("b");
-  m.mutable_parts(0)->set_text("for b");
-  CHECK(store.insert_message(m));       // the same id on another task
-  CHECK_FALSE(store.insert_message(m));  // again on the same task: a duplicate
+  REQUIRE(store.insert_message(message("a", "m1", "for a")));
+  CHECK(store.insert_message(message("b", "m1", "for b")));         // the same id on another task
+  CHECK_FALSE(store.insert_message(message("b", "m1", "for b")));   // again on the same task: a duplicate
   v1::DeliveryReceipt r;
   r.set_outcome(v1::DeliveryReceipt::ACCEPTED);
   store.record_message_outcome("b", "m1", r);
@@ -271,13 +270,7 @@ TEST_CASE("a schema 1 store is migrated at open: its messages keep their order a
     file = store.file();
     REQUIRE(store.insert_task(assignment("a")));
     REQUIRE(store.insert_task(assignment("b")));
-    for (const char* id : {"m1", "m2"}) {
-      v1::SteeringMessage m;
-      m.set_message_id(id);
-      m.set_task_id("a");
-      m.add_parts()->set_text(id);
-      REQUIRE(store.insert_message(m));
-    }
+    for (const char* id : {"m1", "m2"}) REQUIRE(store.insert_message(message("a", id, id)));
     v1::DeliveryReceipt r;
     r.set_outcome(v1::DeliveryReceipt::ACCEPTED);
     store.record_message_outcome("a", "m1", r);
@@ -317,15 +310,9 @@ TEST_CASE("a schema 1 store is migrated at open: its messages keep their order a
   CHECK(a[0].answered);
   CHECK(a[1].message.message_id() == "m2");
   CHECK_FALSE(a[1].answered);
-  v1::SteeringMessage m;
-  m.set_message_id("m1");
-  m.set_task_id("b");
-  m.add_parts()->set_text("for b");
-  CHECK(store.insert_message(m));  // refused under schema 1: "m1" was a's
-  m.set_task_id("a");
-  CHECK_FALSE(store.insert_message(m));
-  m.set_message_id("m3");
-  REQUIRE(store.insert_message(m));  // new rows come after the copied ones
+  CHECK(store.insert_message(message("b", "m1", "for b")));  // refused under schema 1: "m1" was a's
+  CHECK_FALSE(store.insert_message(message("a", "m1", "again")));
+  REQUIRE(store.insert_message(message("a", "m3", "m3")));  // new rows come after the copied ones
   const auto again = store.messages("a");
   REQUIRE(again.size() == 3);
   CHECK(again[2].message.message_id() == "m3");
