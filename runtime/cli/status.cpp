@@ -24,6 +24,10 @@ std::string when(int64_t unix_ms) {
 
 // The short "what is it doing / how did it end" column.
 std::string summary(const v1::TaskStatus& s) {
+  if (s.output_omitted_bytes() > 0) {
+    return fmt::format("output of {} bytes, left out of listings (taskhost status {})", s.output_omitted_bytes(),
+                       shell_word(s.task_id()));
+  }
   if (s.has_completion()) {
     const auto text = completion_text(s.completion());
     const auto colon = text.find(": ");

@@ -544,3 +544,21 @@ TEST_CASE_FIXTURE(Fixture, "a task's long text does not widen every row of the s
   const Result one = host.cli({"status", "wordy", "--json"});
   CHECK(one.out.find(name) != std::string::npos);
 }
+
+TEST_CASE_FIXTURE(Fixture, "a listing leaves a large output out and says how to get it; the task's own status has it") {
+  const std::string name(20'000, 'n');  // interactive.echo succeeds with its input: over the listing's 16 KiB
+  REQUIRE(host.cli({"submit", "interactive.echo", "--id", "large", "--input", R"({"name":")" + name + R"("})", "--wait"}).code == 0);
+  REQUIRE(host.cli({"submit", "hello.greet", "--id", "small", "--input", R"({"name":"x"})", "--wait"}).code == 0);
+  const Result table = host.cli({"status"});
+  INFO(table);
+  REQUIRE(table.code == 0);
+  CHECK(table.out.find("left out of listings (taskhost status large)") != std::string::npos);
+  CHECK(table.out.find("Hello, x!") != std::string::npos);
+  const Result listed = host.cli({"status", "--json"});
+  REQUIRE(listed.code == 0);
+  CHECK(listed.out.find(name) == std::string::npos);
+  CHECK(listed.out.find("\"output_omitted_bytes\"") != std::string::npos);
+  const Result one = host.cli({"status", "large", "--json"});
+  CHECK(one.out.find(name) != std::string::npos);
+  CHECK(one.out.find("output_omitted_bytes") == std::string::npos);
+}

@@ -143,7 +143,7 @@ TEST_CASE("concurrent submits and watchers: every task completes exactly once an
   CHECK(node.transport.metrics().completed_total.at({"hello.greet", v1::SUCCEEDED}) == kThreads * kPerThread);
 }
 
-TEST_CASE("ended tasks in memory are bounded by bytes too; the ones let go are answered from the store") {
+TEST_CASE("ended tasks in memory are bounded by bytes too; the ones let go are answered from the store; listings leave large outputs out") {
   TempDir dir;
   constexpr size_t kBudget = 1u << 20;
   const std::string pad(100'000, 'p');  // test.instant completes with its input: ~100 KB per ended task
@@ -169,11 +169,44 @@ TEST_CASE("ended tasks in memory are bounded by bytes too; the ones let go are a
     REQUIRE(oldest);
     CHECK(oldest->state() == v1::SUCCEEDED);
     CHECK(oldest->completion().output().struct_value().fields().at("pad").string_value() == pad);
+    // A listing leaves each large output out, whether the task is in memory or read from the store, and
+    // says how large it was; a small one it keeps.
+    REQUIRE(node.transport.submit(assignment("small", "hello.greet", R"({"name":"Ada"})")).result ==
+            SubmitResult::Result::accepted);
+    REQUIRE(wait_ended(node.transport, "small"));
+    const auto page = node.transport.list_page("", 100);
+    REQUIRE(page);
+    REQUIRE(page->tasks.tasks_size() == 31);
+    for (const auto& listed : page->tasks.tasks()) {
+      INFO(listed.task_id());
+      CHECK(listed.state() == v1::SUCCEEDED);
+      if (listed.task_id() == "small") {
+        CHECK(listed.completion().output().string_value() == "Hello, Ada!");
+        CHECK(listed.output_omitted_bytes() == 0);
+      } else {
+        CHECK_FALSE(listed.completion().has_output());
+        CHECK(listed.output_omitted_bytes() > pad.size());
+        CHECK(listed.completion().state() == v1::SUCCEEDED);
+      }
+    }
+    // The task's own status still has it, and the listing took nothing from the kept entry.
+    const auto newest = node.transport.status("big-29");
+    REQUIRE(newest);
+    CHECK(newest->completion().output().struct_value().fields().at("pad").string_value() == pad);
+    CHECK(newest->output_omitted_bytes() == 0);
   }
   // A restart loads the most recently ended tasks within the same budget.
   Node again(dir.path, LocalOptions{}.keep_ended, kBudget);
   CHECK(ended_in_memory(again.transport) <= kBudget / pad.size());
   CHECK(again.transport.status("big-29"));
+  // Loaded back into memory, they are still listed without their outputs.
+  const auto page = again.transport.list_page("", 100);
+  REQUIRE(page);
+  REQUIRE(page->tasks.tasks_size() == 31);
+  for (const auto& listed : page->tasks.tasks()) {
+    INFO(listed.task_id());
+    CHECK(listed.completion().has_output() == (listed.task_id() == "small"));
+  }
 }
 
 TEST_CASE("the first completion wins, even over the router's own") {

@@ -91,8 +91,17 @@ void LocalTransport::remember_history_locked(Entry& entry, const v1::TaskEvent& 
   while (entry.history.size() > options_.history_per_task) entry.history.pop_front();
 }
 
-void LocalTransport::keep_ended_locked(const std::string& task_id, Entry& entry, size_t bytes) {
-  entry.ended_bytes = bytes;
+LocalTransport::CompletionSize LocalTransport::size_of(const v1::TaskCompletion& completion) {
+  CompletionSize size;
+  size.bytes = completion.ByteSizeLong();
+  // Sizing the completion sized its output too, and left that in the output's cached size.
+  size.output_bytes = completion.has_output() ? static_cast<size_t>(completion.output().GetCachedSize()) : 0;
+  return size;
+}
+
+void LocalTransport::keep_ended_locked(const std::string& task_id, Entry& entry, CompletionSize size) {
+  entry.ended_bytes = size.bytes;
+  entry.output_bytes = size.output_bytes;
   ended_bytes_ += entry.ended_bytes;
   ended_order_.push_back(task_id);
   evict_locked();
@@ -360,6 +369,20 @@ std::optional<v1::TaskStatus> LocalTransport::status(const std::string& task_id)
   return s;
 }
 
+namespace {
+
+// A listing leaves out outputs larger than this: a page of up to 1000 tasks would otherwise carry every
+// one of them (the table clips them anyway). `status ID` answers with the whole output.
+constexpr size_t kListedOutputBytes = 16 * 1024;
+
+void leave_out_large_output(v1::TaskStatus& s, size_t output_bytes) {
+  if (output_bytes <= kListedOutputBytes) return;
+  s.mutable_completion()->clear_output();
+  s.set_output_omitted_bytes(output_bytes);
+}
+
+}  // namespace
+
 std::optional<LocalTransport::TaskPage> LocalTransport::list_page(const std::string& after, size_t limit) {
   // One row more than asked says whether another page follows, without a count query.
   auto rows = store_.page(after, limit + 1);
@@ -370,8 +393,22 @@ std::optional<LocalTransport::TaskPage> LocalTransport::list_page(const std::str
   {
     std::lock_guard lock(mu_);
     for (const auto& row : *rows) {
-      const auto it = tasks_.find(row.task_id);
-      *page.tasks.add_tasks() = it != tasks_.end() ? it->second.status : status_from_stored(row);
+      v1::TaskStatus& out = *page.tasks.add_tasks();
+      if (const auto it = tasks_.find(row.task_id); it == tasks_.end()) {
+        out = status_from_stored(row);
+        if (out.has_completion() && out.completion().has_output()) {
+          leave_out_large_output(out, out.completion().output().ByteSizeLong());
+        }
+      } else if (it->second.output_bytes <= kListedOutputBytes) {
+        out = it->second.status;
+      } else {
+        // Copied without the output, which is set aside (a pointer swap, not a copy) and put back.
+        v1::TaskCompletion& c = *it->second.status.mutable_completion();
+        std::unique_ptr<google::protobuf::Value> output(c.release_output());
+        out = it->second.status;
+        c.set_allocated_output(output.release());
+        out.set_output_omitted_bytes(it->second.output_bytes);
+      }
     }
   }
   for (auto& s : *page.tasks.mutable_tasks()) fill_from_router(s);
@@ -500,7 +537,7 @@ void LocalTransport::on_heartbeat(const v1::Heartbeat& heartbeat) {
 
 void LocalTransport::on_completion(const v1::TaskCompletion& completion) {
   // What it will hold in memory, measured before the lock: a walk over the whole output.
-  const size_t bytes = completion.ByteSizeLong();
+  const CompletionSize size = size_of(completion);
   std::lock_guard lock(mu_);
   Entry& e = entry_locked(completion.task_id());
   if (!apply_completion(e.status, completion)) {
@@ -514,7 +551,7 @@ void LocalTransport::on_completion(const v1::TaskCompletion& completion) {
   v1::WatchItem item;
   *item.mutable_completion() = completion;
   broadcast_locked(item, completion.task_id());
-  keep_ended_locked(completion.task_id(), e, bytes);  // last: it may evict this very entry
+  keep_ended_locked(completion.task_id(), e, size);  // last: it may evict this very entry
 }
 
 void LocalTransport::on_checkpoint(const std::string& task_id, uint32_t attempt, std::string_view bytes) {

@@ -202,14 +202,21 @@ class LocalTransport final : public TaskOutbox {
     Clock::time_point last_beat{};      // last heartbeat, or when it started running
     uint32_t started_attempt = 0;
     size_t ended_bytes = 0;             // its completion's size once it ended, counted in ended_bytes_
+    size_t output_bytes = 0;            // its output's size once it ended (a listing may leave it out)
   };
   Entry& entry_locked(const std::string& task_id);
   void broadcast_locked(const v1::WatchItem& item, const std::string& task_id);
   void remember_history_locked(Entry& entry, const v1::TaskEvent& event);
-  // An ended task's entry, holding about `bytes` (its completion's size), joins the ones kept in memory;
-  // the oldest go while there are more than finished_memory of them or they hold more than
-  // finished_memory_bytes.
-  void keep_ended_locked(const std::string& task_id, Entry& entry, size_t bytes);
+  // What an ended task's completion holds: its serialized size, and its output's. One walk over the
+  // output; taken before the lock.
+  struct CompletionSize {
+    size_t bytes = 0;
+    size_t output_bytes = 0;
+  };
+  static CompletionSize size_of(const v1::TaskCompletion& completion);
+  // An ended task's entry, holding about `size.bytes`, joins the ones kept in memory; the oldest go while
+  // there are more than finished_memory of them or they hold more than finished_memory_bytes.
+  void keep_ended_locked(const std::string& task_id, Entry& entry, CompletionSize size);
   void evict_locked();
   void erase_ended_locked(std::unordered_map<std::string, Entry>::iterator it);
   v1::DeliveryReceipt answer_locally(const std::string& task_id, const std::string& message_id);

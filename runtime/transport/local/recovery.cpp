@@ -85,7 +85,7 @@ RecoveryReport LocalTransport::recover() {
     std::lock_guard lock(mu_);
     Entry& e = tasks_[t.task_id];
     e.status = status_from_stored(t);
-    keep_ended_locked(t.task_id, e, e.status.completion().ByteSizeLong());
+    keep_ended_locked(t.task_id, e, size_of(e.status.completion()));
   }
   std::vector<std::pair<Restart, StoredTask>> restarts;
   for (auto& t : store_.unfinished()) {
