@@ -905,3 +905,35 @@ TEST_CASE("a task canceled between a host's pull and its start never starts, as 
   CHECK(client.wait(after, 10s).state() == v1::SUCCEEDED);
   stop_cleanly(host);
 }
+
+TEST_CASE("claims answered late hold up no in-progress ack: the task stays on the host that claimed it") {
+  // The failpoint takes the answers to a host's claims as if the server gave them 5 s late, longer than
+  // ack_wait (3 s). The transport's worker thread sends the in-progress acks that keep a delivery on its
+  // host; it once waited for those answers, and sent none meanwhile, so JetStream handed the task to
+  // another host while its claim was still on the way.
+  NatsSingle nats;
+  TempDir dir;
+  // One slot: while it holds the task the holder pulls nothing, so a redelivery can only go to `idle`.
+  HostProcess holder(dir, HostSpec{"holder", nats.url(), "on_completion", 1,
+                                   {"TASKHOST_FAILPOINTS=nats.intake.slow_claim_answers=1"}});
+  REQUIRE_MESSAGE(holder.wait_ready(), holder.log());
+  NatsTaskClient client(client_options(nats.url()));
+  const std::string id = client.submit(assignment("claimed-slowly", "interactive.count", R"({"steps":10,"delay_ms":100})"));
+  REQUIRE_MESSAGE(
+      eventually([&] { return holder.log().find("failpoint nats.intake.slow_claim_answers fired") != std::string::npos; },
+                 10s, kServerPoll),
+      holder.log());
+  auto idle_options = client_options(nats.url());  // the holder's deployment
+  idle_options.worker_id = "idle";
+  idle_options.ack_mode = AckMode::on_completion;
+  idle_options.ack_wait = 3s;
+  HostRig idle(idle_options);
+  const auto c = client.wait(id, 30s);
+  INFO(holder.log());
+  CHECK(c.state() == v1::SUCCEEDED);
+  CHECK(c.worker_id() == "holder");
+  CHECK(c.attempt() == 1);
+  CHECK(idle.transport().stats().received == 0);
+  CHECK(holder.log().find("delivered again while this host holds it") == std::string::npos);
+  stop_cleanly(holder);
+}

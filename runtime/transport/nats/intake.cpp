@@ -168,18 +168,26 @@ void NatsTransport::Impl::claim_fresh(std::vector<Fresh>& batch) {
   }
 }
 
+namespace {
+
+// Settles every message of a claimed batch with the puller, whatever became of it.
+struct SettleEach {
+  Puller* puller;
+  const std::vector<NatsTransport::Impl::Fresh>& batch;
+  ~SettleEach() {
+    for (const auto& f : batch) puller->settled(f.delivery.kind);
+  }
+};
+
+}  // namespace
+
 void NatsTransport::Impl::claim_recorded(std::vector<Fresh> batch) {
-  struct SettleEach {
-    Puller* puller;
-    const std::vector<Fresh>& batch;
-    ~SettleEach() {
-      for (const auto& f : batch) puller->settled(f.delivery.kind);
-    }
-  } settle{puller.get(), batch};
+  if (batch.empty()) return;
   // A test's window between the pull and the claim, for a client's cancel to land in.
   if (failpoint("nats.intake.slow_claim")) std::this_thread::sleep_for(std::chrono::seconds(1));
   std::shared_lock intake(intake_mu);
   if (draining) {
+    const SettleEach settle{puller.get(), batch};
     std::lock_guard lock(mu);
     for (const auto& f : batch) {
       inflight.erase(f.assignment.task_id());
@@ -188,38 +196,82 @@ void NatsTransport::Impl::claim_recorded(std::vector<Fresh> batch) {
     handed_back += batch.size();
     return;
   }
-  // The claims go out together (compare-and-set on each client's record) and are waited for together:
-  // one round trip for the batch.
-  struct Claims {
-    std::mutex mu;
-    std::condition_variable done;
-    size_t left = 0;
-    std::vector<std::optional<PublishResult>> results;
-  };
-  auto claims = std::make_shared<Claims>();
-  claims->left = batch.size();
-  claims->results.resize(batch.size());
-  std::vector<std::string> records(batch.size());
+  // The claims go out together (compare-and-set on each client's record) and are answered together:
+  // one round trip for the batch, which the worker thread does not wait out.
+  auto claims = std::make_shared<PendingClaims>();
+  claims->batch = std::move(batch);
+  const auto now = std::chrono::steady_clock::now();
+  claims->deadline = now + kClaimWait;
+  // A test's server slow to answer: the answers are taken as if they came 5 s late.
+  claims->answers_usable = failpoint("nats.intake.slow_claim_answers") ? now + std::chrono::seconds(5) : now;
+  claims->left = claims->batch.size();
+  claims->results.resize(claims->batch.size());
+  {
+    std::lock_guard lock(claims_mu);
+    ++claims_in_flight;
+  }
+  pending_claims.push_back(claims);
+  const auto& fresh = claims->batch;
+  std::vector<std::string> records(fresh.size());
   {
     std::lock_guard lock(mu);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (auto it = inflight.find(batch[i].assignment.task_id()); it != inflight.end()) {
+    for (size_t i = 0; i < fresh.size(); ++i) {
+      if (auto it = inflight.find(fresh[i].assignment.task_id()); it != inflight.end()) {
         records[i] = encode_record(record_of(it->second));
       }
     }
   }
-  for (size_t i = 0; i < batch.size(); ++i) {
+  for (size_t i = 0; i < fresh.size(); ++i) {
     std::string record = std::move(records[i]);
-    publisher->publish(names.kv_subject(Names::task_key(batch[i].assignment.task_id())), std::move(record), {}, {},
-                       Expect::subject_at(batch[i].delivery.client_revision), [claims, i](const PublishResult& r) {
-                         std::lock_guard lock(claims->mu);
-                         claims->results[i] = r;
-                         if (--claims->left == 0) claims->done.notify_all();
+    publisher->publish(names.kv_subject(Names::task_key(fresh[i].assignment.task_id())), std::move(record), {}, {},
+                       Expect::subject_at(fresh[i].delivery.client_revision),
+                       [this, claims, i](const PublishResult& r) {
+                         bool last = false;
+                         {
+                           std::lock_guard lock(claims->mu);
+                           claims->results[i] = r;
+                           last = --claims->left == 0;
+                         }
+                         if (last) worker->post([this, claims] { finish_claims_if_answered(claims); });
                        });
   }
+}
+
+void NatsTransport::Impl::finish_claims_if_answered(const std::shared_ptr<PendingClaims>& claims) {
   {
-    std::unique_lock lock(claims->mu);
-    claims->done.wait_for(lock, std::chrono::seconds(10), [&] { return claims->left == 0; });
+    std::lock_guard lock(claims->mu);
+    if (claims->left != 0) return;
+  }
+  if (std::chrono::steady_clock::now() < claims->answers_usable) return;  // tick() takes it up then
+  finish_claims(claims);
+}
+
+void NatsTransport::Impl::finish_claims(const std::shared_ptr<PendingClaims>& claims) {
+  if (claims->finished) return;
+  claims->finished = true;
+  std::erase(pending_claims, claims);
+  struct Finished {
+    Impl* self;
+    ~Finished() {
+      {
+        std::lock_guard lock(self->claims_mu);
+        --self->claims_in_flight;
+      }
+      self->claims_done.notify_all();
+    }
+  } finished{this};
+  const std::vector<Fresh>& batch = claims->batch;
+  const SettleEach settle{puller.get(), batch};
+  std::shared_lock intake(intake_mu);
+  if (claims_closed) {
+    // A drain that gave up waiting is draining the router: handed back rather than refused by it.
+    std::lock_guard lock(mu);
+    for (const auto& f : batch) {
+      inflight.erase(f.assignment.task_id());
+      ack(f.delivery.reply, "-NAK");
+    }
+    handed_back += batch.size();
+    return;
   }
   std::vector<v1::TaskAssignment> assignments;
   std::vector<const Delivery*> deliveries;
@@ -359,7 +411,9 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     std::lock_guard lock(mu);
     if (auto it = inflight.find(id); it != inflight.end()) {
       // JetStream gave up waiting for our ack (e.g. it was lost in a server restart) and sent it again:
-      // keep holding it through the newer delivery.
+      // keep holding it through the newer delivery. Said, because it also means in-progress acks came late.
+      log::info("nats: task {} delivered again while this host holds it (delivery {}); holding the newer one", id,
+                d.info.delivered);
       it->second.reply = d.reply;
       if (it->second.acked) ack(d.reply);
       return;

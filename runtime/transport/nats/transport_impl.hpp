@@ -5,6 +5,8 @@
 // back into the outbox while holding `mu`; publishing (AsyncPublisher::publish) under `mu` is fine.
 // `intake_mu` is held shared by everything that hands a task to the router and exclusively by drain(),
 // so no task is assigned after draining began (the router would refuse it with a failed completion).
+// The one exception, claims already sent when draining began (PendingClaims), drain() waits for before
+// it drains the router.
 #pragma once
 
 #include "transport/nats/async_publisher.hpp"
@@ -133,8 +135,30 @@ class NatsTransport::Impl {
   void claim_fresh(std::vector<Fresh>& batch);
   void claim_redelivered(v1::TaskAssignment assignment, Delivery delivery);
   // First deliveries a client queued with a record (worker thread): each is claimed by compare-and-set
-  // on that record before it starts, so one the client canceled meanwhile is let go unstarted.
+  // on that record before it starts, so one the client canceled meanwhile is let go unstarted. The
+  // claims go out together, and the worker thread goes on while they travel (in-progress acks, record
+  // writes, other batches): finish_claims takes the batch up when its last answer arrives, or from
+  // tick() once kClaimWait passed without it.
   void claim_recorded(std::vector<Fresh> batch);
+  struct PendingClaims {
+    std::vector<Fresh> batch;
+    std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point answers_usable;  // failpoint nats.intake.slow_claim_answers
+    std::mutex mu;  // guards left and results (answers arrive on the publisher's thread)
+    size_t left = 0;
+    std::vector<std::optional<PublishResult>> results;
+    bool finished = false;  // worker thread only
+  };
+  static constexpr std::chrono::seconds kClaimWait{10};
+  void finish_claims_if_answered(const std::shared_ptr<PendingClaims>& claims);
+  void finish_claims(const std::shared_ptr<PendingClaims>& claims);
+  std::vector<std::shared_ptr<PendingClaims>> pending_claims;  // worker thread only
+  // Claim batches sent and not finished yet, counted under intake_mu held shared (as draining is read):
+  // drain() waits for them. claims_closed: drain gave up waiting; a late batch is handed back.
+  std::mutex claims_mu;
+  std::condition_variable claims_done;
+  size_t claims_in_flight = 0;
+  bool claims_closed = false;  // under intake_mu
   // Lets go of a delivery canceled while queued that never started here: acked, its record removed.
   void let_go_unstarted(const std::string& task_id, uint64_t revision);
   // Ends a delivered task failed without running it (poisoned, or refused as malformed): its one
