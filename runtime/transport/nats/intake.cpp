@@ -188,12 +188,7 @@ void NatsTransport::Impl::claim_recorded(std::vector<Fresh> batch) {
   std::shared_lock intake(intake_mu);
   if (draining) {
     const SettleEach settle{puller.get(), batch};
-    std::lock_guard lock(mu);
-    for (const auto& f : batch) {
-      inflight.erase(f.assignment.task_id());
-      ack(f.delivery.reply, "-NAK");
-    }
-    handed_back += batch.size();
+    hand_back_unclaimed(batch);
     return;
   }
   // The claims go out together (compare-and-set on each client's record) and are answered together:
@@ -237,6 +232,15 @@ void NatsTransport::Impl::claim_recorded(std::vector<Fresh> batch) {
   }
 }
 
+void NatsTransport::Impl::hand_back_unclaimed(const std::vector<Fresh>& batch) {
+  std::lock_guard lock(mu);
+  for (const auto& f : batch) {
+    inflight.erase(f.assignment.task_id());
+    ack(f.delivery.reply, "-NAK");
+  }
+  handed_back += batch.size();
+}
+
 void NatsTransport::Impl::finish_claims_if_answered(const std::shared_ptr<PendingClaims>& claims) {
   {
     std::lock_guard lock(claims->mu);
@@ -264,13 +268,7 @@ void NatsTransport::Impl::finish_claims(const std::shared_ptr<PendingClaims>& cl
   const SettleEach settle{puller.get(), batch};
   std::shared_lock intake(intake_mu);
   if (claims_closed) {
-    // A drain that gave up waiting is draining the router: handed back rather than refused by it.
-    std::lock_guard lock(mu);
-    for (const auto& f : batch) {
-      inflight.erase(f.assignment.task_id());
-      ack(f.delivery.reply, "-NAK");
-    }
-    handed_back += batch.size();
+    hand_back_unclaimed(batch);  // a drain that gave up waiting drains the router: it would refuse them
     return;
   }
   std::vector<v1::TaskAssignment> assignments;

@@ -151,6 +151,8 @@ class NatsTransport::Impl {
   };
   static constexpr std::chrono::seconds kClaimWait{10};
   void finish_claims_if_answered(const std::shared_ptr<PendingClaims>& claims);
+  // A batch this host will not start (it drains): out of `inflight`, handed back to JetStream at once.
+  void hand_back_unclaimed(const std::vector<Fresh>& batch);
   void finish_claims(const std::shared_ptr<PendingClaims>& claims);
   std::vector<std::shared_ptr<PendingClaims>> pending_claims;  // worker thread only
   // Claim batches sent and not finished yet, counted under intake_mu held shared (as draining is read):
