@@ -146,12 +146,6 @@ void sync_directory(const std::filesystem::path& dir) {
   ::close(fd);
 }
 
-// A new store is made whole under a temporary name, schema and version included, and renamed into place
-// (the directory synced after): so an existing taskhost.db is never empty. SQLite takes an empty file for
-// a new database, and a file truncated to nothing (a full disk's failed copy, a restore gone wrong, an
-// operator's `> taskhost.db`) would start a host that had forgotten every task it accepted. It is
-// refused instead (Store::Store). Rollback-journal mode here: the commit is in the file itself when the
-// connection closes, with no log beside it to lose in the rename; the store switches to WAL when it opens.
 // Schema 1 made a message id unique across the whole store, so an id one task had used was refused for
 // every other task until the first was deleted. SQLite cannot change a table's constraints in place: the
 // table is rebuilt under the new schema and its rows copied, ids and outcomes included, in one
@@ -173,6 +167,12 @@ void migrate_from_1(Database& db) {
   }
 }
 
+// A new store is made whole under a temporary name, schema and version included, and renamed into place
+// (the directory synced after): so an existing taskhost.db is never empty. SQLite takes an empty file for
+// a new database, and a file truncated to nothing (a full disk's failed copy, a restore gone wrong, an
+// operator's `> taskhost.db`) would start a host that had forgotten every task it accepted. It is
+// refused instead (Store::Store). Rollback-journal mode here: the commit is in the file itself when the
+// connection closes, with no log beside it to lose in the rename; the store switches to WAL when it opens.
 void create_store_file(const std::filesystem::path& file) {
   const std::filesystem::path fresh = file.string() + ".new";
   std::error_code ignored;

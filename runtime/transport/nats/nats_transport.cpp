@@ -116,12 +116,7 @@ void NatsTransport::Impl::tick() {
   // kClaimWait for answers that did not come: taken up without them (their records are written later).
   std::vector<std::shared_ptr<PendingClaims>> due_claims;
   for (const auto& c : pending_claims) {
-    bool answered = false;
-    {
-      std::lock_guard lock(c->mu);
-      answered = c->left == 0;
-    }
-    if (now >= c->deadline || (answered && now >= c->answers_usable)) due_claims.push_back(c);
+    if (now >= c->deadline || c->answered_by(now)) due_claims.push_back(c);
   }
   for (const auto& c : due_claims) finish_claims(c);
   // In milliseconds: ack_wait is whole seconds, and 2 s / 3 in seconds is 0 (an in-progress ack per tick).

@@ -148,6 +148,11 @@ class NatsTransport::Impl {
     size_t left = 0;
     std::vector<std::optional<PublishResult>> results;
     bool finished = false;  // worker thread only
+    // Every answer is in, and usable by `now`: the batch can be taken up.
+    bool answered_by(std::chrono::steady_clock::time_point now) {
+      std::lock_guard lock(mu);
+      return left == 0 && now >= answers_usable;
+    }
   };
   static constexpr std::chrono::seconds kClaimWait{10};
   void finish_claims_if_answered(const std::shared_ptr<PendingClaims>& claims);
