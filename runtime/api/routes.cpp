@@ -93,7 +93,7 @@ Route route(std::string_view method, const Target& target) {
     }
     return r;
   }
-  if (s[1] != "tasks" || s[2].empty()) return r;
+  if (s.size() < 3 || s[1] != "tasks" || s[2].empty()) return r;  // "/v1" alone names nothing
   r.task_id = s[2];
   if (s.size() == 3) return pick("GET", Endpoint::status);
   if (s.size() == 4) {
