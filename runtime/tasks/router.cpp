@@ -30,6 +30,11 @@ size_t max_pool_size(const RouterOptions& o) {
   return std::max(core_pool_size(o), o.max_worker_threads > 0 ? o.max_worker_threads : 4 * hardware_threads());
 }
 
+// The largest attempt an assignment may name. Attempts are compared as numbers everywhere (a stale
+// attempt's writes are dropped, the newer claim wins a conflict), and each re-attach counts one more, so
+// an attempt near the top of uint32 would wrap to 0 on its next re-attach and then lose to its own past.
+constexpr uint32_t kMaxAttempt = 0x7FFF'FFFF;
+
 }  // namespace
 
 // =====================================================================================================
@@ -84,6 +89,11 @@ std::optional<AssignOutcome> Router::Impl::prepare(const v1::TaskAssignment& a, 
   if (kind.empty()) {
     return reject(a, kind, v1::INVALID_INPUT,
                   "malformed assignment for task '" + a.task_id() + "': field 'execute.component_id' (the kind) is empty");
+  }
+  if (a.execute().attempt() > kMaxAttempt) {
+    return reject(a, kind, v1::INVALID_INPUT,
+                  "malformed assignment for task '" + a.task_id() + "': field 'execute.attempt' is " +
+                      std::to_string(a.execute().attempt()) + ", more than " + std::to_string(kMaxAttempt));
   }
   const std::optional<registry::KindAdmission> admission = registry.admission_of(kind);
   if (!admission) {

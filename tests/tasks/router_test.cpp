@@ -92,6 +92,25 @@ TEST_CASE("malformed assignments are INVALID_INPUT naming the field") {
   CHECK(f.router().active_count() == 0);
 }
 
+TEST_CASE("an attempt past 2^31-1 is INVALID_INPUT: a re-attach adds one, and a wrapped attempt would lose to its past") {
+  // QA published attempt 4294967295 on NATS: a rescue re-attached it as attempt 0, and the stale host,
+  // at the larger number, then won the conflict against the live one.
+  HostFixture f;
+  v1::TaskAssignment huge = assignment("huge", "test.instant", "1");
+  huge.mutable_execute()->set_attempt(0xFFFF'FFFFu);
+  auto r = f.router().assign(huge);
+  CHECK(r.code == v1::INVALID_INPUT);
+  CHECK(r.message.find("field 'execute.attempt' is 4294967295, more than 2147483647") != std::string::npos);
+  auto c = f.outbox.wait_completion("huge");
+  REQUIRE(c);
+  CHECK(c->error().code() == v1::INVALID_INPUT);
+
+  v1::TaskAssignment largest = assignment("largest", "test.instant", "1");
+  largest.mutable_execute()->set_attempt(0x7FFF'FFFFu);
+  REQUIRE(f.router().assign(largest).accepted());
+  CHECK(f.outbox.wait_completion("largest")->state() == v1::SUCCEEDED);
+}
+
 TEST_CASE("steering reaches the running task in order and a finish message ends it") {
   HostFixture f;
   REQUIRE(f.router().assign(assignment("s1", "test.hold")).accepted());
