@@ -1,7 +1,8 @@
 // What a task id may be, where the host picks the rule: ids travel in URL paths, log lines and shell
 // commands, so they are kept printable and unambiguous. The embedded transport refuses other ids; the
-// CLI checks them before sending, on either transport. (The NATS transport itself carries any id: its
-// subjects encode them.)
+// CLI checks them before sending, on either transport. (The NATS transport itself carries any id up to
+// kMaxTaskIdBytes: its subjects encode them, and the server closes a connection whose subject is longer
+// than its line limit.)
 #pragma once
 
 #include "common/utf8.hpp"

@@ -15,6 +15,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -936,4 +938,63 @@ TEST_CASE("claims answered late hold up no in-progress ack: the task stays on th
   CHECK(idle.transport().stats().received == 0);
   CHECK(holder.log().find("delivered again while this host holds it") == std::string::npos);
   stop_cleanly(holder);
+}
+
+namespace {
+
+// Publishes `a` straight onto its kind's work queue, as an orchestrator would, with no client record.
+void publish_raw(const std::string& url, const v1::TaskAssignment& a) {
+  Probe p(url);
+  const tn::Names names("F", "f_tasks");
+  const std::string bytes = a.SerializeAsString();
+  jsErrCode code = static_cast<jsErrCode>(0);
+  REQUIRE(js_Publish(nullptr, p.js(), names.task_subject(a.execute().component_id()).c_str(), bytes.data(),
+                     static_cast<int>(bytes.size()), nullptr, &code) == NATS_OK);
+}
+
+}  // namespace
+
+TEST_CASE("an assignment whose task id is over 256 bytes is dropped, naming the field; the host serves on") {
+  // The id goes into the subjects of the task's events and the key of its record. QA published one of
+  // 5,000 characters: past the server's control line limit, the server closed each host's connection in
+  // turn (JetStream redelivered the message to the next), and every host of the fleet was cut off.
+  NatsSingle nats;
+  TempDir dir;
+  HostProcess host(dir, HostSpec{"h1", nats.url()});
+  REQUIRE_MESSAGE(host.wait_ready(), host.log());
+  publish_raw(nats.url(), assignment(std::string(5000, 'L'), "hello.greet", R"({"name":"long"})"));
+  REQUIRE_MESSAGE(eventually([&] { return host.log().find("field 'task_id' is 5000 bytes long, longer than 256") !=
+                                          std::string::npos; },
+                             10s, kServerPoll),
+                  host.log());
+  NatsTaskClient client(client_options(nats.url()));
+  const auto after = client.submit(assignment("after-the-long-id", "hello.greet", R"({"name":"Ada"})"));
+  CHECK_MESSAGE(client.wait(after, 10s).state() == v1::SUCCEEDED, host.log());
+  CHECK(host.log().find("closed the connection") == std::string::npos);
+  stop_cleanly(host);
+}
+
+TEST_CASE("a host whose connection the server closed for good exits with status 1, naming the server's error") {
+  // cnats reconnects after a lost server, but not after the server closed the connection over a
+  // protocol error. Such a host once ran on with a dead connection: alive to its process manager, it
+  // served no one and logged failed writes ten times a second. Here the server's control line limit is
+  // 512 bytes and a task id of 200 '/' (each "=2F" in a subject) makes the host's event subject longer.
+  TempDir server_dir("taskhost-nats-line");
+  NatsServer::Options server_options;
+  server_options.work_dir = server_dir.path();
+  server_options.extra_config = "max_control_line: 512\n";
+  NatsServer server(server_options);
+  TempDir dir;
+  HostProcess host(dir, HostSpec{"h1", server.url()});
+  REQUIRE_MESSAGE(host.wait_ready(), host.log());
+  publish_raw(server.url(), assignment(std::string(200, '/'), "hello.greet", R"({"name":"slashes"})"));
+  const int st = host.process().wait(20s);
+  INFO(host.log());
+  REQUIRE_MESSAGE(st != -1, "the host still runs 20 s after the server closed its connection");
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 1);
+  CHECK(host.log().find("the server closed the connection for good") != std::string::npos);
+  std::string lower = host.log();
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  CHECK(lower.find("maximum control line exceeded") != std::string::npos);
 }

@@ -178,6 +178,8 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
   check(natsOptions_SetReconnectedCB(opts_, &Connection::reconnected_cb, this), "nats reconnected callback");
   check(natsOptions_SetDisconnectedCB(opts_, &Connection::disconnected_cb, this), "nats disconnected callback");
   check(natsOptions_SetErrorHandler(opts_, &Connection::error_cb, this), "nats error handler");
+  check(natsOptions_SetClosedCB(opts_, &Connection::closed_cb, this), "nats closed callback");
+  connection_lost_ = o.connection_lost;
 
   // cnats 3.4 sends no signature when the signed nonce starts with a 0 byte (fixed upstream: nats.c#705),
   // so one connect in 256 with credentials or an nkey is refused although the key is right. Another
@@ -199,6 +201,7 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
+  up_.store(true);
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = 5'000;
@@ -211,17 +214,22 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
 }
 
 Connection::~Connection() {
+  closing_.store(true);
   jsCtx_Destroy(js_);
   natsConnection_Close(nc_);
   natsConnection_Destroy(nc_);
   natsOptions_Destroy(opts_);
 }
 
-void Connection::close() { natsConnection_Close(nc_); }
+void Connection::close() {
+  closing_.store(true);
+  natsConnection_Close(nc_);
+}
 
 bool Connection::connected() const { return natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
 
 std::chrono::steady_clock::duration Connection::down_for() const {
+  if (closed_by_server_.load()) return std::chrono::steady_clock::duration::max();
   if (connected()) return {};
   const int64_t lost = lost_at_.load(std::memory_order_relaxed);
   if (lost == 0) return {};
@@ -269,6 +277,19 @@ void Connection::disconnected_cb(natsConnection* nc, void* closure) {
   }
   log::warn("nats: disconnected; reconnecting");
   for (auto& l : listeners) l();
+}
+
+void Connection::closed_cb(natsConnection* nc, void* closure) {
+  auto* self = static_cast<Connection*>(closure);
+  if (self->closing_.load() || !self->up_.load()) return;  // our own close, or a connect being retried
+  // With reconnects unlimited, cnats closes a connection by itself only over an error it does not retry:
+  // the server's -ERR for a protocol violation, after which the server has dropped the connection.
+  const char* text = nullptr;
+  const natsStatus s = natsConnection_GetLastError(nc, &text);
+  const std::string why = text != nullptr && *text != '\0' ? text : natsStatus_GetText(s);
+  self->closed_by_server_.store(true);
+  log::error("nats: the server closed the connection for good: {}", why);
+  if (self->connection_lost_) self->connection_lost_(why);
 }
 
 void Connection::error_cb(natsConnection*, natsSubscription*, natsStatus err, void*) {

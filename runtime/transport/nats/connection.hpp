@@ -156,7 +156,7 @@ class Connection {
   jsCtx* js() const { return js_; }  // Wait = 5 s; for admin calls, KV and synchronous publishes
   bool connected() const;
   // How long the server has been unreachable: 0 while connected, else the time since the connection
-  // was lost (or since it was made, if it never was up).
+  // was lost (or since it was made, if it never was up); for good (the maximum) once the server closed it.
   std::chrono::steady_clock::duration down_for() const;
   // Closes the connection for good (idempotent; the destructor also does): what still uses it fails at
   // once with NATS_CONNECTION_CLOSED instead of waiting for an answer.
@@ -172,12 +172,17 @@ class Connection {
   static void reconnected_cb(natsConnection* nc, void* closure);
   static void disconnected_cb(natsConnection* nc, void* closure);
   static void error_cb(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
+  static void closed_cb(natsConnection* nc, void* closure);
 
   natsOptions* opts_ = nullptr;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
   // When the connection was last lost, as steady_clock ticks (0: never); read without mu_.
   std::atomic<int64_t> lost_at_{0};
+  std::atomic<bool> up_{false};       // connected once: a close before that is a failed connect, retried
+  std::atomic<bool> closing_{false};  // close() or the destructor: the end that follows is ours
+  std::atomic<bool> closed_by_server_{false};  // ended for good by itself (NatsOptions::connection_lost)
+  std::function<void(const std::string&)> connection_lost_;
   std::mutex mu_;
   std::vector<std::function<void()>> reconnected_;
   std::vector<std::function<void()>> disconnected_;

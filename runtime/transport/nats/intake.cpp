@@ -8,6 +8,7 @@
 #include "common/log.hpp"
 #include "common/unix_time.hpp"
 #include "transport/nats/transport_impl.hpp"
+#include "transport/task_id.hpp"
 
 #include <fmt/format.h>
 
@@ -72,9 +73,23 @@ void NatsTransport::Impl::on_task_messages(std::vector<Puller::Delivered>& batch
     reaper.add(msg);
 
     v1::TaskAssignment a;
-    if (!a.ParseFromString(d.data) || a.task_id().empty()) {
+    const bool parsed = a.ParseFromString(d.data);
+    if (!parsed || a.task_id().empty()) {
       // Nothing to answer to (no task id): take it out of the queue so it cannot block anyone.
-      log::warn("nats: dropping a malformed assignment on kind {} (stream sequence {})", d.kind, d.info.stream_seq);
+      log::warn("nats: dropping a malformed assignment on kind {} (stream sequence {}): {}", d.kind, d.info.stream_seq,
+                parsed ? "field 'task_id' is empty"
+                       : fmt::format("{} bytes that are not a TaskAssignment in protobuf", d.data.size()));
+      ack(d.reply, "+TERM");
+      puller->settled(d.kind);
+      continue;
+    }
+    if (a.task_id().size() > kMaxTaskIdBytes) {
+      // Its id goes into the subjects and keys of everything published for it: past the server's control
+      // line limit (4 KB by default), the server closes the connection that publishes it, and JetStream
+      // then hands the message to the next host. Nothing can be published for it, a refusal included.
+      log::warn("nats: dropping an assignment on kind {} (stream sequence {}): field 'task_id' is {} bytes long, "
+                "longer than {} (it begins '{}')",
+                d.kind, d.info.stream_seq, a.task_id().size(), kMaxTaskIdBytes, a.task_id().substr(0, 40));
       ack(d.reply, "+TERM");
       puller->settled(d.kind);
       continue;

@@ -49,6 +49,11 @@ struct NatsOptions {
   std::chrono::milliseconds connect_timeout{30'000}; // keep trying to reach a server at start
   // Asked while trying to reach a server at start: true gives up at once (serve: a SIGTERM is waiting).
   std::function<bool()> stop_requested;
+  // Called, on a cnats thread, when a connection ended for good by itself: the server closed it over a
+  // protocol error (a subject past its control line limit, say) and cnats does not reconnect after that.
+  // Everything published on it from then on fails, so a host should stop (serve exits with status 1);
+  // other hosts re-attach its tasks from their records, as after a crash. `why` is the server's error.
+  std::function<void(const std::string& why)> connection_lost;
   std::chrono::hours control_max_age{24};            // steering/cancel kept this long for queued tasks
   std::chrono::hours events_max_age{24 * 7};         // events and completions kept this long
 };

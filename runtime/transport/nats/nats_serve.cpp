@@ -14,7 +14,11 @@
 
 #include <fmt/format.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <filesystem>
+#include <mutex>
 #include <optional>
 
 namespace taskhost::transport::nats {
@@ -42,6 +46,22 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
   }
   NatsOptions options = nats_options(c.nats, worker_id);
   options.stop_requested = [&signals] { return stop_pending(signals); };  // a SIGTERM while the server is away
+  // A connection the server closed for good ends the serve loop as a SIGTERM would, but without a drain:
+  // nothing could be published. Exiting lets a supervisor start the host afresh, instead of a host that
+  // looks alive to its process manager and serves no one.
+  struct Lost {
+    std::mutex mu;
+    std::optional<std::string> why;
+  };
+  auto lost = std::make_shared<Lost>();
+  options.connection_lost = [lost](const std::string& why) {
+    {
+      std::lock_guard lock(lost->mu);
+      if (lost->why) return;
+      lost->why = why;
+    }
+    ::kill(::getpid(), SIGTERM);  // taken by wait_for_stop's sigwait (blocked in every other thread)
+  };
   NatsTransport transport(std::move(options));
   // A fatal signal in a task's call or a plugin load is named on stderr. With a state directory given, it
   // is also noted there (host/crash_ledger.hpp), and the next start refuses, in-process, a plugin content
@@ -72,6 +92,18 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
     log::info("SIGHUP: reloading {}", c.plugins_dir.string());
     log_scan(host.reload());
   });
+  std::optional<std::string> lost_why;
+  {
+    std::lock_guard lock(lost->mu);
+    lost_why = lost->why;
+  }
+  if (lost_why) {
+    log::error("nats: stopping: the server closed this host's connection ({}); other hosts re-attach its running "
+               "tasks from their records",
+               *lost_why);
+    transport.stop();
+    return 1;
+  }
   log::info("{}: draining (up to {} ms for running tasks, then cancel; again to exit at once)",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", c.drain_grace.count());
   exit_on_next_stop(signals);
