@@ -2,6 +2,7 @@
 // files are left alone, changed ones get a new generation, gone ones are removed.
 #include "eventually.hpp"
 #include "loader_test_support.hpp"
+#include "plugin/file_bytes.hpp"
 #include "plugin/loader.hpp"
 #include "registry/kind_registry.hpp"
 #include "registry/plugin_directory.hpp"
@@ -230,6 +231,24 @@ TEST_CASE("a failed update keeps the old generation serving; restoring the file 
   CHECK(restored.errors.empty());
   files = registry.files();
   CHECK(status_of(files, file)->last_error.empty());
+}
+
+TEST_CASE("a plugin file over 1 GiB is refused unread, naming the file and its size; the others serve") {
+  // QA dropped a sparse 3 GB file (no disk used) into the plugins directory: the host read it whole
+  // into memory and aborted, at every start while the file was there; a 1 TB one took all memory.
+  TempDir dir;
+  RecordingHost host;
+  KindRegistry registry;
+  PluginDirectory plugins(dir.path(), registry, host.api());
+  place(dir.path(), "loader-echo", "echo.so");
+  const fs::path huge = dir.path() / "huge.so";
+  { std::ofstream create(huge); }
+  fs::resize_file(huge, taskhost::plugin::kMaxPluginFileBytes + 1);  // sparse
+  const ScanReport report = plugins.scan();
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0] == huge.string() + ": larger than 1024 MiB, the most a plugin file may be (" +
+                                std::to_string(taskhost::plugin::kMaxPluginFileBytes + 1) + " bytes)");
+  check_echo_serves(registry, host, 1);
 }
 
 TEST_CASE("scan removes files that are gone, and a rename moves the kind in one scan") {

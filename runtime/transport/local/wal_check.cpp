@@ -40,7 +40,7 @@ std::string wal_damage(const std::filesystem::path& db_file) {
   const auto size = std::filesystem::file_size(wal, ec);
   if (ec || size == 0) return {};  // no log, or an empty one: nothing to replay
   std::string why;
-  const auto read = plugin::read_file_bytes(wal, &why);
+  const auto read = plugin::read_file_bytes(wal, &why, std::numeric_limits<uint64_t>::max());  // not a plugin: no cap
   if (!read) return fmt::format("{} cannot be read: {}", wal.string(), why);
   const std::string& bytes = *read;
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
