@@ -125,6 +125,31 @@ TEST_CASE("GET /metrics counts tasks by kind and state, plugin calls and load er
   CHECK(m.find("# TYPE taskhost_heartbeat_lag_seconds gauge") != std::string::npos);
 }
 
+TEST_CASE("kinds no plugin serves are counted under one /metrics label; a kind over 256 bytes is refused") {
+  // QA submitted a thousand made-up kinds: each added three series to /metrics for good, and one 7 MB
+  // kind made every listing and /metrics scrape carry it four times.
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});
+  Host host(plugins, dir.path() / "state");
+  for (int i = 0; i < 5; ++i) {
+    const Result r = host.cli({"submit", "typo" + std::to_string(i) + ".kind", "--input", "{}"});
+    CHECK(r.code == 1);
+  }
+  REQUIRE(host.cli({"submit", "hello.greet", "--input", R"({"name":"M"})", "--wait"}).code == 0);
+  const Result long_kind = host.cli({"submit", std::string(300, 'k'), "--input", "{}"});
+  CHECK(long_kind.code != 0);
+  CHECK(long_kind.err.find("field 'kind' (execute.component_id) is longer than 256 characters") != std::string::npos);
+
+  const std::string m = client_of(host).metrics_text();
+  INFO(m);
+  CHECK(m.find("typo") == std::string::npos);
+  CHECK(m.find("kkkk") == std::string::npos);
+  CHECK(m.find("taskhost_tasks_submitted_total{kind=\"(unserved)\"} 5") != std::string::npos);
+  CHECK(m.find("taskhost_tasks_completed_total{kind=\"(unserved)\",state=\"failed\"} 5") != std::string::npos);
+  CHECK(m.find("taskhost_tasks{kind=\"(unserved)\",state=\"failed\"} 5") != std::string::npos);
+  CHECK(m.find("taskhost_tasks_submitted_total{kind=\"hello.greet\"} 1") != std::string::npos);
+}
+
 TEST_CASE("the API on a unix socket, with JSON log lines") {
   TempDir dir;
   const fs::path plugins = make_plugins_dir(dir.path(), {built_plugin("hello-c.so")});

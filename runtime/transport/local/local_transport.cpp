@@ -20,6 +20,14 @@ std::string new_id() {
   return boost::uuids::to_string(generator());
 }
 
+// The label /metrics counts tasks of kinds no plugin serves under. Each made-up kind a client sends
+// would otherwise add series that stay until a restart (QA sent a thousand).
+constexpr const char* kUnservedKind = "(unserved)";
+
+bool unserved(const v1::TaskCompletion& c) {
+  return c.has_error() && c.error().code() == v1::COMPONENT_NOT_FOUND && c.error().kind() == "rejected";
+}
+
 }  // namespace
 
 LocalTransport::LocalTransport(LocalOptions options) : options_(std::move(options)), store_(options_.state_dir) {
@@ -201,6 +209,12 @@ SubmitResult LocalTransport::submit(v1::TaskAssignment a) {
       return fail(SubmitResult::Result::invalid, v1::INVALID_INPUT,
                   "task '" + a.task_id() + "': field 'kind' (execute.component_id) is empty");
     }
+    // A kind goes into every listing and event of its task: kept as short as an id.
+    if (kind.size() > kMaxTaskIdBytes) {
+      return fail(SubmitResult::Result::invalid, v1::INVALID_INPUT,
+                  "task '" + a.task_id() + "': field 'kind' (execute.component_id) is longer than " +
+                      std::to_string(kMaxTaskIdBytes) + " characters");
+    }
     if (a.execute().attempt() == 0) a.mutable_execute()->set_attempt(1);
     if (a.heartbeat_interval_secs() == 0) a.set_heartbeat_interval_secs(options_.default_heartbeat_secs);
   }
@@ -230,9 +244,12 @@ SubmitResult LocalTransport::submit(v1::TaskAssignment a) {
     if (replaced) e = Entry{};  // the refused submission's memory (its completion) goes with it
     e.status = status_for_new_task(a, unix_ms_now());
     e.heartbeat_interval = std::chrono::seconds(a.heartbeat_interval_secs());
-    ++counters_.submitted_total[kind];
   }
   const tasks::AssignOutcome outcome = router->assign(a);
+  {
+    std::lock_guard lock(mu_);
+    ++counters_.submitted_total[outcome.code == v1::COMPONENT_NOT_FOUND ? kUnservedKind : kind];
+  }
   if (outcome.result == tasks::AssignOutcome::Result::rejected) {
     // The router already answered with a failed completion, which on_completion recorded.
     return fail(SubmitResult::Result::rejected, outcome.code, outcome.message);
@@ -489,7 +506,7 @@ TransportMetrics LocalTransport::metrics() const {
     m = counters_;
     for (const auto& [id, e] : tasks_) {
       const auto& kind = e.status.kind();
-      ++m.tasks[{kind, e.status.state()}];
+      ++m.tasks[{e.status.has_completion() && unserved(e.status.completion()) ? kUnservedKind : kind, e.status.state()}];
       if (e.status.state() == v1::RUNNING && e.heartbeat_interval.count() > 0 &&
           e.last_beat != Clock::time_point{}) {
         const double overdue =
@@ -545,7 +562,7 @@ void LocalTransport::on_completion(const v1::TaskCompletion& completion) {
               v1::TaskState_Name(completion.state()));
     return;
   }
-  ++counters_.completed_total[{e.status.kind(), completion.state()}];
+  ++counters_.completed_total[{unserved(completion) ? kUnservedKind : e.status.kind(), completion.state()}];
   e.history = {};  // watchers of an ended task replay from the store: memory holds only live histories
   store_.record_completion(completion);
   v1::WatchItem item;
