@@ -291,7 +291,9 @@ struct ApiServer::Impl {
     if (auto [ec, n] = co_await http::async_write_header(stream, sr, as_tuple_awaitable); ec) co_return;
 
     using clock = std::chrono::steady_clock;
-    const auto deadline = ms ? clock::now() + std::chrono::milliseconds(*ms) : clock::time_point::max();
+    // A timeout past the clock's range is none (now + it would overflow, and end the watch at once).
+    const auto room = std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() - clock::now());
+    const auto deadline = ms && *ms < room.count() ? clock::now() + std::chrono::milliseconds(*ms) : clock::time_point::max();
     auto next_keepalive = clock::now() + options.keepalive;
     for (;;) {
       const auto items = sub->take();
@@ -399,7 +401,7 @@ struct ApiServer::Impl {
       }
       const Target target = parse_target(req.target());
       const Route r = route(req.method_string(), target);
-      if (r.endpoint == Endpoint::watch) {
+      if (r.endpoint == Endpoint::watch && target.ok) {  // else a 400 from handle(), as for every endpoint
         co_await serve_watch(socket, req.version(), target);
         break;
       }

@@ -173,6 +173,10 @@ TEST_CASE("the HTTP contract of a real host") {
   CHECK(r.status == 409);
   r = client.request("GET", "/v1/watch?task=ghost");
   CHECK(r.status == 404);
+  // Bad escapes once left the part decoded before them: "%zz" watched every task, "h1%z" task h1.
+  r = client.request("GET", "/v1/watch?task=%zz&timeout_ms=1500");
+  CHECK(r.status == 400);
+  CHECK(error_of(r) == "malformed percent-encoding in the request target");
 
   r = client.request("DELETE", "/v1/tasks");
   CHECK(r.status == 405);
@@ -410,6 +414,16 @@ TEST_CASE("idle keep-alive connections are closed after idle_timeout; a streamin
     CHECK(r.find("HTTP/1.1 200") == 0);
     CHECK(r.find("\r\n0\r\n\r\n") != std::string::npos);  // ended by its timeout_ms with the last chunk
     CHECK(clock::now() - start >= 2400ms);
+  }
+  SUBCASE("a timeout past the clock's range is none: the watch streams on") {
+    // now + 9223372036854 ms overflowed: QA's watch ended at once with an empty body.
+    RawConnection c(address);
+    c.send("GET /v1/watch?timeout_ms=9223372036854 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    const std::string r = c.read_until([](const std::string& t) { return t.find("\r\n0\r\n\r\n") != std::string::npos; }, 1500ms);
+    INFO(r);
+    CHECK(r.find("HTTP/1.1 200") == 0);
+    CHECK(r.find("\r\n0\r\n\r\n") == std::string::npos);
+    CHECK_FALSE(c.closed);
   }
   server.stop();
 }
