@@ -126,6 +126,12 @@ std::chrono::seconds timeout_flag(const CommandLine& cl) {
   if (!cl.has("timeout")) return std::chrono::seconds(0);
   const long long secs = cl.get<long long>("timeout");
   if (secs < 0) throw UsageError("--timeout must be 0 (no limit) or a number of seconds, not " + std::to_string(secs));
+  // Past this, "now + timeout" overflows the clock: such a watch ended at once, and looked successful.
+  constexpr long long kTenYears = 10LL * 365 * 24 * 3600;
+  if (secs > kTenYears) {
+    throw UsageError("--timeout must be at most " + std::to_string(kTenYears) + " seconds (ten years; 0 is no limit), not " +
+                     std::to_string(secs));
+  }
   return std::chrono::seconds(secs);
 }
 

@@ -90,6 +90,9 @@ TEST_CASE("bad arguments are one line and exit 2") {
   // "-1" read into an unsigned was its maximum: no limit at all.
   check_one_line_error(run({"watch", "--timeout", "-1"}), 2, "--timeout must be 0 (no limit) or a number of seconds, not -1");
   check_one_line_error(run({"submit", "hello.greet", "--wait", "--timeout", "-3"}), 2, "--timeout must be 0");
+  // now + this many seconds overflowed the clock: the watch ended at once with exit 0.
+  check_one_line_error(run({"watch", "--timeout", "9223372037"}), 2,
+                       "--timeout must be at most 315360000 seconds (ten years; 0 is no limit), not 9223372037");
   check_one_line_error(run({"submit", "hello.greet", "--timeout", "5"}), 2, "--timeout needs --wait");
   check_one_line_error(run({"serve", "--transport", "pigeon"}), 2, "--transport must be local or nats");
   // A stream prefix JetStream cannot use is refused up front, not after 10 s of server timeouts.
