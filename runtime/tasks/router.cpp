@@ -113,6 +113,7 @@ std::optional<AssignOutcome> Router::Impl::prepare(const v1::TaskAssignment& a, 
   // taken before a task's lock, never after.
   c.task = std::make_shared<Task>(a.task_id(), kind, pool);
   c.task->pending_event_deferred = true;  // no other thread can reach it yet
+  c.task->seq = resume.last_seq;
   return std::nullopt;
 }
 

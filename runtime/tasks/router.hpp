@@ -68,6 +68,9 @@ inline constexpr size_t kMaxPluginText = 64u << 10;
 struct Resume {
   bool reattach = false;
   std::string checkpoint;
+  // The highest seq the task's events have had (a host that restarted): its events continue after it,
+  // since seq increases across attempts (events.proto).
+  uint64_t last_seq = 0;
 };
 
 struct AssignOutcome {

@@ -37,6 +37,22 @@ std::map<std::string, json::object> all_tasks(const Host& host) {
 
 int64_t attempt_of(const json::object& o) { return o.contains("attempt") ? o.at("attempt").as_int64() : 0; }
 
+// The seq of every event `watch ID --json` replays for an ended task, in order. (The task's latest
+// progress, which the store keeps as a value rather than an event, is replayed last without one.)
+std::vector<uint64_t> replayed_seqs(const Host& host, const std::string& id) {
+  const Result w = host.cli({"watch", id, "--json", "--timeout", "20"});
+  REQUIRE(w.code == 0);
+  std::vector<uint64_t> out;
+  for (const auto& l : lines(w.out)) {
+    const auto item = parse_json(l).as_object();
+    if (const auto* e = item.if_contains("event")) {
+      // uint64 fields are JSON strings (protobuf's JSON mapping).
+      if (e->as_object().contains("seq")) out.push_back(std::stoull(str(e->as_object(), "seq")));
+    }
+  }
+  return out;
+}
+
 // The hosts the crash test aborts write no core files into the build tree.
 const bool no_core_files = [] {
   const rlimit none{0, 0};
@@ -142,6 +158,17 @@ TEST_CASE("SIGKILL with tasks queued and running, then a restart: every accepted
   CHECK(str(obj(tasks["greet-queued"], "completion"), "output") == "Hello, queued!");
   CHECK(host.log().find("recovery: 4 queued task(s) restarted, 2 running task(s) re-attached") != std::string::npos);
   CHECK(host.log().find("1 failed orphaned (their kind cannot re-attach)") != std::string::npos);
+
+  // Events are numbered per task across the restart (events.proto: strictly increasing across
+  // attempts). The restarted host once began again at 1: a re-attached attempt's events, and a queued
+  // task's second PENDING, repeated numbers its first run had used.
+  for (const auto& id : accepted) {
+    INFO(id);
+    const auto seqs = replayed_seqs(host, id);
+    REQUIRE(seqs.size() >= 2);
+    CHECK(seqs.front() >= 1);
+    for (size_t i = 1; i < seqs.size(); ++i) CHECK(seqs[i] > seqs[i - 1]);
+  }
 }
 
 TEST_CASE("a task whose plugin file is missing at the restart waits for it, and runs when the file is back") {

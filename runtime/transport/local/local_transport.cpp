@@ -529,6 +529,7 @@ void LocalTransport::on_event(const v1::TaskEvent& event) {
   std::lock_guard lock(mu_);
   Entry& e = entry_locked(event.task_id());
   if (e.status.has_completion()) return;  // nothing changes an ended task
+  e.last_seq = std::max(e.last_seq, event.seq());
   apply_event(e.status, event);
   if (event.has_state() && event.state().state() == v1::RUNNING && e.started_attempt != event.attempt()) {
     e.started_attempt = event.attempt();

@@ -203,6 +203,9 @@ class LocalTransport final : public TaskOutbox {
     uint32_t started_attempt = 0;
     size_t ended_bytes = 0;             // its completion's size once it ended, counted in ended_bytes_
     size_t output_bytes = 0;            // its output's size once it ended (a listing may leave it out)
+    // The highest seq of its events so far, kept across a restart (from its stored events) so that the
+    // next run's events continue the count instead of starting again at 1.
+    uint64_t last_seq = 0;
   };
   Entry& entry_locked(const std::string& task_id);
   void broadcast_locked(const v1::WatchItem& item, const std::string& task_id);

@@ -59,6 +59,10 @@ int64_t LocalTransport::emit_state_locally(const StoredTask& task, v1::TaskState
   e.set_worker_id(task.worker_id);
   e.mutable_state()->set_state(state);
   e.mutable_state()->set_detail(std::move(detail));
+  {
+    std::lock_guard lock(mu_);
+    e.set_seq(entry_locked(task.task_id).last_seq + 1);  // no router task emits for it meanwhile
+  }
   on_event(e);
   return e.unix_ms();
 }
@@ -95,6 +99,9 @@ RecoveryReport LocalTransport::recover() {
       Entry& e = entry_locked(t.task_id);
       e.status = status_from_stored(t);
       e.history.assign(history.begin(), history.end());
+      // The last stored event's number. Output deltas and progress are not stored as events: one the last
+      // run sent after that event may share its number with one of this run's (no watch replays those).
+      if (!history.empty()) e.last_seq = history.back().seq();
       e.heartbeat_interval = std::chrono::seconds(t.assignment.heartbeat_interval_secs());
     }
     if (t.cancel_requested) {
@@ -171,7 +178,14 @@ void LocalTransport::assign_recovered(tasks::Router& router, const std::vector<R
     if (r.reattach) store_.record_attempt(r.assignment.task_id(), r.assignment.execute().attempt());
   }
   store_.flush();  // every new attempt is durable before the first start (see the top)
-  for (const auto& r : restarts) router.assign(r.assignment, tasks::Resume{r.reattach, r.checkpoint});
+  for (const auto& r : restarts) {
+    uint64_t last_seq = 0;
+    {
+      std::lock_guard lock(mu_);
+      last_seq = entry_locked(r.assignment.task_id()).last_seq;
+    }
+    router.assign(r.assignment, tasks::Resume{r.reattach, r.checkpoint, last_seq});
+  }
 }
 
 void LocalTransport::append_unanswered(const std::string& task_id, std::vector<v1::SteeringMessage>& out) {
