@@ -190,7 +190,7 @@ int serve_command(const Args& args) {
   CommandLine cl("serve", "serve [--config FILE] [--plugins DIR] [--api ADDR] [--state DIR] [--transport local|nats]",
                  "Runs the host: loads every plugin in the plugins directory, serves the local API, runs tasks.\n"
                  "SIGTERM/SIGINT drain (stop accepting, let running tasks finish up to drain_grace_ms, leave those\n"
-                 "that can re-attach for the next run, cancel the rest) and exit 0. Plugin files added, replaced or removed are picked up by themselves (unless\n"
+                 "that can re-attach for the next run, or on NATS to another host at once, cancel the rest) and exit 0. Plugin files added, replaced or removed are picked up by themselves (unless\n"
                  "--no-watch); SIGHUP rescans the plugins directory. Flags override the config file.");
   cl.options().add_options()
       ("config,c", po::value<std::string>()->value_name("FILE"), "taskhost.toml (see samples/taskhost.toml)")

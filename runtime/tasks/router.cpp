@@ -416,6 +416,15 @@ void Router::Impl::completion_locked(const Task& t, v1::TaskState state, v1::Tas
 
 bool Router::Impl::end_locked(Task& t, const v1::TaskCompletion& completion) {
   if (t.ended) return false;  // the first completion wins
+  if (completion.state() == v1::CANCELED && !t.shutdown_reason.empty() &&
+      completion.error().message().find(t.shutdown_reason) == std::string::npos) {
+    // Canceled because this host drains: the end says so, after whatever the plugin said.
+    v1::TaskCompletion named = completion;
+    const std::string& said = completion.error().message();
+    named.mutable_error()->set_message(said.empty() ? t.shutdown_reason : said + " (" + t.shutdown_reason + ")");
+    t.shutdown_reason.clear();
+    return end_locked(t, named);
+  }
   // Answers still waiting for their question are not silently dropped: the task's own events say so.
   for (const auto& m : t.held_answers) {
     emit_locked(t, [&](v1::TaskEvent& e) {
@@ -809,6 +818,7 @@ void Router::drain(std::chrono::milliseconds grace, NotStarted not_started, Runn
       if (t->started && running == Running::leave_reattachable) {
         left.push_back(t);
       } else if (t->started || not_started == NotStarted::cancel) {
+        if (!t->cancel_requested) t->shutdown_reason = impl_->shutting_down();
         ids.emplace_back(id);
       }
     }
@@ -817,7 +827,7 @@ void Router::drain(std::chrono::milliseconds grace, NotStarted not_started, Runn
   for (const auto& id : ids) {
     v1::CancelRequest req;
     req.set_task_id(id);
-    req.set_reason("host is shutting down");
+    req.set_reason(impl_->shutting_down());
     cancel(req, [](const v1::DeliveryReceipt&) {});
   }
   std::unique_lock lock(impl_->mu);

@@ -114,6 +114,8 @@ class Router::Impl {
   // without a completion when its kind can re-attach it (the durable transport re-attaches it in its
   // next run), canceled otherwise.
   void leave_for_next_run_on_strand(const TaskPtr& t);
+  // Why a draining host cancels what it does not leave: "host <worker id> is shutting down".
+  std::string shutting_down() const { return "host " + options.worker_id + " is shutting down"; }
   void reconcile_on_strand(const TaskPtr& t, ReceiptCallback done);
   bool migrate_on_strand(const TaskPtr& t);  // true: it moved
   // Releases the attempt `old` runs (with `call`) and starts the next one re-attached on `on` (see

@@ -57,6 +57,9 @@ struct Task {
   bool started = false;           // admitted and handed to the strand
   bool released = false;          // on_release called (or never needed)
   bool cancel_requested = false;
+  // Why the host itself canceled it while draining ("host w2 is shutting down, ..."): the completion
+  // names it whatever the plugin's own message says ("canceled after step 26" alone told nobody why).
+  std::string shutdown_reason;
   bool reattach = false;          // the next start is a re-attach
   uint32_t process_losses = 0;    // isolated plugin processes that ended while it ran
   bool awaiting_process = false;  // its isolated plugin's process ended; it waits for the next one

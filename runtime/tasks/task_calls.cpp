@@ -372,7 +372,12 @@ void Router::Impl::leave_for_next_run_on_strand(const TaskPtr& t) {
   }
   v1::CancelRequest request;
   request.set_task_id(t->id);
-  request.set_reason("host is shutting down, and kind '" + t->kind + "' cannot re-attach it in the next run");
+  // The next run, or on a fleet another host: either re-attaches only what its kind can.
+  request.set_reason(shutting_down() + ", and kind '" + t->kind + "' cannot re-attach the task");
+  {
+    std::lock_guard tl(t->mu);
+    if (!t->cancel_requested) t->shutdown_reason = request.reason();
+  }
   request_cancel(t, request, [](const v1::DeliveryReceipt&) {});
 }
 

@@ -43,6 +43,7 @@ struct HostSpec {
   std::string plugins_dir = TASKHOST_PLUGIN_DIR;
   uint32_t max_deliver = 10;
   std::string state_dir = {};  // empty: none (a NATS host then keeps no crash ledger)
+  int drain_grace_ms = 5000;
 };
 
 // One `taskhost serve --transport nats` process with a config written for it.
@@ -58,7 +59,7 @@ worker_id = "{}"
 [limits]
 max_active = {}
 [tasks]
-drain_grace_ms = 5000
+drain_grace_ms = {}
 cancel_deadline_ms = 2000
 [nats]
 url = "{}"
@@ -69,7 +70,8 @@ ack_wait_secs = 3
 host_dead_after_secs = 2
 max_deliver = {}
 )",
-                       spec.plugins_dir, spec.worker, spec.max_active, spec.url, spec.ack_mode, spec.max_deliver);
+                       spec.plugins_dir, spec.worker, spec.max_active, spec.drain_grace_ms, spec.url, spec.ack_mode,
+                       spec.max_deliver);
     out.close();
     process_ = std::make_unique<Subprocess>(
         std::vector<std::string>{std::string(TASKHOST_BIN_DIR) + "/taskhost", "serve", "--config", conf.string()}, log_,
@@ -782,6 +784,85 @@ TEST_CASE("SIGKILL of a host running long tasks: a surviving host re-attaches th
   }
   CHECK(survivor.log().find("rescuing 4 task(s) of victim") != std::string::npos);
   stop_cleanly(survivor);
+}
+
+namespace {
+
+// SIGTERM, not SIGKILL: the draining host detaches its long re-attachable task after a short grace and
+// hands it to the other host at once (its liveness key says it left), which re-attaches it from its
+// checkpoint; its task of a kind that cannot re-attach (test.plain) ends canceled, naming the shutdown.
+// `leaving` owned both before `stays` started, so only a hand-over can bring the first one to `stays`.
+void sigterm_hands_reattachable_tasks_over(const std::string& ack_mode) {
+  NatsSingle nats;
+  TempDir dir("taskhost-nats-fault");
+  const auto plugins = dir.path() / "plugins";
+  std::filesystem::create_directories(plugins);
+  std::filesystem::copy_file(std::filesystem::path(TASKHOST_PLUGIN_DIR) / "cpp-interactive.so",
+                             plugins / "cpp-interactive.so");
+  std::filesystem::copy_file(std::filesystem::path(TASKHOST_FIXTURE_DIR) / "scripted-v1.so", plugins / "scripted.so");
+  auto spec = [&](const std::string& worker) {
+    HostSpec s{worker, nats.url(), ack_mode};
+    s.plugins_dir = plugins.string();
+    s.drain_grace_ms = 300;
+    return s;
+  };
+  HostProcess leaving(dir, spec("leaving"));
+  REQUIRE_MESSAGE(leaving.wait_ready(), leaving.log());
+  NatsTaskClient client(client_options(nats.url()));
+  const std::string counting = client.submit(assignment("counting", "interactive.count", R"({"steps":100,"delay_ms":30})"));
+  const std::string plain = client.submit(assignment("plain", "test.plain", R"("runs until canceled")"));
+  REQUIRE_MESSAGE(eventually([&] {
+    const auto c = client.status(counting);
+    const auto p = client.status(plain);
+    return c.worker_id() == "leaving" && c.progress().current() >= 5 && p.worker_id() == "leaving" &&
+           p.state() == v1::RUNNING;
+  }, 10s, kServerPoll), leaving.log());
+
+  HostProcess stays(dir, spec("stays"));
+  REQUIRE_MESSAGE(stays.wait_ready(), stays.log());
+  REQUIRE(client.status(counting).state() == v1::RUNNING);  // still counting (3 s in all) when the drain begins
+  const auto sigterm = std::chrono::steady_clock::now();
+  stop_cleanly(leaving);
+  INFO("leaving:\n" << leaving.log() << "\nstays:\n" << stays.log());
+
+  const auto c = client.wait(counting, 20s);
+  const auto handed_over_in = std::chrono::steady_clock::now() - sigterm;
+  CHECK_MESSAGE(c.state() == v1::SUCCEEDED, v1::TaskState_Name(c.state()), ": ", c.error().message());
+  CHECK(c.worker_id() == "stays");
+  CHECK(c.attempt() == 2);
+  if (c.state() == v1::SUCCEEDED) {
+    const auto& f = c.output().struct_value().fields();
+    CHECK(f.at("resumed_from").number_value() >= 5);  // from its checkpoint, not from the start
+    CHECK(f.at("counted").number_value() == 100);
+  }
+  // One completion, the rescuer's: the draining host published none (a CANCELED one used to go first).
+  Probe probe(nats.url());
+  const auto stored = probe.completions(tn::Names("F", "f_tasks"));
+  REQUIRE(stored.count(counting) == 1);
+  CHECK(stored.at(counting).size() == 1);
+  for (const auto& stored_one : stored.at(counting)) CHECK(stored_one.state() == v1::SUCCEEDED);
+  MESSAGE(fmt::format("{} ({}): handed over and finished {} ms after SIGTERM", counting, ack_mode,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(handed_over_in).count()));
+  // Handed over, not found dead by its silence (host_dead_after) as a SIGKILLed host is.
+  CHECK(stays.log().find("host leaving stopped and left its running tasks to the fleet") != std::string::npos);
+  CHECK(stays.log().find("is dead (no liveness update") == std::string::npos);
+  CHECK(leaving.log().find("1 task(s) left for another host") != std::string::npos);
+
+  const auto p = client.wait(plain, 5s);
+  CHECK(p.state() == v1::CANCELED);
+  CHECK(p.worker_id() == "leaving");
+  CHECK_MESSAGE(p.error().message().find("host leaving is shutting down") != std::string::npos, p.error().message());
+  stop_cleanly(stays);
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM of a host running long tasks: another host re-attaches the re-attachable one at once (on_receipt)") {
+  sigterm_hands_reattachable_tasks_over("on_receipt");
+}
+
+TEST_CASE("SIGTERM of a host running long tasks: another host re-attaches the re-attachable one at once (on_completion)") {
+  sigterm_hands_reattachable_tasks_over("on_completion");
 }
 
 TEST_CASE("a task whose plugin crashes every host that resumes it is failed \"poisoned\" after max_deliver starts") {

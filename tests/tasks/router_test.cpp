@@ -813,7 +813,11 @@ TEST_CASE("drain finishes what it can, then cancels the rest; new work is refuse
   REQUIRE(f.router().assign(assignment("dr", "test.hold")).accepted());
   REQUIRE(f.outbox.wait_state("dr", v1::RUNNING));
   f.router().drain(200ms);
-  CHECK(f.outbox.wait_completion("dr")->state() == v1::CANCELED);
+  const auto c = f.outbox.wait_completion("dr");
+  REQUIRE(c);
+  CHECK(c->state() == v1::CANCELED);
+  // The plugin's own words, then why the host canceled it.
+  CHECK(c->error().message() == "canceled by request (host taskhost is shutting down)");
   auto refused = f.router().assign(assignment("late", "test.instant"));
   CHECK(refused.code == v1::RESOURCE_UNAVAILABLE);
   CHECK(f.router().free_slots("test.instant") == 0);

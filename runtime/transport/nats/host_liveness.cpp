@@ -16,6 +16,10 @@ namespace taskhost::transport::nats {
 namespace {
 // A host key's value is the time of the beat, or this prefix and the rescuer's worker id.
 constexpr std::string_view kLeasePrefix = "rescue lease held by ";
+// ... or, once its host stopped cleanly leaving tasks in their records for another host, this prefix
+// (HostLiveness::hand_over). A host of a version without it reads it as one more beat: it rescues the
+// tasks all the same, once host_dead_after has passed.
+constexpr std::string_view kLeftPrefix = "left with tasks to rescue at ";
 }  // namespace
 
 HostLiveness::HostLiveness(RecordStore& store, kvStore* kv, const NatsOptions& options)
@@ -34,7 +38,11 @@ void HostLiveness::refuse_if_in_use() {
   // that times out is asked again until connect_timeout, as connecting is.
   const auto until = Clock::now() + options_.connect_timeout;
   const RecordStore::Raw found = store_.read_until(key, until);
-  if (!found.exists || std::string_view(found.value).starts_with(kLeasePrefix)) return;
+  // A lease, or the mark of a previous run that stopped cleanly: no live host writes this key.
+  if (!found.exists || std::string_view(found.value).starts_with(kLeasePrefix) ||
+      std::string_view(found.value).starts_with(kLeftPrefix)) {
+    return;
+  }
   // A beat under our id: left by a previous run that died (ours to resume), or written by a live host
   // that uses the same id — which would then run our tasks beside us. A live host beats every quarter
   // of host_dead_after: look once more after one and a half of those.
@@ -118,13 +126,14 @@ void HostLiveness::take(kvEntry* e) {
   const bool put = kvEntry_Operation(e) == kvOp_Put;
   const std::string_view value(static_cast<const char*>(kvEntry_Value(e)), static_cast<size_t>(kvEntry_ValueLen(e)));
   const bool leased = put && value.starts_with(kLeasePrefix);
+  const bool left = put && value.starts_with(kLeftPrefix);
   kvEntry_Destroy(e);
   std::lock_guard lock(mu_);
   if (worker == options_.worker_id) {
     // Our own beat came back: everything written before it was sent has been delivered.
     if (put && revision == own_revision_) proven_through_ = std::max(proven_through_, own_beat_started_);
   } else if (put) {
-    hosts_[worker] = Seen{revision, Clock::now(), leased};
+    hosts_[worker] = Seen{revision, Clock::now(), leased, left};
   } else {
     hosts_.erase(worker);
   }
@@ -192,12 +201,18 @@ std::string HostLiveness::lease_value() const { return std::string(kLeasePrefix)
 bool HostLiveness::take_lease(const std::string& worker, uint64_t revision) {
   const uint64_t lease = store_.write(Names::host_key(worker), lease_value(), revision);
   std::lock_guard lock(mu_);
+  bool left = false;
+  if (auto it = hosts_.find(worker); it != hosts_.end()) left = it->second.left;
   // Either we rescue it, or the watcher tells us what happened instead (and brings our lease back too).
   hosts_.erase(worker);
   if (lease == 0) return false;
   leases_[worker] = Lease{lease, false};
-  log::warn("nats: host {} is dead (no liveness update for {} s); rescuing its tasks", worker,
-            options_.host_dead_after.count());
+  if (left) {
+    log::info("nats: host {} stopped and left its running tasks to the fleet; rescuing them", worker);
+  } else {
+    log::warn("nats: host {} is dead (no liveness update for {} s); rescuing its tasks", worker,
+              options_.host_dead_after.count());
+  }
   return true;
 }
 
@@ -245,6 +260,20 @@ void HostLiveness::remove_self() {
     if (own_revision_ != 0) store_.erase(Names::host_key(options_.worker_id), own_revision_);
   } catch (const std::exception& e) {
     log::warn("nats: cannot remove host key: {}", e.what());
+  }
+}
+
+bool HostLiveness::hand_over() {
+  try {
+    if (own_revision_ == 0) return false;
+    const uint64_t rev = store_.write(Names::host_key(options_.worker_id), std::string(kLeftPrefix) +
+                                                                            std::to_string(unix_ms_now()),
+                                      own_revision_);
+    if (rev != 0) own_revision_ = rev;
+    return rev != 0;
+  } catch (const std::exception& e) {
+    log::warn("nats: cannot mark host key as left: {}", e.what());
+    return false;
   }
 }
 

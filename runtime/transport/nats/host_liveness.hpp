@@ -51,6 +51,13 @@ class HostLiveness {
   std::vector<std::string> tick();
   // Deletes this host's key (clean exit with nothing left to rescue).
   void remove_self();
+  // A clean exit that leaves tasks running in their records (a drain detached them): says so in this
+  // host's key, which every other host then takes for dead at once, without waiting out
+  // host_dead_after, and the first to win its lease rescues the records (rescue.cpp), as a dead host's.
+  // A key deleted instead would make the others forget this host, and nobody would rescue them.
+  // False when the key is no longer this host's to write (a rescuer's lease is on it already).
+  // Never throws.
+  bool hand_over();
   // Every record of `worker_id`, a dead host this one holds the lease of, is handled: the next tick()
   // deletes its key. Never throws.
   void release(const std::string& worker_id);
@@ -68,6 +75,7 @@ class HostLiveness {
     uint64_t revision = 0;
     Clock::time_point changed{};
     bool leased = false;  // the key holds a rescuer's lease: the host itself is dead
+    bool left = false;    // the host left with tasks to rescue (hand_over): dead from the start
   };
   struct Lease {
     uint64_t revision = 0;  // of the last write of the lease
@@ -82,7 +90,7 @@ class HostLiveness {
   // Writes the lease on a host judged dead, if its key is still at `revision`; true when this host won.
   bool take_lease(const std::string& worker_id, uint64_t revision);
   bool dead_locked(const Seen& seen) const {
-    return proven_through_ - std::max(seen.changed, judge_from_) > options_.host_dead_after;
+    return seen.left || proven_through_ - std::max(seen.changed, judge_from_) > options_.host_dead_after;
   }
 
   RecordStore& store_;

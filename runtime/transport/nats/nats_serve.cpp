@@ -104,7 +104,8 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
     transport.stop();
     return 1;
   }
-  log::info("{}: draining (up to {} ms for running tasks, then cancel; again to exit at once)",
+  log::info("{}: draining (up to {} ms for running tasks; then those that can re-attach are left to another host "
+            "and the others canceled; again to exit at once)",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", c.drain_grace.count());
   exit_on_next_stop(signals);
   transport.drain(c.drain_grace);

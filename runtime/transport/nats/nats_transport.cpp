@@ -2,6 +2,7 @@
 #include "transport/nats/nats_transport.hpp"
 
 #include "common/log.hpp"
+#include "common/unix_time.hpp"
 #include "transport/nats/setup.hpp"
 #include "transport/nats/transport_impl.hpp"
 
@@ -165,9 +166,36 @@ void NatsTransport::Impl::drain(std::chrono::milliseconds grace) {
     claims_closed = true;
   }
   puller->pause();
+  pulls_paused_at = std::chrono::steady_clock::now();
   log::info("nats: draining: no more pulls; waiting up to {} ms for {} task(s)", grace.count(),
             router->active_count());
-  router->drain(grace);
+  // What is still running after `grace` and whose kind can re-attach is detached, not canceled: no
+  // completion, its record (with the checkpoint the detach wrote) stays, and stop() hands it to the
+  // fleet. Only the others end, canceled, naming the shutdown. Tasks the router holds but never
+  // started are left as they are too: their records or unacked deliveries bring them to another host.
+  // A clean stop must not end for good what a crash of this host would have kept.
+  router->drain(grace, tasks::Router::NotStarted::keep, tasks::Router::Running::leave_reattachable);
+  drained = true;
+  // Left without a record (over the server's max_payload) and acked, a task is in nobody's hands: no
+  // host could ever resume it. It ends canceled, as it did before tasks were left to the fleet.
+  std::vector<v1::TaskCompletion> unresumable;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [id, f] : inflight) {
+      if (f.completion_sent || f.fenced || !f.record_unwritable || !f.acked) continue;
+      v1::TaskCompletion& c = unresumable.emplace_back();
+      c.set_task_id(id);
+      c.set_attempt(f.attempt);
+      c.set_state(v1::CANCELED);
+      c.set_worker_id(options.worker_id);
+      c.set_kind(f.kind);
+      c.set_unix_ms(unix_ms_now());
+      c.mutable_error()->set_code(v1::CANCELLED);
+      c.mutable_error()->set_message("host " + options.worker_id +
+                                     " is shutting down, and the task has no record another host could resume it from");
+    }
+  }
+  for (const auto& c : unresumable) on_completion(c);
   if (!flush_publishes(std::chrono::seconds(30))) {
     log::warn("nats: drain: {} publish(es) not stored{}; the tasks they belong to are taken over from their records "
               "by another host, as a dead host's are",
@@ -211,14 +239,52 @@ void NatsTransport::Impl::stop() {
   if (worker) worker->stop();
   // Dead hosts this one won but did not finish rescuing: their leases fall silent for another host.
   if (liveness && reachable) liveness->leave();
-  bool left = false;
+  // The last checkpoints of the tasks a drain detached are in their records before anyone looks.
+  flush_publishes(std::chrono::seconds(5));
+  size_t left = 0;
   {
     std::lock_guard lock(mu);
-    left = !inflight.empty();
+    left = inflight.size();
   }
-  // With nothing left to re-attach, leave at once instead of waiting to be declared dead.
-  if (!left && liveness && reachable) liveness->remove_self();
-  flush_publishes(std::chrono::seconds(5));
+  if (!liveness || !reachable) return;
+  if (left == 0) {
+    // With nothing left to re-attach, leave at once instead of waiting to be declared dead.
+    liveness->remove_self();
+    return;
+  }
+  if (!drained) return;  // not a clean stop (a test's crash): the key falls silent, as a dead host's does
+  // Left by the drain (detached, or never started here): handed to the fleet now rather than after
+  // host_dead_after. The key says this host left (HostLiveness::hand_over), so the first other host
+  // to see it wins its lease and re-attaches the recorded tasks from their checkpoints, exactly as it
+  // rescues a dead host's, with the same compare-and-set fencing, hand-back to a kind's queue and
+  // max_deliver count. (Handing each task back to its queue from here instead would need a publish
+  // and a record write per task from a host on its way out, and deleting the key would make the
+  // others forget this host and rescue nothing.)
+  const bool marked = liveness->hand_over();
+  std::vector<std::string> unacked;
+  {
+    std::lock_guard lock(mu);
+    for (auto& [id, f] : inflight) {
+      if (!f.acked && !f.reply.empty()) {
+        f.acked = true;
+        unacked.push_back(f.reply);
+      }
+    }
+  }
+  // Deliveries not acked yet (a task with no record yet; every task in on_completion mode, whose
+  // records rescues skip) go back to JetStream, as a crash leaves them, but without waiting out
+  // ack_wait: the host that gets one finds this host gone and resumes the task from its record. Not
+  // before this host's last pull requests have expired, though: nats-server (2.9) hands a delivery to
+  // a waiting request whoever still reads its inbox (nobody, here), and the task would be lost for
+  // another ack_wait. Nor before the mark has reached the other hosts, or they would take this host
+  // for alive and put the task off.
+  const auto pulls_expire = pulls_paused_at + options.pull_expiry + std::chrono::milliseconds(250);
+  const auto delay = std::max<std::chrono::nanoseconds>(pulls_expire - std::chrono::steady_clock::now(),
+                                                        std::chrono::milliseconds(500));
+  for (const auto& reply : unacked) nak_after(reply, delay);
+  if (!unacked.empty()) (void)natsConnection_FlushTimeout(connection->nc(), 2'000);
+  log::info("nats: {} task(s) left for another host to re-attach from their records{}", left,
+            marked ? "" : " (once this host's key falls silent)");
 }
 
 void NatsTransport::Impl::on_completion(const v1::TaskCompletion& completion) {

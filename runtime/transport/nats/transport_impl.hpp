@@ -258,6 +258,8 @@ class NatsTransport::Impl {
 
   std::shared_mutex intake_mu;
   bool draining = false;
+  bool drained = false;  // drain() ran to its end: stop() hands what is left to the fleet
+  std::chrono::steady_clock::time_point pulls_paused_at{};  // when drain() made the last pull request
   bool started = false;
   bool stopped = false;
 
