@@ -3,6 +3,7 @@
 #include "common/json_text.hpp"
 #include "common/utf8.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 #include <string_view>
@@ -61,7 +62,61 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
+// A plugin string copied; NULL stays NULL (the check tells it from empty). At most `limit` bytes.
+const char* copy_text(const char* text, std::string& into, size_t limit = std::string::npos) {
+  if (text == nullptr) return nullptr;
+  into.assign(text, limit == std::string::npos ? std::strlen(text) : ::strnlen(text, limit));
+  return into.c_str();
+}
+
 }  // namespace
+
+std::unique_ptr<DescriptorCopy> DescriptorCopy::take(const th_plugin_descriptor* raw, const PluginManifest& manifest,
+                                                     std::string* why) {
+  // What must hold before anything past the plugin struct is read. Each is refused by check_descriptor,
+  // which says so in its own order and words (no plugin code ran since `raw` was returned).
+  bool readable = raw != nullptr && raw->struct_size >= kPluginDescriptorSize_1_0 &&
+                  raw->kind_count <= kMaxKinds && raw->kind_count == manifest.kinds.size() &&
+                  (raw->kind_count == 0 || raw->kinds != nullptr);
+  for (size_t i = 0; readable && i < raw->kind_count; ++i) readable = raw->kinds[i] != nullptr;
+  if (!readable) {
+    *why = check_descriptor(raw, manifest);
+    if (why->empty()) *why = "the descriptor cannot be read";  // not reached: each case above is refused
+    return nullptr;
+  }
+
+  auto copy = std::unique_ptr<DescriptorCopy>(new DescriptorCopy);
+  std::memcpy(&copy->plugin_, raw, sizeof(th_plugin_descriptor));
+  copy->plugin_.struct_size = sizeof(th_plugin_descriptor);
+  copy->plugin_.name = copy_text(raw->name, copy->name_);
+  copy->plugin_.version = copy_text(raw->version, copy->version_);
+  for (size_t i = 0; i < raw->kind_count; ++i) {
+    const th_kind_descriptor& from = *raw->kinds[i];
+    auto kind = std::make_unique<Kind>();
+    th_kind_descriptor& to = kind->descriptor;
+    // Only what the plugin's struct really has; anything appended after its ABI minor stays zero. The
+    // struct_size read once: the copy's is the size copied.
+    const size_t size = std::min<size_t>(from.struct_size, sizeof(th_kind_descriptor));
+    std::memcpy(&to, &from, size);
+    to.struct_size = static_cast<uint32_t>(size);
+    // Every string the copied bytes point to, each as far as the struct has it (fields past it are zero).
+    if (TH_HAS_FIELD(&to, th_kind_descriptor, kind)) to.kind = copy_text(to.kind, kind->kind);
+    if (TH_HAS_FIELD(&to, th_kind_descriptor, description)) {
+      to.description = copy_text(to.description, kind->description);
+    }
+    // One byte past the check's limit, so that a schema too long (or not terminated) is still refused.
+    if (TH_HAS_FIELD(&to, th_kind_descriptor, input_schema_json)) {
+      to.input_schema_json = copy_text(to.input_schema_json, kind->input_schema, kMaxSchemaBytes + 1);
+    }
+    if (TH_HAS_FIELD(&to, th_kind_descriptor, output_schema_json)) {
+      to.output_schema_json = copy_text(to.output_schema_json, kind->output_schema, kMaxSchemaBytes + 1);
+    }
+    copy->kind_list_.push_back(&to);
+    copy->kinds_.push_back(std::move(kind));
+  }
+  copy->plugin_.kinds = copy->kind_list_.data();
+  return copy;
+}
 
 std::string check_descriptor(const th_plugin_descriptor* d, const PluginManifest& manifest) {
   if (d == nullptr) return std::string(TASKHOST_ENTRY_SYMBOL) + " returned NULL";

@@ -26,6 +26,10 @@ KindExecutor::KindExecutor(const th_kind_descriptor& descriptor, th_executor* ex
     input_schema_ = copy_string(desc_.input_schema_json);
     output_schema_ = copy_string(desc_.output_schema_json);
   }
+  // Read from the copies above only: the descriptor's strings need not outlive this constructor (the
+  // loader's are its own copy of the plugin's, gone once the load returns).
+  desc_.kind = kind_.c_str();
+  desc_.description = desc_.input_schema_json = desc_.output_schema_json = nullptr;
 }
 
 KindExecutor::~KindExecutor() {

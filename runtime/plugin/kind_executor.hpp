@@ -59,6 +59,8 @@ class KindExecutor {
  public:
   // Takes ownership of `executor` (created by descriptor.on_create_executor). Fields the plugin's
   // descriptor does not have (its struct_size is smaller: an older ABI minor) are treated as absent.
+  // `descriptor` (the loader's checked, host-owned copy) is copied, its strings too: it need not outlive
+  // the constructor.
   KindExecutor(const th_kind_descriptor& descriptor, th_executor* executor);
   ~KindExecutor();
   KindExecutor(const KindExecutor&) = delete;

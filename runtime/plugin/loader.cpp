@@ -100,8 +100,12 @@ LoadResult load_generation_image(const std::filesystem::path& file, const std::s
 
   const auto entry = reinterpret_cast<th_plugin_entry_fn>(library->symbol(TASKHOST_ENTRY_SYMBOL));
   if (entry == nullptr) return failure(file, std::string("dlsym cannot find ") + TASKHOST_ENTRY_SYMBOL);
-  const th_plugin_descriptor* descriptor = entry();
-  why = check_descriptor(descriptor, *manifest);
+  // Copied before it is checked, and only the copy is used: the plugin's descriptors are its own writable
+  // memory, which its factories (run below) could change after the check (a kind's name, its encoding,
+  // on_start set to NULL; or a later kind's descriptor before it is read).
+  const std::unique_ptr<DescriptorCopy> copy = DescriptorCopy::take(entry(), *manifest, &why);
+  if (!copy) return failure(file, why);
+  why = check_descriptor(&copy->plugin(), *manifest);
   if (!why.empty()) return failure(file, why);
 
   // From here the generation owns the library; on any failure below, destroying it destroys the
@@ -109,8 +113,8 @@ LoadResult load_generation_image(const std::filesystem::path& file, const std::s
   // `hash` copied, not moved: `loading` names it until the last factory returned.
   auto generation = std::make_unique<Generation>(generation_id, file, hash, std::move(*manifest), std::move(library));
   const th_host_api& factory_host = table == HostTable::scoped ? generation->scope_host_api(host) : host;
-  for (size_t i = 0; i < descriptor->kind_count; ++i) {
-    const th_kind_descriptor& kind = *descriptor->kinds[i];
+  for (size_t i = 0; i < copy->kind_count(); ++i) {
+    const th_kind_descriptor& kind = copy->kind(i);
     th_executor* executor = create_executor(kind, factory_host, &why);
     if (executor == nullptr) return failure(file, why);
     generation->add_executor(std::make_unique<KindExecutor>(kind, executor));

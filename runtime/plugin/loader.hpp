@@ -5,8 +5,9 @@
 //      overwritten in the plugins dir never corrupts mapped code and the same path can load again;
 //   2. inspect it without running code: ELF, the entry symbol, the manifest, a compatible ABI;
 //   3. dlopen the copy (RTLD_NOW | RTLD_LOCAL) through Boost.DLL and call the entry point;
-//   4. validate the descriptor: struct sizes, ABI, agreement with the manifest, required functions,
-//      whole capability groups, non-empty unique kinds;
+//   4. copy the descriptor, its kinds and their strings into host-owned storage, and validate the copy
+//      (struct sizes, ABI, agreement with the manifest, required functions, whole capability groups,
+//      non-empty unique kinds): from here only the copy is used, whatever the plugin writes later;
 //   5. call each kind's factory; a failing or NULL factory fails the load (nothing half-loaded).
 // Steps 3 to 5 run the plugin's code: they name the file to the fatal signal handler (crash_report.hpp), so
 // that content which crashes the host while loading is refused by the next run instead of crashing it again.

@@ -188,3 +188,37 @@ TEST_CASE("a host killed with SIGKILL takes its plugin processes with it") {
   CHECK(host.wait_exit(10s).has_value());
   CHECK(eventually([&] { return process_gone(pid); }));
 }
+
+TEST_CASE("a plugin whose factory rewrites its descriptor is served as checked, in-process and isolated") {
+  // QA: a factory renamed its kind to bytes that are not UTF-8 after the check; /v1/plugins and
+  // `taskhost plugins` then broke for every plugin, and a factory setting on_start to NULL crashed the host.
+  for (const std::string isolation : {"in_process", "process"}) {
+    CAPTURE(isolation);
+    TempDir dir;
+    const fs::path plugins =
+        make_plugins_dir(dir.path(), {built_plugin("hello-c.so"), fixture_plugin("loader-mutating.so")});
+    const fs::path config =
+        write_config(dir.path(), "[plugins.files.\"loader-mutating.so\"]\nisolation = \"" + isolation + "\"\n");
+    Host host(plugins, dir.path() / "state", {"--config", config.string()});
+
+    const json::object p = plugin_entry(host, "loader-mutating.so");  // the listing parses
+    CHECK(str(p, "isolation") == isolation);
+    CHECK(str(p, "last_error") == "");
+    CHECK(json::serialize(p.at("kinds")) == R"(["fixture.mutating.first","fixture.mutating.second"])");
+    const Result table = host.cli({"plugins"});
+    INFO(table);
+    CHECK(table.code == 0);
+    CHECK(table.out.find("fixture.mutating.first") != std::string::npos);
+
+    // Through the functions that were checked: on_start, not the NULL or the swapped one.
+    for (const std::string kind : {"fixture.mutating.first", "fixture.mutating.second"}) {
+      const Result run = host.cli({"submit", kind, "--wait"});
+      INFO(run);
+      CHECK(run.code == 0);
+      CHECK(run.out.find("checked start") != std::string::npos);
+    }
+    const Result greet = host.cli({"submit", "hello.greet", "--input", R"({"name":"Ada"})", "--wait"});
+    CHECK(greet.out == "Hello, Ada!\n");
+    CHECK(host.wait_exit(0ms) == std::nullopt);  // still running
+  }
+}

@@ -543,6 +543,62 @@ TEST_CASE("a sink call from a plugin thread that the executor's destroy is joini
   }
 }
 
+namespace {
+
+// The calls the scripted fixture traced for one task (its input's "trace:PATH"), one a line.
+std::vector<std::string> traced(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> calls;
+  for (std::string line; std::getline(in, line);) calls.push_back(line);
+  return calls;
+}
+
+std::string joined(const std::vector<std::string>& calls) {
+  std::string out;
+  for (const std::string& call : calls) out += (out.empty() ? "" : ", ") + call;
+  return out;
+}
+
+// The calls the plugin sees for a task whose start it refuses, and for a task a reload --migrate moves
+// to the next version, with the scripted plugin run `isolation`.
+std::pair<std::string, std::string> calls_seen(plugin::Isolation isolation) {
+  TempDir dir;
+  const fs::path plugins = dir.path() / "plugins";
+  fs::create_directories(plugins);
+  install_plugin_file(fixture("scripted-v1.so"), plugins, "scripted.so");
+  IsolatedHost f(plugins, isolate({{"scripted.so", isolation}}));
+  REQUIRE(f.host->initial_scan().errors.empty());
+
+  const fs::path refused = dir.path() / "refused.trace";
+  REQUIRE(f.router().assign(assignment("refused", "test.hold", "\"reject-start trace:" + refused.string() + "\"")).accepted());
+  const auto c = f.outbox.wait_completion("refused");
+  REQUIRE(c);
+  CHECK(c->state() == v1::FAILED);
+  CHECK(eventually([&] { return traced(refused).size() >= 2; }));
+
+  const fs::path moved = dir.path() / "moved.trace";
+  REQUIRE(f.router().assign(assignment("moved", "test.hold", "\"trace:" + moved.string() + "\"")).accepted());
+  REQUIRE(f.outbox.wait_state("moved", v1::RUNNING));
+  install_plugin_file(fixture("scripted-v2.so"), plugins, "scripted.so");
+  REQUIRE(f.host->reload(true).errors.empty());
+  CHECK(f.outbox.wait_message("moved", "resumed:detached:attempt=2"));
+  CHECK(eventually([&] { return traced(moved).size() >= 6; }));
+  return {joined(traced(refused)), joined(traced(moved))};
+}
+
+}  // namespace
+
+TEST_CASE("an isolated plugin sees the calls an in-process one sees: release after a refused start and after a detach") {
+  // QA: isolated, on_release never came after an on_start that failed, nor after the on_detach of a reload
+  // --migrate, so what a plugin frees there leaked in its process.
+  const auto in_process = calls_seen(plugin::Isolation::in_process);
+  CHECK(in_process.first == "start, release");
+  CHECK(in_process.second == "start, can_reattach, detach, release, can_reattach, start(reattach)");
+  const auto isolated = calls_seen(plugin::Isolation::process);
+  CHECK(isolated.first == in_process.first);
+  CHECK(isolated.second == in_process.second);
+}
+
 TEST_CASE("a bad plugin file is refused with the same words isolated as in-process") {
   for (const std::string name : {"loader-broken-no-entry", "loader-broken-small-struct", "loader-broken-missing-cancel",
                                  "loader-broken-half-reattach", "loader-broken-factory-error",

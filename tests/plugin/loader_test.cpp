@@ -189,6 +189,33 @@ TEST_CASE("when a later factory fails, executors already created are destroyed b
   CHECK(host.logs() == std::vector<std::string>{"destroyed executor of fixture.broken.broken-factory-error.helper"});
 }
 
+TEST_CASE("a factory that rewrites its descriptors after the check changes nothing the host serves") {
+  // QA: the descriptor was checked before the factories ran but copied after them, so the host served
+  // the rewritten kind name (not UTF-8: every plugin listing broke) and called the NULL on_start.
+  TempDir dir;
+  RecordingHost host;
+  auto generation = must_load(place(dir.path(), "loader-mutating", "mutating.so"), 1, host);
+  REQUIRE(generation->executors().size() == 2);
+  CHECK(generation->executors()[0]->kind() == "fixture.mutating.first");
+  CHECK(generation->executors()[1]->kind() == "fixture.mutating.second");
+  const KindExecutor* first = generation->find("fixture.mutating.first");
+  const KindExecutor* second = generation->find("fixture.mutating.second");
+  REQUIRE(first != nullptr);
+  REQUIRE(second != nullptr);
+  // As checked: the strings as they were (the factory overwrote their bytes in place), the encoding...
+  CHECK(first->description() == "as checked");
+  CHECK(first->encoding() == TH_ENCODING_JSON);
+  CHECK(second->encoding() == TH_ENCODING_JSON);
+  // ...and the functions: the checked on_start, not NULL (kind 1) nor the swapped one (kind 2).
+  CHECK(start_task(*first, 1, "m1", "{}").ok());
+  CHECK(host.output(1) == std::optional<std::string>("\"checked start\""));
+  CHECK(start_task(*second, 2, "m2", "{}").ok());
+  CHECK(host.output(2) == std::optional<std::string>("\"checked start\""));
+  TaskCall call;
+  call.task = 2;
+  CHECK(second->cancel(call).ok());  // on_cancel, which the factory set to NULL after the check
+}
+
 TEST_CASE("a missing file is an error naming it") {
   RecordingHost host;
   const fs::path file = "/nonexistent/taskhost/gone.so";

@@ -423,7 +423,9 @@ void IsolatedPlugin::lost(const std::string& how) {
     down_reason_ = "not started: the plugin process of '" + name_ + "' is being started again (the last one, " + how + ")";
     for (auto it = live_.begin(); it != live_.end();) {
       if (it->second.incarnation == incarnation_) {
-        orphans.emplace_back(it->first, it->second.reattachable);
+        // One that was leaving needs nothing more: the host already ended it or moved it on, and the
+        // process that held its state is gone.
+        if (!it->second.leaving) orphans.emplace_back(it->first, it->second.reattachable);
         it = live_.erase(it);
       } else {
         ++it;
@@ -613,6 +615,7 @@ std::optional<th_status> IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref
       // task it never started.
       const auto it = live_.find(ref);
       if (!socket_ || it == live_.end() || it->second.incarnation != incarnation_) return std::nullopt;
+      if (live == Live::required && it->second.leaving) return std::nullopt;
       if (live == Live::releases) live_.erase(it);
     }
     if (!socket_) return th_error_set(err, TH_FAILED, down_reason_.c_str());
@@ -646,10 +649,12 @@ std::optional<th_status> IsolatedPlugin::call(v1::ChildFrame& frame, th_task_ref
   }
   pending.done_cv.wait(lock, [&] { return pending.done; });
   const th_status status = pending.reply.status();
-  // A task whose start failed, or that was detached, is no longer the process's.
+  // A task whose start failed, or that was detached, is no longer the process's to run; it stays in live_
+  // until its release, which the host makes next and which must reach the process as it reaches an
+  // in-process plugin (the plugin frees the task's state there).
   if ((live == Live::starts && status != TH_OK) || (frame.call().has_detach() && status == TH_OK)) {
     const auto it = live_.find(ref);
-    if (it != live_.end() && it->second.incarnation == incarnation) live_.erase(it);
+    if (it != live_.end() && it->second.incarnation == incarnation) it->second.leaving = true;
   }
   if (flag) *flag = pending.reply.flag();
   // Thrown on here, as the in-process call would have: the router fails the task the same way.

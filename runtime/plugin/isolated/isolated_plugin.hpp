@@ -137,6 +137,10 @@ class IsolatedPlugin final : public LoadedCode {
   struct LiveTask {
     uint64_t incarnation = 0;  // of the process that started it
     bool reattachable = false;  // its kind can re-attach
+    // Its start failed, or it was detached: no longer the process's to run (a crash neither fails nor
+    // re-attaches it, and no call but its release reaches the process), but the release the host makes
+    // next still goes to the process, as in-process it reaches the plugin.
+    bool leaving = false;
   };
   std::unordered_map<th_task_ref, LiveTask> live_;           // guarded by mu_: the tasks processes run
   bool stopping_ = false;                                    // guarded by mu_
