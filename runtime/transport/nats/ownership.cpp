@@ -110,8 +110,12 @@ void NatsTransport::Impl::record_deleted(const std::string& task_id) {
 void NatsTransport::Impl::resolve_conflict(const std::string& task_id) {
   uint64_t revision = 0;
   std::optional<RecordStore::Task> held;
+  bool finished = false;
   try {
     held = store->task(task_id, &revision);
+    // No record: never written by anyone, or deleted because the task ended. Only a stored completion
+    // tells these apart, and only here, after a lost compare-and-set, is it worth the extra read.
+    if (!held) finished = store->completion_exists(task_id);
   } catch (const std::exception& e) {
     log::warn("nats: record of task {}: {}", task_id, e.what());
     std::lock_guard lock(mu);
@@ -125,20 +129,20 @@ void NatsTransport::Impl::resolve_conflict(const std::string& task_id) {
     drop_canceled_while_queued(task_id, revision);
     return;
   }
-  std::string owner;
+  std::string why;
   {
     std::lock_guard lock(mu);
     auto it = inflight.find(task_id);
     if (it == inflight.end()) return;
     Inflight& f = it->second;
-    if (takes_over_locked(held, f)) {
+    why = lost_because_locked(held, finished, f);
+    if (why.empty()) {
       take_over_locked(f, revision);
       return;
     }
     f.record_busy = false;
-    owner = held->record.owner;
   }
-  fence(task_id, owner);
+  fence(task_id, why);
 }
 
 bool NatsTransport::Impl::canceled_while_queued(const std::optional<RecordStore::Task>& held) {
@@ -148,6 +152,21 @@ bool NatsTransport::Impl::canceled_while_queued(const std::optional<RecordStore:
 bool NatsTransport::Impl::takes_over_locked(const std::optional<RecordStore::Task>& held, const Inflight& f) const {
   return !held || held->record.owner.empty() || held->record.owner == options.worker_id ||
          !liveness->alive(held->record.owner) || held->record.attempt < f.attempt;
+}
+
+std::string NatsTransport::Impl::lost_because_locked(const std::optional<RecordStore::Task>& held, bool finished,
+                                                     const Inflight& f) const {
+  // A missing record is ours to write again only if the task has not ended: a record is deleted once the
+  // task's completion is stored, so a host that wakes up after another finished its task finds exactly
+  // this, and writing the record again would list a finished task as running.
+  if (!held && finished) return "was finished by another host";
+  // A rescuer that serves no plugin of the kind handed the task back to its queue: no owner, but no
+  // longer this attempt's (the record keeps the attempt it rescued; the next claim is a later one).
+  if (held && held->record.owner.empty() && !held->record.rescued_from.empty() && held->record.attempt >= f.attempt) {
+    return "was handed back to its queue by the rescuer of " + held->record.rescued_from;
+  }
+  if (takes_over_locked(held, f)) return {};
+  return "is held by " + held->record.owner;
 }
 
 void NatsTransport::Impl::take_over_locked(Inflight& f, uint64_t revision) {
@@ -168,10 +187,10 @@ void NatsTransport::Impl::let_go_copy(const std::string& reply) {
   }
 }
 
-void NatsTransport::Impl::fence(const std::string& task_id, const std::string& owner) {
+void NatsTransport::Impl::fence(const std::string& task_id, const std::string& why) {
   fenced_count++;
-  log::warn("nats: task {} is held by {}; dropping this host's attempt", task_id, owner);
-  drop_attempt(task_id, "task is held by " + owner, /*nak_if_on_completion=*/true);
+  log::warn("nats: task {} {}; dropping this host's attempt", task_id, why);
+  drop_attempt(task_id, "task " + why, /*nak_if_on_completion=*/true);
 }
 
 void NatsTransport::Impl::drop_canceled_while_queued(const std::string& task_id, uint64_t revision) {

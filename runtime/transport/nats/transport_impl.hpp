@@ -202,10 +202,16 @@ class NatsTransport::Impl {
   static bool canceled_while_queued(const std::optional<RecordStore::Task>& held);
   bool takes_over_locked(const std::optional<RecordStore::Task>& held, const Inflight& f) const;
   void take_over_locked(Inflight& f, uint64_t revision);
+  // For a host that may have lost the task (resolve_conflict): why this attempt must be
+  // dropped, from the record read (`held`) and, when there is none, whether the task's completion is
+  // stored (`finished`); empty when the task is still this host's to hold or take over.
+  std::string lost_because_locked(const std::optional<RecordStore::Task>& held, bool finished,
+                                  const Inflight& f) const;
   // A delivery this host does not run, held by another: acked in on_receipt mode (the holder owns it),
   // handed back for later in on_completion mode (it comes back should the holder die).
   void let_go_copy(const std::string& reply);
-  void fence(const std::string& task_id, const std::string& owner);
+  // Drops this host's attempt of a task another host holds or finished; `why` says so ("is held by w1").
+  void fence(const std::string& task_id, const std::string& why);
   // A client canceled the task while it was queued (its record says so): this attempt must not run.
   void drop_canceled_while_queued(const std::string& task_id, uint64_t revision);
   // Ends this host's attempt of a task another party decided: its completion is dropped, the local task
