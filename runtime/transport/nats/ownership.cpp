@@ -26,6 +26,13 @@ TaskRecord NatsTransport::Impl::record_of(const Inflight& f) const {
 
 void NatsTransport::Impl::write_record_locked(Inflight& f) {
   if (f.record_unwritable) return;  // over max_payload once: every later write would be too (logged once)
+  // A host that may have been declared dead writes nothing until check_ownership() has looked at the
+  // task: a write to a record deleted because the task finished elsewhere would create it again. Two
+  // atomic loads and a clock read; the write itself is unchanged.
+  if (!may_write()) {
+    f.record_dirty = true;  // tick() writes it once the gate opens (unless the task was fenced)
+    return;
+  }
   if (f.record_busy) {
     f.record_dirty = true;
     return;
@@ -193,6 +200,59 @@ void NatsTransport::Impl::fence(const std::string& task_id, const std::string& w
   drop_attempt(task_id, "task " + why, /*nak_if_on_completion=*/true);
 }
 
+bool NatsTransport::Impl::may_write() const {
+  // Before start() nothing is written; liveness is set there, before any task arrives.
+  if (!liveness) return true;
+  // vouched() first: the liveness thread counts a taken key before it vouches for the beat that took it
+  // back, so a fresh beat seen here comes with its count.
+  if (!liveness->vouched(std::chrono::steady_clock::now())) return false;
+  return liveness->times_taken() == ownership_checked.load();
+}
+
+void NatsTransport::Impl::check_ownership(uint64_t taken) {
+  // Why not simply let the next record write find out (resolve_conflict)? A woken host writes events
+  // first: its plugin's steps were due while it was stopped, and the events batches are no compare-and-
+  // set. may_write() has held all of it since the host woke (its beats went stale on the clock); this
+  // decides, task by task, before anything more is written. The cost falls on this rare path only: the
+  // record writes of a host never presumed dead are unchanged.
+  if (taken <= ownership_checked.load()) return;
+  std::vector<std::string> running;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [id, f] : inflight) {
+      // A completion already handed to the batcher is held with the rest and goes out after this: the
+      // first completion stored for a task wins, so a stale one is refused (and its record left alone).
+      if (!f.fenced && !f.completion_sent) running.push_back(id);
+    }
+  }
+  log::warn("nats: another host took this host's key; checking who holds its {} running task(s) before writing "
+            "more for them", running.size());
+  for (const auto& id : running) {
+    std::optional<RecordStore::Task> held;
+    bool finished = false;
+    try {
+      held = store->task(id);
+      if (!held) finished = store->completion_exists(id);
+    } catch (const std::exception& e) {
+      log::warn("nats: record of task {}: {}; checking again", id, e.what());
+      ownership_recheck = std::max(ownership_recheck, taken);
+      return;  // still closed: tick() tries again
+    }
+    std::string why;
+    {
+      std::lock_guard lock(mu);
+      auto it = inflight.find(id);
+      if (it == inflight.end() || it->second.fenced || it->second.completion_sent) continue;
+      why = lost_because_locked(held, finished, it->second);
+    }
+    // Kept: still ours (the rescuer had not taken it, or none will: a task without a record), or held
+    // by a dead host now, which the next record write takes over as before. A rescuer that takes it
+    // after this read makes that write lose, and resolve_conflict fences it then.
+    if (!why.empty()) fence(id, why);
+  }
+  ownership_checked.store(taken);
+}
+
 void NatsTransport::Impl::drop_canceled_while_queued(const std::string& task_id, uint64_t revision) {
   // The client that canceled it stored its completion: this host only lets go of it, and removes the
   // record, which nothing else needs now that the task message is consumed.
@@ -223,6 +283,9 @@ void NatsTransport::Impl::drop_attempt(const std::string& task_id, const std::st
     acked = f.acked;
     f.acked = true;
   }
+  // Nothing more of this attempt is published: what its plugin emitted and is still queued, and what it
+  // emits while it is being cancelled.
+  batcher->drop(task_id);
   if (!acked) {
     if (nak_if_on_completion && options.ack_mode == AckMode::on_completion) {
       nak_later(reply);
