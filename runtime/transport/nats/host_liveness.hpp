@@ -74,7 +74,8 @@ class HostLiveness {
   // what happened meanwhile. False before start().
   bool vouched(Clock::time_point now) const {
     const Clock::time_point beat{Clock::duration(vouched_beat_.load())};
-    return now - beat < options_.host_dead_after * 3 / 4;
+    // In milliseconds: host_dead_after is whole seconds, and 2 s * 3 / 4 in seconds is 1.
+    return now - beat < std::chrono::duration_cast<std::chrono::milliseconds>(options_.host_dead_after) * 3 / 4;
   }
   // How often this host found its key taken by another host (deleted, or a rescuer's lease on it): each
   // time, any task it runs may have been taken over or finished elsewhere. Counted before the beat that
