@@ -1079,3 +1079,51 @@ TEST_CASE("a host whose connection the server closed for good exits with status 
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
   CHECK(lower.find("maximum control line exceeded") != std::string::npos);
 }
+
+TEST_CASE("a host SIGSTOPped until a rescuer finished its task drops its attempt on SIGCONT, writing nothing more") {
+  // Split brain after the fact: while `stale` is stopped, `rescuer` declares it dead, resumes its task
+  // from the record and completes it, which deletes the record. On SIGCONT the stale host's plugin goes
+  // on where it was; the host must find out, before it writes anything more for the task, that the task
+  // was finished elsewhere: a missing record with a completion stored is a finished task, not one to
+  // record again.
+  NatsSingle nats;
+  TempDir dir("taskhost-nats-fault");
+  HostProcess stale(dir, HostSpec{"stale", nats.url()});
+  REQUIRE_MESSAGE(stale.wait_ready(), stale.log());
+  NatsTaskClient client(client_options(nats.url()));
+  const std::string id = submit_counting(client, 1, R"({"steps":12,"delay_ms":500})").front();
+  REQUIRE(eventually([&] { return client.status(id).progress().current() >= 1; }, 10s, kServerPoll));
+  HostProcess rescuer(dir, HostSpec{"rescuer", nats.url()});
+  REQUIRE_MESSAGE(rescuer.wait_ready(), rescuer.log());
+  const auto before = client.status(id);
+  REQUIRE(before.worker_id() == "stale");
+  REQUIRE(before.progress().current() < 10);
+  stale.process().signal(SIGSTOP);
+  const auto c = client.wait(id, 30s);
+  REQUIRE_MESSAGE(c.state() == v1::SUCCEEDED, rescuer.log());
+  CHECK(c.worker_id() == "rescuer");
+  CHECK(c.attempt() == 2);
+  stale.process().signal(SIGCONT);
+  // Unfenced, the stale attempt wrote the record again within a beat and ran its remaining steps
+  // (about 4 s): the task was listed as unfinished all that time.
+  bool listed = false;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!listed && std::chrono::steady_clock::now() < until) {
+    const auto unfinished = client.list();
+    for (const auto& s : unfinished.tasks()) listed = listed || s.task_id() == id;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK_MESSAGE(!listed, stale.log());
+  CHECK_MESSAGE(stale.log().find("task " + id + " was finished by another host; dropping this host's attempt") !=
+                    std::string::npos,
+                stale.log());
+  // The completion is the task's last word: no events batch of the stale attempt after it.
+  Probe probe(nats.url());
+  const tn::Names names("F", "f_tasks");
+  const auto items = probe.items_of(names, id, /*snapshots=*/true);
+  REQUIRE_FALSE(items.empty());
+  CHECK_MESSAGE(items.back().has_completion(), json_of(items.back()));
+  CHECK(items.back().completion().worker_id() == "rescuer");
+  stop_cleanly(stale);
+  stop_cleanly(rescuer);
+}

@@ -42,6 +42,7 @@ void EventBatcher::schedule_locked(std::chrono::steady_clock::time_point when) {
 
 void EventBatcher::event(const v1::TaskEvent& event) {
   std::lock_guard lock(mu_);
+  if (!dropped_.empty() && dropped_.count(event.task_id()) != 0) return;  // a fenced attempt's
   Pending& p = room_locked(event.task_id(), event.ByteSizeLong() + 16);
   // Nothing follows a completion: an event of the same attempt arriving after it (the router can emit
   // "accepted" late when the task already ran on another thread) is dropped, so the completion stays
@@ -71,6 +72,20 @@ void EventBatcher::completion(const v1::TaskCompletion& completion) {
 void EventBatcher::forget(const std::string& task_id) {
   std::lock_guard lock(mu_);
   standing_.erase(task_id);
+  dropped_.erase(task_id);
+}
+
+void EventBatcher::drop(const std::string& task_id) {
+  std::lock_guard lock(mu_);
+  dropped_.insert(task_id);
+  standing_.erase(task_id);
+  pending_.erase(task_id);  // its entry in order_ is skipped by flush()
+  std::erase_if(ready_, [&](const Ready& r) { return r.task_id == task_id; });
+}
+
+void EventBatcher::set_gate(std::function<bool()> open) {
+  std::lock_guard lock(mu_);
+  gate_ = std::move(open);
 }
 
 void EventBatcher::flush() {
@@ -82,6 +97,10 @@ void EventBatcher::flush() {
   {
     std::lock_guard lock(mu_);
     scheduled_.reset();
+    if (gate_ && !gate_()) {
+      if (!ready_.empty() || !order_.empty()) schedule_locked(std::chrono::steady_clock::now() + linger_);
+      return;
+    }
     for (auto& r : ready_) out.push_back(Out{std::move(r.task_id), std::move(r.p)});  // older than any pending
     ready_.clear();
     const auto now = std::chrono::steady_clock::now();

@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace taskhost::transport::nats {
@@ -54,8 +55,15 @@ class EventBatcher {
   void event(const v1::TaskEvent& event);
   void completion(const v1::TaskCompletion& completion);
   // The task left this host without a completion of its own (another host holds it now): its
-  // standing status is dropped.
+  // standing status is dropped, and so is drop()'s mark (this was the attempt's last word).
   void forget(const std::string& task_id);
+  // This host's attempt of the task is fenced (another host took it over or finished it): what is
+  // queued for it goes unpublished, and so do its events from now on, until forget().
+  void drop(const std::string& task_id);
+  // While `open` answers false nothing is published: batches are kept, and looked at again every linger
+  // (a host that may have been declared dead holds its writes until it knows which tasks are still its
+  // own). Called on the writer thread before each flush; must be cheap. Set once, before any event.
+  void set_gate(std::function<bool()> open);
 
  private:
   struct Pending {
@@ -90,6 +98,8 @@ class EventBatcher {
   };
   std::vector<Ready> ready_;  // events batches cut at max_batch_bytes_, published first by the next flush
   std::optional<std::chrono::steady_clock::time_point> scheduled_;  // the flush already asked for
+  std::unordered_set<std::string> dropped_;  // drop()ped tasks, until forget()
+  std::function<bool()> gate_;
 };
 
 }  // namespace taskhost::transport::nats

@@ -102,6 +102,10 @@ void HostLiveness::beat() {
       // (a plain beat is there: only this worker id writes those). Either way, write over what is there.
       const bool another_host = !now.exists || now.value.starts_with(kLeasePrefix);
       if (own_revision_ != 0 && another_host) {
+        // Declared dead while this host was stopped or cut off: its tasks may be another host's now, or
+        // finished. Counted before this beat takes the key back (vouched()), so the transport holds its
+        // writes until it has checked each task (NatsTransport::Impl::check_ownership).
+        times_taken_.fetch_add(1);
         log::warn("nats: host key of {} was taken by another host ({}); writing it again", options_.worker_id,
                   now.exists ? "a lease on it" : "deleted");
       } else if (own_revision_ != 0) {
@@ -115,6 +119,7 @@ void HostLiveness::beat() {
     unanswered_beats_.clear();
     own_revision_ = rev;
     own_beat_started_ = started;
+    vouched_beat_.store(started.time_since_epoch().count());
     last_beat_ = Clock::now();
   }
 }

@@ -27,6 +27,7 @@
 #include "transport/nats/record_store.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -37,6 +38,7 @@ namespace taskhost::transport::nats {
 
 class HostLiveness {
  public:
+  using Clock = std::chrono::steady_clock;
   HostLiveness(RecordStore& store, kvStore* kv, const NatsOptions& options);
   ~HostLiveness();
   HostLiveness(const HostLiveness&) = delete;
@@ -69,8 +71,26 @@ class HostLiveness {
   // a rescuer's lease, or unknown here.
   bool alive(const std::string& worker_id) const;
 
+  // Whether this host may still take for granted that it holds the tasks it runs (any thread): its key
+  // was kept by an unbroken chain of its own beats, each a compare-and-set on the one before, and the
+  // latest of them began less than three quarters of host_dead_after ago. Another host declares this
+  // one dead only once its key has been silent for host_dead_after, counted from when a beat arrived
+  // there, so a write sent while this holds was sent before anyone could have declared this host dead.
+  // It stops holding by itself, on the clock, when this host was stopped or stalled (SIGSTOP, a paused
+  // VM, a server out of reach): at once on waking, before the liveness thread had any chance to learn
+  // what happened meanwhile. False before start().
+  bool vouched(Clock::time_point now) const {
+    const Clock::time_point beat{Clock::duration(vouched_beat_.load())};
+    // In milliseconds: host_dead_after is whole seconds, and 2 s * 3 / 4 in seconds is 1.
+    return now - beat < std::chrono::duration_cast<std::chrono::milliseconds>(options_.host_dead_after) * 3 / 4;
+  }
+  // How often this host found its key taken by another host (deleted, or a rescuer's lease on it): each
+  // time, any task it runs may have been taken over or finished elsewhere. Counted before the beat that
+  // takes the key back is vouched for, so whoever sees vouched() true and then reads this sees the
+  // count that beat follows (any thread).
+  uint64_t times_taken() const { return times_taken_.load(); }
+
  private:
-  using Clock = std::chrono::steady_clock;
   struct Seen {
     uint64_t revision = 0;
     Clock::time_point changed{};
@@ -112,6 +132,10 @@ class HostLiveness {
   Clock::time_point judge_from_{};
   // Every write to the bucket that landed before this time has been delivered by the watcher.
   Clock::time_point proven_through_{};
+  // vouched(): when this host's latest beat that followed its previous one unbroken began (steady clock
+  // ticks; 0, long past, until the first beat), and how often the key was found taken.
+  std::atomic<Clock::rep> vouched_beat_{0};
+  std::atomic<uint64_t> times_taken_{0};
 };
 
 }  // namespace taskhost::transport::nats

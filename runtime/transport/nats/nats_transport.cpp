@@ -48,6 +48,7 @@ void NatsTransport::Impl::start(tasks::Router& r, registry::KindRegistry& reg) {
 
   liveness = std::make_unique<HostLiveness>(*store, kv, options);
   liveness->start();
+  batcher->set_gate([this] { return may_write(); });
 
   control = std::make_unique<ControlChannel>(
       *connection, names, options,
@@ -63,6 +64,12 @@ void NatsTransport::Impl::start(tasks::Router& r, registry::KindRegistry& reg) {
   // delay this host's heartbeat into looking dead.
   liveness_thread = std::make_unique<SerialWorker>(std::chrono::milliseconds(100), [this] {
     for (const auto& dead : liveness->tick()) worker->post([this, dead] { rescue(dead); });
+    // Another host took this host's key while it was stopped or cut off: until check_ownership() has
+    // looked at each task, may_write() holds every write.
+    if (const uint64_t taken = liveness->times_taken(); taken != ownership_check_posted) {
+      ownership_check_posted = taken;
+      worker->post([this, taken] { check_ownership(taken); });
+    }
   });
   // Whatever a previous run of this worker id left recorded is ours to resume, first thing.
   worker->post([this] { rescue(options.worker_id); });
@@ -120,6 +127,7 @@ void NatsTransport::Impl::tick() {
     if (now >= c->deadline || c->answered_by(now)) due_claims.push_back(c);
   }
   for (const auto& c : due_claims) finish_claims(c);
+  if (ownership_recheck > ownership_checked.load()) check_ownership(ownership_recheck);
   // In milliseconds: ack_wait is whole seconds, and 2 s / 3 in seconds is 0 (an in-progress ack per tick).
   const auto progress_every = std::chrono::duration_cast<std::chrono::milliseconds>(options.ack_wait) / 3;
   std::vector<std::string> progress;

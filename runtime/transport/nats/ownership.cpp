@@ -26,6 +26,13 @@ TaskRecord NatsTransport::Impl::record_of(const Inflight& f) const {
 
 void NatsTransport::Impl::write_record_locked(Inflight& f) {
   if (f.record_unwritable) return;  // over max_payload once: every later write would be too (logged once)
+  // A host that may have been declared dead writes nothing until check_ownership() has looked at the
+  // task: a write to a record deleted because the task finished elsewhere would create it again. Two
+  // atomic loads and a clock read; the write itself is unchanged.
+  if (!may_write()) {
+    f.record_dirty = true;  // tick() writes it once the gate opens (unless the task was fenced)
+    return;
+  }
   if (f.record_busy) {
     f.record_dirty = true;
     return;
@@ -110,8 +117,12 @@ void NatsTransport::Impl::record_deleted(const std::string& task_id) {
 void NatsTransport::Impl::resolve_conflict(const std::string& task_id) {
   uint64_t revision = 0;
   std::optional<RecordStore::Task> held;
+  bool finished = false;
   try {
     held = store->task(task_id, &revision);
+    // No record: never written by anyone, or deleted because the task ended. Only a stored completion
+    // tells these apart, and only here, after a lost compare-and-set, is it worth the extra read.
+    if (!held) finished = store->completion_exists(task_id);
   } catch (const std::exception& e) {
     log::warn("nats: record of task {}: {}", task_id, e.what());
     std::lock_guard lock(mu);
@@ -125,20 +136,20 @@ void NatsTransport::Impl::resolve_conflict(const std::string& task_id) {
     drop_canceled_while_queued(task_id, revision);
     return;
   }
-  std::string owner;
+  std::string why;
   {
     std::lock_guard lock(mu);
     auto it = inflight.find(task_id);
     if (it == inflight.end()) return;
     Inflight& f = it->second;
-    if (takes_over_locked(held, f)) {
+    why = lost_because_locked(held, finished, f);
+    if (why.empty()) {
       take_over_locked(f, revision);
       return;
     }
     f.record_busy = false;
-    owner = held->record.owner;
   }
-  fence(task_id, owner);
+  fence(task_id, why);
 }
 
 bool NatsTransport::Impl::canceled_while_queued(const std::optional<RecordStore::Task>& held) {
@@ -148,6 +159,21 @@ bool NatsTransport::Impl::canceled_while_queued(const std::optional<RecordStore:
 bool NatsTransport::Impl::takes_over_locked(const std::optional<RecordStore::Task>& held, const Inflight& f) const {
   return !held || held->record.owner.empty() || held->record.owner == options.worker_id ||
          !liveness->alive(held->record.owner) || held->record.attempt < f.attempt;
+}
+
+std::string NatsTransport::Impl::lost_because_locked(const std::optional<RecordStore::Task>& held, bool finished,
+                                                     const Inflight& f) const {
+  // A missing record is ours to write again only if the task has not ended: a record is deleted once the
+  // task's completion is stored, so a host that wakes up after another finished its task finds exactly
+  // this, and writing the record again would list a finished task as running.
+  if (!held && finished) return "was finished by another host";
+  // A rescuer that serves no plugin of the kind handed the task back to its queue: no owner, but no
+  // longer this attempt's (the record keeps the attempt it rescued; the next claim is a later one).
+  if (held && held->record.owner.empty() && !held->record.rescued_from.empty() && held->record.attempt >= f.attempt) {
+    return "was handed back to its queue by the rescuer of " + held->record.rescued_from;
+  }
+  if (takes_over_locked(held, f)) return {};
+  return "is held by " + held->record.owner;
 }
 
 void NatsTransport::Impl::take_over_locked(Inflight& f, uint64_t revision) {
@@ -168,10 +194,63 @@ void NatsTransport::Impl::let_go_copy(const std::string& reply) {
   }
 }
 
-void NatsTransport::Impl::fence(const std::string& task_id, const std::string& owner) {
+void NatsTransport::Impl::fence(const std::string& task_id, const std::string& why) {
   fenced_count++;
-  log::warn("nats: task {} is held by {}; dropping this host's attempt", task_id, owner);
-  drop_attempt(task_id, "task is held by " + owner, /*nak_if_on_completion=*/true);
+  log::warn("nats: task {} {}; dropping this host's attempt", task_id, why);
+  drop_attempt(task_id, "task " + why, /*nak_if_on_completion=*/true);
+}
+
+bool NatsTransport::Impl::may_write() const {
+  // Before start() nothing is written; liveness is set there, before any task arrives.
+  if (!liveness) return true;
+  // vouched() first: the liveness thread counts a taken key before it vouches for the beat that took it
+  // back, so a fresh beat seen here comes with its count.
+  if (!liveness->vouched(std::chrono::steady_clock::now())) return false;
+  return liveness->times_taken() == ownership_checked.load();
+}
+
+void NatsTransport::Impl::check_ownership(uint64_t taken) {
+  // Why not simply let the next record write find out (resolve_conflict)? A woken host writes events
+  // first: its plugin's steps were due while it was stopped, and the events batches are no compare-and-
+  // set. may_write() has held all of it since the host woke (its beats went stale on the clock); this
+  // decides, task by task, before anything more is written. The cost falls on this rare path only: the
+  // record writes of a host never presumed dead are unchanged.
+  if (taken <= ownership_checked.load()) return;
+  std::vector<std::string> running;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [id, f] : inflight) {
+      // A completion already handed to the batcher is held with the rest and goes out after this: the
+      // first completion stored for a task wins, so a stale one is refused (and its record left alone).
+      if (!f.fenced && !f.completion_sent) running.push_back(id);
+    }
+  }
+  log::warn("nats: another host took this host's key; checking who holds its {} running task(s) before writing "
+            "more for them", running.size());
+  for (const auto& id : running) {
+    std::optional<RecordStore::Task> held;
+    bool finished = false;
+    try {
+      held = store->task(id);
+      if (!held) finished = store->completion_exists(id);
+    } catch (const std::exception& e) {
+      log::warn("nats: record of task {}: {}; checking again", id, e.what());
+      ownership_recheck = std::max(ownership_recheck, taken);
+      return;  // still closed: tick() tries again
+    }
+    std::string why;
+    {
+      std::lock_guard lock(mu);
+      auto it = inflight.find(id);
+      if (it == inflight.end() || it->second.fenced || it->second.completion_sent) continue;
+      why = lost_because_locked(held, finished, it->second);
+    }
+    // Kept: still ours (the rescuer had not taken it, or none will: a task without a record), or held
+    // by a dead host now, which the next record write takes over as before. A rescuer that takes it
+    // after this read makes that write lose, and resolve_conflict fences it then.
+    if (!why.empty()) fence(id, why);
+  }
+  ownership_checked.store(taken);
 }
 
 void NatsTransport::Impl::drop_canceled_while_queued(const std::string& task_id, uint64_t revision) {
@@ -204,6 +283,9 @@ void NatsTransport::Impl::drop_attempt(const std::string& task_id, const std::st
     acked = f.acked;
     f.acked = true;
   }
+  // Nothing more of this attempt is published: what its plugin emitted and is still queued, and what it
+  // emits while it is being cancelled.
+  batcher->drop(task_id);
   if (!acked) {
     if (nak_if_on_completion && options.ack_mode == AckMode::on_completion) {
       nak_later(reply);

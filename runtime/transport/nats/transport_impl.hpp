@@ -202,10 +202,29 @@ class NatsTransport::Impl {
   static bool canceled_while_queued(const std::optional<RecordStore::Task>& held);
   bool takes_over_locked(const std::optional<RecordStore::Task>& held, const Inflight& f) const;
   void take_over_locked(Inflight& f, uint64_t revision);
+  // For a host that may have lost the task (resolve_conflict, check_ownership): why this attempt must be
+  // dropped, from the record read (`held`) and, when there is none, whether the task's completion is
+  // stored (`finished`); empty when the task is still this host's to hold or take over.
+  std::string lost_because_locked(const std::optional<RecordStore::Task>& held, bool finished,
+                                  const Inflight& f) const;
   // A delivery this host does not run, held by another: acked in on_receipt mode (the holder owns it),
   // handed back for later in on_completion mode (it comes back should the holder die).
   void let_go_copy(const std::string& reply);
-  void fence(const std::string& task_id, const std::string& owner);
+  // Drops this host's attempt of a task another host holds or finished; `why` says so ("is held by w1").
+  void fence(const std::string& task_id, const std::string& why);
+
+  // ---- a host that was presumed dead (ownership.cpp) ---------------------------------------------------
+  // Whether this host may publish events, completions and record writes now (any thread; no lock taken):
+  // HostLiveness::vouched(), and every time its key was found taken has been answered by
+  // check_ownership(). Closed, batches wait in the batcher and record writes stay dirty.
+  bool may_write() const;
+  // The key was found taken for the `taken`-th time (worker thread): reads each running task's record
+  // (and, without one, its completion) and fences the attempts another host took over or finished,
+  // then opens may_write() again. A read that fails leaves it to tick() to try again.
+  void check_ownership(uint64_t taken);
+  std::atomic<uint64_t> ownership_checked{0};  // the times_taken() check_ownership() has answered
+  uint64_t ownership_recheck = 0;              // worker thread: a check that failed, for tick()
+  uint64_t ownership_check_posted = 0;         // liveness thread: the last times_taken() posted
   // A client canceled the task while it was queued (its record says so): this attempt must not run.
   void drop_canceled_while_queued(const std::string& task_id, uint64_t revision);
   // Ends this host's attempt of a task another party decided: its completion is dropped, the local task
