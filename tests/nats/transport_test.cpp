@@ -2,6 +2,7 @@
 // plugins (hello.greet, interactive.count, interactive.echo), NatsTaskClient as the CLI uses it, and a
 // probe that reads the streams directly to check what was really stored.
 #include "nats_server.hpp"
+#include "transport/nats/record_store.hpp"
 #include "rig.hpp"
 
 #include "transport/nats/async_publisher.hpp"
@@ -817,6 +818,13 @@ TEST_CASE("on_completion: a task delivered more than max_deliver times ends fail
   CHECK(c.error().kind() == "poisoned");
   CHECK(c.attempt() == 3);
   CHECK(c.error().message() == "task 'poison' was started 2 times without completing (max_deliver 2); attempt 3 is not started");
+  // Its record goes with it: `status` lists unfinished tasks, and QA's poisoned task stayed listed (as
+  // failed) for good, with its record in the bucket.
+  tn::Connection connection(o, "record probe");
+  const tn::RecordStore records(connection, names);
+  CHECK(eventually([&] { return !records.task("poison"); }, 10s, kServerPoll));
+  const auto listed = client.list();
+  for (const auto& t : listed.tasks()) CHECK(t.task_id() != "poison");
 }
 
 TEST_CASE("drain lets running tasks finish and leaves the queued ones to the next host") {

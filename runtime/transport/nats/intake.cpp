@@ -454,7 +454,9 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
     const uint32_t attempt = held ? std::max(base, held->record.attempt + 1)
                                   : base + static_cast<uint32_t>(d.info.delivered - 1);
     if (starts >= options.max_deliver) {
-      poisoned(a, d, starts, base + static_cast<uint32_t>(starts));  // the attempt after the last start
+      // The attempt after the last start. Its record goes with it: `status` lists unfinished tasks, and a
+      // record kept a poisoned task listed (as failed) for good.
+      poisoned(a, d, starts, base + static_cast<uint32_t>(starts), held ? revision : 0);
       return;
     }
     // Started somewhere before (it has an owner): resume it from its checkpoint. In on_completion mode a
@@ -509,17 +511,20 @@ void NatsTransport::Impl::claim_redelivered(v1::TaskAssignment a, Delivery d) {
   }
 }
 
-void NatsTransport::Impl::poisoned(const v1::TaskAssignment& a, const Delivery& d, uint64_t starts, uint32_t refused) {
+void NatsTransport::Impl::poisoned(const v1::TaskAssignment& a, const Delivery& d, uint64_t starts, uint32_t refused,
+                                   uint64_t record_rev) {
   // The starts, not JetStream's delivery count: that also counts the redeliveries put off while a dead
   // holder still looked alive, and said "delivered 5 times" of a task that ran 3.
   fail_delivery(a, d, refused, v1::WORKER_ERROR, "poisoned",
                 fmt::format("task '{}' was started {} time{} without completing (max_deliver {}); attempt {} is not "
                             "started",
-                            a.task_id(), starts, starts == 1 ? "" : "s", options.max_deliver, refused));
+                            a.task_id(), starts, starts == 1 ? "" : "s", options.max_deliver, refused),
+                record_rev);
 }
 
 void NatsTransport::Impl::fail_delivery(const v1::TaskAssignment& a, const Delivery& d, uint32_t attempt,
-                                        v1::ErrorCode code, const std::string& error_kind, const std::string& message) {
+                                        v1::ErrorCode code, const std::string& error_kind, const std::string& message,
+                                        uint64_t record_rev) {
   v1::TaskCompletion c;
   c.set_task_id(a.task_id());
   c.set_attempt(attempt);
@@ -545,6 +550,7 @@ void NatsTransport::Impl::fail_delivery(const v1::TaskAssignment& a, const Deliv
     f.received = std::chrono::steady_clock::now();
     f.last_progress_ack = f.received;
     f.completion_sent = true;
+    f.record_rev = record_rev;  // deleted once the completion is stored (completion_stored)
     mark_finishing_locked(f);
     inflight.emplace(f.task_id, std::move(f));
   }

@@ -169,11 +169,12 @@ class NatsTransport::Impl {
   // Lets go of a delivery canceled while queued that never started here: acked, its record removed.
   void let_go_unstarted(const std::string& task_id, uint64_t revision);
   // Ends a delivered task failed without running it (poisoned, or refused as malformed): its one
-  // completion is stored, then the delivery acked.
+  // completion is stored, then the delivery acked, and its record (read at `record_rev`; 0: none) deleted.
   void fail_delivery(const v1::TaskAssignment& a, const Delivery& d, uint32_t attempt, v1::ErrorCode code,
-                     const std::string& error_kind, const std::string& message);
+                     const std::string& error_kind, const std::string& message, uint64_t record_rev = 0);
   // Ends a task started `starts` times already as failed "poisoned", as attempt `refused` (not started).
-  void poisoned(const v1::TaskAssignment& assignment, const Delivery& delivery, uint64_t starts, uint32_t refused);
+  void poisoned(const v1::TaskAssignment& assignment, const Delivery& delivery, uint64_t starts, uint32_t refused,
+                uint64_t record_rev);
   // After router.assign: open the task's control, or clean up after a duplicate.
   // `resumed`: the control messages already reflected in the checkpoint the task resumes from (a
   // re-attach; its Inflight has them from resume_control()), none for a fresh start.
