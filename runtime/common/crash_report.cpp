@@ -401,18 +401,30 @@ void note_mark(std::string_view what, std::string_view first, std::string_view s
   line.flush_to(fd);
 }
 
-// A plugin that calls exit() during a task's call: the process ends without a signal. Runs on the exiting
-// thread, so its scope says whose call it was.
+// A plugin that calls exit() during a task's call or its load: the process ends without a signal. Runs on
+// the exiting thread, so its scope says whose call (or which file) it was. The process then ends with
+// kPluginExitStatus rather than the plugin's own status: a plugin's exit(0) looked to a supervisor like a
+// clean stop, and one that restarts on failure left the host down.
 void on_exit_hook() {
   const std::string* id = current_task_id;
   const std::string* kind = current_kind;
-  if (id == nullptr || kind == nullptr) return;
-  note_mark(kTaskTag, *id, *kind);
+  const std::string* file = current_file;
   Line say;
-  say.text("taskhost: exit()");
-  name_task_call(say, *id, *kind);
-  say.text("\n");
+  if (id != nullptr && kind != nullptr) {
+    note_mark(kTaskTag, *id, *kind);
+    say.text("taskhost: exit()");
+    name_task_call(say, *id, *kind);
+  } else if (file != nullptr) {
+    // The load's begin mark without its end names the file to the next start (CrashLedger).
+    say.text("taskhost: exit() while loading plugin file ");
+    say.text(*file);
+  } else {
+    return;
+  }
+  static_assert(kPluginExitStatus == 70, "the line below says so");
+  say.text("; the host exits with status 70\n");
   say.flush_to(STDERR_FILENO);
+  ::_exit(kPluginExitStatus);
 }
 
 }  // namespace

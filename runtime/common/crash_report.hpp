@@ -44,6 +44,10 @@
 
 namespace taskhost::crash_report {
 
+// The exit status of a host a plugin ended with exit() during a task's call or a load (EX_SOFTWARE):
+// whatever status the plugin passed, never 0, which a supervisor takes for a clean stop.
+inline constexpr int kPluginExitStatus = 70;
+
 // Names the task whose call runs on this thread for the scope's life (nests: the outer scope is restored).
 // The strings must outlive the scope (they are the task's own immutable id and kind).
 class TaskScope {

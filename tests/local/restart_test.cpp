@@ -490,3 +490,27 @@ TEST_CASE("a plugin file that ends the host without a signal while loading (exit
   CHECK(str(entry, "last_error").find("crashed the host while loading in-process (exit())") != std::string::npos);
   CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"x"})", "--wait"}).code == 0);
 }
+
+TEST_CASE("a plugin's exit(0) while loading ends the host with status 70, not 0, and the file is refused next") {
+  // QA: the host exited 0 with nothing in its log, so a supervisor restarting on failure left it down.
+  TempDir dir;
+  const fs::path plugins = make_plugins_dir(
+      dir.path(), {built_plugin("hello-c.so"), fixture_plugin("loader-broken-ctor-exit-zero.so")});
+  const fs::path state = dir.path() / "state";
+  const std::vector<std::string> serve = {"serve", "--plugins", plugins.string(), "--state", state.string(),
+                                          "--api", "127.0.0.1:0"};
+  const Result first = run(serve, {}, 60s);
+  INFO(first);
+  REQUIRE_FALSE(first.timed_out);
+  CHECK(first.code == 70);
+  CHECK(first.err.find("taskhost: exit() while loading plugin file " +
+                       (plugins / "loader-broken-ctor-exit-zero.so").string() + "; the host exits with status 70") !=
+        std::string::npos);
+
+  Host host(plugins, state);
+  INFO(host.log());
+  const auto entry = plugin_entry(host, "loader-broken-ctor-exit-zero.so");
+  CHECK(str(entry, "state") == "failed");
+  CHECK(str(entry, "last_error").find("crashed the host while loading in-process (exit())") != std::string::npos);
+  CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"x"})", "--wait"}).code == 0);
+}
