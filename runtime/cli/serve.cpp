@@ -211,6 +211,12 @@ int serve_command(const Args& args) {
   }
   log::set_format(c.log_format);
   log::set_level(c.log_level);
+  if (c.transport == "nats" && c.api_configured) {
+    // A config shared with embedded hosts may well have one; ignored without a word, it suggested an API
+    // that is not there.
+    log::warn("config: the [api] table is ignored: serve --transport nats has no local API (clients use --nats; "
+              "reload with SIGHUP)");
+  }
   no_sigpipe_death();
   const sigset_t signals = block_host_signals();
   if (c.transport == "nats") return serve_nats(c, signals);

@@ -370,7 +370,10 @@ Config parse_config(std::string_view text, const std::string& source, const std:
       s.fail(n, k, fmt::format("must be \"local\" or \"nats\", not \"{}\"", c.transport));
   });
   s.on("plugins", [&](const toml::node& n, const std::string& k) { read_plugins(s, n, k, c); });
-  s.on("api", [&](const toml::node& n, const std::string& k) { read_api(s, n, k, c); });
+  s.on("api", [&](const toml::node& n, const std::string& k) {
+    c.api_configured = true;
+    read_api(s, n, k, c);
+  });
   s.on("log", [&](const toml::node& n, const std::string& k) { read_log(s, n, k, c); });
   s.on("limits", [&](const toml::node& n, const std::string& k) { read_limits(s, n, k, c); });
   s.on("tasks", [&](const toml::node& n, const std::string& k) { read_tasks(s, n, k, c); });

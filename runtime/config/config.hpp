@@ -86,6 +86,7 @@ struct Config {
   std::string transport = "local";    // "local" or "nats"
 
   std::string api_address = "127.0.0.1:7411";  // HOST:PORT, or unix:PATH
+  bool api_configured = false;        // the file has an [api] table (serve on NATS warns: it has no API)
   std::string api_unix_socket;        // an extra unix socket to listen on; empty = none
   std::chrono::milliseconds api_idle_timeout{60'000};  // idle keep-alive connections closed; 0 = never
   // Names clients put in the Host header besides IP literals, "localhost" and api_address's own host

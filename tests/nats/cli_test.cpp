@@ -233,7 +233,8 @@ TEST_CASE("SIGTERM with the server gone: the host gives up on what it cannot sto
   NatsServer server{server_options(dir.path() / "nats")};
   const auto plugins = cli::make_plugins_dir(dir.path(), {cli::built_plugin("cpp-interactive.so")});
   const auto config = dir.path() / "taskhost.toml";
-  std::ofstream(config) << "[tasks]\ndrain_grace_ms = 500\n";
+  // An [api] table, as in a config shared with embedded hosts: a NATS host has no API, and says so.
+  std::ofstream(config) << "[tasks]\ndrain_grace_ms = 500\n[api]\naddress = \"127.0.0.1:0\"\n";
   const auto log_file = dir.path() / "host.log";
   Subprocess host{{cli::taskhost_bin().string(), "serve", "--config", config.string(), "--transport", "nats", "--nats",
                    server.url(), "--plugins", plugins.string(), "--worker-id", "gone-h1"},
@@ -273,6 +274,7 @@ TEST_CASE("SIGTERM with the server gone: the host gives up on what it cannot sto
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(log().find("(the server is unreachable)") != std::string::npos);
+  CHECK(log().find("config: the [api] table is ignored: serve --transport nats has no local API") != std::string::npos);
 }
 
 TEST_CASE("serve with no server to reach stops at once on SIGTERM, and a NATS host's state directory is its own") {
