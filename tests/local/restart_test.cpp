@@ -470,25 +470,37 @@ TEST_CASE("a plugin file that crashes the host while loading is refused in-proce
   CHECK(no_core_files);
 }
 
+namespace {
+
+// Runs a host over `plugins` until the fixture among them ends it while loading; what it printed.
+Result serve_until_a_load_ends_it(const fs::path& plugins, const fs::path& state) {
+  const Result first = run({"serve", "--plugins", plugins.string(), "--state", state.string(), "--api", "127.0.0.1:0"},
+                           {}, 60s);
+  REQUIRE_FALSE(first.timed_out);
+  return first;
+}
+
+// The next start refuses `file` in-process, for having ended the last run while loading, and serves on.
+void check_next_start_refuses(const fs::path& plugins, const fs::path& state, const std::string& file) {
+  Host host(plugins, state);  // before, every start ended the same way
+  INFO(host.log());
+  CHECK(host.log().find("the last run ended without a signal (exit) while loading plugin file") != std::string::npos);
+  const auto entry = plugin_entry(host, file);
+  CHECK(str(entry, "state") == "failed");
+  CHECK(str(entry, "last_error").find("crashed the host while loading in-process (exit())") != std::string::npos);
+  CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"x"})", "--wait"}).code == 0);
+}
+
+}  // namespace
+
 TEST_CASE("a plugin file that ends the host without a signal while loading (exit, ld.so giving up) is refused too") {
   TempDir dir;
   const fs::path plugins = make_plugins_dir(
       dir.path(), {built_plugin("hello-c.so"), fixture_plugin("loader-broken-ctor-exit.so")});
-  const fs::path state = dir.path() / "state";
-  const std::vector<std::string> serve = {"serve", "--plugins", plugins.string(), "--state", state.string(),
-                                          "--api", "127.0.0.1:0"};
-  const Result first = run(serve, {}, 60s);
+  const Result first = serve_until_a_load_ends_it(plugins, dir.path() / "state");
   INFO(first);
-  REQUIRE_FALSE(first.timed_out);
   CHECK(first.code == 3);  // its initializer's _exit(3): no signal, no handler ran
-
-  Host host(plugins, state);  // before, every start ended the same way
-  INFO(host.log());
-  CHECK(host.log().find("the last run ended without a signal (exit) while loading plugin file") != std::string::npos);
-  const auto entry = plugin_entry(host, "loader-broken-ctor-exit.so");
-  CHECK(str(entry, "state") == "failed");
-  CHECK(str(entry, "last_error").find("crashed the host while loading in-process (exit())") != std::string::npos);
-  CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"x"})", "--wait"}).code == 0);
+  check_next_start_refuses(plugins, dir.path() / "state", "loader-broken-ctor-exit.so");
 }
 
 TEST_CASE("a plugin's exit(0) while loading ends the host with status 70, not 0, and the file is refused next") {
@@ -496,21 +508,11 @@ TEST_CASE("a plugin's exit(0) while loading ends the host with status 70, not 0,
   TempDir dir;
   const fs::path plugins = make_plugins_dir(
       dir.path(), {built_plugin("hello-c.so"), fixture_plugin("loader-broken-ctor-exit-zero.so")});
-  const fs::path state = dir.path() / "state";
-  const std::vector<std::string> serve = {"serve", "--plugins", plugins.string(), "--state", state.string(),
-                                          "--api", "127.0.0.1:0"};
-  const Result first = run(serve, {}, 60s);
+  const Result first = serve_until_a_load_ends_it(plugins, dir.path() / "state");
   INFO(first);
-  REQUIRE_FALSE(first.timed_out);
   CHECK(first.code == 70);
   CHECK(first.err.find("taskhost: exit() while loading plugin file " +
                        (plugins / "loader-broken-ctor-exit-zero.so").string() + "; the host exits with status 70") !=
         std::string::npos);
-
-  Host host(plugins, state);
-  INFO(host.log());
-  const auto entry = plugin_entry(host, "loader-broken-ctor-exit-zero.so");
-  CHECK(str(entry, "state") == "failed");
-  CHECK(str(entry, "last_error").find("crashed the host while loading in-process (exit())") != std::string::npos);
-  CHECK(host.cli({"submit", "hello.greet", "--input", R"({"name":"x"})", "--wait"}).code == 0);
+  check_next_start_refuses(plugins, dir.path() / "state", "loader-broken-ctor-exit-zero.so");
 }
