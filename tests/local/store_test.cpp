@@ -172,6 +172,29 @@ TEST_CASE("the first completion wins") {
   CHECK(t->state == v1::FAILED);
 }
 
+TEST_CASE("recent_ended reads the newest ended tasks only as far as their bytes fit, oldest first") {
+  // A restart keeps this many ended tasks in memory. It used to read the last 10,000 rows whole, inputs
+  // and outputs included, and trim by bytes afterwards: QA's host started at 177 MB under a 1 MB budget.
+  TempDir dir;
+  Store store(dir.path);
+  const std::string big(100'000, 'x');
+  for (int i = 0; i < 6; ++i) {
+    const std::string id = "t" + std::to_string(i);
+    REQUIRE(store.insert_task(assignment(id)));
+    if (i != 4) store.record_completion(completion(id, v1::SUCCEEDED, big));  // t4 still runs
+  }
+  store.flush();
+  auto ids = [](const std::vector<taskhost::transport::local::StoredTask>& tasks) {
+    std::vector<std::string> out;
+    for (const auto& t : tasks) out.push_back(t.task_id);
+    return out;
+  };
+  CHECK(ids(store.recent_ended(10, 1u << 30)) == std::vector<std::string>{"t0", "t1", "t2", "t3", "t5"});
+  CHECK(ids(store.recent_ended(3, 1u << 30)) == std::vector<std::string>{"t2", "t3", "t5"});
+  CHECK(ids(store.recent_ended(10, 250'000)) == std::vector<std::string>{"t3", "t5"});  // two of ~100 KB fit
+  CHECK(ids(store.recent_ended(10, 1)) == std::vector<std::string>{"t5"});  // at least the newest
+}
+
 TEST_CASE("writes from a superseded attempt are dropped") {
   TempDir dir;
   Store store(dir.path);

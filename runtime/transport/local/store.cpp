@@ -625,9 +625,24 @@ std::vector<StoredTask> Store::unfinished() {
   return select_tasks("WHERE completion IS NULL ORDER BY seq", [](Statement&) {});
 }
 
-std::vector<StoredTask> Store::recent(size_t limit) {
-  return select_tasks("WHERE seq IN (SELECT seq FROM tasks ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
-                      [&](Statement& st) { st.bind(1, static_cast<int64_t>(limit)); });
+std::vector<StoredTask> Store::recent_ended(size_t limit, size_t max_bytes) {
+  // length() of a blob comes from the row's header: the blobs themselves are not read here.
+  const auto from = read("SELECT seq, length(completion) + length(assignment) FROM tasks WHERE completion IS NOT NULL "
+                         "ORDER BY seq DESC LIMIT ?1",
+                         [&](Statement& st) -> std::optional<int64_t> {
+                           st.bind(1, static_cast<int64_t>(limit));
+                           std::optional<int64_t> first;
+                           size_t bytes = 0;
+                           while (st.step()) {
+                             bytes += static_cast<size_t>(st.column_int(1));
+                             if (first && bytes > max_bytes) break;
+                             first = st.column_int(0);
+                           }
+                           return first;
+                         });
+  if (!from) return {};
+  return select_tasks("WHERE completion IS NOT NULL AND seq >= ?1 ORDER BY seq",
+                      [&](Statement& st) { st.bind(1, *from); });
 }
 
 std::optional<std::vector<StoredTask>> Store::page(const std::string& after, size_t limit) {

@@ -130,8 +130,10 @@ class Store {
   std::optional<StoredTask> task(const std::string& task_id);
   // Tasks without a completion, in the order they were accepted.
   std::vector<StoredTask> unfinished();
-  // The `limit` most recently accepted tasks (finished or not), oldest first.
-  std::vector<StoredTask> recent(size_t limit);
+  // The most recently accepted ended tasks, oldest first: at most `limit` of them, and, newest first, no
+  // more than fit in `max_bytes` of completions and assignments (at least one). The sizes are read before
+  // the rows, so a store of large tasks is not read whole into memory to keep a few.
+  std::vector<StoredTask> recent_ended(size_t limit, size_t max_bytes);
   // A page of every task the store holds, in the order they were accepted: up to `limit` tasks accepted after
   // the task `after` (from the first when empty). The order never changes (new tasks only append), so
   // paging with the last id of each page visits every task once. `after` may be a task deleted since
