@@ -201,12 +201,17 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
+  {
+    std::lock_guard lock(closed_mu_);
+    closed_cb_ran_ = false;  // the connection that counts is this one
+  }
   up_.store(true);
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = 5'000;
   natsStatus s = natsConnection_JetStream(&js_, nc_, &jo);
   if (s != NATS_OK) {
+    close_and_wait();
     natsConnection_Destroy(nc_);
     natsOptions_Destroy(opts_);
     check(s, "JetStream context");
@@ -214,9 +219,8 @@ Connection::Connection(const NatsOptions& o, const std::string& name) {
 }
 
 Connection::~Connection() {
-  closing_.store(true);
   jsCtx_Destroy(js_);
-  natsConnection_Close(nc_);
+  close_and_wait();
   natsConnection_Destroy(nc_);
   natsOptions_Destroy(opts_);
 }
@@ -224,6 +228,15 @@ Connection::~Connection() {
 void Connection::close() {
   closing_.store(true);
   natsConnection_Close(nc_);
+}
+
+void Connection::close_and_wait() {
+  closing_.store(true);
+  natsConnection_Close(nc_);
+  // cnats runs the closed callback on its own thread, after the close: `this` must outlive it. (Closed
+  // before, by the server or close(), it ran then.) Bounded, should cnats ever skip it.
+  std::unique_lock lock(closed_mu_);
+  closed_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return closed_cb_ran_; });
 }
 
 bool Connection::connected() const { return natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
@@ -281,15 +294,20 @@ void Connection::disconnected_cb(natsConnection* nc, void* closure) {
 
 void Connection::closed_cb(natsConnection* nc, void* closure) {
   auto* self = static_cast<Connection*>(closure);
-  if (self->closing_.load() || !self->up_.load()) return;  // our own close, or a connect being retried
-  // With reconnects unlimited, cnats closes a connection by itself only over an error it does not retry:
-  // the server's -ERR for a protocol violation, after which the server has dropped the connection.
-  const char* text = nullptr;
-  const natsStatus s = natsConnection_GetLastError(nc, &text);
-  const std::string why = text != nullptr && *text != '\0' ? text : natsStatus_GetText(s);
-  self->closed_by_server_.store(true);
-  log::error("nats: the server closed the connection for good: {}", why);
-  if (self->connection_lost_) self->connection_lost_(why);
+  if (!self->closing_.load() && self->up_.load()) {  // not our own close, nor a connect being retried
+    // With reconnects unlimited, cnats closes a connection by itself only over an error it does not
+    // retry: the server's -ERR for a protocol violation, after which the server has dropped it.
+    const char* text = nullptr;
+    const natsStatus s = natsConnection_GetLastError(nc, &text);
+    const std::string why = text != nullptr && *text != '\0' ? text : natsStatus_GetText(s);
+    self->closed_by_server_.store(true);
+    log::error("nats: the server closed the connection for good: {}", why);
+    if (self->connection_lost_) self->connection_lost_(why);
+  }
+  // The last touch of `self`: close_and_wait() may destroy it as soon as this lock is released.
+  std::lock_guard lock(self->closed_mu_);
+  self->closed_cb_ran_ = true;
+  self->closed_cv_.notify_all();
 }
 
 void Connection::error_cb(natsConnection*, natsSubscription*, natsStatus err, void*) {

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -173,6 +174,8 @@ class Connection {
   static void disconnected_cb(natsConnection* nc, void* closure);
   static void error_cb(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
   static void closed_cb(natsConnection* nc, void* closure);
+  // Closes the connection and waits for its closed callback (which gets `this`) to have run.
+  void close_and_wait();
 
   natsOptions* opts_ = nullptr;
   natsConnection* nc_ = nullptr;
@@ -183,6 +186,9 @@ class Connection {
   std::atomic<bool> closing_{false};  // close() or the destructor: the end that follows is ours
   std::atomic<bool> closed_by_server_{false};  // ended for good by itself (NatsOptions::connection_lost)
   std::function<void(const std::string&)> connection_lost_;
+  std::mutex closed_mu_;
+  std::condition_variable closed_cv_;
+  bool closed_cb_ran_ = false;  // guarded by closed_mu_
   std::mutex mu_;
   std::vector<std::function<void()>> reconnected_;
   std::vector<std::function<void()>> disconnected_;
