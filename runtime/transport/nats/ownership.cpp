@@ -271,8 +271,16 @@ void NatsTransport::Impl::drop_canceled_while_queued(const std::string& task_id,
 
 void NatsTransport::Impl::drop_attempt(const std::string& task_id, const std::string& reason,
                                        bool nak_if_on_completion) {
+  // Nothing more of this attempt is published: what its plugin emitted and is still queued, and what it
+  // emits while it is being cancelled. Marked before `fenced` is set: a completion that comes in between
+  // then finds the entry unfenced and is handled below, and one that comes after clears the mark
+  // (on_completion's forget) once and for all. The other order left the mark behind for good, and a later
+  // attempt of the same id on this host published no events.
+  batcher->drop(task_id);
   std::string reply;
   bool acked = true;
+  bool completion_discarded = false;
+  uint32_t attempt = 0;
   {
     std::lock_guard lock(mu);
     auto it = inflight.find(task_id);
@@ -282,10 +290,21 @@ void NatsTransport::Impl::drop_attempt(const std::string& task_id, const std::st
     reply = f.reply;
     acked = f.acked;
     f.acked = true;
+    if (f.completion_sent && !f.completion_stored) {
+      // Its completion had reached the batcher (held by the write gate, say), which drop() discarded: it
+      // will never be stored, so nothing else would retire the entry or give its slot back.
+      completion_discarded = true;
+      attempt = f.attempt;
+      if (f.finishing && finishing_total > 0) --finishing_total;
+      inflight.erase(it);
+    }
   }
-  // Nothing more of this attempt is published: what its plugin emitted and is still queued, and what it
-  // emits while it is being cancelled.
-  batcher->drop(task_id);
+  if (completion_discarded) {
+    log::info("nats: dropping the completion of task {}: {}", task_id, reason);
+    batcher->forget(task_id);
+    if (puller) puller->wake();
+    if (worker) worker->post([this, task_id, attempt] { control->close(task_id, attempt); });
+  }
   if (!acked) {
     if (nak_if_on_completion && options.ack_mode == AckMode::on_completion) {
       nak_later(reply);
