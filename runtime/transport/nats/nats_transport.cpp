@@ -179,10 +179,11 @@ void NatsTransport::Impl::drain(std::chrono::milliseconds grace) {
             router->active_count());
   // What is still running after `grace` and whose kind can re-attach is detached, not canceled: no
   // completion, its record (with the checkpoint the detach wrote) stays, and stop() hands it to the
-  // fleet. Only the others end, canceled, naming the shutdown. Tasks the router holds but never
-  // started are left as they are too: their records or unacked deliveries bring them to another host.
-  // A clean stop must not end for good what a crash of this host would have kept.
-  router->drain(grace, tasks::Router::NotStarted::keep, tasks::Router::Running::leave_reattachable);
+  // fleet. Only the others end, canceled, naming the shutdown. A clean stop must not end for good what a
+  // crash of this host would have kept. Tasks the router holds but never started (rare: the puller asks
+  // only for free slots) are canceled, as before: a record written for one would have a rescuer re-attach
+  // a task that never ran, and fail it "orphaned" when its kind cannot re-attach.
+  router->drain(grace, tasks::Router::NotStarted::cancel, tasks::Router::Running::leave_reattachable);
   drained = true;
   // Left without a record (over the server's max_payload) and acked, a task is in nobody's hands: no
   // host could ever resume it. It ends canceled, as it did before tasks were left to the fleet.
