@@ -52,6 +52,7 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
   struct Lost {
     std::mutex mu;
     std::optional<std::string> why;
+    bool stopping = false;  // past the serve loop: a SIGTERM now would be the "second one", an exit at once
   };
   auto lost = std::make_shared<Lost>();
   options.connection_lost = [lost](const std::string& why) {
@@ -59,8 +60,14 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
       std::lock_guard lock(lost->mu);
       if (lost->why) return;
       lost->why = why;
+      if (lost->stopping) return;  // the drain under way ends quickly (its publishes fail) and exits 1
     }
     ::kill(::getpid(), SIGTERM);  // taken by wait_for_stop's sigwait (blocked in every other thread)
+  };
+  auto lost_why = [lost](bool stopping) {
+    std::lock_guard lock(lost->mu);
+    lost->stopping = lost->stopping || stopping;
+    return lost->why;
   };
   NatsTransport transport(std::move(options));
   // A fatal signal in a task's call or a plugin load is named on stderr. With a state directory given, it
@@ -92,23 +99,20 @@ int serve_nats_host(const config::Config& c, const sigset_t& signals) {
     log::info("SIGHUP: reloading {}", c.plugins_dir.string());
     log_scan(host.reload());
   });
-  std::optional<std::string> lost_why;
-  {
-    std::lock_guard lock(lost->mu);
-    lost_why = lost->why;
-  }
-  if (lost_why) {
+  auto stop_lost = [&](const std::string& why) {
     log::error("nats: stopping: the server closed this host's connection ({}); other hosts re-attach its running "
                "tasks from their records",
-               *lost_why);
+               why);
     transport.stop();
     return 1;
-  }
+  };
+  if (const auto why = lost_why(/*stopping=*/true)) return stop_lost(*why);
   log::info("{}: draining (up to {} ms for running tasks; then those that can re-attach are left to another host "
             "and the others canceled; again to exit at once)",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", c.drain_grace.count());
   exit_on_next_stop(signals);
   transport.drain(c.drain_grace);
+  if (const auto why = lost_why(true)) return stop_lost(*why);
   transport.stop();
   log::info("stopped");
   return 0;
