@@ -406,6 +406,8 @@ void note_mark(std::string_view what, std::string_view first, std::string_view s
 // kPluginExitStatus rather than the plugin's own status: a plugin's exit(0) looked to a supervisor like a
 // clean stop, and one that restarts on failure left the host down.
 void on_exit_hook() {
+  // A process the plugin forked inherits the thread's scope: its exit is its own.
+  if (::getpid() != host_pid.load(std::memory_order_relaxed)) return;
   const std::string* id = current_task_id;
   const std::string* kind = current_kind;
   const std::string* file = current_file;
@@ -418,11 +420,12 @@ void on_exit_hook() {
     // The load's begin mark without its end names the file to the next start (CrashLedger).
     say.text("taskhost: exit() while loading plugin file ");
     say.text(*file);
+    say.text("; the host ends with it");
   } else {
     return;
   }
   static_assert(kPluginExitStatus == 70, "the line below says so");
-  say.text("; the host exits with status 70\n");
+  say.text(", with status 70\n");
   say.flush_to(STDERR_FILENO);
   ::_exit(kPluginExitStatus);
 }

@@ -512,7 +512,7 @@ TEST_CASE("a plugin's exit(0) while loading ends the host with status 70, not 0,
   INFO(first);
   CHECK(first.code == 70);
   CHECK(first.err.find("taskhost: exit() while loading plugin file " +
-                       (plugins / "loader-broken-ctor-exit-zero.so").string() + "; the host exits with status 70") !=
+                       (plugins / "loader-broken-ctor-exit-zero.so").string() + "; the host ends with it, with status 70") !=
         std::string::npos);
   check_next_start_refuses(plugins, dir.path() / "state", "loader-broken-ctor-exit-zero.so");
 }
