@@ -207,6 +207,21 @@ TEST_CASE("a signal sent by another process blames no task; a crash in a process
   CHECK(WEXITSTATUS(forked.status) == 0);
   CHECK(forked.note.empty());
   CHECK(forked.err.empty());
+
+  // The copy calls exit() inside the task's scope: its status is its own, not the host's 70 for a
+  // plugin's exit() (fork() copies the thread's scope).
+  const Crash forked_exit = crash_in_child([&] {
+    const crash_report::TaskScope scope(id, kind);
+    const pid_t copy = ::fork();
+    if (copy == 0) std::exit(5);
+    int st = 0;
+    ::waitpid(copy, &st, 0);
+    ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+  });
+  CHECK(WIFEXITED(forked_exit.status));
+  CHECK(WEXITSTATUS(forked_exit.status) == 5);
+  CHECK(forked_exit.note.empty());
+  CHECK(forked_exit.err.empty());
 }
 
 TEST_CASE("exit() in a task's call is noted as signal 0 and ends the process with status 70; a load writes its marks") {
