@@ -73,23 +73,23 @@ void NatsTransport::Impl::on_task_messages(std::vector<Puller::Delivered>& batch
     reaper.add(msg);
 
     v1::TaskAssignment a;
-    const bool parsed = a.ParseFromString(d.data);
-    if (!parsed || a.task_id().empty()) {
-      // Nothing to answer to (no task id): take it out of the queue so it cannot block anyone.
-      log::warn("nats: dropping a malformed assignment on kind {} (stream sequence {}): {}", d.kind, d.info.stream_seq,
-                parsed ? "field 'task_id' is empty"
-                       : fmt::format("{} bytes that are not a TaskAssignment in protobuf", d.data.size()));
-      ack(d.reply, "+TERM");
-      puller->settled(d.kind);
-      continue;
+    // Nothing can be answered for these, so they are taken out of the queue (so they block no one) and
+    // logged: no task id to answer to, or one too long to publish for. An id goes into the subjects and
+    // keys of everything published for its task: past the server's control line limit (4 KB by default)
+    // the server closes the connection that publishes it, and JetStream then hands the message to the
+    // next host.
+    std::string unanswerable;
+    if (!a.ParseFromString(d.data)) {
+      unanswerable = fmt::format("{} bytes that are not a TaskAssignment in protobuf", d.data.size());
+    } else if (a.task_id().empty()) {
+      unanswerable = "field 'task_id' is empty";
+    } else if (a.task_id().size() > kMaxTaskIdBytes) {
+      unanswerable = fmt::format("field 'task_id' is {} bytes long, longer than {} (it begins '{}')",
+                                 a.task_id().size(), kMaxTaskIdBytes, a.task_id().substr(0, 40));
     }
-    if (a.task_id().size() > kMaxTaskIdBytes) {
-      // Its id goes into the subjects and keys of everything published for it: past the server's control
-      // line limit (4 KB by default), the server closes the connection that publishes it, and JetStream
-      // then hands the message to the next host. Nothing can be published for it, a refusal included.
-      log::warn("nats: dropping an assignment on kind {} (stream sequence {}): field 'task_id' is {} bytes long, "
-                "longer than {} (it begins '{}')",
-                d.kind, d.info.stream_seq, a.task_id().size(), kMaxTaskIdBytes, a.task_id().substr(0, 40));
+    if (!unanswerable.empty()) {
+      log::warn("nats: dropping a malformed assignment on kind {} (stream sequence {}): {}", d.kind, d.info.stream_seq,
+                unanswerable);
       ack(d.reply, "+TERM");
       puller->settled(d.kind);
       continue;

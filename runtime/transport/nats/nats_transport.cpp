@@ -316,12 +316,16 @@ void NatsTransport::Impl::on_completion(const v1::TaskCompletion& completion) {
   }
   if (fenced) {
     log::info("nats: dropping the completion of task {}: another host holds it now", c.task_id());
-    batcher->forget(c.task_id());
-    // Not inline: this may run inside a control hook (a cancel), which holds the channel's lock.
-    if (worker) worker->post([this, id = c.task_id(), attempt = c.attempt()] { control->close(id, attempt); });
+    forget_fenced(c.task_id(), c.attempt());
     return;
   }
   batcher->completion(c);
+}
+
+void NatsTransport::Impl::forget_fenced(const std::string& task_id, uint32_t attempt) {
+  batcher->forget(task_id);
+  // Not inline: this may run inside a control hook (a cancel), which holds the channel's lock.
+  if (worker) worker->post([this, task_id, attempt] { control->close(task_id, attempt); });
 }
 
 void NatsTransport::Impl::completion_stored(const v1::TaskCompletion& c, const PublishResult& r) {

@@ -301,9 +301,8 @@ void NatsTransport::Impl::drop_attempt(const std::string& task_id, const std::st
   }
   if (completion_discarded) {
     log::info("nats: dropping the completion of task {}: {}", task_id, reason);
-    batcher->forget(task_id);
+    forget_fenced(task_id, attempt);
     if (puller) puller->wake();
-    if (worker) worker->post([this, task_id, attempt] { control->close(task_id, attempt); });
   }
   if (!acked) {
     if (nak_if_on_completion && options.ack_mode == AckMode::on_completion) {

@@ -213,6 +213,9 @@ class NatsTransport::Impl {
   void let_go_copy(const std::string& reply);
   // Drops this host's attempt of a task another host holds or finished; `why` says so ("is held by w1").
   void fence(const std::string& task_id, const std::string& why);
+  // A fenced attempt that ended here and whose completion is dropped, its entry gone: the batcher's mark
+  // and the task's control go with it.
+  void forget_fenced(const std::string& task_id, uint32_t attempt);
 
   // ---- a host that was presumed dead (ownership.cpp) ---------------------------------------------------
   // Whether this host may publish events, completions and record writes now (any thread; no lock taken):
