@@ -1103,6 +1103,14 @@ TEST_CASE("a host SIGSTOPped until a rescuer finished its task drops its attempt
   REQUIRE_MESSAGE(c.state() == v1::SUCCEEDED, rescuer.log());
   CHECK(c.worker_id() == "rescuer");
   CHECK(c.attempt() == 2);
+  {
+    // The rescuer deletes the record once the completion is stored, a moment later: woken before that,
+    // the stale host finds the rescuer's record and is fenced as "held by rescuer" (make test saw it).
+    const auto options = client_options(nats.url());
+    tn::Connection connection(options, "record probe");
+    const tn::RecordStore records(connection, tn::Names(options.stream_prefix, options.kv_bucket));
+    REQUIRE(eventually([&] { return !records.task(id); }, 10s, kServerPoll));
+  }
   stale.process().signal(SIGCONT);
   // Unfenced, the stale attempt wrote the record again within a beat and ran its remaining steps
   // (about 4 s): the task was listed as unfinished all that time.
