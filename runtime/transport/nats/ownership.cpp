@@ -281,23 +281,33 @@ void NatsTransport::Impl::drop_attempt(const std::string& task_id, const std::st
   bool acked = true;
   bool completion_discarded = false;
   uint32_t attempt = 0;
+  bool gone = false;
   {
     std::lock_guard lock(mu);
     auto it = inflight.find(task_id);
-    if (it == inflight.end()) return;
-    Inflight& f = it->second;
-    f.fenced = true;
-    reply = f.reply;
-    acked = f.acked;
-    f.acked = true;
-    if (f.completion_sent && !f.completion_stored) {
-      // Its completion had reached the batcher (held by the write gate, say), which drop() discarded: it
-      // will never be stored, so nothing else would retire the entry or give its slot back.
-      completion_discarded = true;
-      attempt = f.attempt;
-      if (f.finishing && finishing_total > 0) --finishing_total;
-      inflight.erase(it);
+    if (it == inflight.end()) {
+      gone = true;
+    } else {
+      Inflight& f = it->second;
+      f.fenced = true;
+      reply = f.reply;
+      acked = f.acked;
+      f.acked = true;
+      if (f.completion_sent && !f.completion_stored) {
+        // Its completion had reached the batcher (held by the write gate, say), which drop() discarded:
+        // it will never be stored, so nothing else would retire the entry or give its slot back.
+        completion_discarded = true;
+        attempt = f.attempt;
+        if (f.finishing && finishing_total > 0) --finishing_total;
+        inflight.erase(it);
+      }
     }
+  }
+  if (gone) {
+    // Ended and retired between the caller's look and this one (its completion stored): nothing is left
+    // to fence, and the mark set above would silence a later attempt of the id on this host.
+    batcher->forget(task_id);
+    return;
   }
   if (completion_discarded) {
     log::info("nats: dropping the completion of task {}: {}", task_id, reason);
